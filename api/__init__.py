@@ -1,0 +1,1 @@
+"""gridmkt: api package."""

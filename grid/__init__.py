@@ -1,0 +1,1 @@
+"""gridmkt: grid package."""
