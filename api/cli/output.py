@@ -1,0 +1,131 @@
+"""What every ``gridmkt`` command shares: ``--json``, errors, progress bars, tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from geodata.errors import GeodataError
+
+ProgressFn = Callable[[float, str], None]
+
+
+def _default(o: Any):
+    if isinstance(o, (dt.date, dt.datetime)):
+        return o.isoformat()
+    if isinstance(o, decimal.Decimal):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    return str(o)
+
+
+def dumps(obj: Any) -> str:
+    """One-line JSON as printed by ``--json``."""
+    return json.dumps(obj, ensure_ascii=False, default=_default)
+
+
+class Ctx:
+    """Per-invocation output state handed to command bodies."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self.console = Console(stderr=as_json)
+
+    @contextmanager
+    def progress(self, label: str) -> Iterator[ProgressFn]:
+        """A progress callback ``fn(fraction, message)``; a bar on a terminal, silent for --json."""
+        if self.as_json or not sys.stderr.isatty():
+            yield lambda fraction, message="": None
+            return
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True,
+        ) as bar:
+            task = bar.add_task(label, total=1.0, msg="")
+
+            def update(fraction: float, message: str = "") -> None:
+                bar.update(task, completed=max(0.0, min(1.0, fraction)), msg=message)
+
+            yield update
+
+    def say(self, text: str) -> None:
+        if not self.as_json:
+            self.console.print(text)
+
+
+def render(result: Any, console: Console) -> None:
+    """Readable rendering of a command result (dicts as key/value, lists of dicts as tables)."""
+    if isinstance(result, dict):
+        scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+        if scalars:
+            t = Table(show_header=False, box=None)
+            for k, v in scalars.items():
+                t.add_row(f"[bold]{k}[/bold]", str(v))
+            console.print(t)
+        for k, v in result.items():
+            if isinstance(v, list) and v and isinstance(v[0], dict):
+                console.print(f"[bold]{k}[/bold] ({len(v)})")
+                render(v[:50], console)
+                if len(v) > 50:
+                    console.print(f"... {len(v) - 50} more (use --json for all)")
+            elif isinstance(v, dict) and v:
+                console.print(f"[bold]{k}[/bold]: " + ", ".join(f"{a}={b}" for a, b in v.items()))
+            elif isinstance(v, list):
+                console.print(f"[bold]{k}[/bold]: " + ", ".join(map(str, v[:50])))
+    elif isinstance(result, list) and result and isinstance(result[0], dict):
+        cols = list(result[0].keys())
+        t = Table(*cols)
+        for row in result:
+            t.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
+        console.print(t)
+    elif result is not None:
+        console.print(str(result))
+
+
+def command(group: click.Group, name: str | None = None, **kw):
+    """Register a command that takes ``--json`` and returns its result as a dict.
+
+    The body receives ``ctx: Ctx`` as first argument. Domain errors become a
+    clear message and exit status 2 (``{"ok": false, ...}`` with --json).
+    """
+
+    def deco(fn):
+        @group.command(name, **kw)
+        @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
+        @functools.wraps(fn)
+        def wrapper(as_json: bool, **kwargs):
+            ctx = Ctx(as_json)
+            try:
+                result = fn(ctx, **kwargs)
+            except (GeodataError, ValueError) as exc:
+                if as_json:
+                    click.echo(dumps({"ok": False, "error": str(exc), "type": type(exc).__name__}))
+                else:
+                    Console(stderr=True).print(f"[red]error:[/red] {exc}")
+                sys.exit(2)
+            if as_json:
+                click.echo(dumps(result if result is not None else {"ok": True}))
+            else:
+                render(result, ctx.console)
+
+        return wrapper
+
+    return deco
