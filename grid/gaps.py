@@ -1,0 +1,444 @@
+"""Explainable coverage-gap scores per grid cell (业务空白区域评分).
+
+Input: the per-cell measures, one row per cell, computed elsewhere (from the
+database). Expected columns:
+
+========================= =====================================================
+column                    meaning
+========================= =====================================================
+``cell_id``               cell key (H3 index or village-cell id); unique
+``households``            households in the cell (NaN = unknown, counts as 0)
+``population``            people in the cell
+``customers``             the bank's customers living in the cell
+``deposit``               deposit balance of those customers (yuan)
+``loan``                  loan balance of those customers (yuan)
+``owner_rm``              code of the RM owning the cell; None/NaN/'' = nobody
+``visits_90d``            visits in the recent-visit window
+``customers_visited_90d`` distinct customers visited in that window
+``days_since_visit``      days since the last visit to the cell (NaN = never)
+``dist_outlet_km``        straight-line km to the nearest outlet (NaN = none)
+``dist_service_point_km`` straight-line km to the nearest service point
+``open_leads``            open leads of the cell's customers (0 when unknown)
+``apportioned``           bool: households apportioned from a point shared with
+                          other villages (township or county seat)
+========================= =====================================================
+
+Components, each normalised to [0, 1] so that a manager can read them:
+
+- ``potential``: households / cap, capped at 1. The cap is robust: the 95th
+  percentile (``potential_quantile``) of households over the cells that have
+  potential, or a fixed ``potential_cap_households``.
+- ``low_penetration``: ``1 - penetration / penetration_target``, clipped, where
+  penetration is customers per household.
+- ``no_owner``: 1 when no RM owns the cell.
+- ``no_recent_visit``: days since the last visit / window, capped at 1; 1 when
+  never visited.
+- ``unvisited_customers``: share of the cell's customers not visited in the
+  window (0 when it has no customers: low penetration says that already).
+- ``far_outlet`` / ``far_service_point``: distance / ``far_*_km``, capped at 1;
+  1 when no such facility is known.
+- ``open_leads``: open leads / ``open_leads_cap``, capped at 1.
+
+A cell with fewer than ``min_households`` households has no potential: all
+its components are 0, so it scores 0 and is never blank (otherwise the empty
+cells of an H3 grid, which nobody owns, would flood the ranking).
+
+``contrib_<c> = 100 * weight_c / sum(weights) * comp_<c>`` and ``score`` is
+the row sum of the contributions, so the contributions add up to the score.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+COMPONENTS: tuple[str, ...] = (
+    "potential",
+    "low_penetration",
+    "no_owner",
+    "no_recent_visit",
+    "unvisited_customers",
+    "far_outlet",
+    "far_service_point",
+    "open_leads",
+)
+MEASURE_COLUMNS: tuple[str, ...] = (
+    "cell_id", "households", "population", "customers", "deposit", "loan", "owner_rm",
+    "visits_90d", "customers_visited_90d", "days_since_visit", "dist_outlet_km",
+    "dist_service_point_km", "open_leads", "apportioned",
+)
+GAP_CLASSES: tuple[str, ...] = ("blank", "under-served", "covered")
+
+# (section, key) -> (kind, lower bound, lower bound inclusive, upper bound)
+_SCALARS: dict[tuple[str, str], tuple[type, float, bool, float]] = {
+    ("thresholds", "min_households"): (float, 0.0, True, math.inf),
+    ("thresholds", "recent_visit_days"): (int, 0, False, math.inf),
+    ("thresholds", "under_served_score"): (float, 0.0, True, 100.0),
+    ("normalisation", "potential_quantile"): (float, 0.0, False, 1.0),
+    ("normalisation", "potential_cap_households"): (float, 0.0, True, math.inf),
+    ("normalisation", "penetration_target"): (float, 0.0, False, math.inf),
+    ("normalisation", "far_outlet_km"): (float, 0.0, False, math.inf),
+    ("normalisation", "far_service_point_km"): (float, 0.0, False, math.inf),
+    ("normalisation", "open_leads_cap"): (float, 0.0, False, math.inf),
+    ("reasons", "max_reasons"): (int, 1, True, math.inf),
+}
+
+
+class GapConfigError(ValueError):
+    """A weights/thresholds file is malformed; the message names the bad key."""
+
+
+class GapInputError(ValueError):
+    """The measures table is missing columns or has duplicate cells."""
+
+
+@dataclass(frozen=True)
+class GapConfig:
+    """Weights, class thresholds and normalisation caps of the gap score.
+
+    Build it with :meth:`default` or :meth:`from_toml_text`; the field names
+    are the keys of ``grid/gap_weights.toml`` (sections flattened).
+
+    Examples
+    --------
+    >>> cfg = GapConfig.from_toml_text("[weights]\\nno_owner = 40")
+    >>> cfg.weights["no_owner"], cfg.weights["potential"], cfg.recent_visit_days
+    (40.0, 25.0, 90)
+    """
+
+    weights: MappingProxyType
+    min_households: float
+    recent_visit_days: int
+    under_served_score: float
+    potential_quantile: float
+    potential_cap_households: float
+    penetration_target: float
+    far_outlet_km: float
+    far_service_point_km: float
+    open_leads_cap: float
+    max_reasons: int
+
+    @classmethod
+    def default(cls) -> GapConfig:
+        """The packaged defaults (``grid/gap_weights.toml``)."""
+        return cls.from_toml_text("")
+
+    @classmethod
+    def from_toml_text(cls, text: str) -> GapConfig:
+        """Parse a weights file; keys it leaves out keep their packaged default.
+
+        Raises :class:`GapConfigError` naming the key (``weights.no_owner``)
+        for unknown keys, wrong types or values out of range.
+        """
+        try:
+            user = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise GapConfigError(f"not valid TOML: {exc}") from exc
+        base = _packaged_table()
+        for section, table in user.items():
+            if section not in base:
+                raise GapConfigError(f"{section}: unknown section (expected one of {sorted(base)})")
+            if not isinstance(table, dict):
+                raise GapConfigError(f"{section}: must be a table ([{section}])")
+            for key in table:
+                if key not in base[section]:
+                    raise GapConfigError(f"{section}.{key}: unknown key (expected one of {sorted(base[section])})")
+        merged = {s: {**base[s], **user.get(s, {})} for s in base}
+        weights = {c: _number(f"weights.{c}", merged["weights"][c], float, 0.0, True, math.inf) for c in COMPONENTS}
+        if sum(weights.values()) <= 0:
+            raise GapConfigError("weights: at least one weight must be > 0")
+        scalars = {
+            key: _number(f"{section}.{key}", merged[section][key], *spec)
+            for (section, key), spec in _SCALARS.items()
+        }
+        return cls(weights=MappingProxyType(weights), **scalars)
+
+    def normalised_weights(self) -> dict[str, float]:
+        """Weights rescaled to sum to 100 (the points each component can add)."""
+        total = sum(self.weights.values())
+        return {c: 100.0 * self.weights[c] / total for c in COMPONENTS}
+
+
+@lru_cache(maxsize=1)
+def _packaged_table() -> dict[str, dict[str, Any]]:
+    """The packaged default table (package data, read once)."""
+    # Anchored at this module, not at resources.files("grid"): under pytest's
+    # default import mode the folder tests/grid shadows `grid` as a namespace
+    # package, and the lookup would search tests/grid for the file.
+    text = Path(__file__).with_name("gap_weights.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _number(name: str, value: Any, kind: type, lo: float, lo_incl: bool, hi: float) -> float | int:
+    """Check one config number; the error names the key."""
+    # bool is an int subclass, but `no_owner = true` is a mistake, not 1
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GapConfigError(f"{name}: must be a number, got {value!r}")
+    if kind is int and not float(value).is_integer():
+        raise GapConfigError(f"{name}: must be a whole number, got {value!r}")
+    if not math.isfinite(value) or value < lo or (value == lo and not lo_incl) or value > hi:
+        bound = f"{'>=' if lo_incl else '>'} {lo:g}" + (f" and <= {hi:g}" if hi < math.inf else "")
+        raise GapConfigError(f"{name}: must be {bound}, got {value!r}")
+    return int(value) if kind is int else float(value)
+
+
+def potential_cap(households, config: GapConfig | None = None) -> float:
+    """Households at which the potential component reaches 1.
+
+    The ``potential_quantile`` of the households of cells with potential, or
+    ``potential_cap_households`` when that is set (> 0). Never below 1.
+
+    Examples
+    --------
+    >>> round(potential_cap([0, 10, 20, 30, 40, 1000]), 1)
+    808.0
+    """
+    cfg = config or GapConfig.default()
+    if cfg.potential_cap_households > 0:
+        return float(cfg.potential_cap_households)
+    h = np.nan_to_num(np.asarray(households, dtype=float), nan=0.0)
+    h = h[(h >= cfg.min_households) & (h > 0)]
+    if h.size == 0:
+        return 1.0
+    return float(max(np.quantile(h, cfg.potential_quantile), 1.0))
+
+
+def _validated(measures: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns and keys; return the rows sorted by cell_id."""
+    missing = [c for c in MEASURE_COLUMNS if c not in measures.columns]
+    if missing:
+        raise GapInputError(f"measures lack columns: {', '.join(missing)}")
+    dup = measures["cell_id"][measures["cell_id"].duplicated()]
+    if len(dup):
+        raise GapInputError(f"duplicate cell_id: {dup.iloc[0]!r}")
+    # sorting first makes every result independent of the database's row order
+    return measures.sort_values("cell_id", kind="mergesort").reset_index(drop=True)
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A measure column as floats (missing values stay NaN)."""
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _components(m: pd.DataFrame, cfg: GapConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Normalised components and the derived values the reasons quote."""
+    h = np.nan_to_num(_col(m, "households"), nan=0.0)
+    has = (h >= cfg.min_households) & (h > 0)
+    customers = np.nan_to_num(_col(m, "customers"), nan=0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        penetration = np.where(h > 0, customers / h, np.nan)
+        balance = (np.nan_to_num(_col(m, "deposit")) + np.nan_to_num(_col(m, "loan"))) / h
+        unvisited = np.where(
+            customers > 0, 1.0 - np.nan_to_num(_col(m, "customers_visited_90d")) / customers, 0.0
+        )
+    balance = np.where(h > 0, balance, np.nan)
+    owner = m["owner_rm"]
+    no_owner = (owner.isna() | (owner.astype(str).str.strip() == "")).to_numpy()
+    days = _col(m, "days_since_visit")
+    dist_outlet = _col(m, "dist_outlet_km")
+    dist_sp = _col(m, "dist_service_point_km")
+    leads = np.nan_to_num(_col(m, "open_leads"), nan=0.0)
+    apportioned = np.array([bool(v) if pd.notna(v) else False for v in m["apportioned"]], dtype=bool)
+
+    def capped(x: np.ndarray, cap: float, missing: float) -> np.ndarray:
+        return np.clip(np.where(np.isnan(x), missing, x / cap), 0.0, 1.0)
+
+    comps = {
+        "potential": np.clip(h / potential_cap(h, cfg), 0.0, 1.0),
+        "low_penetration": np.clip(1.0 - np.nan_to_num(penetration) / cfg.penetration_target, 0.0, 1.0),
+        "no_owner": no_owner.astype(float),
+        "no_recent_visit": capped(days, cfg.recent_visit_days, 1.0),
+        "unvisited_customers": np.clip(unvisited, 0.0, 1.0),
+        "far_outlet": capped(dist_outlet, cfg.far_outlet_km, 1.0),
+        "far_service_point": capped(dist_sp, cfg.far_service_point_km, 1.0),
+        "open_leads": capped(leads, cfg.open_leads_cap, 0.0),
+    }
+    comps = {c: np.where(has, v, 0.0) for c, v in comps.items()}
+    stale = np.isnan(days) | (days > cfg.recent_visit_days)
+    derived = {
+        "households": h, "has": has, "penetration": penetration, "balance": balance,
+        "no_owner": no_owner, "stale": stale, "days": days, "unvisited": unvisited,
+        "dist_outlet_km": dist_outlet, "dist_service_point_km": dist_sp, "open_leads": leads,
+        "apportioned": apportioned,
+    }
+    return comps, derived
+
+
+def score_cells(measures: pd.DataFrame, config: GapConfig | None = None) -> pd.DataFrame:
+    """Score every cell 0–100 with its components, contributions, class and reasons.
+
+    Parameters
+    ----------
+    measures : DataFrame
+        One row per cell with the columns listed in the module docstring.
+    config : GapConfig, optional
+        Weights and thresholds; :meth:`GapConfig.default` when omitted.
+
+    Returns
+    -------
+    DataFrame
+        One row per cell, sorted by ``cell_id``: ``cell_id, households,
+        penetration, balance_per_household, comp_<c>...`` (in [0, 1]),
+        ``contrib_<c>...`` (points; they sum to ``score``), ``score`` (0–100),
+        ``gap_class`` ('blank' / 'under-served' / 'covered'), ``reason_zh``,
+        ``reason_en``. ``attrs['potential_cap_households']`` holds the cap used.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"cell_id": ["a", "b"], "households": [320, 300],
+    ...     "population": [900, 850], "customers": [0, 280], "deposit": [0, 9e6],
+    ...     "loan": [0, 2e6], "owner_rm": [None, "RM01"], "visits_90d": [0, 40],
+    ...     "customers_visited_90d": [0, 200], "days_since_visit": [float("nan"), 5],
+    ...     "dist_outlet_km": [8.0, 1.0], "dist_service_point_km": [6.0, 0.5],
+    ...     "open_leads": [0, 0], "apportioned": [False, False]})
+    >>> s = score_cells(m)
+    >>> s["gap_class"].tolist()
+    ['blank', 'covered']
+    >>> s.loc[0, "reason_en"]
+    'potential (320 households) but no RM owns it; low penetration (0.00 customers per household, target 1); never visited'
+    """
+    cfg = config or GapConfig.default()
+    m = _validated(measures)
+    comps, d = _components(m, cfg)
+    weights = cfg.normalised_weights()
+    out = pd.DataFrame({
+        "cell_id": m["cell_id"].to_numpy(),
+        "households": d["households"],
+        "penetration": d["penetration"],
+        "balance_per_household": d["balance"],
+    })
+    for c in COMPONENTS:
+        out[f"comp_{c}"] = comps[c]
+    contrib_cols = [f"contrib_{c}" for c in COMPONENTS]
+    for c in COMPONENTS:
+        out[f"contrib_{c}"] = weights[c] * comps[c]
+    # the score is defined as the row sum so that the contributions add up exactly
+    out["score"] = out[contrib_cols].sum(axis=1)
+    blank = d["has"] & (d["no_owner"] | d["stale"])
+    out["gap_class"] = np.where(
+        blank, "blank", np.where(out["score"].to_numpy() >= cfg.under_served_score, "under-served", "covered")
+    )
+    zh, en = _reasons(out, d, blank, cfg)
+    out["reason_zh"] = zh
+    out["reason_en"] = en
+    out.attrs["potential_cap_households"] = potential_cap(d["households"], cfg)
+    return out
+
+
+def rank_blank_areas(scores: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
+    """Blank cells ranked by score (highest first), ties by ``cell_id``.
+
+    Returns the rows of ``scores`` whose ``gap_class`` is 'blank', with a
+    1-based ``rank`` column in front; at most ``top`` rows when given.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"cell_id": ["b", "a", "c"], "score": [50.0, 50.0, 90.0],
+    ...                   "gap_class": ["blank", "blank", "covered"]})
+    >>> rank_blank_areas(s)[["rank", "cell_id"]].values.tolist()
+    [[1, 'a'], [2, 'b']]
+    """
+    blank = scores[scores["gap_class"] == "blank"]
+    ranked = blank.sort_values(["score", "cell_id"], ascending=[False, True], kind="mergesort")
+    if top is not None:
+        ranked = ranked.head(top)
+    ranked = ranked.reset_index(drop=True)
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    return ranked
+
+
+def _fmt_households(h: float) -> str:
+    """Households as a whole number, or one decimal when apportioned shares are fractional."""
+    return f"{h:.0f}" if float(h).is_integer() else f"{h:.1f}"
+
+
+def _phrases(row: dict[str, Any], cfg: GapConfig) -> dict[str, tuple[str, str]]:
+    """Chinese and English phrase of each component for one cell."""
+    w = cfg.recent_visit_days
+    hh = _fmt_households(row["households"])
+    pot_zh, pot_en = (
+        (f"有潜力（{hh}户，按共用的乡镇/县点位分摊）", f"potential ({hh} households, apportioned from a shared township/county point)")
+        if row["apportioned"] else (f"有潜力（{hh}户）", f"potential ({hh} households)")
+    )
+    days = row["days"]
+    if math.isnan(days):
+        visit = ("从未走访", "never visited")
+    elif days > w:
+        visit = (f"{w}天内无走访", f"no visit in {w} days")
+    else:
+        visit = (f"已{days:.0f}天未走访", f"last visit {days:.0f} days ago")
+    pen = 0.0 if math.isnan(row["penetration"]) else row["penetration"]
+    pct = f"{100 * row['unvisited']:.0f}%"
+
+    def dist(value: float, zh: str, en: str) -> tuple[str, str]:
+        if math.isnan(value):
+            return (f"无已知{zh}", f"no {en} known")
+        return (f"距最近{zh}{value:.1f}公里", f"{value:.1f} km from the nearest {en}")
+
+    leads = f"{row['open_leads']:.0f}"
+    return {
+        "potential": (pot_zh, pot_en),
+        "no_owner": ("无客户经理负责", "no RM owns it"),
+        "potential+no_owner": (f"{pot_zh}但无客户经理负责", f"{pot_en} but no RM owns it"),
+        "low_penetration": (
+            f"渗透率低（每户{pen:.2f}个客户，目标{cfg.penetration_target:g}）",
+            f"low penetration ({pen:.2f} customers per household, target {cfg.penetration_target:g})",
+        ),
+        "no_recent_visit": visit,
+        "unvisited_customers": (f"{pct}的客户{w}天内未走访", f"{pct} of customers not visited in {w} days"),
+        "far_outlet": dist(row["dist_outlet_km"], "网点", "outlet"),
+        "far_service_point": dist(row["dist_service_point_km"], "服务点", "service point"),
+        "open_leads": (f"{leads}条线索未跟进", f"{leads} open leads not worked"),
+    }
+
+
+_QUOTED = ("households", "days", "penetration", "unvisited", "apportioned",
+           "dist_outlet_km", "dist_service_point_km", "open_leads")
+
+
+def _reasons(out: pd.DataFrame, d: dict[str, np.ndarray], blank: np.ndarray,
+             cfg: GapConfig) -> tuple[list[str], list[str]]:
+    """Plain-words reasons from the largest contributions of each cell."""
+    order = {c: i for i, c in enumerate(COMPONENTS)}
+    contrib = out[[f"contrib_{c}" for c in COMPONENTS]].to_numpy()
+    zh_all: list[str] = []
+    en_all: list[str] = []
+    for i in range(len(out)):
+        if not d["has"][i]:
+            zh_all.append("无已知户数，无需覆盖")
+            en_all.append("no known households; nothing to serve")
+            continue
+        # largest contribution first; equal contributions in COMPONENTS order
+        ranked = sorted((c for c in COMPONENTS if contrib[i, order[c]] > 0),
+                        key=lambda c: (-contrib[i, order[c]], order[c]))
+        forced: list[str] = []
+        if blank[i]:
+            # the reasons that make a cell blank are always named
+            forced = ["potential"] + (["no_owner"] if d["no_owner"][i] else []) \
+                + (["no_recent_visit"] if d["stale"][i] else [])
+        # "potential but no owner" is one phrase, so it takes one place of max_reasons
+        merged = int("no_owner" in forced)
+        room = max(cfg.max_reasons - len(forced) + merged, 0)
+        extra = [c for c in ranked if c not in forced][:room]
+        chosen = [c for c in ranked if c in forced or c in extra]
+        if not chosen:
+            zh_all.append("已覆盖")
+            en_all.append("covered")
+            continue
+        phrases = _phrases({k: d[k][i] for k in _QUOTED}, cfg)
+        if "potential" in chosen and "no_owner" in chosen:
+            # "potential but no owner" reads as one finding: merge at the first of the two
+            first = min(chosen.index("potential"), chosen.index("no_owner"))
+            chosen = [c for c in chosen if c not in ("potential", "no_owner")]
+            chosen.insert(first, "potential+no_owner")
+        zh_all.append("；".join(phrases[c][0] for c in chosen))
+        en_all.append("; ".join(phrases[c][1] for c in chosen))
+    return zh_all, en_all
