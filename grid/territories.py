@@ -1,0 +1,457 @@
+"""Automatic territory balancing: divide a grid's cells among relationship managers.
+
+Build a :class:`TerritoryPlan` from plain arrays (:meth:`TerritoryPlan.from_arrays`)
+or from GeoDataFrames (:meth:`TerritoryPlan.from_geodataframe`); :meth:`~TerritoryPlan.solve`
+returns the plan with ``assignment`` and ``report`` filled in.
+
+Workload
+--------
+Each measure column (customers, households, deposit, loan, ...) is divided by
+its total over the grid, so every measure sums to 1, and the plan's workload of
+a cell is ``sum(weights[m] * x[m] / x[m].sum())``. A weight named ``"travel"``
+adds a travel term owned by the RM: ``weights["travel"] * d(cell, home) / D``
+with ``D`` the sum over cells of the distance to the nearest home outlet, so
+that at the nearest-outlet assignment travel adds about ``weights["travel"]``
+to the total, on the same scale as the measures. The target of an RM is the
+total workload times its capacity over all capacities (a part-time RM with
+capacity 0.5 gets half); capacity 0 marks an RM who takes no cells.
+
+The algorithm and the islands rule are described in
+:mod:`grid.territories_solver` and :mod:`grid.territories_graph`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from grid.projection import metric_crs, project_points
+from grid.territories_graph import cell_adjacency, neighbour_lists
+from grid.territories_report import PlanReport, plan_report, polsby_popper
+from grid.territories_solver import (
+    Problem,
+    choose_seeds,
+    grow,
+    orphan_cells,
+    polish,
+    rebalance,
+)
+
+__all__ = [
+    "PlanReport",
+    "TerritoryPlan",
+    "cell_adjacency",
+    "evaluate_assignment",
+    "handover",
+    "nearest_outlet_assignment",
+    "nearest_outlet_baseline",
+    "plan_report",
+    "polsby_popper",
+]
+
+DEFAULT_MEASURES = ("customers", "households", "deposit", "loan")
+
+
+def _travel_per_metre(travel_weight: float, cell_xy: np.ndarray, home_xy: np.ndarray) -> float:
+    """Turn a travel weight into workload per metre (see the module docstring)."""
+    if not travel_weight or len(home_xy) == 0:
+        return 0.0
+    d, _ = cKDTree(home_xy).query(cell_xy)
+    total = float(d.sum())
+    return travel_weight / total if total > 0 else 0.0
+
+
+class TerritoryPlan:
+    """Cells, RMs and options of one territory plan; ``solve()`` fills ``assignment`` and ``report``.
+
+    Rows are positions: cell row ``i`` of ``workload``/``cell_xy``, RM row ``r`` of
+    ``capacity``/``rm_home_xy``. Plans built from GeoDataFrames also keep
+    ``cell_ids``/``rm_ids`` to translate.
+    """
+
+    def __init__(
+        self,
+        workload: np.ndarray,
+        adjacency,
+        rm_home_xy: np.ndarray,
+        cell_xy: np.ndarray,
+        capacity: np.ndarray,
+        *,
+        locked: np.ndarray,
+        current: np.ndarray | None,
+        keep_current: bool,
+        max_distance_km: float | None,
+        seed: int,
+        travel: float,
+        tolerance: float | None,
+        virtual_edges: np.ndarray | None = None,
+        geometry: np.ndarray | None = None,
+        customers: np.ndarray | None = None,
+        cell_ids=None,
+        rm_ids=None,
+    ) -> None:
+        self.workload = np.asarray(workload, dtype=float)
+        self.adjacency = sparse.csr_array(adjacency, dtype=bool)
+        self.rm_home_xy = np.asarray(rm_home_xy, dtype=float).reshape(-1, 2)
+        self.cell_xy = np.asarray(cell_xy, dtype=float).reshape(-1, 2)
+        self.capacity = np.asarray(capacity, dtype=float)
+        self.locked = locked
+        self.current = current
+        self.keep_current = keep_current
+        self.max_distance_km = max_distance_km
+        self.seed = seed
+        self.travel = travel
+        self.tolerance = tolerance if tolerance is not None else (0.05 if keep_current else 0.005)
+        self.virtual_edges = virtual_edges
+        self.geometry = geometry
+        self.customers = customers
+        self.cell_ids = cell_ids
+        self.rm_ids = rm_ids
+        self.assignment: np.ndarray | None = None
+        self.seeds: np.ndarray | None = None
+        self.report: PlanReport | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        workload: np.ndarray,
+        adjacency,
+        rm_home_xy: np.ndarray,
+        cell_xy: np.ndarray,
+        capacity: np.ndarray,
+        *,
+        locked: dict[int, int] | None = None,
+        current: np.ndarray | None = None,
+        keep_current: bool = False,
+        max_distance_km: float | None = None,
+        seed: int = 0,
+        travel_weight: float = 0.0,
+        tolerance: float | None = None,
+    ) -> TerritoryPlan:
+        """Plan from arrays: workload (n,), adjacency (n, n), homes (k, 2) and cells (n, 2) in metres.
+
+        ``locked`` maps cell row to RM row; ``current`` holds the RM row per cell (-1
+        unowned). ``tolerance`` is the max relative deviation at which balancing
+        stops (default 0.005, or 0.05 with ``keep_current`` so that cells move only
+        when needed). ``travel_weight`` as in the module docstring.
+
+        Examples
+        --------
+        >>> from grid.territories_graph import pairs_to_csr
+        >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3]]), 4)
+        >>> xy = np.array([[0, 0], [1, 0], [2, 0], [3, 0]], dtype=float)
+        >>> plan = TerritoryPlan.from_arrays(np.ones(4), adj, xy[[0, 3]], xy, np.ones(2)).solve()
+        >>> plan.assignment.tolist()
+        [0, 0, 1, 1]
+        """
+        n = len(workload)
+        lock = np.full(n, -1, dtype=np.int64)
+        for c, r in (locked or {}).items():
+            lock[int(c)] = int(r)
+        cur = None if current is None else np.asarray(current, dtype=np.int64).copy()
+        return cls(
+            workload,
+            adjacency,
+            rm_home_xy,
+            cell_xy,
+            capacity,
+            locked=lock,
+            current=cur,
+            keep_current=keep_current,
+            max_distance_km=max_distance_km,
+            seed=seed,
+            travel=_travel_per_metre(travel_weight, np.asarray(cell_xy, float), np.asarray(rm_home_xy, float)),
+            tolerance=tolerance,
+        )
+
+    @classmethod
+    def from_geodataframe(
+        cls,
+        cells: gpd.GeoDataFrame,
+        rms: pd.DataFrame,
+        *,
+        weights: dict[str, float] | None = None,
+        measures: list[str] | None = None,
+        locked: dict | None = None,
+        current: dict | pd.Series | None = None,
+        keep_current: bool = False,
+        max_distance_km: float | None = None,
+        seed: int = 0,
+        tolerance: float | None = None,
+        adjacency=None,
+    ) -> TerritoryPlan:
+        """Plan from cells (``cell_id``, ``geometry`` EPSG:4326, measures) and RMs (``rm_id``, ``lon``, ``lat``, ``capacity``).
+
+        ``measures`` defaults to the columns named in ``weights`` (else those of
+        customers/households/deposit/loan present); ``weights`` defaults to 1 each;
+        ``weights["travel"]`` adds the travel term. ``locked``/``current`` map
+        cell_id to rm_id. ``adjacency`` may be passed as ``(csr, virtual_edges)``
+        to reuse one built by :func:`cell_adjacency`.
+
+        Examples
+        --------
+        >>> from shapely.geometry import box
+        >>> cells = gpd.GeoDataFrame({"cell_id": list("abcd"), "customers": [1, 1, 1, 1]},
+        ...     geometry=[box(106 + i * 0.01, 38, 106.01 + i * 0.01, 38.01) for i in range(4)], crs=4326)
+        >>> rms = pd.DataFrame({"rm_id": ["x", "y"], "lon": [106.005, 106.035], "lat": [38.005] * 2,
+        ...     "capacity": [1.0, 1.0]})
+        >>> TerritoryPlan.from_geodataframe(cells, rms).solve().assignment_series().tolist()
+        ['x', 'x', 'y', 'y']
+        """
+        weights = dict(weights or {})
+        if measures is None:
+            named = [m for m in weights if m != "travel"]
+            measures = named or [m for m in DEFAULT_MEASURES if m in cells.columns]
+        base = np.zeros(len(cells))
+        for m in measures:
+            x = cells[m].to_numpy(dtype=float)
+            total = x.sum()
+            if total > 0:
+                base += weights.get(m, 1.0) * x / total
+        crs = metric_crs(cells)
+        geoms = np.asarray(cells.geometry.to_crs(crs).values, dtype=object)
+        cell_xy = shapely.get_coordinates(shapely.centroid(geoms))
+        hx, hy = project_points(rms["lon"], rms["lat"], crs)
+        home_xy = np.column_stack([hx, hy])
+        if adjacency is None:
+            adj, virtual = cell_adjacency(gpd.GeoSeries(geoms, crs=crs), return_virtual=True)
+        else:
+            adj, virtual = adjacency
+        cell_ids = cells["cell_id"].tolist()
+        rm_ids = rms["rm_id"].tolist()
+        crow = {c: i for i, c in enumerate(cell_ids)}
+        rrow = {r: i for i, r in enumerate(rm_ids)}
+        lock = np.full(len(cells), -1, dtype=np.int64)
+        for c, r in (locked or {}).items():
+            lock[crow[c]] = rrow[r]
+        cur = None
+        if current is not None:
+            cur = np.full(len(cells), -1, dtype=np.int64)
+            for c, r in dict(current).items():
+                if c in crow and r in rrow:
+                    cur[crow[c]] = rrow[r]
+        cap = rms["capacity"].to_numpy(dtype=float) if "capacity" in rms else np.ones(len(rms))
+        return cls(
+            base,
+            adj,
+            home_xy,
+            cell_xy,
+            cap,
+            locked=lock,
+            current=cur,
+            keep_current=keep_current,
+            max_distance_km=max_distance_km,
+            seed=seed,
+            travel=_travel_per_metre(weights.get("travel", 0.0), cell_xy, home_xy),
+            tolerance=tolerance,
+            virtual_edges=virtual,
+            geometry=geoms,
+            customers=cells["customers"].to_numpy(dtype=float) if "customers" in cells else None,
+            cell_ids=cell_ids,
+            rm_ids=rm_ids,
+        )
+
+    def _problem(self, move_penalty: bool) -> Problem:
+        """Solver view of the plan."""
+        rows, cols = sparse.triu(self.adjacency, k=1).nonzero()
+        return Problem(
+            base=self.workload,
+            nbrs=neighbour_lists(self.adjacency),
+            pairs=np.column_stack([rows, cols]).astype(np.int64),
+            cell_xy=self.cell_xy,
+            home_xy=self.rm_home_xy,
+            capacity=self.capacity,
+            locked=self.locked,
+            travel=self.travel,
+            max_distance_m=None if self.max_distance_km is None else self.max_distance_km * 1000.0,
+            move_penalty=self.current if move_penalty else None,
+            rng=np.random.default_rng(self.seed),
+        )
+
+    def solve(self) -> TerritoryPlan:
+        """Run the optimiser; fills ``assignment``, ``seeds`` and ``report`` and returns ``self``."""
+        keep = self.keep_current and self.current is not None
+        p = self._problem(move_penalty=keep)
+        n, k = p.n, p.k
+        a = np.full(n, -1, dtype=np.int64)
+        if keep:
+            cur = self.current
+            ok = (cur >= 0) & (cur < k)
+            ok[ok] = self.capacity[cur[ok]] > 0
+            a[ok] = cur[ok]
+        a[self.locked >= 0] = self.locked[self.locked >= 0]
+        seeds = choose_seeds(p, taken=(self.locked >= 0) | (a >= 0) if not keep else self.locked >= 0)
+        size = np.bincount(a[a >= 0], minlength=k)
+        for r in np.flatnonzero(seeds >= 0):
+            if size[r] == 0 or not keep:
+                a[seeds[r]] = r
+            else:
+                own = np.flatnonzero(a == r)
+                seeds[r] = own[np.argmin(np.hypot(*(self.cell_xy[own] - self.rm_home_xy[r]).T))]
+        anchor = np.where((seeds >= 0)[:, None], self.cell_xy[np.maximum(seeds, 0)], self.rm_home_xy)
+        grow(p, a, anchor)
+        orphans = orphan_cells(p, a, seeds)
+        if len(orphans):
+            a[orphans] = -1
+            grow(p, a, anchor)
+        rebalance(p, a, anchor, tolerance=self.tolerance)
+        polish(p, a, anchor, tolerance=self.tolerance)
+        rebalance(p, a, anchor, tolerance=self.tolerance)
+        polish(p, a, anchor, tolerance=self.tolerance)
+        self.assignment, self.seeds = a, seeds
+        self.report = self.evaluate(a)
+        return self
+
+    def evaluate(self, assignment: np.ndarray) -> PlanReport:
+        """Report on any assignment of this plan's cells (RM rows, -1 unowned)."""
+        return plan_report(
+            assignment,
+            self.workload,
+            self.adjacency,
+            self.rm_home_xy,
+            self.cell_xy,
+            self.capacity,
+            travel=self.travel,
+            current=self.current,
+            customers=self.customers,
+            geometry=self.geometry,
+            rm_ids=self.rm_ids,
+            virtual_edges=self.virtual_edges,
+            max_distance_km=self.max_distance_km,
+        )
+
+    def assignment_series(self) -> pd.Series:
+        """The assignment as cell_id → rm_id (rows when the plan was built from arrays)."""
+        if self.assignment is None:
+            raise ValueError("plan not solved: call solve() first")
+        ids = self.rm_ids if self.rm_ids is not None else list(range(len(self.capacity)))
+        rm = [ids[r] if r >= 0 else None for r in self.assignment.tolist()]
+        return pd.Series(rm, index=self.cell_ids, name="rm_id").rename_axis("cell_id")
+
+    def rm_row(self, rm) -> int:
+        """Row of an RM given its id (or its row for array-built plans)."""
+        return self.rm_ids.index(rm) if self.rm_ids is not None else int(rm)
+
+    def rows_of(self, assignment) -> np.ndarray:
+        """RM rows per cell from an array of rows or a cell_id → rm_id mapping."""
+        if isinstance(assignment, (dict, pd.Series)):
+            m = dict(assignment)
+            rrow = {r: i for i, r in enumerate(self.rm_ids or [])}
+            return np.array([rrow.get(m.get(c), -1) for c in self.cell_ids], dtype=np.int64)
+        return np.asarray(assignment, dtype=np.int64)
+
+    def copy(self) -> TerritoryPlan:
+        """An independent copy (arrays that solve() changes are copied)."""
+        new = copy.copy(self)
+        new.capacity = self.capacity.copy()
+        new.locked = self.locked.copy()
+        new.current = None if self.current is None else self.current.copy()
+        return new
+
+
+def nearest_outlet_assignment(cell_xy: np.ndarray, rm_home_xy: np.ndarray, capacity=None) -> np.ndarray:
+    """Each cell to an RM of its nearest home outlet; RMs of one outlet deal its cells round-robin by distance.
+
+    Examples
+    --------
+    >>> xy = np.array([[0, 0], [1, 0], [2, 0], [9, 0]], dtype=float)
+    >>> nearest_outlet_assignment(xy, np.array([[0, 0], [0, 0], [10, 0]], dtype=float)).tolist()
+    [0, 1, 0, 2]
+    """
+    home = np.asarray(rm_home_xy, dtype=float)
+    active = np.arange(len(home)) if capacity is None else np.flatnonzero(np.asarray(capacity) > 0)
+    outlets, group = np.unique(np.round(home[active], 3), axis=0, return_inverse=True)
+    dist, near = cKDTree(outlets).query(np.asarray(cell_xy, dtype=float))
+    a = np.full(len(near), -1, dtype=np.int64)
+    for g in range(len(outlets)):
+        rms = active[group.ravel() == g]
+        cells = np.flatnonzero(near == g)
+        cells = cells[np.argsort(dist[cells], kind="stable")]
+        a[cells] = rms[np.arange(len(cells)) % len(rms)]
+    return a
+
+
+def nearest_outlet_baseline(plan: TerritoryPlan) -> TerritoryPlan:
+    """A copy of ``plan`` solved by the nearest-outlet rule (locked cells kept), with the same report.
+
+    Examples
+    --------
+    >>> from grid.territories_graph import pairs_to_csr
+    >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2]]), 3)
+    >>> xy = np.array([[0, 0], [1, 0], [2, 0]], dtype=float)
+    >>> base = nearest_outlet_baseline(TerritoryPlan.from_arrays(np.ones(3), adj, xy[[0, 2]], xy, np.ones(2)))
+    >>> base.assignment.tolist(), round(base.report.max_abs_deviation, 2)
+    ([0, 0, 1], 0.33)
+    """
+    new = plan.copy()
+    a = nearest_outlet_assignment(plan.cell_xy, plan.rm_home_xy, plan.capacity)
+    a[plan.locked >= 0] = plan.locked[plan.locked >= 0]
+    new.assignment = a
+    new.report = new.evaluate(a)
+    return new
+
+
+def evaluate_assignment(cells: gpd.GeoDataFrame, rms: pd.DataFrame, assignment, **plan_options) -> PlanReport:
+    """Report on any assignment (cell_id → rm_id mapping, or RM rows) with the plan's measures.
+
+    ``plan_options`` are those of :meth:`TerritoryPlan.from_geodataframe`, so a
+    baseline, a hand-edited scenario and an optimised plan are reported alike.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> cells = gpd.GeoDataFrame({"cell_id": [1, 2], "customers": [3, 1]},
+    ...     geometry=[box(106, 38, 106.01, 38.01), box(106.01, 38, 106.02, 38.01)], crs=4326)
+    >>> rms = pd.DataFrame({"rm_id": ["x", "y"], "lon": [106.0, 106.02], "lat": [38.0, 38.0],
+    ...     "capacity": [1.0, 1.0]})
+    >>> evaluate_assignment(cells, rms, {1: "x", 2: "y"}).max_abs_deviation
+    0.5
+    """
+    plan = TerritoryPlan.from_geodataframe(cells, rms, **plan_options)
+    return plan.evaluate(plan.rows_of(assignment))
+
+
+def handover(plan: TerritoryPlan, leaving, to=None) -> TerritoryPlan:
+    """Hand every cell of a leaving RM to ``to``, or spread them by the optimiser.
+
+    The starting point is ``plan.assignment`` if solved, else ``plan.current``.
+    With ``to=None`` all other cells are locked to their owner and only the
+    leaving RM's cells are grown into by the neighbouring territories and
+    balanced. The leaving RM gets capacity 0. Returns a new solved plan whose
+    ``current`` is the starting point, so its report counts the cells handed over.
+
+    Examples
+    --------
+    >>> from grid.territories_graph import pairs_to_csr
+    >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2]]), 3)
+    >>> xy = np.array([[0, 0], [1, 0], [2, 0]], dtype=float)
+    >>> plan = TerritoryPlan.from_arrays(np.ones(3), adj, xy, xy, np.ones(3), current=np.array([0, 1, 2]))
+    >>> handover(plan, 1, to=2).assignment.tolist()
+    [0, 2, 2]
+    """
+    start = plan.assignment if plan.assignment is not None else plan.current
+    if start is None:
+        raise ValueError("handover needs a solved plan or a plan with current owners")
+    out = plan.copy()
+    r_leave = plan.rm_row(leaving)
+    out.current = np.asarray(start, dtype=np.int64).copy()
+    out.capacity[r_leave] = 0.0
+    if to is not None:
+        a = out.current.copy()
+        a[a == r_leave] = plan.rm_row(to)
+        out.assignment, out.report = a, out.evaluate(a)
+        return out
+    free = out.current == r_leave
+    out.locked = np.where(free, -1, out.current)
+    out.locked[plan.locked >= 0] = np.where(
+        plan.locked[plan.locked >= 0] == r_leave, -1, plan.locked[plan.locked >= 0]
+    )
+    out.keep_current = True
+    out.assignment = None
+    return out.solve()
