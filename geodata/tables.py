@@ -275,7 +275,7 @@ customer_cell = Table(
     Column("customer_id", String(32), nullable=False),
     Column("cell_id", String(32)),
     # 'point' (by coordinates), 'village' (by village code), or why it is unplaced
-    Column("how", String(10), nullable=False),
+    Column("how", String(16), nullable=False),
     postgresql_partition_by="LIST (grid_id)",
 )
 

@@ -391,7 +391,7 @@ def upgrade() -> None:
             grid_id integer NOT NULL,
             customer_id varchar(32) NOT NULL,
             cell_id varchar(32),
-            how varchar(10) NOT NULL
+            how varchar(16) NOT NULL
         ) PARTITION BY LIST (grid_id)
     """)
     # ### end Alembic commands ###

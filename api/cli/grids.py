@@ -1,0 +1,52 @@
+"""``gridmkt grid build | list`` and ``gridmkt assign customers``."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli import cli, settings
+from api.cli.output import command
+from api.db import open_engine
+from geodata import assign as assign_mod
+from geodata import grids
+
+
+@cli.group()
+def grid() -> None:
+    """Build grid versions (H3 or village cells) that tile a county, and list them."""
+
+
+@command(grid, "build")
+@click.option("--county", "county_code", required=True, help="6-digit county adcode, e.g. 640121.")
+@click.option("--kind", type=click.Choice(grids.KINDS), default="h3", show_default=True, help="h3 hexagons or village cells.")
+@click.option("--res", "resolution", type=click.IntRange(6, 10), default=None, help="H3 resolution 6..10 (h3 grids; default 8).")
+def grid_build(ctx, county_code: str, kind: str, resolution: int | None):
+    """Cut a county into cells; building again makes a new grid version."""
+    if kind == "h3" and resolution is None:
+        resolution = 8
+    eng = open_engine(settings().db)
+    with ctx.progress(f"grid {county_code} {kind}") as bar, eng.begin() as conn:
+        return grids.build_grid(conn, county_code=county_code, kind=kind, resolution=resolution, progress=bar)
+
+
+@command(grid, "list")
+@click.option("--county", "county_code", default=None, help="Only grids of this county.")
+def grid_list(ctx, county_code: str | None):
+    """Grid versions with county, kind, resolution, cell count and creation time."""
+    eng = open_engine(settings().db)
+    with eng.connect() as conn:
+        return {"grids": grids.list_grids(conn, county_code=county_code)}
+
+
+@cli.group()
+def assign() -> None:
+    """Assign customers to the cells of a grid version."""
+
+
+@command(assign, "customers")
+@click.option("--grid", "grid_id", type=int, required=True, help="Grid id (see gridmkt grid list).")
+def assign_customers(ctx, grid_id: int):
+    """Put every customer of the grid's county into exactly one cell (or list why not)."""
+    eng = open_engine(settings().db)
+    with ctx.progress(f"assign grid {grid_id}") as bar, eng.begin() as conn:
+        return assign_mod.assign_customers(conn, grid_id=grid_id, progress=bar)

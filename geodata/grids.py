@@ -1,0 +1,213 @@
+"""Grid versions and their cells: build (with grid/), store, list, read back.
+
+Building again always creates a new grid version; older versions, their cells
+and their assignments stay readable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geodata.errors import BadInput, NotFound
+from grid.projection import areas_m2
+
+ProgressFn = Callable[[float, str], None]
+KINDS = ("h3", "village")
+
+
+def load_county(conn: Connection, *, code: str) -> dict:
+    """County row with its geometry as shapely, or NotFound."""
+    row = conn.execute(
+        text("SELECT adcode, name, legal_entity_id, ST_AsBinary(geom) AS wkb FROM county WHERE adcode = :c"),
+        {"c": code},
+    ).mappings().first()
+    if row is None:
+        raise NotFound(f"county {code!r} is not imported (gridmkt import counties FILE)")
+    return {**row, "geometry": shapely.from_wkb(bytes(row["wkb"]))}
+
+
+def load_villages(conn: Connection, *, county_code: str) -> pd.DataFrame:
+    """Villages of a county with lon/lat (NaN when unknown) and their counts."""
+    rows = conn.execute(
+        text(
+            "SELECT code, name, township_code, coord_level, households, population, "
+            "ST_X(geom) AS lon, ST_Y(geom) AS lat FROM village WHERE county_code = :c ORDER BY code"
+        ),
+        {"c": county_code},
+    ).mappings().all()
+    cols = ["code", "name", "township_code", "coord_level", "households", "population", "lon", "lat"]
+    df = pd.DataFrame([dict(r) for r in rows], columns=cols)
+    for c in ("lon", "lat", "households", "population"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
+def _polygons(conn: Connection, table: str, county_code: str) -> gpd.GeoDataFrame | None:
+    sql = {
+        "village": "SELECT code, ST_AsBinary(boundary) AS wkb FROM village WHERE county_code = :c AND boundary IS NOT NULL",
+        "township": "SELECT code, ST_AsBinary(boundary) AS wkb FROM township WHERE county_code = :c AND boundary IS NOT NULL",
+    }[table]
+    rows = conn.execute(text(sql), {"c": county_code}).all()
+    if not rows:
+        return None
+    return gpd.GeoDataFrame(
+        {"code": [r[0] for r in rows]}, geometry=shapely.from_wkb([bytes(r[1]) for r in rows]), crs=4326
+    )
+
+
+def build_cells(conn: Connection, *, county_code: str, kind: str, resolution: int | None) -> tuple[gpd.GeoDataFrame, dict]:
+    """Compute (not store) the cells of a new grid from what is stored for the county."""
+    county = load_county(conn, code=county_code)
+    if kind == "h3":
+        from grid.h3cells import build_h3_cells
+
+        if resolution is None:
+            raise BadInput("an H3 grid needs a resolution (--res 6..10)")
+        cells = build_h3_cells(county["geometry"], resolution)
+        cells = cells.assign(label=cells["cell_id"], village_codes=None, township_code=None)
+        report = {"method": "h3", "resolution": resolution, "cells": len(cells),
+                  "border_cells": int(cells["is_border"].sum())}
+    elif kind == "village":
+        from grid.villages import build_village_cells
+
+        villages = load_villages(conn, county_code=county_code)
+        if villages.empty:
+            raise BadInput(f"county {county_code} has no villages (gridmkt import villages FILE)")
+        cells, report = build_village_cells(
+            county["geometry"], villages,
+            village_polygons=_polygons(conn, "village", county_code),
+            township_polygons=_polygons(conn, "township", county_code),
+        )
+        cells = cells.assign(
+            label=["、".join(n[:3]) + (f" 等{len(n)}村" if len(n) > 3 else "") for n in cells["names"]],
+            is_border=False,
+        )
+        resolution = None
+    else:
+        raise BadInput(f"unknown grid kind {kind!r}: use one of {', '.join(KINDS)}")
+    return cells, report
+
+
+def save_grid(
+    conn: Connection, *, county_code: str, kind: str, resolution: int | None,
+    cells: gpd.GeoDataFrame, report: dict,
+) -> int:
+    """Store a new grid version with its cells (COPY); returns the grid id."""
+    grid_id = conn.execute(
+        text(
+            "INSERT INTO grid (county_code, kind, resolution, cell_count, report) "
+            "VALUES (:c, :k, :r, :n, CAST(:rep AS jsonb)) RETURNING id"
+        ),
+        {"c": county_code, "k": kind, "r": resolution, "n": len(cells), "rep": json.dumps(report, default=str)},
+    ).scalar_one()
+    area = areas_m2(cells.set_crs(4326, allow_override=True)) / 1e6
+    geoms = shapely.set_srid(cells.geometry.to_numpy(), 4326)
+    wkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
+
+    def arr(v) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return r"\N"
+        return "{" + ",".join(str(x) for x in v) + "}"
+
+    buf = io.StringIO()
+    for cid, label, border, vcodes, tcode, a, g in zip(
+        cells["cell_id"], cells["label"], cells["is_border"], cells["village_codes"],
+        cells["township_code"], area, wkb, strict=True,
+    ):
+        label = str(label).replace("\t", " ").replace("\n", " ")
+        tc = r"\N" if tcode is None or (isinstance(tcode, float) and np.isnan(tcode)) else str(tcode)
+        buf.write(f"{grid_id}\t{cid}\t{label}\t{'t' if border else 'f'}\t{arr(vcodes)}\t{tc}\t{float(a)!r}\t{g}\n")
+    buf.seek(0)
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(
+            "COPY cell (grid_id, cell_id, label, is_border, village_codes, township_code, area_km2, geom) FROM STDIN",
+            buf,
+        )
+    return grid_id
+
+
+def build_grid(
+    conn: Connection, *, county_code: str, kind: str, resolution: int | None = None,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Build and store a new grid version for a county; returns its summary."""
+    progress = progress or (lambda f, m="": None)
+    progress(0.05, "building cells")
+    cells, report = build_cells(conn, county_code=county_code, kind=kind, resolution=resolution)
+    progress(0.7, f"storing {len(cells)} cells")
+    grid_id = save_grid(conn, county_code=county_code, kind=kind, resolution=resolution, cells=cells, report=report)
+    progress(1.0, "done")
+    return {**get_grid(conn, grid_id=grid_id), "report": report}
+
+
+def get_grid(conn: Connection, *, grid_id: int) -> dict:
+    """One grid version's summary, or NotFound."""
+    row = conn.execute(
+        text(
+            "SELECT g.id, g.county_code, c.name AS county_name, c.legal_entity_id, g.kind, g.resolution, "
+            "g.cell_count, g.created_at, g.assigned_at, g.territory_version, g.report "
+            "FROM grid g JOIN county c ON c.adcode = g.county_code WHERE g.id = :g"
+        ),
+        {"g": grid_id},
+    ).mappings().first()
+    if row is None:
+        raise NotFound(f"grid {grid_id} does not exist")
+    return dict(row)
+
+
+def list_grids(conn: Connection, *, county_code: str | None = None, legal_entity_id: int | None = None) -> list[dict]:
+    """Grid versions, newest first, optionally for one county / one legal entity."""
+    rows = conn.execute(
+        text(
+            "SELECT g.id, g.county_code, c.name AS county_name, g.kind, g.resolution, g.cell_count, "
+            "g.created_at, g.assigned_at FROM grid g JOIN county c ON c.adcode = g.county_code "
+            "WHERE (CAST(:c AS text) IS NULL OR g.county_code = :c) "
+            "AND (CAST(:le AS integer) IS NULL OR c.legal_entity_id = :le) ORDER BY g.id DESC"
+        ),
+        {"c": county_code, "le": legal_entity_id},
+    ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def load_cells(
+    conn: Connection, *, grid_id: int, bbox: tuple[float, float, float, float] | None = None,
+    cell_ids: list[str] | None = None, with_stats: bool = True,
+) -> gpd.GeoDataFrame:
+    """Cells of a grid (optionally inside a bbox or a list of ids) with their statistics."""
+    get_grid(conn, grid_id=grid_id)
+    stats = (
+        ", s.customers, s.households, s.population, s.apportioned, s.deposit, s.loan, "
+        "s.visits_90d, s.customers_visited_90d, s.last_visit_at"
+        if with_stats else ""
+    )
+    rows = conn.execute(
+        text(
+            f"SELECT c.cell_id, c.label, c.is_border, c.village_codes, c.township_code, c.area_km2{stats}, "
+            "ST_AsBinary(c.geom) AS wkb FROM cell c "
+            + ("LEFT JOIN cell_stat s ON s.grid_id = c.grid_id AND s.cell_id = c.cell_id " if with_stats else "")
+            + "WHERE c.grid_id = :g "
+            "AND (CAST(:xmin AS float8) IS NULL OR c.geom && ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 4326)) "
+            "AND (CAST(:ids AS text[]) IS NULL OR c.cell_id = ANY(:ids)) ORDER BY c.cell_id"
+        ),
+        {
+            "g": grid_id, "ids": cell_ids,
+            **dict(zip(("xmin", "ymin", "xmax", "ymax"), bbox or (None,) * 4, strict=True)),
+        },
+    ).mappings().all()
+    records = [dict(r) for r in rows]
+    geoms = shapely.from_wkb([bytes(r.pop("wkb")) for r in records]) if records else []
+    df = pd.DataFrame(records)
+    for col in ("deposit", "loan"):
+        if col in df:
+            df[col] = df[col].astype(float)
+    return gpd.GeoDataFrame(df, geometry=list(geoms), crs=4326)

@@ -1,0 +1,118 @@
+"""Grid versions in PostGIS and the assignment of customers to their cells."""
+
+import pytest
+import shapely
+from sqlalchemy import text
+
+from geodata import assign, grids
+from geodata.errors import NotFound
+
+COUNTY = shapely.box(106.0, 38.0, 106.2, 38.2)
+VILLAGES = [
+    # code, township, lon, lat, level, households, population
+    ("640121100001", "640121100", 106.03, 38.03, "village", 100, 260),
+    ("640121100002", "640121100", 106.17, 38.03, "village", 200, 520),
+    ("640121100003", "640121100", 106.03, 38.17, "village", 300, 800),
+    ("640121101001", "640121101", 106.15, 38.15, "township", 40, 100),
+    ("640121101002", "640121101", 106.15, 38.15, "township", 60, 150),
+    ("640121101003", "640121101", None, None, "none", 10, 20),
+]
+CUSTOMERS = [
+    # id, lon, lat, village, deposit
+    ("C1", 106.031, 38.031, "640121100001", 1000),
+    ("C2", 106.169, 38.031, "640121100002", 2000),
+    ("C3", 106.031, 38.169, None, 3000),
+    ("C4", 106.151, 38.151, "640121101001", 4000),
+    ("C5", None, None, "640121100002", 5000),      # no point: by village code
+    ("C6", 107.5, 39.5, "640121100003", 6000),       # point outside, village code known
+    ("C7", 107.5, 39.5, None, 7000),                 # outside, nothing else
+    ("C8", None, None, None, 8000),                  # no location at all
+]
+
+
+@pytest.fixture(scope="module")
+def loaded(engine):
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LE1', '测试农商银行')"))
+        conn.execute(
+            text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES "
+                 "('640121', '永宁县', 1, ST_Multi(ST_GeomFromText(:w, 4326)))"),
+            {"w": COUNTY.wkt},
+        )
+        for code, town, lon, lat, level, hh, pop in VILLAGES:
+            conn.execute(
+                text("INSERT INTO village (code, name, township_code, county_code, households, population, "
+                     "coord_level, geom) VALUES (:c, :n, :t, '640121', :hh, :pop, :lvl, "
+                     "CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END)"),
+                {"c": code, "n": "村" + code[-3:], "t": town, "hh": hh, "pop": pop, "lvl": level, "lon": lon, "lat": lat},
+            )
+        for cid, lon, lat, vcode, dep in CUSTOMERS:
+            conn.execute(
+                text("INSERT INTO customer (customer_id, county_code, village_code, deposit_balance, geom) VALUES "
+                     "(:c, '640121', :v, :d, CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
+                     "ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END)"),
+                {"c": cid, "v": vcode, "d": dep, "lon": lon, "lat": lat},
+            )
+    return engine
+
+
+def test_village_grid_tiles_county_and_merges_shared_points(loaded):
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="village")
+    assert g["kind"] == "village" and g["cell_count"] == 4
+    assert g["report"]["merged_groups"] == 1 and g["report"]["merged_villages"] == 2
+    assert [u["code"] for u in g["report"]["unplaced"]] == ["640121101003"]
+    with loaded.connect() as conn:
+        cells = grids.load_cells(conn, grid_id=g["id"], with_stats=False)
+        union_area = conn.execute(
+            text("SELECT ST_Area(ST_Union(geom)) / ST_Area(ST_GeomFromText(:w, 4326)) FROM cell WHERE grid_id = :g"),
+            {"w": COUNTY.wkt, "g": g["id"]},
+        ).scalar()
+    assert abs(union_area - 1) < 1e-9
+    assert "G640121101001" in set(cells["cell_id"])
+    merged = cells.set_index("cell_id").loc["G640121101001"]
+    assert list(merged["village_codes"]) == ["640121101001", "640121101002"]
+
+
+def test_assign_customers_each_exactly_once(loaded):
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="village")
+        rep = assign.assign_customers(conn, grid_id=g["id"])
+    assert rep["customers"] == 8
+    assert (rep["by_point"], rep["by_village_code"], rep["outside_county"], rep["no_location"]) == (4, 2, 1, 1)
+    with loaded.connect() as conn:
+        rows = dict(conn.execute(
+            text("SELECT customer_id, cell_id FROM customer_cell WHERE grid_id = :g"), {"g": g["id"]}
+        ).all())
+        stats = conn.execute(
+            text("SELECT cell_id, customers, households, deposit FROM cell_stat WHERE grid_id = :g ORDER BY cell_id"),
+            {"g": g["id"]},
+        ).all()
+    assert len(rows) == 8
+    assert rows["C1"] == "640121100001" and rows["C5"] == "640121100002" and rows["C6"] == "640121100003"
+    assert rows["C4"] == "G640121101001" and rows["C7"] is None and rows["C8"] is None
+    by_cell = {r[0]: r for r in stats}
+    assert by_cell["640121100002"][1] == 2 and float(by_cell["640121100002"][3]) == 7000
+    assert by_cell["G640121101001"][2] == 100  # 40 + 60 households of the merged group
+    assert sum(r[1] for r in stats) == 6
+
+
+def test_reassign_swaps_partition_and_old_versions_stay(loaded):
+    with loaded.begin() as conn:
+        first = grids.build_grid(conn, county_code="640121", kind="village")
+        assign.assign_customers(conn, grid_id=first["id"])
+        second = grids.build_grid(conn, county_code="640121", kind="village")
+        again = assign.assign_customers(conn, grid_id=first["id"])
+    assert second["id"] > first["id"] and again["customers"] == 8
+    with loaded.connect() as conn:
+        listed = [g["id"] for g in grids.list_grids(conn, county_code="640121")]
+        n = conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g"), {"g": first["id"]}).scalar()
+    assert first["id"] in listed and second["id"] in listed and n == 8
+    assert [u["customer_id"] for u in assign.unplaced_customers(loaded.connect(), grid_id=first["id"])] == ["C7", "C8"]
+
+
+def test_unknown_county_and_grid_are_not_found(loaded):
+    with loaded.begin() as conn, pytest.raises(NotFound, match="county '999999'"):
+        grids.build_grid(conn, county_code="999999", kind="village")
+    with loaded.connect() as conn, pytest.raises(NotFound, match="grid 424242"):
+        grids.get_grid(conn, grid_id=424242)
