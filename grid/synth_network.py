@@ -1,0 +1,415 @@
+"""Synthetic bank network: village households, legal entities, outlets, service points, RMs.
+
+No public list of a rural bank's outlets or staff exists, so the demo generates
+them around the real Ningxia settlements.  Every function is seeded through the
+``rng`` it is given and returns the canonical columns of docs/fields.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from grid.projection import haversine_km
+from grid.synth_common import AS_OF, as_rng, frame, padded, person_names, phones, str_series, truthy
+
+PERSONS_PER_HOUSEHOLD = 2.65  # Ningxia, 2020 census
+_KM_PER_DEG = 111.32
+
+
+def _jitter(rng, lon, lat, sigma_km):
+    """Gaussian offsets of ``sigma_km`` per axis, added in degrees.
+
+    Offsets of a few km: the local equirectangular scale is exact to well
+    under 1 %, and this only places points (nothing is measured here).
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    sigma_km = np.broadcast_to(np.asarray(sigma_km, dtype=float), lon.shape)
+    dx = rng.normal(0.0, 1.0, lon.shape) * sigma_km
+    dy = rng.normal(0.0, 1.0, lon.shape) * sigma_km
+    coslat = np.cos(np.radians(np.nan_to_num(lat, nan=0.0)))
+    return lon + dx / (_KM_PER_DEG * coslat), lat + dy / _KM_PER_DEG
+
+
+def _county_codes(villages: pd.DataFrame) -> pd.Series:
+    """County adcode of each village: its own column, else the first 6 digits of its code."""
+    code = villages["code"].astype(str)
+    if "county_code" in villages:
+        cc = villages["county_code"].astype("string")
+        return cc.fillna(code.str[:6]).astype(str)
+    return code.str[:6]
+
+
+def _short_village(names: pd.Series) -> pd.Series:
+    """Village name without its committee suffix: '张家村村民委员会' -> '张家村'."""
+    return (
+        names.astype(str)
+        .str.replace(r"(村民委员会|村委会)$", "村", regex=True)
+        .str.replace(r"(社区居民委员会|社区居委会)$", "社区", regex=True)
+        .str.replace(r"(居民委员会|居委会)$", "", regex=True)
+    )
+
+
+def village_households(
+    villages: pd.DataFrame, county_population: Mapping[str, float], rng
+) -> pd.DataFrame:
+    """Fill households and population of villages that have none from county census totals.
+
+    Each county's population is split over its villages with lognormal shares
+    (communities about 2.5x larger), integer-exact (largest remainder), and
+    households follow at 2.65 persons each.  Villages of a county missing from
+    ``county_population`` get households from a lognormal around 300.
+
+    Parameters
+    ----------
+    villages : DataFrame
+        code, name, township_code, county_code, lon, lat, coord_level,
+        is_community; optional households, population, township_name.
+    county_population : mapping of adcode -> persons (2020 census).
+    rng : numpy Generator or seed.
+
+    Returns
+    -------
+    DataFrame
+        The ``villages`` import columns of docs/fields.md.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"code": ["640121100001", "640121100002"], "name": ["甲村", "乙社区"],
+    ...                   "lon": [106.2, 106.3], "lat": [38.2, 38.3], "coord_level": "village",
+    ...                   "is_community": ["N", "Y"]})
+    >>> out = village_households(v, {"640121": 1000}, np.random.default_rng(0))
+    >>> int(out["population"].sum())
+    1000
+    """
+    rng = as_rng(rng)
+    n = len(villages)
+    county = _county_codes(villages).to_numpy()
+    community = (
+        truthy(villages["is_community"]) if "is_community" in villages else np.zeros(n, bool)
+    )
+    pop_in = pd.to_numeric(villages.get("population", pd.Series(np.nan, index=villages.index)))
+    hh_in = pd.to_numeric(villages.get("households", pd.Series(np.nan, index=villages.index)))
+    pop = pop_in.to_numpy(dtype=float, na_value=np.nan)
+    hh = hh_in.to_numpy(dtype=float, na_value=np.nan)
+    # Fill population from households (and back) where only one is known.
+    pop = np.where(np.isnan(pop) & ~np.isnan(hh), np.round(hh * PERSONS_PER_HOUSEHOLD), pop)
+    hh = np.where(np.isnan(hh) & ~np.isnan(pop), np.round(pop / PERSONS_PER_HOUSEHOLD), hh)
+    share = rng.lognormal(0.0, 0.6, n) * np.where(community, 2.5, 1.0)
+    todo = np.isnan(pop)
+    for cc in np.unique(county[todo]):
+        rows = np.flatnonzero(todo & (county == cc))
+        total = county_population.get(cc)
+        if total is None:
+            hh[rows] = np.maximum(20, np.round(rng.lognormal(np.log(300), 0.5, rows.size)))
+            pop[rows] = np.round(hh[rows] * PERSONS_PER_HOUSEHOLD)
+            continue
+        known = np.nansum(pop[(county == cc) & ~todo])
+        remaining = max(float(total) - known, 0.0)
+        exact = remaining * share[rows] / share[rows].sum()
+        alloc = np.floor(exact)
+        short = int(round(remaining - alloc.sum()))
+        alloc[np.argsort(alloc - exact)[:short]] += 1  # largest remainders first
+        pop[rows] = alloc
+        hh[rows] = np.maximum(1, np.round(alloc / PERSONS_PER_HOUSEHOLD))
+    code = villages["code"].astype(str)
+    tcode = villages["township_code"] if "township_code" in villages else code.str[:9]
+    return frame(
+        "villages",
+        {
+            "code": code.to_numpy(),
+            "name": villages["name"].to_numpy(),
+            "township_code": pd.Series(tcode).astype(str).to_numpy(),
+            "township_name": villages.get(
+                "township_name", pd.Series(None, index=villages.index)
+            ).to_numpy(),
+            "county_code": county,
+            "households": pd.array(hh, dtype="Int64"),
+            "population": pd.array(pop, dtype="Int64"),
+            "lon": pd.to_numeric(villages["lon"]).to_numpy(dtype=float),
+            "lat": pd.to_numeric(villages["lat"]).to_numpy(dtype=float),
+            "coord_level": villages["coord_level"].to_numpy()
+            if "coord_level" in villages
+            else np.where(np.isfinite(villages["lon"]), "village", "none"),
+            "is_community": np.where(community, "Y", "N"),
+        },
+    )
+
+
+def _entity_groups(counties: pd.DataFrame) -> dict[str, list[str]]:
+    """Urban districts (区) of one city share a bank; every county (县/市) has its own."""
+    groups: dict[str, list[str]] = {}
+    for adcode, name in sorted(
+        zip(counties["adcode"].astype(str), counties["name"].astype(str), strict=True)
+    ):
+        if name.endswith("区"):
+            key = "LE" + adcode[:4] + "00"
+        else:
+            key = "LE" + adcode
+        groups.setdefault(key, []).append(adcode)
+    return groups
+
+
+def legal_entities(counties: pd.DataFrame) -> pd.DataFrame:
+    """Legal entities (法人机构): one per county, the urban districts of a city sharing one.
+
+    Deterministic (no randomness): codes are ``'LE' + adcode`` for a county and
+    ``'LE' + city code + '00'`` for districts that share; names end in
+    农村商业银行, or 农村信用合作联社 for about a third of the counties.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"adcode": ["640104", "640105", "640121"], "name": ["兴庆区", "西夏区", "永宁县"]})
+    >>> legal_entities(c)[["code", "name", "county_codes"]].values.tolist()
+    [['LE640100', '兴庆区农村商业银行', '640104;640105'], ['LE640121', '永宁县农村商业银行', '640121']]
+    """
+    names = dict(zip(counties["adcode"].astype(str), counties["name"].astype(str), strict=True))
+    codes, labels, members = [], [], []
+    for code, adcodes in sorted(_entity_groups(counties).items()):
+        first = names[adcodes[0]]
+        lianshe = len(adcodes) == 1 and first.endswith("县") and int(adcodes[0]) % 3 == 0
+        codes.append(code)
+        labels.append(first + ("农村信用合作联社" if lianshe else "农村商业银行"))
+        members.append(";".join(adcodes))
+    return frame("legal-entities", {"code": codes, "name": labels, "county_codes": members})
+
+
+def entity_by_county(entities: pd.DataFrame) -> dict[str, str]:
+    """Map adcode -> legal entity code from a :func:`legal_entities` frame."""
+    out = {}
+    for code, members in zip(entities["code"], entities["county_codes"], strict=True):
+        for adcode in str(members).split(";"):
+            out[adcode] = code
+    return out
+
+
+def _seats(villages: pd.DataFrame, counties: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """County seats and township seats (with their households) from the village points."""
+    v = villages.assign(
+        _county=_county_codes(villages), _hh=pd.to_numeric(villages.get("households", 1.0))
+    )
+    v["_hh"] = v["_hh"].fillna(1.0)
+    v["_tname"] = v["township_name"] if "township_name" in v else _short_village(v["name"])
+    has_pt = np.isfinite(pd.to_numeric(v["lon"])) & np.isfinite(pd.to_numeric(v["lat"]))
+    level = (
+        v["coord_level"].astype(str) if "coord_level" in v else pd.Series("village", index=v.index)
+    )
+    rows = []
+    for _, c in counties.iterrows():
+        adcode = str(c["adcode"])
+        at_seat = v[(v["_county"] == adcode) & (level == "county") & has_pt]
+        if len(at_seat):
+            lon, lat = at_seat[["lon", "lat"]].astype(float).mode().iloc[0]
+            vcode = at_seat["code"].iloc[0]
+        else:
+            pt = c.geometry.representative_point()
+            lon, lat, vcode = pt.x, pt.y, None
+        rows.append((adcode, str(c["name"]), lon, lat, vcode))
+    seats = pd.DataFrame(rows, columns=["county_code", "county_name", "lon", "lat", "village_code"])
+    sub = v[has_pt & (level != "county")].copy()
+    sub["_rank"] = np.where(level[sub.index] == "township", 0, 1)
+    sub = sub.sort_values(["township_code", "_rank", "_hh"], ascending=[True, True, False])
+    towns = sub.groupby("township_code", sort=True).agg(
+        county_code=("_county", "first"),
+        name=("_tname", "first"),
+        lon=("lon", "first"),
+        lat=("lat", "first"),
+        village_code=("code", "first"),
+    )
+    towns["households"] = v.groupby("township_code")["_hh"].sum().reindex(towns.index)
+    return seats, towns.reset_index()
+
+
+def outlets(villages: pd.DataFrame, counties: gpd.GeoDataFrame, n_per_county, rng) -> pd.DataFrame:
+    """Outlets (网点): a 营业部 at each county seat, 支行 at township seats, extra 分理处 in town.
+
+    Parameters
+    ----------
+    villages : DataFrame
+        Village list in WGS84 (code, name, township_code, county_code, lon, lat,
+        coord_level, households; optional township_name).
+    counties : GeoDataFrame
+        adcode, name, geometry in WGS84 (geometry only used when a county has no seat point).
+    n_per_county : int or mapping adcode -> int
+        Outlets per county (at least one).
+    rng : numpy Generator or seed.
+
+    Returns
+    -------
+    DataFrame
+        The ``outlets`` import columns; codes ``'O' + adcode + 3 digits``.
+        Seats get ~100 m jitter; 分理处 beyond the townships spread ~1.5 km over the county town.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"code": ["640121100001"], "name": ["甲村村委会"], "township_code": ["640121100"],
+    ...                   "lon": [106.25], "lat": [38.28], "coord_level": ["township"], "households": [300]})
+    >>> c = gpd.GeoDataFrame({"adcode": ["640121"], "name": ["永宁县"]},
+    ...                      geometry=gpd.points_from_xy([106.2], [38.3]).buffer(0.2), crs=4326)
+    >>> outlets(v, c, 3, np.random.default_rng(0))["kind"].tolist()
+    ['营业部', '支行', '分理处']
+    """
+    rng = as_rng(rng)
+    seats, towns = _seats(villages, counties)
+    le = entity_by_county(legal_entities(counties))
+    cols: dict[str, list] = {k: [] for k in ("code", "name", "county_code", "village_code", "kind")}
+    lon, lat, sigma = [], [], []
+    for seat in seats.itertuples(index=False):
+        cc = seat.county_code
+        n = n_per_county.get(cc, 0) if isinstance(n_per_county, Mapping) else int(n_per_county)
+        if n <= 0:
+            continue
+        t = towns[towns["county_code"] == cc]
+        k = min(n - 1, len(t))
+        if k:
+            w = t["households"].to_numpy(float) + 1.0
+            pick = t.iloc[np.sort(rng.choice(len(t), k, replace=False, p=w / w.sum()))]
+        else:
+            pick = t.iloc[:0]
+        kinds = ["营业部"] + ["支行"] * k + ["分理处"] * (n - 1 - k)
+        names = [f"{seat.county_name}营业部"] + [f"{nm}支行" for nm in pick["name"]]
+        names += [f"{seat.county_name}城区第{i + 1}分理处" for i in range(n - 1 - k)]
+        cols["code"] += list(padded("O" + cc, np.arange(1, n + 1), 3))
+        cols["name"] += names
+        cols["county_code"] += [cc] * n
+        cols["village_code"] += [
+            seat.village_code,
+            *pick["village_code"],
+            *[seat.village_code] * (n - 1 - k),
+        ]
+        cols["kind"] += kinds
+        lon += [seat.lon, *pick["lon"], *[seat.lon] * (n - 1 - k)]
+        lat += [seat.lat, *pick["lat"], *[seat.lat] * (n - 1 - k)]
+        sigma += [0.1] * (1 + k) + [1.5] * (n - 1 - k)
+    x, y = _jitter(rng, lon, lat, sigma)
+    return frame(
+        "outlets",
+        {
+            **{k: str_series(np.array(v, dtype=object)) for k, v in cols.items()},
+            "legal_entity": str_series(
+                np.array([le.get(c) for c in cols["county_code"]], dtype=object)
+            ),
+            "lon": np.round(x, 6),
+            "lat": np.round(y, 6),
+        },
+    )
+
+
+def service_points(
+    villages: pd.DataFrame, outlets: pd.DataFrame, share: float = 0.8, rng=None
+) -> pd.DataFrame:
+    """Service points (便民服务点) in about ``share`` of the villages, each tied to its nearest outlet.
+
+    Rural villages are preferred over urban communities (4:1).  A village with
+    its own point gets the service point within ~100 m of it; one that only
+    carries its township or county seat gets it ~1.5 km away, as its true
+    place is unknown.  The linked outlet is the nearest one of the same county
+    (great-circle distance); villages of counties without outlets get none.
+
+    Returns
+    -------
+    DataFrame
+        The ``service-points`` import columns; codes ``'S' + adcode + 4 digits``.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"code": ["640121100001"], "name": ["光华门村委会"], "lon": [106.25], "lat": [38.28],
+    ...                   "coord_level": ["village"], "is_community": ["N"]})
+    >>> o = pd.DataFrame({"code": ["O640121001"], "legal_entity": ["LE640121"], "county_code": ["640121"],
+    ...                   "lon": [106.2], "lat": [38.3]})
+    >>> service_points(v, o, 1.0, np.random.default_rng(0))[["code", "name", "outlet_code"]].values.tolist()
+    [['S6401210001', '光华门村便民服务点', 'O640121001']]
+    """
+    rng = as_rng(rng)
+    county = _county_codes(villages).to_numpy()
+    vlon = pd.to_numeric(villages["lon"]).to_numpy(float)
+    vlat = pd.to_numeric(villages["lat"]).to_numpy(float)
+    ocounty = outlets["county_code"].astype(str).to_numpy()
+    eligible = np.isfinite(vlon) & np.isfinite(vlat) & np.isin(county, ocounty)
+    community = (
+        truthy(villages["is_community"])
+        if "is_community" in villages
+        else np.zeros(len(county), bool)
+    )
+    idx = np.flatnonzero(eligible)
+    k = int(round(share * idx.size))
+    w = np.where(community[idx], 0.25, 1.0)
+    chosen = np.sort(rng.choice(idx, k, replace=False, p=w / w.sum())) if k else idx[:0]
+    level = villages["coord_level"].astype(str).to_numpy() if "coord_level" in villages else None
+    own = np.ones(chosen.size, bool) if level is None else level[chosen] == "village"
+    x, y = _jitter(rng, vlon[chosen], vlat[chosen], np.where(own, 0.1, 1.5))
+    olon = outlets["lon"].to_numpy(float)
+    olat = outlets["lat"].to_numpy(float)
+    link = np.empty(chosen.size, dtype=np.int64)
+    for cc in np.unique(county[chosen]):
+        rows = np.flatnonzero(county[chosen] == cc)
+        cand = np.flatnonzero(ocounty == cc)
+        d = haversine_km(x[rows, None], y[rows, None], olon[None, cand], olat[None, cand])
+        link[rows] = cand[np.argmin(d, axis=1)]
+    cc_sel = county[chosen]
+    seq = np.zeros(chosen.size, dtype=np.int64)
+    for cc in np.unique(cc_sel):
+        m = cc_sel == cc
+        seq[m] = np.arange(1, m.sum() + 1)
+    codes = np.array(
+        ["S" + c + str(s).zfill(4) for c, s in zip(cc_sel, seq, strict=True)], dtype=object
+    )
+    names = _short_village(villages["name"].iloc[chosen].reset_index(drop=True)) + "便民服务点"
+    return frame(
+        "service-points",
+        {
+            "code": str_series(codes),
+            "name": names.astype("str"),
+            "legal_entity": outlets["legal_entity"].astype(str).to_numpy()[link],
+            "outlet_code": outlets["code"].astype(str).to_numpy()[link],
+            "county_code": cc_sel,
+            "village_code": villages["code"].astype(str).to_numpy()[chosen],
+            "lon": np.round(x, 6),
+            "lat": np.round(y, 6),
+        },
+    )
+
+
+def rms(outlets: pd.DataFrame, per_outlet: tuple[int, int] = (2, 6), *, rng) -> pd.DataFrame:
+    """Relationship-manager roster: ``per_outlet`` (inclusive range) RMs at each outlet.
+
+    About 8 % are part-time (capacity 0.5), about 4 % inactive; hiring dates
+    run from 2003 to a month before the reference day 2025-06-30.
+
+    Returns
+    -------
+    DataFrame
+        The ``rms`` import columns; codes (employee numbers) ``'R' + 6 digits``.
+
+    Examples
+    --------
+    >>> o = pd.DataFrame({"code": ["O640121001"], "legal_entity": ["LE640121"]})
+    >>> r = rms(o, (3, 3), rng=np.random.default_rng(0))
+    >>> r["code"].tolist(), bool(r["phone"].str.fullmatch(r"1[3-9]\\d{9}").all())
+    (['R000001', 'R000002', 'R000003'], True)
+    """
+    rng = as_rng(rng)
+    lo, hi = per_outlet
+    counts = rng.integers(lo, hi + 1, len(outlets))
+    at = np.repeat(np.arange(len(outlets)), counts)
+    n = at.size
+    start = np.datetime64("2003-01-01", "D")
+    span = int((AS_OF - np.timedelta64(30, "D") - start).astype(int))
+    hired = start + rng.integers(0, span, n).astype("timedelta64[D]")
+    return frame(
+        "rms",
+        {
+            "code": str_series(padded("R", np.arange(1, n + 1), 6)),
+            "name": str_series(person_names(rng, n)),
+            "legal_entity": outlets["legal_entity"].astype(str).to_numpy()[at],
+            "outlet_code": outlets["code"].astype(str).to_numpy()[at],
+            "phone": str_series(phones(rng, n)),
+            "capacity": np.where(rng.random(n) < 0.08, 0.5, 1.0),
+            "hired_on": hired,
+            "active": rng.random(n) >= 0.04,
+        },
+    )
