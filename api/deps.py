@@ -1,0 +1,127 @@
+"""Typed dependency aliases every route uses: settings, connection, user, scope, paging, bbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import AfterValidator
+from sqlalchemy.engine import Connection, Engine
+
+from api.auth import CurrentUser, decode_token, require
+from api.settings import Settings
+from geodata import users
+from geodata.errors import NotFound
+from geodata.scope import Scope
+
+TOKEN_URL = "/api/v1/auth/token"
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL)
+
+
+def get_settings(request: Request) -> Settings:
+    """Settings of the running app."""
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    """The engine opened by the app's lifespan."""
+    return request.app.state.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_conn(engine: EngineDep) -> Iterator[Connection]:
+    """One connection and transaction per request, committed when the route succeeds."""
+    with engine.begin() as conn:
+        yield conn
+
+
+ConnDep = Annotated[Connection, Depends(get_conn)]
+
+
+def get_current_user(token: Annotated[str, Depends(_bearer)], settings: SettingsDep,
+                     conn: ConnDep) -> CurrentUser:
+    """The user of a valid bearer token; re-read each request so disabling takes effect at once."""
+    claims = decode_token(settings.auth, token)
+    try:
+        row = users.get_user(conn, username=claims["sub"])
+    except NotFound:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user",
+                            headers={"WWW-Authenticate": "Bearer"}) from None
+    return CurrentUser.from_row(row)
+
+
+UserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+def get_scope(user: UserDep) -> Scope:
+    """The scope of the signed-in user (see geodata.scope)."""
+    return user.scope
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def permitted(action: str):
+    """A dependency alias for a user whose role may do ``action`` (403 otherwise)."""
+
+    def dep(user: UserDep) -> CurrentUser:
+        require(user, action)
+        return user
+
+    dep.__name__ = f"require_{action}"
+    return Annotated[CurrentUser, Depends(dep)]
+
+
+AdminDep = permitted("manage_users")
+ImporterDep = permitted("import")
+
+
+@dataclass(frozen=True)
+class Page:
+    """Paging of a list: at most ``limit`` items after skipping ``offset``."""
+
+    limit: int
+    offset: int
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=1000, description="Maximum number of items to return (1 to 1000).")] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Number of items to skip (for paging).")] = 0,
+) -> Page:
+    """Paging parameters shared by every list."""
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    """``minlon,minlat,maxlon,maxlat`` in WGS84 degrees, checked for order and range."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) != 4:
+        raise ValueError("bbox needs four numbers: minlon,minlat,maxlon,maxlat")
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError("bbox values must be numbers") from None
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise ValueError("bbox must be minlon<=maxlon in [-180,180] and minlat<=maxlat in [-90,90]")
+    return x0, y0, x1, y1
+
+
+BboxQuery = Annotated[
+    str | None,
+    Query(
+        description="Only features intersecting this box: `minlon,minlat,maxlon,maxlat` in WGS84 degrees.",
+        examples=["105.9,38.3,106.4,38.6"],
+    ),
+    AfterValidator(parse_bbox),
+]

@@ -1,0 +1,68 @@
+"""One table from domain exceptions to HTTP status codes; JSON body ``{"error", "detail"}``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from geodata import errors as gd
+
+log = logging.getLogger("gridmkt.api")
+
+
+def _grid_errors() -> dict[type[Exception], int]:
+    # grid/errors.py arrives with the grids issue; map it once it exists.
+    try:
+        ge = importlib.import_module("grid.errors")
+    except ImportError:
+        return {}
+    table: dict[type[Exception], int] = {}
+    for name, status in (("InvalidInput", 422), ("GridError", 400)):
+        cls = getattr(ge, name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            table[cls] = status
+    return table
+
+
+# Most specific first: the first matching class wins.
+STATUS: dict[type[Exception], int] = {
+    gd.NotFound: 404,
+    gd.Conflict: 409,
+    gd.BadInput: 422,
+    gd.DatabaseUnavailable: 503,
+    OperationalError: 503,
+    **_grid_errors(),
+    gd.GeodataError: 400,
+}
+
+
+def status_for(exc: Exception) -> int:
+    """HTTP status for a domain exception (500 when it is not in the table)."""
+    for cls, status in STATUS.items():
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _detail(exc: Exception, status: int) -> str:
+    if isinstance(exc, OperationalError):
+        return "the database is unreachable"
+    return str(exc) if status < 500 or isinstance(exc, gd.GeodataError) else "internal error"
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    status = status_for(exc)
+    if status >= 500:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    name = "DatabaseUnavailable" if isinstance(exc, OperationalError) else type(exc).__name__
+    return JSONResponse({"error": name, "detail": _detail(exc, status)}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers for every class of the table."""
+    for cls in STATUS:
+        app.add_exception_handler(cls, _handle)

@@ -1,0 +1,64 @@
+"""Masking of personal data by role: names 张*, phones 138****1234, ID numbers 110101********1234.
+
+Who sees what unmasked is decided by ``geodata.scope.sees_pii``: admins, and
+the RMs and branch managers whose scope already limits them to their own
+customers. Planners and analysts always get masked values. Exports and map
+pages must call :func:`mask_record` the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from geodata.scope import Scope, sees_pii
+
+PII_FIELDS = {"name": "name", "phone": "phone", "id_number": "id_number"}
+
+
+def mask_name(name: str | None) -> str | None:
+    """Keep the first character, one ``*`` per other character: 张三 → 张*, 欧阳娜娜 → 欧***."""
+    if not name:
+        return name
+    name = name.strip()
+    return name[:1] + "*" * (len(name) - 1)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Keep the first 3 and last 4 digits of a mobile number: 13812341234 → 138****1234."""
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) <= 7:
+        # Too short to keep both ends without revealing most of it.
+        return digits[:1] + "*" * (len(digits) - 1)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_id_number(id_number: str | None) -> str | None:
+    """Keep the first 6 (region) and last 4 characters: 110101199001011234 → 110101********1234."""
+    if not id_number:
+        return id_number
+    s = id_number.strip()
+    if len(s) <= 10:
+        return s[:2] + "*" * (len(s) - 2)
+    return s[:6] + "*" * (len(s) - 10) + s[-4:]
+
+
+_MASKERS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number}
+
+
+def mask_record(record: Mapping[str, Any], scope: Scope,
+                fields: Mapping[str, str] = PII_FIELDS) -> dict[str, Any]:
+    """A copy of ``record`` with its personal fields masked unless ``scope`` may see them.
+
+    ``fields`` maps a key of the record to the kind of value it holds
+    (``name``, ``phone`` or ``id_number``), e.g. ``{"rm_name": "name"}``.
+    """
+    out = dict(record)
+    if sees_pii(scope):
+        return out
+    for key, kind in fields.items():
+        if key in out:
+            out[key] = _MASKERS[kind](out[key])
+    return out

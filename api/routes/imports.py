@@ -1,0 +1,154 @@
+"""Imports by upload: stream the file to disk, check it, run the importer as a background job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import AfterValidator, BaseModel
+from sqlalchemy import text
+
+from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
+from api.uploads import receive_file, sniff
+from geodata import audit
+from geodata.errors import NotFound
+from geodata.scope import where
+
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+
+Kind = Literal["legal-entities", "counties", "townships", "villages", "outlets", "service-points",
+               "rms", "customers", "visits", "leads", "tags"]
+ImportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Id of the import run.")]
+ViewerDep = permitted("view_imports")
+
+_RUN = ("r.id, r.kind, r.file_name, r.user_name, r.started_at, r.finished_at, r.status, r.dry_run,"
+        " r.synthetic, r.encoding, r.source_crs, r.counts, r.warnings, r.message,"
+        " r.rejects_path IS NOT NULL AS has_rejects")
+
+
+def _mapping(value: str | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError("mapping must be a JSON object {\"file header\": \"canonical field\"}") from None
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
+        raise ValueError("mapping must map header names to canonical field names (strings)")
+    return parsed
+
+
+class ImportStarted(BaseModel):
+    """An accepted upload: poll the job until it is done; its result is the import run."""
+
+    job_id: str
+    poll: str
+    file_name: str
+    format: str
+
+
+def importer(request: Request):
+    """The import function: ``app.state.importer`` if set, else ``geodata.importers.run_import``."""
+    fn = getattr(request.app.state, "importer", None)
+    if fn is not None:
+        return fn
+    try:
+        from geodata.importers import run_import
+    except ImportError:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "importers are not installed") from None
+    return run_import
+
+
+@router.post("/{kind}", status_code=status.HTTP_202_ACCEPTED, response_model=ImportStarted,
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["file"],
+                 "properties": {"file": {"type": "string", "format": "binary",
+                                         "description": "CSV, XLSX, GeoJSON, GeoPackage or zipped shapefile."}}}}}}})
+async def upload(
+    kind: Annotated[Kind, Path(description="What the file holds (see docs/fields.md).")],
+    request: Request, conn: ConnDep, user: ImporterDep,
+    crs: Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate system of lon/lat in the file.")] = "wgs84",
+    encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$", description="Text encoding of a CSV (detected when omitted).")] = None,
+    mapping: Annotated[str | None, Query(max_length=4000, description="JSON object mapping file headers to canonical field names."), AfterValidator(_mapping)] = None,
+    dry_run: Annotated[bool, Query(description="Check the file and report, without writing anything.")] = False,
+    synthetic: Annotated[bool, Query(description="Mark the rows as synthetic (demo data).")] = False,
+) -> ImportStarted:
+    """Upload a file (multipart field `file`) and import it in the background.
+
+    The body is streamed to disk and refused with 413 past the configured size
+    limit; types other than CSV, XLSX, GeoJSON, GeoPackage and zipped shapefiles
+    are refused with 415 (by extension and by content). Answers 202 with the job
+    to poll; the finished job's result is the import run with its summary."""
+    run = importer(request)
+    settings = request.app.state.settings
+    folder = FsPath(settings.uploads.dir)
+    path = await receive_file(request, folder=folder, max_bytes=settings.uploads.max_bytes)
+    fmt = await run_in_threadpool(sniff, path, max_bytes=settings.uploads.max_bytes)
+    engine = request.app.state.engine
+
+    def job(progress) -> dict[str, Any]:
+        return run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
+                   mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
+                   synthetic=synthetic, progress=progress)
+
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, kind=f"import:{kind}", user=user, fn=job)
+    await run_in_threadpool(audit.record, conn, username=user.username, action="import",
+                            object_type=kind, object_id=job_id,
+                            detail={"file": path.name, "format": fmt, "dry_run": dry_run})
+    return ImportStarted(job_id=job_id, poll=f"/api/v1/jobs/{job_id}", file_name=path.name, format=fmt)
+
+
+def _runs(conn, user, page, run_id: int | None = None) -> tuple[list[dict], int]:
+    cond = where(user.scope, "import_run", "r")
+    extra = "" if run_id is None else " AND r.id = :run_id"
+    params = {**cond.params, "run_id": run_id, "lim": page.limit, "off": page.offset}
+    total = conn.execute(text(f"SELECT count(*) FROM import_run r WHERE {cond.sql}{extra}"), params).scalar_one()
+    rows = conn.execute(text(f"SELECT {_RUN}, r.rejects_path FROM import_run r WHERE {cond.sql}{extra}"
+                             " ORDER BY r.id DESC LIMIT :lim OFFSET :off"), params).mappings()
+    out = []
+    for r in rows:
+        d = {k: v for k, v in r.items() if k not in ("has_rejects", "rejects_path")}
+        d["rejects"] = f"/api/v1/imports/{r['id']}/rejects" if r["has_rejects"] else None
+        d["_rejects_path"] = r["rejects_path"]
+        out.append(d)
+    return out, total
+
+
+@router.get("")
+def list_imports(conn: ConnDep, user: ViewerDep, page: PageDep) -> dict:
+    """Import runs started by users of your legal entity, newest first, with their summaries."""
+    rows, total = _runs(conn, user, page)
+    for r in rows:
+        r.pop("_rejects_path")
+    nxt = page.offset + len(rows)
+    return {"items": rows, "total": total, "next_offset": nxt if nxt < total else None}
+
+
+@router.get("/{import_id}")
+def get_import(import_id: ImportId, conn: ConnDep, user: ViewerDep) -> dict:
+    """One import run: counts, warnings, message and a link to its rejected rows."""
+    rows, _ = _runs(conn, user, Page(1, 0), import_id)
+    if not rows:
+        raise NotFound(f"import run {import_id} does not exist")
+    rows[0].pop("_rejects_path")
+    return rows[0]
+
+
+@router.get("/{import_id}/rejects", response_class=FileResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "The rejected rows with reasons."}})
+def get_rejects(import_id: ImportId, conn: ConnDep, user: ImporterDep) -> FileResponse:
+    """The rejected rows of an import run as CSV, each with the reason (planners and admins:
+    the rows are unmasked source data). Recorded in the audit log as an export."""
+    rows, _ = _runs(conn, user, Page(1, 0), import_id)
+    if not rows:
+        raise NotFound(f"import run {import_id} does not exist")
+    path = rows[0]["_rejects_path"]
+    if not path or not FsPath(path).is_file():
+        raise NotFound(f"import run {import_id} has no rejects file")
+    audit.record(conn, username=user.username, action="export", object_type="import_rejects",
+                 object_id=str(import_id))
+    return FileResponse(path, media_type="text/csv", filename=f"rejects_{import_id}.csv")

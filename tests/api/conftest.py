@@ -1,0 +1,154 @@
+"""API fixtures: an app on this module's database, two legal entities with data, users of every role.
+
+Legal entity LEA (counties 640104, 640105): outlets OA1, OA2; RMs RA1 (OA1), RA2 (OA2);
+customers CA1 (cell a1 owned by RA1), CA2 (cell a2 owned by RA2), CA3 (no cell).
+Legal entity LEB (county 640122): outlet OB1, RM RB1, customer CB1 (cell b1 owned by RB1).
+Users (password PASSWORD): admin (system-wide), planner_a, analyst_a, bm_a (outlet OA1),
+rm_a1 (RA1), rm_a2 (RA2), planner_b, rm_b (RB1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from api.auth import create_token, hash_password
+from api.settings import AuthSettings, DatabaseSettings, Settings, UploadSettings
+from geodata import jobs, users
+
+COUNTIES = Path(__file__).resolve().parents[2] / "geodata" / "demo_data" / "ningxia_counties_gcj02.geojson"
+PASSWORD = "correct horse battery"
+SECRET = "test"
+USERS = {
+    "admin": dict(role="admin", le=None),
+    "planner_a": dict(role="planner", le="LEA"),
+    "analyst_a": dict(role="analyst", le="LEA"),
+    "bm_a": dict(role="branch_manager", le="LEA", outlets=["OA1"]),
+    "rm_a1": dict(role="rm", le="LEA", rm="RA1"),
+    "rm_a2": dict(role="rm", le="LEA", rm="RA2"),
+    "planner_b": dict(role="planner", le="LEB"),
+    "rm_b": dict(role="rm", le="LEB", rm="RB1"),
+}
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """One real argon2 hash shared by all fixture users (hashing is deliberately slow)."""
+    return hash_password(PASSWORD)
+
+
+def _county_geoms() -> dict[str, str]:
+    data = json.loads(COUNTIES.read_text())
+    return {f["properties"]["adcode"]: json.dumps(f["geometry"]) for f in data["features"]}
+
+
+def seed(engine, password_hash: str, rejects_dir: Path) -> dict:
+    """Insert the two legal entities, their data, users, import runs and a job."""
+    geoms = _county_geoms()
+    ids: dict = {}
+    with engine.begin() as c:
+        x = c.execute
+        for code, name in (("LEA", "甲农商行"), ("LEB", "乙农商行")):
+            ids[code] = x(text("INSERT INTO legal_entity (code, name) VALUES (:c, :n) RETURNING id"),
+                          {"c": code, "n": name}).scalar_one()
+        for adcode, name, le in (("640104", "兴庆区", "LEA"), ("640105", "西夏区", "LEA"), ("640122", "贺兰县", "LEB")):
+            x(text("INSERT INTO county (adcode, name, city_code, legal_entity_id, geom) VALUES"
+                   " (:a, :n, '6401', :le, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326)))"),
+              {"a": adcode, "n": name, "le": ids[le], "g": geoms[adcode]})
+        for code, county, lon, lat in (("640104001002", "640104", 106.28, 38.47),
+                                       ("640122100201", "640122", 106.35, 38.55)):
+            x(text("INSERT INTO village (code, name, township_code, county_code, coord_level, geom) VALUES"
+                   " (:c, :c, left(:c, 9), :k, 'village', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
+              {"c": code, "k": county, "x": lon, "y": lat})
+        for code, le, county in (("OA1", "LEA", "640104"), ("OA2", "LEA", "640105"), ("OB1", "LEB", "640122")):
+            x(text("INSERT INTO outlet (code, name, legal_entity_id, county_code, geom) VALUES"
+                   " (:c, :c, :le, :k, ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326))"),
+              {"c": code, "le": ids[le], "k": county})
+            x(text("INSERT INTO service_point (code, name, legal_entity_id, outlet_code, county_code, geom)"
+                   " VALUES (:c, :c, :le, :o, :k, ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326))"),
+              {"c": "SP" + code[1:], "le": ids[le], "o": code, "k": county})
+        for code, le, outlet, phone in (("RA1", "LEA", "OA1", "13900000001"), ("RA2", "LEA", "OA2", "13900000002"),
+                                        ("RB1", "LEB", "OB1", "13900000003")):
+            x(text("INSERT INTO rm (code, name, legal_entity_id, outlet_code, phone) VALUES (:c, :c, :le, :o, :p)"),
+              {"c": code, "le": ids[le], "o": outlet, "p": phone})
+        customers = (("CA1", "张三", "13812341234", "110101199001011234", "LEA", "640104", 106.28, 38.47),
+                     ("CA2", "李四", "13812345678", "110101199001015678", "LEA", "640105", 106.1, 38.5),
+                     ("CA3", "王五", "13800000000", "110101199001010000", "LEA", "640104", None, None),
+                     ("CB1", "欧阳娜娜", "13987654321", "640122199001019999", "LEB", "640122", 106.35, 38.55))
+        for cid, name, phone, idn, le, county, lon, lat in customers:
+            x(text("INSERT INTO customer (customer_id, name, phone, id_number, legal_entity_id, county_code,"
+                   " segment, geom) VALUES (:i, :n, :p, :d, :le, :k, 'retail',"
+                   " CASE WHEN CAST(:x AS float8) IS NULL THEN NULL"
+                   " ELSE ST_SetSRID(ST_MakePoint(:x, :y), 4326) END)"),
+              {"i": cid, "n": name, "p": phone, "d": idn, "le": ids[le], "k": county, "x": lon, "y": lat})
+        for county, cells in (("640104", [("a1", "RA1", "CA1"), ("a2", "RA2", "CA2")]),
+                              ("640122", [("b1", "RB1", "CB1")])):
+            gid = x(text("INSERT INTO grid (county_code, kind, resolution) VALUES (:k, 'h3', 8) RETURNING id"),
+                    {"k": county}).scalar_one()
+            ids.setdefault("grids", []).append(gid)
+            x(text(f"CREATE TABLE customer_cell_{gid} PARTITION OF customer_cell FOR VALUES IN ({gid})"))
+            for cell, rm, cid in cells:
+                x(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES"
+                       " (:g, :c, 1, ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326))"), {"g": gid, "c": cell})
+                x(text("INSERT INTO customer_cell VALUES (:g, :i, :c, 'point')"), {"g": gid, "i": cid, "c": cell})
+                x(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by)"
+                       " VALUES (:g, :c, :r, 'test', 'test')"), {"g": gid, "c": cell, "r": rm})
+        for name, spec in USERS.items():
+            users.create_user(c, username=name, password_hash=password_hash, role=spec["role"],
+                              legal_entity_id=ids[spec["le"]] if spec["le"] else None,
+                              rm_code=spec.get("rm"), outlet_codes=spec.get("outlets", []))
+        rejects_dir.mkdir(parents=True, exist_ok=True)
+        for who in ("planner_a", "planner_b"):
+            path = rejects_dir / f"{who}.csv"
+            path.write_text("row,reason\n3,bad code\n")
+            ids[f"run_{who}"] = x(text(
+                "INSERT INTO import_run (kind, file_name, sha256, user_name, status, rejects_path, counts)"
+                " VALUES ('customers', 'c.csv', repeat('0', 64), :u, 'ok', :p, '{\"read\": 4}') RETURNING id"),
+                {"u": who, "p": str(path)}).scalar_one()
+        ids["job_planner_b"] = jobs.create_job(c, kind="import:customers", username="planner_b",
+                                               legal_entity_id=ids["LEB"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def settings(db_url, tmp_path_factory) -> Settings:
+    """Settings of the test app: this module's database, a fixed key, a small upload limit."""
+    tmp = tmp_path_factory.mktemp("uploads")
+    return Settings(db=DatabaseSettings(url=db_url), auth=AuthSettings(secret_key=SECRET),
+                    uploads=UploadSettings(max_bytes=200_000, dir=tmp))
+
+
+@pytest.fixture(scope="module")
+def data(engine, password_hash, settings) -> dict:
+    """Ids of the seeded rows."""
+    return seed(engine, password_hash, Path(settings.uploads.dir) / "rejects")
+
+
+@pytest.fixture(scope="module")
+def app(settings, data):
+    """The app built by create_app."""
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    """A TestClient running the app's lifespan."""
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def tokens(settings) -> dict[str, str]:
+    """A valid bearer token per fixture user (signed as the login route signs them)."""
+    return {u: create_token(settings.auth, username=u, role=s["role"]) for u, s in USERS.items()}
+
+
+@pytest.fixture(scope="module")
+def auth(tokens):
+    """``auth('rm_a1')`` -> headers carrying that user's token."""
+    return lambda user: {"Authorization": f"Bearer {tokens[user]}"}
