@@ -64,24 +64,35 @@ def out_of_china(lon, lat) -> np.ndarray:
 
 
 def _gcj_delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GCJ-02 offset (dlon, dlat) in degrees at WGS84 (lon, lat), ignoring the China box."""
+    """GCJ-02 offset (dlon, dlat) in degrees at WGS84 (lon, lat), ignoring the China box.
+
+    Same series as the published algorithm, with sines of 3θ taken from sin θ
+    (sin 3θ = 3 sin θ - 4 sin³ θ) and cos(lat) from sin(lat): 8 transcendental
+    calls instead of 12, which is most of the cost.  Agrees to ~1e-13 degrees.
+    """
     x = lon - 105.0
     y = lat - 35.0
-    # The two series are shared between the coordinates, so compute the common terms once.
-    common = (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    s2x = np.sin(2.0 * np.pi * x)
+    sx3 = np.sin(np.pi / 3.0 * x)
+    sy3 = np.sin(np.pi / 3.0 * y)
+    s6x = s2x * (3.0 - 4.0 * s2x * s2x)
+    sx = sx3 * (3.0 - 4.0 * sx3 * sx3)
+    sy = sy3 * (3.0 - 4.0 * sy3 * sy3)
+    common = (20.0 * s6x + 20.0 * s2x) * 2.0 / 3.0
     dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
     dlat += common
-    dlat += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
+    dlat += (20.0 * sy + 40.0 * sy3) * 2.0 / 3.0
     dlat += (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
     dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
     dlon += common
-    dlon += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
+    dlon += (20.0 * sx + 40.0 * sx3) * 2.0 / 3.0
     dlon += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
-    radlat = lat / 180.0 * np.pi
-    magic = 1.0 - _EE * np.sin(radlat) ** 2
+    sinlat = np.sin(lat / 180.0 * np.pi)
+    magic = 1.0 - _EE * sinlat * sinlat
     sqrtmagic = np.sqrt(magic)
+    coslat = np.sqrt(np.maximum(1.0 - sinlat * sinlat, 0.0))
     dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrtmagic) * np.pi)
-    dlon = (dlon * 180.0) / (_A / sqrtmagic * np.cos(radlat) * np.pi)
+    dlon = (dlon * 180.0) / (_A / sqrtmagic * coslat * np.pi)
     return dlon, dlat
 
 
@@ -109,18 +120,24 @@ def _invert(
     iteration contracts fast: two or three steps reach millimetres.
     """
     tlon, tlat = _arrays(lon, lat)
-    x, y = (tlon.copy(), tlat.copy()) if start is None else start
+    shape = tlon.shape
+    tlon, tlat = tlon.ravel(), tlat.ravel()
+    x, y = (tlon.copy(), tlat.copy()) if start is None else (a.ravel().copy() for a in start)
     coslat = np.maximum(np.cos(np.radians(tlat)), 1e-6)
     tol2 = tol_m * tol_m
+    # Rows that met the tolerance leave the loop, so later rounds touch only the stragglers.
+    todo = np.arange(tlon.size)
     for _ in range(max_iter):
-        fx, fy = forward(x, y)
-        ex, ey = fx - tlon, fy - tlat
-        x = x - ex
-        y = y - ey
-        err2 = (ex * coslat * _M_PER_DEG) ** 2 + (ey * _M_PER_DEG) ** 2
-        # NaN rows compare False and so never hold the loop open.
-        if not np.any(err2 > tol2):
+        fx, fy = forward(x[todo], y[todo])
+        ex, ey = fx - tlon[todo], fy - tlat[todo]
+        x[todo] -= ex
+        y[todo] -= ey
+        err2 = (ex * coslat[todo] * _M_PER_DEG) ** 2 + (ey * _M_PER_DEG) ** 2
+        # NaN rows compare False and so leave at once.
+        todo = todo[err2 > tol2]
+        if todo.size == 0:
             break
+    x, y = x.reshape(shape), y.reshape(shape)
     return x, y
 
 
