@@ -1,0 +1,139 @@
+"""Every route of the OpenAPI schema, called with tokens of scoped users, never leaks others' data.
+
+Routes are enumerated from ``app.openapi()``, so new routes are covered
+automatically. A route with a path parameter is called with objects that
+belong to ANOTHER legal entity, or to another RM/outlet, and must answer 403
+or 404; every route must never answer 500, and no 2xx answer may contain a
+marker of the other's data. Later routes extend ``FOREIGN`` with example
+values for their new path parameters (the test fails on an unknown one).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+# Example path-parameter values per parameter name, as functions of the seeded ids:
+# objects the user under test must NOT reach.
+FOREIGN = {
+    "rm_a1": {
+        "customer_id": lambda d: ["CA2", "CB1", "CA3"],
+        "rm_code": lambda d: ["RA2", "RB1"],
+        "adcode": lambda d: ["640122"],
+        "village_code": lambda d: ["640122100201"],
+        "outlet_code": lambda d: ["OB1"],
+        "service_point_code": lambda d: ["SPB1"],
+        "legal_entity_id": lambda d: [d["LEB"]],
+        "import_id": lambda d: [d["run_planner_b"], d["run_planner_a"]],
+        "job_id": lambda d: [d["job_planner_b"]],
+        "username": lambda d: ["planner_b", "rm_a2"],
+        "kind": lambda d: ["customers"],
+    },
+    "bm_a": {
+        "customer_id": lambda d: ["CA2", "CB1"],
+        "rm_code": lambda d: ["RA2", "RB1"],
+        "adcode": lambda d: ["640122"],
+        "village_code": lambda d: ["640122100201"],
+        "outlet_code": lambda d: ["OB1"],
+        "service_point_code": lambda d: ["SPB1"],
+        "legal_entity_id": lambda d: [d["LEB"]],
+        "import_id": lambda d: [d["run_planner_b"]],
+        "job_id": lambda d: [d["job_planner_b"]],
+        "username": lambda d: ["planner_b"],
+        "kind": lambda d: ["customers"],
+    },
+    "analyst_a": {
+        "customer_id": lambda d: ["CB1"],
+        "rm_code": lambda d: ["RB1"],
+        "adcode": lambda d: ["640122"],
+        "village_code": lambda d: ["640122100201"],
+        "outlet_code": lambda d: ["OB1"],
+        "service_point_code": lambda d: ["SPB1"],
+        "legal_entity_id": lambda d: [d["LEB"]],
+        "import_id": lambda d: [d["run_planner_b"]],
+        "job_id": lambda d: [d["job_planner_b"]],
+        "username": lambda d: ["planner_b"],
+        "kind": lambda d: ["customers"],
+    },
+}
+FOREIGN["planner_a"] = FOREIGN["analyst_a"]
+
+# Strings of the other's data that must never appear in a successful answer.
+MARKERS = {
+    "rm_a1": ["CA2", "CB1", "CA3", "李四", "欧阳", "乙农商行", "贺兰县", "OB1", "SPB1", "RB1", "RA2",
+              "13900000002", "13987654321"],
+    "bm_a": ["CA2", "CB1", "李四", "欧阳", "乙农商行", "贺兰县", "OB1", "SPB1", "RB1", "RA2",
+             "13900000002", "planner_b"],
+    "analyst_a": ["CB1", "欧阳", "乙农商行", "贺兰县", "OB1", "SPB1", "RB1", "13987654321", "planner_b"],
+}
+MARKERS["planner_a"] = MARKERS["analyst_a"]
+
+# Path parameters that name a kind of thing, not an object of someone (no 403/404 expected).
+NEUTRAL = {"kind"}
+# Routes that need no login and touch no business data.
+PUBLIC = {"/health", "/ready"}
+
+
+def _operations(app):
+    for path, item in app.openapi()["paths"].items():
+        for method in item:
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield path, method
+
+
+def _fill(path: str, examples: dict, data: dict) -> list[str]:
+    names = re.findall(r"{(\w+)}", path)
+    for n in names:
+        assert n in examples, f"add an example value for path parameter {n!r} (route {path}) to FOREIGN"
+    urls = [path]
+    for n in names:
+        urls = [u.replace("{" + n + "}", str(v)) for u in urls for v in examples[n](data)]
+    return urls
+
+
+def test_every_route_is_enumerated(app):
+    """The sweep sees the routes this issue adds (guards against an empty enumeration)."""
+    paths = {p for p, _ in _operations(app)}
+    assert {"/api/v1/customers/{customer_id}", "/api/v1/counties", "/api/v1/imports/{kind}",
+            "/api/v1/jobs/{job_id}", "/api/v1/users/{username}"} <= paths
+
+
+@pytest.mark.parametrize("who", sorted(FOREIGN))
+def test_no_route_leaks_others_data(app, client, auth, data, who):
+    """Each route, with path parameters of others' objects: 403/404, never 500, never their data."""
+    checked = 0
+    for path, method in _operations(app):
+        for url in _fill(path, FOREIGN[who], data):
+            r = client.request(method.upper(), url, headers=auth(who))
+            checked += 1
+            assert r.status_code < 500, f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
+            if set(re.findall(r"{(\w+)}", path)) - NEUTRAL:
+                assert r.status_code in (403, 404), f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
+            if 200 <= r.status_code < 300:
+                body = r.text
+                leaked = [m for m in MARKERS[who] if m in body]
+                assert not leaked, f"{who} {method.upper()} {url} leaked {leaked}"
+    assert checked >= 25
+
+
+def test_routes_refuse_missing_and_bad_tokens(app, client, data):
+    """Every non-public route answers 401 without a token and with a forged one."""
+    forged = {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.bad"}
+    for path, method in _operations(app):
+        if path in PUBLIC or path == "/api/v1/auth/token":
+            continue
+        url = _fill(path, FOREIGN["rm_a1"], data)[0]
+        for headers in ({}, forged):
+            r = client.request(method.upper(), url, headers=headers)
+            assert r.status_code == 401, f"{method.upper()} {url}: {r.status_code}"
+
+
+def test_own_objects_are_reachable(client, auth):
+    """The same routes do answer for one's own objects (the sweep is not passing by refusing all)."""
+    assert client.get("/api/v1/customers/CA1", headers=auth("rm_a1")).status_code == 200
+    assert client.get("/api/v1/rms/RA1", headers=auth("rm_a1")).status_code == 200
+    assert client.get("/api/v1/customers/CA1", headers=auth("bm_a")).status_code == 200
+    assert client.get("/api/v1/counties/640104", headers=auth("rm_a1")).status_code == 200
+    assert client.get("/api/v1/customers/CB1", headers=auth("admin")).status_code == 200
+    assert client.get("/api/v1/customers/CB1", headers=auth("rm_b")).status_code == 200
