@@ -1,0 +1,204 @@
+"""``run_import``: read a planner's file, validate every row, load the good ones in one transaction.
+
+One module per concern: ``base`` (run record, rejects file), ``validate`` and
+``rows`` (column-wise checks), ``load`` (COPY and upsert), and the kinds in
+``places``, ``facilities``, ``people``, ``customers``, ``activity``, ``spatial``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import shapely
+from sqlalchemy.engine import Engine
+
+from geodata.errors import BadInput
+from geodata.importers import load
+from geodata.importers.activity import LEADS, TAGS, VISITS
+from geodata.importers.base import (
+    Kind,
+    ProgressFn,
+    RejectsFile,
+    finish_run,
+    previous_ok_run,
+    sha256_of,
+    start_run,
+)
+from geodata.importers.customers import CUSTOMERS
+from geodata.importers.facilities import LEGAL_ENTITIES, OUTLETS, SERVICE_POINTS
+from geodata.importers.people import RMS
+from geodata.importers.places import TOWNSHIPS, VILLAGES
+from geodata.importers.rows import Context, process_chunk
+from geodata.importers.spatial import COUNTIES, open_layer
+from geodata.readers import open_table
+from grid.chinacrs import CRS_NAMES
+
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (LEGAL_ENTITIES, COUNTIES, TOWNSHIPS, VILLAGES, OUTLETS, SERVICE_POINTS,
+                        RMS, CUSTOMERS, VISITS, LEADS, TAGS)
+}
+# Big initial loads skip the staging table and index maintenance above this many rows.
+DIRECT_LOAD_MIN_ROWS = 50_000
+
+__all__ = ["KINDS", "run_import"]
+
+
+def _context(cur, kind: Kind, crs: str, synthetic: bool) -> Context:
+    """Lookups read inside the load transaction (small tables only)."""
+    ctx = Context(kind=kind, crs=crs, synthetic=synthetic)
+    cur.execute("SELECT code, id FROM legal_entity")
+    ctx.legal_entities = dict(cur.fetchall())
+    cur.execute("SELECT adcode, legal_entity_id FROM county WHERE legal_entity_id IS NOT NULL")
+    ctx.county_legal_entity = dict(cur.fetchall())
+    if kind.point in load.POINT and "county_code" in kind.fields:
+        cur.execute("SELECT adcode, ST_AsBinary(geom) FROM county")
+        for adcode, wkb in cur.fetchall():
+            geom = shapely.from_wkb(bytes(wkb))
+            shapely.prepare(geom)
+            ctx.counties[adcode] = geom
+    if kind.name in ("rms", "service-points"):
+        cur.execute("SELECT code, legal_entity_id FROM outlet")
+        rows = cur.fetchall()
+        ctx.known["outlet"] = {r[0] for r in rows}
+        ctx.extra["outlet_le"] = {r[0]: r[1] for r in rows if r[1] is not None}
+    if kind.name == "visits":
+        cur.execute("SELECT code FROM rm")
+        ctx.known["rm"] = {r[0] for r in cur.fetchall()}
+    return ctx
+
+
+def _open(kind: Kind, path: Path, crs: str, encoding, mapping, sheet):
+    if kind.point == "geometry":
+        return open_layer(path, kind=kind, crs=crs, mapping=mapping, encoding=encoding)
+    return open_table(path, kind=kind.name, fields=tuple(kind.fields), encoding=encoding,
+                      sheet=sheet, mapping=mapping)
+
+
+def _require(source, kind: Kind) -> None:
+    missing = [f for f in kind.required if f not in source.mapping]
+    if missing:
+        raise BadInput(
+            f"{source.path.name}: no column for required field(s) {', '.join(missing)}"
+            f" (header on line {source.header_line}); columns found: {', '.join(source.columns)}."
+            " Rename the column, add an alias to geodata/aliases.toml, or pass --map 列名=field"
+        )
+
+
+def run_import(
+    engine: Engine, *, kind: str, path: str | Path, user: str, crs: str = "wgs84",
+    encoding: str | None = None, mapping: Mapping[str, str] | None = None,
+    rejects_dir: str | Path, dry_run: bool = False, synthetic: bool = False,
+    progress: ProgressFn | None = None, sheet: str | None = None,
+    rejects_path: str | Path | None = None, chunk_size: int = 200_000,
+) -> dict:
+    """Import one file of ``kind``; returns the summary (also stored in ``import_run``).
+
+    Good rows load in one transaction; rejected rows go to a rejects CSV and
+    never stop the others. The same file again (same SHA-256, last run ok)
+    changes nothing and reports ``status='unchanged'``. A file that cannot be
+    read raises BadInput after recording a failed run.
+    """
+    if kind not in KINDS:
+        raise BadInput(f"unknown import kind {kind!r}; kinds: {', '.join(KINDS)}")
+    crs = str(crs).lower()
+    if crs not in CRS_NAMES:
+        raise BadInput(f"unknown coordinate system {crs!r}; use one of {', '.join(CRS_NAMES)}")
+    spec, path = KINDS[kind], Path(path)
+    progress = progress or (lambda fraction, message="": None)
+    sha = sha256_of(path) if path.is_file() else "-"
+    run_id = start_run(engine, kind=kind, path=path, sha=sha, user=user, crs=crs,
+                       dry_run=dry_run, synthetic=synthetic)
+    summary = {"run_id": run_id, "kind": kind, "file": path.name, "sha256": sha, "dry_run": dry_run,
+               "source_crs": crs}
+    try:
+        if not path.is_file():
+            raise BadInput(f"no such file: {path}")
+        previous = None if dry_run else previous_ok_run(engine, kind=kind, sha=sha)
+        if previous is not None:
+            summary.update(status="unchanged", counts={"inserted": 0, "updated": 0},
+                           message=f"same file as import run {previous}: nothing changed")
+            finish_run(engine, run_id, status="unchanged", counts=summary["counts"], message=summary["message"])
+            return summary
+        source = _open(spec, path, crs, encoding, mapping, sheet)
+        _require(source, spec)
+        rejects = RejectsFile(
+            Path(rejects_path) if rejects_path else Path(rejects_dir) / f"import-{run_id}-{kind}-rejects.csv",
+            source.columns,
+        )
+        summary.update(encoding=source.encoding, header_line=source.header_line,
+                       columns=dict(source.mapping), ignored_columns=list(source.ignored))
+        counts, ctx = _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress)
+    except Exception as exc:
+        summary.update(status="failed", message=str(exc))
+        finish_run(engine, run_id, status="failed", message=str(exc)[:2000],
+                   encoding=summary.get("encoding"))
+        raise
+    rpath = rejects.close()
+    summary.update(
+        status="ok", counts=counts, rejects_path=rpath,
+        warnings=ctx.warnings.counts, warning_rows=ctx.warnings.items,
+        message=("dry run: nothing written" if dry_run else None),
+    )
+    if spec.point in load.POINT:
+        summary["outside_county"] = ctx.outside_county
+    finish_run(engine, run_id, status="ok", counts=counts, warnings=ctx.warnings.items,
+               rejects_path=rpath, encoding=source.encoding, message=summary["message"])
+    progress(1.0, f"{counts['rows']} rows")
+    return summary
+
+
+def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress):
+    """Validate and load every chunk in one transaction; returns (counts, context)."""
+    counts = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    with engine.connect() as conn:
+        tx = conn.begin()
+        try:
+            cur = conn.connection.dbapi_connection.cursor()
+            ctx = _context(cur, spec, crs, synthetic)
+            fast = spec.streaming and not dry_run and load.is_empty(cur, spec)
+            indexes: list[str] | None = None
+            load.create_staging(cur, spec)
+            staged = 0
+            for raw in source.chunks(chunk_size):
+                good, bad, rej = process_chunk(raw, source.mapping, ctx)
+                m = rej.mask
+                rejects.write(bad, rej.field[m], rej.value[m], rej.reason[m])
+                counts["rows"] += len(raw)
+                if fast and indexes is None and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
+                    # Empty target and a big file: COPY straight in, index once at the end.
+                    indexes = load.drop_secondary_indexes(cur, spec)
+                    _flush_staging(cur, spec, run_id)
+                if indexes is not None:
+                    load.direct(cur, spec, good, run_id)
+                else:
+                    load.stage(cur, spec, good)
+                staged += len(good)
+                progress(min(source.fraction_read(), 0.97), f"{counts['rows']:,} rows read")
+            for line, text_, reason in source.invalid_rows:
+                rejects.write_raw(line, text_, reason)
+            counts["rejected"] = rejects.count
+            if indexes is not None:
+                progress(0.98, "indexing")
+                load.recreate_indexes(cur, indexes)
+                inserted, updated = staged, 0
+            else:
+                progress(0.98, "merging")
+                inserted, updated = load.upsert(cur, spec, run_id)
+            if spec.after is not None:
+                spec.after(cur, ctx)
+            counts.update(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
+            if dry_run:
+                tx.rollback()
+            else:
+                tx.commit()
+        except BaseException:
+            tx.rollback()
+            raise
+    return counts, ctx
+
+
+def _flush_staging(cur, spec: Kind, run_id: int) -> None:
+    """Move rows staged before switching to the direct path into the (empty) target."""
+    load.upsert(cur, spec, run_id)
+    cur.execute(f"TRUNCATE {load.STAGING}")

@@ -1,0 +1,38 @@
+"""What RMs do and what the bank's other systems know: visits, leads, customer tags."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from geodata import tables
+from geodata.importers.base import Kind
+
+
+def _check_visit(f: pd.DataFrame, out: dict, ctx, rej) -> None:
+    rms = ctx.known.get("rm")
+    # Only checkable once RMs are stored; visits may legitimately arrive first.
+    if rms:
+        missing = (f["rm_code"] != "") & ~f["rm_code"].isin(rms)
+        rej.add(missing.to_numpy(), "rm_code", "no such RM (import rms first)", f["rm_code"])
+
+
+VISITS = Kind(
+    name="visits", table=tables.visit, key=("customer_id", "rm_code", "visited_at"),
+    fields={"customer_id": "text", "rm_code": "text", "visited_at": "datetime", "channel": "text",
+            "outcome": "text", "lon": "lon", "lat": "lat"},
+    required=("customer_id", "rm_code", "visited_at"), point="optional", check=_check_visit,
+    streaming=True,
+)
+
+LEADS = Kind(
+    name="leads", table=tables.lead, key=("lead_id",),
+    fields={"lead_id": "text", "customer_id": "text", "lead_type": "text",
+            "status": "enum:open|closed", "created_at": "datetime", "due_on": "date"},
+    required=("lead_id", "customer_id", "lead_type"), fill={"status": "open"}, streaming=True,
+)
+
+TAGS = Kind(
+    name="tags", table=tables.customer_tag, key=("customer_id", "tag"),
+    fields={"customer_id": "text", "tag": "text"},
+    required=("customer_id", "tag"), streaming=True,
+)

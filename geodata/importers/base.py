@@ -1,0 +1,166 @@
+"""What every import shares: the import_run record, the rejects CSV, the kind description, the summary."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, text
+from sqlalchemy.engine import Engine
+
+from geodata.readers import LINE
+
+ProgressFn = Callable[[float, str], None]
+MAX_LISTED_WARNINGS = 1000
+
+
+@dataclass
+class Kind:
+    """One import kind: its table, natural key and the type of each canonical field.
+
+    ``fields`` maps canonical field → type: ``text``, ``code6``/``code9``/``code12``,
+    ``int``, ``num`` (non-negative amounts), ``float``, ``date``, ``datetime``,
+    ``flag``, ``legal_entity`` (a code resolved to the id), ``lon``/``lat``, or
+    ``enum:a|b|c``. ``check`` adds kind-specific rejects (foreign references)
+    and defaults for one chunk; it gets the transaction's connection.
+    """
+
+    name: str
+    table: Table
+    key: tuple[str, ...]
+    fields: dict[str, str]
+    required: tuple[str, ...]
+    point: str = "none"  # 'none', 'optional', 'required' (lon/lat) or 'geometry' (polygons)
+    check: Callable | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    fill: dict[str, Any] = field(default_factory=dict)  # value for an empty cell of a NOT NULL column
+    after: Callable | None = None  # (cursor, ctx) once the rows are in, same transaction
+    streaming: bool = False
+
+    @property
+    def columns(self) -> list[str]:
+        """Database columns written from the file (lon/lat become ``geom``)."""
+        out = []
+        for f, typ in self.fields.items():
+            if typ in ("lon", "lat") or f not in self.table.c and typ != "legal_entity":
+                continue
+            out.append("legal_entity_id" if typ == "legal_entity" else f)
+        return out + [c for c in self.defaults if c not in out]
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 4 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(4 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def start_run(engine: Engine, *, kind: str, path: Path, sha: str, user: str, crs: str,
+              dry_run: bool, synthetic: bool) -> int:
+    """Write the import_run row (committed at once, so it survives a failed load)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            text(
+                "INSERT INTO import_run (kind, file_name, sha256, user_name, source_crs, dry_run, synthetic)"
+                " VALUES (:k, :f, :s, :u, :c, :d, :y) RETURNING id"
+            ),
+            dict(k=kind, f=path.name, s=sha, u=user, c=crs, d=dry_run, y=synthetic),
+        ).scalar_one()
+
+
+def finish_run(engine: Engine, run_id: int, *, status: str, counts: dict | None = None,
+               warnings: list | None = None, rejects_path: str | None = None,
+               encoding: str | None = None, message: str | None = None) -> None:
+    """Close the import_run row with its outcome (its own transaction)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE import_run SET status = :st, finished_at = now(), counts = CAST(:c AS jsonb),"
+                " warnings = CAST(:w AS jsonb), rejects_path = :r, encoding = :e, message = :m"
+                " WHERE id = :id"
+            ),
+            dict(st=status, c=json.dumps(counts or {}), w=json.dumps(warnings or [], ensure_ascii=False),
+                 r=rejects_path, e=encoding, m=message, id=run_id),
+        )
+
+
+def previous_ok_run(engine: Engine, *, kind: str, sha: str) -> int | None:
+    """Id of the latest finished, non-dry run of this kind if it loaded exactly this file."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT id, sha256, status FROM import_run WHERE kind = :k AND NOT dry_run"
+                " AND status IN ('ok', 'unchanged') ORDER BY id DESC LIMIT 1"
+            ),
+            dict(k=kind),
+        ).first()
+    return row.id if row is not None and row.sha256 == sha else None
+
+
+class RejectsFile:
+    """The rejects CSV (UTF-8 with BOM for Excel): line, field, value, reason, then the original row."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path = path
+        self.columns = columns
+        self.count = 0
+        self._f = None
+        self._w = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "w", encoding="utf-8-sig", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(["line", "field", "value", "reason", *self.columns])
+
+    def write(self, frame: pd.DataFrame, fields: np.ndarray, values: np.ndarray, reasons: np.ndarray) -> None:
+        """Append rejected rows (``frame`` holds them under the original column names)."""
+        if not len(frame):
+            return
+        if self._w is None:
+            self._open()
+        orig = frame.reindex(columns=self.columns).fillna("").astype(str).to_numpy().tolist()
+        lines = frame[LINE].tolist()
+        for line, fld, val, why, row in zip(lines, fields, values, reasons, orig, strict=True):
+            self._w.writerow([line, fld or "", "" if val is None else val, why, *row])
+        self.count += len(frame)
+
+    def write_raw(self, line: int | None, value: str, reason: str) -> None:
+        """A row that could not even be split into columns."""
+        if self._w is None:
+            self._open()
+        self._w.writerow([line if line is not None else "", "", value, reason])
+        self.count += 1
+
+    def close(self) -> str | None:
+        """Close; returns the path if anything was written."""
+        if self._f is not None:
+            self._f.close()
+            return str(self.path)
+        return None
+
+
+class Warnings:
+    """Warnings for the summary: every kind counted, the first ones listed with their line."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.items: list[dict] = []
+
+    def add(self, code: str, lines, message: str) -> None:
+        lines = list(lines)
+        if not lines:
+            return
+        self.counts[code] = self.counts.get(code, 0) + len(lines)
+        room = MAX_LISTED_WARNINGS - len(self.items)
+        for line in lines[: max(room, 0)]:
+            self.items.append({"line": int(line), "warning": code, "message": message})

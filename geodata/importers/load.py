@@ -1,0 +1,154 @@
+"""Getting validated rows into PostGIS: COPY into a staging table, then one set-based upsert.
+
+Table and column names come only from the schema (``geodata.tables``), never
+from a file; values travel through COPY or bound parameters.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from geodata.importers.base import Kind
+
+STAGING = "import_staging"
+POINT = ("optional", "required")
+_HEX = np.array([f"{i:02X}" for i in range(256)], dtype="S2")
+# EWKB point header: little endian, type 1 with the SRID flag, SRID 4326.
+_EWKB_HEAD = np.frombuffer(b"\x01\x01\x00\x00\x20\xe6\x10\x00\x00", dtype=np.uint8)
+
+
+def ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
+    """Hex EWKB of SRID-4326 points (what COPY accepts for a geometry column); null where NaN."""
+    n = len(lon)
+    buf = np.empty((n, 25), dtype=np.uint8)
+    buf[:, :9] = _EWKB_HEAD
+    buf[:, 9:17] = np.ascontiguousarray(lon, dtype="<f8").view(np.uint8).reshape(n, 8)
+    buf[:, 17:25] = np.ascontiguousarray(lat, dtype="<f8").view(np.uint8).reshape(n, 8)
+    # One vectorised lookup turns the 25 bytes of each row into its 50 hex characters.
+    arr = pa.array(_HEX[buf].view("S50").ravel(), type=pa.binary(50)).cast(pa.string())
+    missing = np.isnan(lon)
+    return arr if not missing.any() else pc.if_else(pa.array(~missing), arr, None)
+
+
+def target_columns(kind: Kind) -> list[str]:
+    """Columns of the target filled by an import, in staging order (without geom, with lon/lat)."""
+    cols = list(kind.columns)
+    for extra in ("outside_county", "source_crs", "synthetic"):
+        if extra in kind.table.c and extra not in cols:
+            cols.append(extra)
+    if kind.point == "geometry":
+        cols.append("geom")
+    return cols
+
+
+def create_staging(cur, kind: Kind) -> None:
+    """A temporary staging table shaped like the target (never WAL-logged, dropped at commit)."""
+    cols = target_columns(kind)
+    cur.execute(f"DROP TABLE IF EXISTS {STAGING}")
+    cur.execute(
+        f"CREATE TEMP TABLE {STAGING} ON COMMIT DROP AS"
+        f" SELECT {', '.join(cols)} FROM {kind.table.name} WITH NO DATA"
+    )
+    if kind.point in POINT:
+        cur.execute(f"ALTER TABLE {STAGING} ADD COLUMN lon float8, ADD COLUMN lat float8")
+
+
+def _csv_bytes(frame: pd.DataFrame) -> io.BytesIO:
+    """The frame as headerless CSV: NULL unquoted-empty, text always quoted (COPY's CSV rules)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
+    buf.seek(0)
+    return buf
+
+
+def copy_frame(cur, table: str, frame: pd.DataFrame) -> None:
+    """COPY ``frame`` (its columns named as in ``table``) into ``table``."""
+    if not len(frame):
+        return
+    cols = ", ".join(frame.columns)
+    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)", _csv_bytes(frame))
+
+
+def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
+    """COPY good rows of one chunk into the staging table."""
+    cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else [])
+    copy_frame(cur, STAGING, frame.reindex(columns=cols))
+
+
+def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
+    """COPY good rows straight into an empty target (the big initial load)."""
+    cols = target_columns(kind)
+    out = frame.reindex(columns=cols)
+    if kind.point in POINT:
+        out["geom"] = ewkb_hex(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    out["import_run_id"] = run_id
+    copy_frame(cur, kind.table.name, out)
+
+
+def is_empty(cur, kind: Kind) -> bool:
+    cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {kind.table.name})")
+    return bool(cur.fetchone()[0])
+
+
+def drop_secondary_indexes(cur, kind: Kind) -> list[str]:
+    """Drop the target's non-unique indexes; returns their definitions to recreate them."""
+    cur.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
+        " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+        " WHERE t.relname = %s AND t.relnamespace = 'public'::regnamespace AND NOT x.indisunique",
+        (kind.table.name,),
+    )
+    found = cur.fetchall()
+    for name, _ in found:
+        cur.execute(f'DROP INDEX public."{name}"')
+    return [d for _, d in found]
+
+
+def recreate_indexes(cur, definitions: list[str]) -> None:
+    for d in definitions:
+        cur.execute(d)
+
+
+def upsert(cur, kind: Kind, run_id: int) -> tuple[int, int]:
+    """Insert new keys, update changed rows (IS DISTINCT FROM), leave equal rows alone.
+
+    Returns (inserted, updated); ``xmax = 0`` marks a freshly inserted tuple.
+    """
+    t = kind.table.name
+    cols = target_columns(kind)
+    select = list(cols)
+    insert_cols = list(cols)
+    if kind.point in POINT:
+        insert_cols.append("geom")
+        select.append(
+            "CASE WHEN lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END"
+        )
+    insert_cols.append("import_run_id")
+    select.append("%(run)s")
+    key = ", ".join(kind.key)
+    compare = [c for c in insert_cols if c not in kind.key and c != "import_run_id"]
+    if compare:
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in compare + ["import_run_id"])
+        old = ", ".join(f"{t}.{c}" for c in compare)
+        new = ", ".join(f"EXCLUDED.{c}" for c in compare)
+        conflict = f"DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})"
+        if len(compare) == 1:
+            conflict = f"DO UPDATE SET {sets} WHERE {old} IS DISTINCT FROM {new}"
+    else:
+        conflict = "DO NOTHING"
+    cur.execute(
+        f"WITH up AS (INSERT INTO {t} ({', '.join(insert_cols)})"
+        f" SELECT {', '.join(select)} FROM {STAGING}"
+        f" ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS fresh)"
+        " SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM up",
+        {"run": run_id},
+    )
+    inserted, updated = cur.fetchone()
+    return int(inserted), int(updated)

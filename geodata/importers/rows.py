@@ -1,0 +1,221 @@
+"""One chunk of raw rows → database-ready rows plus rejects and warnings, column-wise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import String
+
+from geodata.importers import validate as v
+from geodata.importers.base import Kind, Warnings
+from geodata.readers import LINE
+from grid.chinacrs import coordinate_problems, to_wgs84
+
+CHINA_BBOX = (73.5, 18.0, 135.1, 53.6)
+_COORD_REASONS = {
+    "non_numeric": "coordinate is not a number",
+    "zero": "(0,0) is not a location",
+    "out_of_range": "coordinate out of range (lon -180..180, lat -90..90)",
+    "outside_bbox": "point outside China",
+}
+
+
+@dataclass
+class Context:
+    """Lookups one import needs, read once inside its transaction."""
+
+    kind: Kind
+    crs: str
+    synthetic: bool = False
+    legal_entities: dict[str, int] = field(default_factory=dict)  # code -> id
+    county_legal_entity: dict[str, int] = field(default_factory=dict)  # adcode -> id
+    counties: dict[str, object] = field(default_factory=dict)  # adcode -> prepared geometry
+    known: dict[str, set] = field(default_factory=dict)  # e.g. 'outlet' -> codes in db
+    warnings: Warnings = field(default_factory=Warnings)
+    # Keys seen in earlier chunks, as sorted 64-bit hashes with their first line.
+    seen_hash: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    seen_line: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    outside_county: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def canonical(raw: pd.DataFrame, mapping: dict[str, str], kind: Kind) -> pd.DataFrame:
+    """Cleaned text of every field of ``kind`` ('' where the file has no such column)."""
+    n = len(raw)
+    cols = {}
+    for f in kind.fields:
+        col = mapping.get(f)
+        cols[f] = v.clean(raw[col]) if col is not None else pd.Series([""] * n, dtype="str", index=raw.index)
+    return pd.DataFrame(cols, index=raw.index)
+
+
+def _maxlen(kind: Kind, column: str) -> int | None:
+    col = kind.table.c.get(column)
+    return getattr(col.type, "length", None) if col is not None and isinstance(col.type, String) else None
+
+
+def check_fields(f: pd.DataFrame, kind: Kind, ctx: Context, rej: v.Rejects) -> dict[str, object]:
+    """Type checks of every field; returns the typed output columns (db column → values)."""
+    out: dict[str, object] = {}
+    for name in kind.required:
+        rej.add(v.empty(f[name]), name, "required field is empty")
+    for name, typ in kind.fields.items():
+        s = f[name]
+        if typ in ("lon", "lat"):
+            continue
+        if typ.startswith("code"):
+            n = int(typ[4:])
+            rej.add(~v.empty(s) & ~v.digits(s, n), name, f"must be {n} digits", s)
+            out[name] = s.where(~pd.Series(v.empty(s), index=s.index), None)
+        elif typ == "text":
+            limit = _maxlen(kind, name)
+            if limit:
+                rej.add((s.str.len() > limit).to_numpy(), name, f"longer than {limit} characters", s)
+            out[name] = s.where(~pd.Series(v.empty(s), index=s.index), None)
+        elif typ in ("int", "num", "float"):
+            vals, bad = v.numbers(s)
+            rej.add(bad, name, "not a number", s)
+            if typ in ("int", "num"):
+                rej.add(vals < 0, name, "must not be negative", s)
+            if typ == "int":
+                rej.add(~np.isnan(vals) & (vals != np.round(vals)), name, "not a whole number", s)
+                out[name] = pd.array(np.where(np.isnan(vals), 0, vals).astype("int64"), dtype="Int64")
+                out[name][np.isnan(vals)] = pd.NA
+            else:
+                out[name] = vals
+        elif typ in ("date", "datetime"):
+            vals, bad = (v.dates if typ == "date" else v.datetimes)(s)
+            rej.add(bad, name, "not a date (2023-05-01, 2023/5/1, 20230501)", s)
+            out[name] = vals
+        elif typ == "flag":
+            vals, bad = v.flags(s)
+            rej.add(bad, name, "not a yes/no value (是/否, Y/N, 1/0)", s)
+            out[name] = vals
+        elif typ.startswith("enum:"):
+            allowed = typ[5:].split("|")
+            low = s.str.lower()
+            rej.add((~low.isin(allowed) & ~v.empty(s)).to_numpy(), name, f"must be one of {', '.join(allowed)}", s)
+            out[name] = low.where(low.isin(allowed), None)
+        elif typ == "legal_entity":
+            ids = s.map(ctx.legal_entities)
+            rej.add((ids.isna() & ~v.empty(s)).to_numpy(), name, "unknown legal entity code", s)
+            out["legal_entity_id"] = ids
+    return out
+
+
+def fill_legal_entity(out: dict, ctx: Context) -> None:
+    """A missing legal entity is the county's (when the county and its entity are known)."""
+    if "legal_entity_id" not in out or "county_code" not in out:
+        return
+    ids = pd.Series(out["legal_entity_id"], dtype="Float64")
+    county = pd.Series(out["county_code"], dtype=object)
+    by_county = county.map(ctx.county_legal_entity).astype("Float64")
+    out["legal_entity_id"] = ids.fillna(by_county).astype("Int64")
+
+
+def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind: Kind, ctx: Context,
+                rej: v.Rejects) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 lon/lat (NaN where absent); bad pairs rejected, swapped pairs fixed with a warning."""
+    codes, x, y = coordinate_problems(raw_lon.to_numpy(), raw_lat.to_numpy(), bbox=CHINA_BBOX)
+    codes = np.asarray(codes, dtype=object)
+    if kind.point == "required":
+        rej.add(codes == "missing", "lon", "coordinates required", raw_lon)
+    else:
+        # Only one of the two given is a typo, not "no point".
+        half = (v.empty(raw_lon) != v.empty(raw_lat))
+        rej.add(half, "lon" if v.empty(raw_lon).any() else "lat", "only one of lon/lat given", raw_lon + "," + raw_lat)
+    for code, reason in _COORD_REASONS.items():
+        rej.add(codes == code, "lon", reason, raw_lon + "," + raw_lat)
+    swapped = (codes == "swapped") & ~rej.mask
+    if swapped.any():
+        ctx.warnings.add("swapped_lon_lat", f_line[swapped], "longitude and latitude were swapped; fixed")
+    x = np.where(rej.mask, np.nan, x)
+    y = np.where(rej.mask, np.nan, y)
+    lon, lat = to_wgs84(x, y, ctx.crs)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def outside_county(county: pd.Series, lon: np.ndarray, lat: np.ndarray, ctx: Context) -> np.ndarray:
+    """True where a point lies outside the stated county's polygon (only when that polygon is stored)."""
+    out = np.zeros(len(lon), dtype=bool)
+    if not ctx.counties:
+        return out
+    has = ~np.isnan(lon)
+    codes = county.to_numpy(dtype=object)
+    for adcode in pd.unique(codes[has]):
+        geom = ctx.counties.get(adcode)
+        if geom is None:
+            continue
+        sel = has & (codes == adcode)
+        out[sel] = ~shapely.contains_xy(geom, lon[sel], lat[sel])
+    return out
+
+
+def duplicates(f: pd.DataFrame, key: tuple[str, ...], lines: np.ndarray, ctx: Context,
+               rej: v.Rejects) -> None:
+    """Reject second occurrences of a key within the file: 'duplicate of line N'."""
+    good = ~rej.mask
+    h = pd.util.hash_pandas_object(f[list(key)], index=False).to_numpy(dtype=np.uint64)
+    dup_reason = np.full(len(f), None, dtype=object)
+    # Against earlier chunks.
+    if len(ctx.seen_hash):
+        pos = np.searchsorted(ctx.seen_hash, h)
+        pos_c = np.minimum(pos, len(ctx.seen_hash) - 1)
+        hit = good & (ctx.seen_hash[pos_c] == h)
+        if hit.any():
+            dup_reason[hit] = [f"duplicate of line {n}" for n in ctx.seen_line[pos_c[hit]]]
+    # Within this chunk: the first good occurrence wins.
+    frame = pd.DataFrame({"h": h, "line": lines})[good & (dup_reason == None)]  # noqa: E711
+    first = frame.groupby("h", sort=False)["line"].transform("min")
+    later = frame.index[frame["line"].to_numpy() != first.to_numpy()]
+    if len(later):
+        dup_reason[later] = [f"duplicate of line {n}" for n in first.loc[later].to_numpy()]
+    rej.add(dup_reason != None, key[0], dup_reason, f[key[0]])  # noqa: E711
+    keep = frame.drop(index=later)
+    merged_h = np.concatenate([ctx.seen_hash, keep["h"].to_numpy(dtype=np.uint64)])
+    merged_l = np.concatenate([ctx.seen_line, keep["line"].to_numpy(dtype=np.int64)])
+    order = np.argsort(merged_h, kind="stable")
+    ctx.seen_hash, ctx.seen_line = merged_h[order], merged_l[order]
+
+
+def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, v.Rejects]:
+    """Validate one chunk: (good rows as db columns plus lon/lat, rejected raw rows, their reasons)."""
+    kind = ctx.kind
+    f = canonical(raw, mapping, kind)
+    lines = raw[LINE].to_numpy()
+    rej = v.Rejects(len(f))
+    out = check_fields(f, kind, ctx, rej)
+    if kind.check is not None:
+        ctx.extra["raw"] = raw
+        kind.check(f, out, ctx, rej)
+    fill_legal_entity(out, ctx)
+    frame = pd.DataFrame(out, index=f.index)
+    for col, value in kind.fill.items():
+        frame[col] = frame[col].fillna(value) if col in frame else value
+    if kind.point in ("optional", "required"):
+        lon, lat = coordinates(f["lon"], f["lat"], lines, kind, ctx, rej)
+        frame["lon"], frame["lat"] = lon, lat
+        frame["source_crs"] = np.where(np.isnan(lon), None, ctx.crs)
+        if "county_code" in frame:
+            outside = outside_county(frame["county_code"], lon, lat, ctx) & ~rej.mask
+            ctx.outside_county += int(outside.sum())
+            if "outside_county" in kind.table.c:
+                frame["outside_county"] = outside
+            if outside.any():
+                ctx.warnings.add("outside_county", lines[outside], "point lies outside its stated county")
+        if "coord_level" in kind.table.c:
+            # A row without a point says so; a point of unstated level is the village's own.
+            level = frame["coord_level"] if "coord_level" in frame else pd.Series(None, index=frame.index)
+            level = level.where(level != "none", None).fillna("village")
+            frame["coord_level"] = np.where(np.isnan(lon), "none", level)
+    duplicates(f, kind.key, lines, ctx, rej)
+    for col, value in kind.defaults.items():
+        frame[col] = value
+    if "synthetic" in kind.table.c:
+        frame["synthetic"] = ctx.synthetic
+    bad = rej.mask
+    return frame[~bad].reset_index(drop=True), raw[bad], rej

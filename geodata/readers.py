@@ -1,0 +1,371 @@
+"""Reading planners' tables: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX, header row found under titles.
+
+A :class:`TableSource` yields chunks of strings (``''`` for empty cells) under
+the file's own column names plus ``_line``, the 1-based line a planner sees in
+Excel or a text editor. Which column means which canonical field is decided
+here too, through ``geodata/aliases.toml`` or an explicit mapping.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from geodata.errors import BadInput
+
+LINE = "_line"
+HEADER_SCAN_ROWS = 10
+_SNIFF_BYTES = 1 << 20
+_BRACKET_TAIL = re.compile(r"\([^()]*\)$")
+
+
+def normalise_header(text: object) -> str:
+    """Header as matched against aliases: NFKC (full-width → half-width), lower case, no whitespace."""
+    s = unicodedata.normalize("NFKC", str(text if text is not None else ""))
+    return re.sub(r"\s+", "", s).lower()
+
+
+@lru_cache(maxsize=1)
+def _alias_file() -> dict:
+    return tomllib.loads(Path(__file__).with_name("aliases.toml").read_text("utf-8"))
+
+
+@lru_cache(maxsize=32)
+def aliases(kind: str, fields: tuple[str, ...]) -> dict[str, str]:
+    """Normalised header → canonical field for ``kind``, restricted to ``fields``."""
+    table = _alias_file()
+    out: dict[str, str] = {}
+    # Kind-specific aliases are entered first so they win over [common] ones.
+    for section in (table.get("kinds", {}).get(kind, {}), table.get("common", {})):
+        for fld, names in section.items():
+            if fld not in fields:
+                continue
+            for name in [fld, *names]:
+                out.setdefault(normalise_header(name), fld)
+    return out
+
+
+def match_field(header: str, alias_map: Mapping[str, str]) -> str | None:
+    """The field a header names, trying once more without a trailing bracketed note."""
+    h = normalise_header(header)
+    if h in alias_map:
+        return alias_map[h]
+    stripped = _BRACKET_TAIL.sub("", h)
+    return alias_map.get(stripped) if stripped and stripped != h else None
+
+
+def detect_encoding(path: Path) -> str:
+    """'utf-8-sig' (with BOM), 'utf-8', or 'gb18030' (superset of GBK) from the file's first MB."""
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    # A cut multi-byte character at the end of the sample must not count against UTF-8.
+    if len(head) == _SNIFF_BYTES and b"\n" in head:
+        head = head[: head.rfind(b"\n")]
+    try:
+        head.decode("utf-8", errors="strict")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        head.decode("gb18030", errors="strict")
+        return "gb18030"
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{path.name}: not UTF-8 and not GBK/GB18030 (byte {exc.start}); give --encoding"
+        ) from None
+
+
+def _cell_text(v: object) -> str:
+    """An XLSX cell as the text a CSV export would hold."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat() if v.time() == dt.time() else v.isoformat(sep=" ")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, float):
+        # Codes typed as numbers come back as 640104001002.0; planners mean the digits.
+        return str(int(v)) if v.is_integer() and abs(v) < 1e17 else repr(v)
+    return str(v).strip()
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique (blank ones named by position) so no cell is lost."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, n in enumerate(names):
+        n = (n or "").strip() or f"column_{i + 1}"
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}_{seen[n]}"
+        else:
+            seen[n] = 1
+        out.append(n)
+    return out
+
+
+def find_header(rows: list[list[str]], alias_map: Mapping[str, str]) -> int:
+    """Index of the row (among the first few) whose cells name the most known fields."""
+    best, best_score = 0, 0
+    for i, row in enumerate(rows[:HEADER_SCAN_ROWS]):
+        score = len({match_field(c, alias_map) for c in row if c} - {None})
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+@dataclass
+class TableSource:
+    """An opened table: where its header is, its columns, and which field each column holds."""
+
+    path: Path
+    format: str
+    encoding: str | None
+    header_line: int
+    columns: list[str]
+    mapping: dict[str, str]  # field -> column
+    ignored: list[str] = field(default_factory=list)
+    sheet: str | None = None
+    size_bytes: int = 0
+    #: (line, text, reason) of rows that could not be split into the header's columns
+    invalid_rows: list = field(default_factory=list)
+    _pos: int = 0
+
+    def chunks(self, chunk_size: int = 200_000) -> Iterator[pd.DataFrame]:
+        """DataFrames of strings under the original column names, plus ``_line``."""
+        if self.format == "xlsx":
+            yield from self._xlsx_chunks(chunk_size)
+        else:
+            yield from self._csv_chunks(chunk_size)
+
+    def fraction_read(self) -> float:
+        """Rough fraction of the file read so far (for progress bars)."""
+        return min(1.0, self._pos / self.size_bytes) if self.size_bytes else 0.0
+
+    # -- CSV -------------------------------------------------------------------
+    def _csv_chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
+        bad: set[int] = set()
+        ncol = len(self.columns)
+
+        def on_invalid(row) -> str:
+            # Ragged rows become rejects, not a fatal error; single-threaded pyarrow gives the line.
+            bad.add(row.number)
+            reason = f"{row.actual_columns} cells where the header has {ncol}"
+            self.invalid_rows.append((row.number, row.text, reason))
+            return "skip"
+
+        self.invalid_rows = []
+        enc = "utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding
+        raw = open(self.path, "rb")
+        reader = pacsv.open_csv(
+            raw,
+            read_options=pacsv.ReadOptions(
+                skip_rows=self.header_line, column_names=self.columns, encoding=enc,
+                use_threads=False, block_size=max(1 << 20, chunk_size * 64),
+            ),
+            parse_options=pacsv.ParseOptions(
+                ignore_empty_lines=False, newlines_in_values=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in self.columns},
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+            ),
+        )
+        next_line = self.header_line + 1
+        pending: list[pd.DataFrame] = []
+        pending_rows = 0
+        for batch in reader:
+            frame = batch.to_pandas()
+            n = len(frame)
+            # Line numbers skip the physical lines pyarrow rejected as ragged.
+            lines = []
+            while len(lines) < n:
+                if next_line not in bad:
+                    lines.append(next_line)
+                next_line += 1
+            frame[LINE] = lines
+            pending.append(frame)
+            pending_rows += n
+            if pending_rows >= chunk_size:
+                yield from self._emit(pending, chunk_size)
+                pending = [p for p in pending if len(p)]
+                pending_rows = sum(len(p) for p in pending)
+            self._pos = raw.tell()
+        raw.close()
+        self._pos = self.size_bytes
+        if pending_rows:
+            out = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            yield _drop_blank(out)
+
+    @staticmethod
+    def _emit(pending: list[pd.DataFrame], chunk_size: int) -> Iterator[pd.DataFrame]:
+        whole = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+        pending.clear()
+        start = 0
+        while len(whole) - start >= chunk_size:
+            yield _drop_blank(whole.iloc[start : start + chunk_size].reset_index(drop=True))
+            start += chunk_size
+        pending.append(whole.iloc[start:].reset_index(drop=True))
+
+    # -- XLSX ------------------------------------------------------------------
+    def _xlsx_chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
+        wb, ws = _open_sheet(self.path, self.sheet)
+        try:
+            rows, lines = [], []
+            ncol = len(self.columns)
+            for i, row in enumerate(ws.iter_rows(min_row=self.header_line + 1, values_only=True)):
+                cells = [_cell_text(v) for v in row[:ncol]]
+                cells += [""] * (ncol - len(cells))
+                rows.append(cells)
+                lines.append(self.header_line + 1 + i)
+                if len(rows) >= chunk_size:
+                    self._pos = int(self.size_bytes * 0.5)
+                    yield _xlsx_frame(rows, lines, self.columns)
+                    rows, lines = [], []
+            if rows:
+                yield _xlsx_frame(rows, lines, self.columns)
+        finally:
+            wb.close()
+
+
+def _xlsx_frame(rows, lines, columns) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns, dtype="str")
+    frame[LINE] = lines
+    return _drop_blank(frame)
+
+
+def _drop_blank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with every cell empty are spacing, not data: dropped without a reject."""
+    cols = [c for c in frame.columns if c != LINE]
+    if not len(frame) or not cols:
+        return frame
+    blank = (frame[cols] == "").all(axis=1)
+    return frame[~blank].reset_index(drop=True) if blank.any() else frame
+
+
+def _open_sheet(path: Path, sheet: str | None):
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a broken or foreign file
+        raise BadInput(f"{path.name}: cannot be read as an XLSX workbook ({exc})") from None
+    if sheet is None:
+        return wb, wb.worksheets[0]
+    if sheet not in wb.sheetnames:
+        names = ", ".join(wb.sheetnames)
+        wb.close()
+        raise BadInput(f"{path.name}: no sheet {sheet!r}; sheets: {names}")
+    return wb, wb[sheet]
+
+
+def _head_rows(path: Path, fmt: str, encoding: str | None, sheet: str | None) -> list[list[str]]:
+    """The first rows of the file as text cells, for finding the header."""
+    if fmt == "xlsx":
+        wb, ws = _open_sheet(path, sheet)
+        try:
+            return [
+                [_cell_text(v) for v in row]
+                for row in ws.iter_rows(max_row=HEADER_SCAN_ROWS, values_only=True)
+            ]
+        finally:
+            wb.close()
+    with open(path, "rb") as f:
+        raw = f.read(256 * 1024)
+    try:
+        text = raw.decode(encoding or "utf-8", errors="strict" if len(raw) < 256 * 1024 else "ignore")
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise BadInput(f"{path.name}: cannot be decoded as {encoding} ({exc})") from None
+    lines = text.splitlines()[:HEADER_SCAN_ROWS]
+    return [[c.strip() for c in row] for row in csv.reader(io.StringIO("\n".join(lines)))]
+
+
+def open_table(
+    path: str | Path,
+    *,
+    kind: str,
+    fields: tuple[str, ...],
+    encoding: str | None = None,
+    sheet: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+) -> TableSource:
+    """Open a CSV/XLSX file, find its header row and map its columns to ``fields``.
+
+    ``mapping`` is ``{source column: field}`` (from ``--map 源列=field``) and
+    wins over the alias table. Raises BadInput when the file cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        fmt, encoding = "xlsx", None
+    elif suffix in (".csv", ".txt", ".tsv", ""):
+        fmt = "csv"
+        if encoding:
+            try:
+                encoding = __import__("codecs").lookup(encoding).name
+            except LookupError:
+                raise BadInput(f"unknown encoding {encoding!r}") from None
+        else:
+            encoding = detect_encoding(path)
+    elif suffix == ".xls":
+        raise BadInput(f"{path.name}: old .xls workbooks are not read; save it as .xlsx or CSV")
+    else:
+        raise BadInput(f"{path.name}: unsupported file type {suffix!r} (CSV or XLSX)")
+    if fmt == "csv" and encoding in ("utf_8", "utf-8"):
+        encoding = "utf-8-sig" if open(path, "rb").read(3) == b"\xef\xbb\xbf" else "utf-8"
+    alias_map = aliases(kind, tuple(fields))
+    head = _head_rows(path, fmt, encoding, sheet)
+    if not head or not any(any(c for c in r) for r in head):
+        raise BadInput(f"{path.name}: the file is empty")
+    h = find_header(head, alias_map)
+    columns = _unique(head[h])
+    col_to_field = _map_columns(columns, alias_map, fields, mapping or {}, path.name)
+    field_to_col = {f: c for c, f in col_to_field.items()}
+    ignored = [c for c in columns if c not in col_to_field]
+    return TableSource(
+        path=path, format=fmt, encoding=encoding, header_line=h + 1, columns=columns,
+        mapping=field_to_col, ignored=ignored, sheet=sheet, size_bytes=path.stat().st_size,
+    )
+
+
+def _map_columns(
+    columns: list[str], alias_map: Mapping[str, str], fields: tuple[str, ...],
+    explicit: Mapping[str, str], file_name: str,
+) -> dict[str, str]:
+    """column -> field; explicit entries first, then aliases, each field taken once."""
+    out: dict[str, str] = {}
+    by_norm = {normalise_header(c): c for c in columns}
+    for src, fld in explicit.items():
+        if fld not in fields:
+            raise BadInput(f"--map {src}={fld}: unknown field {fld!r}; fields: {', '.join(fields)}")
+        col = src if src in columns else by_norm.get(normalise_header(src))
+        if col is None:
+            raise BadInput(f"--map {src}={fld}: {file_name} has no column {src!r}; columns: {', '.join(columns)}")
+        out[col] = fld
+    taken = set(out.values())
+    for c in columns:
+        if c in out:
+            continue
+        fld = match_field(c, alias_map)
+        if fld and fld not in taken:
+            out[c] = fld
+            taken.add(fld)
+    return out
