@@ -1,0 +1,209 @@
+"""Coverage-gap measures, scores and site suggestions for a grid version (store side of grid.gaps).
+
+Measures come from ``cell_stat`` (after ``assign customers``), current
+ownership, leads, and straight-line distances to the nearest outlet and
+service point, measured in the metric projection (grid.projection). Scores
+are stored per computation run (``gap_run``) with the grid version and time,
+so the latest one is what maps and exports show.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.spatial import cKDTree
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geodata.errors import BadInput, NotFound
+from geodata.grids import get_grid, load_cells
+from grid.projection import metric_crs, project_points
+
+
+def _points(conn: Connection, table: str) -> np.ndarray:
+    sql = {"outlet": "SELECT ST_X(geom), ST_Y(geom) FROM outlet",
+           "service_point": "SELECT ST_X(geom), ST_Y(geom) FROM service_point"}[table]
+    rows = conn.execute(text(sql)).all()
+    return np.array(rows, dtype=float).reshape(-1, 2)
+
+
+def nearest_km(cell_lonlat: np.ndarray, facility_lonlat: np.ndarray, crs) -> np.ndarray:
+    """Straight-line km from each cell point to the nearest facility (NaN when there is none)."""
+    if len(facility_lonlat) == 0:
+        return np.full(len(cell_lonlat), np.nan)
+    fx, fy = project_points(facility_lonlat[:, 0], facility_lonlat[:, 1], crs)
+    cx, cy = project_points(cell_lonlat[:, 0], cell_lonlat[:, 1], crs)
+    d, _ = cKDTree(np.column_stack([fx, fy])).query(np.column_stack([cx, cy]))
+    return d / 1000.0
+
+
+def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -> gpd.GeoDataFrame:
+    """One row per cell with the columns grid.gaps.score_cells expects, plus geometry."""
+    g = get_grid(conn, grid_id=grid_id)
+    if g["assigned_at"] is None:
+        raise BadInput(f"grid {grid_id} has no customer assignment yet: run gridmkt assign customers --grid {grid_id}")
+    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    owners = dict(conn.execute(
+        text("SELECT cell_id, rm_code FROM territory WHERE grid_id = :g AND role = 'owner' AND valid_to IS NULL"),
+        {"g": grid_id}).all())
+    leads = dict(conn.execute(
+        text("SELECT cc.cell_id, count(*) FROM lead l JOIN customer_cell cc ON cc.customer_id = l.customer_id "
+             "AND cc.grid_id = :g WHERE l.status = 'open' AND cc.cell_id IS NOT NULL GROUP BY cc.cell_id"),
+        {"g": grid_id}).all())
+    now = pd.Timestamp(as_of) if as_of else pd.Timestamp.now(tz="UTC")
+    reps = shapely.point_on_surface(cells.geometry.to_numpy())
+    lonlat = shapely.get_coordinates(reps)
+    crs = metric_crs(cells)
+    last = pd.to_datetime(cells["last_visit_at"], utc=True)
+    out = gpd.GeoDataFrame({
+        "cell_id": cells["cell_id"],
+        "label": cells["label"],
+        "households": cells["households"].astype(float),
+        "population": cells["population"].astype(float),
+        "customers": cells["customers"].fillna(0).astype(float),
+        "deposit": cells["deposit"].fillna(0).astype(float),
+        "loan": cells["loan"].fillna(0).astype(float),
+        "owner_rm": cells["cell_id"].map(owners),
+        "visits_90d": cells["visits_90d"].fillna(0).astype(float),
+        "customers_visited_90d": cells["customers_visited_90d"].fillna(0).astype(float),
+        "days_since_visit": ((now - last).dt.total_seconds() / 86400.0).astype(float),
+        "dist_outlet_km": nearest_km(lonlat, _points(conn, "outlet"), crs),
+        "dist_service_point_km": nearest_km(lonlat, _points(conn, "service_point"), crs),
+        "open_leads": cells["cell_id"].map(leads).fillna(0).astype(float),
+        "apportioned": cells["apportioned"].fillna(False).astype(bool),
+    }, geometry=cells.geometry, crs=4326)
+    return out
+
+
+def score_grid(conn: Connection, *, grid_id: int, config_text: str | None = None, trigger: str = "manual",
+               as_of: str | None = None) -> dict:
+    """Score every cell, store the run, return a summary with the top blank areas."""
+    from grid.gaps import GapConfig, rank_blank_areas, score_cells
+
+    config = GapConfig.from_toml_text(config_text) if config_text else GapConfig.default()
+    measures = cell_measures(conn, grid_id=grid_id, as_of=as_of)
+    scores = score_cells(pd.DataFrame(measures.drop(columns=["geometry", "label"])), config)
+    run_id = conn.execute(
+        text("INSERT INTO gap_run (grid_id, config, trigger) VALUES (:g, CAST(:c AS jsonb), :t) RETURNING id"),
+        {"g": grid_id, "c": json.dumps(_config_dict(config), default=float), "t": trigger},
+    ).scalar_one()
+    comp_cols = [c for c in scores.columns if c.startswith(("comp_", "contrib_"))]
+    measure_cols = [c for c in measures.columns if c not in ("geometry", "cell_id", "label")]
+    m = pd.DataFrame(measures.drop(columns=["geometry"])).set_index("cell_id")
+    buf = io.StringIO()
+    for row in scores.itertuples(index=False):
+        r = row._asdict()
+        comps = {c: _num(r[c]) for c in comp_cols}
+        meas = {c: _num(m.at[r["cell_id"], c]) for c in measure_cols}
+        meas["penetration"] = _num(r.get("penetration"))
+        meas["balance_per_household"] = _num(r.get("balance_per_household"))
+        fields = [str(run_id), r["cell_id"], repr(float(r["score"])), r["gap_class"], json.dumps(comps),
+                  json.dumps(meas, ensure_ascii=False), r["reason_zh"] or "", r["reason_en"] or ""]
+        buf.write("\t".join(f.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ") for f in fields) + "\n")
+    buf.seek(0)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert("COPY gap_score (gap_run_id, cell_id, score, gap_class, components, measures, reason_zh, "
+                        "reason_en) FROM STDIN", buf)
+    blanks = rank_blank_areas(scores, top=20)
+    counts = scores["gap_class"].value_counts().to_dict()
+    return {
+        "grid_id": grid_id, "gap_run_id": run_id, "cells": len(scores),
+        "classes": {k: int(counts.get(k, 0)) for k in ("blank", "under-served", "covered")},
+        "score_mean": round(float(scores["score"].mean()), 2) if len(scores) else 0.0,
+        "top_blank": blanks[["cell_id", "score", "reason_zh", "reason_en"]].to_dict("records"),
+    }
+
+
+def _num(v):
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return None
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer, np.floating, int, float)):
+        return round(float(v), 6)
+    return v
+
+
+def _config_dict(config) -> dict:
+    from dataclasses import fields
+
+    out = {f.name: getattr(config, f.name) for f in fields(config)}
+    out["weights"] = dict(out["weights"])
+    return out
+
+
+def latest_run(conn: Connection, *, grid_id: int) -> dict | None:
+    """The newest gap run of a grid (None when never scored)."""
+    row = conn.execute(
+        text("SELECT id, computed_at, trigger FROM gap_run WHERE grid_id = :g ORDER BY id DESC LIMIT 1"), {"g": grid_id}
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def latest_scores(conn: Connection, *, grid_id: int, gap_class: str | None = None,
+                  cell_ids: list[str] | None = None) -> pd.DataFrame:
+    """Latest score, class, components, measures and reasons per cell."""
+    run = latest_run(conn, grid_id=grid_id)
+    if run is None:
+        raise NotFound(f"grid {grid_id} has no gap scores yet: run gridmkt gaps score --grid {grid_id}")
+    rows = conn.execute(
+        text("SELECT cell_id, score, gap_class, components, measures, reason_zh, reason_en FROM gap_score "
+             "WHERE gap_run_id = :r AND (CAST(:k AS text) IS NULL OR gap_class = :k) "
+             "AND (CAST(:ids AS text[]) IS NULL OR cell_id = ANY(:ids)) ORDER BY score DESC, cell_id"),
+        {"r": run["id"], "k": gap_class, "ids": cell_ids},
+    ).mappings().all()
+    df = pd.DataFrame([dict(r) for r in rows])
+    df.attrs["gap_run"] = run
+    return df
+
+
+def blank_areas(conn: Connection, *, grid_id: int, top: int = 50) -> list[dict]:
+    """Blank cells ranked by score, with the reason in plain words (zh and en)."""
+    df = latest_scores(conn, grid_id=grid_id, gap_class="blank")
+    return df.head(top).to_dict("records") if len(df) else []
+
+
+def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: float,
+                  candidates: pd.DataFrame | None = None) -> dict:
+    """Up to ``count`` new service-point sites maximising households newly covered within ``radius_km``."""
+    from grid.sites import suggest_sites as mclp
+
+    if count < 1 or radius_km <= 0:
+        raise BadInput("--count must be at least 1 and --radius-km above 0")
+    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    if cells["households"].isna().all():
+        raise BadInput(f"grid {grid_id} has no household statistics: run gridmkt assign customers --grid {grid_id}")
+    crs = metric_crs(cells)
+    demand = shapely.get_coordinates(shapely.point_on_surface(cells.geometry.to_numpy()))
+    dx, dy = project_points(demand[:, 0], demand[:, 1], crs)
+    weight = cells["households"].fillna(0).to_numpy(dtype=float)
+    if candidates is None:
+        cand_lonlat, cand_ids = demand, cells["cell_id"].tolist()
+    else:
+        cand_lonlat = candidates[["lon", "lat"]].to_numpy(dtype=float)
+        cand_ids = candidates.get("name", pd.Series(range(len(candidates)))).astype(str).tolist()
+    cx, cy = project_points(cand_lonlat[:, 0], cand_lonlat[:, 1], crs)
+    existing = np.vstack([_points(conn, "outlet"), _points(conn, "service_point")])
+    ex, ey = project_points(existing[:, 0], existing[:, 1], crs) if len(existing) else (np.array([]), np.array([]))
+    res = mclp(np.column_stack([dx, dy]), weight, np.column_stack([cx, cy]), np.column_stack([ex, ey]),
+               count, radius_km)
+    running = res.covered_before
+    suggestions = []
+    for rank, (ci, gain) in enumerate(zip(res.chosen, res.newly_covered, strict=True), start=1):
+        running += float(gain)
+        suggestions.append({
+            "rank": rank, "candidate": cand_ids[int(ci)], "lon": round(float(cand_lonlat[ci, 0]), 6),
+            "lat": round(float(cand_lonlat[ci, 1]), 6), "households_newly_covered": round(float(gain), 1),
+            "households_covered_after": round(running, 1),
+        })
+    return {
+        "grid_id": grid_id, "radius_km": radius_km, "count": count, "method": res.method,
+        "status": res.status, "optimal": bool(res.optimal), "total_households": round(res.total_demand, 1),
+        "households_covered_before": round(res.covered_before, 1),
+        "households_covered_after": round(res.covered_after, 1), "suggestions": suggestions,
+    }
