@@ -1,0 +1,452 @@
+"""Fast, exact assignment of points to H3 cells and to the cells of a clipped H3 grid.
+
+Membership rule of :class:`H3Locator` (deterministic, same as an exact
+``intersects`` join on the stored geometry):
+
+* a point belongs to the cell whose stored geometry contains it, boundary
+  included, so points on the county boundary count as inside;
+* a point on a boundary shared by several cells (an edge or a vertex) goes
+  to the cell H3 itself puts it in (``h3.latlng_to_cell``) if that is one of
+  them, otherwise to the one with the smallest H3 index;
+* anything else gets ``-1``.
+
+How it is fast: H3 cells are hexagons of a regular lattice in the gnomonic
+plane of their icosahedron face. The locator fits that lattice once, then
+rounds every point to its hexagon with a few numpy operations (no per-point
+Python call). A point is accepted only when it lies clearly inside the stored
+hexagon, by a margin measured at build time that covers the difference
+between H3's curved edges and the stored straight (lng, lat) edges. The few
+points near an edge, in clipped border cells or near an icosahedron edge take
+the exact path: H3 index, then shapely's exact predicates.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable, Iterable
+from itertools import repeat
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from h3.api import basic_int as h3i
+
+from grid.errors import GridError, InvalidInput
+from grid.h3cells import h3_parents, hexagons
+
+_CHUNK = 1 << 16
+_HALO = -2
+_EMPTY = -3
+
+
+def _cells_serial(lat: np.ndarray, lon: np.ndarray, res: int) -> np.ndarray:
+    """h3.latlng_to_cell over arrays; ``map`` avoids Python bytecode per point."""
+    f = h3i.latlng_to_cell
+    return np.fromiter(
+        map(f, lat.tolist(), lon.tolist(), repeat(res)), dtype=np.uint64, count=len(lat)
+    )
+
+
+def _run_parallel(
+    n: int, work: Callable[[int, int], tuple[np.ndarray, ...]], dtypes: Iterable, workers: int
+) -> tuple[np.ndarray, ...]:
+    """Run ``work(start, stop)`` over ``range(n)`` in forked processes writing to shared memory.
+
+    Fork shares the inputs copy-on-write and the outputs through anonymous
+    shared maps, so nothing is pickled. Falls back to one process where fork
+    is unavailable. Do not call with ``workers > 1`` from a multi-threaded
+    server; use ``workers=1`` there.
+    """
+    dtypes = [np.dtype(d) for d in dtypes]
+    if workers <= 1 or n < 200_000 or not hasattr(os, "fork"):
+        return work(0, n)
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    bufs = [mmap.mmap(-1, max(1, n * d.itemsize)) for d in dtypes]
+    outs = [np.frombuffer(b, dtype=d, count=n) for b, d in zip(bufs, dtypes, strict=True)]
+    pids = []
+    for w in range(1, workers):
+        pid = os.fork()
+        if pid == 0:  # child: compute its share, write it, leave without cleanup handlers
+            code = 1
+            try:
+                a, b = bounds[w], bounds[w + 1]
+                for o, r in zip(outs, work(a, b), strict=True):
+                    o[a:b] = r
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    try:
+        for o, r in zip(outs, work(bounds[0], bounds[1]), strict=True):
+            o[bounds[0] : bounds[1]] = r
+    finally:
+        failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
+    if failed:
+        raise GridError(f"{len(failed)} worker process(es) failed")
+    # Copy out of the shared maps so they can be released.
+    return tuple(o.copy() for o in outs)
+
+
+def latlng_to_h3(lat, lon, res: int, workers: int = 2) -> np.ndarray:
+    """H3 cells (uint64) of points, identical to ``h3.latlng_to_cell``, on several cores.
+
+    Parameters
+    ----------
+    lat, lon : array-like of float
+        WGS84 degrees.
+    res : int
+        H3 resolution, 0 to 15.
+    workers : int
+        Processes to use (fork); 1 for a single process.
+
+    Returns
+    -------
+    ndarray of uint64, one cell per point.
+
+    Examples
+    --------
+    >>> format(int(latlng_to_h3([38.0], [106.0], 9)[0]), "x")
+    '8924c202ab3ffff'
+    """
+    if isinstance(res, bool) or not isinstance(res, int | np.integer) or not 0 <= res <= 15:
+        raise InvalidInput(f"H3 resolution must be an integer from 0 to 15, got {res!r}")
+    lat = np.ascontiguousarray(lat, dtype=float)
+    lon = np.ascontiguousarray(lon, dtype=float)
+    if lat.shape != lon.shape or lat.ndim != 1:
+        raise InvalidInput("lat and lon must be 1-d arrays of the same length")
+    if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+        raise InvalidInput("lat and lon must be finite")
+    (out,) = _run_parallel(
+        len(lat), lambda a, b: (_cells_serial(lat[a:b], lon[a:b], int(res)),), [np.uint64], workers
+    )
+    return out
+
+
+def locate_multi(
+    lon, lat, res_fine: int, coarser: Iterable[int] = (8, 7), workers: int = 2
+) -> dict[int, np.ndarray]:
+    """H3 cells of points at a fine resolution, and coarser ones derived as its parents.
+
+    Coarser cells are ``cell_to_parent`` of the fine cell (H3's hierarchy), not
+    ``latlng_to_cell`` at the coarser resolution: near cell edges the two can
+    differ, and the hierarchy is what roll-ups use.
+
+    Returns
+    -------
+    dict
+        ``{res: ndarray of uint64}`` for ``res_fine`` and every coarser resolution.
+
+    Examples
+    --------
+    >>> out = locate_multi([106.0], [38.0], 9, coarser=(7,))
+    >>> sorted(out), format(int(out[7][0]), "x")
+    ([7, 9], '8724c202affffff')
+    """
+    fine = latlng_to_h3(lat, lon, res_fine, workers=workers)
+    out = {int(res_fine): fine}
+    for r in coarser:
+        out[int(r)] = h3_parents(fine, r)
+    return out
+
+
+def _unit(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
+    """Unit vectors on the sphere, shape (n, 3)."""
+    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
+    cl = np.cos(lat)
+    return np.column_stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)])
+
+
+class _Lattice:
+    """The hexagon lattice of one icosahedron face, fitted to H3 cell centres."""
+
+    def __init__(self, face_centre: np.ndarray, centres_lonlat: np.ndarray, origin: int):
+        c = face_centre / np.linalg.norm(face_centre)
+        e1 = np.cross([0.0, 0.0, 1.0], c)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(c, e1)
+        self.c, self.e1, self.e2 = c, e1, e2
+        uv = self._gnomonic(centres_lonlat[:, 0], centres_lonlat[:, 1])
+        # Neighbour vectors of the origin cell give a first estimate of the lattice basis.
+        nb = np.array([x for x in h3i.grid_disk(origin, 1) if x != origin], dtype=np.uint64)
+        nb_ll = np.array([h3i.cell_to_latlng(int(x))[::-1] for x in nb])
+        o_ll = np.array(h3i.cell_to_latlng(int(origin))[::-1])
+        o = self._gnomonic(o_ll[None, 0], o_ll[None, 1])[0]
+        d = self._gnomonic(nb_ll[:, 0], nb_ll[:, 1]) - o
+        ang = np.arctan2(d[:, 1], d[:, 0])
+        a1 = d[0]
+        a2 = d[np.argmin(np.abs(((ang - ang[0]) - np.pi / 3 + np.pi) % (2 * np.pi) - np.pi))]
+        ij = np.linalg.solve(np.column_stack([a1, a2]), (uv - o).T).T
+        k = np.rint(ij)
+        # Refit on every centre: (u, v) = o + i a1 + j a2, least squares.
+        A = np.column_stack([np.ones(len(k)), k])
+        coef, *_ = np.linalg.lstsq(A, uv, rcond=None)
+        self.o, basis = coef[0], coef[1:].T  # basis columns a1, a2
+        self.inv = np.linalg.inv(basis)
+        self.ij = k.astype(np.int64)
+        fit = self._frac(uv) - k
+        self.residual = float(np.abs(fit).max()) if len(fit) else 0.0
+
+    def _gnomonic(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        p = _unit(lon, lat)
+        w = p @ self.c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.column_stack([(p @ self.e1) / w, (p @ self.e2) / w])
+
+    def _frac(self, uv: np.ndarray) -> np.ndarray:
+        return (uv - self.o) @ self.inv.T
+
+    def _axial(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional lattice coordinates of points (gnomonic plane, fitted basis)."""
+        if not hasattr(self, "_ai"):
+            # Fold projection axes, inverse basis and origin into two constant vectors.
+            self._ai = self.inv[0, 0] * self.e1 + self.inv[0, 1] * self.e2
+            self._aj = self.inv[1, 0] * self.e1 + self.inv[1, 1] * self.e2
+            self._b = self.inv @ self.o
+        lo, la = np.radians(lon), np.radians(lat)
+        cl = np.cos(la)
+        x, y, z = cl * np.cos(lo), cl * np.sin(lo), np.sin(la)
+        c, ai, aj = self.c, self._ai, self._aj
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = 1.0 / (x * c[0] + y * c[1] + z * c[2])
+            w[w <= 0] = np.nan  # the far hemisphere has no gnomonic image
+            fi = (x * ai[0] + y * ai[1] + z * ai[2]) * w - self._b[0]
+            fj = (x * aj[0] + y * aj[1] + z * aj[2]) * w - self._b[1]
+        return fi, fj
+
+    def round(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest lattice hexagon (i, j) of points and how far inside it they are.
+
+        The margin is in units of the centre spacing: 0.5 at the centre, 0 on
+        an edge, negative (or -1 for unprojectable points) means unknown.
+        """
+        fi, fj = self._axial(lon, lat)
+        fk = -fi - fj
+        # Cube rounding: with a 60-degree basis (i, j, k = -i-j) the nearest
+        # lattice point is found by rounding and fixing the worst coordinate.
+        ri, rj, rk = np.rint(fi), np.rint(fj), np.rint(fk)
+        di, dj, dk = np.abs(ri - fi), np.abs(rj - fj), np.abs(rk - fk)
+        fix_i = (di > dj) & (di > dk)
+        fix_j = ~fix_i & (dj > dk)
+        ri = np.where(fix_i, -rj - rk, ri)
+        rj = np.where(fix_j, -ri - rk, rj)
+        dx, dy = fi - ri, fj - rj
+        s = np.maximum(np.abs(dx + 0.5 * dy), np.abs(dy + 0.5 * dx))
+        np.maximum(s, np.abs(0.5 * (dy - dx)), out=s)
+        margin = 0.5 - s
+        bad = ~np.isfinite(margin)
+        if bad.any():
+            margin[bad] = -1.0
+            ri[bad] = rj[bad] = 0.0
+        return ri.astype(np.int64), rj.astype(np.int64), margin
+
+
+def _face_centre(cell: int) -> np.ndarray:
+    """Centre of the icosahedron face holding ``cell``: mean of its three nearest vertices."""
+    verts = _unit(*np.array([h3i.cell_to_latlng(p)[::-1] for p in h3i.get_pentagons(0)]).T)
+    q = _unit(*np.array([h3i.cell_to_latlng(cell)[::-1]]).T)[0]
+    near = np.argsort(-(verts @ q))[:3]
+    return verts[near].sum(axis=0)
+
+
+class H3Locator:
+    """Assign points to the cells of a clipped H3 grid (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    cells : GeoDataFrame
+        Output of :func:`grid.h3cells.build_h3_cells` (``h3``, ``is_border``,
+        geometry in EPSG:4326), in any row order.
+    workers : int
+        Processes for the vectorised pass over large inputs (fork); 1 for one process.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> from grid.h3cells import build_h3_cells
+    >>> cells = build_h3_cells(box(106.0, 38.0, 106.1, 38.1), 8)
+    >>> rows = H3Locator(cells).locate([106.05, 107.0], [38.05, 38.0])
+    >>> bool(cells.geometry.iloc[rows[0]].contains(shapely.Point(106.05, 38.05))), int(rows[1])
+    (True, -1)
+    """
+
+    def __init__(self, cells: gpd.GeoDataFrame, workers: int = 2):
+        if len(cells) == 0:
+            raise InvalidInput("the grid has no cells")
+        h = cells["h3"].to_numpy(dtype=np.uint64)
+        res = {h3i.get_resolution(int(x)) for x in h[:: max(1, len(h) // 1000)]}
+        if len(res) != 1 or len(np.unique(h)) != len(h):
+            raise InvalidInput("cells must be unique H3 cells of one resolution")
+        self.res = res.pop()
+        self.workers = workers
+        self.h3 = h
+        self.geoms = cells.geometry.to_numpy()
+        self.border = cells["is_border"].to_numpy(dtype=bool)
+        shapely.prepare(self.geoms)
+        self._order = np.argsort(h, kind="stable")
+        self._sorted = h[self._order]
+        self._tree = shapely.STRtree(self.geoms)
+        halo = {n for c in h[self.border].tolist() for n in h3i.grid_disk(c, 1)}
+        self._halo = np.setdiff1d(np.fromiter(halo, dtype=np.uint64, count=len(halo)), h)
+        minx, miny, maxx, maxy = shapely.total_bounds(self.geoms)
+        pad = 2 * (maxy - miny + maxx - minx) / max(1.0, np.sqrt(len(h)))
+        self._bbox = (minx - pad, miny - pad, maxx + pad, maxy + pad)
+        self._lattice = None
+        try:
+            self._build_lattice()
+        except (GridError, np.linalg.LinAlgError):
+            self._lattice = None  # every point takes the exact path: slower, same answer
+
+    def _build_lattice(self) -> None:
+        """Fit the face lattice, the dense (i, j) -> row table and the safety margin."""
+        table_h3 = np.concatenate([self.h3, self._halo])
+        faces = [tuple(h3i.get_icosahedron_faces(int(c))) for c in table_h3]
+        single = [len(f) == 1 for f in faces]
+        main = max(
+            {f[0] for f, s in zip(faces, single, strict=True) if s} or {-1},
+            key=[f[0] if len(f) == 1 else -1 for f in faces].count,
+        )
+        on_face = np.array([f == (main,) for f in faces])
+        if main < 0 or on_face.sum() < 1 or any(h3i.is_pentagon(int(c)) for c in table_h3[:1]):
+            raise GridError("no single-face cells to fit a lattice to")
+        self._single_face = bool(on_face.all())
+        rows = np.concatenate([np.arange(len(self.h3)), np.full(len(self._halo), _HALO)])[on_face]
+        fit_h3 = table_h3[on_face]
+        centres = np.array([h3i.cell_to_latlng(int(c))[::-1] for c in fit_h3])
+        lat = _Lattice(_face_centre(int(fit_h3[0])), centres, int(fit_h3[0]))
+        if lat.residual > 1e-6:
+            raise GridError(f"lattice fit residual {lat.residual:g} too large")
+        i, j = lat.ij[:, 0], lat.ij[:, 1]
+        self._i0, self._j0 = int(i.min()), int(j.min())
+        table = np.full(
+            (int(i.max()) - self._i0 + 1, int(j.max()) - self._j0 + 1), _EMPTY, dtype=np.int32
+        )
+        table[i - self._i0, j - self._j0] = rows
+        self._table = table
+        # Margin: how far the stored straight (lng, lat) edges stray from the lattice
+        # hexagon, sampled along every edge, doubled for safety.
+        hexes = hexagons(fit_h3)
+        coords, idx = shapely.get_coordinates(shapely.get_exterior_ring(hexes), return_index=True)
+        worst = 0.0
+        for t in np.linspace(0.0, 0.9, 10):
+            nxt = np.r_[coords[1:], coords[-1:]]
+            same = np.r_[idx[1:] == idx[:-1], False]
+            pts = np.where(same[:, None], coords + t * (nxt - coords), coords)
+            pi, pj, m = lat.round(pts[:, 0], pts[:, 1])
+            own = (pi == lat.ij[idx, 0]) & (pj == lat.ij[idx, 1])
+            worst = max(worst, float(np.abs(np.where(own, m, -m)).max()))
+        if not worst < 0.01:
+            raise GridError(f"stored hexagons stray {worst:g} from the lattice")
+        self._delta = 2.0 * worst + 1e-9
+        self._lattice = lat
+
+    def _fast(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised pass: (row or -1, needs-exact flag); small chunks stay in cache."""
+        n = len(lon)
+        row = np.empty(n, dtype=np.int64)
+        exact = np.empty(n, dtype=bool)
+        ni, nj = self._table.shape
+        flat = self._table.ravel()
+        for a in range(0, n, _CHUNK):
+            b = min(n, a + _CHUNK)
+            x, y = lon[a:b], lat[a:b]
+            i, j, m = self._lattice.round(x, y)
+            i -= self._i0
+            j -= self._j0
+            inside = (i >= 0) & (i < ni) & (j >= 0) & (j < nj)
+            code = flat.take(np.where(inside, i * nj + j, 0))
+            code[~inside] = _EMPTY
+            sure = m >= self._delta
+            r = np.where(sure & (code >= 0), code, -1)
+            if self._single_face:
+                unsure = ~sure & (code != _EMPTY)
+            else:
+                # Off the fitted face the lattice says nothing: ask H3 unless clearly outside.
+                unsure = (r < 0) & self._in_bbox(x, y)
+            bd = np.flatnonzero(r >= 0)
+            bd = bd[self.border[r[bd]]]
+            if len(bd):
+                ok = shapely.intersects_xy(self.geoms[r[bd]], x[bd], y[bd])
+                r[bd[~ok]] = -1
+            row[a:b] = r
+            exact[a:b] = unsure
+        return row, exact
+
+    def _in_bbox(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        minx, miny, maxx, maxy = self._bbox
+        return (lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy)
+
+    def _exact(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Exact path: H3's own cell first, then every cell whose geometry meets the point."""
+        n = len(lon)
+        row = np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            return row
+        h = _cells_serial(lat, lon, self.res)
+        pos = np.minimum(np.searchsorted(self._sorted, h), len(self._sorted) - 1)
+        found = self._sorted[pos] == h
+        cand = self._order[pos]
+        ok = np.zeros(n, dtype=bool)
+        ok[found] = shapely.intersects_xy(self.geoms[cand[found]], lon[found], lat[found])
+        row[ok] = cand[ok]
+        # A point whose H3 cell is neither in the grid nor next to it is far outside.
+        hpos = np.minimum(np.searchsorted(self._halo, h), max(0, len(self._halo) - 1))
+        near = found | ((self._halo[hpos] == h) if len(self._halo) else False)
+        rest = np.flatnonzero(~ok & near)
+        if len(rest):
+            pi, gi = self._tree.query(shapely.points(lon[rest], lat[rest]), predicate="intersects")
+            if len(pi):
+                key = np.lexsort((self.h3[gi], pi))  # smallest H3 index first per point
+                pi, gi = pi[key], gi[key]
+                first = np.r_[True, pi[1:] != pi[:-1]]
+                row[rest[pi[first]]] = gi[first]
+        return row
+
+    def locate(self, lon, lat) -> np.ndarray:
+        """Row position (int64) of the cell holding each point, -1 outside the grid.
+
+        Examples
+        --------
+        >>> from shapely import box
+        >>> from grid.h3cells import build_h3_cells
+        >>> loc = H3Locator(build_h3_cells(box(106.0, 38.0, 106.1, 38.1), 7))
+        >>> loc.locate([106.0], [38.05])[0] >= 0   # on the county boundary: inside
+        np.True_
+        """
+        lon = np.ascontiguousarray(lon, dtype=float)
+        lat = np.ascontiguousarray(lat, dtype=float)
+        if lon.shape != lat.shape or lon.ndim != 1:
+            raise InvalidInput("lon and lat must be 1-d arrays of the same length")
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+            raise InvalidInput("lon and lat must be finite")
+        if self._lattice is None:
+            return self._exact(lon, lat)
+        row, exact = _run_parallel(
+            len(lon),
+            lambda a, b: self._fast(lon[a:b], lat[a:b]),
+            [np.int64, np.bool_],
+            self.workers,
+        )
+        idx = np.flatnonzero(exact)
+        if len(idx):
+            row[idx] = self._exact(lon[idx], lat[idx])
+        return row
+
+    def locate_multi(
+        self, lon, lat, coarser: Iterable[int] = (8, 7)
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Rows as :meth:`locate`, plus the H3 index of the assigned cell and of its parents.
+
+        Returns
+        -------
+        (rows, cells)
+            ``rows`` int64 (-1 outside); ``cells`` maps the grid resolution and
+            every coarser one to uint64 indexes (0 outside). Parents follow
+            H3's hierarchy, matching :func:`grid.h3cells.rollup_geometry`.
+        """
+        rows = self.locate(lon, lat)
+        fine = np.where(rows >= 0, self.h3[np.maximum(rows, 0)], np.uint64(0))
+        out = {self.res: fine}
+        for r in coarser:
+            out[int(r)] = h3_parents(fine, r)
+        return rows, out
