@@ -248,7 +248,9 @@ def to_wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
     """
     name = str(crs).strip().lower()
     if name == "wgs84":
-        return _arrays(lon, lat)
+        # Copies, so the caller never gets its own input arrays back (no aliasing surprises).
+        x, y = _arrays(lon, lat)
+        return x.copy(), y.copy()
     if name == "gcj02":
         return gcj02_to_wgs84(lon, lat)
     if name == "bd09":

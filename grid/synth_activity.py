@@ -93,8 +93,10 @@ def visits(
     )
     lam = np.clip(0.3 + 0.4 * np.log10(1.0 + wealth / 10_000.0), 0.2, 4.0)
     count = rng.poisson(lam)
-    # Half of the neglected areas are not visited at all in the window.
-    count[neglected[area_id] & (rng.random(len(areas)) < 0.5)[area_id]] = 0
+    # Half of the neglected areas are not visited at all in the window (all of them
+    # when the window is too short to hold a visit older than 90 days).
+    silent = neglected & ((rng.random(len(areas)) < 0.5) | (days <= 91))
+    count[silent[area_id]] = 0
     who = np.repeat(np.arange(n), count)
     recent = np.zeros(who.size, dtype=bool)
     # Guarantee one recent visit per looked-after area: its first customer.
@@ -108,7 +110,7 @@ def visits(
 
     a = area_id[who]
     lo_day = np.where(neglected[a], 91, 0)
-    hi_day = np.where(recent, 90, days)
+    hi_day = np.where(recent, min(90, days), days)
     ago = (lo_day + rng.random(m) * np.maximum(hi_day - lo_day, 0)).astype(np.int64)
     # Working hours only: 08:00-18:00 on the chosen day.
     day = (as_of - ago.astype("timedelta64[D]")).astype("datetime64[s]")

@@ -179,7 +179,13 @@ def legal_entities(counties: pd.DataFrame) -> pd.DataFrame:
 
 
 def entity_by_county(entities: pd.DataFrame) -> dict[str, str]:
-    """Map adcode -> legal entity code from a :func:`legal_entities` frame."""
+    """Map adcode -> legal entity code from a :func:`legal_entities` frame.
+
+    Examples
+    --------
+    >>> entity_by_county(pd.DataFrame({"code": ["LE640100"], "county_codes": ["640104;640105"]}))
+    {'640104': 'LE640100', '640105': 'LE640100'}
+    """
     out = {}
     for code, members in zip(entities["code"], entities["county_codes"], strict=True):
         for adcode in str(members).split(";"):
@@ -300,7 +306,7 @@ def outlets(villages: pd.DataFrame, counties: gpd.GeoDataFrame, n_per_county, rn
 
 
 def service_points(
-    villages: pd.DataFrame, outlets: pd.DataFrame, share: float = 0.8, rng=None
+    villages: pd.DataFrame, outlets: pd.DataFrame, share: float, rng
 ) -> pd.DataFrame:
     """Service points (便民服务点) in about ``share`` of the villages, each tied to its nearest outlet.
 

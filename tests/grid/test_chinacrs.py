@@ -200,3 +200,10 @@ def test_coordinate_problems_numeric_arrays_and_bbox():
     assert fx.tolist()[1] == 5.0
     with pytest.raises(ValueError, match="length"):
         coordinate_problems([1.0, 2.0], [1.0])
+
+
+def test_to_wgs84_returns_new_arrays():
+    lon, lat = np.array([106.2]), np.array([38.5])
+    x, y = to_wgs84(lon, lat, "wgs84")
+    x[0] = 0.0
+    assert lon[0] == 106.2

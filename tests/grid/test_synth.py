@@ -386,3 +386,12 @@ def test_leads_and_tags(world):
     assert set(tg.loc[tg["tag"] == "有贷户", "customer_id"]) == borrowers
     farmers = set(c.loc[c["segment"] == "农户", "customer_id"])
     assert set(tg.loc[tg["tag"] == "惠农卡", "customer_id"]) <= farmers
+
+
+def test_short_visit_window_still_leaves_gaps(world):
+    c, r, o = world["customers"], world["rms"], world["outlets"]
+    vis = visits(c, r, 60, rng=np.random.default_rng(2), outlets=o)
+    assert vis["visited_at"].min() >= pd.Timestamp(AS_OF) - pd.Timedelta(days=60)
+    visited = set(vis.merge(c[["customer_id", "village_code"]])["village_code"].dropna())
+    unvisited = 1 - len(visited) / c["village_code"].nunique()
+    assert 0.1 < unvisited < 0.35
