@@ -51,8 +51,11 @@ def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
 
 def _locator(kind: str, cells):
     if kind == "h3":
+        import h3
+
         from grid.locate import H3Locator
 
+        cells = cells.assign(h3=np.array([h3.str_to_int(c) for c in cells["cell_id"]], dtype=np.uint64))
         return H3Locator(cells)
     from grid.village_locate import VillageLocator
 

@@ -211,3 +211,26 @@ def load_cells(
         if col in df:
             df[col] = df[col].astype(float)
     return gpd.GeoDataFrame(df, geometry=list(geoms), crs=4326)
+
+
+STAT_COLUMNS = ("customers", "households", "population", "deposit", "loan", "visits_90d", "customers_visited_90d")
+
+
+def rollup_cells(conn: Connection, *, grid_id: int, res: int) -> gpd.GeoDataFrame:
+    """An H3 grid summarised at a coarser resolution (parents), without rebuilding it.
+
+    Geometry is the union of each parent's clipped children, so the coarser
+    cells still tile the county; statistics are sums over the children.
+    """
+    from grid.h3cells import rollup, rollup_geometry
+
+    g = get_grid(conn, grid_id=grid_id)
+    if g["kind"] != "h3":
+        raise BadInput(f"grid {grid_id} is a {g['kind']} grid; only H3 grids roll up to parents")
+    if not 0 <= res <= g["resolution"]:
+        raise BadInput(f"roll-up resolution must be between 0 and the grid's resolution {g['resolution']}, got {res}")
+    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    geo = rollup_geometry(cells[["cell_id", "is_border", "geometry"]], res)
+    values = pd.DataFrame(cells[["cell_id", *STAT_COLUMNS]]).fillna(0)
+    sums = rollup(values, res).drop(columns=["h3"])
+    return geo.merge(sums, on="cell_id", how="left")

@@ -38,6 +38,18 @@ def grid_list(ctx, county_code: str | None):
         return {"grids": grids.list_grids(conn, county_code=county_code)}
 
 
+@command(grid, "rollup")
+@click.option("--grid", "grid_id", type=int, required=True, help="H3 grid id.")
+@click.option("--res", "resolution", type=click.IntRange(0, 15), required=True, help="Coarser H3 resolution.")
+def grid_rollup(ctx, grid_id: int, resolution: int):
+    """Summarise an H3 grid at a coarser resolution (parents), without rebuilding it."""
+    eng = open_engine(settings().db)
+    with eng.connect() as conn:
+        cells = grids.rollup_cells(conn, grid_id=grid_id, res=resolution)
+    totals = {c: float(cells[c].sum()) for c in grids.STAT_COLUMNS if c in cells}
+    return {"grid_id": grid_id, "res": resolution, "cells": len(cells), "totals": totals}
+
+
 @cli.group()
 def assign() -> None:
     """Assign customers to the cells of a grid version."""

@@ -116,3 +116,18 @@ def test_unknown_county_and_grid_are_not_found(loaded):
         grids.build_grid(conn, county_code="999999", kind="village")
     with loaded.connect() as conn, pytest.raises(NotFound, match="grid 424242"):
         grids.get_grid(conn, grid_id=424242)
+
+
+def test_h3_grid_assign_and_rollup_keep_totals(loaded):
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8)
+        rep = assign.assign_customers(conn, grid_id=g["id"])
+        coarse = grids.rollup_cells(conn, grid_id=g["id"], res=6)
+        fine = grids.load_cells(conn, grid_id=g["id"])
+    assert rep["by_point"] == 4 and rep["by_village_code"] == 2 and rep["customers"] == 8
+    assert coarse["customers"].sum() == fine["customers"].sum() == 6
+    assert abs(coarse["households"].sum() - fine["households"].sum()) < 1e-6
+    # 700 of the 710 households have a point (own or shared); the village without one is reported
+    assert abs(fine["households"].sum() - 700) < 1e-6
+    assert abs(shapely.area(coarse.geometry.values).sum() - COUNTY.area) < 1e-9 * COUNTY.area
+    assert len(coarse) < len(fine)
