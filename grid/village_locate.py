@@ -1,10 +1,11 @@
 """Fast, exact point-to-cell lookup for village grids (any set of polygons).
 
-A regular lon/lat raster is laid over the cells. Raster squares that no cell
-border crosses lie wholly inside one cell (or wholly outside all of them), so a
-point there is answered by one array lookup computed with plain numpy
-arithmetic. Only points in squares that a border crosses get an exact shapely
-test, against the few cells listed for that square. The answers are identical
+A regular lon/lat raster is laid over the cells, in two levels: coarse
+squares, and fine squares (8 x 8 per coarse one) only where a border passes.
+Squares that no cell border crosses lie wholly inside one cell (or wholly
+outside all of them), so a point there is answered by array lookups computed
+with plain numpy arithmetic. Only points in fine squares that a border crosses
+get an exact shapely test, against the few cells listed for that square. The answers are identical
 to an exact point-in-polygon join with ``covers`` semantics (a point on a shared
 border belongs to the lowest row index), which the tests check point by point.
 """
@@ -18,13 +19,18 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 __all__ = ["VillageLocator", "locate_exact"]
 
-MAX_RASTER_CELLS = 1 << 24  # 64 MB of int32 lookup table at most
-STEPS_PER_CELL = 64  # raster squares across a typical cell: fewer border points
+MAX_COARSE = 1 << 22  # coarse squares: 16 MB of int32 table at most
+STEPS_PER_CELL = 8  # coarse squares across a typical cell (build cost vs border points)
+SHIFT = 3  # each coarse square crossed by a border holds 2**SHIFT x 2**SHIFT fine squares
+SUB = 1 << SHIFT
 CHUNK = 1 << 20  # points per work unit: cache-friendly, and numpy frees the GIL per chunk
 OUTSIDE = -1
+MIXED = -2  # fine square a border may cross: exact test
 
 
 def locate_exact(geoms, lon, lat) -> np.ndarray:
@@ -75,8 +81,9 @@ class VillageLocator:
     ----------
     cells : GeoDataFrame (EPSG:4326) or array of shapely polygons. Cells may
         overlap or leave gaps; the answer is still the exact one.
-    fine_res : raster step in degrees; by default 1/64 of a typical cell's
-        width, coarsened so the table stays under 2**24 squares.
+    fine_res : fine raster step in degrees (coarse squares are 8 times wider);
+        by default 1/64 of a typical cell's width, coarsened so the coarse
+        table stays under 2**22 squares.
 
     Examples
     --------
@@ -96,90 +103,137 @@ class VillageLocator:
             raise ValueError("VillageLocator needs at least one non-empty cell")
         minx, miny, maxx, maxy = shapely.total_bounds(areal)
         step = float(fine_res) if fine_res else _auto_step(areal, (minx, miny, maxx, maxy))
-        # A margin of one square keeps every cell strictly inside the table.
-        self.x0, self.y0 = minx - step, miny - step
+        coarse = step * SUB  # exact in binary: fine squares nest in coarse ones
+        # Margins (>= 1 coarse square) lie outside every cell: clamped points land there.
+        self.x0, self.y0 = minx - coarse, miny - coarse
         self.step = step
-        self.nx = int(math.ceil((maxx - minx) / step)) + 3
-        self.ny = int(math.ceil((maxy - miny) / step)) + 3
-        if self.nx * self.ny > 4 * MAX_RASTER_CELLS:
+        self.ncx = int(math.ceil((maxx - minx) / coarse)) + 3
+        self.ncy = int(math.ceil((maxy - miny) / coarse)) + 3
+        if self.ncx * self.ncy > 4 * MAX_COARSE:
             raise ValueError(
-                f"fine_res={step} gives a {self.nx}x{self.ny} table; choose a coarser step"
+                f"fine_res={step} gives a {self.ncx}x{self.ncy} coarse table; too fine"
             )
+        self.nfx, self.nfy = self.ncx * SUB, self.ncy * SUB
         self._inv = 1.0 / step
         self._build()
 
-    def _flat_index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raster square of each point (flat, row-major) and whether it is on the table.
+    def _fine_index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fine raster column and row of each point, clamped to the table.
 
         Used both to mark border squares and to look points up: the same
         monotone float arithmetic on both sides is what makes the table exact.
+        Points off the table (or NaN) are clamped into the margin, which lies
+        outside every cell, so they need no mask.
         """
         fx = x - self.x0
         fx *= self._inv
         fy = y - self.y0
         fy *= self._inv
-        ok = (fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny)
-        np.copyto(fx, 0.0, where=~ok)
-        np.copyto(fy, 0.0, where=~ok)
-        flat = fy.astype(np.int64)
-        flat *= self.nx
-        flat += fx.astype(np.int64)
-        return flat, ok
+        with np.errstate(invalid="ignore"):  # NaN/inf casts land in the margin too
+            ix = fx.astype(np.int64)
+            iy = fy.astype(np.int64)
+        np.clip(ix, 0, self.nfx - 1, out=ix)
+        np.clip(iy, 0, self.nfy - 1, out=iy)
+        return ix, iy
 
     def _build(self) -> None:
         """Mark border squares, label the rest by connected component, list candidates."""
-        cell_of_piece, bx0, by0, bx1, by1 = _border_pieces(self.geoms, self.step)
-        # Expand by far more than float rounding so no border point escapes its mark.
-        eps = 1e-9 * max(1.0, abs(self.x0), abs(self.y0))
-        i_lo, _ = self._flat_index(bx0 - eps, by0 - eps)
-        i_hi, _ = self._flat_index(bx1 + eps, by1 + eps)
-        ix_lo, iy_lo = i_lo % self.nx, i_lo // self.nx
-        ix_hi, iy_hi = i_hi % self.nx, i_hi // self.nx
-        assert (ix_hi - ix_lo).max(initial=0) <= 2 and (iy_hi - iy_lo).max(initial=0) <= 2
-        marks, owners = [], []
-        # Pieces are at most one step long, so their boxes span at most 3x3 squares.
-        for dx in range(3):
-            for dy in range(3):
-                keep = (ix_lo + dx <= ix_hi) & (iy_lo + dy <= iy_hi)
-                marks.append((iy_lo[keep] + dy) * self.nx + ix_lo[keep] + dx)
-                owners.append(cell_of_piece[keep])
-        g = max(len(self.geoms), 1)
-        keys = np.unique(np.concatenate(marks) * g + np.concatenate(owners))
-        pair_sq, pair_cell = keys // g, keys % g
-        mixed = np.unique(pair_sq)
-        n = self.nx * self.ny
-        clean = np.ones(n, dtype=bool)
-        clean[mixed] = False
-        # Neighbouring unmarked squares overlap (by eps) with no border between
-        # them, so a whole component lies in one cell: one exact test each.
-        labels, n_comp = ndimage.label(clean.reshape(self.ny, self.nx))
-        labels = labels.ravel()
-        # Any square of a component represents it (repeated-index writes keep one).
-        rep = np.zeros(n_comp + 1, dtype=np.int64)
-        rep[labels] = np.arange(n, dtype=np.int64)
-        cx, cy = self._centres(rep[1:])
-        comp_cell = np.full(n_comp + 1, OUTSIDE, dtype=np.int32)
-        comp_cell[1:] = _exact(self._tree, self.geoms, cx, cy)
-        table = comp_cell[labels]
-        del labels, clean
-        # Mixed squares hold -2 - m: m indexes the candidate lists below.
-        table[mixed] = -2 - np.arange(len(mixed), dtype=np.int32)
-        self.table = table
-        self.n_mixed = len(mixed)
-        # Candidates: cells with a border in the square, plus any cell covering
-        # its centre (a cell can hold a whole square while others' borders cross it).
-        cx, cy = self._centres(mixed)
-        pi, gi = self._tree.query(shapely.points(cx, cy))
-        hit = shapely.intersects_xy(self.geoms[gi], cx[pi], cy[pi])
-        m_of_pair = np.searchsorted(mixed, pair_sq)
-        cand = np.unique(np.r_[m_of_pair * g + pair_cell, pi[hit] * g + gi[hit]])
-        self._cand_start = np.searchsorted(cand // g, np.arange(len(mixed) + 1)).astype(np.int64)
+        g = len(self.geoms)
+        n_coarse = self.ncx * self.ncy
+        # Fine marks say where a border may pass (so where a lookup is not enough).
+        ix, iy = self._marks(self.step)
+        coarse_of = (iy >> SHIFT) * self.ncx + (ix >> SHIFT)
+        has_mark = np.zeros(n_coarse, dtype=bool)
+        has_mark[coarse_of] = True
+        blocks = np.flatnonzero(has_mark)
+        nb = len(blocks)
+        block_of = np.full(n_coarse, -1, dtype=np.int64)
+        block_of[blocks] = np.arange(nb)
+        clean_f = np.ones(nb * SUB * SUB, dtype=bool)
+        clean_f[block_of[coarse_of] * (SUB * SUB) + (iy & (SUB - 1)) * SUB + (ix & (SUB - 1))] = (
+            False
+        )
+        del ix, iy, coarse_of
+        lab_c, n_c = ndimage.label(~has_mark.reshape(self.ncy, self.ncx))
+        lab_c = lab_c.ravel()
+        within_block = np.zeros((3, 3, 3), dtype=bool)
+        within_block[1] = ndimage.generate_binary_structure(2, 1)
+        lab_f, n_f = ndimage.label(clean_f.reshape(nb, SUB, SUB), structure=within_block)
+        # Nodes: coarse components 0..n_c-1, then in-block components; edges join
+        # touching clean squares across block sides, which no border separates.
+        comp = _join_components(lab_c, lab_f, blocks, self.ncx, n_c, n_f)
+        node_x, node_y = self._node_centres(lab_c, lab_f, blocks, n_c, n_f)
+        rep = np.zeros(comp.max(initial=-1) + 1, dtype=np.int64)
+        rep[comp] = np.arange(len(comp))
+        node_cell = _exact(self._tree, self.geoms, node_x[rep], node_y[rep])[comp].astype(np.int32)
+
+        coarse = np.full(n_coarse, OUTSIDE, dtype=np.int32)
+        coarse[lab_c > 0] = node_cell[lab_c[lab_c > 0] - 1]
+        coarse[blocks] = -2 - np.arange(nb, dtype=np.int32)
+        lab_f = lab_f.ravel()
+        fine = np.full(nb * SUB * SUB, MIXED, dtype=np.int32)
+        fine[lab_f > 0] = node_cell[n_c + lab_f[lab_f > 0] - 1]
+        self.coarse, self.fine = coarse, fine
+        self.n_mixed = int((fine == MIXED).sum())
+
+        # Candidates per block: cells whose border may pass through it (coarse
+        # marks, with owners), plus every cell overlapping one of those: only such
+        # a cell can hold the whole block while also sharing a point with one.
+        cix, ciy, owner = self._marks(self.step * SUB, owners=True)
+        blk = block_of[(ciy >> SHIFT) * self.ncx + (cix >> SHIFT)]
+        keep = blk >= 0
+        blk, owner = blk[keep], owner[keep]
+        over_a, over_b = _overlapping_pairs(self._tree, self.geoms)
+        extra_b, extra_c = _expand(blk, owner, over_a, over_b)
+        cand = _unique(np.r_[blk * g + owner, extra_b * g + extra_c])
+        self._cand_start = np.searchsorted(cand // g, np.arange(nb + 1))
         self._cand = cand % g
 
-    def _centres(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Centre coordinates of raster squares given flat indices."""
-        ix, iy = flat % self.nx, flat // self.nx
-        return self.x0 + (ix + 0.5) * self.step, self.y0 + (iy + 0.5) * self.step
+    def _marks(self, piece: float, owners: bool = False):
+        """Fine squares (columns, rows; with owner cells if asked) that a border may touch.
+
+        Borders are cut into pieces at most ``piece`` long; each piece marks
+        every square its bounding box (widened by far more than float rounding)
+        reaches, so no border point escapes its mark. For coarse pieces the
+        marked fine squares are only representatives of their coarse squares.
+        """
+        owner, bx0, by0, bx1, by1 = _border_pieces(self.geoms, piece)
+        eps = 1e-9 * max(1.0, abs(self.x0), abs(self.y0))
+        ixl, iyl = self._fine_index(bx0 - eps, by0 - eps)
+        ixh, iyh = self._fine_index(bx1 + eps, by1 + eps)
+        shift = 0 if piece == self.step else SHIFT
+        ixl, iyl, ixh, iyh = ixl >> shift, iyl >> shift, ixh >> shift, iyh >> shift
+        assert (ixh - ixl).max(initial=0) <= 2 and (iyh - iyl).max(initial=0) <= 2
+        xs, ys, os = [], [], []
+        # A piece spans at most 3x3 squares of its own size.
+        for dx in range(3):
+            for dy in range(3):
+                k = (ixl + dx <= ixh) & (iyl + dy <= iyh)
+                xs.append((ixl[k] + dx) << shift)
+                ys.append((iyl[k] + dy) << shift)
+                if owners:
+                    os.append(owner[k])
+        if owners:
+            return np.concatenate(xs), np.concatenate(ys), np.concatenate(os)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def _node_centres(self, lab_c, lab_f, blocks, n_c, n_f) -> tuple[np.ndarray, np.ndarray]:
+        """A square centre inside each component node (coarse then in-block)."""
+        rep_c = np.zeros(n_c + 1, dtype=np.int64)
+        rep_c[lab_c] = np.arange(len(lab_c))
+        rep_c = rep_c[1:]
+        xc = self.x0 + ((rep_c % self.ncx) + 0.5) * self.step * SUB
+        yc = self.y0 + ((rep_c // self.ncx) + 0.5) * self.step * SUB
+        flat = lab_f.ravel()
+        rep_f = np.zeros(n_f + 1, dtype=np.int64)
+        rep_f[flat] = np.arange(len(flat))
+        rep_f = rep_f[1:]
+        blk, loc = blocks[rep_f // (SUB * SUB)], rep_f % (SUB * SUB)
+        fx = (blk % self.ncx) * SUB + loc % SUB
+        fy = (blk // self.ncx) * SUB + loc // SUB
+        xf = self.x0 + (fx + 0.5) * self.step
+        yf = self.y0 + (fy + 0.5) * self.step
+        return np.r_[xc, xf], np.r_[yc, yf]
 
     def locate(self, lon, lat, *, workers: int = 2) -> np.ndarray:
         """Row index of the cell covering each point (-1 outside every cell).
@@ -201,36 +255,115 @@ class VillageLocator:
         return out
 
     def _locate_span(self, x: np.ndarray, y: np.ndarray, out: np.ndarray, s: int, e: int) -> None:
-        """Fill ``out[s:e]``: table lookup, exact test only in mixed squares."""
-        flat, ok = self._flat_index(x[s:e], y[s:e])
-        t = self.table[flat]
-        t[~ok] = OUTSIDE
+        """Fill ``out[s:e]``: two table lookups, an exact test only in border squares."""
+        xs, ys = x[s:e], y[s:e]
+        ix, iy = self._fine_index(xs, ys)
+        c = iy >> SHIFT
+        c *= self.ncx
+        c += ix >> SHIFT
+        v = self.coarse[c]
+        blk = np.flatnonzero(v < OUTSIDE)
+        b = (-2 - v[blk]).astype(np.int64)
+        v[blk] = self.fine[b * (SUB * SUB) + (iy[blk] & (SUB - 1)) * SUB + (ix[blk] & (SUB - 1))]
         res = out[s:e]
-        res[:] = t
-        need = np.flatnonzero(t < OUTSIDE)
-        if len(need) == 0:
-            return
-        m = -2 - t[need].astype(np.int64)
-        start, count = self._cand_start[m], self._cand_start[m + 1] - self._cand_start[m]
-        pt = np.repeat(np.arange(len(need)), count)
-        offs = np.arange(len(pt)) - np.repeat(np.cumsum(count) - count, count)
-        cand = self._cand[np.repeat(start, count) + offs]
-        px, py = x[s:e][need], y[s:e][need]
-        hit = shapely.intersects_xy(self.geoms[cand], px[pt], py[pt])
-        # Candidates are sorted per square, so the first hit is the lowest index.
-        hp, hc = pt[hit], cand[hit]
-        first = np.r_[True, hp[1:] != hp[:-1]] if len(hp) else np.zeros(0, dtype=bool)
-        found = np.full(len(need), OUTSIDE, dtype=np.int64)
-        found[hp[first]] = hc[first]
-        res[need] = found
+        res[:] = v
+        need = np.flatnonzero(v[blk] == MIXED)
+        if len(need):
+            pts = blk[need]
+            res[pts] = self._exact_in_blocks(b[need], xs[pts], ys[pts])
+
+    def _exact_in_blocks(self, m: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        """Exact answer for points in border squares of blocks ``m``: candidates in ascending order."""
+        start = self._cand_start[m]
+        count = self._cand_start[m + 1] - start
+        found = np.full(len(m), OUTSIDE, dtype=np.int64)
+        pending = np.arange(len(m))
+        k = 0
+        while len(pending):
+            pending = pending[count[pending] > k]
+            if not len(pending):
+                break
+            cand = self._cand[start[pending] + k]
+            hit = shapely.intersects_xy(self.geoms[cand], px[pending], py[pending])
+            found[pending[hit]] = cand[hit]
+            pending = pending[~hit]
+            k += 1
+        # No candidate covers it: outside, or inside a cell holding the whole square.
+        miss = np.flatnonzero(found == OUTSIDE)
+        if len(miss):
+            found[miss] = _exact(self._tree, self.geoms, px[miss], py[miss])
+        return found
+
+
+def _join_components(lab_c, lab_f, blocks, ncx, n_c, n_f) -> np.ndarray:
+    """Component of every node after joining clean squares that touch across block sides."""
+    nb = len(blocks)
+    lab_f = lab_f.reshape(nb, SUB, SUB)
+    bx, by = blocks % ncx, blocks // ncx
+    us, vs = [], []
+    # (neighbour offset, this block's edge row/col, the neighbour's facing edge)
+    sides = [
+        ((1, 0), lab_f[:, :, -1], lambda i: lab_f[i, :, 0]),
+        ((-1, 0), lab_f[:, :, 0], lambda i: lab_f[i, :, -1]),
+        ((0, 1), lab_f[:, -1, :], lambda i: lab_f[i, 0, :]),
+        ((0, -1), lab_f[:, 0, :], lambda i: lab_f[i, -1, :]),
+    ]
+    for (dx, dy), edge, facing in sides:
+        nidx = (by + dy) * ncx + bx + dx
+        lc = lab_c[nidx]
+        rows = np.flatnonzero(lc > 0)
+        e = edge[rows]
+        sel = e > 0
+        us.append(n_c + e[sel] - 1)
+        vs.append(np.broadcast_to(lc[rows][:, None], e.shape)[sel] - 1)
+        if dx + dy > 0:  # block-to-block: once per pair of sides
+            pos = np.minimum(np.searchsorted(blocks, nidx), nb - 1)
+            nbr = np.flatnonzero(blocks[pos] == nidx)
+            a, f = edge[nbr], facing(pos[nbr])
+            sel = (a > 0) & (f > 0)
+            us.append(n_c + a[sel] - 1)
+            vs.append(n_c + f[sel] - 1)
+    n = n_c + n_f
+    u, v = np.concatenate(us), np.concatenate(vs)
+    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _overlapping_pairs(tree: shapely.STRtree, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both orders of every pair of cells whose interiors intersect."""
+    a, b = tree.query(geoms)
+    keep = a < b
+    a, b = a[keep], b[keep]
+    inter = shapely.relate_pattern(geoms[a], geoms[b], "T********")
+    a, b = a[inter], b[inter]
+    return np.r_[a, b], np.r_[b, a]
+
+
+def _expand(m: np.ndarray, cell: np.ndarray, over_a: np.ndarray, over_b: np.ndarray):
+    """For each (square, cell) pair, the (square, other) pairs of cells overlapping it."""
+    if len(over_a) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(over_a, kind="stable")
+    over_a, over_b = over_a[order], over_b[order]
+    lo = np.searchsorted(over_a, cell, side="left")
+    cnt = np.searchsorted(over_a, cell, side="right") - lo
+    sq = np.repeat(m, cnt)
+    offs = np.arange(len(sq)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return sq, over_b[np.repeat(lo, cnt) + offs]
+
+
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: numpy 2's hash-based unique is slower here)."""
+    a = np.sort(a)
+    return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
 
 
 def _auto_step(geoms: np.ndarray, bounds: tuple[float, float, float, float]) -> float:
-    """Raster step: a fraction of the median cell width, capped by table size."""
+    """Fine raster step: a fraction of the median cell width, capped by table size."""
     width = float(np.sqrt(np.median(shapely.area(geoms))))
     minx, miny, maxx, maxy = bounds
-    floor = math.sqrt(max((maxx - minx) * (maxy - miny), 1e-18) / MAX_RASTER_CELLS)
-    return max(width / STEPS_PER_CELL, floor, 1e-7)
+    floor = math.sqrt(max((maxx - minx) * (maxy - miny), 1e-18) / MAX_COARSE)
+    return max(width / STEPS_PER_CELL, floor, 1e-6) / SUB
 
 
 def _border_pieces(geoms: np.ndarray, step: float):
