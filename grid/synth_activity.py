@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from grid.synth_common import AS_OF, as_rng, frame, padded, str_series
-from grid.synth_network import _jitter
+from grid.synth_common import AS_OF, as_rng, frame, jitter_km, padded, str_series
 
 CHANNELS = np.array(["上门", "电话", "网点"])
 _CHANNEL_P = np.array([0.55, 0.35, 0.10])
@@ -122,7 +121,7 @@ def visits(
     rm_i[other] = order[lo[a][other] + (rng.random(other.sum()) * span[other]).astype(np.int64)]
 
     channel = rng.choice(CHANNELS.size, m, p=_CHANNEL_P)
-    cx, cy = _jitter(rng, c["lon"].to_numpy(float)[who], c["lat"].to_numpy(float)[who], 0.03)
+    cx, cy = jitter_km(rng, c["lon"].to_numpy(float)[who], c["lat"].to_numpy(float)[who], 0.03)
     vlon = np.where(channel == 0, cx, np.nan)
     vlat = np.where(channel == 0, cy, np.nan)
     if outlets is not None:

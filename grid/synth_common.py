@@ -111,6 +111,33 @@ _TRADE = np.array(["兴农", "丰源", "宏达", "金穗", "塞上", "黄河", "
 _INDUSTRY = np.array(["农资", "商贸", "养殖", "种植", "建材", "物流", "餐饮", "农机"])
 
 
+_KM_PER_DEG = 111.32
+
+
+def jitter_km(rng, lon, lat, sigma_km):
+    """Gaussian offsets of ``sigma_km`` per axis, added in degrees.
+
+    Offsets of a few km: the local equirectangular scale is exact to well
+    under 1 %, and this only places points (nothing is measured here).
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    sigma_km = np.broadcast_to(np.asarray(sigma_km, dtype=float), lon.shape)
+    dx = rng.normal(0.0, 1.0, lon.shape) * sigma_km
+    dy = rng.normal(0.0, 1.0, lon.shape) * sigma_km
+    coslat = np.cos(np.radians(np.nan_to_num(lat, nan=0.0)))
+    return lon + dx / (_KM_PER_DEG * coslat), lat + dy / _KM_PER_DEG
+
+
+def county_codes(villages: pd.DataFrame) -> pd.Series:
+    """County adcode of each village: its own column, else the first 6 digits of its code."""
+    code = villages["code"].astype(str)
+    if "county_code" in villages:
+        cc = villages["county_code"].astype("string")
+        return cc.fillna(code.str[:6]).astype(str)
+    return code.str[:6]
+
+
 def as_rng(rng) -> np.random.Generator:
     """A numpy Generator from a Generator or a seed."""
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

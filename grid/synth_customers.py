@@ -11,15 +11,16 @@ from grid.synth_common import (
     AS_OF,
     as_rng,
     company_names,
+    county_codes,
     frame,
     id_numbers,
+    jitter_km,
     padded,
     person_names,
     phones,
     str_series,
     truthy,
 )
-from grid.synth_network import _county_codes, _jitter
 
 SEGMENTS = np.array(["个人", "个体工商户", "小微企业", "农户"])
 # Segment mix (same order as SEGMENTS) for rural villages and for urban communities.
@@ -106,7 +107,7 @@ def _prepare(villages: pd.DataFrame, entity_of: Mapping[str, str] | None) -> dic
     nv = len(villages)
     if nv == 0:
         raise ValueError("no villages to place customers in")
-    county = _county_codes(villages).to_numpy()
+    county = county_codes(villages).to_numpy()
     hh = pd.to_numeric(villages.get("households", pd.Series(np.nan, index=villages.index)))
     hh = hh.to_numpy(dtype=float, na_value=np.nan)
     fill = np.nanmedian(hh) if np.isfinite(hh).any() else 1.0
@@ -154,7 +155,7 @@ def _one_chunk(prep, sigma, vi: np.ndarray, start: int, rng) -> pd.DataFrame:
     seg = (rng.random(m)[:, None] > np.cumsum(mix, axis=1)).sum(axis=1)
     seg = np.minimum(seg, SEGMENTS.size - 1)
 
-    lon, lat = _jitter(rng, prep["lon"][vi], prep["lat"][vi], sigma[vi])
+    lon, lat = jitter_km(rng, prep["lon"][vi], prep["lat"][vi], sigma[vi])
     u = rng.random(m)
     no_place = u < NO_PLACE_SHARE
     no_point = u < NO_PLACE_SHARE + NO_POINT_SHARE

@@ -1,4 +1,4 @@
-"""Synthetic bank network: village households, legal entities, outlets, service points, RMs.
+"""Synthetic bank network: legal entities, outlets, service points, RMs.
 
 No public list of a rural bank's outlets or staff exists, so the demo generates
 them around the real Ningxia settlements.  Every function is seeded through the
@@ -14,34 +14,18 @@ import numpy as np
 import pandas as pd
 
 from grid.projection import haversine_km
-from grid.synth_common import AS_OF, as_rng, frame, padded, person_names, phones, str_series, truthy
-
-PERSONS_PER_HOUSEHOLD = 2.65  # Ningxia, 2020 census
-_KM_PER_DEG = 111.32
-
-
-def _jitter(rng, lon, lat, sigma_km):
-    """Gaussian offsets of ``sigma_km`` per axis, added in degrees.
-
-    Offsets of a few km: the local equirectangular scale is exact to well
-    under 1 %, and this only places points (nothing is measured here).
-    """
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    sigma_km = np.broadcast_to(np.asarray(sigma_km, dtype=float), lon.shape)
-    dx = rng.normal(0.0, 1.0, lon.shape) * sigma_km
-    dy = rng.normal(0.0, 1.0, lon.shape) * sigma_km
-    coslat = np.cos(np.radians(np.nan_to_num(lat, nan=0.0)))
-    return lon + dx / (_KM_PER_DEG * coslat), lat + dy / _KM_PER_DEG
-
-
-def _county_codes(villages: pd.DataFrame) -> pd.Series:
-    """County adcode of each village: its own column, else the first 6 digits of its code."""
-    code = villages["code"].astype(str)
-    if "county_code" in villages:
-        cc = villages["county_code"].astype("string")
-        return cc.fillna(code.str[:6]).astype(str)
-    return code.str[:6]
+from grid.synth_common import (
+    AS_OF,
+    as_rng,
+    county_codes,
+    frame,
+    jitter_km,
+    padded,
+    person_names,
+    phones,
+    str_series,
+    truthy,
+)
 
 
 def _short_village(names: pd.Series) -> pd.Series:
@@ -51,92 +35,6 @@ def _short_village(names: pd.Series) -> pd.Series:
         .str.replace(r"(村民委员会|村委会)$", "村", regex=True)
         .str.replace(r"(社区居民委员会|社区居委会)$", "社区", regex=True)
         .str.replace(r"(居民委员会|居委会)$", "", regex=True)
-    )
-
-
-def village_households(
-    villages: pd.DataFrame, county_population: Mapping[str, float], rng
-) -> pd.DataFrame:
-    """Fill households and population of villages that have none from county census totals.
-
-    Each county's population is split over its villages with lognormal shares
-    (communities about 2.5x larger), integer-exact (largest remainder), and
-    households follow at 2.65 persons each.  Villages of a county missing from
-    ``county_population`` get households from a lognormal around 300.
-
-    Parameters
-    ----------
-    villages : DataFrame
-        code, name, township_code, county_code, lon, lat, coord_level,
-        is_community; optional households, population, township_name.
-    county_population : mapping of adcode -> persons (2020 census).
-    rng : numpy Generator or seed.
-
-    Returns
-    -------
-    DataFrame
-        The ``villages`` import columns of docs/fields.md.
-
-    Examples
-    --------
-    >>> v = pd.DataFrame({"code": ["640121100001", "640121100002"], "name": ["甲村", "乙社区"],
-    ...                   "lon": [106.2, 106.3], "lat": [38.2, 38.3], "coord_level": "village",
-    ...                   "is_community": ["N", "Y"]})
-    >>> out = village_households(v, {"640121": 1000}, np.random.default_rng(0))
-    >>> int(out["population"].sum())
-    1000
-    """
-    rng = as_rng(rng)
-    n = len(villages)
-    county = _county_codes(villages).to_numpy()
-    community = (
-        truthy(villages["is_community"]) if "is_community" in villages else np.zeros(n, bool)
-    )
-    pop_in = pd.to_numeric(villages.get("population", pd.Series(np.nan, index=villages.index)))
-    hh_in = pd.to_numeric(villages.get("households", pd.Series(np.nan, index=villages.index)))
-    pop = pop_in.to_numpy(dtype=float, na_value=np.nan)
-    hh = hh_in.to_numpy(dtype=float, na_value=np.nan)
-    # Fill population from households (and back) where only one is known.
-    pop = np.where(np.isnan(pop) & ~np.isnan(hh), np.round(hh * PERSONS_PER_HOUSEHOLD), pop)
-    hh = np.where(np.isnan(hh) & ~np.isnan(pop), np.round(pop / PERSONS_PER_HOUSEHOLD), hh)
-    share = rng.lognormal(0.0, 0.6, n) * np.where(community, 2.5, 1.0)
-    todo = np.isnan(pop)
-    for cc in np.unique(county[todo]):
-        rows = np.flatnonzero(todo & (county == cc))
-        total = county_population.get(cc)
-        if total is None:
-            hh[rows] = np.maximum(20, np.round(rng.lognormal(np.log(300), 0.5, rows.size)))
-            pop[rows] = np.round(hh[rows] * PERSONS_PER_HOUSEHOLD)
-            continue
-        known = np.nansum(pop[(county == cc) & ~todo])
-        remaining = max(float(total) - known, 0.0)
-        exact = remaining * share[rows] / share[rows].sum()
-        alloc = np.floor(exact)
-        short = int(round(remaining - alloc.sum()))
-        alloc[np.argsort(alloc - exact)[:short]] += 1  # largest remainders first
-        pop[rows] = alloc
-        hh[rows] = np.maximum(1, np.round(alloc / PERSONS_PER_HOUSEHOLD))
-    code = villages["code"].astype(str)
-    tcode = villages["township_code"] if "township_code" in villages else code.str[:9]
-    return frame(
-        "villages",
-        {
-            "code": code.to_numpy(),
-            "name": villages["name"].to_numpy(),
-            "township_code": pd.Series(tcode).astype(str).to_numpy(),
-            "township_name": villages.get(
-                "township_name", pd.Series(None, index=villages.index)
-            ).to_numpy(),
-            "county_code": county,
-            "households": pd.array(hh, dtype="Int64"),
-            "population": pd.array(pop, dtype="Int64"),
-            "lon": pd.to_numeric(villages["lon"]).to_numpy(dtype=float),
-            "lat": pd.to_numeric(villages["lat"]).to_numpy(dtype=float),
-            "coord_level": villages["coord_level"].to_numpy()
-            if "coord_level" in villages
-            else np.where(np.isfinite(villages["lon"]), "village", "none"),
-            "is_community": np.where(community, "Y", "N"),
-        },
     )
 
 
@@ -196,7 +94,7 @@ def entity_by_county(entities: pd.DataFrame) -> dict[str, str]:
 def _seats(villages: pd.DataFrame, counties: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """County seats and township seats (with their households) from the village points."""
     v = villages.assign(
-        _county=_county_codes(villages), _hh=pd.to_numeric(villages.get("households", 1.0))
+        _county=county_codes(villages), _hh=pd.to_numeric(villages.get("households", 1.0))
     )
     v["_hh"] = v["_hh"].fillna(1.0)
     v["_tname"] = v["township_name"] if "township_name" in v else _short_village(v["name"])
@@ -291,7 +189,7 @@ def outlets(villages: pd.DataFrame, counties: gpd.GeoDataFrame, n_per_county, rn
         lon += [seat.lon, *pick["lon"], *[seat.lon] * (n - 1 - k)]
         lat += [seat.lat, *pick["lat"], *[seat.lat] * (n - 1 - k)]
         sigma += [0.1] * (1 + k) + [1.5] * (n - 1 - k)
-    x, y = _jitter(rng, lon, lat, sigma)
+    x, y = jitter_km(rng, lon, lat, sigma)
     return frame(
         "outlets",
         {
@@ -331,7 +229,7 @@ def service_points(
     [['S6401210001', '光华门村便民服务点', 'O640121001']]
     """
     rng = as_rng(rng)
-    county = _county_codes(villages).to_numpy()
+    county = county_codes(villages).to_numpy()
     vlon = pd.to_numeric(villages["lon"]).to_numpy(float)
     vlat = pd.to_numeric(villages["lat"]).to_numpy(float)
     ocounty = outlets["county_code"].astype(str).to_numpy()
@@ -347,7 +245,7 @@ def service_points(
     chosen = np.sort(rng.choice(idx, k, replace=False, p=w / w.sum())) if k else idx[:0]
     level = villages["coord_level"].astype(str).to_numpy() if "coord_level" in villages else None
     own = np.ones(chosen.size, bool) if level is None else level[chosen] == "village"
-    x, y = _jitter(rng, vlon[chosen], vlat[chosen], np.where(own, 0.1, 1.5))
+    x, y = jitter_km(rng, vlon[chosen], vlat[chosen], np.where(own, 0.1, 1.5))
     olon = outlets["lon"].to_numpy(float)
     olat = outlets["lat"].to_numpy(float)
     link = np.empty(chosen.size, dtype=np.int64)
