@@ -212,6 +212,8 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
             level = frame["coord_level"] if "coord_level" in frame else pd.Series(None, index=frame.index)
             level = level.where(level != "none", None).fillna("village")
             frame["coord_level"] = np.where(np.isnan(lon), "none", level)
+    if kind.point == "geometry":
+        frame["source_crs"] = ctx.crs
     duplicates(f, kind.key, lines, ctx, rej)
     for col, value in kind.defaults.items():
         frame[col] = value

@@ -113,9 +113,12 @@ def datetimes(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def _timestamps(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     parts, nomatch = _date_parts(s)
-    t = parts["t"].fillna("00:00").astype(str)
+    t = parts["t"].fillna("").astype(str)
+    t = t.where(t != "", "00:00")
     t = t.where(t.str.count(":") == 2, t + ":00")
-    text = parts["y"].fillna("") + "-" + parts["m"].fillna("") + "-" + parts["d"].fillna("") + " " + t
+    t = t.str.zfill(8)
+    text = (parts["y"].fillna("") + "-" + parts["m"].fillna("").str.zfill(2) + "-"
+            + parts["d"].fillna("").str.zfill(2) + " " + t)
     ts = pd.to_datetime(text.where(~nomatch, None), format="%Y-%m-%d %H:%M:%S", errors="coerce")
     ts = pd.Series(ts.to_numpy(), index=s.index)
     serial = _excel_serial(s)

@@ -1,0 +1,136 @@
+"""Counties from GeoJSON, outlets → RMs with references, customers streamed in chunks, visits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+import geodata.importers as imp
+from geodata.importers import run_import
+
+DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
+
+
+def _q(engine, sql, **kw):
+    with engine.connect() as c:
+        return c.execute(text(sql), kw).all()
+
+
+@pytest.fixture(scope="module")
+def counties(engine, tmp_path_factory):
+    d = tmp_path_factory.mktemp("c")
+    le = d / "le.csv"
+    le.write_text("法人机构代码,法人机构名称,辖内区县\nNX01,永宁农商行,640121\n", encoding="utf-8")
+    run_import(engine, kind="legal-entities", path=le, user="u", rejects_dir=d)
+    return run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson",
+                      user="u", crs="gcj02", rejects_dir=d)
+
+
+def test_real_counties_are_22_valid_multipolygons(engine, counties):
+    assert counties["counts"]["inserted"] == 22 and counties["counts"]["rejected"] == 0
+    rows = _q(engine, "SELECT count(*), bool_and(ST_IsValid(geom)), min(GeometryType(geom)),"
+                      " max(GeometryType(geom)), min(source_crs) FROM county")
+    assert tuple(rows[0]) == (22, True, "MULTIPOLYGON", "MULTIPOLYGON", "gcj02")
+    assert _q(engine, "SELECT name FROM county WHERE adcode = '640121'")[0][0] == "永宁县"
+
+
+def test_outlets_then_rms_with_missing_outlet_rejected(engine, counties, tmp_path):
+    le = tmp_path / "le.csv"
+    le.write_text("code,name,county_codes\nNX01,永宁农商行,640121\n", encoding="utf-8")
+    run_import(engine, kind="legal-entities", path=le, user="u", rejects_dir=tmp_path)
+    outlets = tmp_path / "outlets.csv"
+    outlets.write_text(
+        "网点代码,网点名称,区县代码,经度,纬度\n"
+        "O1,望远支行,640121,106.35,38.38\nO2,坏网点,640121,,\nO3,法人错,640121,106.3,38.3\n",
+        encoding="utf-8",
+    )
+    s = run_import(engine, kind="outlets", path=outlets, user="u", rejects_dir=tmp_path)
+    assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 1
+    # No legal entity column: the county's entity is taken.
+    assert _q(engine, "SELECT l.code FROM outlet o JOIN legal_entity l ON l.id = o.legal_entity_id"
+                      " WHERE o.code = 'O1'")[0][0] == "NX01"
+    rms = tmp_path / "rms.csv"
+    rms.write_text("工号,姓名,所属网点,法人机构,入职日期,工作量系数\n"
+                   "R1,张三,O1,,2020/3/1,1\nR2,李四,O9,,20200301,\nR3,王五,O1,XX,2021-01-01,0.5\n"
+                   "R4,赵六,O3,,45000,3\n", encoding="utf-8")
+    s = run_import(engine, kind="rms", path=rms, user="u", rejects_dir=tmp_path)
+    assert s["counts"]["inserted"] == 1
+    rej = pd.read_csv(s["rejects_path"], dtype=str, encoding="utf-8-sig")
+    assert rej[["line", "field", "reason"]].values.tolist() == [
+        ["3", "outlet_code", "no such outlet (import outlets first)"],
+        ["4", "legal_entity", "unknown legal entity code"],
+        ["5", "capacity", "must be above 0 and at most 2 (1.0 = full time)"],
+    ]
+    assert tuple(_q(engine, "SELECT hired_on::text, capacity, active FROM rm WHERE code = 'R1'")[0]) == (
+        "2020-03-01", 1.0, True)
+
+
+def _customers(n: int, start: int = 0) -> pd.DataFrame:
+    i = pd.RangeIndex(start, start + n)
+    return pd.DataFrame({
+        "客户号": [f"C{k:07d}" for k in i],
+        "客户姓名": [f"客户{k}" for k in i],
+        "村代码": "640121100001",
+        "经度": [f"{106.2 + (k % 100) * 0.001:.6f}" for k in i],
+        "纬度": [f"{38.3 + (k % 50) * 0.001:.6f}" for k in i],
+        "存款余额": [f"{k * 10.5:.2f}" for k in i],
+        "贷款余额": "",
+        "开户日期": "2019-05-01",
+    })
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_customers_stream_in_chunks(engine, counties, tmp_path, monkeypatch, direct):
+    with engine.begin() as c:
+        c.execute(text("DELETE FROM customer"))
+    monkeypatch.setattr(imp, "DIRECT_LOAD_MIN_ROWS", 10 if direct else 10**9)
+    df = _customers(250)
+    df.loc[200, "客户号"] = df.loc[3, "客户号"]  # duplicate in a later chunk
+    df.loc[201, "存款余额"] = "-5"
+    path = tmp_path / "cust.csv"
+    df.to_csv(path, index=False, encoding="gb18030")
+    seen = []
+    s = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path, crs="wgs84",
+                   chunk_size=64, progress=lambda f, m="": seen.append(f))
+    assert s["counts"] == {"rows": 250, "inserted": 248, "updated": 0, "unchanged": 0, "rejected": 2}
+    assert len(seen) >= 4
+    rej = pd.read_csv(s["rejects_path"], dtype=str, encoding="utf-8-sig")
+    assert rej[["line", "reason"]].values.tolist() == [["202", "duplicate of line 5"],
+                                                       ["203", "must not be negative"]]
+    row = _q(engine, "SELECT county_code, deposit_balance::text, loan_balance::text, ST_AsText(geom),"
+                     " opened_on::text FROM customer WHERE customer_id = 'C0000010'")[0]
+    assert tuple(row) == ("640121", "105.00", "0.00", "POINT(106.21 38.31)", "2019-05-01")
+    # Indexes dropped for the direct load are back.
+    idx = {r[0] for r in _q(engine, "SELECT indexname FROM pg_indexes WHERE tablename = 'customer'")}
+    assert idx == {"pk_customer", "idx_customer_geom", "ix_customer_county_code",
+                   "ix_customer_legal_entity_id", "ix_customer_village_code"}
+    # A changed file: 10 balances changed, 5 new customers plus the 2 rejected last time.
+    df2 = pd.concat([_customers(250), _customers(5, start=1000)], ignore_index=True)
+    df2.loc[:9, "存款余额"] = "1.00"
+    df2.to_csv(path, index=False, encoding="gb18030")
+    s2 = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path, chunk_size=64)
+    assert s2["counts"] == {"rows": 255, "inserted": 7, "updated": 10, "unchanged": 238, "rejected": 0}
+
+
+def test_dry_run_writes_nothing(engine, counties, tmp_path):
+    path = tmp_path / "dry.csv"
+    _customers(3, start=5000).to_csv(path, index=False)
+    s = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path, dry_run=True)
+    assert s["counts"]["inserted"] == 3
+    assert _q(engine, "SELECT count(*) FROM customer WHERE customer_id = 'C0005000'")[0][0] == 0
+    assert _q(engine, "SELECT dry_run, status FROM import_run WHERE id = :i", i=s["run_id"])[0] == (True, "ok")
+
+
+def test_visits_dates_and_unknown_rm(engine, counties, tmp_path):
+    path = tmp_path / "visits.csv"
+    path.write_text("客户号,走访人工号,走访时间,走访方式\nC0000001,R1,2024-05-01 09:30,上门\n"
+                    "C0000002,R1,2024/5/2,电话\nC0000003,RX,2024-05-03,上门\nC0000004,R1,昨天,上门\n",
+                    encoding="utf-8")
+    s = run_import(engine, kind="visits", path=path, user="u", rejects_dir=tmp_path)
+    assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 2
+    got = _q(engine, "SELECT to_char(visited_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI')"
+                     " FROM visit ORDER BY 1")
+    assert [r[0] for r in got] == ["2024-05-01 09:30", "2024-05-02 00:00"]
