@@ -28,21 +28,23 @@ def mask_phone(phone: str | None) -> str | None:
     """Keep the first 3 and last 4 digits of a mobile number: 13812341234 → 138****1234."""
     if not phone:
         return phone
-    digits = phone.strip()
-    if len(digits) <= 7:
-        # Too short to keep both ends without revealing most of it.
-        return digits[:1] + "*" * (len(digits) - 1)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return _keep_ends(phone.strip(), 3, 4, 11)
 
 
 def mask_id_number(id_number: str | None) -> str | None:
     """Keep the first 6 (region) and last 4 characters: 110101199001011234 → 110101********1234."""
     if not id_number:
         return id_number
-    s = id_number.strip()
-    if len(s) <= 10:
-        return s[:2] + "*" * (len(s) - 2)
-    return s[:6] + "*" * (len(s) - 10) + s[-4:]
+    return _keep_ends(id_number.strip(), 6, 4, 15)
+
+
+def _keep_ends(s: str, head: int, tail: int, full: int) -> str:
+    """Mask all but ``head``/``tail`` characters; shorter values than ``full`` keep less."""
+    n = len(s)
+    if n < full:
+        # A short value keeping the usual ends would reveal most of itself.
+        head, tail = (2, 2) if n >= 7 else (1, 0)
+    return s[:head] + "*" * (n - head - tail) + s[n - tail:] if tail else s[:head] + "*" * (n - head)
 
 
 _MASKERS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number}

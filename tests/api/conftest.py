@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
 
+import api.auth as api_auth
 from api.app import create_app
 from api.auth import create_token, hash_password
 from api.settings import AuthSettings, DatabaseSettings, Settings, UploadSettings
@@ -34,6 +37,21 @@ USERS = {
     "planner_b": dict(role="planner", le="LEB"),
     "rm_b": dict(role="rm", le="LEB", rm="RB1"),
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_argon2():
+    """Real argon2id, but at a low cost: the default cost takes seconds per login on a busy 2-core box."""
+    original = api_auth._HASHER
+    api_auth._HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8192, parallelism=1),))
+    yield
+    api_auth._HASHER = original
+
+
+@pytest.fixture(scope="session")
+def password() -> str:
+    """The password of every fixture user."""
+    return PASSWORD
 
 
 @pytest.fixture(scope="session")

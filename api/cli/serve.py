@@ -1,0 +1,28 @@
+"""``gridmkt serve``: run the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli import cli, settings
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (background jobs run inside each worker).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve the API (OpenAPI docs at /docs) until interrupted."""
+    import uvicorn
+
+    from api.app import create_app
+
+    if workers == 1:
+        uvicorn.run(create_app(settings()), host=host, port=port, log_level=log_level)
+    else:
+        # Each worker process builds its own app (and engine) from the environment.
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
