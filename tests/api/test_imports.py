@@ -1,0 +1,135 @@
+"""Uploads: streamed with a size limit, safe names, type sniffing, zip bombs; run as polled jobs."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+from sqlalchemy import text
+
+
+def _post(client, headers, name, content, kind="customers", **params):
+    return client.post(f"/api/v1/imports/{kind}", params=params, headers=headers,
+                       files={"file": (name, content, "application/octet-stream")})
+
+
+def _poll(client, headers, url, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = client.get(url, headers=headers).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job did not finish: {job}")
+
+
+def _fake_importer(engine, *, kind, path, user, crs, encoding, mapping, rejects_dir, dry_run,
+                   synthetic, progress):
+    """Stands in for geodata.importers.run_import: counts rows and writes an import_run."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    progress(0.5, "reading")
+    with engine.begin() as c:
+        run_id = c.execute(text(
+            "INSERT INTO import_run (kind, file_name, sha256, user_name, status, counts)"
+            " VALUES (:k, :f, repeat('1', 64), :u, 'ok', jsonb_build_object('read', CAST(:n AS int)))"
+            " RETURNING id"), {"k": kind, "f": Path(path).name, "u": user, "n": len(lines) - 1}).scalar_one()
+    if "fail" in lines[0]:
+        raise ValueError("column 'customer_id' is missing")
+    return {"import_run_id": run_id, "read": len(lines) - 1, "crs": crs, "dry_run": dry_run}
+
+
+def test_upload_runs_as_a_job_and_lands_in_the_upload_folder(app, client, auth, settings):
+    app.state.importer = _fake_importer
+    h = auth("planner_a")
+    r = _post(client, h, "../../etc/passwd.csv", "customer_id,name\nC9,赵六\nC10,钱七\n", crs="gcj02")
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["file_name"] == "passwd.csv" and started["format"] == "csv"
+    job = _poll(client, h, started["poll"])
+    assert job["status"] == "done" and job["progress"] == 1.0
+    assert job["result"]["read"] == 2 and job["result"]["crs"] == "gcj02"
+    stored = list(Path(settings.uploads.dir).rglob("passwd.csv"))
+    assert len(stored) == 1 and Path(settings.uploads.dir) in stored[0].parents
+    assert not Path("/etc/passwd.csv").exists()
+    runs = client.get("/api/v1/imports", headers=h).json()["items"]
+    assert runs[0]["id"] == job["result"]["import_run_id"] and runs[0]["user_name"] == "planner_a"
+    # Another legal entity's planner sees neither the job nor the run.
+    assert client.get(started["poll"], headers=auth("planner_b")).status_code == 404
+    assert client.get(f"/api/v1/imports/{runs[0]['id']}", headers=auth("planner_b")).status_code == 404
+
+
+def test_failed_import_job_says_why(app, client, auth):
+    app.state.importer = _fake_importer
+    h = auth("planner_a")
+    r = _post(client, h, "c.csv", "fail,name\n1,2\n")
+    job = _poll(client, h, r.json()["poll"])
+    assert job["status"] == "failed" and "customer_id" in job["message"]
+
+
+def test_too_large_upload_is_413_and_leaves_nothing(app, client, auth, settings):
+    app.state.importer = _fake_importer
+    before = set(Path(settings.uploads.dir).rglob("*"))
+    big = b"a,b\n" + b"1,2\n" * (settings.uploads.max_bytes // 4 + 10)
+    r = _post(client, auth("planner_a"), "big.csv", big)
+    assert r.status_code == 413
+    assert set(Path(settings.uploads.dir).rglob("*")) == before
+
+
+def test_wrong_types_are_415(app, client, auth):
+    app.state.importer = _fake_importer
+    h = auth("planner_a")
+    gz = b"\x1f\x8b\x08\x00" + b"\x00" * 50
+    sqlite = b"SQLite format 3\x00" + b"\x00" * 100
+    for name, content in (("passwd", b"root:x:0:0"), ("x.exe", b"MZ\x90"), ("x.csv", gz),
+                          ("x.csv", sqlite), ("x.geojson", b"not json"), ("x.gpkg", b"a,b\n1,2"),
+                          ("x.xlsx", b"a,b\n"), ("x.zip", _zip({"readme.txt": b"hi"}))):
+        r = _post(client, h, name, content)
+        assert r.status_code == 415, (name, r.status_code, r.text)
+    r = client.post("/api/v1/imports/customers", headers=h, content=b"a,b\n1,2\n")
+    assert r.status_code == 415
+    assert _post(client, h, "x.gpkg", sqlite).status_code == 202
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_bombs_and_escaping_members_are_refused(app, client, auth, settings):
+    app.state.importer = _fake_importer
+    h = auth("planner_a")
+    bomb = _zip({"a.shp": b"\x00" * (settings.uploads.max_bytes * 5), "a.dbf": b"x"})
+    assert len(bomb) < settings.uploads.max_bytes
+    assert _post(client, h, "bomb.zip", bomb).status_code == 413
+    escape = _zip({"../../a.shp": b"x", "a.dbf": b"x"})
+    assert _post(client, h, "esc.zip", escape).status_code == 415
+    ok = _zip({"a.shp": b"shp", "a.dbf": b"dbf", "a.shx": b"shx"})
+    assert _post(client, h, "parcels.zip", ok, kind="villages").status_code == 202
+
+
+def test_only_importers_upload_and_read_rejects(app, client, auth, data, settings):
+    app.state.importer = _fake_importer
+    for who in ("rm_a1", "bm_a", "analyst_a"):
+        assert _post(client, auth(who), "c.csv", "customer_id\nC1\n").status_code == 403
+    run = data["run_planner_a"]
+    r = client.get(f"/api/v1/imports/{run}/rejects", headers=auth("planner_a"))
+    assert r.status_code == 200 and r.text == "row,reason\n3,bad code\n"
+    assert r.headers["content-type"].startswith("text/csv")
+    assert client.get(f"/api/v1/imports/{run}/rejects", headers=auth("analyst_a")).status_code == 403
+    assert client.get(f"/api/v1/imports/{data['run_planner_b']}/rejects",
+                      headers=auth("planner_a")).status_code == 404
+
+
+def test_bad_parameters_name_themselves(app, client, auth):
+    h = auth("planner_a")
+    r = _post(client, h, "c.csv", "a\n1\n", kind="wizards")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "kind"]
+    r = _post(client, h, "c.csv", "a\n1\n", crs="mars")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "crs"]
+    r = _post(client, h, "c.csv", "a\n1\n", mapping="[1]")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "mapping"]
