@@ -133,3 +133,23 @@ def test_bad_parameters_name_themselves(app, client, auth):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "crs"]
     r = _post(client, h, "c.csv", "a\n1\n", mapping="[1]")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "mapping"]
+
+
+def test_real_importer_end_to_end(app, client, auth, engine):
+    """The real geodata.importers.run_import behind the upload route: summary and rejects."""
+    app.state.importer = None
+    h = auth("planner_a")
+    csv = ("code,name,county_code,households,lon,lat,coord_level\n"
+           "640104001901,新村,640104,120,106.3,38.47,village\n"
+           "6401X,坏村,640104,5,106.3,38.47,village\n")
+    r = _post(client, h, "村庄.csv", csv.encode("utf-8"), kind="villages")
+    assert r.status_code == 202, r.text
+    job = _poll(client, h, r.json()["poll"], timeout=60)
+    assert job["status"] == "done", job
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name FROM village WHERE code = '640104001901'")).scalar() == "新村"
+    runs = client.get("/api/v1/imports", headers=h).json()["items"]
+    run = next(x for x in runs if x["kind"] == "villages")
+    assert run["status"] == "ok" and run["rejects"] == f"/api/v1/imports/{run['id']}/rejects"
+    rejects = client.get(run["rejects"], headers=h)
+    assert rejects.status_code == 200 and "6401X" in rejects.text
