@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -104,12 +106,19 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
     new, final = f"customer_cell_g{gid}_new", f"customer_cell_g{gid}"
     conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
     conn.execute(text(f"CREATE TABLE {new} (LIKE customer_cell INCLUDING DEFAULTS)"))
-    buf = io.StringIO()
-    out = placed.assign(grid_id=gid)[["grid_id", "customer_id", "cell_id", "how"]]
-    out.to_csv(buf, sep="\t", header=False, index=False, na_rep="\\N")
-    buf.seek(0)
+    # pyarrow's CSV writer is C++ and an order of magnitude faster than pandas.to_csv here;
+    # in COPY's csv format an unquoted empty field is NULL.
+    table = pa.table({
+        "grid_id": pa.array(np.full(len(placed), gid, dtype=np.int32)),
+        "customer_id": pa.array(placed["customer_id"].to_numpy(dtype=object), type=pa.string()),
+        "cell_id": pa.array(placed["cell_id"].to_numpy(dtype=object), type=pa.string(), from_pandas=True),
+        "how": pa.array(placed["how"].to_numpy(dtype=object), type=pa.string()),
+    })
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buf = io.BytesIO(sink.getvalue().to_pybytes())
     with _raw(conn).cursor() as cur:
-        cur.copy_expert(f"COPY {new} (grid_id, customer_id, cell_id, how) FROM STDIN", buf)
+        cur.copy_expert(f"COPY {new} (grid_id, customer_id, cell_id, how) FROM STDIN WITH (FORMAT csv)", buf)
     conn.execute(text(f"ALTER TABLE {new} ADD CONSTRAINT {new}_grid CHECK (grid_id = {gid})"))
     conn.execute(text(f"CREATE UNIQUE INDEX {new}_customer ON {new} (customer_id)"))
     conn.execute(text(f"CREATE INDEX {new}_cell ON {new} (cell_id)"))
