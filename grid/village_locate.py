@@ -141,7 +141,8 @@ class VillageLocator:
         g = len(self.geoms)
         n_coarse = self.ncx * self.ncy
         # Fine marks say where a border may pass (so where a lookup is not enough).
-        ix, iy = self._marks(self.step)
+        seg_a, seg_b, seg_owner = _segments(self.geoms)
+        ix, iy, _ = self._marks(*_distinct(seg_a, seg_b), coarse=False)
         coarse_of = (iy >> SHIFT) * self.ncx + (ix >> SHIFT)
         has_mark = np.zeros(n_coarse, dtype=bool)
         has_mark[coarse_of] = True
@@ -179,7 +180,8 @@ class VillageLocator:
         # Candidates per block: cells whose border may pass through it (coarse
         # marks, with owners), plus every cell overlapping one of those: only such
         # a cell can hold the whole block while also sharing a point with one.
-        cix, ciy, owner = self._marks(self.step * SUB, owners=True)
+        cix, ciy, seg = self._marks(seg_a, seg_b, coarse=True)
+        owner = seg_owner[seg]
         blk = block_of[(ciy >> SHIFT) * self.ncx + (cix >> SHIFT)]
         keep = blk >= 0
         blk, owner = blk[keep], owner[keep]
@@ -189,33 +191,33 @@ class VillageLocator:
         self._cand_start = np.searchsorted(cand // g, np.arange(nb + 1))
         self._cand = cand % g
 
-    def _marks(self, piece: float, owners: bool = False):
-        """Fine squares (columns, rows; with owner cells if asked) that a border may touch.
+    def _marks(
+        self, a: np.ndarray, b: np.ndarray, coarse: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Squares that the segments ``a``-``b`` may touch: (column, row, segment) triples.
 
-        Borders are cut into pieces at most ``piece`` long; each piece marks
+        Segments are cut into pieces at most one square long; each piece marks
         every square its bounding box (widened by far more than float rounding)
-        reaches, so no border point escapes its mark. For coarse pieces the
-        marked fine squares are only representatives of their coarse squares.
+        reaches, so no border point escapes its mark. Coarse squares are given
+        by the fine index of their first fine square.
         """
-        owner, bx0, by0, bx1, by1 = _border_pieces(self.geoms, piece)
+        piece = self.step * SUB if coarse else self.step
+        seg, bx0, by0, bx1, by1 = _pieces(a, b, piece)
         eps = 1e-9 * max(1.0, abs(self.x0), abs(self.y0))
         ixl, iyl = self._fine_index(bx0 - eps, by0 - eps)
         ixh, iyh = self._fine_index(bx1 + eps, by1 + eps)
-        shift = 0 if piece == self.step else SHIFT
+        shift = SHIFT if coarse else 0
         ixl, iyl, ixh, iyh = ixl >> shift, iyl >> shift, ixh >> shift, iyh >> shift
-        assert (ixh - ixl).max(initial=0) <= 2 and (iyh - iyl).max(initial=0) <= 2
-        xs, ys, os = [], [], []
-        # A piece spans at most 3x3 squares of its own size.
-        for dx in range(3):
-            for dy in range(3):
-                k = (ixl + dx <= ixh) & (iyl + dy <= iyh)
-                xs.append((ixl[k] + dx) << shift)
-                ys.append((iyl[k] + dy) << shift)
-                if owners:
-                    os.append(owner[k])
-        if owners:
-            return np.concatenate(xs), np.concatenate(ys), np.concatenate(os)
-        return np.concatenate(xs), np.concatenate(ys)
+        spanx, spany = ixh - ixl, iyh - iyl
+        assert spanx.max(initial=0) <= 2 and spany.max(initial=0) <= 2
+        xs, ys, ss = [ixl], [iyl], [seg]
+        # A piece spans 1-2 squares per axis (3 only when eps crosses a line).
+        for dx, dy in ((1, 0), (0, 1), (1, 1), (2, 0), (2, 1), (0, 2), (1, 2), (2, 2)):
+            k = np.flatnonzero((spanx >= dx) & (spany >= dy))
+            xs.append(ixl[k] + dx)
+            ys.append(iyl[k] + dy)
+            ss.append(seg[k])
+        return np.concatenate(xs) << shift, np.concatenate(ys) << shift, np.concatenate(ss)
 
     def _node_centres(self, lab_c, lab_f, blocks, n_c, n_f) -> tuple[np.ndarray, np.ndarray]:
         """A square centre inside each component node (coarse then in-block)."""
@@ -366,20 +368,32 @@ def _auto_step(geoms: np.ndarray, bounds: tuple[float, float, float, float]) -> 
     return max(width / STEPS_PER_CELL, floor, 1e-6) / SUB
 
 
-def _border_pieces(geoms: np.ndarray, step: float):
-    """Every cell border cut into pieces no longer than ``step``: owner and bounding box."""
+def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every straight segment of every cell border: start, end, owner cell."""
     rings, ring_owner = shapely.get_parts(shapely.boundary(geoms), return_index=True)
     coords, ring_of = shapely.get_coordinates(rings, return_index=True)
     same = ring_of[1:] == ring_of[:-1]
-    a, b = coords[:-1][same], coords[1:][same]
-    owner = ring_owner[ring_of[:-1][same]]
+    return coords[:-1][same], coords[1:][same], ring_owner[ring_of[:-1][same]]
+
+
+def _distinct(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments without exact duplicates (a border shared by two cells appears twice)."""
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
+    both = np.unique(np.column_stack([lo, hi]), axis=0)
+    return both[:, :2], both[:, 2:]
+
+
+def _pieces(a: np.ndarray, b: np.ndarray, step: float):
+    """Segments cut into pieces no longer than ``step``: segment index and bounding box."""
     n_sub = np.maximum(np.ceil(np.abs(b - a).max(axis=1) / step), 1).astype(np.int64)
     seg = np.repeat(np.arange(len(a)), n_sub)
     k = (np.arange(len(seg)) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)).astype(float)
     n = n_sub[seg].astype(float)
-    d = b[seg] - a[seg]
+    a0 = a[seg]
+    d = b[seg] - a0
     # Both ends by the same formula, so consecutive pieces share end points exactly.
-    p0 = a[seg] + d * (k / n)[:, None]
-    p1 = a[seg] + d * ((k + 1) / n)[:, None]
+    p0 = a0 + d * (k / n)[:, None]
+    p1 = a0 + d * ((k + 1) / n)[:, None]
     lo, hi = np.minimum(p0, p1), np.maximum(p0, p1)
-    return owner[seg], lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]
+    return seg, lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]
