@@ -30,8 +30,14 @@ _RES_MASK = np.uint64(0xF) << _RES_SHIFT
 
 def check_res(res: int) -> int:
     """Return ``res`` as an int, or raise :class:`InvalidInput` outside 6..10."""
-    if isinstance(res, bool) or not isinstance(res, int | np.integer) or not MIN_RES <= res <= MAX_RES:
-        raise InvalidInput(f"H3 resolution must be an integer from {MIN_RES} to {MAX_RES}, got {res!r}")
+    if (
+        isinstance(res, bool)
+        or not isinstance(res, int | np.integer)
+        or not MIN_RES <= res <= MAX_RES
+    ):
+        raise InvalidInput(
+            f"H3 resolution must be an integer from {MIN_RES} to {MAX_RES}, got {res!r}"
+        )
     return int(res)
 
 
@@ -55,7 +61,9 @@ def county_geometry(county) -> shapely.Geometry:
 
 def cell_ids(h3_index: np.ndarray) -> np.ndarray:
     """H3 string ids (``'8924c202ab3ffff'``) of uint64 indexes, as an object array."""
-    return np.array([format(int(x), "x") for x in np.asarray(h3_index, dtype=np.uint64)], dtype=object)
+    return np.array(
+        [format(int(x), "x") for x in np.asarray(h3_index, dtype=np.uint64)], dtype=object
+    )
 
 
 def h3_of_ids(ids) -> np.ndarray:
@@ -123,7 +131,9 @@ def candidate_cells(county: shapely.Geometry, res: int) -> np.ndarray:
     lon = np.concatenate(lons) if lons else np.array([])
     lat = np.concatenate(lats) if lats else np.array([])
     to_cell = h3i.latlng_to_cell
-    cells = np.fromiter(map(to_cell, lat.tolist(), lon.tolist(), repeat(res)), dtype=np.uint64, count=len(lat))
+    cells = np.fromiter(
+        map(to_cell, lat.tolist(), lon.tolist(), repeat(res)), dtype=np.uint64, count=len(lat)
+    )
     return np.unique(cells)
 
 
@@ -188,10 +198,16 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     out = geoms.copy()
     types = shapely.get_type_id(geoms)
     for i in np.flatnonzero(types == 7):  # GeometryCollection
-        parts = [p for p in shapely.get_parts(geoms[i]) if p.geom_type in ("Polygon", "MultiPolygon")]
+        parts = [
+            p for p in shapely.get_parts(geoms[i]) if p.geom_type in ("Polygon", "MultiPolygon")
+        ]
         polys = [q for p in parts for q in shapely.get_parts(p)]
         out[i] = (
-            shapely.MultiPolygon(polys) if len(polys) > 1 else polys[0] if polys else shapely.Polygon()
+            shapely.MultiPolygon(polys)
+            if len(polys) > 1
+            else polys[0]
+            if polys
+            else shapely.Polygon()
         )
     bad = ~np.isin(types, (3, 6, 7))  # Polygon, MultiPolygon, handled collections
     out[bad] = shapely.Polygon()

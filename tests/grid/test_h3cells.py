@@ -56,7 +56,9 @@ def test_square_county_res7_tiles_with_whole_inner_hexagons():
     # Every hexagon that meets the square is there, and nothing else.
     want = set(h3i.h3shape_to_cells_experimental(h3.geo_to_h3shape(county), 7, contain="overlap"))
     hexes = hexagons(np.array(sorted(want), dtype=np.uint64))
-    assert set(cells["h3"].tolist()) == {int(h) for h, g in zip(sorted(want), hexes, strict=True) if g.intersects(county)}
+    assert set(cells["h3"].tolist()) == {
+        int(h) for h, g in zip(sorted(want), hexes, strict=True) if g.intersects(county)
+    }
 
 
 def test_hole_and_enclave_are_left_out():
@@ -76,7 +78,9 @@ def test_two_part_county():
     cells = build_h3_cells(county, 7)
     assert_tiles(cells, county)
     for part in county.geoms:
-        assert shapely.area(shapely.intersection(cells.geometry.to_numpy(), part)).sum() == pytest.approx(part.area, rel=1e-9)
+        assert shapely.area(
+            shapely.intersection(cells.geometry.to_numpy(), part)
+        ).sum() == pytest.approx(part.area, rel=1e-9)
 
 
 def test_sliver_kept_and_geodataframe_input():
@@ -115,8 +119,12 @@ def star_polygons(draw):
     cy = draw(st.floats(36.0, 39.0))
     n = draw(st.integers(5, 14))
     radii = draw(st.lists(st.floats(0.02, 0.07), min_size=n, max_size=n))
-    angles = np.sort(np.array(draw(st.lists(st.floats(0, 2 * np.pi), min_size=n, max_size=n, unique=True))))
-    ring = np.column_stack([cx + np.array(radii) * np.cos(angles), cy + np.array(radii) * np.sin(angles)])
+    angles = np.sort(
+        np.array(draw(st.lists(st.floats(0, 2 * np.pi), min_size=n, max_size=n, unique=True)))
+    )
+    ring = np.column_stack(
+        [cx + np.array(radii) * np.cos(angles), cy + np.array(radii) * np.sin(angles)]
+    )
     poly = Polygon(ring)
     if draw(st.booleans()):
         poly = poly.difference(shapely.Point(cx, cy).buffer(0.01, quad_segs=3))
@@ -151,7 +159,12 @@ def test_rollup_sums_per_parent():
     a, b = h3i.cell_to_children(h3i.latlng_to_cell(38.0, 106.0, 7), 9)[:2]
     other = h3i.latlng_to_cell(38.5, 106.5, 9)
     df = pd.DataFrame(
-        {"cell_id": [format(x, "x") for x in (a, b, other)], "customers": [3, 4, 5], "deposit": [1.5, 2.0, 0.5], "name": list("xyz")}
+        {
+            "cell_id": [format(x, "x") for x in (a, b, other)],
+            "customers": [3, 4, 5],
+            "deposit": [1.5, 2.0, 0.5],
+            "name": list("xyz"),
+        }
     )
     out = rollup(df, 7)
     assert list(out.columns) == ["cell_id", "h3", "customers", "deposit"]
