@@ -5,8 +5,14 @@ a facility lies within ``radius_km`` (straight line, metric coordinates).
 Existing outlets and service points are fixed: demand they already cover is
 not counted again. :func:`suggest_sites` chooses up to ``k`` candidates that
 maximise the demand *newly* covered (the MCLP of Church and ReVelle, solved as
-an integer programme through PuLP with HiGHS); :func:`greedy_sites` is the
-greedy baseline (each step takes the candidate adding most).
+an integer programme by HiGHS); :func:`greedy_sites` is the greedy baseline
+(each step takes the candidate adding most).
+
+HiGHS is called through highspy rather than PuLP: the model is passed as
+arrays (PuLP builds it one Python object per coefficient) and the greedy
+answer is given as the starting incumbent, which PuLP's HiGHS interface cannot
+do; so a solve stopped by its time limit is never worse than greedy. CBC via
+PuLP (``solver='cbc'``) remains as an independent cross-check.
 
 Formulation, after dropping demand that is already covered or that no
 candidate reaches, and merging demand points covered by the same candidate
@@ -51,7 +57,9 @@ class SiteResult:
     those and the first, ...); ``newly_covered[i]`` is the demand weight that
     ``chosen[i]`` adds in that order, so ``covered_before +
     newly_covered.sum() == covered_after``. Candidates that would add nothing
-    are never listed, so fewer than ``k`` may be returned.
+    are never listed, so fewer than ``k`` may be returned. ``optimal`` says
+    the solver proved the optimum; otherwise ``gap`` is its relative MIP gap
+    (NaN when no bound was reached, and always NaN for greedy).
     """
 
     chosen: np.ndarray
@@ -61,6 +69,7 @@ class SiteResult:
     total_demand: float
     status: str
     optimal: bool
+    gap: float
     method: str
     k: int
     radius_km: float
@@ -151,7 +160,7 @@ def _marginal_order(inst: _Instance, picked) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(order, dtype=int), np.asarray(gains, dtype=float)
 
 
-def _result(inst: _Instance, picked, status: str, optimal: bool, method: str) -> SiteResult:
+def _result(inst: _Instance, picked, status: str, *, optimal: bool, method: str, gap: float) -> SiteResult:
     """Package a chosen set as a :class:`SiteResult`."""
     order, gains = _marginal_order(inst, picked)
     after = inst.before.copy()
@@ -165,6 +174,7 @@ def _result(inst: _Instance, picked, status: str, optimal: bool, method: str) ->
         total_demand=float(inst.weight.sum()),
         status=status,
         optimal=optimal,
+        gap=gap,
         method=method,
         k=inst.k,
         radius_km=inst.radius_km,
@@ -190,48 +200,151 @@ def greedy_sites(demand_xy, demand_weight, candidate_xy, existing_xy, k: int, ra
     ([0, 1], [6.0, 2.0], 8.0)
     """
     inst = _instance(demand_xy, demand_weight, candidate_xy, existing_xy, k, radius_km)
+    return _result(inst, _greedy_picks(inst), "greedy", optimal=False, method="greedy", gap=float("nan"))
+
+
+def _greedy_picks(inst: _Instance) -> list[int]:
+    """Greedy choice: candidate indices in the order picked."""
     cover_t = inst.cover.T.tocsr().astype(float)
     cover = inst.cover.tocsc()
     w = inst.remaining.copy()
     picked: list[int] = []
     for _ in range(inst.k):
+        if cover_t.shape[0] == 0:
+            break
         gain = cover_t @ w
         gain[picked] = -1.0
-        if len(gain) == 0:
-            break
         j = int(np.argmax(gain))
         if gain[j] <= 0:
             break
         picked.append(j)
         w[cover.indices[cover.indptr[j]:cover.indptr[j + 1]]] = 0.0
-    return _result(inst, picked, "greedy", optimal=False, method="greedy")
+    return picked
 
 
-def _pulp_solver(solver: str, time_limit_s: float | None, mip_gap: float):
-    """The PuLP solver object for a solver name."""
-    if solver == "highs":
-        s = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=mip_gap)
-    elif solver == "cbc":
-        # a CBC on PATH first: PuLP 3.x deprecates its bundled binary (PULP_CBC_CMD)
-        s = pulp.COIN_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap)
-        if not s.available():
-            s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap)
-    else:
-        raise SiteInputError(f"solver: expected one of {SOLVERS}, got {solver!r}")
-    if not s.available():
+def _groups(inst: _Instance) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
+    """Demand still uncovered, merged by covering set: (groups x useful candidates, weights, candidate ids)."""
+    keep = inst.remaining > 0
+    cover = inst.cover[keep]
+    cover.sort_indices()
+    weight = inst.remaining[keep]
+    # demand covered by the same candidate set is one group: same optimum, fewer rows
+    groups: dict[bytes, float] = {}
+    for i in range(cover.shape[0]):
+        cols = cover.indices[cover.indptr[i]:cover.indptr[i + 1]]
+        if len(cols):
+            key = cols.astype(np.int64).tobytes()
+            groups[key] = groups.get(key, 0.0) + weight[i]
+    sets = [np.frombuffer(key, dtype=np.int64) for key in groups]
+    useful = np.unique(np.concatenate(sets)) if sets else np.zeros(0, dtype=np.int64)
+    local = [np.searchsorted(useful, cols) for cols in sets]
+    indptr = np.cumsum([0] + [len(c) for c in local])
+    indices = np.concatenate(local) if local else np.zeros(0, dtype=np.int64)
+    mat = csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(len(sets), len(useful)))
+    return mat, np.fromiter(groups.values(), dtype=float, count=len(groups)), useful
+
+
+def _solve_highs(mat: csr_matrix, weight: np.ndarray, k: int, start: np.ndarray,
+                 time_limit_s: float | None, mip_gap: float) -> tuple[np.ndarray, str, bool, float]:
+    """Solve the grouped MCLP with HiGHS (highspy), warm-started from a feasible ``start``.
+
+    Returns the chosen local candidate indices, HiGHS's status text, whether it
+    proved optimality, and the final relative MIP gap.
+    """
+    import highspy
+
+    n_groups, n_cand = mat.shape
+    # columns: x_0..x_{m-1} (open candidate), then y_0..y_{g-1} (group covered)
+    # rows: y_g - sum_{j covers g} x_j <= 0 for each g, then sum_j x_j <= k
+    per_row = np.diff(mat.indptr) + 1
+    starts = np.concatenate([[0], np.cumsum(per_row), [per_row.sum() + n_cand]])
+    index = np.empty(starts[-1], dtype=np.int32)
+    value = np.empty(starts[-1], dtype=float)
+    first = starts[:-2]
+    index[first] = n_cand + np.arange(n_groups)
+    value[first] = 1.0
+    rest = np.ones(starts[-2], dtype=bool)
+    rest[first] = False
+    index[:starts[-2]][rest] = mat.indices
+    value[:starts[-2]][rest] = -1.0
+    index[starts[-2]:] = np.arange(n_cand)
+    value[starts[-2]:] = 1.0
+
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_cand + n_groups
+    lp.num_row_ = n_groups + 1
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = np.concatenate([np.zeros(n_cand), weight])
+    lp.col_lower_ = np.zeros(lp.num_col_)
+    lp.col_upper_ = np.ones(lp.num_col_)
+    lp.row_lower_ = np.full(lp.num_row_, -highspy.kHighsInf)
+    lp.row_upper_ = np.concatenate([np.zeros(n_groups), [float(k)]])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = starts.astype(np.int32)
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cand + [highspy.HighsVarType.kContinuous] * n_groups
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if time_limit_s is not None:
+        h.setOptionValue("time_limit", float(time_limit_s))
+    h.passModel(lp)
+    # the greedy answer as incumbent: a stopped solve is never worse than greedy
+    x0 = np.zeros(n_cand)
+    x0[start] = 1.0
+    y0 = (np.asarray(mat @ x0) > 0).astype(float)
+    sol = highspy.HighsSolution()
+    sol.col_value = np.concatenate([x0, y0]).tolist()
+    sol.value_valid = True
+    h.setSolution(sol)
+    h.run()
+    status = h.getModelStatus()
+    text = h.modelStatusToString(status)
+    col = np.asarray(h.getSolution().col_value, dtype=float)
+    if len(col) < n_cand:  # no incumbent reported back: keep the warm start
+        return start, text, False, float("nan")
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    gap = 0.0 if optimal else float(h.getInfo().mip_gap)
+    return np.flatnonzero(col[:n_cand] > 0.5), text, optimal, gap
+
+
+def _solve_pulp(mat: csr_matrix, weight: np.ndarray, k: int, solver: str,
+                time_limit_s: float | None, mip_gap: float) -> tuple[np.ndarray, str, bool, float]:
+    """Solve the grouped MCLP through PuLP (CBC), as an independent cross-check of HiGHS."""
+    backend = pulp.COIN_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap)
+    if not backend.available():
+        # PuLP 3.x deprecates its bundled CBC binary but still ships it
+        backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap)
+    if not backend.available():
         raise SiteSolverError(f"solver {solver!r} is not available in this environment")
-    return s
+    prob = pulp.LpProblem("mclp", pulp.LpMaximize)
+    add = getattr(prob, "add_variable", None)
 
+    def var(name: str, cat: str) -> pulp.LpVariable:
+        # PuLP 3.x deprecates building LpVariable directly; 2.x lacks add_variable
+        return add(name, 0, 1, cat=cat) if add else pulp.LpVariable(name, 0, 1, cat=cat)
 
-def _variable(prob: pulp.LpProblem, name: str, lo: float, hi: float, cat: str) -> pulp.LpVariable:
-    """A model variable; PuLP 3.x deprecates building LpVariable directly, 2.x lacks add_variable."""
-    if hasattr(prob, "add_variable"):
-        return prob.add_variable(name, lo, hi, cat=cat)
-    return pulp.LpVariable(name, lo, hi, cat=cat)
+    x = [var(f"x{j}", pulp.LpBinary) for j in range(mat.shape[1])]
+    ys = []
+    for g in range(mat.shape[0]):
+        y = var(f"y{g}", pulp.LpContinuous)
+        ys.append((y, float(weight[g])))
+        cols = mat.indices[mat.indptr[g]:mat.indptr[g + 1]]
+        expr = pulp.LpAffineExpression([(y, 1.0)] + [(x[j], -1.0) for j in cols])
+        prob += pulp.LpConstraint(expr, sense=pulp.LpConstraintLE, rhs=0.0)
+    prob += pulp.LpAffineExpression(ys)
+    prob += pulp.LpConstraint(pulp.LpAffineExpression([(v, 1.0) for v in x]),
+                              sense=pulp.LpConstraintLE, rhs=k)
+    prob.solve(backend)
+    optimal = prob.sol_status == pulp.LpSolutionOptimal
+    chosen = np.flatnonzero([(v.varValue or 0.0) > 0.5 for v in x])
+    return chosen, pulp.LpSolution[prob.sol_status], optimal, 0.0 if optimal else float("nan")
 
 
 def suggest_sites(demand_xy, demand_weight, candidate_xy, existing_xy, k: int, radius_km: float,
-                  *, solver: str = "highs", time_limit_s: float | None = None,
+                  *, solver: str = "highs", time_limit_s: float | None = 60.0,
                   mip_gap: float = 0.0) -> SiteResult:
     """Choose up to ``k`` new sites maximising demand newly covered within ``radius_km``.
 
@@ -250,17 +363,19 @@ def suggest_sites(demand_xy, demand_weight, candidate_xy, existing_xy, k: int, r
     radius_km : float
         Coverage radius in km (a demand point at exactly this distance is covered).
     solver : {'highs', 'cbc'}
-        MIP solver used through PuLP.
+        'highs': HiGHS through highspy, warm-started with the greedy answer, so
+        a solve stopped by the time limit is never worse than greedy.
+        'cbc': CBC through PuLP (a cross-check; no warm start).
     time_limit_s, mip_gap : optional
-        Solver limits; ``optimal`` is False when the solver stopped before
-        proving optimality (``mip_gap`` 0 asks for the proven optimum).
+        Solver limits. ``optimal`` is False when the solver stopped before
+        proving optimality; ``gap`` then holds HiGHS's relative MIP gap.
 
     Returns
     -------
     SiteResult
         ``chosen`` (candidate indices by marginal gain), ``newly_covered``,
         ``covered_before``, ``covered_after``, ``total_demand``, ``status``,
-        ``optimal``, masks of covered demand before and after.
+        ``optimal``, ``gap``, masks of covered demand before and after.
 
     Examples
     --------
@@ -270,41 +385,22 @@ def suggest_sites(demand_xy, demand_weight, candidate_xy, existing_xy, k: int, r
     >>> r.chosen.tolist(), r.newly_covered.tolist(), r.covered_after, r.optimal
     ([1, 2], [5.0, 5.0], 10.0, True)
     """
+    if solver not in SOLVERS:
+        raise SiteInputError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise SiteInputError(f"time_limit_s: must be > 0, got {time_limit_s!r}")
+    if not 0 <= mip_gap < 1:
+        raise SiteInputError(f"mip_gap: must be in [0, 1), got {mip_gap!r}")
     inst = _instance(demand_xy, demand_weight, candidate_xy, existing_xy, k, radius_km)
-    backend = _pulp_solver(solver, time_limit_s, mip_gap)
-    cover = inst.cover[inst.remaining > 0]
-    weight = inst.remaining[inst.remaining > 0]
-    # demand covered by the same candidate set is one group: same optimum, fewer rows
-    groups: dict[bytes, float] = {}
-    for i in range(cover.shape[0]):
-        cols = cover.indices[cover.indptr[i]:cover.indptr[i + 1]]
-        if len(cols):
-            key = np.sort(cols).astype(np.int64).tobytes()
-            groups[key] = groups.get(key, 0.0) + weight[i]
-    if not groups or inst.k == 0:
-        return _result(inst, [], "Optimal Solution Found", optimal=True, method=solver)
-
-    prob = pulp.LpProblem("mclp", pulp.LpMaximize)
-    useful = sorted({int(j) for key in groups for j in np.frombuffer(key, dtype=np.int64)})
-    x = {j: _variable(prob, f"x{j}", 0, 1, pulp.LpBinary) for j in useful}
-    ys = []
-    for g, (key, w) in enumerate(groups.items()):
-        y = _variable(prob, f"y{g}", 0, 1, pulp.LpContinuous)
-        ys.append((y, w))
-        expr = pulp.LpAffineExpression([(y, 1.0)] + [(x[int(j)], -1.0) for j in np.frombuffer(key, dtype=np.int64)])
-        prob += pulp.LpConstraint(expr, sense=pulp.LpConstraintLE, rhs=0.0)
-    prob += pulp.LpAffineExpression(ys)
-    prob += pulp.LpConstraint(pulp.LpAffineExpression([(v, 1.0) for v in x.values()]),
-                              sense=pulp.LpConstraintLE, rhs=inst.k)
-    prob.solve(backend)
-    found = prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
-    status = pulp.LpSolution[prob.sol_status]
-    if not found:
-        # no incumbent at all (e.g. an extreme time limit): say so, fall back to greedy
-        fallback = greedy_sites(demand_xy, demand_weight, candidate_xy, existing_xy, k, radius_km)
-        return replace(fallback, status=f"{status}; greedy fallback")
-    picked = [j for j, v in x.items() if (v.varValue or 0.0) > 0.5]
-    return _result(inst, picked, status, optimal=prob.sol_status == pulp.LpSolutionOptimal, method=solver)
+    mat, weight, useful = _groups(inst)
+    if mat.shape[0] == 0 or inst.k == 0:
+        return _result(inst, [], "Optimal", optimal=True, method=solver, gap=0.0)
+    if solver == "highs":
+        start = np.searchsorted(useful, _greedy_picks(inst))
+        local, status, optimal, gap = _solve_highs(mat, weight, inst.k, start, time_limit_s, mip_gap)
+    else:
+        local, status, optimal, gap = _solve_pulp(mat, weight, inst.k, solver, time_limit_s, mip_gap)
+    return _result(inst, useful[local], status, optimal=optimal, method=solver, gap=gap)
 
 
 def suggest_sites_gdf(cells_gdf: gpd.GeoDataFrame, existing_points_gdf: gpd.GeoDataFrame | None,

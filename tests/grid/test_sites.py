@@ -45,6 +45,7 @@ def test_solver_finds_the_optimum_where_greedy_does_not(solver):
     assert greedy.newly_covered.tolist() == [6.0, 2.0]
     assert greedy.covered_after == 8.0
     assert not greedy.optimal
+    assert best.gap == 0.0 and np.isnan(greedy.gap)
     assert best.covered_after_mask.tolist() == [True, True, True, True]
     assert greedy.covered_after_mask.tolist() == [True, True, True, False]
 
@@ -66,6 +67,19 @@ def test_existing_facility_excludes_demand_it_already_covers():
     more = suggest_sites(DEMAND, WEIGHT, CANDIDATES, [[750, 0]], k=3, radius_km=1.0)
     assert more.chosen.tolist() == [2]
     assert greedy_sites(DEMAND, WEIGHT, CANDIDATES, [[750, 0]], k=3, radius_km=1.0).chosen.tolist() == [2]
+
+
+def test_solve_stopped_by_time_limit_is_never_worse_than_greedy():
+    # HiGHS starts from the greedy answer, so even a solve cut short keeps it
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(0, 20_000, (400, 2))
+    w = rng.integers(0, 50, 400)
+    greedy = greedy_sites(pts, w, pts, [], k=8, radius_km=2.0)
+    cut = suggest_sites(pts, w, pts, [], k=8, radius_km=2.0, time_limit_s=1e-4)
+    assert cut.covered_after >= greedy.covered_after
+    assert len(cut.chosen) <= 8
+    if not cut.optimal:
+        assert cut.status == "Time limit reached"
 
 
 def test_radius_is_inclusive_and_in_km():
@@ -110,6 +124,8 @@ def test_bad_inputs_are_rejected(kwargs, match):
         suggest_sites(**args)
     with pytest.raises(SiteInputError, match="solver"):
         suggest_sites(DEMAND, WEIGHT, CANDIDATES, [], k=1, radius_km=1.0, solver="gurobi")
+    with pytest.raises(SiteInputError, match="mip_gap"):
+        suggest_sites(DEMAND, WEIGHT, CANDIDATES, [], k=1, radius_km=1.0, mip_gap=-0.1)
 
 
 def brute_force(demand, weight, cands, existing, k, r_m):
