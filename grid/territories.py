@@ -107,7 +107,7 @@ class TerritoryPlan:
         self.max_distance_km = max_distance_km
         self.seed = seed
         self.travel = travel
-        self.tolerance = tolerance if tolerance is not None else (0.05 if keep_current else 0.005)
+        self.tolerance = tolerance if tolerance is not None else (0.05 if keep_current else 0.01)
         self.virtual_edges = virtual_edges
         self.geometry = geometry
         self.customers = customers
@@ -138,7 +138,7 @@ class TerritoryPlan:
 
         ``locked`` maps cell row to RM row; ``current`` holds the RM row per cell (-1
         unowned). ``tolerance`` is the max relative deviation at which balancing
-        stops (default 0.005, or 0.05 with ``keep_current`` so that cells move only
+        stops (default 0.01, or 0.05 with ``keep_current`` so that cells move only
         when needed). ``travel_weight`` as in the module docstring.
 
         Examples

@@ -28,7 +28,8 @@ adjacent to the cell, so it stays connected too.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -54,6 +55,19 @@ class Problem:
     max_distance_m: float | None
     move_penalty: np.ndarray | None  # (n,) current owner, when moves are penalised
     rng: np.random.Generator
+    # Plain-list copies: the move loops index single cells, where lists beat numpy.
+    _cx: list[float] = field(init=False, repr=False)
+    _cy: list[float] = field(init=False, repr=False)
+    _hx: list[float] = field(init=False, repr=False)
+    _hy: list[float] = field(init=False, repr=False)
+    _base: list[float] = field(init=False, repr=False)
+    _locked: list[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cx, self._cy = self.cell_xy[:, 0].tolist(), self.cell_xy[:, 1].tolist()
+        self._hx, self._hy = self.home_xy[:, 0].tolist(), self.home_xy[:, 1].tolist()
+        self._base = self.base.tolist()
+        self._locked = self.locked.tolist()
 
     @property
     def n(self) -> int:
@@ -65,14 +79,13 @@ class Problem:
 
     def dist(self, cell: int, rm: int) -> float:
         """Metres from a cell to an RM's home."""
-        d = self.cell_xy[cell] - self.home_xy[rm]
-        return float(np.hypot(d[0], d[1]))
+        return math.hypot(self._cx[cell] - self._hx[rm], self._cy[cell] - self._hy[rm])
 
     def weight(self, cell: int, rm: int) -> float:
         """Workload of a cell when owned by ``rm``."""
         if self.travel == 0.0:
-            return float(self.base[cell])
-        return float(self.base[cell]) + self.travel * self.dist(cell, rm)
+            return self._base[cell]
+        return self._base[cell] + self.travel * self.dist(cell, rm)
 
     def in_range(self, cell: int, rm: int) -> bool:
         """True if ``cell`` is within the maximum distance of ``rm``'s home."""
@@ -138,27 +151,30 @@ def choose_seeds(p: Problem, taken: np.ndarray) -> np.ndarray:
 
 def grow(p: Problem, a: np.ndarray, anchor_xy: np.ndarray) -> np.ndarray:
     """Assign every cell with ``a == -1`` by multi-source region growing (in place)."""
-    load = loads_of(p, a)
-    cap = np.where(p.capacity > 0, p.capacity, 1.0)
+    load = loads_of(p, a).tolist()
+    cap = np.where(p.capacity > 0, p.capacity, 1.0).tolist()
+    ax, ay = anchor_xy[:, 0].tolist(), anchor_xy[:, 1].tolist()
+    cx, cy, nbrs = p._cx, p._cy, p.nbrs
+    al = a.tolist()
     frontier: list[list[tuple[int, float, int]]] = [[] for _ in range(p.k)]
 
     def push(r: int, c: int) -> None:
-        d = float(np.hypot(*(p.cell_xy[c] - anchor_xy[r])))
+        d = math.hypot(cx[c] - ax[r], cy[c] - ay[r])
         heapq.heappush(frontier[r], (0 if p.in_range(c, r) else 1, d, c))
 
     for c in np.flatnonzero(a >= 0).tolist():
-        r = int(a[c])
+        r = al[c]
         if p.capacity[r] > 0:
-            for v in p.nbrs[c]:
-                if a[v] < 0:
+            for v in nbrs[c]:
+                if al[v] < 0:
                     push(r, v)
-    tie = p.rng.random(p.k)
+    tie = p.rng.random(p.k).tolist()
     order = [(0, load[r] / cap[r], tie[r], r) for r in range(p.k) if frontier[r]]
     heapq.heapify(order)
     while order:
         flag, _, t, r = heapq.heappop(order)
         fr = frontier[r]
-        while fr and a[fr[0][2]] >= 0:
+        while fr and al[fr[0][2]] >= 0:
             heapq.heappop(fr)
         if not fr:
             continue
@@ -166,13 +182,14 @@ def grow(p: Problem, a: np.ndarray, anchor_xy: np.ndarray) -> np.ndarray:
             heapq.heappush(order, (fr[0][0], load[r] / cap[r], t, r))
             continue
         _, _, c = heapq.heappop(fr)
-        a[c] = r
+        al[c] = r
         load[r] += p.weight(c, r)
-        for v in p.nbrs[c]:
-            if a[v] < 0:
+        for v in nbrs[c]:
+            if al[v] < 0:
                 push(r, v)
         if fr:
             heapq.heappush(order, (fr[0][0], load[r] / cap[r], t, r))
+    a[:] = al
     left = np.flatnonzero(a < 0)
     active = np.flatnonzero(p.capacity > 0)
     if len(left) and len(active):
@@ -214,25 +231,83 @@ def _boundary(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([i, j]), np.concatenate([j, i])
 
 
-def _score(p: Problem, c: int, donor: int, receiver: int, anchor_xy: np.ndarray) -> float:
-    """Lower is better: cells nearer the receiver's seed than the donor's, no penalised moves."""
-    db = np.hypot(*(p.cell_xy[c] - anchor_xy[receiver]))
-    da = np.hypot(*(p.cell_xy[c] - anchor_xy[donor]))
-    s = float(db - da)
-    if p.move_penalty is not None:
-        cur = p.move_penalty[c]
-        s += 1e9 if cur == donor else (-1e9 if cur == receiver else 0.0)
-    return s
+class _Mover:
+    """Single-cell moves on a plain-list assignment, with the checks every move needs."""
+
+    def __init__(self, p: Problem, a: np.ndarray, anchor_xy: np.ndarray) -> None:
+        self.p = p
+        self.a = a.tolist()
+        self.size = np.bincount(a[a >= 0], minlength=p.k).tolist()
+        self.ax, self.ay = anchor_xy[:, 0].tolist(), anchor_xy[:, 1].tolist()
+        self.penalty = None if p.move_penalty is None else p.move_penalty.tolist()
+
+    def score(self, c: int, donor: int, receiver: int) -> float:
+        """Lower is better: cells nearer the receiver's seed than the donor's; no penalised moves."""
+        p, ax, ay = self.p, self.ax, self.ay
+        x, y = p._cx[c], p._cy[c]
+        s = math.hypot(x - ax[receiver], y - ay[receiver]) - math.hypot(x - ax[donor], y - ay[donor])
+        if self.penalty is not None:
+            cur = self.penalty[c]
+            s += 1e9 if cur == donor else (-1e9 if cur == receiver else 0.0)
+        return s
+
+    def can_move(self, c: int, receiver: int) -> bool:
+        """Whether ``c`` may leave its owner for ``receiver``."""
+        p, a = self.p, self.a
+        donor = a[c]
+        return (
+            p._locked[c] < 0
+            and self.size[donor] > 1
+            # Border lists go stale as cells move: the receiver must still touch the cell.
+            and any(a[v] == receiver for v in p.nbrs[c])
+            and p.in_range(c, receiver)
+            and stays_connected(p.nbrs, a, c, self.size[donor])
+        )
+
+    def move(self, c: int, receiver: int) -> None:
+        """Give ``c`` to ``receiver``."""
+        self.size[self.a[c]] -= 1
+        self.size[receiver] += 1
+        self.a[c] = receiver
+
+    def result(self, a: np.ndarray) -> np.ndarray:
+        """Write the moves back into ``a``."""
+        a[:] = self.a
+        return a
 
 
-def _can_move(p: Problem, a: np.ndarray, size: np.ndarray, c: int, receiver: int) -> bool:
-    """Whether ``c`` may leave its owner for the adjacent ``receiver``."""
-    donor = a[c]
-    return (
-        p.locked[c] < 0
-        and size[donor] > 1
-        and p.in_range(c, receiver)
-        and stays_connected(p.nbrs, a, c, int(size[donor]))
+def _boundary(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Directed cut pairs (cell, neighbour) whose owners differ, both owned."""
+    i, j = p.pairs[:, 0], p.pairs[:, 1]
+    cut = (a[i] != a[j]) & (a[i] >= 0) & (a[j] >= 0)
+    i, j = i[cut], j[cut]
+    return np.concatenate([i, j]), np.concatenate([j, i])
+
+
+def _deviation(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loads, targets (1 for inactive RMs) and relative deviations (0 for inactive RMs)."""
+    active = p.capacity > 0
+    load = loads_of(p, a)
+    target = np.where(active, targets_of(p, load.sum()), 1.0)
+    target = np.where(target > 0, target, 1.0)
+    return load, target, np.where(active, (load - target) / target, 0.0)
+
+
+def _flows(p: Problem, ra: np.ndarray, rb: np.ndarray, excess: np.ndarray):
+    """Minimum-norm flow of ``excess`` over the RM graph: sorted (amount, donor, receiver)."""
+    w = sparse.coo_array((np.ones(len(ra)), (ra, rb)), shape=(p.k, p.k)).tocsr()
+    w.sum_duplicates()
+    lap = sparse.diags(np.asarray(w.sum(axis=1)).ravel()) - w
+    ncomp, comp = connected_components(w, directed=False)
+    # Each connected group of RMs can only balance within itself.
+    excess = excess - (np.bincount(comp, weights=excess) / np.bincount(comp))[comp]
+    reg = sparse.diags(np.full(p.k, 1e-9 * max(float(lap.diagonal().max()), 1.0)))
+    phi = spsolve((lap + reg).tocsc(), excess)
+    wc = w.tocoo()
+    flow = wc.data * (phi[wc.row] - phi[wc.col])
+    go = flow > 0
+    return sorted(
+        zip(flow[go].tolist(), wc.row[go].tolist(), wc.col[go].tolist(), strict=True), reverse=True
     )
 
 
@@ -241,16 +316,13 @@ def rebalance(
 ) -> np.ndarray:
     """Flow rebalancing rounds (in place); stops at ``tolerance`` or when rounds stop helping."""
     active = p.capacity > 0
-    size = np.bincount(a[a >= 0], minlength=p.k)
     best, stale = np.inf, 0
     for _ in range(max_rounds):
-        load = loads_of(p, a)
-        target = targets_of(p, load.sum())
-        dev = np.where(active, (load - target) / np.where(active, target, 1.0), 0.0)
+        load, target, dev = _deviation(p, a)
         worst = float(np.abs(dev).max())
         if worst <= tolerance:
             break
-        if worst < best - 1e-4:
+        if worst < best * 0.98:
             best, stale = worst, 0
         else:
             stale += 1
@@ -259,51 +331,36 @@ def rebalance(
         src, dst = _boundary(p, a)
         ra, rb = a[src], a[dst]
         ok = active[ra] & active[rb]
-        src, dst, ra, rb = src[ok], dst[ok], ra[ok], rb[ok]
-        w = sparse.coo_array((np.ones(len(ra)), (ra, rb)), shape=(p.k, p.k)).tocsr()
-        w.sum_duplicates()
-        lap = sparse.diags(np.asarray(w.sum(axis=1)).ravel()) - w
-        excess = np.where(active, load - target, 0.0)
-        ncomp, comp = connected_components(w, directed=False)
-        # Each connected group of RMs can only balance within itself.
-        for g in range(ncomp):
-            m = comp == g
-            excess[m] -= excess[m].mean()
-        reg = sparse.diags(np.full(p.k, 1e-9 * max(float(lap.diagonal().max()), 1.0)))
-        phi = spsolve((lap + reg).tocsc(), excess)
-        wc = w.tocoo()
-        flow = phi[wc.row] - phi[wc.col]
-        go = flow > 0
-        edges = sorted(
-            zip(flow[go].tolist(), wc.row[go].tolist(), wc.col[go].tolist(), strict=True),
-            reverse=True,
-        )
+        src, ra, rb = src[ok], ra[ok], rb[ok]
+        edges = _flows(p, ra, rb, np.where(active, load - target, 0.0))
         # Border cells of each (donor, receiver) pair.
         order = np.lexsort((rb, ra))
-        ra_s, rb_s, src_s = ra[order], rb[order], src[order]
-        key = ra_s.astype(np.int64) * p.k + rb_s
-        starts = np.searchsorted(key, [d * p.k + r for _, d, r in edges])
-        ends = np.searchsorted(key, [d * p.k + r for _, d, r in edges], side="right")
+        key = ra[order].astype(np.int64) * p.k + rb[order]
+        src_s = src[order]
+        wanted = [d * p.k + r for _, d, r in edges]
+        starts = np.searchsorted(key, wanted).tolist()
+        ends = np.searchsorted(key, wanted, side="right").tolist()
+        mv = _Mover(p, a, anchor_xy)
+        al = mv.a
         for (f, donor, receiver), s0, s1 in zip(edges, starts, ends, strict=True):
-            cand = [(_score(p, c, donor, receiver, anchor_xy), c) for c in set(src_s[s0:s1].tolist())]
+            cand = [(mv.score(c, donor, receiver), c) for c in set(src_s[s0:s1].tolist())]
             heapq.heapify(cand)
             remaining = f
             seen: set[int] = set()
             while cand and remaining > 0:
                 _, c = heapq.heappop(cand)
-                if c in seen or a[c] != donor:
+                if c in seen or al[c] != donor:
                     continue
                 seen.add(c)
                 wr = p.weight(c, receiver)
-                if wr >= 2 * remaining or not _can_move(p, a, size, c, receiver):
+                if wr >= 2 * remaining or not mv.can_move(c, receiver):
                     continue
-                a[c] = receiver
-                size[donor] -= 1
-                size[receiver] += 1
+                mv.move(c, receiver)
                 remaining -= wr
                 for v in p.nbrs[c]:
-                    if a[v] == donor and v not in seen:
-                        heapq.heappush(cand, (_score(p, v, donor, receiver, anchor_xy), v))
+                    if al[v] == donor and v not in seen:
+                        heapq.heappush(cand, (mv.score(v, donor, receiver), v))
+        mv.result(a)
     return a
 
 
@@ -312,55 +369,52 @@ def polish(
 ) -> np.ndarray:
     """Single border-cell moves lowering the sum of squared deviations (in place)."""
     active = p.capacity > 0
-    size = np.bincount(a[a >= 0], minlength=p.k)
+    act = active.tolist()
     for _ in range(max_passes):
-        load = loads_of(p, a)
-        target = np.where(active, targets_of(p, load.sum()), 1.0)
-        dev = np.where(active, (load - target) / target, 0.0)
+        _, target, dev = _deviation(p, a)
         if np.abs(dev).max() <= tolerance:
             break
         src, dst = _boundary(p, a)
         border: dict[int, list[tuple[int, int]]] = {}
         for c, v in zip(src.tolist(), dst.tolist(), strict=True):
             border.setdefault(int(a[c]), []).append((c, v))
+        mv = _Mover(p, a, anchor_xy)
+        al = mv.a
+        tg, dv = target.tolist(), dev.tolist()
         moved = 0
         for r in np.argsort(-np.abs(dev)).tolist():
-            if abs(dev[r]) <= tolerance or not active[r]:
+            if abs(dv[r]) <= tolerance or not act[r]:
                 break
             # Overloaded: give a cell away; underloaded: take one from a neighbour.
-            if dev[r] > 0:
-                options = [(c, int(a[v])) for c, v in border.get(r, [])]
+            if dv[r] > 0:
+                options = [(c, al[v]) for c, v in border.get(r, [])]
             else:
-                options = [(v, r) for c, v in border.get(r, [])]
-            best = None
-            for c, recv in options:
-                donor = int(a[c])
-                if donor == recv or not (active[donor] and active[recv]):
+                options = [(v, r) for _, v in border.get(r, [])]
+            ranked = []
+            for c, recv in set(options):
+                donor = al[c]
+                if donor == recv or not (act[donor] and act[recv]):
                     continue
-                wd, wr = p.weight(c, donor), p.weight(c, recv)
-                old = dev[donor] ** 2 + dev[recv] ** 2
-                nd = dev[donor] - wd / target[donor]
-                nr = dev[recv] + wr / target[recv]
-                gain = old - nd**2 - nr**2
-                if gain <= 1e-12:
-                    continue
-                cand = (-gain, _score(p, c, donor, recv, anchor_xy), c, recv)
-                if best is None or cand < best:
-                    if _can_move(p, a, size, c, recv):
-                        best = cand
+                nd = dv[donor] - p.weight(c, donor) / tg[donor]
+                nr = dv[recv] + p.weight(c, recv) / tg[recv]
+                gain = dv[donor] ** 2 + dv[recv] ** 2 - nd**2 - nr**2
+                if gain > 1e-12:
+                    ranked.append((-gain, mv.score(c, donor, recv), c, recv))
+            ranked.sort()
+            # The contiguity check is the costly part: test the best moves first.
+            best = next((m for m in ranked if mv.can_move(m[2], m[3])), None)
             if best is None:
                 continue
             _, _, c, recv = best
-            donor = int(a[c])
-            dev[donor] -= p.weight(c, donor) / target[donor]
-            dev[recv] += p.weight(c, recv) / target[recv]
-            a[c] = recv
-            size[donor] -= 1
-            size[recv] += 1
+            donor = al[c]
+            dv[donor] -= p.weight(c, donor) / tg[donor]
+            dv[recv] += p.weight(c, recv) / tg[recv]
+            mv.move(c, recv)
             moved += 1
             # Border lists of these two RMs are stale now; refreshed next pass.
             border.pop(donor, None)
             border.pop(recv, None)
+        mv.result(a)
         if moved == 0:
             break
     return a
