@@ -7,6 +7,8 @@ One module per concern: ``base`` (run record, rejects file), ``validate`` and
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -160,14 +162,13 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             indexes: list[str] | None = None
             load.create_staging(cur, spec)
             staged = 0
-            for raw in source.chunks(chunk_size):
-                good, bad, rej = process_chunk(raw, source.mapping, ctx)
+            for raw, good, bad, rej in _validated(source, ctx, chunk_size):
                 m = rej.mask
                 rejects.write(bad, rej.field[m], rej.value[m], rej.reason[m])
                 counts["rows"] += len(raw)
                 if fast and indexes is None and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
                     # Empty target and a big file: COPY straight in, index once at the end.
-                    indexes = load.drop_secondary_indexes(cur, spec)
+                    indexes = load.prepare_direct(cur, spec)
                     _flush_staging(cur, spec, run_id)
                 if indexes is not None:
                     load.direct(cur, spec, good, run_id)
@@ -196,6 +197,49 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             tx.rollback()
             raise
     return counts, ctx
+
+
+def _validated(source, ctx: Context, chunk_size: int):
+    """Chunks read and validated in a helper thread, one ahead of the COPY of the previous one.
+
+    pyarrow, numpy and the wait for the server's COPY release the GIL, so on
+    two cores reading/validating and PostgreSQL's parsing overlap.
+    """
+    q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for raw in source.chunks(chunk_size):
+                if stop.is_set():
+                    return
+                put((raw, *process_chunk(raw, source.mapping, ctx)))
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="import-validate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _flush_staging(cur, spec: Kind, run_id: int) -> None:

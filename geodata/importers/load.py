@@ -68,12 +68,13 @@ def _csv_bytes(frame: pd.DataFrame) -> io.BytesIO:
     return buf
 
 
-def copy_frame(cur, table: str, frame: pd.DataFrame) -> None:
+def copy_frame(cur, table: str, frame: pd.DataFrame, freeze: bool = False) -> None:
     """COPY ``frame`` (its columns named as in ``table``) into ``table``."""
     if not len(frame):
         return
     cols = ", ".join(frame.columns)
-    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)", _csv_bytes(frame))
+    opts = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
+    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH ({opts})", _csv_bytes(frame), size=1 << 20)
 
 
 def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
@@ -89,12 +90,25 @@ def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
     if kind.point in POINT:
         out["geom"] = ewkb_hex(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     out["import_run_id"] = run_id
-    copy_frame(cur, kind.table.name, out)
+    copy_frame(cur, kind.table.name, out, freeze=True)
 
 
 def is_empty(cur, kind: Kind) -> bool:
     cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {kind.table.name})")
     return bool(cur.fetchone()[0])
+
+
+def prepare_direct(cur, kind: Kind) -> list[str]:
+    """Make an empty target ready for a bulk COPY; returns the index definitions to recreate.
+
+    Non-unique indexes are dropped (built once at the end instead of row by
+    row), and the table is truncated in this transaction: with
+    ``wal_level = minimal`` PostgreSQL then skips WAL for the load, and
+    ``COPY ... FREEZE`` is allowed. Only used on tables no foreign key points to.
+    """
+    defs = drop_secondary_indexes(cur, kind)
+    cur.execute(f"TRUNCATE {kind.table.name}")
+    return defs
 
 
 def drop_secondary_indexes(cur, kind: Kind) -> list[str]:

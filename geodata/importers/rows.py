@@ -119,8 +119,16 @@ def fill_legal_entity(out: dict, ctx: Context) -> None:
 def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind: Kind, ctx: Context,
                 rej: v.Rejects) -> tuple[np.ndarray, np.ndarray]:
     """WGS84 lon/lat (NaN where absent); bad pairs rejected, swapped pairs fixed with a warning."""
-    codes, x, y = coordinate_problems(raw_lon.to_numpy(), raw_lat.to_numpy(), bbox=CHINA_BBOX)
-    codes = np.asarray(codes, dtype=object)
+    # Fast path: plain numbers inside China need no classification; the rest goes to chinacrs.
+    x, bad_x = v.numbers(raw_lon)
+    y, bad_y = v.numbers(raw_lat)
+    lo, la, hi, ha = CHINA_BBOX
+    fine = (x >= lo) & (x <= hi) & (y >= la) & (y <= ha)
+    codes = np.full(len(x), None, dtype=object)
+    rest = ~fine
+    if rest.any():
+        c, rx, ry = coordinate_problems(raw_lon.to_numpy()[rest], raw_lat.to_numpy()[rest], bbox=CHINA_BBOX)
+        codes[rest], x[rest], y[rest] = c, rx, ry
     if kind.point == "required":
         rej.add(codes == "missing", "lon", "coordinates required", raw_lon)
     else:

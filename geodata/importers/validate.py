@@ -112,6 +112,17 @@ def datetimes(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _timestamps(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    # Big files repeat few distinct dates: parse each distinct text once.
+    codes, uniques = pd.factorize(s)
+    if len(uniques) < len(s) // 2:
+        ts, bad = _timestamps_of(pd.Series(uniques, dtype="str"))
+        ts_np = ts.to_numpy()
+        out = np.where(codes >= 0, ts_np[np.maximum(codes, 0)], np.datetime64("NaT"))
+        return pd.Series(out, index=s.index, dtype="datetime64[ns]"), bad[np.maximum(codes, 0)] & (codes >= 0)
+    return _timestamps_of(s)
+
+
+def _timestamps_of(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     parts, nomatch = _date_parts(s)
     t = parts["t"].fillna("").astype(str)
     t = t.where(t != "", "00:00")

@@ -1,0 +1,116 @@
+"""Customers import: our streaming COPY importer against GeoDataFrame.to_postgis on the same rows.
+
+    python bench/bench_import_customers.py --n 1000000
+
+Both load the same GCJ-02 CSV into the ``customer`` table of a throwaway
+database (emptied in between). Ours: parse, validate, convert GCJ-02 → WGS84,
+COPY. Baseline: pandas.read_csv, the same conversion, points, to_postgis.
+The last line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import DATA, emit, peak_rss_mb, throwaway_database  # noqa: E402
+
+
+def make_file(path: Path, n: int, seed: int = 7) -> None:
+    """n customers around real village points (GCJ-02), written in chunks, 5% without a point."""
+    rng = np.random.default_rng(seed)
+    v = pd.read_csv(DATA / "ningxia_villages.csv", dtype={"code": str})
+    first = True
+    for start in range(0, n, 500_000):
+        m = min(500_000, n - start)
+        i = rng.integers(0, len(v), m)
+        lon = v.lon_gcj02.to_numpy()[i] + rng.normal(0, 0.01, m)
+        lat = v.lat_gcj02.to_numpy()[i] + rng.normal(0, 0.01, m)
+        nopoint = rng.random(m) < 0.05
+        ids = np.arange(start, start + m)
+        df = pd.DataFrame({
+            "customer_id": np.char.add("C", np.char.zfill(ids.astype(str), 10)),
+            "name": "客户",
+            "village_code": v.code.to_numpy()[i],
+            "lon": np.where(nopoint, "", np.char.mod("%.6f", lon)),
+            "lat": np.where(nopoint, "", np.char.mod("%.6f", lat)),
+            "deposit_balance": np.char.mod("%.2f", rng.lognormal(9, 1.5, m)),
+            "loan_balance": np.char.mod("%.2f", np.where(rng.random(m) < 0.2, rng.lognormal(10, 1, m), 0)),
+            "segment": rng.choice(["普通", "贵宾", "小微"], m),
+            "opened_on": "2019-05-01",
+        })
+        df.to_csv(path, mode="w" if first else "a", header=first, index=False)
+        first = False
+
+
+def ours(engine, path: Path, rejects: Path) -> dict:
+    from geodata.importers import run_import
+
+    return run_import(engine, kind="customers", path=path, user="bench", crs="gcj02", rejects_dir=rejects)
+
+
+def baseline(engine, path: Path) -> int:
+    import geopandas as gpd
+
+    from grid.chinacrs import to_wgs84
+
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    lon = pd.to_numeric(df.pop("lon"), errors="coerce").to_numpy()
+    lat = pd.to_numeric(df.pop("lat"), errors="coerce").to_numpy()
+    x, y = to_wgs84(lon, lat, "gcj02")
+    df["county_code"] = df.village_code.str[:6]
+    for c in ("deposit_balance", "loan_balance"):
+        df[c] = pd.to_numeric(df[c])
+    df["opened_on"] = pd.to_datetime(df.opened_on).dt.date
+    df["source_crs"] = "gcj02"
+    gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=4326).rename_geometry("geom")
+    gdf.to_postgis("customer", engine, if_exists="append", index=False, chunksize=100_000)
+    return len(gdf)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="customer rows (default 1M)")
+    args = ap.parse_args()
+    from sqlalchemy import text
+
+    with tempfile.TemporaryDirectory() as tmp, throwaway_database() as (engine, _):
+        path = Path(tmp) / "customers.csv"
+        make_file(path, args.n)
+        mb = path.stat().st_size / 1e6
+        t0 = time.perf_counter()
+        summary = ours(engine, path, Path(tmp))
+        t_ours = time.perf_counter() - t0
+        rss_ours = peak_rss_mb()
+        assert summary["counts"]["inserted"] == args.n, summary["counts"]
+        with engine.begin() as c:
+            c.execute(text("TRUNCATE customer"))
+        t0 = time.perf_counter()
+        n_base = baseline(engine, path)
+        t_base = time.perf_counter() - t0
+        with engine.connect() as c:
+            stored = c.execute(text("SELECT count(*) FROM customer")).scalar()
+        assert stored == n_base == args.n
+    ours_rate, base_rate = args.n / t_ours, args.n / t_base
+    print(f"file: {args.n:,} rows, {mb:.0f} MB")
+    print(f"ours (parse, validate, GCJ-02→WGS84, COPY, index): {t_ours:.2f} s = {ours_rate:,.0f} rows/s")
+    print(f"baseline (read_csv + to_postgis):                {t_base:.2f} s = {base_rate:,.0f} rows/s")
+    print(f"ratio: {ours_rate / base_rate:.1f}x; peak RSS after ours {rss_ours:.0f} MB, overall {peak_rss_mb():.0f} MB")
+    emit({
+        "bench": "import_customers", "n": args.n, "file_mb": round(mb, 1),
+        "ours_s": round(t_ours, 3), "ours_rows_per_s": round(ours_rate),
+        "baseline_s": round(t_base, 3), "baseline_rows_per_s": round(base_rate),
+        "ratio": round(ours_rate / base_rate, 2), "peak_rss_mb_ours": round(rss_ours),
+        "peak_rss_mb_overall": round(peak_rss_mb()),
+    })
+
+
+if __name__ == "__main__":
+    main()
