@@ -63,6 +63,12 @@ class LinkSettings:
     tag_api: str | None = None
     lead_api: str | None = None
     timeout_s: float = 2.0
+    # Added later, with defaults, so existing ``LinkSettings(...)`` calls keep working.
+    tag_api_token: str | None = field(default=None, repr=False)
+    lead_api_token: str | None = field(default=None, repr=False)
+    attempts: int = 3
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LinkSettings:
@@ -75,6 +81,11 @@ class LinkSettings:
             tag_api=_env(env, "TAG_API"),
             lead_api=_env(env, "LEAD_API"),
             timeout_s=float(_env(env, "SERVICE_TIMEOUT_S", "2.0")),
+            tag_api_token=_env(env, "TAG_API_TOKEN"),
+            lead_api_token=_env(env, "LEAD_API_TOKEN"),
+            attempts=int(_env(env, "SERVICE_ATTEMPTS", str(d.attempts))),
+            breaker_failures=int(_env(env, "SERVICE_BREAKER_FAILURES", str(d.breaker_failures))),
+            breaker_cooldown_s=float(_env(env, "SERVICE_BREAKER_COOLDOWN_S", str(d.breaker_cooldown_s))),
         )
 
 
