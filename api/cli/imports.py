@@ -1,0 +1,77 @@
+"""``gridmkt import KIND FILE`` and ``gridmkt export KIND -o FILE``: thin faces over geodata."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import click
+
+from api.cli import cli, settings
+from api.cli.output import command
+from api.db import open_engine
+from geodata.errors import BadInput
+from geodata.export import EXPORT_TABLES, export
+from geodata.importers import KINDS, run_import
+
+
+def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        src, sep, fld = pair.rpartition("=")
+        if not sep or not src.strip() or not fld.strip():
+            raise BadInput(f"--map {pair!r}: write it as 源列=field, e.g. --map 村名=name")
+        out[src.strip()] = fld.strip()
+    return out
+
+
+@command(cli, "import")
+@click.argument("kind", type=click.Choice(list(KINDS)))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--crs", type=click.Choice(["wgs84", "gcj02", "bd09"]), default="wgs84", show_default=True,
+              help="Coordinate system of the file's lon/lat (converted to WGS84 once).")
+@click.option("--encoding", default=None, help="Text encoding of a CSV (default: detect UTF-8/BOM/GBK).")
+@click.option("--map", "maps", multiple=True, metavar="COL=FIELD",
+              help="Read column COL as canonical FIELD (repeatable); wins over the alias table.")
+@click.option("--sheet", default=None, help="XLSX sheet name (default: the first sheet).")
+@click.option("--rejects", "rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the rejects CSV (default: $GRIDMKT_HOME/rejects/).")
+@click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
+@click.option("--user", default=None, help="Recorded as who imported (default: login name).")
+def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user):
+    """Import a planner's FILE of KIND (CSV/XLSX; counties: GeoJSON/Shapefile/GeoPackage).
+
+    Bad rows go to a rejects CSV with line, field and reason; good rows load in
+    one transaction. The same file again changes nothing.
+    """
+    s = settings()
+    engine = open_engine(s.db)
+    try:
+        with ctx.progress(f"import {kind}") as progress:
+            summary = run_import(
+                engine, kind=kind, path=file, user=user or getpass.getuser(), crs=crs,
+                encoding=encoding, mapping=_mapping(maps), sheet=sheet,
+                rejects_dir=s.db.home / "rejects", rejects_path=rejects, dry_run=dry_run,
+                progress=progress,
+            )
+    finally:
+        engine.dispose()
+    summary["ok"] = True
+    if not ctx.as_json:
+        # Long lists stay in --json and the rejects file; the table shows the essentials.
+        summary.pop("warning_rows", None)
+    return summary
+
+
+@command(cli, "export")
+@click.argument("kind", type=click.Choice(list(EXPORT_TABLES)))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write: .geojson, .gpkg or .csv (UTF-8 with BOM).")
+def export_(ctx, kind, output):
+    """Write what is stored for KIND (WGS84, with each row's source coordinate system)."""
+    engine = open_engine(settings().db)
+    try:
+        result = export(engine, kind=kind, path=output)
+    finally:
+        engine.dispose()
+    return {"ok": True, **result}
