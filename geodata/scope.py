@@ -25,6 +25,9 @@ The rules
   cell is currently owned by an RM of one of their outlets. Customers not yet
   placed in an owned cell are therefore visible to planners and analysts only.
 - Cells: like customers (an ``rm`` sees the cells they own or co-own).
+- Scenarios (draft territory plans naming every RM of a grid): the legal
+  entity of their grid's county, for ``admin``, ``planner`` and ``analyst``
+  only; a ``branch_manager`` or ``rm`` sees none.
 - Import runs: runs started by users of the same legal entity.
 - Jobs: one's own jobs (admins: all).
 """
@@ -128,6 +131,11 @@ def _legal_entity(kind: str) -> str:
             "EXISTS (SELECT 1 FROM grid g_ JOIN county k_ ON k_.adcode = g_.county_code"
             " WHERE g_.id = {a}.grid_id AND k_.legal_entity_id = :scope_le)"
         )
+    if kind == "scenario":
+        return (
+            "EXISTS (SELECT 1 FROM grid g_ JOIN county k_ ON k_.adcode = g_.county_code"
+            " WHERE g_.id = {a}.grid_id AND k_.legal_entity_id = :scope_le)"
+        )
     if kind == "import_run":
         return (
             "EXISTS (SELECT 1 FROM app_user u_ WHERE u_.username = {a}.user_name"
@@ -140,7 +148,7 @@ def _legal_entity(kind: str) -> str:
 
 KINDS = (
     "legal_entity", "county", "village", "outlet", "service_point", "rm", "customer",
-    "grid", "cell", "import_run", "job",
+    "grid", "cell", "scenario", "import_run", "job",
 )
 
 
@@ -168,6 +176,9 @@ def where(scope: Scope, kind: str, alias: str) -> Clause:
             parts.append(_OWNED_BY_MY_OUTLETS)
         elif scope.role == "rm":
             parts.append(_OWNED_BY_ME)
+    elif kind == "scenario":
+        if scope.role in ("branch_manager", "rm"):
+            parts.append(FALSE)
     elif kind == "cell":
         if scope.role == "branch_manager":
             parts.append(_CELL_MY_OUTLETS)

@@ -3,6 +3,7 @@
 Legal entity LEA (counties 640104, 640105): outlets OA1, OA2; RMs RA1 (OA1), RA2 (OA2);
 customers CA1 (cell a1 owned by RA1), CA2 (cell a2 owned by RA2), CA3 (no cell).
 Legal entity LEB (county 640122): outlet OB1, RM RB1, customer CB1 (cell b1 owned by RB1).
+Grids, cell statistics, a lock, scenarios and gap runs: see ``seed_grid_objects``.
 Users (password PASSWORD): admin (system-wide), planner_a, analyst_a, bm_a (outlet OA1),
 rm_a1 (RA1), rm_a2 (RA2), planner_b, rm_b (RB1).
 """
@@ -116,6 +117,7 @@ def seed(engine, password_hash: str, rejects_dir: Path) -> dict:
                 x(text("INSERT INTO customer_cell VALUES (:g, :i, :c, 'point')"), {"g": gid, "i": cid, "c": cell})
                 x(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by)"
                        " VALUES (:g, :c, :r, 'test', 'test')"), {"g": gid, "c": cell, "r": rm})
+        seed_grid_objects(c, ids)
         for name, spec in USERS.items():
             users.create_user(c, username=name, password_hash=password_hash, role=spec["role"],
                               legal_entity_id=ids[spec["le"]] if spec["le"] else None,
@@ -131,6 +133,42 @@ def seed(engine, password_hash: str, rejects_dir: Path) -> dict:
         ids["job_planner_b"] = jobs.create_job(c, kind="import:customers", username="planner_b",
                                                legal_entity_id=ids["LEB"])
     return ids
+
+
+def seed_grid_objects(c, ids: dict) -> None:
+    """Cell statistics, a lock, a co-owner, a draft scenario and a gap run in each legal entity's grid.
+
+    Grid ``grid_a`` (LEA, county 640104): a1 (RA1, 1 customer), a2 (RA2, 1 customer, locked);
+    scenario ``plan_a`` moves a2 to RA1; gap run scores a2 blank. Grid ``grid_b`` (LEB): b1 (RB1),
+    scenario ``plan_b``, gap run.
+    """
+    x = c.execute
+    ids["grid_a"], ids["grid_b"] = ids["grids"]
+    for gid, cells in ((ids["grid_a"], ("a1", "a2")), (ids["grid_b"], ("b1",))):
+        x(text("UPDATE grid SET cell_count = :n, assigned_at = now() WHERE id = :g"), {"g": gid, "n": len(cells)})
+        for cell in cells:
+            x(text("INSERT INTO cell_stat (grid_id, cell_id, customers, households, population, deposit, loan)"
+                   " VALUES (:g, :c, 1, 10, 30, 1000, 500)"), {"g": gid, "c": cell})
+    x(text("INSERT INTO cell_lock (grid_id, cell_id, locked_by) VALUES (:g, 'a2', 'planner_a')"),
+      {"g": ids["grid_a"]})
+    for key, gid, who, plan in (("scenario_a", ids["grid_a"], "planner_a", (("a1", "RA1"), ("a2", "RA1"))),
+                                ("scenario_b", ids["grid_b"], "planner_b", (("b1", "RB1"),))):
+        ids[key] = x(text("INSERT INTO scenario (grid_id, name, base_version, created_by) VALUES"
+                          " (:g, :n, 0, :u) RETURNING id"), {"g": gid, "n": "plan_" + key[-1], "u": who}).scalar_one()
+        for cell, rm in plan:
+            x(text("INSERT INTO scenario_cell (scenario_id, cell_id, rm_code) VALUES (:s, :c, :r)"),
+              {"s": ids[key], "c": cell, "r": rm})
+    for key, gid, cells in (("gap_run_a", ids["grid_a"], ("a1", "a2")), ("gap_run_b", ids["grid_b"], ("b1",))):
+        ids[key] = x(text("INSERT INTO gap_run (grid_id, config, trigger) VALUES (:g, '{}', 'test') RETURNING id"),
+                     {"g": gid}).scalar_one()
+        for i, cell in enumerate(cells):
+            blank = cell == "a2"
+            x(text("INSERT INTO gap_score (gap_run_id, cell_id, score, gap_class, components, measures,"
+                   " reason_zh, reason_en) VALUES (:r, :c, :s, :k, CAST(:comp AS jsonb), CAST(:m AS jsonb), :zh, :en)"),
+              {"r": ids[key], "c": cell, "s": 80.0 if blank else 10.0 + i, "k": "blank" if blank else "covered",
+               "comp": json.dumps({"contrib_no_recent_visit": 40.0 if blank else 0.0}),
+               "m": json.dumps({"customers": 1, "owner_rm": None}),
+               "zh": "90天内无走访" if blank else "", "en": "no visit in 90 days" if blank else ""})
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,9 @@ FOREIGN = {
         "job_id": lambda d: [d["job_planner_b"]],
         "username": lambda d: ["planner_b", "rm_a2"],
         "kind": lambda d: ["customers"],
+        "grid_id": lambda d: [d["grid_b"]],
+        "cell_id": lambda d: ["a2", "b1"],
+        "scenario_id": lambda d: [d["scenario_a"], d["scenario_b"]],
     },
     "bm_a": {
         "customer_id": lambda d: ["CA2", "CB1"],
@@ -42,6 +45,9 @@ FOREIGN = {
         "job_id": lambda d: [d["job_planner_b"]],
         "username": lambda d: ["planner_b"],
         "kind": lambda d: ["customers"],
+        "grid_id": lambda d: [d["grid_b"]],
+        "cell_id": lambda d: ["a2", "b1"],
+        "scenario_id": lambda d: [d["scenario_a"], d["scenario_b"]],
     },
     "analyst_a": {
         "customer_id": lambda d: ["CB1"],
@@ -55,6 +61,9 @@ FOREIGN = {
         "job_id": lambda d: [d["job_planner_b"]],
         "username": lambda d: ["planner_b"],
         "kind": lambda d: ["customers"],
+        "grid_id": lambda d: [d["grid_b"]],
+        "cell_id": lambda d: ["b1"],
+        "scenario_id": lambda d: [d["scenario_b"]],
     },
 }
 FOREIGN["planner_a"] = FOREIGN["analyst_a"]

@@ -1,0 +1,147 @@
+"""Grid versions and their cells: list, build (job), cells as GeoJSON, one cell, its customers, assignment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import AfterValidator, BaseModel, Field
+from sqlalchemy import text
+
+from api.cells import cell_collection, cell_detail, parse_properties
+from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, permitted
+from api.geojson import select_one, select_rows
+from api.grid_access import (
+    CellIdPath,
+    GridDep,
+    JobStarted,
+    cell_in_scope,
+    items,
+    jsonable,
+    require_le_wide,
+    start_job,
+)
+from api.masking import mask_record
+from api.routes.customers import links
+from geodata import assign, audit, grids
+from geodata.errors import BadInput
+
+router = APIRouter(prefix="/api/v1/grids", tags=["grids"])
+PlannerDep = permitted("plan")
+
+_CUSTOMER = (
+    "c.customer_id, c.name, c.id_number, c.phone, c.village_code, c.segment,"
+    " c.deposit_balance::float8 AS deposit_balance, c.loan_balance::float8 AS loan_balance,"
+    " ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat"
+)
+_IN_CELL = ("EXISTS (SELECT 1 FROM customer_cell cc_ WHERE cc_.customer_id = c.customer_id"
+            " AND cc_.grid_id = :in_grid AND cc_.cell_id = :in_cell)")
+
+
+class GridCreate(BaseModel):
+    """A new grid version for a county: H3 cells at a resolution, or one cell per village."""
+
+    county_code: str = Field(pattern=r"^[0-9]{6}$", description="6-digit adcode of the county to cut.")
+    kind: Literal["h3", "village"] = Field(description="`h3` hexagons or `village` cells.")
+    resolution: int | None = Field(default=None, ge=6, le=10, description="H3 resolution 6..10 (h3 only).")
+
+
+@router.get("")
+def list_grids(
+    conn: ConnDep, user: UserDep, page: PageDep,
+    county_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="Only grids of this county (6-digit adcode).")] = None,
+) -> dict:
+    """Grid versions of your legal entity's counties, newest first: county, kind, resolution, cell count, created time."""
+    rows = grids.list_grids(conn, county_code=county_code, legal_entity_id=user.scope.legal_entity_id)
+    return items(jsonable(rows[page.offset:page.offset + page.limit]), len(rows), page)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
+def build_grid(body: GridCreate, request: Request, conn: ConnDep, user: PlannerDep) -> JobStarted:
+    """Build a new grid version for a county as a background job (planners and admins); 202 with the job to poll.
+    Building again makes a new version; older versions and their assignments stay readable."""
+    select_one(conn, scope=user.scope, kind="county", table="county", alias="k", columns="k.adcode",
+               key="k.adcode", value=body.county_code, label="county")
+    if body.kind == "h3" and body.resolution is None:
+        raise BadInput("an H3 grid needs a resolution (6..10)")
+
+    def fn(jconn, progress):
+        return grids.build_grid(jconn, county_code=body.county_code, kind=body.kind,
+                                resolution=body.resolution, progress=progress)
+
+    return start_job(request, kind="grid:build", user=user, fn=fn, conn=conn, object_type="grid",
+                     object_id=None, detail=body.model_dump())
+
+
+@router.get("/{grid_id}")
+def get_grid(grid: GridDep) -> dict:
+    """One grid version: county, kind, resolution, cell count, when built and assigned, build report."""
+    return jsonable(grid)
+
+
+@router.get("/{grid_id}/cells")
+def list_cells(
+    grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep, bbox: BboxQuery = None,
+    properties: Annotated[str | None, Query(
+        max_length=500, description="Comma-separated properties to include (default: all of the allow-list): "
+        "label, is_border, village_codes, township_code, area_km2, customers, households, population, "
+        "apportioned, deposit, loan, visits_90d, customers_visited_90d, last_visit_at, owner_rm, locked, "
+        "score, gap_class."), AfterValidator(parse_properties)] = None,
+    res: Annotated[int | None, Query(ge=0, le=15, description="Roll an H3 grid up to this coarser resolution "
+                                     "(H3 parents; sums of the children's figures).")] = None,
+) -> dict:
+    """Cells of the grid as a GeoJSON FeatureCollection (WGS84), paged, optionally inside `bbox`.
+    Every user of the legal entity sees every cell's geometry; figures tied to customers and the owner
+    are null for cells outside your territory (RMs) or your outlets' territories (branch managers)."""
+    return cell_collection(conn, user.scope, grid, bbox=bbox, page=page, properties=properties, res=res)
+
+
+@router.get("/{grid_id}/cells/{cell_id}")
+def get_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep, settings: SettingsDep) -> dict:
+    """One cell as a GeoJSON Feature: statistics, owner and co-owners, lock, latest gap score with its
+    components and reasons, and deep links to the tag and lead services for the cell's customers
+    (404 for a cell outside your scope: an RM only reaches cells they own)."""
+    cell_in_scope(conn, user.scope, grid["id"], cell_id)
+    return cell_detail(conn, user.scope, grid, cell_id, settings.links)
+
+
+@router.get("/{grid_id}/cells/{cell_id}/customers")
+def cell_customers(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep,
+                   settings: SettingsDep, page: PageDep) -> dict:
+    """Customers placed in the cell that you may see, masked by role, each with tag/lead deep links.
+    The view is recorded in the audit log."""
+    cell_in_scope(conn, user.scope, grid["id"], cell_id)
+    rows, total = select_rows(conn, scope=user.scope, kind="customer", table="customer", alias="c",
+                              columns=_CUSTOMER, order="c.customer_id", page=page,
+                              filters=[(_IN_CELL, {"in_grid": grid["id"], "in_cell": cell_id})])
+    audit.record(conn, username=user.username, action="view", object_type="cell_customers",
+                 object_id=f"{grid['id']}/{cell_id}", detail={"returned": len(rows), "offset": page.offset})
+    out = []
+    for r in rows:
+        d = mask_record(r, user.scope)
+        d["links"] = links(settings.links, r["customer_id"])
+        out.append(d)
+    return items(out, total, page)
+
+
+@router.post("/{grid_id}/assignment", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
+def assign_customers(grid: GridDep, request: Request, conn: ConnDep, user: PlannerDep) -> JobStarted:
+    """Place every customer of the grid's county in exactly one cell and refresh the per-cell statistics,
+    as a background job (planners and admins); 202 with the job to poll."""
+    gid = grid["id"]
+    return start_job(request, kind="grid:assign", user=user, conn=conn, object_type="grid_assignment",
+                     object_id=str(gid), fn=lambda jconn, progress: assign.assign_customers(
+                         jconn, grid_id=gid, progress=progress))
+
+
+@router.get("/{grid_id}/unplaced")
+def unplaced(grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep) -> dict:
+    """Customers of the grid's county that got no cell, with the reason (`outside`, `no_location`):
+    planners, analysts and admins only (unplaced customers belong to no territory)."""
+    require_le_wide(user, "unplaced customers")
+    rows = assign.unplaced_customers(conn, grid_id=grid["id"], limit=page.limit, offset=page.offset)
+    total = conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g AND cell_id IS NULL"),
+                         {"g": grid["id"]}).scalar_one()
+    audit.record(conn, username=user.username, action="view", object_type="unplaced_customers",
+                 object_id=str(grid["id"]), detail={"returned": len(rows), "offset": page.offset})
+    return items(rows, total, page)
