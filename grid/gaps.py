@@ -223,6 +223,14 @@ def _validated(measures: pd.DataFrame) -> pd.DataFrame:
     return measures.sort_values("cell_id", kind="mergesort").reset_index(drop=True)
 
 
+def _flag(value: Any) -> bool:
+    """A bool measure that may arrive as bool, 0/1, NaN or text ('t', 'true', 'Y')."""
+    if isinstance(value, str):
+        # bool("false") is True, so text is read by meaning
+        return value.strip().lower() in ("t", "true", "y", "yes", "1")
+    return bool(value) if pd.notna(value) else False
+
+
 def _col(df: pd.DataFrame, name: str) -> np.ndarray:
     """A measure column as floats (missing values stay NaN)."""
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
@@ -246,7 +254,7 @@ def _components(m: pd.DataFrame, cfg: GapConfig) -> tuple[dict[str, np.ndarray],
     dist_outlet = _col(m, "dist_outlet_km")
     dist_sp = _col(m, "dist_service_point_km")
     leads = np.nan_to_num(_col(m, "open_leads"), nan=0.0)
-    apportioned = np.array([bool(v) if pd.notna(v) else False for v in m["apportioned"]], dtype=bool)
+    apportioned = np.array([_flag(v) for v in m["apportioned"]], dtype=bool)
 
     def capped(x: np.ndarray, cap: float, missing: float) -> np.ndarray:
         return np.clip(np.where(np.isnan(x), missing, x / cap), 0.0, 1.0)
@@ -360,55 +368,54 @@ def _fmt_households(h: float) -> str:
     return f"{h:.0f}" if float(h).is_integer() else f"{h:.1f}"
 
 
-def _phrases(row: dict[str, Any], cfg: GapConfig) -> dict[str, tuple[str, str]]:
-    """Chinese and English phrase of each component for one cell."""
+def _phrase(c: str, i: int, d: dict[str, list], cfg: GapConfig) -> tuple[str, str]:
+    """Chinese and English phrase of component ``c`` for cell ``i``."""
     w = cfg.recent_visit_days
-    hh = _fmt_households(row["households"])
-    pot_zh, pot_en = (
-        (f"有潜力（{hh}户，按共用的乡镇/县点位分摊）", f"potential ({hh} households, apportioned from a shared township/county point)")
-        if row["apportioned"] else (f"有潜力（{hh}户）", f"potential ({hh} households)")
-    )
-    days = row["days"]
-    if math.isnan(days):
-        visit = ("从未走访", "never visited")
-    elif days > w:
-        visit = (f"{w}天内无走访", f"no visit in {w} days")
-    else:
-        visit = (f"已{days:.0f}天未走访", f"last visit {days:.0f} days ago")
-    pen = 0.0 if math.isnan(row["penetration"]) else row["penetration"]
-    pct = f"{100 * row['unvisited']:.0f}%"
-
-    def dist(value: float, zh: str, en: str) -> tuple[str, str]:
-        if math.isnan(value):
+    if c in ("potential", "potential+no_owner"):
+        hh = _fmt_households(d["households"][i])
+        zh, en = (
+            (f"有潜力（{hh}户，按共用的乡镇/县点位分摊）", f"potential ({hh} households, apportioned from a shared township/county point)")
+            if d["apportioned"][i] else (f"有潜力（{hh}户）", f"potential ({hh} households)")
+        )
+        return (f"{zh}但无客户经理负责", f"{en} but no RM owns it") if c != "potential" else (zh, en)
+    if c == "no_owner":
+        return ("无客户经理负责", "no RM owns it")
+    if c == "no_recent_visit":
+        days = d["days"][i]
+        if math.isnan(days):
+            return ("从未走访", "never visited")
+        if days > w:
+            return (f"{w}天内无走访", f"no visit in {w} days")
+        return (f"已{days:.0f}天未走访", f"last visit {days:.0f} days ago")
+    if c == "low_penetration":
+        pen = d["penetration"][i]
+        pen = 0.0 if math.isnan(pen) else pen
+        t = cfg.penetration_target
+        return (f"渗透率低（每户{pen:.2f}个客户，目标{t:g}）",
+                f"low penetration ({pen:.2f} customers per household, target {t:g})")
+    if c == "unvisited_customers":
+        pct = f"{100 * d['unvisited'][i]:.0f}%"
+        return (f"{pct}的客户{w}天内未走访", f"{pct} of customers not visited in {w} days")
+    if c in ("far_outlet", "far_service_point"):
+        zh, en = ("网点", "outlet") if c == "far_outlet" else ("服务点", "service point")
+        km = d[f"dist_{c[4:]}_km"][i]
+        if math.isnan(km):
             return (f"无已知{zh}", f"no {en} known")
-        return (f"距最近{zh}{value:.1f}公里", f"{value:.1f} km from the nearest {en}")
-
-    leads = f"{row['open_leads']:.0f}"
-    return {
-        "potential": (pot_zh, pot_en),
-        "no_owner": ("无客户经理负责", "no RM owns it"),
-        "potential+no_owner": (f"{pot_zh}但无客户经理负责", f"{pot_en} but no RM owns it"),
-        "low_penetration": (
-            f"渗透率低（每户{pen:.2f}个客户，目标{cfg.penetration_target:g}）",
-            f"low penetration ({pen:.2f} customers per household, target {cfg.penetration_target:g})",
-        ),
-        "no_recent_visit": visit,
-        "unvisited_customers": (f"{pct}的客户{w}天内未走访", f"{pct} of customers not visited in {w} days"),
-        "far_outlet": dist(row["dist_outlet_km"], "网点", "outlet"),
-        "far_service_point": dist(row["dist_service_point_km"], "服务点", "service point"),
-        "open_leads": (f"{leads}条线索未跟进", f"{leads} open leads not worked"),
-    }
+        return (f"距最近{zh}{km:.1f}公里", f"{km:.1f} km from the nearest {en}")
+    leads = f"{d['open_leads'][i]:.0f}"
+    return (f"{leads}条线索未跟进", f"{leads} open leads not worked")
 
 
-_QUOTED = ("households", "days", "penetration", "unvisited", "apportioned",
-           "dist_outlet_km", "dist_service_point_km", "open_leads")
-
-
-def _reasons(out: pd.DataFrame, d: dict[str, np.ndarray], blank: np.ndarray,
+def _reasons(out: pd.DataFrame, arrays: dict[str, np.ndarray], blank: np.ndarray,
              cfg: GapConfig) -> tuple[list[str], list[str]]:
     """Plain-words reasons from the largest contributions of each cell."""
-    order = {c: i for i, c in enumerate(COMPONENTS)}
-    contrib = out[[f"contrib_{c}" for c in COMPONENTS]].to_numpy()
+    values = out[[f"contrib_{c}" for c in COMPONENTS]].to_numpy()
+    # largest contribution first; a stable sort keeps equal ones in COMPONENTS order
+    ranking = np.argsort(-values, axis=1, kind="stable").tolist()
+    # plain Python lists: indexing numpy scalars one by one is several times slower
+    contrib = values.tolist()
+    d = {k: v.tolist() for k, v in arrays.items()}
+    blank = blank.tolist()
     zh_all: list[str] = []
     en_all: list[str] = []
     for i in range(len(out)):
@@ -416,29 +423,26 @@ def _reasons(out: pd.DataFrame, d: dict[str, np.ndarray], blank: np.ndarray,
             zh_all.append("无已知户数，无需覆盖")
             en_all.append("no known households; nothing to serve")
             continue
-        # largest contribution first; equal contributions in COMPONENTS order
-        ranked = sorted((c for c in COMPONENTS if contrib[i, order[c]] > 0),
-                        key=lambda c: (-contrib[i, order[c]], order[c]))
+        ranked = [COMPONENTS[j] for j in ranking[i] if contrib[i][j] > 0]
         forced: list[str] = []
         if blank[i]:
             # the reasons that make a cell blank are always named
             forced = ["potential"] + (["no_owner"] if d["no_owner"][i] else []) \
                 + (["no_recent_visit"] if d["stale"][i] else [])
         # "potential but no owner" is one phrase, so it takes one place of max_reasons
-        merged = int("no_owner" in forced)
-        room = max(cfg.max_reasons - len(forced) + merged, 0)
+        room = max(cfg.max_reasons - len(forced) + int("no_owner" in forced), 0)
         extra = [c for c in ranked if c not in forced][:room]
         chosen = [c for c in ranked if c in forced or c in extra]
         if not chosen:
             zh_all.append("已覆盖")
             en_all.append("covered")
             continue
-        phrases = _phrases({k: d[k][i] for k in _QUOTED}, cfg)
         if "potential" in chosen and "no_owner" in chosen:
             # "potential but no owner" reads as one finding: merge at the first of the two
             first = min(chosen.index("potential"), chosen.index("no_owner"))
             chosen = [c for c in chosen if c not in ("potential", "no_owner")]
             chosen.insert(first, "potential+no_owner")
-        zh_all.append("；".join(phrases[c][0] for c in chosen))
-        en_all.append("; ".join(phrases[c][1] for c in chosen))
+        phrases = [_phrase(c, i, d, cfg) for c in chosen]
+        zh_all.append("；".join(p[0] for p in phrases))
+        en_all.append("; ".join(p[1] for p in phrases))
     return zh_all, en_all

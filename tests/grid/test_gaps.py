@@ -127,6 +127,9 @@ def test_apportioned_potential_says_so():
     s = score_cells(m, CAP100).iloc[0]
     assert "45.5户，按共用的乡镇/县点位分摊" in s["reason_zh"]
     assert "apportioned from a shared township/county point" in s["reason_en"]
+    texts = frame(cell("t", apportioned="true"), cell("f", apportioned="false"), cell("n", apportioned=NAN))
+    flags = score_cells(texts, CAP100).set_index("cell_id")["reason_en"].str.contains("apportioned")
+    assert flags.to_dict() == {"f": False, "n": False, "t": True}
 
 
 def test_potential_cap_is_the_95th_percentile_of_cells_with_potential():
