@@ -74,7 +74,7 @@ def main() -> None:
         print(f"grid {g['id']}: {g['cell_count']:,} {args.kind} cells")
         t = time.perf_counter()
         with engine.begin() as conn:
-            rep = assign.assign_customers(conn, grid_id=g["id"])
+            rep = assign.assign_customers(conn, grid_id=g["id"], workers=2)
         total = time.perf_counter() - t
         sec = rep["seconds"]
         write_rate = args.n / sec["write"]

@@ -51,14 +51,14 @@ def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
     )
 
 
-def _locator(kind: str, cells):
+def _locator(kind: str, cells, workers: int = 1):
     if kind == "h3":
         import h3
 
         from grid.locate import H3Locator
 
         cells = cells.assign(h3=np.array([h3.str_to_int(c) for c in cells["cell_id"]], dtype=np.uint64))
-        return H3Locator(cells)
+        return H3Locator(cells, workers=workers)
     from grid.village_locate import VillageLocator
 
     return VillageLocator(cells)
@@ -77,9 +77,14 @@ def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[
     return {code: ids[i] for code, i in zip(v["code"], idx, strict=True) if i >= 0}
 
 
-def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Pure placement step: returns customers with ``cell_id`` (None) and ``how``."""
-    locator = _locator(kind, cells)
+def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.DataFrame,
+                     workers: int = 1) -> pd.DataFrame:
+    """Pure placement step: returns customers with ``cell_id`` (None) and ``how``.
+
+    ``workers`` > 1 forks processes for H3 grids: only from a single-threaded
+    process (the CLI), never inside the server.
+    """
+    locator = _locator(kind, cells, workers)
     ids = cells["cell_id"].to_numpy().astype(object)
     lon = customers["lon"].to_numpy(dtype=float)
     lat = customers["lat"].to_numpy(dtype=float)
@@ -203,7 +208,8 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
     return {**{k: (float(v) if v is not None else 0.0) for k, v in totals.items()}, "potential": pot_report}
 
 
-def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | None = None) -> dict:
+def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | None = None,
+                     workers: int = 1, as_of: str | None = None) -> dict:
     """Place every customer of the grid's county in one cell; store and summarise."""
     progress = progress or (lambda f, m="": None)
     t0 = time.perf_counter()
@@ -215,13 +221,13 @@ def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | N
     customers = fetch_customers(conn, county_code=g["county_code"])
     progress(0.35, f"placing {len(customers):,} customers")
     t1 = time.perf_counter()
-    placed = locate_customers(g["kind"], cells, villages, customers)
+    placed = locate_customers(g["kind"], cells, villages, customers, workers=workers)
     t2 = time.perf_counter()
     progress(0.6, "writing assignment")
     _write_partition(conn, grid_id, placed)
     t3 = time.perf_counter()
     progress(0.8, "cell statistics")
-    stats = refresh_cell_stats(conn, grid_id=grid_id)
+    stats = refresh_cell_stats(conn, grid_id=grid_id, as_of=as_of)
     conn.execute(text("UPDATE grid SET assigned_at = now() WHERE id = :g"), {"g": grid_id})
     progress(1.0, "done")
     counts = placed["how"].value_counts().to_dict()

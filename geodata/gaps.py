@@ -56,6 +56,8 @@ def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -
              "AND cc.grid_id = :g WHERE l.status = 'open' AND cc.cell_id IS NOT NULL GROUP BY cc.cell_id"),
         {"g": grid_id}).all())
     now = pd.Timestamp(as_of) if as_of else pd.Timestamp.now(tz="UTC")
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
     reps = shapely.point_on_surface(cells.geometry.to_numpy())
     lonlat = shapely.get_coordinates(reps)
     crs = metric_crs(cells)

@@ -61,4 +61,4 @@ def assign_customers(ctx, grid_id: int):
     """Put every customer of the grid's county into exactly one cell (or list why not)."""
     eng = open_engine(settings().db)
     with ctx.progress(f"assign grid {grid_id}") as bar, eng.begin() as conn:
-        return assign_mod.assign_customers(conn, grid_id=grid_id, progress=bar)
+        return assign_mod.assign_customers(conn, grid_id=grid_id, progress=bar, workers=2)

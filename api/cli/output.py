@@ -66,6 +66,30 @@ class Ctx:
 
             yield update
 
+    @contextmanager
+    def progress_factory(self) -> Iterator[Callable[[str], ProgressFn]]:
+        """For pipelines: ``factory(label)`` gives a callback with its own bar row, created on first use."""
+        if self.as_json or not sys.stderr.isatty():
+            yield lambda label: (lambda fraction, message="": None)
+            return
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=Console(stderr=True),
+        ) as bar:
+
+            def factory(label: str) -> ProgressFn:
+                task = None
+
+                def update(fraction: float, message: str = "") -> None:
+                    nonlocal task
+                    if task is None:
+                        task = bar.add_task(label, total=1.0, msg="")
+                    bar.update(task, completed=max(0.0, min(1.0, fraction)), msg=message)
+
+                return update
+
+            yield factory
+
     def say(self, text: str) -> None:
         if not self.as_json:
             self.console.print(text)

@@ -1,0 +1,52 @@
+"""``gridmkt demo``: real Ningxia data in, synthetic bank, grids, territories, gaps, maps, server."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli import cli, settings
+from api.cli.output import command
+from api.db import open_engine
+
+
+@command(cli, "demo")
+@click.option("--county", default="640121", show_default=True, help="County adcode to build grids for (640121 = 永宁县).")
+@click.option("--customers", "n_customers", type=click.IntRange(100, 20_000_000), default=100_000, show_default=True,
+              help="Synthetic customers in the demo county.")
+@click.option("--seed", type=int, default=20261122, show_default=True, help="Seed of every synthetic draw.")
+@click.option("--res", type=click.IntRange(6, 10), default=8, show_default=True, help="H3 resolution of the demo grid.")
+@click.option("--no-serve", is_flag=True, help="Run every step and exit instead of serving the API.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
+    """Load the Ningxia demo through the normal importers and build everything on it."""
+    from api.demo import DemoContext, run_demo
+
+    s = settings()
+    engine = open_engine(s.db)
+
+    def on_step(name, result, seconds):
+        ctx.say(f"[green]✓[/green] {name} ({seconds:.1f} s)")
+
+    with ctx.progress_factory() as factory:
+        dctx = DemoContext(
+            engine=engine, settings=s, county=county, customers=n_customers, seed=seed, res=res,
+            workdir=s.db.home / "demo", progress=factory,
+        )
+        results = run_demo(dctx, on_step=on_step)
+    engine.dispose()
+    base = f"http://{host}:{port}"
+    results["urls"] = {"api": f"{base}/docs", **results.get("maps", {}).get("urls", {})}
+    if no_serve:
+        return results
+    ctx.say(f"serving on {base} (Ctrl-C to stop); demo users' password: {results['users']['password']}")
+    if ctx.as_json:
+        from api.cli.output import dumps
+
+        click.echo(dumps(results))
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+    return None if ctx.as_json else {"stopped": True}

@@ -1,0 +1,254 @@
+"""The Ningxia demo as a pipeline of named steps.
+
+Real public data goes in through the same importers users use (the 22 county
+boundaries in GCJ-02, the official village and township list with its best
+known points); the bank's own data (legal entities, outlets, service points,
+RMs, customers, visits, leads, tags) is generated, seeded and labelled
+synthetic. Later steps build grids, assign customers, plan and publish
+territories, score gaps, suggest sites, create demo users and export maps.
+
+A step is ``(name, function(ctx) -> dict)``; add one by appending to
+:data:`STEPS`. Each step's result is kept in ``ctx.results[name]`` for the
+steps after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from api.settings import Settings
+from grid.synth_common import AS_OF as SYNTH_AS_OF
+
+DATA = Path(__file__).resolve().parents[1] / "geodata" / "demo_data"
+USER = "demo"
+DEMO_PASSWORD = "gridmkt-demo"  # printed by the demo; the demo users are for a local sandbox only
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class DemoContext:
+    """What every step can see."""
+
+    engine: Engine
+    settings: Settings
+    county: str = "640121"
+    customers: int = 100_000
+    seed: int = 20261122
+    res: int = 8
+    workdir: Path = Path(".gridmkt/demo")
+    progress: Callable[[str], ProgressFn] = lambda label: (lambda f, m="": None)
+    results: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+    # The synthetic activity is dated up to grid.synth.AS_OF; measure "last 90 days" from there.
+    as_of: str = str(SYNTH_AS_OF)
+
+
+def _import(ctx: DemoContext, kind: str, path: Path, *, crs: str = "wgs84", synthetic: bool = True,
+            mapping: dict | None = None) -> dict:
+    from geodata.importers import run_import
+
+    summary = run_import(
+        ctx.engine, kind=kind, path=path, user=USER, crs=crs, mapping=mapping, synthetic=synthetic,
+        rejects_dir=ctx.settings.db.home / "rejects", progress=ctx.progress(f"import {kind}"),
+    )
+    keep = ("run_id", "status", "inserted", "updated", "unchanged", "rejected", "warnings")
+    return {k: summary.get(k) for k in keep if k in summary} | {"counts": summary.get("counts")}
+
+
+def _villages_wgs84() -> pd.DataFrame:
+    v = pd.read_csv(DATA / "ningxia_villages.csv", dtype={"code": str, "street_code": str, "county_code": str})
+    return v.rename(columns={"street_code": "township_code", "street_name": "township_name",
+                             "lon_wgs84": "lon", "lat_wgs84": "lat"})
+
+
+def _prepared(ctx: DemoContext) -> dict:
+    """Counties, villages with estimated households, and legal entities: computed once per run."""
+    if "prepared" not in ctx.cache:
+        from grid.synth import legal_entities, village_households
+
+        counties = gpd.read_file(DATA / "ningxia_counties_gcj02.geojson")
+        pop = pd.read_csv(DATA / "ningxia_county_population_2020.csv", dtype={"code": str})
+        county = pop[pop["level"] == "county"]
+        county_pop = dict(zip(county["code"], county["pop_2020_census"], strict=True))
+        # The official list has no household counts: spread each county's 2020 census
+        # population over its villages (skewed); the import run is labelled synthetic.
+        villages = village_households(_villages_wgs84(), county_pop, np.random.default_rng([ctx.seed, 1]))
+        entities = legal_entities(pd.DataFrame(counties.drop(columns="geometry")))
+        ctx.cache["prepared"] = {"counties": counties, "villages": villages, "entities": entities}
+    return ctx.cache["prepared"]
+
+
+def step_reference(ctx: DemoContext) -> dict:
+    """Real data: counties (GCJ-02 as shipped), townships, villages (households estimated from the census)."""
+    prep = _prepared(ctx)
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    le_path = ctx.workdir / "legal_entities.csv"
+    prep["entities"].to_csv(le_path, index=False)
+    # Counties first: a legal-entities file links the counties it names.
+    out = {"counties": _import(ctx, "counties", DATA / "ningxia_counties_gcj02.geojson", crs="gcj02", synthetic=False)}
+    out["legal-entities"] = _import(ctx, "legal-entities", le_path)
+    out["townships"] = _import(
+        ctx, "townships", DATA / "ningxia_townships.csv", crs="gcj02", synthetic=False,
+        mapping={"street_code": "code", "street_name": "name", "county_code": "county_code",
+                 "town_lon_gcj": "lon", "town_lat_gcj": "lat"},
+    )
+    raw = pd.read_csv(DATA / "ningxia_villages.csv", dtype=str)
+    est = prep["villages"].set_index("code")
+    raw["households"] = raw["code"].map(est["households"]).astype("Int64")
+    raw["population"] = raw["code"].map(est["population"]).astype("Int64")
+    vpath = ctx.workdir / "villages_with_household_estimates.csv"
+    raw[["code", "name", "street_code", "street_name", "county_code", "households", "population",
+         "lon_gcj02", "lat_gcj02", "coord_level", "is_community"]].to_csv(vpath, index=False)
+    out["villages"] = _import(
+        ctx, "villages", vpath, crs="gcj02", synthetic=True,
+        mapping={"street_code": "township_code", "street_name": "township_name", "lon_gcj02": "lon", "lat_gcj02": "lat"},
+    )
+    return out
+
+
+def step_synthetic(ctx: DemoContext) -> dict:
+    """Synthetic bank: outlets and service points province-wide, RMs, customers of the demo county, activity."""
+    from grid import synth
+
+    prep = _prepared(ctx)
+    counties, villages, entities = prep["counties"], prep["villages"], prep["entities"]
+    rng = np.random.default_rng([ctx.seed, 2])
+    outs = synth.outlets(villages, counties, 17, rng)
+    points = synth.service_points(villages, outs, 0.8, rng)
+    staff = synth.rms(outs, rng=rng)
+    files = {}
+    for kind, df in (("outlets", outs), ("service-points", points), ("rms", staff)):
+        files[kind] = ctx.workdir / f"{kind}.csv"
+        df.to_csv(files[kind], index=False)
+    local = villages[villages["county_code"] == ctx.county]
+    if local.empty:
+        raise ValueError(f"county {ctx.county} has no villages in the shipped list")
+    cpath = ctx.workdir / "customers.csv"
+    sample = []
+    with open(cpath, "w", encoding="utf-8", newline="") as fh:
+        for i, chunk in enumerate(synth.customers(local, ctx.customers, rng, entity_of=synth.entity_by_county(entities))):
+            chunk.to_csv(fh, index=False, header=(i == 0))
+            sample.append(chunk)
+    custs = pd.concat(sample, ignore_index=True)
+    files["customers"] = cpath
+    local_staff = staff[staff["outlet_code"].isin(outs.loc[outs["county_code"] == ctx.county, "code"])]
+    for kind, df in (("visits", synth.visits(custs, local_staff, rng=rng, outlets=outs)),
+                     ("leads", synth.leads(custs, rng)), ("tags", synth.tags(custs, rng))):
+        files[kind] = ctx.workdir / f"{kind}.csv"
+        df.to_csv(files[kind], index=False)
+    out = {"entities": len(entities), "outlets": len(outs), "service_points": len(points), "rms": len(staff),
+           "customers": len(custs)}
+    for kind in ("outlets", "service-points", "rms", "customers", "visits", "leads", "tags"):
+        out[f"import {kind}"] = _import(ctx, kind, files[kind])
+    return out
+
+
+def step_grids(ctx: DemoContext) -> dict:
+    """An H3 grid and a village grid for the demo county, customers assigned to both."""
+    from geodata import assign, grids
+
+    out = {}
+    for kind, res in (("h3", ctx.res), ("village", None)):
+        with ctx.engine.begin() as conn:
+            g = grids.build_grid(conn, county_code=ctx.county, kind=kind, resolution=res,
+                                 progress=ctx.progress(f"grid {kind}"))
+            a = assign.assign_customers(conn, grid_id=g["id"], progress=ctx.progress(f"assign {kind}"),
+                                        as_of=ctx.as_of)
+        out[kind] = {"grid_id": g["id"], "cells": g["cell_count"], "report": g["report"],
+                     **{k: a[k] for k in ("customers", "by_point", "by_village_code", "outside_county", "no_location")}}
+    return out
+
+
+def step_territories(ctx: DemoContext) -> dict:
+    """Plan territories for the county's outlets, publish, and compare a second scenario against it."""
+    from geodata import scenarios
+
+    out = {}
+    for kind in ("h3", "village"):
+        gid = ctx.results["grids"][kind]["grid_id"]
+        with ctx.engine.begin() as conn:
+            plan = scenarios.plan_scenario(conn, grid_id=gid, name="demo-plan", user=USER, seed=ctx.seed,
+                                           progress=ctx.progress(f"territories {kind}"))
+            pub = scenarios.publish(conn, scenario_id=plan["id"], user=USER)
+            alt = scenarios.plan_scenario(conn, grid_id=gid, name="demo-travel", user=USER, seed=ctx.seed + 1,
+                                          weights={"customers": 0.4, "households": 0.3, "deposit": 0.15,
+                                                   "loan": 0.15, "travel": 0.3}, keep_current=True)
+            cmp = scenarios.compare(conn, grid_id=gid, a="current", b="demo-travel")
+        out[kind] = {"grid_id": gid, "plan": plan["report"]["plan"], "baseline": plan["report"]["baseline_nearest_outlet"],
+                     "published_cells": pub["cells_changed"], "second_scenario": alt["id"],
+                     "compare": {k: cmp[k] for k in ("cells_moved", "customers_changing_rm")}}
+    return out
+
+
+def step_gaps(ctx: DemoContext) -> dict:
+    """Score coverage gaps on both grids and suggest new service points on the H3 grid."""
+    from geodata import gaps
+
+    out = {}
+    for kind in ("h3", "village"):
+        gid = ctx.results["grids"][kind]["grid_id"]
+        with ctx.engine.begin() as conn:
+            s = gaps.score_grid(conn, grid_id=gid, trigger="demo", as_of=ctx.as_of)
+        out[kind] = {"gap_run_id": s["gap_run_id"], "classes": s["classes"], "top_blank": s["top_blank"][:3]}
+    with ctx.engine.connect() as conn:
+        out["sites"] = gaps.suggest_sites(conn, grid_id=ctx.results["grids"]["h3"]["grid_id"], count=5, radius_km=3.0)
+    return out
+
+
+def step_users(ctx: DemoContext) -> dict:
+    """Demo users of every role in the demo county's legal entity (password printed below)."""
+    from api.auth import hash_password
+    from geodata import users
+
+    with ctx.engine.begin() as conn:
+        le = conn.execute(text("SELECT legal_entity_id FROM county WHERE adcode = :c"), {"c": ctx.county}).scalar()
+        row = conn.execute(
+            text("SELECT r.code, r.outlet_code FROM territory t JOIN rm r ON r.code = t.rm_code "
+                 "JOIN grid g ON g.id = t.grid_id WHERE g.county_code = :c AND t.valid_to IS NULL "
+                 "GROUP BY r.code, r.outlet_code ORDER BY count(*) DESC, r.code LIMIT 1"), {"c": ctx.county},
+        ).first()
+        rm_code, outlet = (row[0], row[1]) if row else (None, None)
+        pw = hash_password(DEMO_PASSWORD)
+        made = []
+        specs = [("admin", "admin", None, None, []), ("planner", "planner", le, None, []),
+                 ("manager", "branch_manager", le, None, [outlet] if outlet else []),
+                 ("rm", "rm", le, rm_code, []), ("analyst", "analyst", le, None, [])]
+        for username, role, le_id, rm, outlets in specs:
+            if role == "rm" and rm is None:
+                continue
+            conn.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": username})
+            users.create_user(conn, username=username, password_hash=pw, role=role, legal_entity_id=le_id,
+                              rm_code=rm, outlet_codes=outlets)
+            made.append({"username": username, "role": role, "rm_code": rm, "outlets": outlets})
+    return {"password": DEMO_PASSWORD, "users": made}
+
+
+STEPS: list[tuple[str, Callable[[DemoContext], dict]]] = [
+    ("reference", step_reference),
+    ("synthetic", step_synthetic),
+    ("grids", step_grids),
+    ("territories", step_territories),
+    ("gaps", step_gaps),
+    ("users", step_users),
+]
+
+
+def run_demo(ctx: DemoContext, *, on_step: Callable[[str, dict, float], None] | None = None) -> dict:
+    """Run every step in order; returns all results with per-step seconds."""
+    for name, fn in STEPS:
+        t0 = time.perf_counter()
+        ctx.results[name] = fn(ctx)
+        seconds = round(time.perf_counter() - t0, 2)
+        ctx.results[name]["seconds"] = seconds
+        if on_step:
+            on_step(name, ctx.results[name], seconds)
+    return ctx.results
