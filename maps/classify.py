@@ -1,0 +1,80 @@
+"""Class breaks and colours for choropleth cells (mapclassify), robust to few unique values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mapclassify
+import numpy as np
+
+# ColorBrewer YlOrRd (5) and a longer sequence for k up to 7; light = low.
+PALETTE = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026", "#800026")
+NO_DATA = "#d9d9d9"
+# Distinct colours for territories (one per RM), Tableau 10 plus extras.
+RM_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+             "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+
+
+@dataclass(frozen=True)
+class Classes:
+    """Upper bounds of each class (ascending), their colours and legend labels."""
+
+    bins: tuple[float, ...]
+    colors: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    def color_of(self, values) -> list[str]:
+        """Colour per value; NaN gets the no-data grey."""
+        v = np.asarray(values, dtype=float)
+        idx = np.searchsorted(np.asarray(self.bins), v, side="left").clip(0, len(self.bins) - 1)
+        return [NO_DATA if np.isnan(x) else self.colors[i] for x, i in zip(v, idx, strict=True)]
+
+
+def _fmt(x: float) -> str:
+    if abs(x) >= 10_000:
+        return f"{x / 10_000:,.1f}万"
+    return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:,.2f}"
+
+
+def class_breaks(values, k: int = 5, scheme: str = "natural_breaks") -> Classes:
+    """Class breaks for ``values`` with at most ``k`` classes (fewer when values are few).
+
+    ``scheme`` is ``natural_breaks`` (Jenks-Fisher via mapclassify) or ``quantiles``.
+    With n unique values and n <= k, each unique value is its own class; with no
+    finite value at all, one empty class.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    uniq = np.unique(v)
+    if len(uniq) == 0:
+        return Classes(bins=(0.0,), colors=(NO_DATA,), labels=("无数据 no data",))
+    if len(uniq) <= k:
+        bins = tuple(float(u) for u in uniq)
+    else:
+        klass = {"natural_breaks": mapclassify.NaturalBreaks, "quantiles": mapclassify.Quantiles}[scheme]
+        # NaturalBreaks samples large inputs at random: fix the seed so pages are reproducible.
+        if scheme == "natural_breaks":
+            np.random.seed(0)
+        bins = tuple(sorted({float(b) for b in klass(v, k=k).bins}))
+    colors = _spread(len(bins))
+    if len(uniq) <= k:
+        labels = [_fmt(b) for b in bins]
+    else:
+        lows = (float(uniq[0]), *bins[:-1])
+        labels = [f"{_fmt(lo)} – {_fmt(hi)}" for lo, hi in zip(lows, bins, strict=True)]
+    return Classes(bins=bins, colors=colors, labels=tuple(labels))
+
+
+def _spread(n: int) -> tuple[str, ...]:
+    """n colours spread over the palette (first and last always included)."""
+    if n == 1:
+        return (PALETTE[3],)
+    top = len(PALETTE) - 2 if n <= 5 else len(PALETTE) - 1
+    idx = np.linspace(0, top, n).round().astype(int)
+    return tuple(PALETTE[i] for i in idx)
+
+
+def rm_colors(rm_codes) -> dict[str, str]:
+    """A stable colour per RM code (sorted order, cycling the palette)."""
+    codes = sorted({str(c) for c in rm_codes if c is not None and c == c})
+    return {c: RM_COLORS[i % len(RM_COLORS)] for i, c in enumerate(codes)}

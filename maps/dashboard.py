@@ -1,0 +1,160 @@
+"""Branch dashboard: cells coloured by a measure, territories per RM, outlets, summary, cell popups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from maps.base import (
+    Background,
+    GeoLayer,
+    PageOptions,
+    Panel,
+    PointLayer,
+    add_background,
+    bounds_of,
+    feature_collection,
+    new_map,
+    point_rows,
+    render,
+)
+from maps.classify import class_breaks, rm_colors
+from maps.panels import collapsible, legend_html, summary_html, swatches_html
+
+# measure name -> (column, legend title)
+MEASURES: dict[str, tuple[str, str]] = {
+    "gap_score": ("score", "缺口评分 gap score"),
+    "customers": ("customers", "客户数 customers"),
+    "penetration": ("penetration", "渗透率 customers per household"),
+    "deposit": ("deposit", "存款余额 deposits"),
+    "loan": ("loan", "贷款余额 loans"),
+    "days_since_visit": ("days_since_visit", "距上次走访天数 days since last visit"),
+}
+# Columns shown in a cell's popup, with their labels.
+LABELS: dict[str, str] = {
+    "customers": "客户 customers", "households": "户数 households", "population": "人口 population",
+    "penetration": "渗透率 penetration", "deposit": "存款 deposits", "loan": "贷款 loans",
+    "visits_90d": "90天走访 visits 90d", "days_since_visit": "距上次走访天 days since visit",
+    "open_leads": "待跟进线索 open leads", "dist_outlet_km": "距网点 km to outlet",
+    "dist_service_point_km": "距服务点 km to service point",
+}
+COMPONENT_PREFIX = "contrib_"
+
+
+def with_penetration(cells: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``penetration`` = customers / households (NaN where households is 0 or unknown) if missing."""
+    if "penetration" in cells or "customers" not in cells or "households" not in cells:
+        return cells
+    hh = pd.to_numeric(cells["households"], errors="coerce").astype(float)
+    cust = pd.to_numeric(cells["customers"], errors="coerce").fillna(0).astype(float)
+    return cells.assign(penetration=np.where(hh > 0, cust / hh.where(hh > 0, 1.0), np.nan))
+
+
+def dashboard_summary(cells: pd.DataFrame, county_customers: int | None = None) -> dict:
+    """Customers placed in cells, coverage ratio 入格率, blank cells and RMs of the page's cells.
+
+    The coverage ratio is customers placed in a cell over all customers of the
+    county (None when that total is unknown or zero).
+    """
+    placed = int(pd.to_numeric(cells.get("customers", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
+    blank = int((cells["gap_class"] == "blank").sum()) if "gap_class" in cells else 0
+    owners = cells["owner_rm"].dropna().unique() if "owner_rm" in cells else []
+    coverage = placed / county_customers if county_customers else None
+    return {"cells": len(cells), "customers": placed, "county_customers": county_customers,
+            "coverage": None if coverage is None else round(coverage, 4), "blank_cells": blank, "rms": len(owners)}
+
+
+def _popup_props(row: Mapping, ids: Sequence[str], cap: int, colors: Mapping[str, str], fill: str,
+                 rm_names: Mapping[str, str]) -> dict:
+    owner = row.get("owner_rm")
+    owner = None if owner is None or owner != owner else str(owner)
+    comps = row.get("components") if isinstance(row.get("components"), Mapping) else {}
+    return {
+        "id": row["cell_id"], "t": row.get("label") or row["cell_id"],
+        "o": f"{owner} {rm_names.get(owner, '')}".strip() if owner else None,
+        "oc": colors.get(owner) if owner else None, "c": fill,
+        "s": row.get("score"), "g": row.get("gap_class"), "r": row.get("reason_zh"),
+        "m": {k: row.get(k) for k in LABELS if k in row},
+        "k": {k.removeprefix(COMPONENT_PREFIX): v for k, v in comps.items() if k.startswith(COMPONENT_PREFIX)},
+        "ids": list(ids[:cap]), "n": len(ids),
+    }
+
+
+def territories(cells: gpd.GeoDataFrame) -> tuple[np.ndarray, list[str]]:
+    """One outline per owning RM: the union of their cells."""
+    owned = cells[cells["owner_rm"].notna()] if "owner_rm" in cells else cells.iloc[:0]
+    codes = sorted(owned["owner_rm"].astype(str).unique())
+    geoms = [shapely.union_all(owned.geometry[owned["owner_rm"].astype(str) == c].to_numpy()) for c in codes]
+    return np.asarray(geoms, dtype=object), codes
+
+
+def dashboard_page(
+    cells: gpd.GeoDataFrame, *, options: PageOptions, measure: str = "gap_score",
+    rms: pd.DataFrame | None = None, outlets: pd.DataFrame | None = None,
+    service_points: pd.DataFrame | None = None, cell_customers: Mapping[str, Sequence[str]] | None = None,
+    county_customers: int | None = None, background: Background | None = None, title: str = "网格看板 dashboard",
+) -> str:
+    """The branch dashboard as one HTML page.
+
+    ``cells``: cell_id, label, geometry (WGS84) and any of the measures in
+    :data:`LABELS`, ``owner_rm``, ``score``, ``gap_class``, ``reason_zh``,
+    ``components`` (dict with ``contrib_*``). ``rms``: rm_id, name (already
+    masked as the viewer may see it). ``outlets``/``service_points``: code,
+    name, lon, lat. ``cell_customers``: customer ids per cell for the tag and
+    lead links (capped at ``options.max_link_ids``).
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    if cells.empty:
+        raise ValueError("no cells to draw")
+    cells = with_penetration(cells)
+    column, legend_title = MEASURES[measure]
+    values = pd.to_numeric(cells[column], errors="coerce") if column in cells else pd.Series(np.nan, index=cells.index)
+    classes = class_breaks(values.to_numpy(dtype=float), k=5)
+    fills = classes.color_of(values.to_numpy(dtype=float))
+    owners = cells["owner_rm"] if "owner_rm" in cells else pd.Series(None, index=cells.index)
+    colors = rm_colors(owners.dropna().astype(str))
+    rm_names = dict(zip(rms["rm_id"].astype(str), rms["name"].fillna(""), strict=True)) if rms is not None else {}
+    ids = cell_customers or {}
+    records = pd.DataFrame(cells.drop(columns="geometry")).replace({np.nan: None}).to_dict("records")
+    props = [_popup_props(r, list(ids.get(r["cell_id"], ())), options.max_link_ids, colors, f, rm_names)
+             for r, f in zip(records, fills, strict=True)]
+
+    geoms = cells.geometry.to_numpy()
+    m = new_map(bounds_of(geoms, options), options, link_labels={**_component_labels(props), **LABELS})
+    add_background(m, background, options)
+    GeoLayer(feature_collection(geoms, props, options), "cell", f"网格 cells: {legend_title}").add_to(m)
+    t_geoms, t_codes = territories(cells)
+    if len(t_codes):
+        GeoLayer(feature_collection(t_geoms, [{"oc": colors[c], "t": c} for c in t_codes], options),
+                 "territory", "责任区 territories").add_to(m)
+    if outlets is not None and len(outlets):
+        PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
+    if service_points is not None and len(service_points):
+        PointLayer(point_rows(service_points, ["name", "code"], options), "service_point",
+                   "服务点 service points").add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+
+    s = dashboard_summary(cells, county_customers)
+    summary = summary_html(title, [
+        ("网格 cells", s["cells"]), ("入格客户 customers in cells", s["customers"]),
+        ("入格率 coverage", None if s["coverage"] is None else f"{s['coverage']:.1%}"),
+        ("空白网格 blank cells", s["blank_cells"]), ("客户经理 RMs", s["rms"]),
+    ])
+    Panel(collapsible("概况 summary", summary), "topright", "gm-summary-panel").add_to(m)
+    legend = legend_html(legend_title, classes)
+    if colors:
+        legend += swatches_html("责任区 territories", colors, rm_names)
+    Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)
+    return render(m, replace(options, title=f"{title} · {legend_title}"), ("leaflet", "gridmkt"))
+
+
+def _component_labels(props: list[dict]) -> dict[str, str]:
+    keys = {k for p in props for k in p["k"]}
+    return {k: k.replace("_", " ") for k in sorted(keys)}
