@@ -30,7 +30,11 @@ SHIFT = 3  # each coarse square crossed by a border holds 2**SHIFT x 2**SHIFT fi
 SUB = 1 << SHIFT
 CHUNK = 1 << 20  # points per work unit: cache-friendly, and numpy frees the GIL per chunk
 OUTSIDE = -1
-MIXED = -2  # fine square a border may cross: exact test
+MIXED = -2  # fine square several borders may cross: exact test
+FAST = -3  # FAST - s: only segment s crosses the square; its side decides
+# Orientation signs above this share of the terms' magnitude are certain
+# (Shewchuk's bound for orient2d is 3.3e-16); others go to the exact test.
+ORIENT_ERR = 1e-15
 
 
 def locate_exact(geoms, lon, lat) -> np.ndarray:
@@ -141,8 +145,12 @@ class VillageLocator:
         g = len(self.geoms)
         n_coarse = self.ncx * self.ncy
         # Fine marks say where a border may pass (so where a lookup is not enough).
-        seg_a, seg_b, seg_owner = _segments(self.geoms)
-        ix, iy, _ = self._marks(*_distinct(seg_a, seg_b), coarse=False)
+        # Oriented rings put each cell's interior on the left of its segments.
+        seg_a, seg_b, seg_owner = _segments(shapely.orient_polygons(self.geoms))
+        over_a, over_b = _overlapping_pairs(self._tree, self.geoms)
+        unsafe = np.union1d(over_a, np.flatnonzero(~shapely.is_valid(self.geoms)))
+        lo, hi, left, right, simple = _distinct(seg_a, seg_b, seg_owner, unsafe)
+        ix, iy, seg = self._marks(lo, hi, coarse=False)
         coarse_of = (iy >> SHIFT) * self.ncx + (ix >> SHIFT)
         has_mark = np.zeros(n_coarse, dtype=bool)
         has_mark[coarse_of] = True
@@ -151,10 +159,15 @@ class VillageLocator:
         block_of = np.full(n_coarse, -1, dtype=np.int64)
         block_of[blocks] = np.arange(nb)
         clean_f = np.ones(nb * SUB * SUB, dtype=bool)
-        clean_f[block_of[coarse_of] * (SUB * SUB) + (iy & (SUB - 1)) * SUB + (ix & (SUB - 1))] = (
-            False
-        )
+        pos = block_of[coarse_of] * (SUB * SUB) + (iy & (SUB - 1)) * SUB + (ix & (SUB - 1))
+        clean_f[pos] = False
         del ix, iy, coarse_of
+        # Squares crossed by one segment only: its two sides are two faces.
+        keys = _unique(pos * len(lo) + seg)
+        kpos, kseg = keys // len(lo), keys % len(lo)
+        alone = np.r_[True, kpos[1:] != kpos[:-1]] & np.r_[kpos[:-1] != kpos[1:], True]
+        fast = alone & simple[kseg]
+        del keys, pos, seg
         lab_c, n_c = ndimage.label(~has_mark.reshape(self.ncy, self.ncx))
         lab_c = lab_c.ravel()
         within_block = np.zeros((3, 3, 3), dtype=bool)
@@ -174,8 +187,12 @@ class VillageLocator:
         lab_f = lab_f.ravel()
         fine = np.full(nb * SUB * SUB, MIXED, dtype=np.int32)
         fine[lab_f > 0] = node_cell[n_c + lab_f[lab_f > 0] - 1]
+        fine[kpos[fast]] = FAST - kseg[fast]
         self.coarse, self.fine = coarse, fine
-        self.n_mixed = int((fine == MIXED).sum())
+        self.n_mixed = int((fine < OUTSIDE).sum())
+        self.n_fast = int(fast.sum())
+        self._seg = np.column_stack([lo, hi])
+        self._sides = np.column_stack([right, left]).astype(np.int64)
 
         # Candidates per block: cells whose border may pass through it (coarse
         # marks, with owners), plus every cell overlapping one of those: only such
@@ -185,7 +202,6 @@ class VillageLocator:
         blk = block_of[(ciy >> SHIFT) * self.ncx + (cix >> SHIFT)]
         keep = blk >= 0
         blk, owner = blk[keep], owner[keep]
-        over_a, over_b = _overlapping_pairs(self._tree, self.geoms)
         extra_b, extra_c = _expand(blk, owner, over_a, over_b)
         cand = _unique(np.r_[blk * g + owner, extra_b * g + extra_c])
         self._cand_start = np.searchsorted(cand // g, np.arange(nb + 1))
@@ -269,7 +285,22 @@ class VillageLocator:
         v[blk] = self.fine[b * (SUB * SUB) + (iy[blk] & (SUB - 1)) * SUB + (ix[blk] & (SUB - 1))]
         res = out[s:e]
         res[:] = v
-        need = np.flatnonzero(v[blk] == MIXED)
+        w = v[blk]
+        fast = np.flatnonzero(w <= FAST)
+        unsure = fast[:0]
+        if len(fast):
+            pts = blk[fast]
+            sid = (FAST - w[fast]).astype(np.int64)
+            seg = self._seg[sid]
+            px, py = xs[pts], ys[pts]
+            dl = (seg[:, 2] - seg[:, 0]) * (py - seg[:, 1])
+            dr = (seg[:, 3] - seg[:, 1]) * (px - seg[:, 0])
+            det = dl - dr
+            res[pts] = self._sides[sid, (det > 0).astype(np.int64)]
+            unsure = fast[np.abs(det) <= ORIENT_ERR * (np.abs(dl) + np.abs(dr))]
+        need = np.flatnonzero(w == MIXED)
+        if len(unsure):
+            need = np.sort(np.r_[need, unsure])
         if len(need):
             pts = blk[need]
             res[pts] = self._exact_in_blocks(b[need], xs[pts], ys[pts])
@@ -376,12 +407,25 @@ def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return coords[:-1][same], coords[1:][same], ring_owner[ring_of[:-1][same]]
 
 
-def _distinct(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Segments without exact duplicates (a border shared by two cells appears twice)."""
+def _distinct(a: np.ndarray, b: np.ndarray, owner: np.ndarray, unsafe: np.ndarray):
+    """Distinct segments (a shared border appears once per cell) and the cell on each side.
+
+    Returns start, end, the cell left and right of start->end (-1: none), and
+    whether the sides can be trusted: one cell at most per side, non-zero
+    length, and no owner that overlaps another cell or is invalid.
+    """
     swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
     lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
-    both = np.unique(np.column_stack([lo, hi]), axis=0)
-    return both[:, :2], both[:, 2:]
+    rows, inv = np.unique(np.column_stack([lo, hi]), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    n = len(rows)
+    side = swap.astype(np.int64)  # the owner is left of lo->hi unless the segment was swapped
+    sides = np.full((n, 2), OUTSIDE, dtype=np.int64)
+    sides[inv, side] = owner
+    crowded = np.bincount(inv * 2 + side, minlength=2 * n).reshape(n, 2).max(axis=1) > 1
+    risky = np.bincount(inv, weights=np.isin(owner, unsafe), minlength=n) > 0
+    simple = ~crowded & ~risky & (rows[:, :2] != rows[:, 2:]).any(axis=1)
+    return rows[:, :2], rows[:, 2:], sides[:, 0], sides[:, 1], simple
 
 
 def _pieces(a: np.ndarray, b: np.ndarray, step: float):
