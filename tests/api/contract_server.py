@@ -9,8 +9,8 @@
 - ``flaky``: the next ``flaky_failures`` requests get 500, then normal answers;
 - ``ratelimited``: the next request gets 429 with ``Retry-After: 0``, then normal.
 
-``hits`` counts every request that reached the server. ``closed_port_url()``
-gives the URL of a port where nothing listens (the service is down).
+``hits`` counts every request that reached the server, ``ids_seen`` every
+customer id asked about. ``closed_port_url()`` gives the URL of a port where nothing listens (the service is down).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class ContractServer:
         self.hits = 0
         self.paths: list[str] = []
         self.max_ids_seen = 0
+        self.ids_seen: set[str] = set()
         self._lock = threading.Lock()
         self._pending_failures = 0
         self.port = free_port()
@@ -97,6 +98,7 @@ class ContractServer:
                 return JSONResponse({"error": "bad request", "detail": "1 to 500 ids"}, status_code=400)
             with self._lock:
                 self.max_ids_seen = max(self.max_ids_seen, len(got))
+                self.ids_seen.update(got)
             return got
 
         @app.get("/customers/tags")
@@ -151,6 +153,7 @@ class ContractServer:
             self.hits = 0
             self.paths.clear()
             self.max_ids_seen = 0
+            self.ids_seen.clear()
 
     def __enter__(self) -> ContractServer:
         return self.start()
