@@ -1,0 +1,174 @@
+"""Scenarios, the sandbox (沙盘): draft territory plans that change nothing until published.
+
+Scenarios name every RM of a grid, so only roles that see the whole legal
+entity read them (admin, planner, analyst; ``geodata.scope`` kind
+``scenario``); only planners and admins change them. Every change is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from api.deps import ConnDep, PageDep, UserDep, permitted
+from api.grid_access import (
+    JobStarted,
+    ScenarioIdPath,
+    items,
+    jsonable,
+    require_le_wide,
+    scoped_grid,
+    start_job,
+    visible_rms,
+)
+from geodata import audit, scenarios
+from geodata.errors import NotFound
+from geodata.scope import where
+
+router = APIRouter(prefix="/api/v1/scenarios", tags=["scenarios"])
+PlannerDep = permitted("plan")
+Name = Annotated[str, Field(min_length=1, max_length=100, description="Name of the scenario (unique among drafts of a grid).")]
+
+
+class ScenarioCreate(BaseModel):
+    """A new draft for a grid, copied from the current assignments (and locks) or empty."""
+
+    grid_id: int = Field(ge=1, le=2**31 - 1, description="Grid version the scenario plans.")
+    name: Name
+    from_current: bool = Field(default=True, description="Start from current assignments (false: empty).")
+
+
+class ScenarioPlan(BaseModel):
+    """Balance the grid's cells over the RMs of chosen outlets into a (new or redone) draft."""
+
+    grid_id: int = Field(ge=1, le=2**31 - 1, description="Grid version to plan.")
+    name: Name
+    outlets: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None, max_length=1000, description="Outlet codes whose RMs share the cells (default: all of the county).")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed (same seed, same plan).")
+    weights: dict[str, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
+        default=None, description="Workload weights per measure, e.g. {\"customers\": 0.4, \"households\": 0.3}.")
+    keep_current: bool = Field(default=False, description="Keep current owners where possible.")
+    max_distance_km: float | None = Field(default=None, gt=0, le=1000, description="Farthest a cell may be from its RM's outlet.")
+
+
+class ScenarioEdit(BaseModel):
+    """Set the RM and/or lock flag of cells in a draft."""
+
+    cell_ids: list[str] = Field(min_length=1, max_length=100_000, description="Cells to change.")
+    rm_code: str | None = Field(default=None, max_length=32, description="New RM (omit to keep).")
+    locked: bool | None = Field(default=None, description="Lock (true) or unlock (false); omit to keep.")
+
+
+def _scenario_dep(scenario_id: ScenarioIdPath, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    # Runs before the body is read: another's scenario answers 404 whatever was sent.
+    cond = where(user.scope, "scenario", "s")
+    if conn.execute(text(f"SELECT 1 FROM scenario s WHERE s.id = :sid AND {cond.sql}"),
+                    {**cond.params, "sid": scenario_id}).first() is None:
+        raise NotFound(f"scenario {scenario_id} does not exist")
+    return scenarios.show_scenario(conn, scenario_id=scenario_id)
+
+
+ScenarioDep = Annotated[dict, Depends(_scenario_dep)]
+
+
+def _audit(conn, user, action: str, scenario_id: int | None, detail: dict) -> None:
+    audit.record(conn, username=user.username, action=action, object_type="scenario",
+                 object_id=None if scenario_id is None else str(scenario_id), detail=detail)
+
+
+@router.get("")
+def list_scenarios(
+    conn: ConnDep, user: UserDep, page: PageDep,
+    grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Only scenarios of this grid.")] = None,
+) -> dict:
+    """Scenarios of your legal entity's grids, newest first (admins, planners, analysts)."""
+    require_le_wide(user, "scenarios")
+    if grid_id is not None:
+        scoped_grid(conn, user.scope, grid_id)
+    rows = scenarios.list_scenarios(conn, grid_id=grid_id, legal_entity_id=user.scope.legal_entity_id)
+    return items(jsonable(rows[page.offset:page.offset + page.limit]), len(rows), page)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_scenario(body: ScenarioCreate, conn: ConnDep, user: PlannerDep) -> dict:
+    """Create a draft from current assignments (or empty); 409 when a draft of that name exists."""
+    scoped_grid(conn, user.scope, body.grid_id)
+    out = scenarios.create_scenario(conn, grid_id=body.grid_id, name=body.name, user=user.username,
+                                    from_current=body.from_current)
+    _audit(conn, user, "create", out["id"], body.model_dump())
+    return jsonable(out)
+
+
+@router.post("/plan", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
+def plan(body: ScenarioPlan, request: Request, conn: ConnDep, user: PlannerDep) -> JobStarted:
+    """Run the territory optimiser into a draft as a background job; the job's result is the plan report
+    (workload per RM, deviation, contiguity, compactness, distances, changes, nearest-outlet baseline)."""
+    scoped_grid(conn, user.scope, body.grid_id)
+
+    def fn(jconn, progress):
+        return scenarios.plan_scenario(jconn, grid_id=body.grid_id, name=body.name, user=user.username,
+                                       outlets=body.outlets, seed=body.seed, weights=body.weights,
+                                       keep_current=body.keep_current, max_distance_km=body.max_distance_km,
+                                       progress=progress)
+
+    return start_job(request, kind="scenario:plan", user=user, fn=fn, conn=conn, object_type="scenario",
+                     object_id=body.name, detail=body.model_dump())
+
+
+@router.get("/compare")
+def compare(
+    conn: ConnDep, user: UserDep,
+    grid_id: Annotated[int, Query(ge=1, le=2**31 - 1, description="Grid version both sides belong to.")],
+    a: Annotated[str, Query(min_length=1, max_length=100, description="Scenario id or name, or `current`.")] = "current",
+    b: Annotated[str, Query(min_length=1, max_length=100, description="Scenario id or name, or `current`.")] = "current",
+) -> dict:
+    """Compare two scenarios, or one with `current`: per-RM workload before/after, cells moved and
+    customers changing RM."""
+    require_le_wide(user, "scenarios")
+    scoped_grid(conn, user.scope, grid_id)
+    for ref in (a, b):
+        if ref != scenarios.CURRENT:
+            sc = scenarios.find_scenario(conn, ref=ref, grid_id=grid_id)
+            if sc["grid_id"] != grid_id:
+                raise NotFound(f"grid {grid_id} has no scenario {ref!r}")
+    return jsonable(scenarios.compare(conn, grid_id=grid_id, a=a, b=b))
+
+
+@router.get("/{scenario_id}")
+def show(scenario: ScenarioDep) -> dict:
+    """One scenario: status, base version, parameters, plan report and cells per RM."""
+    return jsonable(scenario)
+
+
+@router.patch("/{scenario_id}/cells")
+def edit_cells(body: ScenarioEdit, scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Edit a draft by hand: set the RM and/or lock flag of cells (409 when it is not a draft)."""
+    if body.rm_code is not None and body.rm_code not in visible_rms(conn, user.scope):
+        raise NotFound(f"RM {body.rm_code!r} does not exist")
+    out = scenarios.edit_scenario(conn, scenario_id=scenario["id"], cell_ids=body.cell_ids,
+                                  rm_code=body.rm_code, locked=body.locked)
+    _audit(conn, user, "update", scenario["id"], {**body.model_dump(exclude={"cell_ids"}), "cells": len(body.cell_ids)})
+    return jsonable(out)
+
+
+@router.post("/{scenario_id}/publish")
+def publish(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Make a draft current in one transaction, writing history; answers the hand-over list.
+    409 when the grid's assignments changed since the draft was created (no lost updates)."""
+    out = scenarios.publish(conn, scenario_id=scenario["id"], user=user.username)
+    _audit(conn, user, "publish", scenario["id"], {"cells_changed": out["cells_changed"],
+                                                   "customers_changing_rm": out["customers_changing_rm"]})
+    return jsonable(out)
+
+
+@router.post("/{scenario_id}/discard")
+def discard(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Throw a draft away (kept as `discarded` for the record)."""
+    out = scenarios.discard(conn, scenario_id=scenario["id"])
+    _audit(conn, user, "delete", scenario["id"], {"name": scenario["name"]})
+    return jsonable(out)
+

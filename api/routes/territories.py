@@ -1,0 +1,194 @@
+"""Territories of a grid (定格、定员、定责): current cells per RM, history, and manual changes.
+
+Reading follows ``geodata.scope`` (an RM: their own territory; a branch manager:
+their outlets' RMs). Changes are for planners and admins; each one answers
+with the customers whose RM changes (the hand-over list) and is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from api.deps import ConnDep, PageDep, UserDep, permitted
+from api.grid_access import GridDep, items, jsonable, visible_rms
+from geodata import audit, territories
+from geodata.errors import NotFound
+from geodata.scope import where
+
+router = APIRouter(prefix="/api/v1/grids/{grid_id}/territories", tags=["territories"])
+PlannerDep = permitted("plan")
+
+CellIds = Annotated[list[str], Field(min_length=1, max_length=100_000,
+                                     description="Ids of the cells (H3 index or village code).")]
+Reason = Annotated[str | None, Field(default=None, max_length=500, description="Why (kept in the history).")]
+RmCode = Annotated[str, Field(min_length=1, max_length=32, description="Code of the RM.")]
+
+
+class AssignCells(BaseModel):
+    """Give cells to an RM."""
+
+    cell_ids: CellIds
+    rm_code: RmCode
+    reason: Reason = None
+    force: bool = Field(default=False, description="Also reassign locked cells.")
+
+
+class MoveCells(BaseModel):
+    """Move cells (all of `from_rm`'s when `cell_ids` is omitted) to another RM."""
+
+    from_rm: RmCode
+    to_rm: RmCode
+    cell_ids: list[str] | None = Field(default=None, max_length=100_000, description="Cells to move (default: all).")
+    reason: Reason = None
+    force: bool = Field(default=False, description="Also move locked cells.")
+
+
+class LockCells(BaseModel):
+    """Lock cells (the optimiser must not move them) or unlock them."""
+
+    cell_ids: CellIds
+    locked: bool = Field(default=True, description="true locks, false unlocks.")
+    reason: Reason = None
+
+
+class CoOwner(BaseModel):
+    """Add or remove a co-owner (e.g. an outlet head who oversees) on cells."""
+
+    cell_ids: CellIds
+    rm_code: RmCode
+    add: bool = Field(default=True, description="true adds, false removes the co-owner.")
+
+
+class Handover(BaseModel):
+    """Hand over everything an RM who leaves owns: to one RM, or spread by the optimiser."""
+
+    rm_code: RmCode
+    to_rm: str | None = Field(default=None, max_length=32, description="Receiving RM (omit to spread).")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the optimiser (reproducible spread).")
+
+
+@router.get("")
+def list_territories(grid: GridDep, conn: ConnDep, user: UserDep) -> dict:
+    """Current territory of each RM you may see: owned and co-owned cells, customers, locked cells."""
+    cond = where(user.scope, "rm", "r")
+    rows = conn.execute(text(
+        "SELECT r.code AS rm_code, r.outlet_code, t.role, array_agg(t.cell_id ORDER BY t.cell_id) AS cells,"
+        " count(*) FILTER (WHERE l.cell_id IS NOT NULL) AS locked,"
+        " coalesce(sum(s.customers), 0) AS customers FROM territory t JOIN rm r ON r.code = t.rm_code"
+        " LEFT JOIN cell_lock l ON l.grid_id = t.grid_id AND l.cell_id = t.cell_id"
+        " LEFT JOIN cell_stat s ON s.grid_id = t.grid_id AND s.cell_id = t.cell_id"
+        f" WHERE t.grid_id = :g AND t.valid_to IS NULL AND {cond.sql}"
+        " GROUP BY r.code, r.outlet_code, t.role ORDER BY r.code, t.role DESC"),
+        {**cond.params, "g": grid["id"]}).mappings().all()
+    per_rm: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        d = per_rm.setdefault(r["rm_code"], {"rm_code": r["rm_code"], "outlet_code": r["outlet_code"],
+                                             "cells": [], "co_owned_cells": [], "customers": 0, "locked_cells": 0})
+        if r["role"] == "owner":
+            d.update(cells=list(r["cells"]), customers=int(r["customers"]), locked_cells=int(r["locked"]))
+        else:
+            d["co_owned_cells"] = list(r["cells"])
+    out = [{**d, "cell_count": len(d["cells"])} for d in per_rm.values()]
+    return {"grid_id": grid["id"], "territory_version": grid["territory_version"], "items": out}
+
+
+@router.get("/history")
+def territory_history(
+    grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep,
+    cell_id: Annotated[str | None, Query(max_length=32, description="Only this cell's history.")] = None,
+    rm_code: Annotated[str | None, Query(max_length=32, description="Only this RM's history.")] = None,
+) -> dict:
+    """Ownership history, newest first: RM, role, valid from/to, reason, who changed it, scenario.
+    RMs and branch managers see the entries of the RMs they may see."""
+    rows = territories.history(conn, grid_id=grid["id"], cell_id=cell_id, rm_code=rm_code,
+                               limit=page.offset + page.limit + 1 if user.role in ("admin", "planner", "analyst")
+                               else 100_000)
+    if user.role not in ("admin", "planner", "analyst"):
+        mine = visible_rms(conn, user.scope)
+        rows = [r for r in rows if r["rm_code"] in mine]
+    part = rows[page.offset:page.offset + page.limit]
+    nxt = page.offset + len(part)
+    return {"items": jsonable(part), "next_offset": nxt if len(rows) > nxt else None}
+
+
+@router.get("/{rm_code}")
+def rm_territory(grid: GridDep, rm_code: Annotated[str, Path(max_length=32, description="Code of the RM.")],
+                 conn: ConnDep, user: UserDep, page: PageDep) -> dict:
+    """Cells one RM currently owns in this grid, with their customers (404 for an RM outside your scope)."""
+    if rm_code not in visible_rms(conn, user.scope):
+        raise NotFound(f"RM {rm_code!r} does not exist")
+    rows = conn.execute(text(
+        "SELECT t.cell_id, t.valid_from, t.reason, coalesce(s.customers, 0) AS customers,"
+        " (l.cell_id IS NOT NULL) AS locked FROM territory t"
+        " LEFT JOIN cell_stat s ON s.grid_id = t.grid_id AND s.cell_id = t.cell_id"
+        " LEFT JOIN cell_lock l ON l.grid_id = t.grid_id AND l.cell_id = t.cell_id"
+        " WHERE t.grid_id = :g AND t.rm_code = :r AND t.role = 'owner' AND t.valid_to IS NULL"
+        " ORDER BY t.cell_id"), {"g": grid["id"], "r": rm_code}).mappings().all()
+    part = [dict(r) for r in rows[page.offset:page.offset + page.limit]]
+    return {"rm_code": rm_code, **items(jsonable(part), len(rows), page)}
+
+
+def _rms_in_scope(conn, user, *codes: str | None) -> None:
+    # An RM of another legal entity is "not found", not "belongs elsewhere": no hint it exists.
+    mine = visible_rms(conn, user.scope)
+    for code in codes:
+        if code is not None and code not in mine:
+            raise NotFound(f"RM {code!r} does not exist")
+
+
+def _changed(conn, user, grid: dict, what: str, out: dict, body: BaseModel) -> dict:
+    audit.record(conn, username=user.username, action="update", object_type="territory",
+                 object_id=str(grid["id"]), detail={"change": what, **body.model_dump(exclude={"cell_ids"}),
+                                                    "cells": len(getattr(body, "cell_ids", None) or [])})
+    return jsonable(out)
+
+
+@router.post("/assign")
+def assign(body: AssignCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Give cells to an RM (locked cells only with `force`); answers the hand-over list."""
+    _rms_in_scope(conn, user, body.rm_code)
+    out = territories.assign_cells(conn, grid_id=grid["id"], cell_ids=body.cell_ids, rm_code=body.rm_code,
+                                   user=user.username, reason=body.reason or "manual assignment", force=body.force)
+    return _changed(conn, user, grid, "assign", out, body)
+
+
+@router.post("/move")
+def move(body: MoveCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Move cells from one RM to another; answers the hand-over list."""
+    _rms_in_scope(conn, user, body.from_rm, body.to_rm)
+    out = territories.move_cells(conn, grid_id=grid["id"], from_rm=body.from_rm, to_rm=body.to_rm,
+                                 user=user.username, cell_ids=body.cell_ids,
+                                 reason=body.reason or "manual move", force=body.force)
+    return _changed(conn, user, grid, "move", out, body)
+
+
+@router.post("/locks")
+def lock(body: LockCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Lock or unlock cells; locking moves no customer, so the hand-over list is empty."""
+    out = territories.set_locks(conn, grid_id=grid["id"], cell_ids=body.cell_ids, locked=body.locked,
+                                user=user.username, reason=body.reason)
+    return _changed(conn, user, grid, "lock" if body.locked else "unlock",
+                    {**out, "customers_changing_rm": 0, "handover": []}, body)
+
+
+@router.post("/co-owners")
+def co_owner(body: CoOwner, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Add or remove a co-owner on cells; owners do not change, so the hand-over list is empty."""
+    _rms_in_scope(conn, user, body.rm_code)
+    out = territories.set_co_owner(conn, grid_id=grid["id"], cell_ids=body.cell_ids, rm_code=body.rm_code,
+                                   user=user.username, add=body.add)
+    return _changed(conn, user, grid, "co-owner", {**out, "customers_changing_rm": 0, "handover": []}, body)
+
+
+@router.post("/handover")
+def handover(body: Handover, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
+    """Hand over all cells of an RM who leaves, to `to_rm` or spread over the grid's other RMs by the
+    optimiser; answers the hand-over list."""
+    _rms_in_scope(conn, user, body.rm_code, body.to_rm)
+    out = territories.handover_rm(conn, grid_id=grid["id"], rm_code=body.rm_code, user=user.username,
+                                  to_rm=body.to_rm, seed=body.seed)
+    return _changed(conn, user, grid, "handover", out, body)
