@@ -122,23 +122,22 @@ class VillageLocator:
         self._build()
 
     def _fine_index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fine raster column and row of each point, clamped to the table.
+        """Fine raster column and row (int32) of each point, clamped to the table.
 
         Used both to mark border squares and to look points up: the same
         monotone float arithmetic on both sides is what makes the table exact.
         Points off the table (or NaN) are clamped into the margin, which lies
         outside every cell, so they need no mask.
         """
-        fx = x - self.x0
-        fx *= self._inv
-        fy = y - self.y0
-        fy *= self._inv
-        with np.errstate(invalid="ignore"):  # NaN/inf casts land in the margin too
-            ix = fx.astype(np.int64)
-            iy = fy.astype(np.int64)
-        np.clip(ix, 0, self.nfx - 1, out=ix)
-        np.clip(iy, 0, self.nfy - 1, out=iy)
-        return ix, iy
+        out = []
+        for v, v0, n in ((x, self.x0, self.nfx), (y, self.y0, self.nfy)):
+            f = v - v0
+            f *= self._inv
+            # fmax/fmin send NaN to 0 and clamp infinities: every cast is defined.
+            np.fmax(f, 0.0, out=f)
+            np.fmin(f, n - 1.0, out=f)
+            out.append(f.astype(np.int32))
+        return out[0], out[1]
 
     def _build(self) -> None:
         """Mark border squares, label the rest by connected component, list candidates."""
