@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -116,15 +117,17 @@ def run_ours(out: Path) -> dict:
 
     geoms = shapely.from_wkb(np.load(out / "cells.npy", allow_pickle=True))
     lon, lat = np.load(out / "lon.npy"), np.load(out / "lat.npy")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     loc = VillageLocator(geoms)
-    t1 = time.perf_counter()
-    res = loc.locate(lon, lat)
-    t2 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
+    res = loc.locate(lon, lat, workers=2)
+    t2, c2 = time.perf_counter(), time.process_time()
     np.save(out / "ours.npy", res)
     return {
         "build_s": t1 - t0,
         "locate_s": t2 - t1,
+        "build_cpu_s": c1 - c0,
+        "locate_cpu_s": c2 - c1,
         "step_deg": loc.step,
         "table": [loc.ncx, loc.ncy],
         "blocks": int(loc.fine.size // 64),
@@ -142,15 +145,15 @@ def run_baseline(out: Path, n_base: int) -> dict:
     geoms = shapely.from_wkb(np.load(out / "cells.npy", allow_pickle=True))
     cells = gpd.GeoDataFrame(geometry=geoms, crs=4326)
     lon, lat = np.load(out / "lon.npy")[:n_base], np.load(out / "lat.npy")[:n_base]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
     joined = gpd.sjoin(pts, cells, predicate="within", how="left")
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     # A point within two cells cannot happen for a tiling, but keep the lowest, as ours does.
     right = joined["index_right"].fillna(-1).astype(np.int64)
     res = right.groupby(level=0).min().reindex(range(n_base)).to_numpy()
     np.save(out / "base.npy", res)
-    return {"sjoin_s": t1 - t0, "peak_mb": peak_mb()}
+    return {"sjoin_s": t1 - t0, "sjoin_cpu_s": c1 - c0, "peak_mb": peak_mb()}
 
 
 def child(role: str, out: Path, n_base: int) -> dict:
@@ -181,6 +184,7 @@ def main() -> None:
         return
 
     n_base = min(args.baseline_n, args.n)
+    load = os.getloadavg()[0]  # other work on this machine slows wall-clock figures
     with tempfile.TemporaryDirectory(prefix="bench_village_") as tmp:
         out = Path(tmp)
         info = make_data(args.n, args.villages, args.seed, out)
@@ -203,6 +207,11 @@ def main() -> None:
         f"{ours['mixed_squares']:,} fine border squares, peak {ours['peak_mb']:.0f} MB"
     )
     print(
+        f"cpu time: ours build {ours['build_cpu_s']:.2f} s + locate {ours['locate_cpu_s']:.2f} s "
+        f"(2 threads); sjoin {base['sjoin_cpu_s']:.2f} s; 1-min load average {load:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
+    print(
         f"baseline: geopandas.sjoin within on {n_base:,} points in {base['sjoin_s']:.2f} s "
         f"= {rate_base / 1e6:.3f} M pts/s, peak {base['peak_mb']:.0f} MB"
     )
@@ -217,13 +226,17 @@ def main() -> None:
                 "n": args.n,
                 "villages": args.villages,
                 "cells": info["cells"],
+                "load_avg_1min": round(load, 2),
                 "ours_build_s": round(ours["build_s"], 3),
+                "ours_build_cpu_s": round(ours["build_cpu_s"], 3),
+                "ours_locate_cpu_s": round(ours["locate_cpu_s"], 3),
                 "ours_locate_s": round(ours["locate_s"], 3),
                 "ours_mpts_per_s": round(rate / 1e6, 2),
                 "ours_locate_mpts_per_s": round(rate_locate / 1e6, 2),
                 "ours_peak_mb": round(ours["peak_mb"]),
                 "baseline_n": n_base,
                 "baseline_s": round(base["sjoin_s"], 3),
+                "baseline_cpu_s": round(base["sjoin_cpu_s"], 3),
                 "baseline_mpts_per_s": round(rate_base / 1e6, 3),
                 "baseline_peak_mb": round(base["peak_mb"]),
                 "speedup": round(rate / rate_base, 1),
