@@ -44,7 +44,8 @@ def parse_properties(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def _geojson(geoms) -> list[dict | None]:
+def geojson_geometries(geoms) -> list[dict | None]:
+    """GeoJSON geometry dicts of shapely geometries (None stays None)."""
     return [None if g is None else json.loads(g) for g in shapely.to_geojson(list(geoms))]
 
 
@@ -67,7 +68,7 @@ def _scores(conn: Connection, grid_id: int, ids: list[str]) -> dict[str, dict]:
 
 def _features(rows: list[dict], geoms, names, visible: set[str] | None) -> list[dict]:
     out = []
-    for row, geom in zip(rows, _geojson(geoms), strict=True):
+    for row, geom in zip(rows, geojson_geometries(geoms), strict=True):
         mine = visible is None or row["cell_id"] in visible
         props = {"cell_id": row["cell_id"]}
         for n in names:
@@ -158,5 +159,5 @@ def cell_detail(conn: Connection, scope: Scope, grid: dict, cell_id: str, link: 
         "leads": link.lead_cell_url.replace("{customer_ids}", joined),
         "customer_ids_in_links": len(ids), "capped": n > len(ids),
     }
-    return {"type": "Feature", "id": cell_id, "geometry": _geojson(cells.geometry)[0],
+    return {"type": "Feature", "id": cell_id, "geometry": geojson_geometries(cells.geometry)[0],
             "properties": jsonable(props)}

@@ -183,3 +183,45 @@ def test_rollup_sums_children(client, auth, built):
     assert all(f["properties"]["customers"] is None for f in rm["features"])
     r = client.get(f"/api/v1/grids/{gid}/cells", params={"res": 8}, headers=auth("planner_a"))
     assert r.status_code == 422
+
+
+def test_gap_scores_follow_territory_scope(client, auth, data):
+    """Seeded run: a planner sees a2 (blank) first; rm_a1 sees only a1 (a2 is RA2's), also in /blank."""
+    url = f"/api/v1/grids/{data['grid_a']}/gaps"
+    fc = client.get(url, headers=auth("planner_a")).json()
+    assert [f["id"] for f in fc["features"]] == ["a2", "a1"] and fc["gap_run"]["id"] == data["gap_run_a"]
+    assert fc["features"][0]["properties"]["reason_zh"] == "90天内无走访"
+    assert fc["features"][0]["geometry"]["type"] == "Point"
+    rm = client.get(url, headers=auth("rm_a1")).json()
+    assert [f["id"] for f in rm["features"]] == ["a1"]
+    blank = client.get(f"{url}/blank", headers=auth("planner_a")).json()["items"]
+    assert [(b["rank"], b["cell_id"]) for b in blank] == [(1, "a2")]
+    assert client.get(f"{url}/blank", headers=auth("rm_a1")).json()["items"] == []
+    why = client.get(f"{url}/cells/a2", headers=auth("analyst_a")).json()
+    assert why["contributions"] == [{"component": "no_recent_visit", "contribution": 40.0, "value": None}]
+    assert client.get(f"{url}/cells/a2", headers=auth("bm_a")).status_code == 404
+    assert client.get(url, params={"gap_class": "nope"}, headers=auth("planner_a")).status_code == 422
+
+
+def test_score_and_sites_jobs_on_a_real_grid(client, app, auth, built):
+    """Scoring the built grid stores a run covering every cell; every cell is unowned, so an RM sees
+    them all; site suggestion reports households before/after."""
+    gid, result, _ = built
+    summary = _wait(client, app, auth, "planner_a", client.post(
+        f"/api/v1/grids/{gid}/gaps/score", headers=auth("planner_a")))
+    assert summary["cells"] == result["cell_count"]
+    assert sum(summary["classes"].values()) == result["cell_count"]
+    fc = client.get(f"/api/v1/grids/{gid}/gaps", params={"limit": 5}, headers=auth("rm_a1")).json()
+    assert fc["numberMatched"] == result["cell_count"] and fc["gap_run"]["id"] == summary["gap_run_id"]
+    scores = [f["properties"]["score"] for f in fc["features"]]
+    assert scores == sorted(scores, reverse=True)
+    assert {"components", "measures", "reason_en", "gap_class"} <= set(fc["features"][0]["properties"])
+    assert client.post(f"/api/v1/grids/{gid}/gaps/score", headers=auth("analyst_a")).status_code == 403
+    assert client.post(f"/api/v1/grids/{gid}/gaps/sites", json={"count": 2, "radius_km": 3},
+                       headers=auth("rm_a1")).status_code == 403
+    r = client.post(f"/api/v1/grids/{gid}/gaps/sites", json={"count": 0, "radius_km": 3}, headers=auth("planner_a"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "count"
+    sites = _wait(client, app, auth, "analyst_a", client.post(
+        f"/api/v1/grids/{gid}/gaps/sites", json={"count": 2, "radius_km": 3}, headers=auth("analyst_a")))
+    assert sites["households_covered_after"] >= sites["households_covered_before"]
+    assert len(sites["suggestions"]) <= 2

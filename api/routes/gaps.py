@@ -1,0 +1,144 @@
+"""Coverage gaps of a grid: scoring (job), latest scores as GeoJSON, blank areas, one cell's why, sites (job).
+
+Scores hold no personal data, but their measures name the owning RM and count
+customers: RMs and branch managers see the cells of their (outlets') territory
+plus the cells nobody owns (blank areas belong to no territory yet); planners,
+analysts and admins see every cell of their legal entity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from api.cells import geojson_geometries
+from api.deps import BboxQuery, ConnDep, PageDep, UserDep, permitted
+from api.grid_access import (
+    CellIdPath,
+    GridDep,
+    JobStarted,
+    jsonable,
+    records,
+    require_le_wide,
+    start_job,
+    unowned_cells,
+    visible_cells,
+)
+from geodata import gaps, grids
+from geodata.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/grids/{grid_id}/gaps", tags=["gaps"])
+PlannerDep = permitted("plan")
+GapClass = Literal["blank", "under-served", "covered"]
+
+
+class ScoreRequest(BaseModel):
+    """Score every cell of the grid; weights and thresholds from a TOML text (defaults when omitted)."""
+
+    config_toml: str | None = Field(default=None, max_length=20_000,
+                                    description="Gap configuration as TOML text (weights, class thresholds).")
+
+
+class SitesRequest(BaseModel):
+    """Where up to `count` new service points would newly cover the most households within `radius_km`."""
+
+    count: int = Field(ge=1, le=100, description="Most new sites to choose.")
+    radius_km: float = Field(gt=0, le=100, description="Coverage radius in km (straight line).")
+
+
+def _visible(conn, user, grid_id: int) -> set[str] | None:
+    """Cells whose scores the user may see (None: all)."""
+    mine = visible_cells(conn, user.scope, grid_id)
+    return None if mine is None else mine | unowned_cells(conn, grid_id)
+
+
+def _scores(conn, user, grid_id: int, gap_class: str | None = None, cell_ids: list[str] | None = None):
+    df = gaps.latest_scores(conn, grid_id=grid_id, gap_class=gap_class, cell_ids=cell_ids)
+    run = df.attrs["gap_run"]
+    keep = _visible(conn, user, grid_id)
+    rows = records(df) if len(df) else []
+    if keep is not None:
+        rows = [r for r in rows if r["cell_id"] in keep]
+    return rows, jsonable(run)
+
+
+@router.post("/score", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
+def score(grid: GridDep, request: Request, conn: ConnDep, user: PlannerDep, body: ScoreRequest | None = None) -> JobStarted:
+    """Score every cell 0–100 from normalised components as a background job (planners and admins);
+    the run is stored with the grid version and time, and its summary is the job's result."""
+    gid, cfg = grid["id"], body.config_toml if body else None
+    return start_job(request, kind="gaps:score", user=user, conn=conn, object_type="gap_run", object_id=str(gid),
+                     fn=lambda jconn, progress: gaps.score_grid(jconn, grid_id=gid, config_text=cfg, trigger="api"))
+
+
+@router.get("")
+def latest_scores(
+    grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep, bbox: BboxQuery = None,
+    gap_class: Annotated[GapClass | None, Query(description="Only cells of this class.")] = None,
+) -> dict:
+    """Latest gap scores as a GeoJSON FeatureCollection, highest score first: score, class, component
+    contributions, measures and reasons (zh/en) per cell; `gap_run` says when they were computed."""
+    rows, run = _scores(conn, user, grid["id"], gap_class)
+    if bbox is not None:
+        inside = {r[0] for r in conn.execute(text(
+            "SELECT cell_id FROM cell WHERE grid_id = :g AND ST_Intersects(geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"),
+            {"g": grid["id"], "x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3]})}
+        rows = [r for r in rows if r["cell_id"] in inside]
+    part = rows[page.offset:page.offset + page.limit]
+    geoms: dict[str, Any] = {}
+    if part:
+        cells = grids.load_cells(conn, grid_id=grid["id"], cell_ids=[r["cell_id"] for r in part], with_stats=False)
+        geoms = dict(zip(cells["cell_id"], geojson_geometries(cells.geometry), strict=True))
+    nxt = page.offset + len(part)
+    return {"type": "FeatureCollection", "gap_run": run, "numberMatched": len(rows), "numberReturned": len(part),
+            "next_offset": nxt if nxt < len(rows) else None,
+            "features": [{"type": "Feature", "id": r["cell_id"], "geometry": geoms.get(r["cell_id"]),
+                          "properties": r} for r in part]}
+
+
+@router.get("/blank")
+def blank_areas(
+    grid: GridDep, conn: ConnDep, user: UserDep,
+    top: Annotated[int, Query(ge=1, le=1000, description="How many blank areas to return.")] = 50,
+) -> dict:
+    """Blank areas (业务空白区域) ranked by score, each with the reason in plain words (zh and en)."""
+    keep = _visible(conn, user, grid["id"])
+    rows = gaps.blank_areas(conn, grid_id=grid["id"], top=top if keep is None else 1_000_000)
+    if keep is not None:
+        rows = [r for r in rows if r["cell_id"] in keep][:top]
+    return {"grid_id": grid["id"], "items": [{"rank": i, **r} for i, r in enumerate(jsonable(rows), start=1)]}
+
+
+@router.get("/cells/{cell_id}")
+def explain_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep) -> dict:
+    """Why one cell scores as it does: score, class, each component's value and contribution (largest
+    first), the measures behind them and the reasons in zh/en (404 outside your scope)."""
+    keep = _visible(conn, user, grid["id"])
+    if keep is not None and cell_id not in keep:
+        raise NotFound(f"grid {grid['id']} has no cell {cell_id!r}")
+    rows, run = _scores(conn, user, grid["id"], cell_ids=[cell_id])
+    if not rows:
+        raise NotFound(f"grid {grid['id']} has no score for cell {cell_id!r}")
+    r = rows[0]
+    comps = r.get("components") or {}
+    contrib = sorted(((k.removeprefix("contrib_"), v) for k, v in comps.items() if k.startswith("contrib_")),
+                     key=lambda kv: -(kv[1] or 0))
+    values = {k.removeprefix("comp_"): v for k, v in comps.items() if k.startswith("comp_")}
+    return {**r, "gap_run": run, "contributions": [
+        {"component": k, "contribution": v, "value": values.get(k)} for k, v in contrib]}
+
+
+@router.post("/sites", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
+def suggest_sites(body: SitesRequest, grid: GridDep, request: Request, conn: ConnDep, user: UserDep) -> JobStarted:
+    """Suggest new service-point sites (maximal covering with existing outlets and service points fixed)
+    as a background job (admins, planners, analysts); the result gives households covered before and
+    after, per suggestion."""
+    require_le_wide(user, "site suggestions")
+    gid = grid["id"]
+    return start_job(request, kind="gaps:sites", user=user, conn=conn, object_type="site_suggestion",
+                     object_id=str(gid), detail=body.model_dump(),
+                     fn=lambda jconn, progress: gaps.suggest_sites(jconn, grid_id=gid, count=body.count,
+                                                                   radius_km=body.radius_km))
