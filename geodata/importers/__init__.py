@@ -244,5 +244,5 @@ def _validated(source, ctx: Context, chunk_size: int):
 
 def _flush_staging(cur, spec: Kind, run_id: int) -> None:
     """Move rows staged before switching to the direct path into the (empty) target."""
-    load.upsert(cur, spec, run_id)
+    load.upsert(cur, spec, run_id, into_empty=True)
     cur.execute(f"TRUNCATE {load.STAGING}")
