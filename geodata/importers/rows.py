@@ -182,11 +182,12 @@ def duplicates(f: pd.DataFrame, key: tuple[str, ...], lines: np.ndarray, ctx: Co
     if len(later):
         dup_reason[later] = [f"duplicate of line {n}" for n in first.loc[later].to_numpy()]
     rej.add(dup_reason != None, key[0], dup_reason, f[key[0]])  # noqa: E711
-    keep = frame.drop(index=later)
-    merged_h = np.concatenate([ctx.seen_hash, keep["h"].to_numpy(dtype=np.uint64)])
-    merged_l = np.concatenate([ctx.seen_line, keep["line"].to_numpy(dtype=np.int64)])
-    order = np.argsort(merged_h, kind="stable")
-    ctx.seen_hash, ctx.seen_line = merged_h[order], merged_l[order]
+    keep = frame.drop(index=later).sort_values("h", kind="stable")
+    new_h = keep["h"].to_numpy(dtype=np.uint64)
+    # Insert into the sorted history in O(n) instead of re-sorting it every chunk.
+    pos = np.searchsorted(ctx.seen_hash, new_h)
+    ctx.seen_hash = np.insert(ctx.seen_hash, pos, new_h)
+    ctx.seen_line = np.insert(ctx.seen_line, pos, keep["line"].to_numpy(dtype=np.int64))
 
 
 def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
