@@ -1,0 +1,187 @@
+"""Exports of one grid version that planners send around: cells, territories and gaps as layers, and
+an Excel workbook with one sheet per RM (their cells and customers) plus a summary sheet.
+
+Which cells, RMs and customers go in is decided by the caller: ``cell_ids`` (None = every cell) and
+a :class:`geodata.scope.Scope` for RMs and customers. Masking personal data is the caller's job too
+(``api.masking``); this module only queries and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geodata.errors import BadInput, NotFound
+from geodata.gaps import latest_scores
+from geodata.grids import load_cells
+from geodata.scope import Scope, where
+
+FORMATS = ("gpkg", "geojson", "csv", "xlsx")
+LAYERS = ("cells", "territories", "gaps")
+# One sheet holds at most 1,048,576 rows; leave room for the cells table and headers.
+SHEET_CUSTOMER_LIMIT = 1_000_000
+_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+
+
+def _owners(conn: Connection, grid_id: int) -> dict[str, str]:
+    return dict(conn.execute(text("SELECT cell_id, rm_code FROM territory WHERE grid_id = :g AND role = 'owner'"
+                                  " AND valid_to IS NULL"), {"g": grid_id}).all())
+
+
+def _scores(conn: Connection, grid_id: int) -> pd.DataFrame:
+    try:
+        df = latest_scores(conn, grid_id=grid_id)
+    except NotFound:
+        return pd.DataFrame(columns=["cell_id", "score", "gap_class", "components", "measures", "reason_zh", "reason_en"])
+    return df
+
+
+def cells_layer(conn: Connection, *, grid_id: int, cell_ids: Iterable[str] | None = None) -> gpd.GeoDataFrame:
+    """Cells with statistics, owner, lock, and the latest score, class and reasons."""
+    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    if cell_ids is not None:
+        cells = cells[cells["cell_id"].isin(set(cell_ids))]
+    locks = {r[0] for r in conn.execute(text("SELECT cell_id FROM cell_lock WHERE grid_id = :g"), {"g": grid_id})}
+    cells = cells.assign(owner_rm=cells["cell_id"].map(_owners(conn, grid_id)), locked=cells["cell_id"].isin(locks))
+    scores = _scores(conn, grid_id)[["cell_id", "score", "gap_class", "reason_zh", "reason_en"]]
+    return cells.merge(scores, on="cell_id", how="left").reset_index(drop=True)
+
+
+def gaps_layer(conn: Connection, *, grid_id: int, cell_ids: Iterable[str] | None = None) -> gpd.GeoDataFrame:
+    """Latest scores with every component contribution as a column (``contrib_*``, ``comp_*``)."""
+    scores = latest_scores(conn, grid_id=grid_id)
+    if cell_ids is not None and len(scores):
+        scores = scores[scores["cell_id"].isin(set(cell_ids))]
+    if not len(scores):
+        return gpd.GeoDataFrame({"cell_id": [], "label": [], "score": [], "gap_class": []},
+                                geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    comps = pd.DataFrame(list(scores["components"]), index=scores.index) if len(scores) else pd.DataFrame()
+    flat = pd.concat([scores.drop(columns=["components", "measures"]), comps], axis=1)
+    geo = load_cells(conn, grid_id=grid_id, cell_ids=list(flat["cell_id"]), with_stats=False)[["cell_id", "label", "geometry"]]
+    return geo.merge(flat, on="cell_id").sort_values(["score", "cell_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def territories_layer(conn: Connection, *, grid_id: int, scope: Scope) -> gpd.GeoDataFrame:
+    """One feature per RM ``scope`` may see: the union of the cells they own and their totals."""
+    cond = where(scope, "rm", "r")
+    rows = conn.execute(text(
+        "SELECT t.rm_code, r.name AS rm_name, r.outlet_code, t.cell_id FROM territory t JOIN rm r ON r.code = t.rm_code"
+        f" WHERE t.grid_id = :g AND t.role = 'owner' AND t.valid_to IS NULL AND {cond.sql} ORDER BY t.rm_code"),
+        {**cond.params, "g": grid_id}).mappings().all()
+    owned = pd.DataFrame([dict(r) for r in rows], columns=["rm_code", "rm_name", "outlet_code", "cell_id"])
+    cells = load_cells(conn, grid_id=grid_id, cell_ids=list(owned["cell_id"]), with_stats=True) if len(owned) else None
+    out = []
+    for (rm, name, outlet), part in owned.groupby(["rm_code", "rm_name", "outlet_code"], sort=True):
+        mine = cells[cells["cell_id"].isin(part["cell_id"])]
+        out.append({"rm_code": rm, "rm_name": name, "outlet_code": outlet, "cells": len(mine),
+                    **{c: float(pd.to_numeric(mine[c], errors="coerce").fillna(0).sum())
+                       for c in ("customers", "households", "deposit", "loan")},
+                    "area_km2": float(mine["area_km2"].sum()),
+                    "geometry": shapely.union_all(mine.geometry.to_numpy())})
+    cols = ["rm_code", "rm_name", "outlet_code", "cells", "customers", "households", "deposit", "loan", "area_km2"]
+    return gpd.GeoDataFrame(pd.DataFrame(out, columns=[*cols, "geometry"]), geometry="geometry", crs=4326)
+
+
+def rm_workbook_data(conn: Connection, *, grid_id: int, scope: Scope) -> tuple[pd.DataFrame, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
+    """Summary per RM, and per RM (in scope, owning cells) their cells and their customers in scope."""
+    cells = cells_layer(conn, grid_id=grid_id)
+    terr = territories_layer(conn, grid_id=grid_id, scope=scope)
+    cond = where(scope, "customer", "c")
+    sheets: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for rm in terr["rm_code"]:
+        mine = pd.DataFrame(cells[cells["owner_rm"] == rm].drop(columns="geometry"))
+        rows = conn.execute(text(
+            "SELECT c.customer_id, c.name, c.phone, c.id_number, cc.cell_id, c.village_code, c.segment,"
+            " c.deposit_balance::float8 AS deposit_balance, c.loan_balance::float8 AS loan_balance"
+            " FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id AND cc.grid_id = :g"
+            " JOIN territory t ON t.grid_id = cc.grid_id AND t.cell_id = cc.cell_id AND t.role = 'owner'"
+            f" AND t.valid_to IS NULL WHERE t.rm_code = :rm AND {cond.sql} ORDER BY cc.cell_id, c.customer_id"
+            " LIMIT :lim"), {**cond.params, "g": grid_id, "rm": rm, "lim": SHEET_CUSTOMER_LIMIT}).mappings().all()
+        customers = pd.DataFrame([dict(r) for r in rows], columns=[
+            "customer_id", "name", "phone", "id_number", "cell_id", "village_code", "segment",
+            "deposit_balance", "loan_balance"])
+        sheets[rm] = (mine, customers)
+    summary = pd.DataFrame(terr.drop(columns="geometry"))
+    summary["customers_listed"] = [len(sheets[r][1]) for r in summary["rm_code"]]
+    return summary, sheets
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Lists, dicts and timestamps as text, so every format can hold them."""
+    out = df.copy()
+    for c in out.columns:
+        if c == "geometry":
+            continue
+        if out[c].dtype == object:
+            out[c] = [json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, (list, dict, tuple)) else v
+                      for v in out[c]]
+        elif isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            out[c] = out[c].astype(str)
+    return out
+
+
+def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> Path:
+    """Write one layer as GeoPackage, GeoJSON or CSV (geometry as WKT plus a lon/lat inside it)."""
+    if fmt not in ("gpkg", "geojson", "csv"):
+        raise BadInput(f"unknown layer format {fmt!r}")
+    flat = _plain(gdf)
+    if fmt == "csv":
+        geoms = flat.geometry.to_numpy()
+        inner = shapely.point_on_surface(geoms)
+        table = pd.DataFrame(flat.drop(columns="geometry")).assign(
+            lon=shapely.get_x(inner), lat=shapely.get_y(inner), wkt=shapely.to_wkt(geoms, rounding_precision=7))
+        # utf-8-sig: Excel, which planners open CSVs with, needs the BOM to read Chinese.
+        table.to_csv(path, index=False, encoding="utf-8-sig")
+    elif fmt == "gpkg":
+        flat.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
+    else:
+        path.write_text(flat.to_json(ensure_ascii=False, drop_id=True), encoding="utf-8")
+    return path
+
+
+def sheet_name(rm_code: str, rm_name: str | None, taken: set[str]) -> str:
+    """A valid, unique Excel sheet name (≤31 characters, none of []:*?/\\)."""
+    base = _SHEET_BAD.sub("_", f"{rm_code} {rm_name}" if rm_name else rm_code)[:31] or "RM"
+    name, i = base, 1
+    while name.lower() in taken:
+        i += 1
+        name = f"{base[:27]}~{i}"
+    taken.add(name.lower())
+    return name
+
+
+def write_workbook(path: Path, *, summary: pd.DataFrame, sheets: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> Path:
+    """The RM workbook: a summary sheet, then per RM their cells table and customers table."""
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_urls": False,
+                                         "strings_to_formulas": False, "nan_inf_to_errors": True})
+    bold = wb.add_format({"bold": True})
+
+    def table(ws, row: int, df: pd.DataFrame) -> int:
+        ws.write_row(row, 0, list(df.columns), bold)
+        for values in _plain(df).itertuples(index=False, name=None):
+            row += 1
+            ws.write_row(row, 0, [None if v is None or (isinstance(v, float) and v != v) else v for v in values])
+        return row + 2
+
+    ws = wb.add_worksheet("汇总 Summary")
+    table(ws, 0, summary)
+    taken = {"汇总 summary"}
+    names = dict(zip(summary["rm_code"], summary["rm_name"], strict=True)) if len(summary) else {}
+    for rm, (cells, customers) in sheets.items():
+        ws = wb.add_worksheet(sheet_name(rm, names.get(rm), taken))
+        ws.write_row(0, 0, ["cells / 网格"], bold)
+        row = table(ws, 1, cells)
+        ws.write_row(row, 0, ["customers / 客户"], bold)
+        table(ws, row + 1, customers)
+    wb.close()
+    return path
