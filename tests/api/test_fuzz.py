@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from geodata.tables import metadata
 
-EXAMPLES_PER_OPERATION = 8
+EXAMPLES_PER_OPERATION = 5
 INJECTIONS = (
     "' OR 1=1 --",
     "'; DROP TABLE customer; --",

@@ -1,0 +1,214 @@
+"""Load test of the HTTP API on loopback: many concurrent clients against cell listings.
+
+A throwaway database gets one county (640104), an H3 grid of a few thousand
+cells over it, its villages, an outlet, an RM owning a tenth of the cells, and
+a planner and that RM as users. The API runs under uvicorn in a subprocess on
+127.0.0.1; ``--clients`` async httpx clients (planner and RM tokens
+alternating) ask ``GET /api/v1/grids/{id}/cells?bbox=...&limit=...`` with
+random boxes for ``--seconds`` (``/api/v1/villages?bbox=...`` if the cells
+route is not there). Reported: p50/p95/p99 latency, requests per second,
+errors. Baseline: one client asking the same kind of requests sequentially.
+
+    python bench/bench_api_load.py --seconds 30 --clients 50
+    python bench/bench_api_load.py --seconds 3 --clients 5 --res 8      # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import h3
+import httpx
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import text
+
+from bench.common import DATA, ROOT, emit, throwaway_database
+
+COUNTY = "640104"
+SECRET = "bench-secret-key-of-at-least-32-bytes!"
+
+
+def seed(engine, res: int) -> dict:
+    """County, villages, outlet, RM, H3 grid with cells, territory, users; returns what requests need."""
+    sys.path.insert(0, str(ROOT))
+    from geodata import users
+
+    counties = json.loads((DATA / "ningxia_counties_gcj02.geojson").read_text())
+    feature = next(f for f in counties["features"] if f["properties"]["adcode"] == COUNTY)
+    county = shapely.geometry.shape(feature["geometry"])
+    cells = sorted(h3.geo_to_cells(feature["geometry"], res))
+    polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]).wkt for c in cells]
+    villages = pd.read_csv(DATA / "ningxia_villages.csv", dtype={"code": str, "county_code": str})
+    villages = villages[villages["county_code"] == COUNTY]
+    with engine.begin() as c:
+        le = c.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LEA', 'bench') RETURNING id")).scalar_one()
+        c.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom)"
+                       " VALUES (:a, 'bench', :le, ST_Multi(ST_GeomFromText(:w, 4326)))"),
+                  {"a": COUNTY, "le": le, "w": county.wkt})
+        c.execute(text("INSERT INTO village (code, name, township_code, county_code, coord_level, geom)"
+                       " VALUES (:c, :n, :t, :k, :l, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
+                  [{"c": r.code, "n": r.name, "t": r.code[:9], "k": COUNTY, "l": r.coord_level,
+                    "x": r.lon_wgs84, "y": r.lat_wgs84} for r in villages.itertuples()])
+        c.execute(text("INSERT INTO outlet (code, name, legal_entity_id, county_code, geom)"
+                       " VALUES ('O1', 'o', :le, :k, ST_PointOnSurface(ST_GeomFromText(:w, 4326)))"),
+                  {"le": le, "k": COUNTY, "w": county.wkt})
+        c.execute(text("INSERT INTO rm (code, name, legal_entity_id, outlet_code) VALUES ('R1', 'r', :le, 'O1')"),
+                  {"le": le})
+        grid = c.execute(text("INSERT INTO grid (county_code, kind, resolution, cell_count)"
+                              " VALUES (:k, 'h3', :r, :n) RETURNING id"),
+                         {"k": COUNTY, "r": res, "n": len(cells)}).scalar_one()
+        c.execute(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom)"
+                       " VALUES (:g, :c, :a, ST_GeomFromText(:w, 4326))"),
+                  [{"g": grid, "c": cell, "a": h3.cell_area(cell, "km^2"), "w": w}
+                   for cell, w in zip(cells, polys, strict=True)])
+        c.execute(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by)"
+                       " VALUES (:g, :c, 'R1', 'bench', 'bench')"),
+                  [{"g": grid, "c": cell} for cell in cells[::10]])
+        users.create_user(c, username="planner", password_hash="-", role="planner", legal_entity_id=le)
+        users.create_user(c, username="rm", password_hash="-", role="rm", legal_entity_id=le, rm_code="R1")
+        c.execute(text("ANALYZE"))
+    return {"grid_id": grid, "cells": len(cells), "bounds": county.bounds}
+
+
+def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
+    """uvicorn with the app factory in a subprocess, on loopback; returns once /health answers."""
+    env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": SECRET,
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the API did not start")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the API did not answer /health within 60 s")
+
+
+def make_request(rng: random.Random, path: str, bounds) -> tuple[str, dict]:
+    """A listing with a random box of 1.5 to 8 km inside the county and a random page size."""
+    x0, y0, x1, y1 = bounds
+    w, h = rng.uniform(0.015, 0.08), rng.uniform(0.015, 0.07)
+    x, y = rng.uniform(x0, x1 - w), rng.uniform(y0, y1 - h)
+    return path, {"bbox": f"{x:.5f},{y:.5f},{x + w:.5f},{y + h:.5f}", "limit": rng.choice((50, 100, 200))}
+
+
+async def run_clients(base: str, path: str, bounds, tokens: list[str], clients: int, seconds: float,
+                      seed: int, max_requests: int) -> tuple[list[float], int, int, float]:
+    """``clients`` concurrent loops until the deadline; latencies (s), errors, requests, elapsed."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def one(k: int) -> None:
+            nonlocal errors
+            rng = random.Random(seed * 1000 + k)
+            headers = {"Authorization": f"Bearer {tokens[k % len(tokens)]}"}
+            while time.perf_counter() < deadline and len(latencies) + errors < max_requests:
+                url, params = make_request(rng, path, bounds)
+                t = time.perf_counter()
+                try:
+                    r = await http.get(url, params=params, headers=headers)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(one(k) for k in range(clients)))
+        elapsed = time.perf_counter() - start
+    return latencies, errors, len(latencies) + errors, elapsed
+
+
+def summary(latencies: list[float], errors: int, requests: int, elapsed: float) -> dict:
+    """Percentiles in milliseconds, throughput and error count."""
+    ms = np.asarray(latencies) * 1000 if latencies else np.asarray([np.nan])
+    return {"requests": requests, "errors": errors, "rps": round(requests / elapsed, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1), "seconds": round(elapsed, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of the concurrent run")
+    ap.add_argument("--clients", type=int, default=50, help="concurrent clients")
+    ap.add_argument("--baseline-seconds", type=float, default=None,
+                    help="length of the single-client run (default: a third of --seconds, at most 10)")
+    ap.add_argument("--res", type=int, default=9, help="H3 resolution of the seeded grid (9: ~8k cells)")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--max-requests", type=int, default=200_000, help="hard cap on requests per run")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    if not (0 < args.seconds <= 600 and 0 < args.clients <= 200):
+        ap.error("keep it bounded: --seconds in (0, 600], --clients in (0, 200]")
+    baseline_s = args.baseline_seconds or min(10.0, max(1.0, args.seconds / 3))
+
+    sys.path.insert(0, str(ROOT))
+    from api.auth import create_token
+    from api.settings import AuthSettings
+
+    with throwaway_database() as (engine, _info):
+        t = time.perf_counter()
+        seeded = seed(engine, args.res)
+        seed_s = time.perf_counter() - t
+        auth = AuthSettings(secret_key=SECRET)
+        tokens = [create_token(auth, username=u, role=r) for u, r in (("planner", "planner"), ("rm", "rm"))]
+        with __import__("socket").socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = start_server(engine.url.render_as_string(hide_password=False), port, args.workers)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            paths = httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+            route = "/api/v1/grids/{grid_id}/cells"
+            path = (route.replace("{grid_id}", str(seeded["grid_id"])) if route in paths
+                    else "/api/v1/villages")
+            # Warm up connections and plans before measuring.
+            asyncio.run(run_clients(base, path, seeded["bounds"], tokens, 2, 1.0, args.seed + 7, 50))
+            seq = summary(*asyncio.run(run_clients(base, path, seeded["bounds"], tokens, 1, baseline_s,
+                                                   args.seed + 1, args.max_requests)))
+            conc = summary(*asyncio.run(run_clients(base, path, seeded["bounds"], tokens, args.clients,
+                                                    args.seconds, args.seed, args.max_requests)))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    print(f"route {path}: {seeded['cells']} cells (H3 res {args.res}), seeded in {seed_s:.1f} s, "
+          f"{args.workers} uvicorn worker(s), {os.cpu_count()} CPUs")
+    print(f"baseline, 1 client sequential: p50 {seq['p50_ms']} ms, p95 {seq['p95_ms']} ms, "
+          f"{seq['rps']} req/s, {seq['errors']} errors")
+    print(f"ours, {args.clients} concurrent clients: p50 {conc['p50_ms']} ms, p95 {conc['p95_ms']} ms, "
+          f"p99 {conc['p99_ms']} ms, {conc['rps']} req/s, {conc['errors']} errors")
+    ratio = conc["rps"] / seq["rps"] if seq["rps"] else float("nan")
+    print(f"throughput ratio concurrent/sequential: {ratio:.2f}")
+    emit({"bench": "api_load", "route": path, "cells": seeded["cells"], "clients": args.clients,
+          "workers": args.workers, "concurrent": conc, "sequential": seq,
+          "throughput_ratio": round(ratio, 2)})
+
+
+if __name__ == "__main__":
+    main()
