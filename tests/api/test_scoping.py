@@ -146,3 +146,34 @@ def test_own_objects_are_reachable(client, auth):
     assert client.get("/api/v1/counties/640104", headers=auth("rm_a1")).status_code == 200
     assert client.get("/api/v1/customers/CB1", headers=auth("admin")).status_code == 200
     assert client.get("/api/v1/customers/CB1", headers=auth("rm_b")).status_code == 200
+
+
+# Inside their own legal entity's grid: another RM's cell, that RM, and scenarios (which RMs and
+# branch managers never see). Geometry of every cell of the grid is visible to the whole legal entity,
+# so routes whose only object is the grid must answer without the other's data, not refuse.
+IN_GRID = {
+    who: {**FOREIGN[who], "grid_id": lambda d: [d["grid_a"]], "cell_id": lambda d: ["a2"],
+          "rm_code": lambda d: ["RA2"], "scenario_id": lambda d: [d["scenario_a"]]}
+    for who in ("rm_a1", "bm_a")
+}
+IN_GRID_MARKERS = ["CA2", "李四", "RA2", "13812345678", "CA3", "王五"]
+
+
+@pytest.mark.parametrize("who", sorted(IN_GRID))
+def test_grid_routes_inside_own_legal_entity(app, client, auth, data, who):
+    """Every grid/scenario route with rm_a1's or bm_a's own grid: RA2's cell, RA2 and scenarios are
+    403/404; the rest answer without RA2, RA2's customers or unplaced customers."""
+    checked = 0
+    for path, method in _operations(app):
+        if "{grid_id}" not in path and "{scenario_id}" not in path:
+            continue
+        for url in _fill(path, IN_GRID[who], data):
+            r = client.request(method.upper(), url, headers=auth(who))
+            checked += 1
+            assert r.status_code < 500, f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
+            if set(re.findall(r"{(\w+)}", path)) - NEUTRAL - {"grid_id"}:
+                assert r.status_code in (403, 404), f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
+            if 200 <= r.status_code < 300:
+                leaked = [m for m in IN_GRID_MARKERS if m in r.text]
+                assert not leaked, f"{who} {method.upper()} {url} leaked {leaked}"
+    assert checked >= 20
