@@ -4,8 +4,10 @@ A regular lon/lat raster is laid over the cells, in two levels: coarse
 squares, and fine squares (8 x 8 per coarse one) only where a border passes.
 Squares that no cell border crosses lie wholly inside one cell (or wholly
 outside all of them), so a point there is answered by array lookups computed
-with plain numpy arithmetic. Only points in fine squares that a border crosses
-get an exact shapely test, against the few cells listed for that square. The answers are identical
+with plain numpy arithmetic. In a fine square crossed by a single border
+segment, the side of that segment decides (an orientation sign, used only when
+float rounding cannot flip it). Only the remaining points get an exact shapely
+test, against the few cells listed for their block. The answers are identical
 to an exact point-in-polygon join with ``covers`` semantics (a point on a shared
 border belongs to the lowest row index), which the tests check point by point.
 """
@@ -21,6 +23,8 @@ import shapely
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from grid.errors import InvalidInput
 
 __all__ = ["VillageLocator", "locate_exact"]
 
@@ -104,7 +108,7 @@ class VillageLocator:
         self._tree = shapely.STRtree(self.geoms)
         areal = self.geoms[~shapely.is_missing(self.geoms) & ~shapely.is_empty(self.geoms)]
         if len(areal) == 0:
-            raise ValueError("VillageLocator needs at least one non-empty cell")
+            raise InvalidInput("VillageLocator needs at least one non-empty cell")
         minx, miny, maxx, maxy = shapely.total_bounds(areal)
         step = float(fine_res) if fine_res else _auto_step(areal, (minx, miny, maxx, maxy))
         coarse = step * SUB  # exact in binary: fine squares nest in coarse ones
@@ -114,7 +118,7 @@ class VillageLocator:
         self.ncx = int(math.ceil((maxx - minx) / coarse)) + 3
         self.ncy = int(math.ceil((maxy - miny) / coarse)) + 3
         if self.ncx * self.ncy > 4 * MAX_COARSE:
-            raise ValueError(
+            raise InvalidInput(
                 f"fine_res={step} gives a {self.ncx}x{self.ncy} coarse table; too fine"
             )
         self.nfx, self.nfy = self.ncx * SUB, self.ncy * SUB
@@ -166,6 +170,9 @@ class VillageLocator:
         kpos, kseg = keys // len(lo), keys % len(lo)
         alone = np.r_[True, kpos[1:] != kpos[:-1]] & np.r_[kpos[:-1] != kpos[1:], True]
         fast = alone & simple[kseg]
+        # Marks are conservative: the sides decide only if the segment really
+        # crosses the square (shrunk by eps), so each side touches the segment.
+        fast[fast] = self._crosses(kpos[fast], blocks, lo[kseg[fast]], hi[kseg[fast]])
         del keys, pos, seg
         lab_c, n_c = ndimage.label(~has_mark.reshape(self.ncy, self.ncx))
         lab_c = lab_c.ravel()
@@ -234,6 +241,42 @@ class VillageLocator:
             ss.append(seg[k])
         return np.concatenate(xs) << shift, np.concatenate(ys) << shift, np.concatenate(ss)
 
+    def _crosses(
+        self, pos: np.ndarray, blocks: np.ndarray, a: np.ndarray, b: np.ndarray
+    ) -> np.ndarray:
+        """Whether segment a-b meets fine square ``pos`` (block-local index) shrunk by eps.
+
+        Liang-Barsky clipping; its rounding is far below eps, so "yes" is certain.
+        """
+        blk, loc = blocks[pos // (SUB * SUB)], pos % (SUB * SUB)
+        fx = (blk % self.ncx) * SUB + loc % SUB
+        fy = (blk // self.ncx) * SUB + loc // SUB
+        eps = 1e-9 * max(1.0, abs(self.x0), abs(self.y0))
+        box = [
+            (
+                a[:, 0],
+                self.x0 + fx * self.step + eps,
+                self.x0 + (fx + 1) * self.step - eps,
+                b[:, 0] - a[:, 0],
+            ),
+            (
+                a[:, 1],
+                self.y0 + fy * self.step + eps,
+                self.y0 + (fy + 1) * self.step - eps,
+                b[:, 1] - a[:, 1],
+            ),
+        ]
+        t0, t1 = np.zeros(len(pos)), np.ones(len(pos))
+        ok = np.ones(len(pos), dtype=bool)
+        for start, low, high, delta in box:
+            for p, q in ((-delta, start - low), (delta, high - start)):
+                ok &= (p != 0) | (q >= 0)  # parallel and outside this side
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = q / p
+                t0 = np.where(p < 0, np.maximum(t0, r), t0)
+                t1 = np.where(p > 0, np.minimum(t1, r), t1)
+        return ok & (t0 <= t1)
+
     def _node_centres(self, lab_c, lab_f, blocks, n_c, n_f) -> tuple[np.ndarray, np.ndarray]:
         """A square centre inside each component node (coarse then in-block)."""
         rep_c = np.zeros(n_c + 1, dtype=np.int64)
@@ -260,7 +303,7 @@ class VillageLocator:
         x = np.ascontiguousarray(lon, dtype=float)
         y = np.ascontiguousarray(lat, dtype=float)
         if x.shape != y.shape or x.ndim != 1:
-            raise ValueError("lon and lat must be 1-d arrays of the same length")
+            raise InvalidInput("lon and lat must be 1-d arrays of the same length")
         out = np.empty(len(x), dtype=np.int64)
         spans = [(s, min(s + CHUNK, len(x))) for s in range(0, len(x), CHUNK)]
         if workers > 1 and len(spans) > 1:

@@ -16,15 +16,8 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
+from grid.errors import InvalidInput
 from grid.projection import metric_crs, project_points
-
-try:
-    from grid.errors import InvalidInput
-except ImportError:  # grid/errors.py not written yet: same contract, local fallback
-
-    class InvalidInput(ValueError):
-        """Input that cannot be turned into a grid."""
-
 
 __all__ = ["build_village_cells", "village_cell_lookup", "InvalidInput"]
 

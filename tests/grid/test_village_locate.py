@@ -145,3 +145,56 @@ def test_voronoi_tilings_match_brute_force_on_borders(seed, n):
     y = np.r_[rng.uniform(37.99, 38.21, 500), verts[:, 1]]
     got = VillageLocator(cells).locate(x, y)
     np.testing.assert_array_equal(got, brute_force(cells, x, y))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.floats(0.05, 1.5),
+    st.floats(0.02, 2.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_cells_across_a_thin_gap_match_brute_force(angle, gap_steps, seed):
+    # Two cells facing each other across a gap thinner than a fine square: a
+    # square marked only by one cell's border may lie wholly inside the other.
+    step = 0.01
+    d = np.array([np.cos(angle), np.sin(angle)])
+    n = np.array([-d[1], d[0]])
+    a0, a1 = -d, 2 * d
+    off = n * gap_steps * step
+    low = shapely.Polygon([a0, a1, a1 - n, a0 - n])
+    high = shapely.Polygon([a0 + off, a0 + off + n, a1 + off + n, a1 + off])
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, 4000)
+    s = rng.uniform(-3, 3 + gap_steps, 4000) * step
+    pts = a0 + np.outer(t * 3, d) + np.outer(s, n)
+    for cells in ([low, high], [high, low]):
+        got = VillageLocator(cells, fine_res=step).locate(pts[:, 0], pts[:, 1])
+        np.testing.assert_array_equal(got, brute_force(cells, pts[:, 0], pts[:, 1]))
+
+
+def test_square_marked_by_a_nearby_segment_it_does_not_cross():
+    # Found by search: the square holding the point is marked only by the long
+    # edge of ``low`` (its bounding box reaches it) yet lies wholly inside
+    # ``high``, whose tip is near that edge; the edge's sides must not decide.
+    low = shapely.Polygon(
+        [
+            (-0.1669448622252966, -0.1101336141991933),
+            (0.1669448622252966, 0.1101336141991933),
+            (0.22201166932489325, 0.026661183086545012),
+            (-0.11187805512569993, -0.1936060453118416),
+        ]
+    )
+    high = shapely.Polygon(
+        [
+            (-0.025726584474034638, -0.01489325515768752),
+            (0.01750542536479936, 0.07527876558763548),
+            (-0.12572466018469797, -0.015513621311218336),
+        ]
+    )
+    x, y = [-0.031944862225296605], [-0.008606045311841615]
+    assert VillageLocator([low, high], fine_res=0.01).locate(x, y).tolist() == [1]
+    loc = VillageLocator([low, high], fine_res=0.01)
+    xs = loc.x0 + (np.arange(loc.nfx) + 0.5) * loc.step
+    ys = loc.y0 + (np.arange(loc.nfy) + 0.5) * loc.step
+    gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
+    np.testing.assert_array_equal(loc.locate(gx, gy), brute_force([low, high], gx, gy))
