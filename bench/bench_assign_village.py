@@ -36,7 +36,17 @@ sys.path.insert(0, str(ROOT))
 
 
 def peak_mb() -> float:
-    """Peak resident memory of this process in MB (Linux reports KB)."""
+    """Peak resident memory of this process in MB.
+
+    VmHWM starts afresh at exec; ru_maxrss would also count the parent's pages
+    at fork time, which here hold the generated data.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
