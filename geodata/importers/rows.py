@@ -48,7 +48,8 @@ def canonical(raw: pd.DataFrame, mapping: dict[str, str], kind: Kind) -> pd.Data
     cols = {}
     for f in kind.fields:
         col = mapping.get(f)
-        cols[f] = v.clean(raw[col]) if col is not None else pd.Series([""] * n, dtype="str", index=raw.index)
+        fold = kind.fields[f] != "text"
+        cols[f] = v.clean(raw[col], fold) if col is not None else v.blank(n, raw.index)
     return pd.DataFrame(cols, index=raw.index)
 
 
@@ -131,12 +132,15 @@ def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind
         codes[rest], x[rest], y[rest] = c, rx, ry
     if kind.point == "required":
         rej.add(codes == "missing", "lon", "coordinates required", raw_lon)
-    else:
-        # Only one of the two given is a typo, not "no point".
-        half = (v.empty(raw_lon) != v.empty(raw_lat))
-        rej.add(half, "lon" if v.empty(raw_lon).any() else "lat", "only one of lon/lat given", raw_lon + "," + raw_lat)
-    for code, reason in _COORD_REASONS.items():
-        rej.add(codes == code, "lon", reason, raw_lon + "," + raw_lat)
+    pair = None
+    # Only one of the two given is a typo, not "no point".
+    half = v.empty(raw_lon) != v.empty(raw_lat)
+    problems = [(half, "only one of lon/lat given")] if kind.point != "required" else []
+    problems += [(codes == code, reason) for code, reason in _COORD_REASONS.items()]
+    for mask, reason in problems:
+        if mask.any():
+            pair = raw_lon + "," + raw_lat if pair is None else pair
+            rej.add(mask, "lon", reason, pair)
     swapped = (codes == "swapped") & ~rej.mask
     if swapped.any():
         ctx.warnings.add("swapped_lon_lat", f_line[swapped], "longitude and latitude were swapped; fixed")

@@ -31,13 +31,17 @@ def _np(a: pa.Array) -> np.ndarray:
     return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def clean(s: pd.Series) -> pd.Series:
-    """Trimmed text, full-width digits/letters/punctuation folded to ASCII."""
+def clean(s: pd.Series, fold: bool = True) -> pd.Series:
+    """Trimmed text; with ``fold``, full-width digits/letters/punctuation folded to ASCII."""
     a = pc.utf8_trim_whitespace(_arr(s))
-    # Full-width forms (U+FF01..FF5E) are common in hand-typed codes and numbers.
-    if pc.any(pc.match_substring_regex(a, "[\uff01-\uff5e\u3000]")).as_py():
+    # Full-width forms (U+FF01..FF5E) are common in hand-typed codes and numbers;
+    # an all-ASCII column (the usual case) is known clean without a regex pass.
+    if (
+        fold and not pc.all(pc.string_is_ascii(a)).as_py()
+        and pc.any(pc.match_substring_regex(a, "[\uff01-\uff5e\u3000]")).as_py()
+    ):
         a = pa.array([_fold(x) for x in a.to_pylist()], type=pa.large_string())
-    return pd.Series(a.to_pandas(), index=s.index, dtype="str")
+    return pd.Series(a, index=s.index, dtype="str")
 
 
 def _fold(x: str | None) -> str | None:
@@ -48,6 +52,11 @@ def _fold(x: str | None) -> str | None:
     ).strip()
 
 
+def blank(n: int, index) -> pd.Series:
+    """A column of ``n`` empty cells (a field the file does not have)."""
+    return pd.Series(pa.repeat(pa.scalar("", pa.large_string()), n), index=index, dtype="str")
+
+
 def empty(s: pd.Series) -> np.ndarray:
     """True where the cell is empty."""
     return _np(pc.equal(pc.utf8_length(_arr(s)), 0))
@@ -55,12 +64,24 @@ def empty(s: pd.Series) -> np.ndarray:
 
 def digits(s: pd.Series, n: int) -> np.ndarray:
     """True where the cell is exactly ``n`` ASCII digits."""
-    return _np(pc.match_substring_regex(_arr(s), rf"^\d{{{n}}}$"))
+    a = _arr(s)
+    return _np(pc.and_(pc.equal(pc.binary_length(a), n), pc.ascii_is_decimal(a)))
 
 
 def numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(values, bad): '1,234.50', '¥1200' and ' 7 ' read as numbers; empty is NaN and not bad."""
-    a = pc.replace_substring_regex(_arr(s), r"[,，¥￥\s]", "")
+    a = _arr(s)
+    is_empty = pc.equal(pc.binary_length(a), 0)
+    try:
+        # Clean columns (the usual case) convert in one strict cast, no regex needed.
+        vals = pc.cast(pc.if_else(is_empty, None, a), pa.float64()).to_numpy(zero_copy_only=False)
+        vals = np.asarray(vals, dtype=float)
+        # 'nan' and 'inf' cast fine but are no amounts.
+        bad = ~np.isfinite(vals) & ~_np(is_empty)
+        return np.where(bad, np.nan, vals), bad
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    a = pc.replace_substring_regex(a, r"[,，¥￥\s]", "")
     ok = pc.match_substring_regex(a, _NUMBER)
     vals = pc.cast(pc.if_else(ok, a, None), pa.float64()).to_numpy(zero_copy_only=False)
     vals = np.asarray(vals, dtype=float)
