@@ -152,3 +152,39 @@ def test_scenario_writes_and_bad_refs(client, auth, data):
     assert r.status_code == 404
     r = client.get("/api/v1/scenarios/compare", params={"grid_id": "x"}, headers=auth("planner_a"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "grid_id"
+
+
+def test_plan_job_publish_and_handover_on_a_real_grid(client, app, auth, engine):
+    """Plan 兴庆区 at H3 res 7 over RA1 and RA2 as a job: every cell owned, contiguous; publishing
+    makes it current; handing RA1 over to RA2 leaves RA2 owning every cell, CA1 in the hand-over list."""
+    from geodata import assign, grids
+
+    with engine.begin() as conn:
+        g = grids.build_grid(conn, county_code="640104", kind="h3", resolution=7)
+        assign.assign_customers(conn, grid_id=g["id"])
+    gid = g["id"]
+    r = client.post("/api/v1/scenarios/plan", json={"grid_id": gid, "name": "auto", "outlets": ["OA1", "OA2"],
+                                                     "seed": 1}, headers=auth("planner_a"))
+    assert r.status_code == 202, r.text
+    app.state.jobs.wait(r.json()["job_id"], timeout=120)
+    job = client.get(r.json()["poll"], headers=auth("planner_a")).json()
+    assert job["status"] == "done", job
+    result = job["result"]
+    assert result["status"] == "draft" and {p["rm_code"] for p in result["per_rm"]} == {"RA1", "RA2"}
+    assert sum(p["cells"] for p in result["per_rm"]) == g["cell_count"]
+    assert result["report"]["plan"]["contiguity"] == 1.0
+    assert "baseline_nearest_outlet" in result["report"]
+    assert client.get(r.json()["poll"], headers=auth("planner_b")).status_code == 404
+    published = client.post(f"/api/v1/scenarios/{result['id']}/publish", headers=auth("planner_a")).json()
+    assert published["cells_changed"] == g["cell_count"]
+    assert [h["customer_id"] for h in published["handover"]] == ["CA1"]
+    terr = client.get(f"/api/v1/grids/{gid}/territories", headers=auth("planner_a")).json()["items"]
+    assert sum(t["cell_count"] for t in terr) == g["cell_count"]
+    out = client.post(f"/api/v1/grids/{gid}/territories/handover", json={"rm_code": "RA1", "to_rm": "RA2"},
+                      headers=auth("planner_a"))
+    assert out.status_code == 200, out.text
+    moved = out.json()
+    assert moved["cells_changed"] == next(t["cell_count"] for t in terr if t["rm_code"] == "RA1") > 0
+    assert {h["to_rm"] for h in moved["handover"]} <= {"RA2"}
+    terr = client.get(f"/api/v1/grids/{gid}/territories", headers=auth("planner_a")).json()["items"]
+    assert [(t["rm_code"], t["cell_count"]) for t in terr] == [("RA2", g["cell_count"])]
