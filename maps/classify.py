@@ -36,10 +36,19 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:,.2f}"
 
 
+SCHEMES = {
+    # Jenks-Caspall: natural breaks by iterated reassignment from quantiles; deterministic and
+    # about 100x faster here than NaturalBreaks (k-means, 5 s for 3,000 cells on 2 cores).
+    "natural_breaks": mapclassify.JenksCaspall,
+    "quantiles": mapclassify.Quantiles,
+    "fisher_jenks_sampled": mapclassify.FisherJenksSampled,
+}
+
+
 def class_breaks(values, k: int = 5, scheme: str = "natural_breaks") -> Classes:
     """Class breaks for ``values`` with at most ``k`` classes (fewer when values are few).
 
-    ``scheme`` is ``natural_breaks`` (Jenks-Fisher via mapclassify) or ``quantiles``.
+    ``scheme`` is a key of :data:`SCHEMES` (mapclassify classifiers).
     With n unique values and n <= k, each unique value is its own class; with no
     finite value at all, one empty class.
     """

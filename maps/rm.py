@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from folium.plugins import FastMarkerCluster, LocateControl
+from folium.template import Template
 
 from maps.base import (
     Background,
@@ -19,6 +20,7 @@ from maps.base import (
     add_background,
     bounds_of,
     feature_collection,
+    js,
     new_map,
     point_rows,
     render,
@@ -31,6 +33,28 @@ CELL_LABELS = {"customers": "客户 customers", "households": "户数 households
 # Clusters break up once a street is in view; chunked so 2,000+ markers do not block the phone's UI thread.
 CLUSTER_OPTIONS = {"maxClusterRadius": 50, "disableClusteringAtZoom": 17, "chunkedLoading": True,
                    "spiderfyOnMaxZoom": True, "showCoverageOnHover": False}
+
+
+class CustomerCluster(FastMarkerCluster):
+    """FastMarkerCluster (data array + callback, not one Marker per customer) written as compact UTF-8 JSON."""
+
+    js = staticmethod(js)
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+var {{ this.get_name() }} = (function(){
+    var callback = {{ this.callback_name }};
+    var data = {{ this.js(this.data) }};
+    var cluster = L.markerClusterGroup({{ this.options|tojavascript }});
+    for (var i = 0; i < data.length; i++) { cluster.addLayer(callback(data[i])); }
+    cluster.addTo({{ this._parent.get_name() }});
+    return cluster;
+})();
+{% endmacro %}"""
+    )
+
+    def __init__(self, rows: list, callback_name: str, name: str, **options):
+        super().__init__(rows, callback=callback_name, name=name, **options)
+        self.callback_name = callback_name
 
 
 def customer_rows(customers: pd.DataFrame, mask_name: Callable[[str | None], str | None],
@@ -85,7 +109,7 @@ def rm_page(
     if outlets is not None and len(outlets):
         PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
     rows = customer_rows(customers, mask_name, options)
-    FastMarkerCluster(rows, callback="gridmkt.customerMarker", name="客户 customers", **CLUSTER_OPTIONS).add_to(m)
+    CustomerCluster(rows, "gridmkt.customerMarker", "客户 customers", **CLUSTER_OPTIONS).add_to(m)
     LocateControl(position="topleft", strings={"title": "我在哪 where am I"}, keepCurrentZoomLevel=False,
                   flyTo=True).add_to(m)
 
