@@ -251,6 +251,15 @@ def main() -> None:
                 "baseline_peak_mb": round(base["peak_mb"]),
                 "speedup": round(rate / rate_base, 1),
                 "speedup_locate_only": round(rate_locate / rate_base, 1),
+                "ours_cpu_mpts_per_s": round(
+                    args.n / (ours["build_cpu_s"] + ours["locate_cpu_s"]) / 1e6, 2
+                ),
+                "baseline_cpu_mpts_per_s": round(n_base / base["sjoin_cpu_s"] / 1e6, 3),
+                "speedup_cpu": round(
+                    (args.n / (ours["build_cpu_s"] + ours["locate_cpu_s"]))
+                    / (n_base / base["sjoin_cpu_s"]),
+                    1,
+                ),
                 "mismatches": mism,
                 "inside_share": round(ours["inside"] / args.n, 4),
                 "border_squares": ours["mixed_squares"],
