@@ -74,7 +74,7 @@ def check_fields(f: pd.DataFrame, kind: Kind, ctx: Context, rej: v.Rejects) -> d
         elif typ == "text":
             limit = _maxlen(kind, name)
             if limit:
-                rej.add((s.str.len() > limit).to_numpy(), name, f"longer than {limit} characters", s)
+                rej.add(v.longer_than(s, limit), name, f"longer than {limit} characters", s)
             out[name] = s.where(~pd.Series(v.empty(s), index=s.index), None)
         elif typ in ("int", "num", "float"):
             vals, bad = v.numbers(s)
@@ -128,7 +128,7 @@ def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind
     codes = np.full(len(x), None, dtype=object)
     rest = ~fine
     if rest.any():
-        c, rx, ry = coordinate_problems(raw_lon.to_numpy()[rest], raw_lat.to_numpy()[rest], bbox=CHINA_BBOX)
+        c, rx, ry = coordinate_problems(raw_lon[rest].to_numpy(), raw_lat[rest].to_numpy(), bbox=CHINA_BBOX)
         codes[rest], x[rest], y[rest] = c, rx, ry
     if kind.point == "required":
         rej.add(codes == "missing", "lon", "coordinates required", raw_lon)

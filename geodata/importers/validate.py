@@ -62,6 +62,11 @@ def empty(s: pd.Series) -> np.ndarray:
     return _np(pc.equal(pc.utf8_length(_arr(s)), 0))
 
 
+def longer_than(s: pd.Series, limit: int) -> np.ndarray:
+    """True where the text has more than ``limit`` characters."""
+    return _np(pc.greater(pc.utf8_length(_arr(s)), limit))
+
+
 def digits(s: pd.Series, n: int) -> np.ndarray:
     """True where the cell is exactly ``n`` ASCII digits."""
     a = _arr(s)
@@ -120,27 +125,25 @@ def digits_or_decimal(s: pd.Series) -> np.ndarray:
 
 def dates(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """(ISO date text or None, bad) from 2023-05-01, 2023/5/1, 2023年5月1日, 20230501, Excel serials."""
-    ts, bad = _timestamps(s)
-    out = pd.Series(ts.dt.strftime("%Y-%m-%d"), index=s.index).where(ts.notna(), None)
-    return out, bad
+    return _per_distinct(s, "%Y-%m-%d")
 
 
 def datetimes(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """(ISO timestamp text in China time, bad); a bare date means midnight."""
-    ts, bad = _timestamps(s)
-    out = pd.Series(ts.dt.strftime("%Y-%m-%d %H:%M:%S+08"), index=s.index).where(ts.notna(), None)
-    return out, bad
+    return _per_distinct(s, "%Y-%m-%d %H:%M:%S+08")
 
 
-def _timestamps(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    # Big files repeat few distinct dates: parse each distinct text once.
+def _per_distinct(s: pd.Series, fmt: str) -> tuple[pd.Series, np.ndarray]:
+    """Parse and format each distinct text once: big files repeat few distinct dates."""
     codes, uniques = pd.factorize(s)
-    if len(uniques) < len(s) // 2:
-        ts, bad = _timestamps_of(pd.Series(uniques, dtype="str"))
-        ts_np = ts.to_numpy()
-        out = np.where(codes >= 0, ts_np[np.maximum(codes, 0)], np.datetime64("NaT"))
-        return pd.Series(out, index=s.index, dtype="datetime64[ns]"), bad[np.maximum(codes, 0)] & (codes >= 0)
-    return _timestamps_of(s)
+    ts, bad = _timestamps_of(pd.Series(uniques, dtype="str"))
+    text = ts.dt.strftime(fmt).to_numpy(dtype=object)
+    text[ts.isna().to_numpy()] = None
+    take = np.maximum(codes, 0)
+    missing = codes < 0
+    out = text[take] if len(text) else np.full(len(s), None, dtype=object)
+    out = np.where(missing, None, out)
+    return pd.Series(out, index=s.index, dtype=object), (bad[take] & ~missing) if len(bad) else missing & False
 
 
 def _timestamps_of(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -183,15 +186,17 @@ class Rejects:
     """First failing field and reason per row of one chunk, filled by whole-column checks."""
 
     def __init__(self, n: int):
+        self._bad = np.zeros(n, dtype=bool)
         self.field = np.full(n, None, dtype=object)
         self.reason = np.full(n, None, dtype=object)
         self.value = np.full(n, None, dtype=object)
 
     def add(self, mask: np.ndarray, field: str, reason, values: pd.Series | None = None) -> None:
         """Reject rows in ``mask`` that are still good; ``reason`` is text or an array of texts."""
-        new = np.asarray(mask, dtype=bool) & (self.reason == None)  # noqa: E711 (element-wise)
+        new = np.asarray(mask, dtype=bool) & ~self._bad
         if not new.any():
             return
+        self._bad |= new
         self.field[new] = field
         self.reason[new] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[new]
         if values is not None:
@@ -200,4 +205,4 @@ class Rejects:
     @property
     def mask(self) -> np.ndarray:
         """True for rejected rows."""
-        return self.reason != None  # noqa: E711
+        return self._bad.copy()
