@@ -49,11 +49,15 @@ def build_village_cells(
     villages : DataFrame with ``code`` (12-digit str), ``name``, ``township_code``,
         ``lon``, ``lat`` (NaN when unknown) and ``coord_level``
         (``village``/``township``/``county``/``none``).
-    village_polygons : optional GeoDataFrame ``[code, geometry]``; used when given.
+    village_polygons : optional GeoDataFrame ``[code, geometry]``; used when given
+        (then villages without a polygon are reported, not placed by point).
         Invalid shapes are repaired, overlaps go to the lower code, gaps go to the
-        neighbour sharing the longest border.
+        neighbour sharing the longest border (an island with no neighbour: the
+        nearest cell).
     township_polygons : optional GeoDataFrame ``[code, geometry]``; Voronoi cells
-        are then also clipped to each village's township.
+        are then also clipped to each village's township (a township with no
+        placed village, and county area outside every township, are split among
+        all villages by plain Voronoi).
 
     Returns
     -------
@@ -61,7 +65,10 @@ def build_village_cells(
         ``names`` (list), ``township_code`` (None if mixed), ``n_villages``,
         ``point_level``, ``geometry``; ordered by smallest village code.
         A single village's cell id is its code; a merged group's is
-        ``'G' + smallest code`` (stable across rebuilds).
+        ``'G' + smallest code`` (stable across rebuilds). ``point_level`` is the
+        point's ``coord_level`` (the most specific one if members differ), or
+        ``'polygon'`` for cells built from polygons. Voronoi nearness is
+        measured in metres (UTM from :mod:`grid.projection`).
     report : dict with ``villages``, ``placed``, ``cells``, ``merged_groups``,
         ``merged_villages``, ``unplaced`` (list of ``{code, reason}``),
         ``outside_county`` (codes) and ``method`` (``'polygons'``/``'voronoi'``).
