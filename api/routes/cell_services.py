@@ -93,7 +93,7 @@ def cell_leads(grid_id: GridDep, conn: ConnDep, user: UserDep, settings: Setting
     got = open_leads_by_cell(conn, grid_id=grid_id, cell_ids=cells, settings=settings.links,
                              scope=user.scope)
     audit.record(conn, username=user.username, action="view", object_type="cell_leads",
-                 object_id=str(grid_id), detail={"cells": len(cells), "available": bool(got)})
+                 object_id=str(grid_id), detail={"cells": len(cells), "available": not isinstance(got, Unavailable)})
     if isinstance(got, Unavailable):
         return LeadCountsPublic(grid_id=grid_id, available=False, source=source, reason=got.reason)
     total: dict[str, int] = {}
@@ -118,7 +118,7 @@ def cell_tags(
     got = tagged_customers_by_cell(conn, grid_id=grid_id, cell_ids=cells, tag=tag,
                                    settings=settings.links, scope=user.scope)
     audit.record(conn, username=user.username, action="view", object_type="cell_tags",
-                 object_id=str(grid_id), detail={"cells": len(cells), "tag": tag, "available": bool(got)})
+                 object_id=str(grid_id), detail={"cells": len(cells), "tag": tag, "available": not isinstance(got, Unavailable)})
     if isinstance(got, Unavailable):
         return TagCountsPublic(grid_id=grid_id, tag=tag, available=False, source=source, reason=got.reason)
     return TagCountsPublic(grid_id=grid_id, tag=tag, available=True, source=source, cells=got,

@@ -119,6 +119,14 @@ def test_local_counts_match_the_imported_csv(client, auth, imported):
     assert tags(client, auth, "planner_a", imported["grid_a"], tag="无此标签").json()["total"] == 0
 
 
+def test_views_are_audited(client, auth, imported, engine):
+    leads(client, auth, "rm_a1", imported["grid_a"], cell_ids="a1")
+    with engine.connect() as c:
+        row = c.execute(text("SELECT object_id, detail FROM audit_log WHERE username = 'rm_a1'"
+                             " AND object_type = 'cell_leads' ORDER BY id DESC LIMIT 1")).one()
+    assert row.object_id == str(imported["grid_a"]) and row.detail == {"cells": 1, "available": True}
+
+
 def test_service_counts_equal_the_local_ones_in_batches(client, remote, auth, imported, server):
     local = leads(client, auth, "planner_a", imported["grid_a"]).json()
     r = leads(remote, auth, "planner_a", imported["grid_a"])
