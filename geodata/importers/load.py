@@ -107,6 +107,9 @@ def prepare_direct(cur, kind: Kind) -> list[str]:
     ``COPY ... FREEZE`` is allowed. Only used on tables no foreign key points to.
     """
     t = kind.table.name
+    # Index builds at the end sort in memory rather than in temporary files.
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
     # The primary key and foreign keys go too: one sort and one anti-join at the
     # end cost far less than a btree insert and a trigger per row. Duplicates
     # cannot reach COPY (rejected in the file), and re-adding checks anyway.
