@@ -1,0 +1,49 @@
+"""A scored, owned village grid of the square test county, and the map pages exported from it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from geodata import gaps, grids, scenarios, territories
+from tests.geodata.conftest import square_grid  # noqa: F401  (fixture re-used here)
+
+# Village n (1..16) sits at (106.05 + 0.1 i, 38.05 + 0.1 j) with n = 4 i + j + 1; its cell id is its code.
+R1_CELLS = [f"640121100{n:03d}" for n in range(1, 9)]  # the west half
+R2_CELLS = [f"640121100{n:03d}" for n in range(9, 13)]
+R3_CELLS = [f"640121100{n:03d}" for n in range(13, 17)]
+MOVED = "640121100009"  # R2 → R1 in scenario plan-b
+
+
+@pytest.fixture(scope="module")
+def map_grid(engine, square_grid):  # noqa: F811
+    """Grid id: R1/R2/R3 own cells, customers have names, C0010 has two open leads, gaps scored, plan-b drafted."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE customer SET name = CASE WHEN customer_id LIKE '%0' THEN '张三' ELSE '欧阳娜娜' END"))
+        conn.execute(text("INSERT INTO lead (lead_id, customer_id, lead_type, status) VALUES "
+                          "('L1', 'C0010', 'maturity', 'open'), ('L2', 'C0010', 'care', 'open'), "
+                          "('L3', 'C0011', 'care', 'closed')"))
+        for rm, cells in (("R1", R1_CELLS), ("R2", R2_CELLS), ("R3", R3_CELLS)):
+            territories.assign_cells(conn, grid_id=square_grid, cell_ids=cells, rm_code=rm, user="test")
+        gaps.score_grid(conn, grid_id=square_grid, as_of="2026-01-01")
+        sc = scenarios.create_scenario(conn, grid_id=square_grid, name="plan-b", user="test")
+        scenarios.edit_scenario(conn, scenario_id=sc["id"], cell_ids=[MOVED], rm_code="R1")
+    return square_grid
+
+
+@pytest.fixture(scope="module")
+def preview_run(engine, map_grid):
+    """(village grid id, import run id): two villages share 村16's point, one has none; the run rejected 2 rows."""
+    with engine.begin() as conn:
+        run = conn.execute(text(
+            "INSERT INTO import_run (kind, file_name, sha256, user_name, status, counts) VALUES "
+            "('villages', '村表.csv', 'x', 'test', 'ok', '{\"rows\": 20, \"inserted\": 18, \"rejected\": 2}') "
+            "RETURNING id")).scalar_one()
+        conn.execute(text(
+            "INSERT INTO village (code, name, township_code, county_code, households, coord_level, geom) "
+            "SELECT '640121100017', '村17', township_code, county_code, 50, 'township', geom FROM village "
+            "WHERE code = '640121100016' UNION ALL "
+            "SELECT '640121100018', '村18', '640121100', '640121', 40, 'none', NULL"))
+        conn.execute(text("UPDATE village SET import_run_id = :r"), {"r": run})
+        g = grids.build_grid(conn, county_code="640121", kind="village")
+    return g["id"], run
