@@ -47,6 +47,10 @@ def county_geometry(county) -> shapely.Geometry:
         if county.crs is not None and not county.crs.equals("EPSG:4326"):
             raise InvalidInput(f"county must be in EPSG:4326, got {county.crs}")
         county = county.union_all() if len(county) else shapely.Polygon()
+    if isinstance(county, shapely.GeometryCollection) and not isinstance(county, shapely.MultiPolygon):
+        # e.g. the output of make_valid or difference: keep the area, drop stray lines and points
+        parts = [p for p in shapely.get_parts(county) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)]
+        county = shapely.union_all(parts) if parts else shapely.Polygon()
     if not isinstance(county, shapely.Polygon | shapely.MultiPolygon):
         raise InvalidInput(f"county must be a Polygon or MultiPolygon, got {type(county).__name__}")
     if county.is_empty:

@@ -206,3 +206,12 @@ def test_real_ningxia_counties_res7():
 def test_real_ningxia_counties_res8():
     for geom in _counties().geometry:
         assert_tiles(build_h3_cells(geom, 8), geom)
+
+
+def test_geometry_collection_keeps_its_polygons():
+    square = shapely.box(106.0, 38.0, 106.05, 38.05)
+    mixed = shapely.GeometryCollection([square, shapely.LineString([(106.1, 38.1), (106.2, 38.2)])])
+    cells = build_h3_cells(mixed, 8)
+    assert abs(shapely.area(cells.geometry.values).sum() - square.area) < 1e-9 * square.area
+    with pytest.raises(InvalidInput, match="empty"):  # nothing polygonal left
+        build_h3_cells(shapely.GeometryCollection([shapely.Point(106, 38)]), 8)
