@@ -82,19 +82,53 @@ def synthetic_workload(cells: gpd.GeoDataFrame, adcodes: list[str] | None, rng) 
     return out
 
 
-def synthetic_rms(cells: gpd.GeoDataFrame, n_outlets: int, n_rms: int, rng) -> pd.DataFrame:
-    """RMs spread over outlets placed at busy cells (seeded)."""
-    c = cells.geometry.to_crs(metric_crs(cells)).centroid.to_crs(4326)
-    p = cells["customers"].to_numpy() ** 2
-    pick = rng.choice(len(cells), size=n_outlets, replace=False, p=p / p.sum())
-    per = np.full(n_outlets, n_rms // n_outlets)
-    per[: n_rms % n_outlets] += 1
+def synthetic_rms(cells: gpd.GeoDataFrame, adcodes, n_outlets: int, n_rms: int, rng) -> pd.DataFrame:
+    """RMs at outlets in township seats (as rural banks have), more RMs where the work is (seeded).
+
+    Outlets: township seats of ningxia_townships.csv inside the area (the busiest
+    first when there are more seats than outlets), topped up with busy cells.
+    Each outlet gets at least one RM; the rest go by the workload nearest it.
+    About 10% of RMs are part-time (capacity 0.5).
+    """
+    crs = metric_crs(cells)
+    xy = shapely.get_coordinates(shapely.centroid(cells.geometry.to_crs(crs).values))
+    work = cells["customers"].to_numpy()
+    t = pd.read_csv(DATA / "ningxia_townships.csv", dtype={"county_code": str}).dropna(
+        subset=["lon_wgs84"]
+    )
+    if adcodes is not None:
+        t = t[t["county_code"].isin(adcodes)]
+    tx, ty = project_points(t["lon_wgs84"], t["lat_wgs84"], crs)
+    _, near = cKDTree(xy).query(np.column_stack([tx, ty]))
+    near = np.unique(near)
+    near = near[np.argsort(-work[near], kind="stable")][:n_outlets]
+    if len(near) < n_outlets:
+        p = work**2
+        p[near] = 0
+        extra = rng.choice(len(cells), size=n_outlets - len(near), replace=False, p=p / p.sum())
+        near = np.concatenate([near, extra])
+    _, owner = cKDTree(xy[near]).query(xy)
+    load = np.bincount(owner, weights=work, minlength=len(near))
+    per = np.ones(len(near), dtype=int)
+    share = load / load.sum() * (n_rms - len(near))
+    per += np.floor(share).astype(int)
+    rest = n_rms - per.sum()
+    per[np.argsort(-(share - np.floor(share)), kind="stable")[:rest]] += 1
+    lon, lat = project_points_inverse(xy[near], crs)
     rows = []
-    for o, (i, m) in enumerate(zip(pick, per, strict=True)):
+    for o, m in enumerate(per):
         for j in range(m):
             cap = 0.5 if rng.random() < 0.1 else 1.0
-            rows.append({"rm_id": f"O{o:03d}-{j}", "lon": c.x.iloc[i], "lat": c.y.iloc[i], "capacity": cap})
+            rows.append({"rm_id": f"O{o:03d}-{j}", "lon": lon[o], "lat": lat[o], "capacity": cap})
     return pd.DataFrame(rows)
+
+
+def project_points_inverse(xy: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Metric points back to WGS84 lon/lat."""
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(crs, 4326, always_xy=True)
+    return tr.transform(xy[:, 0], xy[:, 1])
 
 
 def key_figures(report) -> dict:
@@ -108,7 +142,7 @@ def run_county(adcode: str, n_outlets: int, n_rms: int, seed: int) -> dict:
     """Part (a): one county, optimiser vs baseline."""
     rng = np.random.default_rng(seed)
     cells = synthetic_workload(load_cells([adcode], 8), [adcode], rng)
-    rms = synthetic_rms(cells, n_outlets, n_rms, rng)
+    rms = synthetic_rms(cells, [adcode], n_outlets, n_rms, rng)
     weights = {"customers": 1.0, "households": 0.5, "deposit": 0.5, "travel": 0.3}
     t0 = time.perf_counter()
     plan = TerritoryPlan.from_geodataframe(cells, rms, weights=weights, seed=seed).solve()
@@ -137,7 +171,7 @@ def run_province(adcodes: list[str] | None, n_outlets: int, n_rms: int, seed: in
     """Part (b): many cells and RMs; time of adjacency + plan, and the figures."""
     rng = np.random.default_rng(seed)
     cells = synthetic_workload(load_cells(adcodes, 8), adcodes, rng)
-    rms = synthetic_rms(cells, n_outlets, n_rms, rng)
+    rms = synthetic_rms(cells, adcodes, n_outlets, n_rms, rng)
     weights = {"customers": 1.0, "households": 0.5, "deposit": 0.5, "travel": 0.3}
     t0 = time.perf_counter()
     adj = cell_adjacency(cells, return_virtual=True)

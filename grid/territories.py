@@ -23,6 +23,8 @@ The algorithm and the islands rule are described in
 from __future__ import annotations
 
 import copy
+import math
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -33,15 +35,9 @@ from scipy.spatial import cKDTree
 
 from grid.projection import metric_crs, project_points
 from grid.territories_graph import cell_adjacency, neighbour_lists
+from grid.territories_init import choose_seeds, grow, orphan_cells
 from grid.territories_report import PlanReport, plan_report, polsby_popper
-from grid.territories_solver import (
-    Problem,
-    choose_seeds,
-    grow,
-    orphan_cells,
-    polish,
-    rebalance,
-)
+from grid.territories_solver import Problem, polish, rebalance
 
 __all__ = [
     "PlanReport",
@@ -274,8 +270,13 @@ class TerritoryPlan:
             rng=np.random.default_rng(self.seed),
         )
 
-    def solve(self) -> TerritoryPlan:
-        """Run the optimiser; fills ``assignment``, ``seeds`` and ``report`` and returns ``self``."""
+    def solve(self, *, time_limit_s: float | None = None) -> TerritoryPlan:
+        """Run the optimiser; fills ``assignment``, ``seeds`` and ``report`` and returns ``self``.
+
+        ``time_limit_s`` bounds the refinement: rounds stop once it has passed and
+        the best balance so far is kept (territories stay contiguous either way).
+        """
+        deadline = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
         keep = self.keep_current and self.current is not None
         p = self._problem(move_penalty=keep)
         n, k = p.n, p.k
@@ -300,10 +301,9 @@ class TerritoryPlan:
         if len(orphans):
             a[orphans] = -1
             grow(p, a, anchor)
-        rebalance(p, a, anchor, tolerance=self.tolerance)
-        polish(p, a, anchor, tolerance=self.tolerance)
-        rebalance(p, a, anchor, tolerance=self.tolerance)
-        polish(p, a, anchor, tolerance=self.tolerance)
+        for _ in range(2):
+            rebalance(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
+            polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
         self.assignment, self.seeds = a, seeds
         self.report = self.evaluate(a)
         return self

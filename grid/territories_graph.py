@@ -281,12 +281,13 @@ def pieces_per_owner(adjacency, assignment: np.ndarray, k: int) -> np.ndarray:
 
 
 def stays_connected(
-    nbrs: list[list[int]], assignment: np.ndarray, cell: int, size: int
+    nbrs: list[list[int]], assignment, cell: int, size: int, *, max_walk: int = 400
 ) -> bool:
     """True if removing ``cell`` leaves the rest of its owner's cells in one piece.
 
     ``size`` is the owner's cell count. A local check around the cell decides
-    most cases; only when it fails is the owner's territory walked in full.
+    most cases; only when it fails is the owner's territory walked in full, and
+    territories over ``max_walk`` cells answer False instead (conservative).
     """
     owner = assignment[cell]
     same = [v for v in nbrs[cell] if assignment[v] == owner]
@@ -311,6 +312,9 @@ def stays_connected(
                 queue.append(v)
     if found == len(targets):
         return True
+    if size > max_walk:
+        # Refusing is always safe; walking huge territories for every candidate is not affordable.
+        return False
     # Full walk of the owner's territory without `cell`.
     seen = {cell, same[0]}
     queue = deque([same[0]])
