@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -187,27 +188,28 @@ class TableSource:
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
             ),
         )
-        next_line = self.header_line + 1
-        pending: list[pd.DataFrame] = []
-        pending_rows = 0
-        for batch in reader:
-            frame = batch.to_pandas()
-            n = len(frame)
-            # Line numbers skip the physical lines pyarrow rejected as ragged.
-            lines = []
-            while len(lines) < n:
-                if next_line not in bad:
-                    lines.append(next_line)
-                next_line += 1
-            frame[LINE] = lines
-            pending.append(frame)
-            pending_rows += n
-            if pending_rows >= chunk_size:
-                yield from self._emit(pending, chunk_size)
-                pending = [p for p in pending if len(p)]
-                pending_rows = sum(len(p) for p in pending)
-            self._pos = raw.tell()
-        raw.close()
+        try:
+            next_line = self.header_line + 1
+            pending: list[pd.DataFrame] = []
+            pending_rows = 0
+            for batch in reader:
+                frame = batch.to_pandas()
+                n = len(frame)
+                # Line numbers skip the physical lines pyarrow rejected as ragged.
+                span = np.arange(next_line, next_line + n + len(bad), dtype=np.int64)
+                if bad:
+                    span = span[~np.isin(span, np.fromiter(bad, dtype=np.int64))]
+                frame[LINE] = span[:n]
+                next_line = int(span[n - 1]) + 1 if n else next_line
+                pending.append(frame)
+                pending_rows += n
+                if pending_rows >= chunk_size:
+                    yield from self._emit(pending, chunk_size)
+                    pending = [p for p in pending if len(p)]
+                    pending_rows = sum(len(p) for p in pending)
+                self._pos = raw.tell()
+        finally:
+            raw.close()
         self._pos = self.size_bytes
         if pending_rows:
             out = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]

@@ -134,3 +134,51 @@ def test_visits_dates_and_unknown_rm(engine, counties, tmp_path):
     got = _q(engine, "SELECT to_char(visited_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI')"
                      " FROM visit ORDER BY 1")
     assert [r[0] for r in got] == ["2024-05-01 09:30", "2024-05-02 00:00"]
+
+
+def test_village_outside_its_county_is_flagged(engine, counties, tmp_path):
+    path = tmp_path / "v.csv"
+    # 640121 is 永宁县 (south of Yinchuan); 106.70,37.00 lies far to the south-east of it.
+    path.write_text("code,name,lon,lat\n640121100001,望远村,106.3,38.3\n640121100002,远村,106.70,37.00\n",
+                    encoding="utf-8")
+    s = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path)
+    assert s["warnings"] == {"outside_county": 1} and s["warning_rows"][0]["line"] == 3
+    got = dict(_q(engine, "SELECT code, outside_county FROM village"))
+    assert got == {"640121100001": False, "640121100002": True}
+
+
+def test_legal_entity_links_its_counties(engine, counties):
+    got = _q(engine, "SELECT c.adcode FROM county c JOIN legal_entity l ON l.id = c.legal_entity_id"
+                     " WHERE l.code = 'NX01'")
+    assert [r[0] for r in got] == ["640121"]
+
+
+def test_bd09_points_are_converted(engine, counties, tmp_path):
+    from grid.chinacrs import wgs84_to_bd09
+
+    x, y = wgs84_to_bd09(106.25, 38.25)
+    path = tmp_path / "o.csv"
+    path.write_text(f"code,name,lon,lat\nB1,百度网点,{float(x)!r},{float(y)!r}\n", encoding="utf-8")
+    run_import(engine, kind="outlets", path=path, user="u", crs="bd09", rejects_dir=tmp_path)
+    lon, lat, crs = _q(engine, "SELECT ST_X(geom), ST_Y(geom), source_crs FROM outlet WHERE code = 'B1'")[0]
+    assert abs(lon - 106.25) < 1e-7 and abs(lat - 38.25) < 1e-7 and crs == "bd09"
+
+
+def test_the_real_province_lists_import_cleanly(engine, counties, tmp_path):
+    towns = run_import(
+        engine, kind="townships", path=DATA / "ningxia_townships.csv", user="u", crs="gcj02",
+        rejects_dir=tmp_path, mapping={"street_code": "code", "street_name": "name",
+                                       "town_lon_gcj": "lon", "town_lat_gcj": "lat"},
+    )
+    assert towns["counts"]["inserted"] == 259 and towns["counts"]["rejected"] == 0
+    with engine.begin() as c:
+        c.execute(text("DELETE FROM village"))
+    v = run_import(
+        engine, kind="villages", path=DATA / "ningxia_villages.csv", user="u", crs="gcj02",
+        rejects_dir=tmp_path, mapping={"street_code": "township_code", "street_name": "township_name",
+                                       "lon_gcj02": "lon", "lat_gcj02": "lat"},
+    )
+    assert v["counts"]["inserted"] == 2912 and v["counts"]["rejected"] == 0
+    assert "lon_wgs84" in v["ignored_columns"]
+    levels = dict(_q(engine, "SELECT coord_level, count(*) FROM village GROUP BY 1"))
+    assert levels == {"village": 108, "township": 2429, "county": 375}
