@@ -70,7 +70,8 @@ def class_breaks(values, k: int = 5, scheme: str = "natural_breaks") -> Classes:
         labels = [_fmt(b) for b in bins]
     else:
         lows = (float(uniq[0]), *bins[:-1])
-        labels = [f"{_fmt(lo)} – {_fmt(hi)}" for lo, hi in zip(lows, bins, strict=True)]
+        labels = [_fmt(hi) if _fmt(lo) == _fmt(hi) else f"{_fmt(lo)} – {_fmt(hi)}"
+                  for lo, hi in zip(lows, bins, strict=True)]
     return Classes(bins=bins, colors=colors, labels=tuple(labels))
 
 

@@ -106,8 +106,9 @@ def preview_page(
     run_counts = run.get("counts") or {}
     items = [(STATUS_NAMES[s], int(counts.get(s, 0))) for s in ("placed", "merged", "unplaced")]
     if run:
-        items += [("导入文件 file", run.get("file_name")), ("状态 status", run.get("status")),
-                  ("拒绝行 rejected rows", run_counts.get("rejected", 0))]
+        items += [("导入文件 file", run.get("file_name")), ("状态 status", run.get("status"))]
+        if "rejected" in run_counts:
+            items.append(("拒绝行 rejected rows", run_counts["rejected"]))
         items += [(f"{k}", v) for k, v in run_counts.items() if k != "rejected"]
     body = summary_html(title, items) + swatches_html(
         "图例 legend", {STATUS_NAMES[k]: c for k, c in STATUS_COLORS.items()}, outline=False)
