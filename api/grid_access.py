@@ -7,7 +7,6 @@ when the object is outside the user's scope.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -29,8 +28,11 @@ from geodata.scope import Scope, where
 # Roles that see the whole legal entity (every RM's cells and customers, masked for some).
 LE_WIDE = ("admin", "planner", "analyst")
 
+# Free text may hold anything but NUL, which PostgreSQL text refuses.
+NO_NUL = r"^[^\x00]*$"
+CODE = r"^[A-Za-z0-9_\-]+$"
 GridIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Id of the grid version.")]
-CellIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
+CellIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=CODE,
                                  description="Id of the cell within the grid (H3 index or village code).")]
 ScenarioIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Id of the scenario.")]
 
@@ -150,8 +152,3 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a DataFrame as JSON-ready dicts (geometry columns left out)."""
     cols = [c for c in df.columns if c != "geometry"]
     return [jsonable(dict(zip(cols, row, strict=True))) for row in df[cols].itertuples(index=False, name=None)]
-
-
-def as_json(obj: Any) -> str:
-    """Compact JSON text of an object made JSON-ready first."""
-    return json.dumps(jsonable(obj), ensure_ascii=False)

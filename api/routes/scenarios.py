@@ -7,7 +7,7 @@ entity read them (admin, planner, analyst; ``geodata.scope`` kind
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
@@ -15,6 +15,8 @@ from sqlalchemy import text
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
 from api.grid_access import (
+    CODE,
+    NO_NUL,
     JobStarted,
     ScenarioIdPath,
     items,
@@ -30,7 +32,10 @@ from geodata.scope import where
 
 router = APIRouter(prefix="/api/v1/scenarios", tags=["scenarios"])
 PlannerDep = permitted("plan")
-Name = Annotated[str, Field(min_length=1, max_length=100, description="Name of the scenario (unique among drafts of a grid).")]
+# What the optimiser can weigh: columns of geodata.territories.cells_for_planning, and "travel"
+# (distance from the RM's outlet, see grid.territories).
+Measure = Literal["customers", "households", "population", "deposit", "loan", "visits_90d", "travel"]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL, description="Name of the scenario (unique among drafts of a grid).")]
 
 
 class ScenarioCreate(BaseModel):
@@ -46,10 +51,10 @@ class ScenarioPlan(BaseModel):
 
     grid_id: int = Field(ge=1, le=2**31 - 1, description="Grid version to plan.")
     name: Name
-    outlets: list[Annotated[str, Field(max_length=32)]] | None = Field(
+    outlets: list[Annotated[str, Field(max_length=32, pattern=CODE)]] | None = Field(
         default=None, max_length=1000, description="Outlet codes whose RMs share the cells (default: all of the county).")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed (same seed, same plan).")
-    weights: dict[str, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
+    weights: dict[Measure, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
         default=None, description="Workload weights per measure, e.g. {\"customers\": 0.4, \"households\": 0.3}.")
     keep_current: bool = Field(default=False, description="Keep current owners where possible.")
     max_distance_km: float | None = Field(default=None, gt=0, le=1000, description="Farthest a cell may be from its RM's outlet.")
@@ -58,8 +63,8 @@ class ScenarioPlan(BaseModel):
 class ScenarioEdit(BaseModel):
     """Set the RM and/or lock flag of cells in a draft."""
 
-    cell_ids: list[str] = Field(min_length=1, max_length=100_000, description="Cells to change.")
-    rm_code: str | None = Field(default=None, max_length=32, description="New RM (omit to keep).")
+    cell_ids: list[Annotated[str, Field(max_length=32, pattern=CODE)]] = Field(min_length=1, max_length=100_000, description="Cells to change.")
+    rm_code: str | None = Field(default=None, max_length=32, pattern=CODE, description="New RM (omit to keep).")
     locked: bool | None = Field(default=None, description="Lock (true) or unlock (false); omit to keep.")
 
 
@@ -123,14 +128,17 @@ def plan(body: ScenarioPlan, request: Request, conn: ConnDep, user: PlannerDep) 
 def compare(
     conn: ConnDep, user: UserDep,
     grid_id: Annotated[int, Query(ge=1, le=2**31 - 1, description="Grid version both sides belong to.")],
-    a: Annotated[str, Query(min_length=1, max_length=100, description="Scenario id or name, or `current`.")] = "current",
-    b: Annotated[str, Query(min_length=1, max_length=100, description="Scenario id or name, or `current`.")] = "current",
+    a: Annotated[str, Query(min_length=1, max_length=100, pattern=NO_NUL, description="Scenario id or name, or `current`.")] = "current",
+    b: Annotated[str, Query(min_length=1, max_length=100, pattern=NO_NUL, description="Scenario id or name, or `current`.")] = "current",
 ) -> dict:
     """Compare two scenarios, or one with `current`: per-RM workload before/after, cells moved and
     customers changing RM."""
     require_le_wide(user, "scenarios")
     scoped_grid(conn, user.scope, grid_id)
     for ref in (a, b):
+        # Digits name an id (geodata.find_scenario): keep them to ASCII and the integer range.
+        if ref.isdigit() and not (ref.isascii() and int(ref) <= 2**31 - 1):
+            raise NotFound(f"scenario {ref} does not exist")
         if ref != scenarios.CURRENT:
             sc = scenarios.find_scenario(conn, ref=ref, grid_id=grid_id)
             if sc["grid_id"] != grid_id:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
-from api.grid_access import GridDep, items, jsonable, visible_rms
+from api.grid_access import CODE, NO_NUL, GridDep, items, jsonable, visible_rms
 from geodata import audit, territories
 from geodata.errors import NotFound
 from geodata.scope import where
@@ -22,10 +22,11 @@ from geodata.scope import where
 router = APIRouter(prefix="/api/v1/grids/{grid_id}/territories", tags=["territories"])
 PlannerDep = permitted("plan")
 
-CellIds = Annotated[list[str], Field(min_length=1, max_length=100_000,
+CellId = Annotated[str, Field(min_length=1, max_length=32, pattern=CODE)]
+CellIds = Annotated[list[CellId], Field(min_length=1, max_length=100_000,
                                      description="Ids of the cells (H3 index or village code).")]
-Reason = Annotated[str | None, Field(default=None, max_length=500, description="Why (kept in the history).")]
-RmCode = Annotated[str, Field(min_length=1, max_length=32, description="Code of the RM.")]
+Reason = Annotated[str | None, Field(default=None, max_length=500, pattern=NO_NUL, description="Why (kept in the history).")]
+RmCode = Annotated[str, Field(min_length=1, max_length=32, pattern=CODE, description="Code of the RM.")]
 
 
 class AssignCells(BaseModel):
@@ -42,7 +43,7 @@ class MoveCells(BaseModel):
 
     from_rm: RmCode
     to_rm: RmCode
-    cell_ids: list[str] | None = Field(default=None, max_length=100_000, description="Cells to move (default: all).")
+    cell_ids: list[CellId] | None = Field(default=None, max_length=100_000, description="Cells to move (default: all).")
     reason: Reason = None
     force: bool = Field(default=False, description="Also move locked cells.")
 
@@ -67,7 +68,7 @@ class Handover(BaseModel):
     """Hand over everything an RM who leaves owns: to one RM, or spread by the optimiser."""
 
     rm_code: RmCode
-    to_rm: str | None = Field(default=None, max_length=32, description="Receiving RM (omit to spread).")
+    to_rm: str | None = Field(default=None, max_length=32, pattern=CODE, description="Receiving RM (omit to spread).")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the optimiser (reproducible spread).")
 
 
@@ -99,8 +100,8 @@ def list_territories(grid: GridDep, conn: ConnDep, user: UserDep) -> dict:
 @router.get("/history")
 def territory_history(
     grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep,
-    cell_id: Annotated[str | None, Query(max_length=32, description="Only this cell's history.")] = None,
-    rm_code: Annotated[str | None, Query(max_length=32, description="Only this RM's history.")] = None,
+    cell_id: Annotated[str | None, Query(max_length=32, pattern=CODE, description="Only this cell's history.")] = None,
+    rm_code: Annotated[str | None, Query(max_length=32, pattern=CODE, description="Only this RM's history.")] = None,
 ) -> dict:
     """Ownership history, newest first: RM, role, valid from/to, reason, who changed it, scenario.
     RMs and branch managers see the entries of the RMs they may see."""
@@ -116,7 +117,7 @@ def territory_history(
 
 
 @router.get("/{rm_code}")
-def rm_territory(grid: GridDep, rm_code: Annotated[str, Path(max_length=32, description="Code of the RM.")],
+def rm_territory(grid: GridDep, rm_code: Annotated[str, Path(max_length=32, pattern=CODE, description="Code of the RM.")],
                  conn: ConnDep, user: UserDep, page: PageDep) -> dict:
     """Cells one RM currently owns in this grid, with their customers (404 for an RM outside your scope)."""
     if rm_code not in visible_rms(conn, user.scope):
