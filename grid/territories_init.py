@@ -54,6 +54,13 @@ def choose_seeds(p: Problem, taken: np.ndarray) -> np.ndarray:
             if mind.max() < 0:
                 break
             pick = int(np.argmax(mind))
+    # Pools of nearby outlets can run dry on small grids: then the nearest unused free cell.
+    for r in todo:
+        left = free[~used[free]]
+        if seeds[r] >= 0 or len(left) == 0:
+            continue
+        seeds[r] = left[np.argmin(np.hypot(*(p.cell_xy[left] - p.home_xy[r]).T))]
+        used[seeds[r]] = True
     return seeds
 
 

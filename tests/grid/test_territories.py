@@ -1,0 +1,325 @@
+"""Tests of automatic territory balancing (grid/territories*.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import box
+
+from grid.territories import (
+    TerritoryPlan,
+    cell_adjacency,
+    evaluate_assignment,
+    handover,
+    nearest_outlet_assignment,
+    nearest_outlet_baseline,
+)
+from grid.territories_graph import (
+    connect_components,
+    neighbour_lists,
+    pairs_to_csr,
+    pieces_per_owner,
+    stays_connected,
+)
+
+DATA = Path("/work/shared/data")
+
+
+def grid_arrays(rows: int, cols: int):
+    """Adjacency and centroids (100 m squares) of a rows × cols grid; cell = r * cols + c."""
+    pairs = [(r * cols + c, r * cols + c + 1) for r in range(rows) for c in range(cols - 1)]
+    pairs += [(r * cols + c, (r + 1) * cols + c) for r in range(rows - 1) for c in range(cols)]
+    xy = np.array([[c * 100.0 + 50, r * 100.0 + 50] for r in range(rows) for c in range(cols)])
+    return pairs_to_csr(np.array(pairs), rows * cols), xy
+
+
+def contiguous(plan: TerritoryPlan) -> bool:
+    """Every non-empty territory is one piece of the plan's graph."""
+    pieces = pieces_per_owner(plan.adjacency, plan.assignment, len(plan.capacity))
+    return bool((pieces <= 1).all())
+
+
+# --- adjacency --------------------------------------------------------------------------
+
+
+def test_squares_share_edges_not_corners():
+    g = gpd.GeoSeries([box(0, 0, 1, 1), box(1, 0, 2, 1), box(0, 1, 1, 2), box(1, 1, 2, 2)], crs=3857)
+    adj = cell_adjacency(g).toarray()
+    assert adj[0, 1] and adj[0, 2] and adj[1, 3] and adj[2, 3]
+    assert not adj[0, 3] and not adj[1, 2]  # diagonal neighbours touch at a corner only
+
+
+def test_noisy_shared_edge_still_counts():
+    # Neighbouring H3 hexagons differ by float noise along the shared edge.
+    g = gpd.GeoSeries([box(0, 0, 100, 100), box(100 + 1e-9, 0, 200, 100)], crs=3857)
+    assert cell_adjacency(g, connect_islands=False).toarray()[0, 1]
+
+
+def test_islands_get_one_virtual_edge_to_nearest_component():
+    g = gpd.GeoSeries(
+        [box(0, 0, 1, 1), box(1, 0, 2, 1), box(5, 0, 6, 1), box(20, 0, 21, 1)], crs=3857
+    )
+    adj, virtual = cell_adjacency(g, return_virtual=True)
+    assert sorted(map(tuple, virtual.tolist())) == [(1, 2), (2, 3)]
+    assert adj.toarray()[1, 2] and adj.toarray()[2, 3]
+    plain = cell_adjacency(g, connect_islands=False)
+    assert plain.nnz == 2
+
+
+def test_connect_components_on_arrays():
+    adj = pairs_to_csr(np.array([[0, 1], [2, 3]]), 4)
+    xy = np.array([[0, 0], [1, 0], [10, 0], [3, 0]], dtype=float)
+    _, virtual = connect_components(adj, xy)
+    assert virtual.tolist() == [[1, 3]]
+
+
+def test_real_county_h3_adjacency_is_hexagonal():
+    from grid.h3cells import build_h3_cells
+
+    counties = gpd.read_file(DATA / "ningxia_counties_gcj02.geojson")
+    county = counties[counties["adcode"].astype(str) == "640424"]
+    cells = build_h3_cells(county, 7)
+    adj, virtual = cell_adjacency(cells, return_virtual=True)
+    degree = np.asarray(adj.sum(axis=1)).ravel()
+    inner = ~cells["is_border"].to_numpy()
+    assert degree.max() <= 6 + len(virtual)
+    assert (degree[inner] == 6).mean() > 0.8
+    assert pieces_per_owner(adj, np.zeros(len(cells), dtype=int), 1)[0] == 1
+
+
+def test_stays_connected_detects_cut_cell():
+    adj, _ = grid_arrays(1, 3)
+    nbrs = neighbour_lists(adj)
+    a = np.array([0, 0, 0])
+    assert not stays_connected(nbrs, a, 1, 3)  # middle of a line
+    assert stays_connected(nbrs, a, 0, 3)
+    adj, _ = grid_arrays(2, 2)
+    assert stays_connected(neighbour_lists(adj), np.zeros(4, dtype=int), 0, 4)
+
+
+# --- optimiser ------------------------------------------------------------------------------
+
+
+def test_two_rms_in_opposite_corners_split_4x4_in_equal_contiguous_halves():
+    adj, xy = grid_arrays(4, 4)
+    plan = TerritoryPlan.from_arrays(np.ones(16), adj, xy[[0, 15]], xy, np.ones(2)).solve()
+    assert np.bincount(plan.assignment).tolist() == [8, 8]
+    assert plan.assignment[0] == 0 and plan.assignment[15] == 1
+    assert plan.report.max_abs_deviation == 0.0
+    assert plan.report.contiguity == 1.0
+
+
+def test_locked_cells_stay_with_their_rm():
+    adj, xy = grid_arrays(4, 4)
+    locked = {3: 0, 12: 1, 5: 1}  # cell row -> RM row, against the nearest outlet
+    plan = TerritoryPlan.from_arrays(
+        np.ones(16), adj, xy[[0, 15]], xy, np.ones(2), locked=locked
+    ).solve()
+    for cell, rm in locked.items():
+        assert plan.assignment[cell] == rm
+
+
+def test_half_capacity_rm_gets_half_the_workload():
+    adj, xy = grid_arrays(6, 6)
+    plan = TerritoryPlan.from_arrays(np.ones(36), adj, xy[[0, 35]], xy, np.array([1.0, 0.5])).solve()
+    load = plan.report.per_rm["workload"].to_numpy()
+    assert load.tolist() == [24.0, 12.0]
+    assert contiguous(plan)
+
+
+def test_same_seed_same_plan_and_skewed_workload_balanced():
+    rng = np.random.default_rng(3)
+    adj, xy = grid_arrays(12, 12)
+    w = rng.lognormal(0, 0.7, 144)
+    homes = xy[[0, 11, 132, 143, 66]]
+    a1 = TerritoryPlan.from_arrays(w, adj, homes, xy, np.ones(5), seed=5).solve()
+    a2 = TerritoryPlan.from_arrays(w, adj, homes, xy, np.ones(5), seed=5).solve()
+    assert np.array_equal(a1.assignment, a2.assignment)
+    assert a1.report.max_abs_deviation < 0.05
+    assert a1.report.contiguity == 1.0
+
+
+def test_rms_sharing_an_outlet_get_separate_contiguous_territories():
+    adj, xy = grid_arrays(6, 6)
+    homes = xy[[14, 14, 14]]  # three RMs of one outlet
+    plan = TerritoryPlan.from_arrays(np.ones(36), adj, homes, xy, np.ones(3)).solve()
+    assert sorted(np.bincount(plan.assignment).tolist()) == [12, 12, 12]
+    assert contiguous(plan)
+
+
+def test_keep_current_leaves_a_balanced_plan_alone():
+    adj, xy = grid_arrays(4, 4)
+    current = np.array([0, 0, 1, 1] * 4)
+    plan = TerritoryPlan.from_arrays(
+        np.ones(16), adj, xy[[0, 3]], xy, np.ones(2), current=current, keep_current=True
+    ).solve()
+    assert np.array_equal(plan.assignment, current)
+    assert plan.report.cells_changed == 0
+
+
+def test_keep_current_moves_only_what_balance_needs():
+    adj, xy = grid_arrays(4, 4)
+    current = np.array([0, 0, 0, 1] * 4)  # 12 vs 4 cells
+    plan = TerritoryPlan.from_arrays(
+        np.ones(16), adj, xy[[0, 3]], xy, np.ones(2), current=current, keep_current=True
+    ).solve()
+    assert np.bincount(plan.assignment).tolist() == [8, 8]
+    assert plan.report.cells_changed == 4
+    assert contiguous(plan)
+
+
+def test_rebalancing_keeps_territories_contiguous_from_a_bad_start():
+    # A snake-like skewed start: RM 0 owns almost everything.
+    adj, xy = grid_arrays(5, 5)
+    current = np.zeros(25, dtype=int)
+    current[[24]] = 1
+    plan = TerritoryPlan.from_arrays(
+        np.arange(1, 26, dtype=float), adj, xy[[0, 24]], xy, np.ones(2), current=current,
+        keep_current=True, tolerance=0.01,
+    ).solve()
+    assert contiguous(plan)
+    assert plan.report.max_abs_deviation < 0.05
+
+
+def test_islands_territories_contiguous_through_virtual_edges():
+    # Two blocks of 2x2 squares 5 km apart, one RM near each end.
+    boxes = [box(x, y, x + 1000, y + 1000) for x in (0, 1000) for y in (0, 1000)]
+    boxes += [box(x, y, x + 1000, y + 1000) for x in (7000, 8000) for y in (0, 1000)]
+    g = gpd.GeoSeries(boxes, crs=3857)
+    adj, virtual = cell_adjacency(g, return_virtual=True)
+    assert len(virtual) == 1
+    xy = np.array([[b.centroid.x, b.centroid.y] for b in boxes])
+    w = np.array([1, 1, 1, 1, 2, 2, 2, 2], dtype=float)  # RM 0 must cross the gap
+    plan = TerritoryPlan.from_arrays(w, adj, xy[[0, 7]], xy, np.ones(2)).solve()
+    plan.virtual_edges = virtual
+    assert plan.evaluate(plan.assignment).virtual_edges_used == 1
+    assert plan.report.contiguity == 1.0
+    assert plan.report.max_abs_deviation == 0.0
+
+
+def test_max_distance_is_respected_where_possible():
+    adj, xy = grid_arrays(1, 10)
+    plan = TerritoryPlan.from_arrays(
+        np.r_[np.ones(5), np.full(5, 3.0)], adj, xy[[0, 9]], xy, np.ones(2), max_distance_km=0.55
+    ).solve()
+    assert plan.report.beyond_max_distance == 0
+
+
+# --- GeoDataFrame API, baseline, report, hand-over ------------------------------------------
+
+
+def square_cells(n: int = 4) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """n × n cells of 0.01° near Yinchuan, 2 customers each; two RMs in opposite corners."""
+    d = 0.01
+    geoms = [box(106 + c * d, 38 + r * d, 106 + (c + 1) * d, 38 + (r + 1) * d) for r in range(n) for c in range(n)]
+    cells = gpd.GeoDataFrame(
+        {"cell_id": [f"c{i}" for i in range(n * n)], "customers": 2, "deposit": 1.0},
+        geometry=geoms,
+        crs=4326,
+    )
+    rms = pd.DataFrame(
+        {"rm_id": ["east", "west"], "lon": [106 + d / 2, 106 + (n - 0.5) * d],
+         "lat": [38 + d / 2, 38 + (n - 0.5) * d], "capacity": [1.0, 1.0]}
+    )
+    return cells, rms
+
+
+def test_from_geodataframe_assignment_series_and_report():
+    cells, rms = square_cells()
+    plan = TerritoryPlan.from_geodataframe(cells, rms, weights={"customers": 1.0, "deposit": 1.0}).solve()
+    s = plan.assignment_series()
+    assert s.index.tolist() == cells["cell_id"].tolist()
+    assert s.value_counts().to_dict() == {"east": 8, "west": 8}
+    rep = plan.report
+    assert rep.per_rm["rm"].tolist() == ["east", "west"]
+    assert rep.contiguity == 1.0 and rep.max_abs_deviation == pytest.approx(0.0, abs=1e-12)
+    assert 0.5 < rep.compactness_mean <= math.pi / 4 + 1e-6
+
+
+def test_evaluate_assignment_polsby_popper_and_churn():
+    cells, rms = square_cells(2)
+    halves = {"c0": "east", "c2": "east", "c1": "west", "c3": "west"}
+    rep = evaluate_assignment(cells, rms, halves, current={"c0": "east", "c1": "east", "c2": "east", "c3": "west"})
+    # Each territory is a 1 × 2 rectangle of 0.01° cells, about 880 m × 2220 m in UTM.
+    assert rep.per_rm["polsby_popper"].round(2).tolist() == [0.64, 0.64]
+    assert rep.cells_changed == 1 and rep.customers_changed == 2.0
+    assert rep.max_abs_deviation == pytest.approx(0.0, abs=1e-12) and rep.cv == pytest.approx(0.0, abs=1e-12)
+
+
+def test_travel_weight_adds_workload_far_from_home():
+    cells, rms = square_cells()
+    plain = TerritoryPlan.from_geodataframe(cells, rms, weights={"customers": 1.0})
+    travel = TerritoryPlan.from_geodataframe(cells, rms, weights={"customers": 1.0, "travel": 0.5})
+    a = np.zeros(16, dtype=int)  # all to the east RM: everything far from the west home is free
+    assert travel.evaluate(a).per_rm["workload"].sum() > plain.evaluate(a).per_rm["workload"].sum()
+
+
+def test_nearest_outlet_round_robin_and_baseline_report():
+    xy = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [10, 0]], dtype=float)
+    homes = np.array([[0, 0], [0, 0], [10, 0]], dtype=float)
+    assert nearest_outlet_assignment(xy, homes).tolist() == [0, 1, 0, 1, 2]
+    adj, gxy = grid_arrays(1, 5)
+    plan = TerritoryPlan.from_arrays(np.ones(5), adj, gxy[[0, 0, 4]], gxy, np.ones(3))
+    base = nearest_outlet_baseline(plan)
+    assert base.report.contiguity < 1.0  # round-robin interleaves the outlet's two RMs
+    assert plan.assignment is None  # the plan itself is untouched
+
+
+def test_handover_to_one_rm_and_spread():
+    adj, xy = grid_arrays(3, 6)
+    plan = TerritoryPlan.from_arrays(np.ones(18), adj, xy[[0, 2, 5]], xy, np.ones(3)).solve()
+    before = plan.assignment.copy()
+    one = handover(plan, 1, to=0)
+    assert (one.assignment[before == 1] == 0).all()
+    assert np.array_equal(one.assignment[before != 1], before[before != 1])
+    assert one.report.cells_changed == int((before == 1).sum())
+    spread = handover(plan, 1)
+    assert (spread.assignment != 1).all()
+    assert np.array_equal(spread.assignment[before != 1], before[before != 1])  # others locked
+    assert set(spread.assignment[before == 1].tolist()) <= {0, 2}
+    assert contiguous(spread)
+
+
+def test_handover_by_rm_id():
+    cells, rms = square_cells()
+    plan = TerritoryPlan.from_geodataframe(cells, rms).solve()
+    out = handover(plan, "west", to="east")
+    assert set(out.assignment_series()) == {"east"}
+
+
+# --- properties -------------------------------------------------------------------------------
+
+
+@st.composite
+def grid_problems(draw):
+    rows, cols = draw(st.integers(2, 7)), draw(st.integers(2, 7))
+    n = rows * cols
+    k = draw(st.integers(1, min(4, n)))
+    w = draw(st.lists(st.integers(1, 9), min_size=n, max_size=n))
+    homes = draw(st.lists(st.integers(0, n - 1), min_size=k, max_size=k))
+    lock_cells = draw(st.lists(st.integers(0, n - 1), max_size=k, unique=True))
+    locked = {c: r for r, c in enumerate(lock_cells)}  # at most one locked cell per RM
+    seed = draw(st.integers(0, 3))
+    return rows, cols, np.array(w, dtype=float), homes, locked, seed
+
+
+@settings(max_examples=60, deadline=None)
+@given(grid_problems())
+def test_property_every_cell_assigned_locks_kept_territories_contiguous(problem):
+    rows, cols, w, homes, locked, seed = problem
+    adj, xy = grid_arrays(rows, cols)
+    k = len(homes)
+    plan = TerritoryPlan.from_arrays(w, adj, xy[homes], xy, np.ones(k), locked=locked, seed=seed).solve()
+    a = plan.assignment
+    assert ((a >= 0) & (a < k)).all()
+    for c, r in locked.items():
+        assert a[c] == r
+    assert contiguous(plan)
+    assert plan.report.empty_rms == 0
