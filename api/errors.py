@@ -40,8 +40,18 @@ STATUS: dict[type[Exception], int] = {
 }
 
 
+# psycopg2 refuses NUL characters in any text value it sends; that is bad input, not our failure.
+_NUL_IN_TEXT = "cannot contain NUL (0x00) characters"
+
+
+def _nul_in_text(exc: Exception) -> bool:
+    return type(exc) is ValueError and _NUL_IN_TEXT in str(exc)
+
+
 def status_for(exc: Exception) -> int:
     """HTTP status for a domain exception (500 when it is not in the table)."""
+    if _nul_in_text(exc):
+        return 422
     for cls, status in STATUS.items():
         if isinstance(exc, cls):
             return status
@@ -58,7 +68,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    name = "DatabaseUnavailable" if isinstance(exc, OperationalError) else type(exc).__name__
+    name = ("DatabaseUnavailable" if isinstance(exc, OperationalError)
+            else "BadInput" if _nul_in_text(exc) else type(exc).__name__)
     return JSONResponse({"error": name, "detail": _detail(exc, status)}, status_code=status)
 
 
@@ -66,3 +77,5 @@ def install(app: FastAPI) -> None:
     """Register the handlers for every class of the table."""
     for cls in STATUS:
         app.add_exception_handler(cls, _handle)
+    # Only NUL-in-text ValueErrors become 422; any other ValueError still answers 500 (and is logged).
+    app.add_exception_handler(ValueError, _handle)

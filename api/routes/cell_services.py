@@ -8,6 +8,7 @@ matched before a ``/grids/{grid_id}/cells/{cell_id}`` route would take
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -20,6 +21,7 @@ from geodata import audit, leads_tags
 router = APIRouter(prefix="/api/v1/grids", tags=["tag and lead services"])
 
 MAX_CELLS = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _visible_grid(
@@ -44,6 +46,8 @@ def _parse_cell_ids(value: str | None) -> list[str] | None:
         raise ValueError(f"at most {MAX_CELLS} cell ids per request")
     if any(len(i) > 32 for i in ids):
         raise ValueError("a cell id has at most 32 characters")
+    if _CONTROL.search(value):
+        raise ValueError("cell ids cannot contain control characters")
     return list(dict.fromkeys(ids))
 
 
@@ -106,7 +110,8 @@ def cell_leads(grid_id: GridDep, conn: ConnDep, user: UserDep, settings: Setting
 @router.get("/{grid_id}/cells/tags", response_model=TagCountsPublic)
 def cell_tags(
     grid_id: GridDep, conn: ConnDep, user: UserDep, settings: SettingsDep,
-    tag: Annotated[str, Query(min_length=1, max_length=100, description="The tag (客户标签), e.g. 高净值.",
+    tag: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$",
+                              description="The tag (客户标签), e.g. 高净值 (no control characters).",
                               examples=["高净值"])],
     cell_ids: CellIdsQuery = None,
 ) -> TagCountsPublic:

@@ -31,6 +31,7 @@ INJECTIONS = (
     "$$; DELETE FROM app_user; $$",
     "\\'; SELECT pg_sleep(0); --",
     "640104' AND 1=(SELECT 1 FROM pg_sleep(0))--",
+    "a\x00'; DROP TABLE customer; --",  # PostgreSQL refuses NUL in text: must be a 4xx, not a 500
 )
 
 

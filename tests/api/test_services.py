@@ -170,6 +170,9 @@ def test_bad_parameters_get_422_naming_them(client, auth, imported):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "cell_ids"]
     r = leads(client, auth, "planner_a", g, cell_ids=" , ,")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "cell_ids"]
+    for name, value in (("tag", "高\x00净值"), ("cell_ids", "a1,a\x002")):
+        r = tags(client, auth, "planner_a", g, **{"tag": "x", name: value})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", name]
     assert client.get("/api/v1/grids/abc/cells/leads", headers=auth("planner_a")).status_code == 422
     assert client.get(f"/api/v1/grids/{g}/cells/leads").status_code == 401
 
