@@ -89,6 +89,9 @@ import_run = Table(
     Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("rejects_path", Text),
     Column("message", Text),
+    # How the file was read (crs, encoding, sheet, column map): same file read
+    # differently is a different import.
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     CheckConstraint("status IN ('running','ok','failed','unchanged')", name="status"),
 )
 

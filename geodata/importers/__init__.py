@@ -109,14 +109,16 @@ def run_import(
     spec, path = KINDS[kind], Path(path)
     progress = progress or (lambda fraction, message="": None)
     sha = sha256_of(path) if path.is_file() else "-"
+    options = {"crs": crs, "encoding": encoding, "sheet": sheet, "mapping": dict(mapping or {}),
+               "synthetic": synthetic}
     run_id = start_run(engine, kind=kind, path=path, sha=sha, user=user, crs=crs,
-                       dry_run=dry_run, synthetic=synthetic)
+                       dry_run=dry_run, synthetic=synthetic, options=options)
     summary = {"run_id": run_id, "kind": kind, "file": path.name, "sha256": sha, "dry_run": dry_run,
                "source_crs": crs}
     try:
         if not path.is_file():
             raise BadInput(f"no such file: {path}")
-        previous = None if dry_run else previous_ok_run(engine, kind=kind, sha=sha)
+        previous = None if dry_run else previous_ok_run(engine, kind=kind, sha=sha, options=options)
         if previous is not None:
             summary.update(status="unchanged", counts={"inserted": 0, "updated": 0},
                            message=f"same file as import run {previous}: nothing changed")

@@ -65,15 +65,16 @@ def sha256_of(path: Path) -> str:
 
 
 def start_run(engine: Engine, *, kind: str, path: Path, sha: str, user: str, crs: str,
-              dry_run: bool, synthetic: bool) -> int:
+              dry_run: bool, synthetic: bool, options: dict) -> int:
     """Write the import_run row (committed at once, so it survives a failed load)."""
     with engine.begin() as conn:
         return conn.execute(
             text(
-                "INSERT INTO import_run (kind, file_name, sha256, user_name, source_crs, dry_run, synthetic)"
-                " VALUES (:k, :f, :s, :u, :c, :d, :y) RETURNING id"
+                "INSERT INTO import_run (kind, file_name, sha256, user_name, source_crs, dry_run, synthetic,"
+                " options) VALUES (:k, :f, :s, :u, :c, :d, :y, CAST(:o AS jsonb)) RETURNING id"
             ),
-            dict(k=kind, f=path.name, s=sha, u=user, c=crs, d=dry_run, y=synthetic),
+            dict(k=kind, f=path.name, s=sha, u=user, c=crs, d=dry_run, y=synthetic,
+                 o=json.dumps(options, ensure_ascii=False, sort_keys=True)),
         ).scalar_one()
 
 
@@ -93,17 +94,18 @@ def finish_run(engine: Engine, run_id: int, *, status: str, counts: dict | None 
         )
 
 
-def previous_ok_run(engine: Engine, *, kind: str, sha: str) -> int | None:
-    """Id of the latest finished, non-dry run of this kind if it loaded exactly this file."""
+def previous_ok_run(engine: Engine, *, kind: str, sha: str, options: dict) -> int | None:
+    """Id of the latest finished, non-dry run of this kind if it loaded exactly this file, read the same way."""
     with engine.connect() as conn:
         row = conn.execute(
             text(
-                "SELECT id, sha256, status FROM import_run WHERE kind = :k AND NOT dry_run"
+                "SELECT id, sha256, options FROM import_run WHERE kind = :k AND NOT dry_run"
                 " AND status IN ('ok', 'unchanged') ORDER BY id DESC LIMIT 1"
             ),
             dict(k=kind),
         ).first()
-    return row.id if row is not None and row.sha256 == sha else None
+    same = row is not None and row.sha256 == sha and row.options == json.loads(json.dumps(options))
+    return row.id if same else None
 
 
 class RejectsFile:

@@ -180,3 +180,15 @@ def test_only_rejects_is_ok_with_zero_inserted(engine, tmp_path):
     path.write_text("code,name\n123,坏村\n", encoding="utf-8")
     s = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path)
     assert s["status"] == "ok" and s["counts"]["inserted"] == 0 and s["counts"]["rejected"] == 1
+
+
+def test_same_file_read_differently_is_imported_again(engine, tmp_path):
+    path = tmp_path / "crs.csv"
+    path.write_text("code,name,lon,lat\n640121777001,坐标村,106.3,38.3\n", encoding="utf-8")
+    first = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path)
+    assert first["counts"]["inserted"] == 1
+    # The planner notices the points were Amap (GCJ-02): the same bytes must load again.
+    fixed = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path, crs="gcj02")
+    assert fixed["status"] == "ok" and fixed["counts"]["updated"] == 1
+    again = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path, crs="gcj02")
+    assert again["status"] == "unchanged"
