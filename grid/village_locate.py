@@ -124,6 +124,10 @@ class VillageLocator:
         self.nfx, self.nfy = self.ncx * SUB, self.ncy * SUB
         self._inv = 1.0 / step
         self._build()
+        # GEOS builds a prepared polygon's point index lazily, and that is not
+        # thread-safe (libgeos/geos#825): build them all here, in one thread.
+        corner = shapely.bounds(self.geoms)
+        shapely.intersects_xy(self.geoms, corner[:, 0], corner[:, 1])
 
     def _fine_index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fine raster column and row (int32) of each point, clamped to the table.
