@@ -8,6 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import box
 
 from api.masking import mask_name
 from maps.assets import BUNDLES, asset_files, asset_tags
@@ -198,3 +201,20 @@ def _all_pages() -> dict[str, str]:
         _PAGES["compare"] = compare_page(samples.cells(), {"A": "R1", "B": "R1", "C": "R2"},
                                          {"A": "R1", "B": "R2", "C": "R2"}, options=OPTIONS)
     return _PAGES
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(min_value=97.0, max_value=125.0), st.floats(min_value=22.0, max_value=45.0),
+       st.floats(min_value=1e-4, max_value=0.5), st.floats(min_value=1e-4, max_value=0.5))
+def test_page_geometry_keeps_shape_and_gcj_shift_is_small(lon, lat, w, h):
+    geom = np.asarray([box(lon, lat, lon + w, lat + h)], dtype=object)
+    plain = np.array(feature_collection(geom, [{}], replace(OPTIONS, tile_url="x"))["features"][0]
+                     ["geometry"]["coordinates"][0])
+    gcj = np.array(feature_collection(geom, [{}], replace(OPTIONS, tile_url="x", tile_crs="gcj02"))["features"][0]
+                   ["geometry"]["coordinates"][0])
+    original = np.array(geom[0].exterior.coords)
+    assert plain.shape == gcj.shape == original.shape
+    assert np.abs(plain - original).max() <= 0.5e-5 + 1e-12
+    shift = np.hypot(*(gcj - plain).T)
+    # Inside China the GCJ-02 offset is some metres to under a kilometre, never zero.
+    assert (shift > 0).all() and (shift < 0.01).all()
