@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -76,29 +78,60 @@ def baseline(engine, path: Path) -> int:
     return len(gdf)
 
 
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) of one process, optionally with its reaped children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu_s(info) -> float:
+    """CPU seconds used so far by the throwaway PostgreSQL: postmaster, live and finished backends."""
+    pid = int((Path(info.datadir) / "postmaster.pid").read_text().split()[0])
+    total = _proc_cpu(pid, children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            total += _proc_cpu(int(stat.parent.name))
+    return total
+
+
+def own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="customer rows (default 1M)")
     args = ap.parse_args()
     from sqlalchemy import text
 
-    with tempfile.TemporaryDirectory() as tmp, throwaway_database() as (engine, _):
+    with tempfile.TemporaryDirectory() as tmp, throwaway_database() as (engine, info):
         path = Path(tmp) / "customers.csv"
         # Generated in a child process so this process's peak memory is the import's.
         maker = multiprocessing.get_context("fork").Process(target=make_file, args=(path, args.n))
         maker.start()
         maker.join()
         mb = path.stat().st_size / 1e6
-        t0 = time.perf_counter()
+        c0, s0, t0 = own_cpu_s(), cluster_cpu_s(info), time.perf_counter()
         summary = ours(engine, path, Path(tmp))
         t_ours = time.perf_counter() - t0
+        cpu_ours, db_ours = own_cpu_s() - c0, cluster_cpu_s(info) - s0
         rss_ours = peak_rss_mb()
         assert summary["counts"]["inserted"] == args.n, summary["counts"]
         with engine.begin() as c:
             c.execute(text("TRUNCATE customer"))
-        t0 = time.perf_counter()
+        c0, s0, t0 = own_cpu_s(), cluster_cpu_s(info), time.perf_counter()
         n_base = baseline(engine, path)
         t_base = time.perf_counter() - t0
+        cpu_base, db_base = own_cpu_s() - c0, cluster_cpu_s(info) - s0
         with engine.connect() as c:
             stored = c.execute(text("SELECT count(*) FROM customer")).scalar()
         assert stored == n_base == args.n
@@ -107,11 +140,18 @@ def main() -> None:
     print(f"ours (parse, validate, GCJ-02→WGS84, COPY, index): {t_ours:.2f} s = {ours_rate:,.0f} rows/s")
     print(f"baseline (read_csv + to_postgis):                {t_base:.2f} s = {base_rate:,.0f} rows/s")
     print(f"ratio: {ours_rate / base_rate:.1f}x; peak RSS after ours {rss_ours:.0f} MB, overall {peak_rss_mb():.0f} MB")
+    # On a shared machine wall time depends on the neighbours; CPU seconds much less so.
+    print(f"CPU s (python + postgres): ours {cpu_ours:.1f} + {db_ours:.1f}, baseline {cpu_base:.1f} + {db_base:.1f};"
+          f" load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     emit({
         "bench": "import_customers", "n": args.n, "file_mb": round(mb, 1),
         "ours_s": round(t_ours, 3), "ours_rows_per_s": round(ours_rate),
         "baseline_s": round(t_base, 3), "baseline_rows_per_s": round(base_rate),
         "ratio": round(ours_rate / base_rate, 2), "peak_rss_mb_ours": round(rss_ours),
+        "cpu_s_ours": round(cpu_ours, 1), "db_cpu_s_ours": round(db_ours, 1),
+        "cpu_s_baseline": round(cpu_base, 1), "db_cpu_s_baseline": round(db_base, 1),
+        "cpu_ratio": round((cpu_base + db_base) / max(cpu_ours + db_ours, 1e-9), 2),
+        "load_avg": round(os.getloadavg()[0], 1),
         "peak_rss_mb_overall": round(peak_rss_mb()),
     })
 
