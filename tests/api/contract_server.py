@@ -118,6 +118,8 @@ class ContractServer:
                 return got
             wanted = set(got)
             rows = [lead for lead in self.leads if lead["customer_id"] in wanted and lead["status"] == status]
+            if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
+                return JSONResponse({"error": "bad request", "detail": "unknown cursor"}, status_code=400)
             start = int(cursor or 0)
             if self.page_size is None:
                 return {"leads": rows, "next_cursor": None}
