@@ -8,6 +8,7 @@ here too, through ``geodata/aliases.toml`` or an explicit mapping.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -322,7 +323,7 @@ def open_table(
         fmt = "csv"
         if encoding:
             try:
-                encoding = __import__("codecs").lookup(encoding).name
+                encoding = codecs.lookup(encoding).name
             except LookupError:
                 raise BadInput(f"unknown encoding {encoding!r}") from None
         else:

@@ -27,8 +27,8 @@ class Kind:
 
     ``fields`` maps canonical field → type: ``text``, ``code6``/``code9``/``code12``,
     ``int``, ``num`` (non-negative amounts), ``float``, ``date``, ``datetime``,
-    ``flag``, ``legal_entity`` (a code resolved to the id), ``lon``/``lat``, or
-    ``enum:a|b|c``. ``check`` adds kind-specific rejects (foreign references)
+    ``flag``, ``legal_entity`` (a code resolved to the id), ``lon``/``lat``,
+    ``enum:a|b|c``, or ``list`` (read by ``check`` only, not a column). ``check`` adds kind-specific rejects (foreign references)
     and defaults for one chunk; it gets the transaction's connection.
     """
 

@@ -6,11 +6,11 @@ import pandas as pd
 
 from geodata import tables
 from geodata.importers.base import Kind
-from geodata.importers.places import _prefix
+from geodata.importers.places import parent_code
 
 
 def _check_customer(f: pd.DataFrame, out: dict, ctx, rej) -> None:
-    _prefix(out, "county_code", f["village_code"], 6)
+    parent_code(out, "county_code", f["village_code"], 6)
     out["county_code"] = pd.Series(out["county_code"], dtype=object).where(lambda s: s != "", None)
 
 

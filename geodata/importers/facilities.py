@@ -7,12 +7,12 @@ import pandas as pd
 
 from geodata import tables
 from geodata.importers.base import Kind
-from geodata.importers.places import _prefix
+from geodata.importers.places import parent_code
 
 
 def _county_from_village(f: pd.DataFrame, out: dict, ctx, rej) -> None:
     if "village_code" in out:
-        _prefix(out, "county_code", pd.Series(out["village_code"], dtype=object).fillna(""), 6)
+        parent_code(out, "county_code", pd.Series(out["village_code"], dtype=object).fillna(""), 6)
 
 
 def _check_service_point(f: pd.DataFrame, out: dict, ctx, rej) -> None:

@@ -9,7 +9,7 @@ from geodata import tables
 from geodata.importers.base import Kind
 
 
-def _prefix(out: dict, name: str, code: pd.Series, n: int) -> None:
+def parent_code(out: dict, name: str, code: pd.Series, n: int) -> None:
     """Fill an empty parent code from the first ``n`` digits of the row's own code."""
     given = pd.Series(out.get(name), index=code.index, dtype=object)
     derived = code.str.slice(0, n).where(code.str.len() >= n, None)
@@ -17,12 +17,12 @@ def _prefix(out: dict, name: str, code: pd.Series, n: int) -> None:
 
 
 def _check_township(f: pd.DataFrame, out: dict, ctx, rej) -> None:
-    _prefix(out, "county_code", f["code"], 6)
+    parent_code(out, "county_code", f["code"], 6)
 
 
 def _check_village(f: pd.DataFrame, out: dict, ctx, rej) -> None:
-    _prefix(out, "county_code", f["code"], 6)
-    _prefix(out, "township_code", f["code"], 9)
+    parent_code(out, "county_code", f["code"], 6)
+    parent_code(out, "township_code", f["code"], 9)
     # A village code that does not start with its stated township's code is a typing error.
     tc = pd.Series(out["township_code"], dtype=object).fillna("").to_numpy(dtype=str)
     ok = np.char.startswith(f["code"].to_numpy(dtype=str), tc)

@@ -120,6 +120,7 @@ def _excel_serial(s: pd.Series) -> np.ndarray:
 
 
 def digits_or_decimal(s: pd.Series) -> np.ndarray:
+    """True where the cell looks like a serial day number (up to 5 digits, optional fraction)."""
     return _np(pc.match_substring_regex(_arr(s), r"^\d{1,5}(\.\d+)?$"))
 
 
