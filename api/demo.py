@@ -232,6 +232,31 @@ def step_users(ctx: DemoContext) -> dict:
     return {"password": DEMO_PASSWORD, "users": made}
 
 
+def step_maps(ctx: DemoContext) -> dict:
+    """Export the dashboard, one RM's phone map, the planner preview and a scenario compare as offline pages."""
+    from api.cli import maps as pages_of
+
+    out_dir = ctx.workdir / "maps"
+    opts = pages_of.page_options(ctx.settings)
+    h3, village = ctx.results["grids"]["h3"]["grid_id"], ctx.results["grids"]["village"]["grid_id"]
+    rm_code = next((u["rm_code"] for u in ctx.results.get("users", {}).get("users", []) if u.get("rm_code")), None)
+    files: dict[str, str] = {}
+    with ctx.engine.connect() as conn:
+        if rm_code is None:  # no demo RM user: the RM owning most cells
+            rm_code = conn.execute(text("SELECT rm_code FROM territory WHERE grid_id = :g AND valid_to IS NULL "
+                                        "GROUP BY rm_code ORDER BY count(*) DESC, rm_code LIMIT 1"), {"g": h3}).scalar()
+        pages = {
+            "dashboard": lambda: pages_of.dashboard_html(conn, grid_id=h3, options=opts),
+            "rm": lambda: pages_of.rm_html(conn, grid_id=h3, rm_code=rm_code, options=opts),
+            "preview": lambda: pages_of.preview_html(conn, grid_id=village, options=opts),
+            "compare": lambda: pages_of.compare_html(conn, grid_id=h3, a="current", b="demo-travel", options=opts),
+        }
+        for name, build in pages.items():
+            files[name] = pages_of.write_page(build(), out_dir / f"{name}.html")["file"]
+    urls = {f"map {name}": Path(path).resolve().as_uri() for name, path in files.items()}
+    return {"urls": urls, "files": files, "rm_code": rm_code}
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], dict]]] = [
     ("reference", step_reference),
     ("synthetic", step_synthetic),
@@ -239,6 +264,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], dict]]] = [
     ("territories", step_territories),
     ("gaps", step_gaps),
     ("users", step_users),
+    ("maps", step_maps),
 ]
 
 
