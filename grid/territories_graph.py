@@ -294,6 +294,18 @@ def stays_connected(
     if len(same) <= 1:
         return len(same) == 1 or size == 1
     targets = set(same)
+    # Quickest: the owner's neighbours of `cell` already touch one another (an arc of a hexagon).
+    reached = {same[0]}
+    stack = [same[0]]
+    while stack:
+        u = stack.pop()
+        nu = nbrs[u]
+        for v in same:
+            if v not in reached and v in nu:
+                reached.add(v)
+                stack.append(v)
+    if len(reached) == len(same):
+        return True
     # Local: connect the owner's neighbours through the ring of cells around `cell`.
     ring = set(same)
     for v in same:
