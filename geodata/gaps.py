@@ -25,10 +25,14 @@ from geodata.grids import get_grid, load_cells
 from grid.projection import metric_crs, project_points
 
 
-def _points(conn: Connection, table: str) -> np.ndarray:
-    sql = {"outlet": "SELECT ST_X(geom), ST_Y(geom) FROM outlet",
-           "service_point": "SELECT ST_X(geom), ST_Y(geom) FROM service_point"}[table]
-    rows = conn.execute(text(sql)).all()
+def _points(conn: Connection, table: str, grid_id: int) -> np.ndarray:
+    """Outlets or service points of the bank that owns the grid's county (all, if the county has none)."""
+    sql = {"outlet": "SELECT ST_X(p.geom), ST_Y(p.geom) FROM outlet p",
+           "service_point": "SELECT ST_X(p.geom), ST_Y(p.geom) FROM service_point p"}[table]
+    rows = conn.execute(text(
+        sql + " WHERE (SELECT c.legal_entity_id FROM grid g JOIN county c ON c.adcode = g.county_code "
+        "WHERE g.id = :g) IS NULL OR p.legal_entity_id = (SELECT c.legal_entity_id FROM grid g "
+        "JOIN county c ON c.adcode = g.county_code WHERE g.id = :g)"), {"g": grid_id}).all()
     return np.array(rows, dtype=float).reshape(-1, 2)
 
 
@@ -74,8 +78,8 @@ def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -
         "visits_90d": cells["visits_90d"].fillna(0).astype(float),
         "customers_visited_90d": cells["customers_visited_90d"].fillna(0).astype(float),
         "days_since_visit": ((now - last).dt.total_seconds() / 86400.0).astype(float),
-        "dist_outlet_km": nearest_km(lonlat, _points(conn, "outlet"), crs),
-        "dist_service_point_km": nearest_km(lonlat, _points(conn, "service_point"), crs),
+        "dist_outlet_km": nearest_km(lonlat, _points(conn, "outlet", grid_id), crs),
+        "dist_service_point_km": nearest_km(lonlat, _points(conn, "service_point", grid_id), crs),
         "open_leads": cells["cell_id"].map(leads).fillna(0).astype(float),
         "apportioned": cells["apportioned"].fillna(False).astype(bool),
     }, geometry=cells.geometry, crs=4326)
@@ -190,7 +194,7 @@ def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: floa
         cand_lonlat = candidates[["lon", "lat"]].to_numpy(dtype=float)
         cand_ids = candidates.get("name", pd.Series(range(len(candidates)))).astype(str).tolist()
     cx, cy = project_points(cand_lonlat[:, 0], cand_lonlat[:, 1], crs)
-    existing = np.vstack([_points(conn, "outlet"), _points(conn, "service_point")])
+    existing = np.vstack([_points(conn, "outlet", grid_id), _points(conn, "service_point", grid_id)])
     ex, ey = project_points(existing[:, 0], existing[:, 1], crs) if len(existing) else (np.array([]), np.array([]))
     res = mclp(np.column_stack([dx, dy]), weight, np.column_stack([cx, cy]), np.column_stack([ex, ey]),
                count, radius_km)

@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection
 from geodata.errors import BadInput, Conflict, NotFound
 from geodata.grids import get_grid
 from geodata.territories import (
-    DEFAULT_WEIGHTS,
     apply_owner_changes,
     cells_for_planning,
+    check_weights,
     current_locks,
     current_owners,
     customers_changing,
@@ -168,7 +168,7 @@ def plan_scenario(
     from grid.territories import TerritoryPlan, nearest_outlet_baseline
 
     progress = progress or (lambda f, m="": None)
-    weights = weights or DEFAULT_WEIGHTS
+    weights = check_weights(weights)
     existing = conn.execute(
         text("SELECT id FROM scenario WHERE grid_id = :g AND name = :n AND status = 'draft'"), {"g": grid_id, "n": name}
     ).scalar()
@@ -220,9 +220,8 @@ def compare(conn: Connection, *, grid_id: int, a: str | int = CURRENT, b: str | 
     first, second = _assignment(conn, grid_id, a), _assignment(conn, grid_id, b)
     cells = cells_for_planning(conn, grid_id=grid_id)
     involved = sorted(set(first.values()) | set(second.values()))
-    rms = rms_for(conn, grid_id=grid_id)
-    rms = rms[rms["rm_id"].isin(involved)].reset_index(drop=True)
-    weights = weights or DEFAULT_WEIGHTS
+    rms = rms_for(conn, grid_id=grid_id, rm_codes=involved) if involved else pd.DataFrame(columns=["rm_id"])
+    weights = check_weights(weights)
     moved = sorted(c for c in set(first) | set(second) if first.get(c) != second.get(c))
     result = {"grid_id": grid_id, "a": str(a), "b": str(b), "cells_moved": len(moved), "moved": [
         {"cell_id": c, "from_rm": first.get(c), "to_rm": second.get(c)} for c in moved[:5000]

@@ -22,6 +22,29 @@ HANDOVER_LIST_LIMIT = 10_000
 DEFAULT_WEIGHTS = {"customers": 0.4, "households": 0.3, "deposit": 0.15, "loan": 0.15}
 
 
+WEIGHT_NAMES = ("customers", "households", "population", "deposit", "loan", "visits_90d", "travel")
+
+
+def check_weights(weights: dict | None) -> dict:
+    """Workload weights by allowed measure name, each a finite number >= 0 (BadInput otherwise)."""
+    if not weights:
+        return dict(DEFAULT_WEIGHTS)
+    out = {}
+    for name, value in weights.items():
+        if name not in WEIGHT_NAMES:
+            raise BadInput(f"unknown workload weight {name!r}; use {', '.join(WEIGHT_NAMES)}")
+        try:
+            w = float(value)
+        except (TypeError, ValueError):
+            raise BadInput(f"weight {name!r} must be a number, got {value!r}") from None
+        if not (w >= 0 and w < float("inf")):
+            raise BadInput(f"weight {name!r} must be a finite number >= 0, got {value!r}")
+        out[name] = w
+    if sum(v for k, v in out.items() if k != "travel") <= 0:
+        raise BadInput("at least one workload weight other than travel must be above 0")
+    return out
+
+
 def current_owners(conn: Connection, *, grid_id: int) -> dict[str, str]:
     """cell_id → rm_code of the current owner, for owned cells of a grid."""
     rows = conn.execute(
@@ -194,17 +217,19 @@ def history(conn: Connection, *, grid_id: int, cell_id: str | None = None, rm_co
     return [dict(r) for r in rows]
 
 
-def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None) -> pd.DataFrame:
-    """Active RMs of the chosen outlets (default: every outlet of the grid's county), with home points."""
+def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None,
+            rm_codes: list[str] | None = None) -> pd.DataFrame:
+    """Active RMs with home points: named ones, those of the chosen outlets, or every outlet of the grid's county."""
     g = get_grid(conn, grid_id=grid_id)
     rows = conn.execute(
         text(
             "SELECT r.code AS rm_id, r.name, r.outlet_code, r.capacity, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat "
-            "FROM rm r JOIN outlet o ON o.code = r.outlet_code WHERE r.active "
-            "AND (CAST(:outlets AS text[]) IS NULL AND o.county_code = :county OR r.outlet_code = ANY(:outlets)) "
-            "ORDER BY r.code"
+            "FROM rm r JOIN outlet o ON o.code = r.outlet_code WHERE r.active AND ("
+            " CASE WHEN CAST(:codes AS text[]) IS NOT NULL THEN r.code = ANY(:codes)"
+            " WHEN CAST(:outlets AS text[]) IS NOT NULL THEN r.outlet_code = ANY(:outlets)"
+            " ELSE o.county_code = :county END) ORDER BY r.code"
         ),
-        {"outlets": outlets, "county": g["county_code"]},
+        {"outlets": outlets, "codes": rm_codes, "county": g["county_code"]},
     ).mappings().all()
     df = pd.DataFrame([dict(r) for r in rows], columns=["rm_id", "name", "outlet_code", "capacity", "lon", "lat"])
     if outlets:
@@ -237,10 +262,11 @@ def handover_rm(conn: Connection, *, grid_id: int, rm_code: str, user: str, to_r
     from grid.territories import TerritoryPlan, handover
 
     cells = cells_for_planning(conn, grid_id=grid_id)
-    rm_codes = sorted(set(owners.values()))
-    rms = rms_for(conn, grid_id=grid_id)
-    rms = rms[rms["rm_id"].isin(rm_codes)].reset_index(drop=True)
-    plan = TerritoryPlan.from_geodataframe(cells, rms, weights=weights or DEFAULT_WEIGHTS, current=owners, seed=seed)
+    # every RM who owns cells of this grid takes part, wherever their outlet is
+    rms = rms_for(conn, grid_id=grid_id, rm_codes=sorted(set(owners.values())))
+    if len(rms) < 2:
+        raise BadInput(f"RM {rm_code!r} is the only owner in grid {grid_id}: name who takes over with --to")
+    plan = TerritoryPlan.from_geodataframe(cells, rms, weights=check_weights(weights), current=owners, seed=seed)
     result = handover(plan, rm_code)
     new = result.assignment_series().to_dict()
     changes = {c: r for c, r in new.items() if c in owners and owners[c] == rm_code}
