@@ -160,7 +160,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
         try:
             cur = conn.connection.dbapi_connection.cursor()
             ctx = _context(cur, spec, crs, synthetic)
-            fast = spec.streaming and not dry_run and load.is_empty(cur, spec)
+            fast = spec.streaming and not dry_run and load.can_load_direct(cur, spec)
             indexes: list[str] | None = None
             load.create_staging(cur, spec)
             staged = 0

@@ -93,8 +93,14 @@ def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
     copy_frame(cur, kind.table.name, out, freeze=True)
 
 
-def is_empty(cur, kind: Kind) -> bool:
-    cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {kind.table.name})")
+def can_load_direct(cur, kind: Kind) -> bool:
+    """True when the target is empty and no foreign key points at it (so it may be truncated)."""
+    t = kind.table.name
+    cur.execute(
+        f"SELECT NOT EXISTS (SELECT 1 FROM {t}) AND NOT EXISTS"
+        " (SELECT 1 FROM pg_constraint WHERE confrelid = %s::regclass AND contype = 'f')",
+        (f"public.{t}",),
+    )
     return bool(cur.fetchone()[0])
 
 
