@@ -230,7 +230,9 @@ def rebalance(
         ends = np.searchsorted(key, wanted, side="right").tolist()
         mv = _Mover(p, a, anchor_xy)
         al = mv.a
-        for (f, donor, receiver), s0, s1 in zip(edges, starts, ends, strict=True):
+        for e, ((f, donor, receiver), s0, s1) in enumerate(zip(edges, starts, ends, strict=True)):
+            if e % 256 == 0 and time.monotonic() > deadline:
+                break
             cand = [(mv.score(c, donor, receiver), c) for c in set(src_s[s0:s1].tolist())]
             heapq.heapify(cand)
             remaining = f * damping
@@ -286,8 +288,8 @@ def polish(
         al = mv.a
         tg, dv = target.tolist(), dev.tolist()
         moved = 0
-        for r in np.argsort(-np.abs(dev)).tolist():
-            if abs(dv[r]) <= tolerance or not act[r]:
+        for i, r in enumerate(np.argsort(-np.abs(dev)).tolist()):
+            if abs(dv[r]) <= tolerance or not act[r] or (i % 256 == 0 and time.monotonic() > deadline):
                 break
             # Overloaded: give a cell away; underloaded: take one from a neighbour.
             if dv[r] > 0:
