@@ -6,8 +6,10 @@ never request input; values (bbox, filters, paging) are bound parameters.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -85,3 +87,15 @@ def collection(rows: list[dict[str, Any]], total: int, page: Page, id_key: str) 
         "numberReturned": len(rows),
         "next_offset": nxt if nxt < total else None,
     }
+
+
+class GeoJSONResponse(JSONResponse):
+    """GeoJSON rendered straight with json.dumps: big collections skip FastAPI's per-value encoder.
+
+    The content must already be plain JSON values (see ``api.grid_access.jsonable``).
+    """
+
+    media_type = "application/geo+json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")

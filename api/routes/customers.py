@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 
 from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep
 from api.geojson import bbox_filter, eq_filter, select_one, select_rows
 from api.masking import mask_record
-from api.settings import LinkSettings
+from api.services import customer_links
 from geodata import audit
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
@@ -27,17 +26,9 @@ _OWNED_BY = """EXISTS (SELECT 1 FROM customer_cell cf_ JOIN territory tf_
       AND tf_.rm_code = :owner_rm)"""
 
 
-def links(settings: LinkSettings, customer_id: str) -> dict[str, str]:
-    """Deep links of one customer into the tag and lead services (templates take `{customer_id}`)."""
-    cid = quote(customer_id, safe="")
-    # str.replace, not str.format: a template may hold other braces of its own.
-    return {"tags": settings.tag_url.replace("{customer_id}", cid),
-            "leads": settings.lead_url.replace("{customer_id}", cid)}
-
-
 def _public(row: dict[str, Any], user, settings) -> dict[str, Any]:
     out = mask_record(row, user.scope)
-    out["links"] = links(settings.links, row["customer_id"])
+    out["links"] = customer_links(settings.links, row["customer_id"])
     return out
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from api.cells import cell_collection, cell_detail, parse_properties
 from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, permitted
-from api.geojson import select_one, select_rows
+from api.geojson import GeoJSONResponse, select_one, select_rows
 from api.grid_access import (
     CellIdPath,
     GridDep,
@@ -22,7 +22,7 @@ from api.grid_access import (
     start_job,
 )
 from api.masking import mask_record
-from api.routes.customers import links
+from api.services import customer_links
 from geodata import assign, audit, grids
 from geodata.errors import BadInput
 
@@ -93,7 +93,8 @@ def list_cells(
     """Cells of the grid as a GeoJSON FeatureCollection (WGS84), paged, optionally inside `bbox`.
     Every user of the legal entity sees every cell's geometry; figures tied to customers and the owner
     are null for cells outside your territory (RMs) or your outlets' territories (branch managers)."""
-    return cell_collection(conn, user.scope, grid, bbox=bbox, page=page, properties=properties, res=res)
+    return GeoJSONResponse(jsonable(
+        cell_collection(conn, user.scope, grid, bbox=bbox, page=page, properties=properties, res=res)))
 
 
 @router.get("/{grid_id}/cells/{cell_id}")
@@ -119,7 +120,7 @@ def cell_customers(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: User
     out = []
     for r in rows:
         d = mask_record(r, user.scope)
-        d["links"] = links(settings.links, r["customer_id"])
+        d["links"] = customer_links(settings.links, r["customer_id"])
         out.append(d)
     return items(out, total, page)
 
