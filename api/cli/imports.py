@@ -10,6 +10,7 @@ import click
 from api.cli import cli, settings
 from api.cli.output import command
 from api.db import open_engine
+from geodata import refresh
 from geodata.errors import BadInput
 from geodata.export import EXPORT_TABLES, export
 from geodata.importers import KINDS, run_import
@@ -54,6 +55,8 @@ def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user)
                 rejects_dir=s.db.home / "rejects", rejects_path=rejects, dry_run=dry_run,
                 progress=progress,
             )
+        if not dry_run and summary.get("status") == "ok":
+            summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
     finally:
         engine.dispose()
     summary["ok"] = True

@@ -10,6 +10,7 @@ import click
 from api.cli import cli, settings
 from api.cli.output import command
 from api.db import open_engine
+from geodata import refresh
 from geodata import scenarios as sc
 from geodata import territories as terr
 
@@ -181,8 +182,10 @@ def compare_cmd(ctx, a, b, grid_id):
 def publish_cmd(ctx, name, grid_id, user):
     """Make a draft current (history written, one transaction); refused if current changed since."""
     with open_engine(settings().db).begin() as conn:
-        sid = sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"]
-        return sc.publish(conn, scenario_id=sid, user=_user(user))
+        found = sc.find_scenario(conn, ref=name, grid_id=grid_id)
+        out = sc.publish(conn, scenario_id=found["id"], user=_user(user))
+        out["rescored"] = refresh.after_publish(conn, grid_id=found["grid_id"], scenario=found["name"])
+        return out
 
 
 @command(scenarios, "discard")

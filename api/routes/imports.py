@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
 from api.uploads import receive_file, sniff
-from geodata import audit
+from geodata import audit, refresh
 from geodata.errors import NotFound
 from geodata.scope import where
 
@@ -91,9 +91,12 @@ async def upload(
     engine = request.app.state.engine
 
     def job(progress) -> dict[str, Any]:
-        return run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
-                   mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
-                   synthetic=synthetic, progress=progress)
+        summary = run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
+                      mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
+                      synthetic=synthetic, progress=progress)
+        if not dry_run and summary.get("status") == "ok" and "run_id" in summary:
+            summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
+        return summary
 
     job_id = await run_in_threadpool(request.app.state.jobs.submit, kind=f"import:{kind}", user=user, fn=job)
     await run_in_threadpool(audit.record, conn, username=user.username, action="import",

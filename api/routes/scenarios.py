@@ -26,7 +26,7 @@ from api.grid_access import (
     start_job,
     visible_rms,
 )
-from geodata import audit, scenarios
+from geodata import audit, refresh, scenarios
 from geodata.errors import NotFound
 from geodata.scope import where
 
@@ -168,6 +168,7 @@ def publish(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Make a draft current in one transaction, writing history; answers the hand-over list.
     409 when the grid's assignments changed since the draft was created (no lost updates)."""
     out = scenarios.publish(conn, scenario_id=scenario["id"], user=user.username)
+    out["rescored"] = refresh.after_publish(conn, grid_id=scenario["grid_id"], scenario=scenario["name"])
     _audit(conn, user, "publish", scenario["id"], {"cells_changed": out["cells_changed"],
                                                    "customers_changing_rm": out["customers_changing_rm"]})
     return jsonable(out)

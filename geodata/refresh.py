@@ -1,0 +1,70 @@
+"""Keep derived figures current: after an import or a publish, re-place, re-count and re-score.
+
+Rules (the CLI and the API call these after the change has committed):
+
+- Only the newest grid version of each county and kind that has been assigned
+  is refreshed; older versions are history and keep the figures they had.
+- ``customers`` imported: customers of the affected counties are placed again
+  (new ones need a cell), which also recomputes the cell statistics.
+- ``visits``, ``leads``, ``villages`` imported: cell statistics are recomputed.
+- Afterwards, and after a scenario is published, grids that had gap scores are
+  scored again (a new ``gap_run`` with ``trigger`` saying why).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from geodata import assign, gaps
+
+_AFFECTED = {
+    "customers": "SELECT DISTINCT county_code FROM customer WHERE import_run_id = :run",
+    "visits": ("SELECT DISTINCT c.county_code FROM visit v JOIN customer c ON c.customer_id = v.customer_id "
+               "WHERE v.import_run_id = :run"),
+    "leads": ("SELECT DISTINCT c.county_code FROM lead l JOIN customer c ON c.customer_id = l.customer_id "
+              "WHERE l.import_run_id = :run"),
+    "villages": "SELECT DISTINCT county_code FROM village WHERE import_run_id = :run",
+}
+
+
+def newest_assigned_grids(conn: Connection, *, county_codes: list[str]) -> list[int]:
+    """The newest assigned grid of each county and kind."""
+    rows = conn.execute(text(
+        "SELECT DISTINCT ON (county_code, kind) id FROM grid WHERE assigned_at IS NOT NULL "
+        "AND county_code = ANY(:c) ORDER BY county_code, kind, id DESC"), {"c": county_codes}).all()
+    return [r[0] for r in rows]
+
+
+def _rescore(conn: Connection, grid_id: int, trigger: str) -> dict | None:
+    if gaps.latest_run(conn, grid_id=grid_id) is None:
+        return None
+    run = gaps.score_grid(conn, grid_id=grid_id, trigger=trigger)
+    return {"gap_run_id": run["gap_run_id"], "classes": run["classes"]}
+
+
+def after_import(engine: Engine, *, kind: str, run_id: int) -> list[dict]:
+    """Refresh the grids an import touched; one transaction per grid. Returns what was done."""
+    sql = _AFFECTED.get(kind)
+    if sql is None:
+        return []
+    with engine.connect() as conn:
+        counties = [r[0] for r in conn.execute(text(sql), {"run": run_id}) if r[0]]
+        grid_ids = newest_assigned_grids(conn, county_codes=counties) if counties else []
+    done = []
+    for gid in grid_ids:
+        with engine.begin() as conn:
+            if kind == "customers":
+                a = assign.assign_customers(conn, grid_id=gid)
+                step = {"grid_id": gid, "reassigned": a["customers"]}
+            else:
+                assign.refresh_cell_stats(conn, grid_id=gid)
+                step = {"grid_id": gid, "stats_refreshed": True}
+            step["rescored"] = _rescore(conn, gid, f"import {kind} #{run_id}")
+        done.append(step)
+    return done
+
+
+def after_publish(conn: Connection, *, grid_id: int, scenario: str) -> dict | None:
+    """Score a grid again after its territories changed (if it was scored before)."""
+    return _rescore(conn, grid_id, f"published {scenario}")
