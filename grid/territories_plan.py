@@ -242,11 +242,13 @@ class TerritoryPlan:
             rng=np.random.default_rng(self.seed),
         )
 
-    def solve(self, *, time_limit_s: float | None = None) -> TerritoryPlan:
+    def solve(self, *, time_limit_s: float | None = None, report: bool = True) -> TerritoryPlan:
         """Run the optimiser; fills ``assignment``, ``seeds`` and ``report`` and returns ``self``.
 
         ``time_limit_s`` bounds the refinement: rounds stop once it has passed and
         the best balance so far is kept (territories stay contiguous either way).
+        ``report=False`` skips the report (Polsby-Popper dissolves every territory,
+        which takes long on a province); ``evaluate(plan.assignment)`` makes it later.
         """
         deadline = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
         keep = self.keep_current and self.current is not None
@@ -277,7 +279,7 @@ class TerritoryPlan:
             rebalance(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
             polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
         self.assignment, self.seeds = a, seeds
-        self.report = self.evaluate(a)
+        self.report = self.evaluate(a) if report else None
         return self
 
     def evaluate(self, assignment: np.ndarray) -> PlanReport:
