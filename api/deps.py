@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyCookie, OAuth2PasswordBearer
 from pydantic import AfterValidator
 from sqlalchemy.engine import Connection, Engine
 
@@ -19,6 +19,12 @@ from geodata.scope import Scope
 
 TOKEN_URL = "/api/v1/auth/token"
 _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL)
+# Browsers fetching tiles and map pages cannot add an Authorization header: they send the
+# HttpOnly cookie set by POST /api/v1/auth/session instead (see BrowserUserDep).
+SESSION_COOKIE = "gridmkt_token"
+_optional_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+_session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
+                               description="Session cookie set by `POST /api/v1/auth/session`.")
 
 
 def get_settings(request: Request) -> Settings:
@@ -44,9 +50,7 @@ def get_conn(engine: EngineDep) -> Iterator[Connection]:
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
-def get_current_user(token: Annotated[str, Depends(_bearer)], settings: SettingsDep,
-                     conn: ConnDep) -> CurrentUser:
-    """The user of a valid bearer token; re-read each request so disabling takes effect at once."""
+def _user_of_token(token: str, settings: Settings, conn: Connection) -> CurrentUser:
     claims = decode_token(settings.auth, token)
     try:
         row = users.get_user(conn, username=claims["sub"])
@@ -56,7 +60,32 @@ def get_current_user(token: Annotated[str, Depends(_bearer)], settings: Settings
     return CurrentUser.from_row(row)
 
 
+def get_current_user(token: Annotated[str, Depends(_bearer)], settings: SettingsDep,
+                     conn: ConnDep) -> CurrentUser:
+    """The user of a valid bearer token; re-read each request so disabling takes effect at once."""
+    return _user_of_token(token, settings, conn)
+
+
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+def get_browser_user(bearer: Annotated[str | None, Depends(_optional_bearer)],
+                     cookie: Annotated[str | None, Depends(_session_cookie)],
+                     settings: SettingsDep, conn: ConnDep) -> CurrentUser:
+    """The user of a bearer header or, failing that, of the session cookie (401 when neither is valid).
+
+    Only for GET routes a browser loads by itself (tiles, map pages). The
+    /api/v1 routes stay bearer-only, so a cookie alone can never drive a
+    write (no cross-site request forgery surface beyond SameSite=Strict).
+    """
+    token = bearer or cookie
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return _user_of_token(token, settings, conn)
+
+
+BrowserUserDep = Annotated[CurrentUser, Depends(get_browser_user)]
 
 
 def get_scope(user: UserDep) -> Scope:

@@ -66,6 +66,12 @@ FOREIGN = {
         "scenario_id": lambda d: [d["scenario_b"]],
     },
 }
+# Tiles (/tiles/{layer}/{z}/{x}/{y}.pbf?grid_id=): the z10 tile over the seeded data, every layer;
+# the object is the grid, filled in from "grid_id" above as a query parameter (see _query).
+TILE = {"layer": lambda d: ["cells", "territories", "customers"], "z": lambda d: [10],
+        "x": lambda d: [814], "y": lambda d: [393]}
+for _examples in FOREIGN.values():
+    _examples.update(TILE)
 FOREIGN["planner_a"] = FOREIGN["analyst_a"]
 
 # Strings of the other's data that must never appear in a successful answer.
@@ -79,9 +85,11 @@ MARKERS = {
 MARKERS["planner_a"] = MARKERS["analyst_a"]
 
 # Path parameters that name a kind of thing, not an object of someone (no 403/404 expected).
-NEUTRAL = {"kind"}
-# Routes that need no login and touch no business data.
-PUBLIC = {"/health", "/ready"}
+NEUTRAL = {"kind", "layer", "z", "x", "y"}
+# Routes that need no login and touch no business data (sign-in, sign-out, the login page).
+PUBLIC = {"/health", "/ready", "/api/v1/auth/session", "/api/v1/auth/logout", "/maps/login"}
+# Required query parameters that name someone's object, filled in like path parameters.
+OBJECT_QUERY = {"grid_id"}
 
 
 def _operations(app):
@@ -91,14 +99,30 @@ def _operations(app):
                 yield path, method
 
 
-def _fill(path: str, examples: dict, data: dict) -> list[str]:
+def _query(app, path: str, method: str) -> list[str]:
+    """Required query parameters of an operation that name an object (OBJECT_QUERY)."""
+    params = app.openapi()["paths"][path][method].get("parameters", [])
+    return [p["name"] for p in params if p["in"] == "query" and p.get("required") and p["name"] in OBJECT_QUERY]
+
+
+def _fill(path: str, examples: dict, data: dict, query: list[str] = ()) -> list[str]:
     names = re.findall(r"{(\w+)}", path)
     for n in names:
         assert n in examples, f"add an example value for path parameter {n!r} (route {path}) to FOREIGN"
     urls = [path]
     for n in names:
         urls = [u.replace("{" + n + "}", str(v)) for u in urls for v in examples[n](data)]
+    for i, n in enumerate(query):
+        urls = [f"{u}{'&' if i else '?'}{n}={v}" for u in urls for v in examples[n](data)]
     return urls
+
+
+def _leaked(r, markers: list[str]) -> list[str]:
+    """Markers in a successful answer: in the raw bytes for binary answers (vector tiles keep
+    their string values as plain UTF-8), in the text otherwise."""
+    if r.headers.get("content-type", "").startswith("application/vnd.mapbox-vector-tile"):
+        return [m for m in markers if m.encode() in r.content]
+    return [m for m in markers if m in r.text]
 
 
 def test_every_route_is_enumerated(app):
@@ -113,15 +137,15 @@ def test_no_route_leaks_others_data(app, client, auth, data, who):
     """Each route, with path parameters of others' objects: 403/404, never 500, never their data."""
     checked = 0
     for path, method in _operations(app):
-        for url in _fill(path, FOREIGN[who], data):
+        query = _query(app, path, method)
+        for url in _fill(path, FOREIGN[who], data, query):
             r = client.request(method.upper(), url, headers=auth(who))
             checked += 1
             assert r.status_code < 500, f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
-            if set(re.findall(r"{(\w+)}", path)) - NEUTRAL:
+            if set(re.findall(r"{(\w+)}", path)) - NEUTRAL or query:
                 assert r.status_code in (403, 404), f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
             if 200 <= r.status_code < 300:
-                body = r.text
-                leaked = [m for m in MARKERS[who] if m in body]
+                leaked = _leaked(r, MARKERS[who])
                 assert not leaked, f"{who} {method.upper()} {url} leaked {leaked}"
     assert checked >= 25
 
@@ -132,7 +156,7 @@ def test_routes_refuse_missing_and_bad_tokens(app, client, data):
     for path, method in _operations(app):
         if path in PUBLIC or path == "/api/v1/auth/token":
             continue
-        url = _fill(path, FOREIGN["rm_a1"], data)[0]
+        url = _fill(path, FOREIGN["rm_a1"], data, _query(app, path, method))[0]
         for headers in ({}, forged):
             r = client.request(method.upper(), url, headers=headers)
             assert r.status_code == 401, f"{method.upper()} {url}: {r.status_code}"
@@ -165,15 +189,16 @@ def test_grid_routes_inside_own_legal_entity(app, client, auth, data, who):
     403/404; the rest answer without RA2, RA2's customers or unplaced customers."""
     checked = 0
     for path, method in _operations(app):
-        if "{grid_id}" not in path and "{scenario_id}" not in path:
+        query = _query(app, path, method)
+        if "{grid_id}" not in path and "{scenario_id}" not in path and not query:
             continue
-        for url in _fill(path, IN_GRID[who], data):
+        for url in _fill(path, IN_GRID[who], data, query):
             r = client.request(method.upper(), url, headers=auth(who))
             checked += 1
             assert r.status_code < 500, f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
             if set(re.findall(r"{(\w+)}", path)) - NEUTRAL - {"grid_id"}:
                 assert r.status_code in (403, 404), f"{who} {method.upper()} {url}: {r.status_code} {r.text[:200]}"
             if 200 <= r.status_code < 300:
-                leaked = [m for m in IN_GRID_MARKERS if m in r.text]
+                leaked = _leaked(r, IN_GRID_MARKERS)
                 assert not leaked, f"{who} {method.upper()} {url} leaked {leaked}"
     assert checked >= 20

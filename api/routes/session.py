@@ -1,0 +1,139 @@
+"""Browser sign-in: a session cookie for pages and tiles, sign-out, and a plain login page.
+
+``POST /api/v1/auth/session`` checks the password like ``/api/v1/auth/token``
+and puts the same signed token in an HttpOnly, SameSite=Strict cookie
+(``Secure`` over https) that :data:`api.deps.BrowserUserDep` accepts. Script on
+a page never sees the token. ``GET /maps/login`` is a form that posts there and
+comes back to ``next``; it loads nothing from elsewhere (bank intranets).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from api.auth import create_token, verify_password
+from api.deps import SESSION_COOKIE, ConnDep, SettingsDep
+from geodata import audit, users
+from geodata.errors import NotFound
+
+router = APIRouter(tags=["auth"])
+
+DEFAULT_NEXT = "/maps/"
+LOGIN_PAGE = "/maps/login"
+
+
+class SessionPublic(BaseModel):
+    """Who is signed in and for how long (the token itself stays in the HttpOnly cookie)."""
+
+    username: str
+    role: str
+    expires_in: int
+
+
+def safe_next(value: str | None) -> str:
+    """A same-site path to return to; anything else (other hosts, ``//x``, ``\\``) becomes the default."""
+    if (not value or not value.startswith("/") or value.startswith("//") or "\\" in value
+            or any(ord(ch) < 32 for ch in value)):
+        return DEFAULT_NEXT
+    return value
+
+
+def _check_password(conn, username: str, password: str) -> dict | None:
+    try:
+        user = users.get_user(conn, username=username, with_hash=True)
+    except NotFound:
+        user = None
+    ok = verify_password(password, user["password_hash"] if user else None)
+    return user if ok and user is not None and not user["disabled"] else None
+
+
+@router.post("/api/v1/auth/session", response_model=SessionPublic,
+             responses={303: {"description": "Signed in (or not) from the login form: back to `next`."}})
+def create_session(
+    request: Request, conn: ConnDep, settings: SettingsDep,
+    username: Annotated[str, Form(max_length=64, description="User name.")],
+    password: Annotated[str, Form(max_length=1024, description="Password.")],
+    next: Annotated[str | None, Form(max_length=2000, description=(
+        "Form login only: a path on this site to redirect to (303) after signing in; "
+        "a failed attempt goes back to the login page."))] = None,
+) -> Response:
+    """Sign in with a username and password and get the `gridmkt_token` HttpOnly cookie
+    (SameSite=Strict, Secure over https) that tiles and map pages accept. Without `next`
+    the answer is JSON (401 on a wrong password); with `next` (the login form) a 303 redirect."""
+    user = _check_password(conn, username, password)
+    if user is None:
+        if next is not None:
+            target = f"{LOGIN_PAGE}?failed=1&next={quote(safe_next(next), safe='/')}"
+            return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
+                            headers={"WWW-Authenticate": "Bearer"})
+    audit.record(conn, username=user["username"], action="login", object_type="user",
+                 object_id=user["username"], detail={"session": True})
+    token = create_token(settings.auth, username=user["username"], role=user["role"])
+    max_age = settings.auth.token_minutes * 60
+    if next is not None:
+        resp: Response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    else:
+        resp = JSONResponse(SessionPublic(username=user["username"], role=user["role"],
+                                          expires_in=max_age).model_dump())
+    resp.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(request: Request) -> Response:
+    """Sign out of the browser session: the `gridmkt_token` cookie is cleared (tokens already
+    handed out stay valid until they expire; disable the user to cut them off)."""
+    resp = Response(status_code=status.HTTP_204_NO_CONTENT)
+    resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                       secure=request.url.scheme == "https")
+    return resp
+
+
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gridmkt 登录 / Sign in</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f3f5f7;margin:0;display:flex;min-height:100vh;
+align-items:center;justify-content:center}}
+form{{background:#fff;padding:24px;border-radius:8px;box-shadow:0 1px 4px #0002;width:min(320px,90vw)}}
+h1{{font-size:1.2em;margin:0 0 16px}}label{{display:block;margin:10px 0 4px}}
+input{{width:100%;box-sizing:border-box;padding:8px;font-size:1em}}
+button{{margin-top:16px;width:100%;padding:10px;font-size:1em;background:#1f6f43;color:#fff;border:0;
+border-radius:4px}}.err{{color:#b00020}}
+</style></head><body>
+<form method="post" action="/api/v1/auth/session">
+<h1>网格化营销 gridmkt</h1>{error}
+<label for="username">用户名 / User</label>
+<input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">密码 / Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<input type="hidden" name="next" value="{next}">
+<button type="submit">登录 / Sign in</button>
+</form></body></html>
+"""
+
+
+@router.get(LOGIN_PAGE, response_class=HTMLResponse)
+def login_page(
+    next: Annotated[str | None, Query(max_length=2000, description="Path to return to after signing in.")] = None,
+    failed: Annotated[bool, Query(description="Show the 'wrong username or password' note.")] = False,
+) -> HTMLResponse:
+    """A sign-in form for map pages (no scripts, nothing loaded from elsewhere): posts to
+    `/api/v1/auth/session`, which sets the session cookie and redirects to `next`."""
+    error = '<p class="err" role="alert">用户名或密码错误 / Wrong username or password</p>' if failed else ""
+    body = _PAGE.format(error=error, next=html.escape(safe_next(next), quote=True))
+    # No framing (clickjacking of the form), no scripts at all, posting only to ourselves.
+    headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'",
+               "X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+    return HTMLResponse(body, headers=headers)

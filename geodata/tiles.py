@@ -1,0 +1,216 @@
+"""Mapbox vector tiles of a grid's cells, territories and customers, straight from PostGIS.
+
+One query per tile: ``ST_TileEnvelope`` gives the tile's box in Web Mercator,
+``ST_AsMVTGeom`` clips and quantises the geometry, ``ST_AsMVT`` encodes it.
+Every value is a bound parameter; the layer name picks a query from an
+allow-list. Every layer is restricted by :func:`geodata.scope.where`:
+
+``cells``
+    Cell polygons with ``cell_id``, ``customers``, ``households``, ``rm`` (the
+    current owner, only when that RM is in the user's ``rm`` scope), ``score``
+    and ``gap_class`` of the latest gap run. Only cells the user's ``cell``
+    scope reaches (an RM: cells they own or co-own).
+``territories``
+    Cells dissolved per current owner RM (``rm``, ``cells``): one polygon per
+    RM and tile, so outlines are drawn along territory borders only. Only
+    owners in the user's ``rm`` scope, only cells in the ``cell`` scope.
+``customers``
+    Zoom-dependent so a tile over 10M customers stays small:
+
+    - ``z <= TileOptions.cell_max_zoom`` (12): one point per grid cell at a
+      point on its surface, ``count`` from the precomputed ``cell_stat``
+      (no customer rows read). An RM or branch manager counts only cells
+      whose owner is in their ``rm`` scope, i.e. exactly the customers the
+      ``customer`` scope lets them see.
+    - up to ``detail_zoom - 1`` (13–14): customers snapped to a
+      ``cluster_px`` pixel grid in tile space, one point per occupied square
+      at the mean position of its customers, ``count``.
+    - ``z >= detail_zoom`` (15): single customers, ``customer_id`` only (no
+      names), at most ``max_points`` per tile.
+
+    Customers are those of the grid's county (planners, analysts, admins) or
+    placed by this grid in cells whose owner is in the user's ``rm`` scope
+    (RMs, branch managers), and always within ``where(scope, "customer")``.
+    A point belongs to exactly one tile per zoom (half-open tile bounds), so
+    the counts of the tiles of one zoom add up to the customers shown.
+
+An empty tile is ``b""``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geodata.errors import BadInput, NotFound
+from geodata.scope import Clause, Scope, where
+
+LAYERS = ("cells", "territories", "customers")
+MAX_ZOOM = 22
+EXTENT = 4096
+BUFFER = 64
+# Roles whose customer scope is the whole legal entity (no per-territory check needed).
+_LE_WIDE = ("admin", "planner", "analyst")
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """Zoom thresholds and limits of the ``customers`` layer."""
+
+    cell_max_zoom: int = 12
+    detail_zoom: int = 15
+    cluster_px: int = 8
+    max_points: int = 20_000
+
+
+DEFAULT_OPTIONS = TileOptions()
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """BadInput unless ``z/x/y`` names a tile of the Web Mercator pyramid (z 0..22)."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise BadInput(f"zoom {z} is outside 0..{MAX_ZOOM}")
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise BadInput(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{n - 1} at zoom {z}")
+
+
+def _county_of_grid(conn: Connection, scope: Scope, grid_id: int) -> str:
+    cond = where(scope, "grid", "g")
+    row = conn.execute(text(f"SELECT g.county_code FROM grid g WHERE g.id = :gid AND {cond.sql}"),
+                       {**cond.params, "gid": grid_id}).first()
+    if row is None:
+        raise NotFound(f"grid {grid_id} does not exist")
+    return row[0]
+
+
+# The tile's box in EPSG:3857, the same box in EPSG:4326 for index lookups on stored
+# geometry, and a wider one covering the clip buffer (polygons crossing into the buffer).
+_BOUNDS = f"""b AS (
+    SELECT e.env, ST_Transform(e.env, 4326) AS env4,
+           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS wide4
+      FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e)"""
+# Half-open bounds: a point on the edge between two tiles belongs to one of them only.
+_IN_TILE = ("{g} && b.env4 AND ST_X({g}) >= ST_XMin(b.env4) AND ST_X({g}) < ST_XMax(b.env4)"
+            " AND ST_Y({g}) > ST_YMin(b.env4) AND ST_Y({g}) <= ST_YMax(b.env4)")
+_MVT_GEOM = f"ST_AsMVTGeom(ST_Transform({{g}}, 3857), b.env, {EXTENT}, {BUFFER}, true)"
+_OWNER = ("LEFT JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id"
+          " AND t.valid_to IS NULL AND t.role = 'owner'")
+
+
+def _owner_in_scope(scope: Scope, cell_alias: str) -> Clause:
+    """Cells whose current owner RM is in the scope's ``rm`` scope."""
+    rm = where(scope, "rm", "r_o")
+    sql = (f"EXISTS (SELECT 1 FROM territory t_o JOIN rm r_o ON r_o.code = t_o.rm_code"
+           f" WHERE t_o.grid_id = {cell_alias}.grid_id AND t_o.cell_id = {cell_alias}.cell_id"
+           f" AND t_o.valid_to IS NULL AND t_o.role = 'owner' AND {rm.sql})")
+    return Clause(sql, rm.params)
+
+
+def _cells_sql(scope: Scope) -> str:
+    cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
+    return f"""WITH {_BOUNDS},
+    f AS (
+    SELECT c.cell_id, cs.customers, cs.households, r.code AS rm, s.score, s.gap_class,
+           {_MVT_GEOM.format(g="c.geom")} AS geom
+      FROM b, cell c
+      LEFT JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
+      {_OWNER}
+      LEFT JOIN rm r ON r.code = t.rm_code AND {rm.sql}
+      LEFT JOIN gap_score s ON s.cell_id = c.cell_id
+           AND s.gap_run_id = (SELECT max(id) FROM gap_run WHERE grid_id = :gid)
+     WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql})
+    SELECT ST_AsMVT(f, 'cells', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
+
+
+def _territories_sql(scope: Scope) -> str:
+    cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
+    # Dissolve in Mercator after snapping to the tile's own resolution: neighbours share
+    # snapped vertices exactly, and the union has no more detail than the tile can show.
+    return f"""WITH {_BOUNDS},
+    px AS (SELECT ST_XMin(b.env) AS x0, ST_YMin(b.env) AS y0,
+                  (ST_XMax(b.env) - ST_XMin(b.env)) / {EXTENT} AS size FROM b),
+    f AS (
+    SELECT r.code AS rm, count(*) AS cells,
+           ST_AsMVTGeom(ST_Union(ST_SnapToGrid(ST_Transform(c.geom, 3857), px.x0, px.y0, px.size, px.size)),
+                        b.env, {EXTENT}, {BUFFER}, true) AS geom
+      FROM b, px, cell c
+      JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
+           AND t.valid_to IS NULL AND t.role = 'owner'
+      JOIN rm r ON r.code = t.rm_code AND {rm.sql}
+     WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql}
+     GROUP BY r.code, b.env)
+    SELECT ST_AsMVT(f, 'territories', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
+
+
+def _customer_filter(scope: Scope) -> tuple[str, dict]:
+    """Customers of the grid the scope may see, as a condition on ``customer c``."""
+    cust = where(scope, "customer", "c")
+    if scope.role in _LE_WIDE:
+        return f"c.county_code = :county AND {cust.sql}", cust.params
+    # Driven from the user's own cells of this grid, so the per-customer ownership
+    # check of where() only runs on customers that pass it anyway.
+    owner = _owner_in_scope(scope, "k")
+    placed = ("c.customer_id IN (SELECT cc.customer_id FROM customer_cell cc JOIN cell k"
+              " ON k.grid_id = cc.grid_id AND k.cell_id = cc.cell_id"
+              f" WHERE cc.grid_id = :gid AND {owner.sql})")
+    return f"{placed} AND {cust.sql}", {**cust.params, **owner.params}
+
+
+def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
+    if z <= opts.cell_max_zoom:
+        cell = where(scope, "cell", "c")
+        conds = [cell.sql]
+        params = dict(cell.params)
+        if scope.role not in _LE_WIDE:
+            owner = _owner_in_scope(scope, "c")
+            conds.append(owner.sql)
+            params.update(owner.params)
+        return f"""WITH {_BOUNDS},
+        p AS (SELECT c.cell_id, cs.customers, ST_PointOnSurface(c.geom) AS pt
+                FROM b, cell c JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
+               WHERE c.grid_id = :gid AND cs.customers > 0 AND c.geom && b.wide4 AND {' AND '.join(conds)}),
+        f AS (SELECT p.cell_id, p.customers AS count, {_MVT_GEOM.format(g="p.pt")} AS geom
+                FROM b, p WHERE {_IN_TILE.format(g="p.pt")})
+        SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL""", params
+    cond, params = _customer_filter(scope)
+    in_tile = _IN_TILE.format(g="c.geom")
+    if z < opts.detail_zoom:
+        step = max(1, EXTENT * opts.cluster_px // 256)
+        return f"""WITH {_BOUNDS},
+        p AS (SELECT ST_AsMVTGeom(ST_Transform(c.geom, 3857), b.env, {EXTENT}, 0, false) AS g
+                FROM b, customer c WHERE {in_tile} AND {cond}),
+        f AS (SELECT count(*) AS count,
+                     ST_MakePoint(round(avg(ST_X(g))), round(avg(ST_Y(g)))) AS geom
+                FROM p WHERE g IS NOT NULL
+               GROUP BY floor(ST_X(g) / {step}), floor(ST_Y(g) / {step}))
+        SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
+    return f"""WITH {_BOUNDS},
+    f AS (SELECT c.customer_id, {_MVT_GEOM.format(g="c.geom")} AS geom
+            FROM b, customer c WHERE {in_tile} AND {cond} LIMIT :max_points)
+    SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL""", \
+        {**params, "max_points": opts.max_points}
+
+
+def tile(conn: Connection, *, layer: str, z: int, x: int, y: int, grid_id: int, scope: Scope,
+         options: TileOptions = DEFAULT_OPTIONS) -> bytes:
+    """One Mapbox vector tile of ``layer`` for grid ``grid_id`` as ``scope`` may see it (b"" when empty).
+
+    BadInput for a tile outside the pyramid; NotFound for an unknown layer or
+    a grid outside the scope.
+    """
+    check_tile(z, x, y)
+    if layer not in LAYERS:
+        raise NotFound(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
+    county = _county_of_grid(conn, scope, grid_id)
+    if layer == "cells":
+        sql, params = _cells_sql(scope), scope.params()
+    elif layer == "territories":
+        sql, params = _territories_sql(scope), scope.params()
+    else:
+        sql, params = _customers_sql(scope, z, options)
+    row = conn.execute(text(sql), {**params, "z": z, "x": x, "y": y, "gid": grid_id,
+                                   "county": county}).first()
+    return bytes(row[0]) if row and row[0] is not None else b""
