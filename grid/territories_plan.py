@@ -18,6 +18,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from grid.projection import metric_crs, project_points
+from grid.territories_chain import chain_moves
 from grid.territories_graph import cell_adjacency, neighbour_lists
 from grid.territories_init import choose_seeds, grow, orphan_cells
 from grid.territories_report import PlanReport, plan_report
@@ -84,6 +85,7 @@ class TerritoryPlan:
         self.assignment: np.ndarray | None = None
         self.seeds: np.ndarray | None = None
         self.report: PlanReport | None = None
+        self.chains = True
 
     @classmethod
     def from_arrays(
@@ -277,6 +279,9 @@ class TerritoryPlan:
             grow(p, a, anchor)
         for _ in range(2):
             rebalance(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
+            polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
+        if self.chains:
+            chain_moves(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
             polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
         self.assignment, self.seeds = a, seeds
         self.report = self.evaluate(a) if report else None

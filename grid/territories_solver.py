@@ -37,6 +37,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
 
+from grid.territories_bounds import achievable_targets, heaviest_cell
 from grid.territories_graph import stays_connected
 
 
@@ -161,13 +162,31 @@ def _boundary(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([i, j]), np.concatenate([j, i])
 
 
+def cell_loads(p: Problem, a: np.ndarray) -> np.ndarray:
+    """Workload of each cell under its owner (0 for unowned cells)."""
+    own = a >= 0
+    w = np.where(own, p.base, 0.0)
+    if p.travel:
+        w[own] += p.travel * np.hypot(*(p.cell_xy[own] - p.home_xy[a[own]]).T)
+    return w
+
+
 def _deviation(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Loads, targets (1 for inactive RMs) and relative deviations (0 for inactive RMs)."""
+    """Loads, scales (1 for inactive RMs) and deviations from achievable targets (0 for inactive RMs).
+
+    Targets are raised to an RM's heaviest cell where that is above them
+    (:func:`grid.territories_bounds.achievable_targets`): a cell heavier than a
+    target keeps its owner above it in any plan, and the others should still
+    share the rest evenly.
+    """
     active = p.capacity > 0
     load = loads_of(p, a)
-    target = np.where(active, targets_of(p, load.sum()), 1.0)
-    target = np.where(target > 0, target, 1.0)
-    return load, target, np.where(active, (load - target) / target, 0.0)
+    floor = heaviest_cell(a, cell_loads(p, a), p.k)
+    goal = achievable_targets(load.sum(), p.capacity, floor)
+    # Relative to the shared level, so an RM pinned by a heavy cell pays for extra cells like anyone.
+    level = (goal[active] / p.capacity[active]).min() if active.any() else 1.0
+    scale = np.where(active & (level > 0), level * p.capacity, 1.0)
+    return load, scale, np.where(active, (load - goal) / scale, 0.0)
 
 
 def _flows(p: Problem, ra: np.ndarray, rb: np.ndarray, excess: np.ndarray):
@@ -206,8 +225,8 @@ def rebalance(
     active = p.capacity > 0
 
     def badness(x: np.ndarray) -> tuple[float, float]:
-        load, target, dev = _deviation(p, x)
-        return float(np.abs(dev).max()), float(np.abs(load - target)[active].sum())
+        _, scale, dev = _deviation(p, x)
+        return float(np.abs(dev).max()), float(np.abs(dev * scale)[active].sum())
 
     best, best_bad = a.copy(), badness(a)
     damping, stale = 1.0, 0
@@ -215,12 +234,12 @@ def rebalance(
         if best_bad[0] <= tolerance or stale >= 4 or time.monotonic() > deadline:
             break
         a[:] = best
-        load, target, _ = _deviation(p, a)
+        _, scale, dev = _deviation(p, a)
         src, dst = _boundary(p, a)
         ra, rb = a[src], a[dst]
         ok = active[ra] & active[rb]
         src, ra, rb = src[ok], ra[ok], rb[ok]
-        edges = _flows(p, ra, rb, np.where(active, load - target, 0.0))
+        edges = _flows(p, ra, rb, np.where(active, dev * scale, 0.0))
         # Border cells of each (donor, receiver) pair.
         order = np.lexsort((rb, ra))
         key = ra[order].astype(np.int64) * p.k + rb[order]
