@@ -7,12 +7,15 @@ from a file; values travel through COPY or bound parameters.
 from __future__ import annotations
 
 import io
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
 
 from geodata.importers.base import Kind
 
@@ -21,6 +24,17 @@ POINT = ("optional", "required")
 _HEX = np.array([f"{i:02X}" for i in range(256)], dtype="S2")
 # EWKB point header: little endian, type 1 with the SRID flag, SRID 4326.
 _EWKB_HEAD = np.frombuffer(b"\x01\x01\x00\x00\x20\xe6\x10\x00\x00", dtype=np.uint8)
+
+
+# Binary COPY: signature, flags, header extension length; the trailer is a field count of -1.
+_PGCOPY_HEAD = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_PGCOPY_TAIL = b"\xff\xff"
+_PG_EPOCH = np.datetime64("2000-01-01", "D")
+_NO_SEP = pa.scalar(b"", pa.large_binary())
+_NULL_LEN = np.frombuffer(b"\xff\xff\xff\xff", dtype=np.uint8)
+# Floats below this many cents are exact in float64 and two 2-decimal values are
+# more than an ulp apart, so rint(x * 100) is the value the text form would give.
+_EXACT_CENTS = 2.0**43
 
 
 def ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
@@ -34,6 +48,177 @@ def ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     arr = pa.array(_HEX[buf].view("S50").ravel(), type=pa.binary(50)).cast(pa.string())
     missing = np.isnan(lon)
     return arr if not missing.any() else pc.if_else(pa.array(~missing), arr, None)
+
+
+def ewkb(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """EWKB of SRID-4326 points as an (n, 25) byte matrix (rows with NaN are garbage: mask them)."""
+    n = len(lon)
+    buf = np.empty((n, 25), dtype=np.uint8)
+    buf[:, :9] = _EWKB_HEAD
+    buf[:, 9:17] = np.ascontiguousarray(lon, dtype="<f8").view(np.uint8).reshape(n, 8)
+    buf[:, 17:25] = np.ascontiguousarray(lat, dtype="<f8").view(np.uint8).reshape(n, 8)
+    return buf
+
+
+def _binary(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    n = len(offsets) - 1
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(data)]
+    )
+
+
+def _field_fixed(payload: np.ndarray, null: np.ndarray | None) -> pa.Array:
+    """Binary COPY fields (big-endian length, then bytes) of fixed-width values; NULL where ``null``."""
+    n, w = payload.shape
+    mat = np.empty((n, 4 + w), dtype=np.uint8)
+    mat[:, :4] = np.frombuffer(w.to_bytes(4, "big"), dtype=np.uint8)
+    mat[:, 4:] = payload
+    if null is None or not null.any():
+        return _binary(np.arange(0, n * (4 + w) + 1, 4 + w), mat.ravel())
+    mat[null, :4] = _NULL_LEN
+    keep = np.ones(mat.shape, dtype=bool)
+    keep[null, 4:] = False
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.where(null, 4, 4 + w), out=offsets[1:])
+    return _binary(offsets, mat[keep])
+
+
+def _field_text(values: pd.Series) -> pa.Array:
+    """Binary COPY fields of text (its UTF-8 bytes); NULL for None/NaN."""
+    if values.dtype.kind == "f" and values.isna().all():
+        a = pa.nulls(len(values), pa.large_string())  # a column the file does not have
+    else:
+        a = pa.array(values, type=pa.large_string(), from_pandas=True)
+        if isinstance(a, pa.ChunkedArray):  # pandas' arrow-backed strings
+            a = a.combine_chunks()
+    b = a.cast(pa.large_binary())
+    lens = pc.fill_null(pc.binary_length(b), -1).to_numpy().astype(">i4")
+    prefix = _binary(np.arange(0, 4 * len(lens) + 1, 4), lens.view(np.uint8))
+    return pc.binary_join_element_wise(prefix, b, _NO_SEP, null_handling="replace", null_replacement=b"")
+
+
+def _cents(x: np.ndarray, scale: int) -> np.ndarray:
+    """Exact scaled integers of floats, as PostgreSQL rounds their shortest decimal text (half away from 0)."""
+    f = 10.0**scale
+    c = np.rint(x * f)
+    odd = ~((np.abs(c) < _EXACT_CENTS) & (c / f == x))
+    c = np.where(odd, 0.0, c).astype(np.int64)
+    for i in np.flatnonzero(odd):
+        # Rare: more decimals than the column keeps, or huge; decide as the decimal text would.
+        v = Decimal(repr(float(x[i]))).scaleb(scale).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        c[i] = int(max(min(v, Decimal(2**62)), Decimal(-(2**62))))
+    return c
+
+
+def _field_numeric(values, scale: int) -> pa.Array:
+    """numeric(p, scale) from floats: 5 integer base-10000 digits and one fraction digit (NaN → NULL).
+
+    Leading and trailing zero digits are stripped by the server; a value beyond
+    the column's precision fails there with 'numeric field overflow', as text would.
+    """
+    x = np.asarray(values, dtype=float)
+    null = np.isnan(x)
+    c = _cents(np.where(null, 0.0, x), scale)
+    neg = c < 0
+    c = np.abs(c)
+    whole, frac = np.divmod(c, 10**scale)
+    digits = np.empty((len(x), 6), dtype=np.int64)
+    digits[:, 5] = frac * 10 ** (4 - scale)
+    for k in range(4, -1, -1):
+        whole, digits[:, k] = np.divmod(whole, 10000)
+    # Anything still left is far beyond numeric(18, _): send 10000^5 so the server refuses it.
+    big = whole > 0
+    digits[big, 0] = 1
+    head = np.empty((len(x), 4), dtype=">i2")
+    head[:, 0] = 6
+    head[:, 1] = np.where(big, 5, 4)
+    head[:, 2] = np.where(neg, 0x4000, 0)
+    head[:, 3] = scale
+    payload = np.concatenate([head.view(np.uint8), digits.astype(">i2").view(np.uint8)], axis=1)
+    return _field_fixed(payload, null)
+
+
+def _field_number(values, dtype: str, null: np.ndarray | None = None) -> pa.Array:
+    """int2/int4/int8/float8 fields from a numeric column (NULL where missing)."""
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    miss = s.isna().to_numpy() if null is None else null
+    kind = ">f8" if dtype == "float8" else {"int2": ">i2", "int4": ">i4", "int8": ">i8"}[dtype]
+    if kind == ">f8":
+        raw = s.to_numpy(dtype=float, na_value=0.0)
+    else:
+        raw = s.astype("Int64").to_numpy(dtype=np.int64, na_value=0)
+    return _field_fixed(np.ascontiguousarray(raw.astype(kind)).view(np.uint8).reshape(len(s), -1), miss)
+
+
+def _field_bool(values) -> pa.Array:
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    miss = s.isna().to_numpy()
+    raw = s.astype(object).where(~miss, False).astype(bool).to_numpy().astype(np.uint8)
+    return _field_fixed(raw.reshape(-1, 1), miss)
+
+
+def _field_date(values) -> pa.Array:
+    """Dates (ISO text or date objects) as days since 2000-01-01; each distinct value parsed once."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    days = (pd.to_datetime(pd.Series(uniques, dtype=object)).to_numpy().astype("datetime64[D]") - _PG_EPOCH)
+    days = days.astype(np.int64) if len(days) else np.zeros(1, dtype=np.int64)
+    d = days[np.maximum(codes, 0)].astype(">i4")
+    return _field_fixed(d.view(np.uint8).reshape(-1, 4), codes < 0)
+
+
+def copy_type(column: sa.Column) -> str | None:
+    """How a column travels in binary COPY ('text', 'int4', 'numeric:2', ...), or None if not supported."""
+    t = column.type
+    if isinstance(t, Geometry):
+        return "geometry"
+    if isinstance(t, sa.Boolean):
+        return "bool"
+    if isinstance(t, sa.DateTime):
+        return None
+    if isinstance(t, sa.Date):
+        return "date"
+    if isinstance(t, sa.Float):
+        return "float8"
+    if isinstance(t, sa.Numeric):
+        return f"numeric:{t.scale}" if t.scale is not None and 0 <= t.scale <= 4 else None
+    for typ, name in ((sa.SmallInteger, "int2"), (sa.BigInteger, "int8"), (sa.Integer, "int4")):
+        if isinstance(t, typ):
+            return name
+    if isinstance(t, (sa.String, sa.Text)) and not isinstance(t, sa.Enum):
+        return "text"
+    return None
+
+
+def encode_binary(frame: pd.DataFrame, types: list[str]) -> bytes:
+    """``frame`` as a whole binary COPY stream; ``types`` from :func:`copy_type`, one per column.
+
+    A 'geometry' column is given as an (n, 25) EWKB matrix under ``frame.attrs['ewkb']``
+    with its null mask under ``frame.attrs['ewkb_null']``.
+    """
+    n = len(frame)
+    fields = [_binary(np.arange(0, 2 * n + 1, 2), np.tile(np.frombuffer(
+        len(types).to_bytes(2, "big"), dtype=np.uint8), n))]
+    for name, typ in zip(frame.columns, types, strict=True):
+        s = frame[name]
+        if typ == "text":
+            fields.append(_field_text(s))
+        elif typ == "geometry":
+            fields.append(_field_fixed(frame.attrs["ewkb"], frame.attrs["ewkb_null"]))
+        elif typ == "bool":
+            fields.append(_field_bool(s))
+        elif typ == "date":
+            fields.append(_field_date(s))
+        elif typ.startswith("numeric:"):
+            fields.append(_field_numeric(s.to_numpy(dtype=float, na_value=np.nan), int(typ[8:])))
+        else:
+            fields.append(_field_number(s, typ))
+    rows = pc.binary_join_element_wise(*fields, _NO_SEP)
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    offsets, data = rows.buffers()[1:]
+    ends = np.frombuffer(offsets, dtype=np.int64, count=n + 1, offset=rows.offset * 8)
+    body = memoryview(data)[ends[0]:ends[-1]]
+    return b"".join((_PGCOPY_HEAD, body, _PGCOPY_TAIL))
 
 
 def target_columns(kind: Kind) -> list[str]:
@@ -77,20 +262,57 @@ def copy_frame(cur, table: str, frame: pd.DataFrame, freeze: bool = False) -> No
     cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH ({opts})", _csv_bytes(frame), size=1 << 20)
 
 
+def _binary_types(kind: Kind, columns) -> list[str] | None:
+    """Binary COPY types of ``columns`` of the target (lon/lat are float8), or None to use CSV.
+
+    Only the streaming kinds go binary: their columns are plain scalars, and
+    the server then parses no text at all (numbers, dates, geometry).
+    """
+    if not kind.streaming or kind.point == "geometry":
+        return None
+    types = [("float8" if c in ("lon", "lat") and c not in kind.table.c else copy_type(kind.table.c[c]))
+             for c in columns]
+    return None if None in types else types
+
+
+def copy_binary(cur, table: str, frame: pd.DataFrame, types: list[str], freeze: bool = False) -> None:
+    """COPY ``frame`` into ``table`` in PostgreSQL's binary format."""
+    if not len(frame):
+        return
+    cols = ", ".join(frame.columns)
+    opts = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
+    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH ({opts})",
+                    io.BytesIO(encode_binary(frame, types)), size=8 << 20)
+
+
 def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
     """COPY good rows of one chunk into the staging table."""
     cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else [])
-    copy_frame(cur, STAGING, frame.reindex(columns=cols))
+    out = frame.reindex(columns=cols)
+    types = _binary_types(kind, cols)
+    if types is not None:
+        copy_binary(cur, STAGING, out, types)
+    else:
+        copy_frame(cur, STAGING, out)
 
 
 def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
     """COPY good rows straight into an empty target (the big initial load)."""
     cols = target_columns(kind)
     out = frame.reindex(columns=cols)
-    if kind.point in POINT:
-        out["geom"] = ewkb_hex(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     out["import_run_id"] = run_id
-    copy_frame(cur, kind.table.name, out, freeze=True)
+    types = _binary_types(kind, list(out.columns) + (["geom"] if kind.point in POINT else []))
+    if kind.point in POINT:
+        lon, lat = frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float)
+        if types is not None:
+            out["geom"] = None
+            out.attrs.update(ewkb=ewkb(lon, lat), ewkb_null=np.isnan(lon))
+        else:
+            out["geom"] = ewkb_hex(lon, lat)
+    if types is not None:
+        copy_binary(cur, kind.table.name, out, types, freeze=True)
+    else:
+        copy_frame(cur, kind.table.name, out, freeze=True)
 
 
 def can_load_direct(cur, kind: Kind) -> bool:

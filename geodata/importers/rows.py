@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from sqlalchemy import String
 
@@ -166,32 +168,76 @@ def outside_county(county: pd.Series, lon: np.ndarray, lat: np.ndarray, ctx: Con
     return out
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def text_hash(s: pd.Series) -> np.ndarray:
+    """64-bit hashes of one text column, read straight from its Arrow buffers (no Python objects).
+
+    Each value's bytes are zero-padded to whole 8-byte words and folded with a
+    multiply-xorshift mix; the length goes in first so 'a' and 'a\\0' differ.
+    Falls back to pandas' hashing for long values.
+    """
+    a = pa.array(s, type=pa.large_string(), from_pandas=True)
+    if isinstance(a, pa.ChunkedArray):
+        a = a.combine_chunks()
+    n = len(a)
+    _, offsets_buf, data_buf = a.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=n + 1, offset=a.offset * 8)
+    lens = np.diff(offsets)
+    width = int(lens.max(initial=0) + 7) // 8 * 8
+    if width > 64 or data_buf is None or data_buf.size == 0:
+        return pd.util.hash_pandas_object(s, index=False).to_numpy(dtype=np.uint64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    pos = offsets[:-1, None] + np.arange(width)
+    mat = np.where(np.arange(width) < lens[:, None], data[np.minimum(pos, len(data) - 1)], 0).astype(np.uint8)
+    words = mat.view("<u8")
+    with np.errstate(over="ignore"):
+        h = lens.astype(np.uint64) * _MIX
+        for k in range(words.shape[1]):
+            h = (h ^ words[:, k]) * _MIX2
+            h ^= h >> np.uint64(31)
+    h[~pc.is_valid(a).to_numpy(zero_copy_only=False)] = 0
+    return h
+
+
 def duplicates(f: pd.DataFrame, key: tuple[str, ...], lines: np.ndarray, ctx: Context,
                rej: v.Rejects) -> None:
     """Reject second occurrences of a key within the file: 'duplicate of line N'."""
     good = ~rej.mask
-    h = pd.util.hash_pandas_object(f[list(key)], index=False).to_numpy(dtype=np.uint64)
-    dup_reason = np.full(len(f), None, dtype=object)
-    # Against earlier chunks.
-    if len(ctx.seen_hash):
-        pos = np.searchsorted(ctx.seen_hash, h)
-        pos_c = np.minimum(pos, len(ctx.seen_hash) - 1)
-        hit = good & (ctx.seen_hash[pos_c] == h)
-        if hit.any():
-            dup_reason[hit] = [f"duplicate of line {n}" for n in ctx.seen_line[pos_c[hit]]]
+    if len(key) == 1:
+        h = text_hash(f[key[0]])
+    else:
+        h = pd.util.hash_pandas_object(f[list(key)], index=False).to_numpy(dtype=np.uint64)
+    lines = np.asarray(lines, dtype=np.int64)
+    dup_line = np.zeros(len(f), dtype=np.int64)
+    # Good rows in key order (first line first among equal keys): sorted
+    # lookups into the history are cache friendly, and runs give the repeats.
+    idx = np.flatnonzero(good)
+    idx = idx[np.lexsort((lines[idx], h[idx]))]
+    hs = h[idx]
+    if len(ctx.seen_hash) and len(idx):
+        pos = np.minimum(np.searchsorted(ctx.seen_hash, hs), len(ctx.seen_hash) - 1)
+        hit = ctx.seen_hash[pos] == hs
+        dup_line[idx[hit]] = ctx.seen_line[pos[hit]]
+        idx, hs = idx[~hit], hs[~hit]
     # Within this chunk: the first good occurrence wins.
-    frame = pd.DataFrame({"h": h, "line": lines})[good & (dup_reason == None)]  # noqa: E711
-    first = frame.groupby("h", sort=False)["line"].transform("min")
-    later = frame.index[frame["line"].to_numpy() != first.to_numpy()]
-    if len(later):
-        dup_reason[later] = [f"duplicate of line {n}" for n in first.loc[later].to_numpy()]
-    rej.add(dup_reason != None, key[0], dup_reason, f[key[0]])  # noqa: E711
-    keep = frame.drop(index=later).sort_values("h", kind="stable")
-    new_h = keep["h"].to_numpy(dtype=np.uint64)
+    starts = np.ones(len(hs), dtype=bool)
+    starts[1:] = hs[1:] != hs[:-1]
+    run = np.cumsum(starts) - 1
+    first_line = lines[idx[starts]]
+    dup_line[idx[~starts]] = first_line[run[~starts]]
+    is_dup = dup_line > 0
+    if is_dup.any():
+        reason = np.full(len(f), None, dtype=object)
+        reason[is_dup] = [f"duplicate of line {n}" for n in dup_line[is_dup]]
+        rej.add(is_dup, key[0], reason, f[key[0]])
+    new_h, new_line = hs[starts], first_line
     # Insert into the sorted history in O(n) instead of re-sorting it every chunk.
     pos = np.searchsorted(ctx.seen_hash, new_h)
     ctx.seen_hash = np.insert(ctx.seen_hash, pos, new_h)
-    ctx.seen_line = np.insert(ctx.seen_line, pos, keep["line"].to_numpy(dtype=np.int64))
+    ctx.seen_line = np.insert(ctx.seen_line, pos, new_line)
 
 
 def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
