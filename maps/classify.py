@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import mapclassify
@@ -36,12 +37,26 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:,.2f}"
 
 
+def _natural_breaks(v: np.ndarray, k: int) -> np.ndarray:
+    """Fisher-Jenks on 200 evenly spaced quantiles of ``v``: deterministic and under a second.
+
+    Exact Fisher-Jenks (pure Python here) and k-means NaturalBreaks take seconds for
+    3,000 cells; Jenks-Caspall never returns on heavily tied data such as many zeros.
+    """
+    summary = np.quantile(v, np.linspace(0.0, 1.0, 200))
+    if len(np.unique(summary)) <= k:
+        return mapclassify.Quantiles(v, k=k).bins
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Numba not installed": 200 points are fast enough without
+        bins = np.asarray(mapclassify.FisherJenks(summary, k=k).bins, dtype=float)
+    bins[-1] = v.max()
+    return bins
+
+
 SCHEMES = {
-    # Jenks-Caspall: natural breaks by iterated reassignment from quantiles; deterministic and
-    # about 100x faster here than NaturalBreaks (k-means, 5 s for 3,000 cells on 2 cores).
-    "natural_breaks": mapclassify.JenksCaspall,
-    "quantiles": mapclassify.Quantiles,
-    "fisher_jenks_sampled": mapclassify.FisherJenksSampled,
+    # Quantiles: fast, deterministic, fine with the many tied zeros real cells have.
+    "quantiles": lambda v, k: mapclassify.Quantiles(v, k=k).bins,
+    "natural_breaks": _natural_breaks,
 }
 
 
@@ -60,11 +75,8 @@ def class_breaks(values, k: int = 5, scheme: str = "natural_breaks") -> Classes:
     if len(uniq) <= k:
         bins = tuple(float(u) for u in uniq)
     else:
-        klass = {"natural_breaks": mapclassify.NaturalBreaks, "quantiles": mapclassify.Quantiles}[scheme]
-        # NaturalBreaks samples large inputs at random: fix the seed so pages are reproducible.
-        if scheme == "natural_breaks":
-            np.random.seed(0)
-        bins = tuple(sorted({float(b) for b in klass(v, k=k).bins}))
+        found = SCHEMES[scheme](v, k)
+        bins = tuple(sorted({float(b) for b in found}))
     colors = _spread(len(bins))
     if len(uniq) <= k:
         labels = [_fmt(b) for b in bins]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from maps.classify import NO_DATA, class_breaks, rm_colors
 
 
-def test_natural_breaks_separate_obvious_groups():
+def test_breaks_separate_obvious_groups():
     c = class_breaks([1, 2, 3, 50, 51, 52, 100, 101, 102, 500, 501, 900], k=5)
     assert len(c.bins) == 5 and c.bins[-1] == 900
     colors = c.color_of([1, 3, 500, 900])
@@ -42,9 +42,9 @@ def test_rm_colors_stable_and_distinct():
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), min_size=1, max_size=150),
-       st.integers(min_value=2, max_value=7))
-def test_every_value_falls_in_a_class_that_covers_it(values, k):
-    c = class_breaks(values, k=k)
+       st.integers(min_value=2, max_value=7), st.sampled_from(["natural_breaks", "quantiles"]))
+def test_every_value_falls_in_a_class_that_covers_it(values, k, scheme):
+    c = class_breaks(values, k=k, scheme=scheme)
     assert len(c.bins) <= k and list(c.bins) == sorted(set(c.bins))
     assert len(c.colors) == len(c.bins) == len(c.labels)
     assert max(values) <= c.bins[-1] + 1e-6 * max(1.0, abs(c.bins[-1]))
@@ -54,3 +54,10 @@ def test_every_value_falls_in_a_class_that_covers_it(values, k):
         i = min(i, len(c.bins) - 1)
         assert col == c.colors[i] and v <= c.bins[i] + 1e-6 * max(1.0, abs(c.bins[i]))
         assert i == 0 or v > c.bins[i - 1]
+
+
+def test_many_ties_finish_and_keep_zero_apart():
+    values = [0.0] * 500 + [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    for scheme in ("quantiles", "natural_breaks"):
+        c = class_breaks(values, k=5, scheme=scheme)
+        assert c.bins[0] == 0.0 and c.bins[-1] == 10.0, scheme
