@@ -29,6 +29,7 @@ from scipy.spatial import cKDTree
 
 from grid.territories_graph import cell_adjacency
 from grid.territories_plan import TerritoryPlan
+from grid.territories_regions import region_rows
 from grid.territories_report import PlanReport, plan_report, polsby_popper
 
 __all__ = [
@@ -67,7 +68,7 @@ def nearest_outlet_assignment(cell_xy: np.ndarray, rm_home_xy: np.ndarray, capac
 
 
 def nearest_outlet_baseline(plan: TerritoryPlan) -> TerritoryPlan:
-    """A copy of ``plan`` solved by the nearest-outlet rule (locked cells kept), with the same report.
+    """A copy of ``plan`` solved by the nearest-outlet rule (locked cells kept; within regions), with the same report.
 
     Examples
     --------
@@ -79,7 +80,15 @@ def nearest_outlet_baseline(plan: TerritoryPlan) -> TerritoryPlan:
     ([0, 0, 1], 0.33)
     """
     new = plan.copy()
-    a = nearest_outlet_assignment(plan.cell_xy, plan.rm_home_xy, plan.capacity)
+    if plan.regions is None:
+        a = nearest_outlet_assignment(plan.cell_xy, plan.rm_home_xy, plan.capacity)
+    else:
+        # Within each region, among its own RMs.
+        a = np.full(len(plan.workload), -1, dtype=np.int64)
+        for _, cells, rms in region_rows(*plan.regions):
+            if len(cells) and (plan.capacity[rms] > 0).any():
+                sub = nearest_outlet_assignment(plan.cell_xy[cells], plan.rm_home_xy[rms], plan.capacity[rms])
+                a[cells] = rms[sub]
     a[plan.locked >= 0] = plan.locked[plan.locked >= 0]
     new.assignment = a
     new.report = new.evaluate(a)

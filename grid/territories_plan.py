@@ -21,6 +21,7 @@ from grid.projection import metric_crs, project_points
 from grid.territories_chain import chain_moves
 from grid.territories_graph import cell_adjacency, neighbour_lists
 from grid.territories_init import choose_seeds, grow, orphan_cells
+from grid.territories_regions import solve_regions
 from grid.territories_report import PlanReport, plan_report
 from grid.territories_solver import Problem, polish, rebalance
 
@@ -64,6 +65,7 @@ class TerritoryPlan:
         customers: np.ndarray | None = None,
         cell_ids=None,
         rm_ids=None,
+        regions: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.workload = np.asarray(workload, dtype=float)
         self.adjacency = sparse.csr_array(adjacency, dtype=bool)
@@ -82,6 +84,7 @@ class TerritoryPlan:
         self.customers = customers
         self.cell_ids = cell_ids
         self.rm_ids = rm_ids
+        self.regions = None if regions is None else tuple(np.asarray(x, dtype=object) for x in regions)
         self.assignment: np.ndarray | None = None
         self.seeds: np.ndarray | None = None
         self.report: PlanReport | None = None
@@ -103,13 +106,16 @@ class TerritoryPlan:
         seed: int = 0,
         travel_weight: float = 0.0,
         tolerance: float | None = None,
+        regions: tuple | None = None,
     ) -> TerritoryPlan:
         """Plan from arrays: workload (n,), adjacency (n, n), homes (k, 2) and cells (n, 2) in metres.
 
         ``locked`` maps cell row to RM row; ``current`` holds the RM row per cell (-1
         unowned). ``tolerance`` is the max relative deviation at which balancing
         stops (default 0.01, or 0.05 with ``keep_current`` so that cells move only
-        when needed). ``travel_weight`` as in the module docstring.
+        when needed). ``travel_weight`` as in the module docstring. ``regions``
+        is ``(cell labels (n,), RM labels (k,))``: each region (a county, a legal
+        entity) is then planned on its own (:mod:`grid.territories_regions`).
 
         Examples
         --------
@@ -138,6 +144,7 @@ class TerritoryPlan:
             seed=seed,
             travel=_travel_per_metre(travel_weight, np.asarray(cell_xy, float), np.asarray(rm_home_xy, float)),
             tolerance=tolerance,
+            regions=regions,
         )
 
     @classmethod
@@ -155,6 +162,7 @@ class TerritoryPlan:
         seed: int = 0,
         tolerance: float | None = None,
         adjacency=None,
+        region_column: str | None = None,
     ) -> TerritoryPlan:
         """Plan from cells (``cell_id``, ``geometry`` EPSG:4326, measures) and RMs (``rm_id``, ``lon``, ``lat``, ``capacity``).
 
@@ -162,7 +170,9 @@ class TerritoryPlan:
         customers/households/deposit/loan present); ``weights`` defaults to 1 each;
         ``weights["travel"]`` adds the travel term. ``locked``/``current`` map
         cell_id to rm_id. ``adjacency`` may be passed as ``(csr, virtual_edges)``
-        to reuse one built by :func:`cell_adjacency`.
+        to reuse one built by :func:`cell_adjacency`. ``region_column`` names a column
+        of both cells and RMs (e.g. ``county_code``): each region is planned on its
+        own with its workload split over its own RMs.
 
         Examples
         --------
@@ -225,6 +235,7 @@ class TerritoryPlan:
             customers=cells["customers"].to_numpy(dtype=float) if "customers" in cells else None,
             cell_ids=cell_ids,
             rm_ids=rm_ids,
+            regions=None if region_column is None else (cells[region_column].to_numpy(), rms[region_column].to_numpy()),
         )
 
     def _problem(self, move_penalty: bool) -> Problem:
@@ -244,14 +255,20 @@ class TerritoryPlan:
             rng=np.random.default_rng(self.seed),
         )
 
-    def solve(self, *, time_limit_s: float | None = None, report: bool = True) -> TerritoryPlan:
+    def solve(self, *, time_limit_s: float | None = None, report: bool = True, workers: int = 1) -> TerritoryPlan:
         """Run the optimiser; fills ``assignment``, ``seeds`` and ``report`` and returns ``self``.
 
         ``time_limit_s`` bounds the refinement: rounds stop once it has passed and
         the best balance so far is kept (territories stay contiguous either way).
         ``report=False`` skips the report (Polsby-Popper dissolves every territory,
         which takes long on a province); ``evaluate(plan.assignment)`` makes it later.
+        With ``regions``, each region is solved on its own, in ``workers`` processes.
         """
+        if self.regions is not None:
+            self.assignment = solve_regions(self, time_limit_s=time_limit_s, workers=workers)
+            self.seeds = None
+            self.report = self.evaluate(self.assignment) if report else None
+            return self
         deadline = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
         keep = self.keep_current and self.current is not None
         p = self._problem(move_penalty=keep)
@@ -303,6 +320,8 @@ class TerritoryPlan:
             rm_ids=self.rm_ids,
             virtual_edges=self.virtual_edges,
             max_distance_km=self.max_distance_km,
+            regions=self.regions,
+            locked=self.locked,
         )
 
     def assignment_series(self) -> pd.Series:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from grid.territories_bounds import achievable_targets, deviation_bound, heaviest_cell
 from grid.territories_graph import pieces_per_owner
 
 
@@ -29,6 +30,10 @@ class PlanReport:
     beyond_max_distance: int
     virtual_edges_used: int
     notes: list[str] = field(default_factory=list)
+    deviation_bound: float = 0.0
+    indivisible_share: float = 0.0
+    adjusted_max_deviation: float = 0.0
+    per_region: pd.DataFrame | None = None
 
     def summary(self) -> dict:
         """Plan totals as a plain dict (JSON-ready)."""
@@ -46,6 +51,10 @@ class PlanReport:
             "empty_rms": self.empty_rms,
             "beyond_max_distance": self.beyond_max_distance,
             "virtual_edges_used": self.virtual_edges_used,
+            "deviation_bound": round(self.deviation_bound, 4),
+            "indivisible_share": round(self.indivisible_share, 4),
+            "adjusted_max_deviation": round(self.adjusted_max_deviation, 4),
+            "regions": 1 if self.per_region is None else int(len(self.per_region)),
         }
 
 
@@ -90,6 +99,8 @@ def plan_report(
     rm_ids=None,
     virtual_edges: np.ndarray | None = None,
     max_distance_km: float | None = None,
+    regions: tuple[np.ndarray, np.ndarray] | None = None,
+    locked: np.ndarray | None = None,
 ) -> PlanReport:
     """Report on an assignment of cells (rows) to RMs (rows; -1 = unowned).
 
@@ -113,6 +124,11 @@ def plan_report(
         Customers per cell (``customers_changed``).
     geometry : ndarray of metric polygons (n,), optional
         For Polsby-Popper compactness (NaN without it).
+    regions : (ndarray (n,), ndarray (k,)), optional
+        Region label of each cell and each RM: targets are then each region's
+        workload split over its own RMs, and ``per_region`` holds the figures per region.
+    locked : ndarray (n,) int, optional
+        RM row each cell is locked to (-1 free), for the deviation bound.
 
     Returns
     -------
@@ -120,6 +136,11 @@ def plan_report(
         ``deviation`` is (workload - target) / target; ``cv`` is the coefficient of
         variation of workload / target over RMs with capacity; ``contiguity`` is the
         share of non-empty territories that are one connected piece.
+        ``deviation_bound`` is a lower bound on the max deviation of any plan of
+        whole cells (:func:`grid.territories_bounds.deviation_bound`), with a note
+        when it is above 0; ``adjusted_max_deviation`` is the max deviation from
+        the achievable targets (an RM whose heaviest cell exceeds its target is
+        judged against that cell, the others share the rest).
 
     Examples
     --------
@@ -140,7 +161,11 @@ def plan_report(
     if travel:
         load += travel * np.bincount(a[owned], weights=dist[owned], minlength=k)
     active = cap > 0
-    target = load.sum() * cap / cap.sum() if cap.sum() > 0 else np.zeros(k)
+    cell_w = np.where(owned, np.asarray(workload, dtype=float), 0.0)
+    if travel:
+        cell_w[owned] += travel * dist[owned]
+    balance = _balance(a, cell_w, np.asarray(workload, dtype=float), load, cap, regions, locked)
+    target = balance["target"]
     with np.errstate(divide="ignore", invalid="ignore"):
         dev = np.where(active, (load - target) / target, np.nan)
         ratio = np.where(active, load / target, np.nan)
@@ -193,6 +218,14 @@ def plan_report(
         ve = np.asarray(virtual_edges)
         used = int(((a[ve[:, 0]] == a[ve[:, 1]]) & (a[ve[:, 0]] >= 0)).sum())
     rv = ratio[active & np.isfinite(ratio)]
+    bound = float(balance["bound"])
+    if balance["share"] > 1:
+        notes.append(
+            f"the heaviest cell holds {balance['share']:.2f} times the largest target: no plan of whole cells "
+            f"can bring the max deviation below {bound:.1%} (judge the plan against that bound)"
+        )
+    elif bound > 0:
+        notes.append(f"locked cells or too few cells: the max deviation cannot go below {bound:.1%}")
     return PlanReport(
         per_rm=per_rm,
         max_abs_deviation=float(np.nanmax(np.abs(dev))) if active.any() else 0.0,
@@ -207,5 +240,55 @@ def plan_report(
         beyond_max_distance=beyond,
         virtual_edges_used=used,
         notes=notes,
+        deviation_bound=bound,
+        indivisible_share=float(balance["share"]),
+        adjusted_max_deviation=float(balance["adjusted"]),
+        per_region=balance["per_region"],
     )
+
+
+def _region_rows(regions, n: int, k: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """Region labels, and each cell's and RM's label index (all 0 without regions)."""
+    if regions is None:
+        return [None], np.zeros(n, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    cell_reg, rm_reg = (np.asarray(x, dtype=object) for x in regions)
+    labels = sorted(set(cell_reg.tolist()) | set(rm_reg.tolist()), key=str)
+    index = {g: i for i, g in enumerate(labels)}
+    return labels, np.array([index[g] for g in cell_reg]), np.array([index[g] for g in rm_reg])
+
+
+def _balance(a, cell_w, base, load, cap, regions, locked) -> dict:
+    """Targets per region, the deviation bound, the indivisible share and the deviation from achievable targets."""
+    k, n = len(cap), len(a)
+    labels, creg, rreg = _region_rows(regions, n, k)
+    target = np.zeros(k)
+    floor = heaviest_cell(a, cell_w, k)
+    rows, bound, share, adjusted = [], 0.0, 0.0, 0.0
+    for g, label in enumerate(labels):
+        rms, cells = rreg == g, creg == g
+        total = float(load[rms].sum())
+        c = np.where(rms, cap, 0.0)
+        if c.sum() > 0:
+            target[rms] = total * c[rms] / c.sum()
+        lk = None if locked is None else np.where(np.asarray(locked)[cells] >= 0, np.asarray(locked)[cells], -1)
+        b, sh, _ = deviation_bound(base[cells], c, total, locked=lk)
+        act = rms & (cap > 0)
+        adj = 0.0
+        if act.any() and total > 0:
+            goal = achievable_targets(total, c, np.where(rms, floor, 0.0))
+            level = (goal[act] / cap[act]).min()
+            if level > 0:
+                adj = float(np.abs((load[act] - goal[act]) / (level * cap[act])).max())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = (load[act] - target[act]) / target[act]
+            ratio = load[act] / target[act]
+        rows.append({
+            "region": label, "cells": int(cells.sum()), "rms": int(act.sum()), "workload": total,
+            "max_abs_deviation": float(np.nanmax(np.abs(dev))) if act.any() else 0.0,
+            "cv": float(np.nanstd(ratio) / np.nanmean(ratio)) if act.any() and np.nanmean(ratio) > 0 else 0.0,
+            "deviation_bound": b, "indivisible_share": sh, "adjusted_max_deviation": adj,
+        })
+        bound, share, adjusted = max(bound, b), max(share, sh), max(adjusted, adj)
+    per_region = None if regions is None else pd.DataFrame(rows)
+    return {"target": target, "bound": bound, "share": share, "adjusted": adjusted, "per_region": per_region}
 

@@ -1,0 +1,125 @@
+"""Regions: plan each county (or legal entity) on its own, its workload split over its own RMs.
+
+A bank's territories never cross counties or legal entities. With a region
+label per cell and per RM, :func:`solve_regions` cuts the plan into one
+sub-plan per region (the cells and RMs with that label), solves them
+independently, optionally in worker processes, and writes the assignment
+back. The islands rule is applied again inside each region (a county's cells
+can fall apart once its neighbours are cut away); those virtual edges are
+added to the plan's graph so that its report judges contiguity the same way.
+Cells of a region without RMs stay unowned (the report notes them).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from scipy import sparse
+
+from grid.territories_graph import connect_components, pairs_to_csr
+
+
+def region_rows(cell_region, rm_region) -> list[tuple[object, np.ndarray, np.ndarray]]:
+    """(label, cell rows, RM rows) of every region, largest first (ties by label).
+
+    Examples
+    --------
+    >>> [(g, c.tolist(), r.tolist()) for g, c, r in region_rows(["a", "b", "a"], ["b", "a"])]
+    [('a', [0, 2], [1]), ('b', [1], [0])]
+    """
+    cells = np.asarray(cell_region, dtype=object)
+    rms = np.asarray(rm_region, dtype=object)
+    labels = sorted(set(cells.tolist()) | set(rms.tolist()), key=str)
+    out = [(g, np.flatnonzero(cells == g), np.flatnonzero(rms == g)) for g in labels]
+    return sorted(out, key=lambda t: -len(t[1]))
+
+
+def sub_plan(plan, cells: np.ndarray, rms: np.ndarray):
+    """The plan restricted to ``cells`` and ``rms``, islands reconnected; returns (sub-plan, virtual edges in plan rows)."""
+    from grid.territories_plan import TerritoryPlan
+
+    adj = sparse.csr_array(plan.adjacency)[cells][:, cells]
+    xy = plan.cell_xy[cells]
+    virtual = np.empty((0, 2), dtype=np.int64)
+    if len(cells) > 1:
+        adj, virtual = connect_components(adj, xy)
+    rm_of = np.full(len(plan.capacity), -1, dtype=np.int64)
+    rm_of[rms] = np.arange(len(rms))
+    locked = plan.locked[cells]
+    if ((locked >= 0) & (rm_of[np.maximum(locked, 0)] < 0)).any():
+        raise ValueError("a locked cell belongs to an RM of another region")
+    locked = np.where(locked >= 0, rm_of[np.maximum(locked, 0)], -1)
+    current = None
+    if plan.current is not None:
+        cur = plan.current[cells]
+        current = np.where(cur >= 0, rm_of[np.maximum(cur, 0)], -1)
+    sub = TerritoryPlan(
+        plan.workload[cells],
+        adj,
+        plan.rm_home_xy[rms],
+        xy,
+        plan.capacity[rms],
+        locked=locked,
+        current=current,
+        keep_current=plan.keep_current,
+        max_distance_km=plan.max_distance_km,
+        seed=plan.seed,
+        travel=plan.travel,
+        tolerance=plan.tolerance,
+    )
+    sub.chains = plan.chains
+    return sub, cells[virtual] if len(virtual) else virtual
+
+
+def _solve(sub, time_limit_s: float | None) -> np.ndarray:
+    """Solve one sub-plan without its report; its assignment (sub-plan RM rows)."""
+    if len(sub.capacity) == 0 or not (sub.capacity > 0).any():
+        return np.full(len(sub.workload), -1, dtype=np.int64)
+    return sub.solve(time_limit_s=time_limit_s, report=False).assignment
+
+
+def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) -> np.ndarray:
+    """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own.
+
+    ``time_limit_s`` is shared out by cell count (each worker process gets its
+    share of the wall time). Adds the regions' virtual edges to
+    ``plan.adjacency`` and ``plan.virtual_edges``.
+
+    Examples
+    --------
+    >>> from grid.territories_plan import TerritoryPlan
+    >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3]]), 4)
+    >>> xy = np.column_stack([np.arange(4.0), np.zeros(4)])
+    >>> plan = TerritoryPlan.from_arrays(np.ones(4), adj, xy[[0, 3]], xy, np.ones(2),
+    ...     regions=(["w", "w", "w", "e"], ["w", "e"]))
+    >>> solve_regions(plan).tolist()
+    [0, 0, 0, 1]
+    """
+    cell_region, rm_region = plan.regions
+    parts = region_rows(cell_region, rm_region)
+    subs, virtual = [], [np.asarray(plan.virtual_edges if plan.virtual_edges is not None else [], dtype=np.int64).reshape(-1, 2)]
+    for _, cells, rms in parts:
+        sub, ve = sub_plan(plan, cells, rms)
+        subs.append(sub)
+        virtual.append(ve)
+    n_all = max(1, sum(len(c) for _, c, _ in parts))
+    limits = [
+        None if time_limit_s is None else max(0.5, time_limit_s * min(workers, len(parts)) * len(c) / n_all)
+        for _, c, _ in parts
+    ]
+    if workers > 1 and len(parts) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_solve, subs, limits))
+    else:
+        results = [_solve(s, t) for s, t in zip(subs, limits, strict=True)]
+    a = np.full(len(plan.workload), -1, dtype=np.int64)
+    for (_, cells, rms), sub_a in zip(parts, results, strict=True):
+        a[cells] = np.where(sub_a >= 0, rms[np.maximum(sub_a, 0)], -1)
+    ve = np.vstack(virtual)
+    if len(ve) > (0 if plan.virtual_edges is None else len(plan.virtual_edges)):
+        rows, cols = sparse.triu(plan.adjacency, k=1).nonzero()
+        plan.adjacency = pairs_to_csr(np.vstack([np.column_stack([rows, cols]), ve]), len(a))
+        plan.virtual_edges = ve
+    return a
+
