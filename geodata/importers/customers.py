@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geodata import tables
 from geodata.importers.base import Kind
-from geodata.importers.places import parent_code
 
 
 def _check_customer(f: pd.DataFrame, out: dict, ctx, rej) -> None:
-    parent_code(out, "county_code", f["village_code"], 6)
-    out["county_code"] = pd.Series(out["county_code"], dtype=object).where(lambda s: s != "", None)
+    """An empty county code is the first 6 digits of the village code (as ``places.parent_code``)."""
+    given = pa.array(pd.Series(out.get("county_code"), index=f.index, dtype=object), type=pa.large_string(),
+                     from_pandas=True)
+    village = pa.array(f["village_code"], type=pa.large_string(), from_pandas=True)
+    derived = pc.if_else(pc.greater_equal(pc.utf8_length(village), 6), pc.utf8_slice_codeunits(village, 0, 6), None)
+    county = pc.coalesce(given, derived)
+    county = pc.if_else(pc.equal(county, ""), None, county)
+    out["county_code"] = pd.Series(county.to_numpy(zero_copy_only=False), index=f.index, dtype=object)
 
 
 CUSTOMERS = Kind(

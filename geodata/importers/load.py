@@ -67,24 +67,38 @@ def _binary(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     )
 
 
-def _field_fixed(payload: np.ndarray, null: np.ndarray | None) -> pa.Array:
-    """Binary COPY fields (big-endian length, then bytes) of fixed-width values; NULL where ``null``."""
-    n, w = payload.shape
-    mat = np.empty((n, 4 + w), dtype=np.uint8)
-    mat[:, :4] = np.frombuffer(w.to_bytes(4, "big"), dtype=np.uint8)
-    mat[:, 4:] = payload
-    if null is None or not null.any():
-        return _binary(np.arange(0, n * (4 + w) + 1, 4 + w), mat.ravel())
-    mat[null, :4] = _NULL_LEN
-    keep = np.ones(mat.shape, dtype=bool)
-    keep[null, 4:] = False
+def _fixed_block(nfields: int, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> pa.Array:
+    """The field count and every fixed-width field of each row as one binary value per row.
+
+    ``parts`` are (n, w) payload matrices with their NULL masks; a NULL field is
+    a length of -1 and no bytes, so rows holding NULLs are compacted by a mask.
+    """
+    n = len(parts[0][0]) if parts else 0
+    widths = [p.shape[1] for p, _ in parts]
+    mat = np.empty((n, 2 + sum(4 + w for w in widths)), dtype=np.uint8)
+    mat[:, :2] = np.frombuffer(nfields.to_bytes(2, "big"), dtype=np.uint8)
+    keep = None
+    lens = np.full(n, mat.shape[1], dtype=np.int64)
+    at = 2
+    for (payload, null), w in zip(parts, widths, strict=True):
+        mat[:, at:at + 4] = np.frombuffer(w.to_bytes(4, "big"), dtype=np.uint8)
+        mat[:, at + 4:at + 4 + w] = payload
+        if null is not None and null.any():
+            mat[null, at:at + 4] = _NULL_LEN
+            if keep is None:
+                keep = np.ones(mat.shape, dtype=bool)
+            keep[null, at + 4:at + 4 + w] = False
+            lens -= np.where(null, w, 0)
+        at += 4 + w
+    if keep is None:
+        return _binary(np.arange(0, n * mat.shape[1] + 1, mat.shape[1]), mat.ravel())
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.where(null, 4, 4 + w), out=offsets[1:])
+    np.cumsum(lens, out=offsets[1:])
     return _binary(offsets, mat[keep])
 
 
-def _field_text(values: pd.Series) -> pa.Array:
-    """Binary COPY fields of text (its UTF-8 bytes); NULL for None/NaN."""
+def _field_text(values: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """Binary COPY fields of text: (big-endian lengths, -1 for NULL; the UTF-8 bytes)."""
     if values.dtype.kind == "f" and values.isna().all():
         a = pa.nulls(len(values), pa.large_string())  # a column the file does not have
     else:
@@ -93,8 +107,7 @@ def _field_text(values: pd.Series) -> pa.Array:
             a = a.combine_chunks()
     b = a.cast(pa.large_binary())
     lens = pc.fill_null(pc.binary_length(b), -1).to_numpy().astype(">i4")
-    prefix = _binary(np.arange(0, 4 * len(lens) + 1, 4), lens.view(np.uint8))
-    return pc.binary_join_element_wise(prefix, b, _NO_SEP, null_handling="replace", null_replacement=b"")
+    return _binary(np.arange(0, 4 * len(lens) + 1, 4), lens.view(np.uint8)), b
 
 
 def _cents(x: np.ndarray, scale: int) -> np.ndarray:
@@ -110,7 +123,7 @@ def _cents(x: np.ndarray, scale: int) -> np.ndarray:
     return c
 
 
-def _field_numeric(values, scale: int) -> pa.Array:
+def _field_numeric(values, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """numeric(p, scale) from floats: 5 integer base-10000 digits and one fraction digit (NaN → NULL).
 
     Leading and trailing zero digits are stripped by the server; a value beyond
@@ -135,10 +148,10 @@ def _field_numeric(values, scale: int) -> pa.Array:
     head[:, 2] = np.where(neg, 0x4000, 0)
     head[:, 3] = scale
     payload = np.concatenate([head.view(np.uint8), digits.astype(">i2").view(np.uint8)], axis=1)
-    return _field_fixed(payload, null)
+    return payload, null
 
 
-def _field_number(values, dtype: str, null: np.ndarray | None = None) -> pa.Array:
+def _field_number(values, dtype: str, null: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """int2/int4/int8/float8 fields from a numeric column (NULL where missing)."""
     s = pd.Series(values) if not isinstance(values, pd.Series) else values
     miss = s.isna().to_numpy() if null is None else null
@@ -147,23 +160,23 @@ def _field_number(values, dtype: str, null: np.ndarray | None = None) -> pa.Arra
         raw = s.to_numpy(dtype=float, na_value=0.0)
     else:
         raw = s.astype("Int64").to_numpy(dtype=np.int64, na_value=0)
-    return _field_fixed(np.ascontiguousarray(raw.astype(kind)).view(np.uint8).reshape(len(s), -1), miss)
+    return np.ascontiguousarray(raw.astype(kind)).view(np.uint8).reshape(len(s), -1), miss
 
 
-def _field_bool(values) -> pa.Array:
+def _field_bool(values) -> tuple[np.ndarray, np.ndarray]:
     s = pd.Series(values) if not isinstance(values, pd.Series) else values
     miss = s.isna().to_numpy()
     raw = s.astype(object).where(~miss, False).astype(bool).to_numpy().astype(np.uint8)
-    return _field_fixed(raw.reshape(-1, 1), miss)
+    return raw.reshape(-1, 1), miss
 
 
-def _field_date(values) -> pa.Array:
+def _field_date(values) -> tuple[np.ndarray, np.ndarray]:
     """Dates (ISO text or date objects) as days since 2000-01-01; each distinct value parsed once."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
     days = (pd.to_datetime(pd.Series(uniques, dtype=object)).to_numpy().astype("datetime64[D]") - _PG_EPOCH)
     days = days.astype(np.int64) if len(days) else np.zeros(1, dtype=np.int64)
     d = days[np.maximum(codes, 0)].astype(">i4")
-    return _field_fixed(d.view(np.uint8).reshape(-1, 4), codes < 0)
+    return d.view(np.uint8).reshape(-1, 4), codes < 0
 
 
 def copy_type(column: sa.Column) -> str | None:
@@ -189,36 +202,42 @@ def copy_type(column: sa.Column) -> str | None:
     return None
 
 
-def encode_binary(frame: pd.DataFrame, types: list[str]) -> bytes:
-    """``frame`` as a whole binary COPY stream; ``types`` from :func:`copy_type`, one per column.
+def encode_binary(frame: pd.DataFrame, types: list[str]) -> tuple[bytes, list[str]]:
+    """``frame`` as a whole binary COPY stream, and the column order it uses.
 
-    A 'geometry' column is given as an (n, 25) EWKB matrix under ``frame.attrs['ewkb']``
-    with its null mask under ``frame.attrs['ewkb_null']``.
+    ``types`` come from :func:`copy_type`, one per column. Fixed-width fields
+    go first, as one block per row; then each text field. A 'geometry' column
+    is an (n, 25) EWKB matrix in ``frame.attrs['ewkb']`` with its NULL mask in
+    ``frame.attrs['ewkb_null']``.
     """
-    n = len(frame)
-    fields = [_binary(np.arange(0, 2 * n + 1, 2), np.tile(np.frombuffer(
-        len(types).to_bytes(2, "big"), dtype=np.uint8), n))]
+    fixed, fixed_cols, texts, text_cols = [], [], [], []
     for name, typ in zip(frame.columns, types, strict=True):
         s = frame[name]
         if typ == "text":
-            fields.append(_field_text(s))
-        elif typ == "geometry":
-            fields.append(_field_fixed(frame.attrs["ewkb"], frame.attrs["ewkb_null"]))
+            texts.extend(_field_text(s))
+            text_cols.append(name)
+            continue
+        if typ == "geometry":
+            fixed.append((frame.attrs["ewkb"], frame.attrs["ewkb_null"]))
         elif typ == "bool":
-            fields.append(_field_bool(s))
+            fixed.append(_field_bool(s))
         elif typ == "date":
-            fields.append(_field_date(s))
+            fixed.append(_field_date(s))
         elif typ.startswith("numeric:"):
-            fields.append(_field_numeric(s.to_numpy(dtype=float, na_value=np.nan), int(typ[8:])))
+            fixed.append(_field_numeric(s.to_numpy(dtype=float, na_value=np.nan), int(typ[8:])))
         else:
-            fields.append(_field_number(s, typ))
-    rows = pc.binary_join_element_wise(*fields, _NO_SEP)
+            fixed.append(_field_number(s, typ))
+        fixed_cols.append(name)
+    n = len(frame)
+    block = _fixed_block(len(types), fixed) if fixed else \
+        _binary(np.arange(0, 2 * n + 1, 2), np.tile(np.frombuffer(len(types).to_bytes(2, "big"), np.uint8), n))
+    rows = pc.binary_join_element_wise(block, *texts, _NO_SEP, null_handling="replace", null_replacement=b"")
     if isinstance(rows, pa.ChunkedArray):
         rows = rows.combine_chunks()
     offsets, data = rows.buffers()[1:]
     ends = np.frombuffer(offsets, dtype=np.int64, count=n + 1, offset=rows.offset * 8)
     body = memoryview(data)[ends[0]:ends[-1]]
-    return b"".join((_PGCOPY_HEAD, body, _PGCOPY_TAIL))
+    return b"".join((_PGCOPY_HEAD, body, _PGCOPY_TAIL)), fixed_cols + text_cols
 
 
 def target_columns(kind: Kind) -> list[str]:
@@ -279,10 +298,9 @@ def copy_binary(cur, table: str, frame: pd.DataFrame, types: list[str], freeze: 
     """COPY ``frame`` into ``table`` in PostgreSQL's binary format."""
     if not len(frame):
         return
-    cols = ", ".join(frame.columns)
+    data, cols = encode_binary(frame, types)
     opts = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
-    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH ({opts})",
-                    io.BytesIO(encode_binary(frame, types)), size=8 << 20)
+    cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH ({opts})", io.BytesIO(data), size=8 << 20)
 
 
 def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:

@@ -114,9 +114,12 @@ def fill_legal_entity(out: dict, ctx: Context) -> None:
     if "legal_entity_id" not in out or "county_code" not in out:
         return
     ids = pd.Series(out["legal_entity_id"], dtype="Float64")
-    county = pd.Series(out["county_code"], dtype=object)
-    by_county = county.map(ctx.county_legal_entity).astype("Float64")
-    out["legal_entity_id"] = ids.fillna(by_county).astype("Int64")
+    if ctx.county_legal_entity and ids.isna().any():
+        # Each distinct county looked up once, not once per row.
+        codes, uniques = pd.factorize(pd.Series(out["county_code"], dtype=object))
+        by_unique = np.array([ctx.county_legal_entity.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
+        ids = ids.fillna(pd.Series(by_unique[codes], index=ids.index, dtype="Float64"))
+    out["legal_entity_id"] = ids.astype("Int64")
 
 
 def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind: Kind, ctx: Context,
@@ -127,23 +130,31 @@ def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind
     y, bad_y = v.numbers(raw_lat)
     lo, la, hi, ha = CHINA_BBOX
     fine = (x >= lo) & (x <= hi) & (y >= la) & (y <= ha)
-    codes = np.full(len(x), None, dtype=object)
-    rest = ~fine
-    if rest.any():
-        c, rx, ry = coordinate_problems(raw_lon[rest].to_numpy(), raw_lat[rest].to_numpy(), bbox=CHINA_BBOX)
-        codes[rest], x[rest], y[rest] = c, rx, ry
+    rest = np.flatnonzero(~fine)
+    c = np.empty(0, dtype=object)
+    if len(rest):
+        c, rx, ry = coordinate_problems(raw_lon.iloc[rest].to_numpy(), raw_lat.iloc[rest].to_numpy(),
+                                        bbox=CHINA_BBOX)
+        x[rest], y[rest] = rx, ry
+
+    def code_is(code: str) -> np.ndarray:
+        # Only the rows outside the fast path have a code; comparing those alone is cheap.
+        m = np.zeros(len(x), dtype=bool)
+        m[rest] = c == code
+        return m
+
     if kind.point == "required":
-        rej.add(codes == "missing", "lon", "coordinates required", raw_lon)
+        rej.add(code_is("missing"), "lon", "coordinates required", raw_lon)
     pair = None
     # Only one of the two given is a typo, not "no point".
     half = v.empty(raw_lon) != v.empty(raw_lat)
     problems = [(half, "only one of lon/lat given")] if kind.point != "required" else []
-    problems += [(codes == code, reason) for code, reason in _COORD_REASONS.items()]
+    problems += [(code_is(code), reason) for code, reason in _COORD_REASONS.items()]
     for mask, reason in problems:
         if mask.any():
             pair = raw_lon + "," + raw_lat if pair is None else pair
             rej.add(mask, "lon", reason, pair)
-    swapped = (codes == "swapped") & ~rej.mask
+    swapped = code_is("swapped") & ~rej.mask
     if swapped.any():
         ctx.warnings.add("swapped_lon_lat", f_line[swapped], "longitude and latitude were swapped; fixed")
     x = np.where(rej.mask, np.nan, x)
