@@ -115,7 +115,8 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
         results = [_solve(s, t) for s, t in zip(subs, limits, strict=True)]
     a = np.full(len(plan.workload), -1, dtype=np.int64)
     for (_, cells, rms), sub_a in zip(parts, results, strict=True):
-        a[cells] = np.where(sub_a >= 0, rms[np.maximum(sub_a, 0)], -1)
+        if len(rms):
+            a[cells] = np.where(sub_a >= 0, rms[np.maximum(sub_a, 0)], -1)
     ve = np.vstack(virtual)
     if len(ve) > (0 if plan.virtual_edges is None else len(plan.virtual_edges)):
         rows, cols = sparse.triu(plan.adjacency, k=1).nonzero()

@@ -323,3 +323,155 @@ def test_property_every_cell_assigned_locks_kept_territories_contiguous(problem)
         assert a[c] == r
     assert contiguous(plan)
     assert plan.report.empty_rms == 0
+
+
+# --- lumpy cells, regions, chain moves ---------------------------------------------------
+
+
+def test_single_heavy_cell_bound_reported_and_reached():
+    # 3 x 4 grid, 4 RMs; cell 5 holds 9 of the 20 units: target 5, so its owner is 80% over in any plan.
+    adj, xy = grid_arrays(3, 4)
+    w = np.ones(12)
+    w[5] = 9.0
+    plan = TerritoryPlan.from_arrays(w, adj, xy[[0, 3, 8, 11]], xy, np.ones(4)).solve()
+    rep = plan.report
+    assert rep.indivisible_share == pytest.approx(1.8)
+    assert rep.deviation_bound == pytest.approx(0.8)
+    assert rep.max_abs_deviation == pytest.approx(0.8)  # the plan reaches the bound
+    assert (plan.assignment == plan.assignment[5]).sum() == 1  # the heavy cell's owner holds nothing else
+    assert rep.adjusted_max_deviation < 0.5  # the others share 11 units over 3 RMs: 4 / 4 / 3 at best
+    assert any("no plan of whole cells" in note for note in rep.notes)
+    assert rep.summary()["deviation_bound"] == 0.8
+    assert contiguous(plan)
+
+
+def test_deviation_bound_and_achievable_targets_literal():
+    from grid.territories_bounds import achievable_targets, deviation_bound
+
+    assert deviation_bound(np.array([1.0, 1, 1, 1]), np.ones(2)) == (0.0, 0.5, 0)
+    bound, share, cell = deviation_bound(np.array([1.0, 6, 1]), np.array([1.0, 0.5]))
+    assert (round(bound, 6), round(share, 6), cell) == (0.125, 1.125, 1)  # targets 16/3 and 8/3
+    # Locked cells: RM 1 must keep 3 of 4 units with a target of 2.
+    assert deviation_bound(np.ones(4), np.ones(2), locked=np.array([1, 1, 1, -1]))[0] == pytest.approx(0.5)
+    assert deviation_bound(np.ones(2), np.ones(3))[0] == 1.0  # someone gets nothing
+    goal = achievable_targets(12.0, np.array([1.0, 1.0, 2.0]), np.array([7.0, 0.0, 0.0]))
+    assert goal.tolist() == pytest.approx([7.0, 5 / 3, 10 / 3])
+    assert goal.sum() == pytest.approx(12.0)
+
+
+def two_county_cells() -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """A 4 x 6 strip of cells: the west 4 x 3 is county A (light), the east 4 x 3 county B (3x heavier)."""
+    d = 0.01
+    geoms, county, cust = [], [], []
+    for r in range(4):
+        for c in range(6):
+            geoms.append(box(106 + c * d, 38 + r * d, 106 + (c + 1) * d, 38 + (r + 1) * d))
+            county.append("A" if c < 3 else "B")
+            cust.append(1.0 if c < 3 else 3.0)
+    cells = gpd.GeoDataFrame(
+        {"cell_id": [f"c{i}" for i in range(24)], "customers": cust, "county_code": county}, geometry=geoms, crs=4326
+    )
+    # Three RMs in A, one in B: a single pass would hand B's cells to A's RMs.
+    rms = pd.DataFrame({
+        "rm_id": ["a1", "a2", "a3", "b1"],
+        "lon": [106.005, 106.025, 106.015, 106.055],
+        "lat": [38.005, 38.005, 38.035, 38.02],
+        "capacity": 1.0,
+        "county_code": ["A", "A", "A", "B"],
+    })
+    return cells, rms
+
+
+def test_regions_balanced_separately_and_never_crossed():
+    cells, rms = two_county_cells()
+    plan = TerritoryPlan.from_geodataframe(cells, rms, weights={"customers": 1.0}, region_column="county_code").solve()
+    s = plan.assignment_series()
+    county_of_rm = dict(zip(rms["rm_id"], rms["county_code"], strict=True))
+    assert (s.map(county_of_rm).to_numpy() == cells["county_code"].to_numpy()).all()
+    assert set(s[cells["county_code"].to_numpy() == "B"]) == {"b1"}
+    per_rm = plan.report.per_rm.set_index("rm")
+    # County A: 12 of 48 units over 3 RMs; county B: 36 units for its only RM (workload sums to 1).
+    assert per_rm.loc[["a1", "a2", "a3"], "target"].tolist() == pytest.approx([12 / 48 / 3] * 3)
+    assert per_rm.loc["b1", "target"] == pytest.approx(36 / 48)
+    assert plan.report.max_abs_deviation == pytest.approx(0.0, abs=1e-9)
+    assert plan.report.contiguity == 1.0
+    pr = plan.report.per_region.set_index("region")
+    assert pr.loc["A", "rms"] == 3 and pr.loc["B", "cells"] == 12
+    assert plan.report.summary()["regions"] == 2
+    # The same cells in one pass share county B's work over all four RMs, across the county line.
+    single = TerritoryPlan.from_geodataframe(cells, rms, weights={"customers": 1.0}).solve()
+    crossed = single.assignment_series().map(county_of_rm).to_numpy() != cells["county_code"].to_numpy()
+    assert crossed.any()
+
+
+def test_regions_in_two_worker_processes_give_the_same_plan():
+    rng = np.random.default_rng(1)
+    adj, xy = grid_arrays(6, 8)
+    w = rng.lognormal(0, 0.8, 48)
+    cell_region = np.where(xy[:, 0] < 400, "w", "e")
+    homes = xy[[0, 18, 7, 47]]
+    regions = (cell_region, np.array(["w", "w", "e", "e"]))
+    one = TerritoryPlan.from_arrays(w, adj, homes, xy, np.ones(4), regions=regions).solve()
+    two = TerritoryPlan.from_arrays(w, adj, homes, xy, np.ones(4), regions=regions).solve(workers=2)
+    assert np.array_equal(one.assignment, two.assignment)
+    assert (np.array(["w", "w", "e", "e"])[one.assignment] == cell_region).all()
+    assert contiguous(one)
+
+
+def test_locked_cell_in_another_region_is_refused():
+    adj, xy = grid_arrays(1, 4)
+    plan = TerritoryPlan.from_arrays(
+        np.ones(4), adj, xy[[0, 3]], xy, np.ones(2), locked={0: 1}, regions=(["w", "w", "e", "e"], ["w", "e"])
+    )
+    with pytest.raises(ValueError, match="another region"):
+        plan.solve()
+
+
+def test_chain_moves_pass_workload_through_a_full_neighbour():
+    # A line 0-1-...-8: RM 0 owns 0-4 (5 units), RM 1 owns 5-6 (2), RM 2 owns 7-8 (2); target 3 each.
+    # RM 0 only touches RM 1, which is nearly full: single moves cannot help, a chain 0 -> 1 -> 2 can.
+    from grid.territories_chain import chain_moves
+
+    adj, xy = grid_arrays(1, 9)
+    plan = TerritoryPlan.from_arrays(np.ones(9), adj, xy[[0, 5, 8]], xy, np.ones(3))
+    p = plan._problem(move_penalty=False)
+    a = np.array([0, 0, 0, 0, 0, 1, 1, 2, 2])
+    chain_moves(p, a, xy[[0, 5, 8]], tolerance=0.0)
+    assert np.bincount(a).tolist() == [3, 3, 3]
+    assert a.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_chain_moves_carry_the_small_pieces_a_cut_cell_would_leave():
+    # RM 0 is a snake 0-1-2-3 whose only free end touches nobody: moving cell 1 to RM 1 must take cell 0 too.
+    from grid.territories_chain import _with_cut_off
+
+    adj, _ = grid_arrays(1, 6)
+    plan = TerritoryPlan.from_arrays(np.ones(6), adj, np.zeros((2, 2)), np.zeros((6, 2)), np.ones(2))
+    p = plan._problem(move_penalty=False)
+    al = [0, 0, 0, 0, 1, 1]
+    assert sorted(_with_cut_off(p, al, 1, 4)) == [0, 1]
+    assert _with_cut_off(p, al, 3, 4) is None  # an end cell cuts nothing off
+
+
+@settings(max_examples=40, deadline=None)
+@given(grid_problems(), st.integers(0, 2))
+def test_property_regions_never_crossed_and_contiguous(problem, cut):
+    rows, cols, w, homes, locked, seed = problem
+    adj, xy = grid_arrays(rows, cols)
+    k = len(homes)
+    # Two regions split by a column; each RM belongs to its home cell's region, locks inside it.
+    split = 1 + cut % max(cols - 1, 1)
+    cell_region = np.where(np.arange(rows * cols) % cols < split, 0, 1)
+    rm_region = cell_region[homes]
+    locked = {c: r for c, r in locked.items() if cell_region[c] == rm_region[r]}
+    plan = TerritoryPlan.from_arrays(
+        w, adj, xy[homes], xy, np.ones(k), locked=locked, seed=seed, regions=(cell_region, rm_region)
+    ).solve()
+    a = plan.assignment
+    has_rm = np.isin(cell_region, rm_region)
+    assert ((a >= 0) == has_rm).all()  # cells of a region without RMs stay unowned
+    assert (rm_region[a[a >= 0]] == cell_region[a >= 0]).all()
+    for c, r in locked.items():
+        assert a[c] == r
+    assert contiguous(plan)
+    assert plan.report.max_abs_deviation >= plan.report.deviation_bound - 1e-9
