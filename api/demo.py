@@ -234,7 +234,7 @@ def step_users(ctx: DemoContext) -> dict:
 
 def step_maps(ctx: DemoContext) -> dict:
     """Export the dashboard, one RM's phone map, the planner preview and a scenario compare as offline pages."""
-    from api.cli import maps as pages_of
+    from api import map_pages as pages_of
 
     out_dir = ctx.workdir / "maps"
     opts = pages_of.page_options(ctx.settings)

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from api.cli.maps import compare_html, dashboard_html, page_options, preview_html, rm_html
+from api.map_pages import compare_html, dashboard_html, page_options, preview_html, rm_html
 from api.settings import LinkSettings, Settings
 from tests.maps.conftest import MOVED, R1_CELLS
 

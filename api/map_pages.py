@@ -1,0 +1,153 @@
+"""Map pages from the store: gather a page's data through geodata and render it with maps/.
+
+Shared by ``gridmkt map ...`` (self-contained files, assets inlined) and the
+API's /maps/... routes (``inline=False``: assets from /maps/static, masking
+by the viewer's scope).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from api.masking import mask_name
+from api.settings import Settings
+from geodata import gaps, grids, map_data, scenarios, territories
+from geodata.errors import BadInput, NotFound
+from maps.base import Background, PageOptions
+from maps.compare import compare_page
+from maps.dashboard import dashboard_page
+from maps.preview import preview_page, village_status
+from maps.rm import rm_page
+
+MaskFn = Callable[[str | None], str | None]
+
+
+def page_options(s: Settings, *, inline: bool = True, title: str = "gridmkt") -> PageOptions:
+    """Page options from the link and basemap settings."""
+    return PageOptions(
+        title=title, tile_url=s.maps.tile_url, tile_crs=s.maps.tile_crs, attribution=s.maps.attribution,
+        tag_url=s.links.tag_url, lead_url=s.links.lead_url, tag_cell_url=s.links.tag_cell_url,
+        lead_cell_url=s.links.lead_cell_url, inline=inline,
+    )
+
+
+def background(conn: Connection, county_code: str) -> Background:
+    """County outline, township seats and village points of a county."""
+    county = grids.load_county(conn, code=county_code)
+    towns = map_data.township_points(conn, county_code=county_code)
+    villages = grids.load_villages(conn, county_code=county_code)
+    return Background(county=county["geometry"], townships=towns,
+                      villages=villages[villages["lon"].notna()][["name", "lon", "lat"]])
+
+
+def dashboard_cells(conn: Connection, grid_id: int):
+    """Cells with stats, owner, latest gap score, class, reason, components and measures flattened."""
+    cells = grids.load_cells(conn, grid_id=grid_id, with_stats=True)
+    cells["owner_rm"] = cells["cell_id"].map(territories.current_owners(conn, grid_id=grid_id))
+    try:
+        scores = gaps.latest_scores(conn, grid_id=grid_id)
+    except NotFound:
+        return cells
+    measures = pd.DataFrame(list(scores["measures"]), index=scores.index)
+    extra = measures[[c for c in measures.columns if c not in cells.columns and c != "owner_rm"]]
+    scored = pd.concat([scores[["cell_id", "score", "gap_class", "components", "reason_zh"]], extra], axis=1)
+    return cells.merge(scored, on="cell_id", how="left")
+
+
+def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, measure: str = "gap_score",
+                   outlets: list[str] | None = None) -> str:
+    """The branch dashboard of a grid (only cells of the given outlets' RMs when outlets are named)."""
+    g = grids.get_grid(conn, grid_id=grid_id)
+    cells = dashboard_cells(conn, grid_id)
+    if measure == "gap_score" and "score" not in cells:
+        raise BadInput(f"grid {grid_id} has no gap scores: run gridmkt gaps score --grid {grid_id}, or pick --measure")
+    rms = territories.rms_for(conn, grid_id=grid_id, outlets=outlets)
+    if outlets:
+        cells = cells[cells["owner_rm"].isin(set(rms["rm_id"]))]
+        if cells.empty:
+            raise NotFound(f"the RMs of outlet(s) {', '.join(outlets)} own no cells of grid {grid_id}")
+    out, sp = map_data.facilities(conn, county_code=g["county_code"], outlets=outlets)
+    total = map_data.county_customer_count(conn, county_code=g["county_code"])
+    return dashboard_page(
+        cells, options=options, measure=measure, rms=rms[["rm_id", "name"]], outlets=out, service_points=sp,
+        cell_customers=map_data.cell_customer_ids(conn, grid_id=grid_id, limit=options.max_link_ids),
+        county_customers=total,
+        background=background(conn, g["county_code"]), title=f"{g['county_name']} 网格看板 dashboard",
+    )
+
+
+def rm_html(conn: Connection, *, grid_id: int, rm_code: str, options: PageOptions, mask: MaskFn = mask_name) -> str:
+    """One RM's phone map: their cells and customers only."""
+    g = grids.get_grid(conn, grid_id=grid_id)
+    owned = sorted(c for c, r in territories.current_owners(conn, grid_id=grid_id).items() if r == rm_code)
+    if not owned:
+        raise NotFound(f"RM {rm_code!r} owns no cells of grid {grid_id}")
+    cells = grids.load_cells(conn, grid_id=grid_id, cell_ids=owned, with_stats=True)
+    cells["owner_rm"] = rm_code
+    customers = map_data.customers_in_cells(conn, grid_id=grid_id, cell_ids=owned)
+    leads = customers.groupby("cell_id")["open_leads"].sum()
+    cells["open_leads"] = cells["cell_id"].map(leads).fillna(0).astype(int)
+    rm = map_data.rm_row(conn, rm_code=rm_code)
+    out, _ = map_data.facilities(conn, county_code=g["county_code"], outlets=[rm["outlet_code"]] if rm else None)
+    return rm_page(cells, customers, rm_code=rm_code, rm_name=(rm and rm["name"]) or "", options=options,
+                   mask_name=mask, outlets=out, background=background(conn, g["county_code"]))
+
+
+def preview_html(conn: Connection, *, options: PageOptions, grid_id: int | None = None,
+                 import_run: int | None = None) -> str:
+    """The planner's preview: a village grid's villages, or the villages of one import run."""
+    run = None
+    codes: set[str] | None = None
+    if import_run is not None:
+        run, county, codes = map_data.import_run_villages(conn, run_id=import_run)
+        if grid_id is None:
+            found = [x for x in grids.list_grids(conn, county_code=county) if x["kind"] == "village"]
+            grid_id = found[0]["id"] if found else None
+    if grid_id is not None:
+        g = grids.get_grid(conn, grid_id=grid_id)
+        county = g["county_code"]
+        if g["kind"] != "village":
+            raise BadInput(f"grid {grid_id} is an {g['kind']} grid; the preview shows village grids")
+        cells = grids.load_cells(conn, grid_id=grid_id, with_stats=False)
+        if run is None:
+            report = g.get("report") or {}
+            run = {"file_name": f"grid {grid_id}", "status": "built",
+                   "counts": {k: report.get(k) for k in ("villages", "placed", "merged_villages") if k in report}}
+    else:
+        cells = None
+    villages = grids.load_villages(conn, county_code=county)
+    if codes is not None:
+        villages = villages[villages["code"].isin(codes)]
+    return preview_page(village_status(villages, cells), options=options, cells=cells, run_summary=run,
+                        background=background(conn, county), title="导入预览 import preview")
+
+
+def _assignment(conn: Connection, grid_id: int, ref: str) -> dict[str, str]:
+    if ref == scenarios.CURRENT:
+        return territories.current_owners(conn, grid_id=grid_id)
+    return scenarios.scenario_assignment(conn, scenario_id=scenarios.find_scenario(conn, ref=ref, grid_id=grid_id)["id"])
+
+
+def compare_html(conn: Connection, *, grid_id: int, a: str, b: str = scenarios.CURRENT,
+                 options: PageOptions) -> str:
+    """Two assignments of a grid (scenario names/ids or ``current``) on one page."""
+    result = scenarios.compare(conn, grid_id=grid_id, a=a, b=b)
+    cells = grids.load_cells(conn, grid_id=grid_id, with_stats=True)
+    g = grids.get_grid(conn, grid_id=grid_id)
+    return compare_page(cells, _assignment(conn, grid_id, a), _assignment(conn, grid_id, b), options=options,
+                        per_rm=result.get("per_rm"), labels=(str(a), str(b)),
+                        customers_changing=result.get("customers_changing_rm"),
+                        background=background(conn, g["county_code"]))
+
+
+def write_page(html: str, path: Path) -> dict:
+    """Write a page; report its path and size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return {"file": str(path), "bytes": path.stat().st_size}
+
+

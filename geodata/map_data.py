@@ -1,0 +1,77 @@
+"""Read-only lookups the map pages need beyond grids, territories and gaps (all bound parameters)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geodata.errors import NotFound
+
+
+def _frame(conn: Connection, sql: str, params: dict, cols: list[str]) -> pd.DataFrame:
+    rows = conn.execute(text(sql), params).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows], columns=cols)
+
+
+def township_points(conn: Connection, *, county_code: str) -> pd.DataFrame:
+    """Township seats of a county: name, lon, lat."""
+    return _frame(conn, "SELECT name, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM township "
+                        "WHERE county_code = :c AND geom IS NOT NULL ORDER BY code", {"c": county_code},
+                  ["name", "lon", "lat"])
+
+
+def facilities(conn: Connection, *, county_code: str, outlets: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Outlets and service points of a county (only the given outlets and their points, if any)."""
+    params = {"c": county_code, "o": outlets}
+    cols = ["code", "name", "lon", "lat"]
+    out = _frame(conn, "SELECT code, name, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM outlet WHERE county_code = :c "
+                       "AND (CAST(:o AS text[]) IS NULL OR code = ANY(:o)) ORDER BY code", params, cols)
+    sp = _frame(conn, "SELECT code, name, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM service_point "
+                      "WHERE county_code = :c AND (CAST(:o AS text[]) IS NULL OR outlet_code = ANY(:o)) ORDER BY code",
+                params, cols)
+    return out, sp
+
+
+def cell_customer_ids(conn: Connection, *, grid_id: int, limit: int) -> dict[str, list[str]]:
+    """The first ``limit`` customer ids per cell (for the tag/lead links)."""
+    rows = conn.execute(text(
+        "SELECT cell_id, (array_agg(customer_id ORDER BY customer_id))[1:CAST(:n AS integer)] FROM customer_cell "
+        "WHERE grid_id = :g AND cell_id IS NOT NULL GROUP BY cell_id"), {"g": grid_id, "n": limit}).all()
+    return {c: list(ids) for c, ids in rows}
+
+
+def county_customer_count(conn: Connection, *, county_code: str) -> int:
+    """Customers of a county (placed or not): the denominator of the coverage ratio 入格率."""
+    return int(conn.execute(text("SELECT count(*) FROM customer WHERE county_code = :c"), {"c": county_code}).scalar() or 0)
+
+
+def customers_in_cells(conn: Connection, *, grid_id: int, cell_ids: list[str]) -> pd.DataFrame:
+    """Customers in the given cells with their point (NaN when unknown) and open lead count."""
+    return _frame(conn, (
+        "SELECT c.customer_id, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, cc.cell_id, "
+        "COALESCE(l.n, 0) AS open_leads FROM customer_cell cc JOIN customer c ON c.customer_id = cc.customer_id "
+        "LEFT JOIN (SELECT customer_id, count(*) AS n FROM lead WHERE status = 'open' GROUP BY customer_id) l "
+        "ON l.customer_id = c.customer_id WHERE cc.grid_id = :g AND cc.cell_id = ANY(:cells) ORDER BY c.customer_id"),
+        {"g": grid_id, "cells": cell_ids}, ["customer_id", "name", "lon", "lat", "cell_id", "open_leads"],
+    ).astype({"lon": float, "lat": float})
+
+
+def rm_row(conn: Connection, *, rm_code: str) -> dict | None:
+    """An RM's name and outlet (None when unknown)."""
+    row = conn.execute(text("SELECT code, name, outlet_code FROM rm WHERE code = :r"), {"r": rm_code}).mappings().first()
+    return dict(row) if row else None
+
+
+def import_run_villages(conn: Connection, *, run_id: int) -> tuple[dict, str, set[str]]:
+    """An import run, the county most of its villages belong to, and the village codes it loaded."""
+    row = conn.execute(text("SELECT id, kind, file_name, status, counts, started_at FROM import_run WHERE id = :r"),
+                       {"r": run_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"import run {run_id} does not exist")
+    county = conn.execute(text("SELECT county_code FROM village WHERE import_run_id = :r GROUP BY county_code "
+                               "ORDER BY count(*) DESC LIMIT 1"), {"r": run_id}).scalar()
+    if county is None:
+        raise NotFound(f"import run {run_id} loaded no villages (kind {row['kind']})")
+    codes = {r[0] for r in conn.execute(text("SELECT code FROM village WHERE import_run_id = :r"), {"r": run_id})}
+    return dict(row), county, codes
