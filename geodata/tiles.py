@@ -95,6 +95,12 @@ _BOUNDS = f"""b AS (
 # Half-open bounds: a point on the edge between two tiles belongs to one of them only.
 _IN_TILE = ("{g} && b.env4 AND ST_X({g}) >= ST_XMin(b.env4) AND ST_X({g}) < ST_XMax(b.env4)"
             " AND ST_Y({g}) > ST_YMin(b.env4) AND ST_Y({g}) <= ST_YMax(b.env4)")
+# Tile coordinates (y down) of a WGS84 point by the Web Mercator formulas: per customer
+# this is a few float operations instead of a reprojection and a clip.
+_PX = "((ST_X({g}) + 180) / 360 * 2 ^ (CAST(:z AS float8) + 12) - CAST(:x AS float8) * 4096)"
+_PY = ("((1 - ln(tan(pi() / 4 + radians(ST_Y({g})) / 2)) / pi()) / 2 * 2 ^ (CAST(:z AS float8) + 12)"
+       " - CAST(:y AS float8) * 4096)")
+_POINT = f"ST_MakePoint(round({_PX}), round({_PY}))"
 _MVT_GEOM = f"ST_AsMVTGeom(ST_Transform({{g}}, 3857), b.env, {EXTENT}, {BUFFER}, true)"
 _OWNER = ("LEFT JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id"
           " AND t.valid_to IS NULL AND t.role = 'owner'")
@@ -112,7 +118,7 @@ def _owner_in_scope(scope: Scope, cell_alias: str) -> Clause:
 def _cells_sql(scope: Scope) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
     return f"""WITH {_BOUNDS},
-    f AS (
+    f AS MATERIALIZED (
     SELECT c.cell_id, cs.customers, cs.households, r.code AS rm, s.score, s.gap_class,
            {_MVT_GEOM.format(g="c.geom")} AS geom
       FROM b, cell c
@@ -127,21 +133,19 @@ def _cells_sql(scope: Scope) -> str:
 
 def _territories_sql(scope: Scope) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
-    # Dissolve in Mercator after snapping to the tile's own resolution: neighbours share
-    # snapped vertices exactly, and the union has no more detail than the tile can show.
+    # Dissolve the clipped cells in tile space: integer vertices shared exactly by
+    # neighbours, no more detail than the tile shows. MVT wants exterior rings with a
+    # positive surveyor's area in y-down tile coordinates: counter-clockwise to PostGIS.
     return f"""WITH {_BOUNDS},
-    px AS (SELECT ST_XMin(b.env) AS x0, ST_YMin(b.env) AS y0,
-                  (ST_XMax(b.env) - ST_XMin(b.env)) / {EXTENT} AS size FROM b),
     f AS (
     SELECT r.code AS rm, count(*) AS cells,
-           ST_AsMVTGeom(ST_Union(ST_SnapToGrid(ST_Transform(c.geom, 3857), px.x0, px.y0, px.size, px.size)),
-                        b.env, {EXTENT}, {BUFFER}, true) AS geom
-      FROM b, px, cell c
+           ST_ForcePolygonCCW(ST_Union({_MVT_GEOM.format(g="c.geom")})) AS geom
+      FROM b, cell c
       JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
            AND t.valid_to IS NULL AND t.role = 'owner'
       JOIN rm r ON r.code = t.rm_code AND {rm.sql}
      WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql}
-     GROUP BY r.code, b.env)
+     GROUP BY r.code)
     SELECT ST_AsMVT(f, 'territories', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
 
 
@@ -172,25 +176,23 @@ def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
         p AS (SELECT c.cell_id, cs.customers, ST_PointOnSurface(c.geom) AS pt
                 FROM b, cell c JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
                WHERE c.grid_id = :gid AND cs.customers > 0 AND c.geom && b.wide4 AND {' AND '.join(conds)}),
-        f AS (SELECT p.cell_id, p.customers AS count, {_MVT_GEOM.format(g="p.pt")} AS geom
+        f AS (SELECT p.cell_id, p.customers AS count, {_POINT.format(g="p.pt")} AS geom
                 FROM b, p WHERE {_IN_TILE.format(g="p.pt")})
-        SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL""", params
+        SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
     cond, params = _customer_filter(scope)
     in_tile = _IN_TILE.format(g="c.geom")
     if z < opts.detail_zoom:
         step = max(1, EXTENT * opts.cluster_px // 256)
         return f"""WITH {_BOUNDS},
-        p AS (SELECT ST_AsMVTGeom(ST_Transform(c.geom, 3857), b.env, {EXTENT}, 0, false) AS g
+        p AS (SELECT {_PX.format(g="c.geom")} AS px, {_PY.format(g="c.geom")} AS py
                 FROM b, customer c WHERE {in_tile} AND {cond}),
-        f AS (SELECT count(*) AS count,
-                     ST_MakePoint(round(avg(ST_X(g))), round(avg(ST_Y(g)))) AS geom
-                FROM p WHERE g IS NOT NULL
-               GROUP BY floor(ST_X(g) / {step}), floor(ST_Y(g) / {step}))
+        f AS (SELECT count(*) AS count, ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
+                FROM p GROUP BY floor(px / {step}), floor(py / {step}))
         SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
     return f"""WITH {_BOUNDS},
-    f AS (SELECT c.customer_id, {_MVT_GEOM.format(g="c.geom")} AS geom
+    f AS (SELECT c.customer_id, {_POINT.format(g="c.geom")} AS geom
             FROM b, customer c WHERE {in_tile} AND {cond} LIMIT :max_points)
-    SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL""", \
+    SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", \
         {**params, "max_points": opts.max_points}
 
 
