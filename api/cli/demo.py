@@ -36,10 +36,24 @@ def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
         results = run_demo(dctx, on_step=on_step)
     engine.dispose()
     base = f"http://{host}:{port}"
-    results["urls"] = {"api": f"{base}/docs", **results.get("maps", {}).get("urls", {})}
+    h3 = results["grids"]["h3"]["grid_id"]
+    village = results["grids"]["village"]["grid_id"]
+    rm_code = results.get("maps", {}).get("rm_code")
+    results["urls"] = {
+        "api docs": f"{base}/docs",
+        "sign in": f"{base}/maps/login",
+        "dashboard": f"{base}/maps/dashboard?grid_id={h3}",
+        "rm map": f"{base}/maps/rm?grid_id={h3}&rm_code={rm_code}",
+        "planner preview": f"{base}/maps/preview?grid_id={village}",
+        "scenario compare": f"{base}/maps/compare?grid_id={h3}&a=current&b=demo-travel",
+        **{f"offline {k.removeprefix('map ')}": v for k, v in results.get("maps", {}).get("urls", {}).items()},
+    }
+    for name, url in results["urls"].items():
+        ctx.say(f"  {name:18} {url}")
     if no_serve:
         return results
-    ctx.say(f"serving on {base} (Ctrl-C to stop); demo users' password: {results['users']['password']}")
+    ctx.say(f"serving on {base} (Ctrl-C to stop); users admin, planner, manager, rm, analyst; "
+            f"password {results['users']['password']}")
     if ctx.as_json:
         from api.cli.output import dumps
 

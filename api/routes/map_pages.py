@@ -1,0 +1,188 @@
+"""Map sandbox pages served behind the same login and scoping as the API.
+
+Pages are HTML built by ``api.map_pages`` with assets from ``/maps/static``
+(nothing from the internet). A browser without a session is sent to
+``/maps/login``; a signed-in user who may not see a page gets 403/404, never
+the data: an RM only reaches their own phone map, a branch manager the
+dashboard of their outlets' RMs and those RMs' maps; planners, analysts and
+admins everything of their legal entity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy.engine import Connection
+
+from api import map_pages
+from api.auth import CurrentUser
+from api.deps import SESSION_COOKIE, ConnDep, SettingsDep, _user_of_token
+from api.grid_access import scoped_grid, visible_rms
+from api.masking import mask_name
+from geodata import audit, scenarios
+from geodata.scope import sees_pii, where
+from maps.assets import asset_files
+from maps.dashboard import MEASURES
+
+router = APIRouter(prefix="/maps", tags=["maps"])
+
+GridQuery = Annotated[int, Query(ge=1, le=2**31 - 1, description="Grid id (see /api/v1/grids).")]
+_ASSETS: dict[str, object] = {}
+
+
+def _viewer(request: Request, conn: Connection, settings) -> CurrentUser | None:
+    auth = request.headers.get("authorization", "")
+    token = auth[7:] if auth.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return _user_of_token(token, settings, conn)
+    except HTTPException:
+        return None
+
+
+def _login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/maps/login?next={quote(target, safe='')}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _page(html: str) -> HTMLResponse:
+    return HTMLResponse(html, headers={"Cache-Control": "private, no-store"})
+
+
+def _planning_roles(user: CurrentUser) -> None:
+    if user.scope.role not in ("admin", "planner", "analyst", "branch_manager"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this page is for managers and planners; RMs open /maps/rm")
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """Links to the pages the signed-in user may open (sign-in page when not signed in)."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    from geodata import grids
+
+    cond = where(user.scope, "grid", "g")
+    rows = [g for g in grids.list_grids(conn) if _visible_grid(conn, cond, g["id"])]
+    links = []
+    for g in rows:
+        name = f"{g['county_name']} · {g['kind']}{'' if g['resolution'] is None else ' r' + str(g['resolution'])} · #{g['id']}"
+        if user.scope.role == "rm":
+            links.append(f'<li><a href="/maps/rm?grid_id={g["id"]}&rm_code={quote(user.scope.rm_code or "")}">{name}</a></li>')
+        else:
+            links.append(f'<li>{name}: <a href="/maps/dashboard?grid_id={g["id"]}">看板 dashboard</a>'
+                         + ("" if user.scope.role == "branch_manager" else
+                            f' · <a href="/maps/preview?grid_id={g["id"]}">预览 preview</a>') + "</li>")
+    body = "".join(links) or "<li>no grids yet</li>"
+    return _page(f"<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+                 f"<title>gridmkt maps</title><h1>gridmkt 营销沙盘</h1><p>{user.username} ({user.scope.role})</p>"
+                 f"<ul>{body}</ul><form method='post' action='/api/v1/auth/logout'><button>sign out</button></form>")
+
+
+def _visible_grid(conn: Connection, cond, grid_id: int) -> bool:
+    from sqlalchemy import text
+
+    return conn.execute(text(f"SELECT 1 FROM grid g WHERE g.id = :gid AND {cond.sql}"),
+                        {**cond.params, "gid": grid_id}).first() is not None
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: SettingsDep,
+              measure: Annotated[str, Query(pattern="^(" + "|".join(MEASURES) + ")$",
+                                            description="What colours the cells.")] = "gap_score") -> Response:
+    """Branch dashboard: cells coloured by a measure, territories, outlets, summary (branch managers: their outlets)."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    _planning_roles(user)
+    scoped_grid(conn, user.scope, grid_id)
+    outlets = list(user.scope.outlet_codes) if user.scope.role == "branch_manager" else None
+    if user.scope.role == "branch_manager" and not outlets:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "no outlets are assigned to you")
+    html = map_pages.dashboard_html(conn, grid_id=grid_id, options=map_pages.page_options(settings, inline=False),
+                                    measure=measure, outlets=outlets)
+    audit.record(conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
+    return _page(html)
+
+
+@router.get("/rm", response_class=HTMLResponse)
+def rm_map(request: Request, grid_id: GridQuery, conn: ConnDep, settings: SettingsDep,
+           rm_code: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
+                                                description="RM code (RMs: only their own; default their own).")] = None
+           ) -> Response:
+    """An RM's phone map: only that RM's cells and customers (names masked unless you may see them)."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    rm_code = rm_code or user.scope.rm_code
+    if rm_code is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "rm_code is required")
+    scoped_grid(conn, user.scope, grid_id)
+    if rm_code not in visible_rms(conn, user.scope):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
+    mask = (lambda v: v) if sees_pii(user.scope) else mask_name
+    html = map_pages.rm_html(conn, grid_id=grid_id, rm_code=rm_code,
+                             options=map_pages.page_options(settings, inline=False), mask=mask)
+    audit.record(conn, username=user.username, action="view", object_type="map:rm", object_id=f"{grid_id}/{rm_code}")
+    return _page(html)
+
+
+@router.get("/preview", response_class=HTMLResponse)
+def preview(request: Request, conn: ConnDep, settings: SettingsDep,
+            grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Village grid id.")] = None,
+            import_run: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Import run of villages.")] = None
+            ) -> Response:
+    """Planner preview: placed, merged and unplaced villages of a village grid or an import run."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    if user.scope.role not in ("admin", "planner", "analyst"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the preview is for planners")
+    if grid_id is None and import_run is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give grid_id or import_run")
+    if grid_id is not None:
+        scoped_grid(conn, user.scope, grid_id)
+    if import_run is not None:
+        cond = where(user.scope, "import_run", "r")
+        from sqlalchemy import text
+
+        if conn.execute(text(f"SELECT 1 FROM import_run r WHERE r.id = :rid AND {cond.sql}"),
+                        {**cond.params, "rid": import_run}).first() is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"import run {import_run} not found")
+    html = map_pages.preview_html(conn, options=map_pages.page_options(settings, inline=False),
+                                  grid_id=grid_id, import_run=import_run)
+    return _page(html)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(request: Request, grid_id: GridQuery, conn: ConnDep, settings: SettingsDep,
+            a: Annotated[str, Query(max_length=100, description="Scenario name or id, or `current`.")] = "current",
+            b: Annotated[str, Query(max_length=100, description="Scenario name or id, or `current`.")] = "current"
+            ) -> Response:
+    """Scenario compare: moved cells highlighted, workload per RM before and after."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    if user.scope.role not in ("admin", "planner", "analyst"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "scenarios are for planners")
+    scoped_grid(conn, user.scope, grid_id)
+    for ref in (a, b):
+        if ref != scenarios.CURRENT and scenarios.find_scenario(conn, ref=ref, grid_id=grid_id)["grid_id"] != grid_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"scenario {ref!r} not found")
+    html = map_pages.compare_html(conn, grid_id=grid_id, a=a, b=b, options=map_pages.page_options(settings, inline=False))
+    return _page(html)
+
+
+@router.get("/static/{path:path}", include_in_schema=False)
+def static(path: str) -> FileResponse:
+    """Leaflet and the pages' own scripts and styles (a fixed list: no paths outside it)."""
+    if not _ASSETS:
+        _ASSETS.update(asset_files())
+    file = _ASSETS.get(path)
+    if file is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such asset")
+    return FileResponse(file, headers={"Cache-Control": "public, max-age=86400"})

@@ -1,0 +1,133 @@
+"""Map pages served by the API: behind the sign-in, scoped per user, assets from /maps/static, in Chromium."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from api.auth import hash_password
+from api.settings import AuthSettings, DatabaseSettings, Settings
+from geodata import users
+from tests.maps.conftest import R1_CELLS, R3_CELLS
+
+PASSWORD = "map pages 2026"
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+CDN = ("cdn.", "unpkg", "jsdelivr", "cdnjs", "googleapis", "bootstrapcdn")
+
+
+@pytest.fixture(scope="module")
+def app(engine, db_url, map_grid, tmp_path_factory):
+    pw = hash_password(PASSWORD)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LE2', '别的农商行')"))
+        for name, role, le, rm, outlets in (("rm1", "rm", 1, "R1", []), ("bm1", "branch_manager", 1, None, ["O2"]),
+                                            ("planner", "planner", 1, None, []), ("other", "planner", 2, None, [])):
+            users.create_user(conn, username=name, password_hash=pw, role=role, legal_entity_id=le, rm_code=rm,
+                              outlet_codes=outlets)
+    home = tmp_path_factory.mktemp("served")
+    return create_app(Settings(db=DatabaseSettings(url=db_url, home=home), auth=AuthSettings(secret_key="k" * 32)))
+
+
+def _client(app, username):
+    c = TestClient(app)
+    r = c.post("/api/v1/auth/session", data={"username": username, "password": PASSWORD})
+    assert r.status_code == 200 and "gridmkt_token" in r.cookies
+    return c
+
+
+def test_no_session_goes_to_sign_in(app, map_grid):
+    with TestClient(app) as c:
+        r = c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R1", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/maps/login?next=%2Fmaps%2Frm")
+        assert c.get("/maps/login").status_code == 200
+
+
+def test_rm_sees_only_own_map(app, map_grid):
+    with _client(app, "rm1") as c:
+        page = c.get(f"/maps/rm?grid_id={map_grid}")
+        assert page.status_code == 200
+        assert all(cell in page.text for cell in R1_CELLS) and not any(cell in page.text for cell in R3_CELLS)
+        assert "/maps/static/" in page.text and not any(s in page.text for s in CDN)
+        assert c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R3").status_code == 404
+        assert c.get(f"/maps/dashboard?grid_id={map_grid}").status_code == 403
+        assert c.get(f"/maps/compare?grid_id={map_grid}&b=plan-b").status_code == 403
+
+
+def test_branch_manager_dashboard_is_their_outlets_only(app, map_grid):
+    with _client(app, "bm1") as c:  # outlet O2 has RM R3 only
+        page = c.get(f"/maps/dashboard?grid_id={map_grid}&measure=customers")
+        assert page.status_code == 200
+        assert all(cell in page.text for cell in R3_CELLS) and not any(cell in page.text for cell in R1_CELLS)
+        assert c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R1").status_code == 404
+        r3 = c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R3")
+        assert r3.status_code == 200 and "欧阳娜娜" in r3.text  # the branch manager sees names
+
+
+def test_planner_pages_mask_names_and_other_entities_see_nothing(app, map_grid):
+    with _client(app, "planner") as c:
+        for path in ("dashboard", "compare"):
+            assert c.get(f"/maps/{path}?grid_id={map_grid}&b=plan-b").status_code == 200
+        rm = c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R1")
+        # customers' names masked for a planner (R1 himself is 张三: RM names are not personal data here)
+        assert rm.status_code == 200 and "欧阳娜娜" not in rm.text and "欧***" in rm.text
+        assert c.get("/maps/static/node_modules/leaflet/dist/leaflet.js").status_code == 200
+        assert c.get("/maps/static/../../pyproject.toml").status_code == 404
+    with _client(app, "other") as c:
+        for path in ("dashboard", "rm", "compare"):
+            assert c.get(f"/maps/{path}?grid_id={map_grid}&rm_code=R1").status_code in (403, 404)
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(10)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium; ./run test installs it")
+def test_rm_signs_in_and_uses_the_phone_map_in_chromium(server, map_grid):
+    from playwright.sync_api import sync_playwright
+
+    failed, outside = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        ctx = browser.new_context(viewport={"width": 390, "height": 844})
+        page = ctx.new_page()
+        page.route("**/*", lambda route: (outside.append(route.request.url), route.abort())
+                   if not route.request.url.startswith(server) else route.continue_())
+        page.on("requestfailed", lambda req: failed.append(req.url))
+        page.goto(f"{server}/maps/rm?grid_id={map_grid}")
+        assert "/maps/login" in page.url
+        page.fill("input[name=username]", "rm1")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"**/maps/rm?grid_id={map_grid}")
+        page.wait_for_selector("path.leaflet-interactive")
+        assert page.locator("path.leaflet-interactive").count() >= len(R1_CELLS)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "served_rm_390x844.png"))
+        other = page.goto(f"{server}/maps/rm?grid_id={map_grid}&rm_code=R3")
+        assert other.status == 404
+        browser.close()
+    assert failed == [] and outside == []
