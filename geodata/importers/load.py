@@ -67,33 +67,37 @@ def _binary(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     )
 
 
-def _fixed_block(nfields: int, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> pa.Array:
-    """The field count and every fixed-width field of each row as one binary value per row.
+def _fixed_block(n: int, head: bytes, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> pa.Array:
+    """``head`` and then fixed-width fields that are never NULL (or always), one binary value per row."""
+    pieces = [np.frombuffer(head, dtype=np.uint8)[None, :].repeat(n, axis=0)]
+    for payload, null in parts:
+        w = payload.shape[1] if null is None or not null.all() else 0
+        # An always-NULL field is just its length of -1.
+        length = np.frombuffer(w.to_bytes(4, "big"), dtype=np.uint8) if w else _NULL_LEN
+        pieces += [length[None, :].repeat(n, axis=0), payload[:, :w]]
+    # Copied as one opaque item per row and field, not byte by byte.
+    widths = [p.shape[1] for p in pieces]
+    layout = np.dtype({"names": [f"f{i}" for i in range(len(pieces))], "formats": [f"V{w}" for w in widths],
+                       "offsets": list(np.cumsum([0, *widths[:-1]])), "itemsize": sum(widths)})
+    rec = np.empty(n, dtype=layout)
+    for i, (p, w) in enumerate(zip(pieces, widths, strict=True)):
+        if w:
+            rec[f"f{i}"] = np.ascontiguousarray(p).view(f"V{w}")[:, 0]
+    size = layout.itemsize
+    return _binary(np.arange(0, n * size + 1, size), rec.view(np.uint8))
 
-    ``parts`` are (n, w) payload matrices with their NULL masks; a NULL field is
-    a length of -1 and no bytes, so rows holding NULLs are compacted by a mask.
-    """
-    n = len(parts[0][0]) if parts else 0
-    widths = [p.shape[1] for p, _ in parts]
-    mat = np.empty((n, 2 + sum(4 + w for w in widths)), dtype=np.uint8)
-    mat[:, :2] = np.frombuffer(nfields.to_bytes(2, "big"), dtype=np.uint8)
-    keep = None
-    lens = np.full(n, mat.shape[1], dtype=np.int64)
-    at = 2
-    for (payload, null), w in zip(parts, widths, strict=True):
-        mat[:, at:at + 4] = np.frombuffer(w.to_bytes(4, "big"), dtype=np.uint8)
-        mat[:, at + 4:at + 4 + w] = payload
-        if null is not None and null.any():
-            mat[null, at:at + 4] = _NULL_LEN
-            if keep is None:
-                keep = np.ones(mat.shape, dtype=bool)
-            keep[null, at + 4:at + 4 + w] = False
-            lens -= np.where(null, w, 0)
-        at += 4 + w
-    if keep is None:
-        return _binary(np.arange(0, n * mat.shape[1] + 1, mat.shape[1]), mat.ravel())
+
+def _field_nullable(payload: np.ndarray, null: np.ndarray) -> pa.Array:
+    """Fixed-width fields of which some are NULL (length -1 and no bytes)."""
+    n, w = payload.shape
+    mat = np.empty((n, 4 + w), dtype=np.uint8)
+    mat[:, :4] = np.frombuffer(w.to_bytes(4, "big"), dtype=np.uint8)
+    mat[null, :4] = _NULL_LEN
+    mat[:, 4:] = payload
+    keep = np.ones(mat.shape, dtype=bool)
+    keep[null, 4:] = False
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
+    np.cumsum(np.where(null, 4, 4 + w), out=offsets[1:])
     return _binary(offsets, mat[keep])
 
 
@@ -124,31 +128,32 @@ def _cents(x: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _field_numeric(values, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """numeric(p, scale) from floats: 5 integer base-10000 digits and one fraction digit (NaN → NULL).
+    """numeric(p, scale) from floats: base-10000 integer digits and one fraction digit (NaN → NULL).
 
-    Leading and trailing zero digits are stripped by the server; a value beyond
-    the column's precision fails there with 'numeric field overflow', as text would.
+    Every row gets as many integer digits as the largest value needs (the server
+    strips leading zeros); a value beyond the column's precision fails there
+    with 'numeric field overflow', as its text would.
     """
     x = np.asarray(values, dtype=float)
     null = np.isnan(x)
     c = _cents(np.where(null, 0.0, x), scale)
     neg = c < 0
-    c = np.abs(c)
-    whole, frac = np.divmod(c, 10**scale)
-    digits = np.empty((len(x), 6), dtype=np.int64)
-    digits[:, 5] = frac * 10 ** (4 - scale)
-    for k in range(4, -1, -1):
-        whole, digits[:, k] = np.divmod(whole, 10000)
-    # Anything still left is far beyond numeric(18, _): send 10000^5 so the server refuses it.
-    big = whole > 0
-    digits[big, 0] = 1
+    whole, frac = np.divmod(np.abs(c), 10**scale)
+    # |c| <= 2**62, so at most 5 integer digits of base 10000.
+    k = 1
+    top = int(whole.max(initial=0))
+    while top >= 10000**k:
+        k += 1
+    digits = np.empty((len(x), k + 1), dtype=">i2")
+    digits[:, k] = frac * 10 ** (4 - scale)
+    for i in range(k - 1, -1, -1):
+        whole, digits[:, i] = np.divmod(whole, 10000)
     head = np.empty((len(x), 4), dtype=">i2")
-    head[:, 0] = 6
-    head[:, 1] = np.where(big, 5, 4)
+    head[:, 0] = k + 1
+    head[:, 1] = k - 1
     head[:, 2] = np.where(neg, 0x4000, 0)
     head[:, 3] = scale
-    payload = np.concatenate([head.view(np.uint8), digits.astype(">i2").view(np.uint8)], axis=1)
-    return payload, null
+    return np.concatenate([head.view(np.uint8), digits.view(np.uint8)], axis=1), null
 
 
 def _field_number(values, dtype: str, null: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -202,42 +207,70 @@ def copy_type(column: sa.Column) -> str | None:
     return None
 
 
-def encode_binary(frame: pd.DataFrame, types: list[str]) -> tuple[bytes, list[str]]:
+class _Stream:
+    """A read-only file over byte pieces (what copy_expert reads), so they are never joined in memory."""
+
+    def __init__(self, *pieces):
+        self._pieces = [memoryview(p).cast("B") for p in pieces if len(p)]
+
+    def read(self, size: int = -1) -> bytes:
+        out = []
+        while self._pieces and (size < 0 or size > 0):
+            p = self._pieces[0]
+            take = len(p) if size < 0 else min(size, len(p))
+            out.append(p[:take])
+            if take == len(p):
+                self._pieces.pop(0)
+            else:
+                self._pieces[0] = p[take:]
+            size -= take if size >= 0 else 0
+        return b"".join(out)
+
+
+def encode_binary(frame: pd.DataFrame, types: list[str], ewkb: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[_Stream, list[str]]:
     """``frame`` as a whole binary COPY stream, and the column order it uses.
 
-    ``types`` come from :func:`copy_type`, one per column. Fixed-width fields
-    go first, as one block per row; then each text field. A 'geometry' column
-    is an (n, 25) EWKB matrix in ``frame.attrs['ewkb']`` with its NULL mask in
-    ``frame.attrs['ewkb_null']``.
+    ``types`` come from :func:`copy_type`, one per column; a 'geometry'
+    column's values are ``ewkb``: an (n, 25) EWKB matrix and its NULL mask.
+    Fields that are never (or always) NULL and of fixed width go first, as one
+    block per row, then the others; one Arrow join makes the rows.
     """
-    fixed, fixed_cols, texts, text_cols = [], [], [], []
+    n = len(frame)
+    solid, solid_cols, loose, loose_cols = [], [], [], []
     for name, typ in zip(frame.columns, types, strict=True):
         s = frame[name]
         if typ == "text":
-            texts.extend(_field_text(s))
-            text_cols.append(name)
+            if s.isna().all():
+                solid.append((np.empty((n, 0), dtype=np.uint8), np.ones(n, dtype=bool)))
+                solid_cols.append(name)
+            else:
+                loose.extend(_field_text(s))
+                loose_cols.append(name)
             continue
         if typ == "geometry":
-            fixed.append((frame.attrs["ewkb"], frame.attrs["ewkb_null"]))
+            payload, null = ewkb
         elif typ == "bool":
-            fixed.append(_field_bool(s))
+            payload, null = _field_bool(s)
         elif typ == "date":
-            fixed.append(_field_date(s))
+            payload, null = _field_date(s)
         elif typ.startswith("numeric:"):
-            fixed.append(_field_numeric(s.to_numpy(dtype=float, na_value=np.nan), int(typ[8:])))
+            payload, null = _field_numeric(s.to_numpy(dtype=float, na_value=np.nan), int(typ[8:]))
         else:
-            fixed.append(_field_number(s, typ))
-        fixed_cols.append(name)
-    n = len(frame)
-    block = _fixed_block(len(types), fixed) if fixed else \
-        _binary(np.arange(0, 2 * n + 1, 2), np.tile(np.frombuffer(len(types).to_bytes(2, "big"), np.uint8), n))
-    rows = pc.binary_join_element_wise(block, *texts, _NO_SEP, null_handling="replace", null_replacement=b"")
+            payload, null = _field_number(s, typ)
+        if null is None or not null.any() or null.all():
+            solid.append((payload, null))
+            solid_cols.append(name)
+        else:
+            loose[:0] = [_field_nullable(payload, null)]
+            loose_cols[:0] = [name]
+    block = _fixed_block(n, len(types).to_bytes(2, "big"), solid)
+    rows = pc.binary_join_element_wise(block, *loose, _NO_SEP, null_handling="replace", null_replacement=b"")
     if isinstance(rows, pa.ChunkedArray):
         rows = rows.combine_chunks()
     offsets, data = rows.buffers()[1:]
     ends = np.frombuffer(offsets, dtype=np.int64, count=n + 1, offset=rows.offset * 8)
-    body = memoryview(data)[ends[0]:ends[-1]]
-    return b"".join((_PGCOPY_HEAD, body, _PGCOPY_TAIL)), fixed_cols + text_cols
+    return _Stream(_PGCOPY_HEAD, memoryview(data)[ends[0]:ends[-1]], _PGCOPY_TAIL), solid_cols + loose_cols
 
 
 def target_columns(kind: Kind) -> list[str]:
@@ -294,13 +327,14 @@ def _binary_types(kind: Kind, columns) -> list[str] | None:
     return None if None in types else types
 
 
-def copy_binary(cur, table: str, frame: pd.DataFrame, types: list[str], freeze: bool = False) -> None:
+def copy_binary(cur, table: str, frame: pd.DataFrame, types: list[str], freeze: bool = False,
+                ewkb: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """COPY ``frame`` into ``table`` in PostgreSQL's binary format."""
     if not len(frame):
         return
-    data, cols = encode_binary(frame, types)
+    data, cols = encode_binary(frame, types, ewkb)
     opts = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
-    cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH ({opts})", io.BytesIO(data), size=8 << 20)
+    cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH ({opts})", data, size=8 << 20)
 
 
 def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
@@ -320,15 +354,16 @@ def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
     out = frame.reindex(columns=cols)
     out["import_run_id"] = run_id
     types = _binary_types(kind, list(out.columns) + (["geom"] if kind.point in POINT else []))
+    points = None
     if kind.point in POINT:
         lon, lat = frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float)
         if types is not None:
             out["geom"] = None
-            out.attrs.update(ewkb=ewkb(lon, lat), ewkb_null=np.isnan(lon))
+            points = (ewkb(lon, lat), np.isnan(lon))
         else:
             out["geom"] = ewkb_hex(lon, lat)
     if types is not None:
-        copy_binary(cur, kind.table.name, out, types, freeze=True)
+        copy_binary(cur, kind.table.name, out, types, freeze=True, ewkb=points)
     else:
         copy_frame(cur, kind.table.name, out, freeze=True)
 

@@ -226,7 +226,10 @@ def duplicates(f: pd.DataFrame, key: tuple[str, ...], lines: np.ndarray, ctx: Co
     # Good rows in key order (first line first among equal keys): sorted
     # lookups into the history are cache friendly, and runs give the repeats.
     idx = np.flatnonzero(good)
-    idx = idx[np.lexsort((lines[idx], h[idx]))]
+    if len(idx) > 1 and (np.diff(lines[idx]) > 0).all():
+        idx = idx[np.argsort(h[idx], kind="stable")]  # rows in line order already: a stable sort suffices
+    else:
+        idx = idx[np.lexsort((lines[idx], h[idx]))]
     hs = h[idx]
     if len(ctx.seen_hash) and len(idx):
         pos = np.minimum(np.searchsorted(ctx.seen_hash, hs), len(ctx.seen_hash) - 1)
