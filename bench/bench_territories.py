@@ -39,6 +39,7 @@ from grid.projection import metric_crs, project_points  # noqa: E402
 from grid.territories import TerritoryPlan, cell_adjacency, nearest_outlet_baseline  # noqa: E402
 
 DATA = Path("/work/shared/data")
+WAYS = (("single_pass", None), ("by_county", "county_code"))
 
 
 def load_cells(adcodes: list[str] | None, res: int) -> gpd.GeoDataFrame:
@@ -190,7 +191,7 @@ def run_province(
     weights = {"customers": 1.0, "households": 0.5, "deposit": 0.5, "travel": 0.3}
     print(f"(b) {len(cells)} cells in {cells['county_code'].nunique()} counties, {n_rms} RMs at {n_outlets} outlets")
     out: dict = {"cells": len(cells), "rms": n_rms, "counties": int(cells["county_code"].nunique()), "budget_s": budget_s}
-    for way, region in (("single_pass", None), ("by_county", "county_code")):
+    for way, region in WAYS:
         t0 = time.perf_counter()
         adj = cell_adjacency(cells, return_virtual=True)
         t_adj = time.perf_counter() - t0

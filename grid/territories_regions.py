@@ -82,8 +82,8 @@ def _solve(sub, time_limit_s: float | None) -> np.ndarray:
 def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) -> np.ndarray:
     """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own.
 
-    ``time_limit_s`` is shared out by cell count (each worker process gets its
-    share of the wall time). Adds the regions' virtual edges to
+    ``time_limit_s`` is shared out by cell count; with several workers the
+    largest region gets the whole budget on one of them. Adds the regions' virtual edges to
     ``plan.adjacency`` and ``plan.virtual_edges``.
 
     Examples
@@ -103,11 +103,16 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
         sub, ve = sub_plan(plan, cells, rms)
         subs.append(sub)
         virtual.append(ve)
-    n_all = max(1, sum(len(c) for _, c, _ in parts))
-    limits = [
-        None if time_limit_s is None else max(0.5, time_limit_s * min(workers, len(parts)) * len(c) / n_all)
-        for _, c, _ in parts
-    ]
+    sizes = [len(c) for _, c, _ in parts]
+    use = min(workers, len(parts))
+    if time_limit_s is None:
+        limits = [None] * len(parts)
+    elif use > 1:
+        # The largest region (started first) gets a worker for the whole budget, the others share the rest.
+        rest = max(1, sum(sizes[1:]))
+        limits = [time_limit_s] + [max(0.5, time_limit_s * (use - 1) * n / rest) for n in sizes[1:]]
+    else:
+        limits = [max(0.5, time_limit_s * n / max(1, sum(sizes))) for n in sizes]
     if workers > 1 and len(parts) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(_solve, subs, limits))
