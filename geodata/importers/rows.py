@@ -201,8 +201,16 @@ def text_hash(s: pd.Series) -> np.ndarray:
     if width > 64 or data_buf is None or data_buf.size == 0:
         return pd.util.hash_pandas_object(s, index=False).to_numpy(dtype=np.uint64)
     data = np.frombuffer(data_buf, dtype=np.uint8)
-    pos = offsets[:-1, None] + np.arange(width)
-    mat = np.where(np.arange(width) < lens[:, None], data[np.minimum(pos, len(data) - 1)], 0).astype(np.uint8)
+    mat = np.zeros((n, width), dtype=np.uint8)
+    if n and lens.min() == lens.max():
+        # Keys of one length (the usual ID format) are a plain reshape of the buffer.
+        size = int(lens[0])
+        mat[:, :size] = data[offsets[0]:offsets[0] + n * size].reshape(n, size)
+    else:
+        padded = np.zeros(len(data) + width, dtype=np.uint8)
+        padded[:len(data)] = data
+        mat[:] = padded[offsets[:-1, None] + np.arange(width)]
+        mat *= np.arange(width) < lens[:, None]
     words = mat.view("<u8")
     with np.errstate(over="ignore"):
         h = lens.astype(np.uint64) * _MIX
