@@ -45,13 +45,17 @@ def _scores(conn: Connection, grid_id: int) -> pd.DataFrame:
 
 
 def cells_layer(conn: Connection, *, grid_id: int, cell_ids: Iterable[str] | None = None) -> gpd.GeoDataFrame:
-    """Cells with statistics, owner, lock, and the latest score, class and reasons."""
+    """Cells with statistics, owner, lock, and the latest score, class, reasons and component contributions."""
     cells = load_cells(conn, grid_id=grid_id, with_stats=True)
     if cell_ids is not None:
         cells = cells[cells["cell_id"].isin(set(cell_ids))]
     locks = {r[0] for r in conn.execute(text("SELECT cell_id FROM cell_lock WHERE grid_id = :g"), {"g": grid_id})}
     cells = cells.assign(owner_rm=cells["cell_id"].map(_owners(conn, grid_id)), locked=cells["cell_id"].isin(locks))
-    scores = _scores(conn, grid_id)[["cell_id", "score", "gap_class", "reason_zh", "reason_en"]]
+    all_scores = _scores(conn, grid_id)
+    scores = all_scores[["cell_id", "score", "gap_class", "reason_zh", "reason_en"]]
+    if len(all_scores):  # each component's contribution, so the score can be read in a spreadsheet
+        comps = pd.DataFrame(list(all_scores["components"]), index=all_scores.index)
+        scores = pd.concat([scores, comps[[c for c in comps.columns if c.startswith("contrib_")]]], axis=1)
     return cells.merge(scores, on="cell_id", how="left").reset_index(drop=True)
 
 

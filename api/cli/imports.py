@@ -66,15 +66,50 @@ def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user)
     return summary
 
 
+GRID_LAYERS = ("cells", "territories", "gaps", "workbook")
+
+
 @command(cli, "export")
-@click.argument("kind", type=click.Choice(list(EXPORT_TABLES)))
+@click.argument("kind", type=click.Choice([*EXPORT_TABLES, *GRID_LAYERS]))
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="File to write: .geojson, .gpkg or .csv (UTF-8 with BOM).")
-def export_(ctx, kind, output):
-    """Write what is stored for KIND (WGS84, with each row's source coordinate system)."""
+              help="File to write: .geojson, .gpkg or .csv (UTF-8 with BOM); .xlsx for a workbook.")
+@click.option("--grid", "grid_id", type=int, default=None,
+              help="Grid id, for cells (statistics, owner, latest gap score, class and components), "
+                   "territories (one shape per RM), gaps, and workbook (one sheet per RM).")
+def export_(ctx, kind, output, grid_id):
+    """Write what is stored for KIND (WGS84, with each row's source coordinate system), or a grid's layers."""
     engine = open_engine(settings().db)
     try:
+        if kind in GRID_LAYERS:
+            return {"ok": True, **_export_grid(engine, kind=kind, grid_id=grid_id, output=output)}
         result = export(engine, kind=kind, path=output)
     finally:
         engine.dispose()
     return {"ok": True, **result}
+
+
+def _export_grid(engine, *, kind: str, grid_id: int | None, output: Path) -> dict:
+    from geodata import exports_grid
+    from geodata.scope import Scope
+
+    if grid_id is None:
+        raise BadInput(f"export {kind} needs --grid GRID_ID (see gridmkt grid list)")
+    everything = Scope(role="admin", legal_entity_id=None)  # the command line is a local administrator's tool
+    with engine.connect() as conn:
+        if kind == "workbook":
+            if output.suffix.lower() != ".xlsx":
+                raise BadInput("a workbook is written as .xlsx")
+            summary, sheets = exports_grid.rm_workbook_data(conn, grid_id=grid_id, scope=everything)
+            exports_grid.write_workbook(output, summary=summary, sheets=sheets)
+            return {"kind": kind, "grid_id": grid_id, "path": str(output), "sheets": len(sheets)}
+        fmt = output.suffix.lower().lstrip(".")
+        if fmt not in ("gpkg", "geojson", "csv"):
+            raise BadInput(f"write {kind} as .gpkg, .geojson or .csv, not {output.suffix or 'no extension'}")
+        if kind == "cells":
+            layer = exports_grid.cells_layer(conn, grid_id=grid_id)
+        elif kind == "territories":
+            layer = exports_grid.territories_layer(conn, grid_id=grid_id, scope=everything)
+        else:
+            layer = exports_grid.gaps_layer(conn, grid_id=grid_id)
+    exports_grid.write_layer(layer, output, fmt=fmt, layer=kind)
+    return {"kind": kind, "grid_id": grid_id, "path": str(output), "format": fmt, "rows": len(layer)}

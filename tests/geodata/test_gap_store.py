@@ -56,3 +56,30 @@ def test_sites_cover_more_households(engine, square_grid):
     assert len(res["suggestions"]) == 2
     gained = sum(s["households_newly_covered"] for s in res["suggestions"])
     assert abs(res["households_covered_before"] + gained - res["households_covered_after"]) < 0.5
+
+
+def test_cli_exports_cells_with_scores_and_a_workbook(engine, db_url, square_grid, tmp_path, monkeypatch):
+    import openpyxl
+    import pyogrio
+    from click.testing import CliRunner
+
+    from api.cli import _register, cli
+
+    monkeypatch.setenv("GRIDMKT_DATABASE_URL", db_url)
+    monkeypatch.setenv("GRIDMKT_HOME", str(tmp_path))
+    _register()
+    with engine.begin() as conn:
+        gaps.score_grid(conn, grid_id=square_grid, trigger="export test")
+    out = tmp_path / "cells.gpkg"
+    res = CliRunner().invoke(cli, ["export", "cells", "--grid", str(square_grid), "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    cells = pyogrio.read_dataframe(out)
+    assert len(cells) == 16 and cells["score"].notna().all()
+    contrib = [c for c in cells.columns if c.startswith("contrib_")]
+    assert contrib and (cells[contrib].sum(axis=1) - cells["score"]).abs().max() < 1e-3
+    book = tmp_path / "rms.xlsx"
+    res = CliRunner().invoke(cli, ["export", "workbook", "--grid", str(square_grid), "-o", str(book), "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(openpyxl.load_workbook(book).sheetnames) >= 2  # summary + one sheet per owning RM
+    res = CliRunner().invoke(cli, ["export", "cells", "-o", str(out), "--json"])
+    assert res.exit_code == 2 and "needs --grid" in res.output
