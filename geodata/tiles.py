@@ -26,7 +26,8 @@ allow-list. Every layer is restricted by :func:`geodata.scope.where`:
       ``cluster_px`` pixel grid in tile space, one point per occupied square
       at the mean position of its customers, ``count``.
     - ``z >= detail_zoom`` (15): single customers, ``customer_id`` only (no
-      names), at most ``max_points`` per tile.
+      names); customers sharing one pixel (a building) come as one point with
+      their ``count`` and no id, so a tile stays bounded and nobody is dropped.
 
     Customers are those of the grid's county (planners, analysts, admins) or
     placed by this grid in cells whose owner is in the user's ``rm`` scope
@@ -62,7 +63,6 @@ class TileOptions:
     cell_max_zoom: int = 12
     detail_zoom: int = 15
     cluster_px: int = 8
-    max_points: int = 20_000
 
 
 DEFAULT_OPTIONS = TileOptions()
@@ -189,11 +189,17 @@ def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
         f AS (SELECT count(*) AS count, ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
                 FROM p GROUP BY floor(px / {step}), floor(py / {step}))
         SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
+    # One point per occupied pixel: a customer alone in its pixel keeps its id; customers sharing a
+    # pixel (same building) become a count. A tile thus holds at most 256 x 256 points and
+    # nobody is dropped.
+    px_step = max(1, EXTENT // 256)
     return f"""WITH {_BOUNDS},
-    f AS (SELECT c.customer_id, {_POINT.format(g="c.geom")} AS geom
-            FROM b, customer c WHERE {in_tile} AND {cond} LIMIT :max_points)
-    SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", \
-        {**params, "max_points": opts.max_points}
+    p AS (SELECT c.customer_id, {_PX.format(g="c.geom")} AS px, {_PY.format(g="c.geom")} AS py
+            FROM b, customer c WHERE {in_tile} AND {cond}),
+    f AS (SELECT CASE WHEN count(*) = 1 THEN min(customer_id) END AS customer_id, count(*) AS count,
+                 ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
+            FROM p GROUP BY floor(px / {px_step}), floor(py / {px_step}))
+    SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
 
 
 def tile(conn: Connection, *, layer: str, z: int, x: int, y: int, grid_id: int, scope: Scope,

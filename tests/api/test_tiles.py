@@ -163,11 +163,11 @@ def test_cluster_counts_sum_to_customers(client, auth, grid_t, z):
 
 @pytest.mark.parametrize("z", [15, 17])
 def test_single_customers_when_zoomed_in(client, auth, grid_t, z):
-    """z>=15: single customers with customer_id only; an RM gets only their own cells' customers."""
+    """z>=15: single customers with customer_id (and count 1) only; an RM gets only their own cells' customers."""
     mine = {cid for cell in grid_t["cells"][:3] for cid, _, _ in grid_t["customers"][cell]}
     own = _layer(client, auth, "rm_a1", "customers", z, grid_t)
     assert sorted(p["customer_id"] for p in own) == sorted(mine)
-    assert all(set(p) == {"customer_id"} for p in own)
+    assert all(set(p) == {"customer_id", "count"} and p["count"] == 1 for p in own)
     planner = _layer(client, auth, "planner_a", "customers", z, grid_t)
     assert len(planner) == 7 * PER_CELL
     bm = {p["customer_id"] for p in _layer(client, auth, "bm_a", "customers", z, grid_t)}
@@ -311,3 +311,22 @@ def test_every_point_in_exactly_one_tile(engine, data, grid_t, pts, z):
                 total += sum(p.get("count", 1) for p in (decode(body).get("customers", []) if body else []))
         conn.rollback()
     assert total == len(pts)
+
+
+def test_customers_sharing_a_pixel_are_counted_not_dropped(client, auth, grid_t, engine):
+    """Several customers in one building (one pixel at z15) come as one point with their count."""
+    cell = grid_t["cells"][0]
+    cid, lon, lat = grid_t["customers"][cell][0]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE customer SET geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326) WHERE customer_id = ANY(:ids)"),
+                     {"x": lon, "y": lat, "ids": [c for c, _, _ in grid_t["customers"][cell]]})
+    try:
+        pts = _layer(client, auth, "planner_a", "customers", 15, grid_t)
+        assert sum(p["count"] for p in pts) == 7 * PER_CELL
+        shared = [p for p in pts if p["count"] > 1]
+        assert len(shared) == 1 and shared[0]["count"] == PER_CELL and "customer_id" not in shared[0]
+    finally:
+        with engine.begin() as conn:
+            for c, x, y in grid_t["customers"][cell]:
+                conn.execute(text("UPDATE customer SET geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326) WHERE customer_id = :c"),
+                             {"x": x, "y": y, "c": c})
