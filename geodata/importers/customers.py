@@ -18,7 +18,8 @@ def _check_customer(f: pd.DataFrame, out: dict, ctx, rej) -> None:
     derived = pc.if_else(pc.greater_equal(pc.utf8_length(village), 6), pc.utf8_slice_codeunits(village, 0, 6), None)
     county = pc.coalesce(given, derived)
     county = pc.if_else(pc.equal(county, ""), None, county)
-    out["county_code"] = pd.Series(county.to_numpy(zero_copy_only=False), index=f.index, dtype=object)
+    # Kept as Arrow-backed text: no Python string per row.
+    out["county_code"] = pd.Series(county, index=f.index, dtype="str")
 
 
 CUSTOMERS = Kind(

@@ -177,8 +177,10 @@ def _field_bool(values) -> tuple[np.ndarray, np.ndarray]:
 
 def _field_date(values) -> tuple[np.ndarray, np.ndarray]:
     """Dates (ISO text or date objects) as days since 2000-01-01; each distinct value parsed once."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    days = (pd.to_datetime(pd.Series(uniques, dtype=object)).to_numpy().astype("datetime64[D]") - _PG_EPOCH)
+    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    days = (pd.to_datetime(pd.Series(np.asarray(uniques, dtype=object), dtype=object)).to_numpy()
+            .astype("datetime64[D]") - _PG_EPOCH)
     days = days.astype(np.int64) if len(days) else np.zeros(1, dtype=np.int64)
     d = days[np.maximum(codes, 0)].astype(">i4")
     return d.view(np.uint8).reshape(-1, 4), codes < 0

@@ -280,7 +280,8 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
     if kind.point in ("optional", "required"):
         lon, lat = coordinates(f["lon"], f["lat"], lines, kind, ctx, rej)
         frame["lon"], frame["lat"] = lon, lat
-        frame["source_crs"] = np.where(np.isnan(lon), None, ctx.crs)
+        crs = pc.if_else(pa.array(np.isnan(lon)), pa.scalar(None, pa.large_string()), ctx.crs)
+        frame["source_crs"] = pd.Series(crs, index=frame.index, dtype="str")
         if "county_code" in frame:
             outside = outside_county(frame["county_code"], lon, lat, ctx) & ~rej.mask
             ctx.outside_county += int(outside.sum())

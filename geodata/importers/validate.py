@@ -142,9 +142,10 @@ def _per_distinct(s: pd.Series, fmt: str) -> tuple[pd.Series, np.ndarray]:
     text[ts.isna().to_numpy()] = None
     take = np.maximum(codes, 0)
     missing = codes < 0
-    out = text[take] if len(text) else np.full(len(s), None, dtype=object)
-    out = np.where(missing, None, out)
-    return pd.Series(out, index=s.index, dtype=object), (bad[take] & ~missing) if len(bad) else missing & False
+    # Spread back by Arrow's take: no Python string per row.
+    out = pa.array(text, type=pa.large_string()).take(pa.array(take, mask=missing)) if len(text) \
+        else pa.nulls(len(s), pa.large_string())
+    return pd.Series(out, index=s.index, dtype="str"), (bad[take] & ~missing) if len(bad) else missing & False
 
 
 def _timestamps_of(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
