@@ -14,6 +14,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
@@ -47,6 +48,11 @@ def _viewer(request: Request, conn: Connection, settings) -> CurrentUser | None:
 def _login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/maps/login?next={quote(target, safe='')}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _missing(name: str, msg: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own, naming the query parameter."""
+    return RequestValidationError([{"type": "missing", "loc": ("query", name), "msg": msg, "input": None}])
 
 
 def _page(html: str) -> HTMLResponse:
@@ -120,7 +126,7 @@ def rm_map(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Settin
         return _login(request)
     rm_code = rm_code or user.scope.rm_code
     if rm_code is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "rm_code is required")
+        raise _missing("rm_code", "rm_code is required (only RMs have a map of their own)")
     scoped_grid(conn, user.scope, grid_id)
     if rm_code not in visible_rms(conn, user.scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
@@ -143,7 +149,7 @@ def preview(request: Request, conn: ConnDep, settings: SettingsDep,
     if user.scope.role not in ("admin", "planner", "analyst"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the preview is for planners")
     if grid_id is None and import_run is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give grid_id or import_run")
+        raise _missing("grid_id", "give grid_id or import_run")
     if grid_id is not None:
         scoped_grid(conn, user.scope, grid_id)
     if import_run is not None:

@@ -111,4 +111,5 @@ def test_openapi_describes_every_operation_and_parameter(app):
             assert op.get("description") or op.get("summary"), (method, path)
             for p in op.get("parameters", []):
                 assert p.get("description"), (method, path, p["name"])
-    assert all(p.startswith(("/api/v1/", "/health", "/ready")) for p in spec["paths"])
+    # the versioned API, health checks, vector tiles and the map pages (HTML behind the same sign-in)
+    assert all(p.startswith(("/api/v1/", "/health", "/ready", "/tiles/", "/maps/")) for p in spec["paths"])
