@@ -32,8 +32,7 @@ _PGCOPY_TAIL = b"\xff\xff"
 _PG_EPOCH = np.datetime64("2000-01-01", "D")
 _NO_SEP = pa.scalar(b"", pa.large_binary())
 _NULL_LEN = np.frombuffer(b"\xff\xff\xff\xff", dtype=np.uint8)
-# Floats below this many cents are exact in float64 and two 2-decimal values are
-# more than an ulp apart, so rint(x * 100) is the value the text form would give.
+# Below this many cents a float's rounding error stays far below half a cent.
 _EXACT_CENTS = 2.0**43
 
 
@@ -116,12 +115,15 @@ def _field_text(values: pd.Series) -> tuple[pa.Array, pa.Array]:
 
 def _cents(x: np.ndarray, scale: int) -> np.ndarray:
     """Exact scaled integers of floats, as PostgreSQL rounds their shortest decimal text (half away from 0)."""
-    f = 10.0**scale
-    c = np.rint(x * f)
-    odd = ~((np.abs(c) < _EXACT_CENTS) & (c / f == x))
+    y = x * 10.0**scale
+    c = np.rint(y)
+    # Rounding the float agrees with rounding its decimal text unless that text
+    # sits on a half (1.005 → 100.49999999999999): those, and huge values, go
+    # through Decimal. Values with more decimals than the column are fine.
+    frac = np.abs(y - np.trunc(y))
+    odd = ~(np.abs(c) < _EXACT_CENTS) | (np.abs(frac - 0.5) <= 4 * np.spacing(np.abs(y)))
     c = np.where(odd, 0.0, c).astype(np.int64)
     for i in np.flatnonzero(odd):
-        # Rare: more decimals than the column keeps, or huge; decide as the decimal text would.
         v = Decimal(repr(float(x[i]))).scaleb(scale).quantize(Decimal(1), rounding=ROUND_HALF_UP)
         c[i] = int(max(min(v, Decimal(2**62)), Decimal(-(2**62))))
     return c
