@@ -1,7 +1,10 @@
 """Getting validated rows into PostGIS: COPY into a staging table, then one set-based upsert.
 
-Table and column names come only from the schema (``geodata.tables``), never
-from a file; values travel through COPY or bound parameters.
+Streaming kinds (customers) COPY in PostgreSQL's binary format, built with
+numpy and Arrow: numbers, dates and EWKB points arrive ready-made, so the
+server parses no text. The other kinds COPY CSV. Table and column names come
+only from the schema (``geodata.tables``), never from a file; values travel
+through COPY or bound parameters.
 """
 
 from __future__ import annotations
