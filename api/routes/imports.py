@@ -93,7 +93,9 @@ async def upload(
     def job(progress) -> dict[str, Any]:
         summary = run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
                       mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
-                      synthetic=synthetic, progress=progress)
+                      synthetic=synthetic, progress=progress,
+                      # a user bound to a legal entity imports only that entity's rows
+                      legal_entity_id=user.scope.legal_entity_id)
         if not dry_run and summary.get("status") == "ok" and "run_id" in summary:
             summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
         return summary

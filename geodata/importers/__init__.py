@@ -65,8 +65,10 @@ def _context(cur, kind: Kind, crs: str, synthetic: bool) -> Context:
         ctx.known["outlet"] = {r[0] for r in rows}
         ctx.extra["outlet_le"] = {r[0]: r[1] for r in rows if r[1] is not None}
     if kind.name == "visits":
-        cur.execute("SELECT code FROM rm")
-        ctx.known["rm"] = {r[0] for r in cur.fetchall()}
+        cur.execute("SELECT code, legal_entity_id FROM rm")
+        rows = cur.fetchall()
+        ctx.known["rm"] = {r[0] for r in rows}
+        ctx.extra["rm_le"] = {r[0]: r[1] for r in rows if r[1] is not None}
     return ctx
 
 
@@ -93,6 +95,7 @@ def run_import(
     rejects_dir: str | Path, dry_run: bool = False, synthetic: bool = False,
     progress: ProgressFn | None = None, sheet: str | None = None,
     rejects_path: str | Path | None = None, chunk_size: int = 200_000,
+    legal_entity_id: int | None = None,
 ) -> dict:
     """Import one file of ``kind``; returns the summary (also stored in ``import_run``).
 
@@ -100,6 +103,11 @@ def run_import(
     never stop the others. The same file again (same SHA-256, last run ok)
     changes nothing and reports ``status='unchanged'``. A file that cannot be
     read raises BadInput after recording a failed run.
+
+    ``legal_entity_id`` imports on behalf of a user of that legal entity (法人机构):
+    rows of another legal entity (by their legal entity, their county, or for
+    visits their RM) are rejected, rows naming none take it; counties and legal
+    entities themselves are then refused (administrators import those).
     """
     if kind not in KINDS:
         raise BadInput(f"unknown import kind {kind!r}; kinds: {', '.join(KINDS)}")
@@ -107,6 +115,8 @@ def run_import(
     if crs not in CRS_NAMES:
         raise BadInput(f"unknown coordinate system {crs!r}; use one of {', '.join(CRS_NAMES)}")
     spec, path = KINDS[kind], Path(path)
+    if legal_entity_id is not None and kind in ("counties", "legal-entities"):
+        raise BadInput(f"only administrators import {kind}")
     progress = progress or (lambda fraction, message="": None)
     sha = sha256_of(path) if path.is_file() else "-"
     options = {"crs": crs, "encoding": encoding, "sheet": sheet, "mapping": dict(mapping or {}),
@@ -132,7 +142,8 @@ def run_import(
         )
         summary.update(encoding=source.encoding, header_line=source.header_line,
                        columns=dict(source.mapping), ignored_columns=list(source.ignored))
-        counts, ctx = _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress)
+        counts, ctx = _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress,
+                            legal_entity_id)
     except Exception as exc:
         summary.update(status="failed", message=str(exc))
         finish_run(engine, run_id, status="failed", message=str(exc)[:2000],
@@ -152,7 +163,8 @@ def run_import(
     return summary
 
 
-def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress):
+def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress,
+          legal_entity_id=None):
     """Validate and load every chunk in one transaction; returns (counts, context)."""
     counts = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     with engine.connect() as conn:
@@ -160,6 +172,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
         try:
             cur = conn.connection.dbapi_connection.cursor()
             ctx = _context(cur, spec, crs, synthetic)
+            ctx.only_legal_entity = legal_entity_id
             fast = spec.streaming and not dry_run and load.can_load_direct(cur, spec)
             indexes: list[str] | None = None
             load.create_staging(cur, spec)

@@ -43,6 +43,8 @@ class Context:
     seen_line: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
     outside_county: int = 0
     extra: dict = field(default_factory=dict)
+    # Set when a user of one legal entity imports: rows of others are rejected.
+    only_legal_entity: int | None = None
 
 
 def canonical(raw: pd.DataFrame, mapping: dict[str, str], kind: Kind) -> pd.DataFrame:
@@ -121,6 +123,24 @@ def fill_legal_entity(out: dict, ctx: Context) -> None:
         by_unique = np.array([ctx.county_legal_entity.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
         ids = ids.fillna(pd.Series(by_unique[codes], index=ids.index, dtype="Float64"))
     out["legal_entity_id"] = ids.astype("Int64")
+
+
+def restrict_legal_entity(f: pd.DataFrame, out: dict, ctx: Context, rej: v.Rejects) -> None:
+    """Reject rows of another legal entity than ``ctx.only_legal_entity``; rows naming none take it."""
+    own = ctx.only_legal_entity
+    if own is None:
+        return
+    why = "belongs to another legal entity (法人机构) than the importing user's"
+    if "legal_entity_id" in out:
+        ids = pd.Series(out["legal_entity_id"], dtype="Int64")
+        rej.add((ids.notna() & (ids != own)).fillna(False).to_numpy(dtype=bool), "legal_entity", why, f["legal_entity"])
+        out["legal_entity_id"] = ids.fillna(own)
+    elif "county_code" in out:
+        county_le = pd.Series(out["county_code"], dtype=object).map(ctx.county_legal_entity)
+        rej.add((county_le.notna() & (county_le != own)).to_numpy(dtype=bool), "county_code", why, f["county_code"])
+    elif "rm_code" in f and "rm_le" in ctx.extra:
+        rm_le = f["rm_code"].map(ctx.extra["rm_le"])
+        rej.add((rm_le.notna() & (rm_le != own)).to_numpy(dtype=bool), "rm_code", why, f["rm_code"])
 
 
 def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind: Kind, ctx: Context,
@@ -275,6 +295,7 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
         ctx.extra["raw"] = raw
         kind.check(f, out, ctx, rej)
     fill_legal_entity(out, ctx)
+    restrict_legal_entity(f, out, ctx, rej)
     frame = pd.DataFrame(out, index=f.index)
     for col, value in kind.fill.items():
         frame[col] = frame[col].fillna(value) if col in frame else value

@@ -25,7 +25,7 @@ def _poll(client, headers, url, timeout=20.0):
     raise AssertionError(f"job did not finish: {job}")
 
 
-def _fake_importer(engine, *, kind, path, user, crs, encoding, mapping, rejects_dir, dry_run,
+def _fake_importer(engine, *, kind, path, user, crs, encoding, mapping, rejects_dir, dry_run, legal_entity_id,
                    synthetic, progress):
     """Stands in for geodata.importers.run_import: counts rows and writes an import_run."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
