@@ -196,7 +196,9 @@ def init_cluster(home: str | Path, *, throwaway: bool = False, dbname: str = "gr
         _run([
             str(bindir / "initdb"), "-D", str(datadir), "--username=gridmkt", f"--pwfile={pwfile}",
             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8",
-            "--locale=C.UTF-8", "--no-sync",
+            # byte-order collation: codes and ids index and compare several times faster than
+            # under a libc locale; nothing here sorts names for display
+            "--locale=C", "--no-sync",
         ])
     finally:
         pwfile.unlink(missing_ok=True)
