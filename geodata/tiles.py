@@ -12,19 +12,24 @@ allow-list. Every layer is restricted by :func:`geodata.scope.where`:
     scope reaches (an RM: cells they own or co-own).
 ``territories``
     Cells dissolved per current owner RM (``rm``, ``cells``): one polygon per
-    RM and tile, so outlines are drawn along territory borders only. Only
-    owners in the user's ``rm`` scope, only cells in the ``cell`` scope.
+    RM and tile, so outlines are drawn along territory borders only. Below
+    ``TileOptions.dissolve_min_zoom`` (12) a tile spans hundreds of cells and
+    dissolving them costs more than drawing them: cells come one by one with
+    their ``rm`` (``cells`` = 1) and the page colours them by RM. Only owners
+    in the user's ``rm`` scope, only cells in the ``cell`` scope.
 ``customers``
     Zoom-dependent so a tile over 10M customers stays small:
 
-    - ``z <= TileOptions.cell_max_zoom`` (12): one point per grid cell at a
+    - ``z <= TileOptions.cell_max_zoom`` (14): one point per grid cell at a
       point on its surface, ``count`` from the precomputed ``cell_stat``
       (no customer rows read). An RM or branch manager counts only cells
       whose owner is in their ``rm`` scope, i.e. exactly the customers the
       ``customer`` scope lets them see.
-    - up to ``detail_zoom - 1`` (13–14): customers snapped to a
-      ``cluster_px`` pixel grid in tile space, one point per occupied square
-      at the mean position of its customers, ``count``.
+    - from ``cell_max_zoom + 1`` to ``detail_zoom - 1`` (none by default; set
+      ``cell_max_zoom`` lower to use it): customers snapped to a ``cluster_px``
+      pixel grid in tile space, one point per occupied square at the mean
+      position of its customers, ``count``. Reading every customer of a dense
+      tile costs 100+ ms, which is why the default serves counts per cell.
     - ``z >= detail_zoom`` (15): single customers, ``customer_id`` only (no
       names); customers sharing one pixel (a building) come as one point with
       their ``count`` and no id, so a tile stays bounded and nobody is dropped.
@@ -60,9 +65,10 @@ _LE_WIDE = ("admin", "planner", "analyst")
 class TileOptions:
     """Zoom thresholds and limits of the ``customers`` layer."""
 
-    cell_max_zoom: int = 12
+    cell_max_zoom: int = 14
     detail_zoom: int = 15
     cluster_px: int = 8
+    dissolve_min_zoom: int = 12
 
 
 DEFAULT_OPTIONS = TileOptions()
@@ -131,8 +137,18 @@ def _cells_sql(scope: Scope) -> str:
     SELECT ST_AsMVT(f, 'cells', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
 
 
-def _territories_sql(scope: Scope) -> str:
+def _territories_sql(scope: Scope, z: int, opts: TileOptions) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
+    if z < opts.dissolve_min_zoom:
+        return f"""WITH {_BOUNDS},
+    f AS (
+    SELECT r.code AS rm, 1 AS cells, {_MVT_GEOM.format(g="c.geom")} AS geom
+      FROM b, cell c
+      JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
+           AND t.valid_to IS NULL AND t.role = 'owner'
+      JOIN rm r ON r.code = t.rm_code AND {rm.sql}
+     WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql})
+    SELECT ST_AsMVT(f, 'territories', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
     # Dissolve the clipped cells in tile space: integer vertices shared exactly by
     # neighbours, no more detail than the tile shows. MVT wants exterior rings with a
     # positive surveyor's area in y-down tile coordinates: counter-clockwise to PostGIS.
@@ -216,7 +232,7 @@ def tile(conn: Connection, *, layer: str, z: int, x: int, y: int, grid_id: int, 
     if layer == "cells":
         sql, params = _cells_sql(scope), scope.params()
     elif layer == "territories":
-        sql, params = _territories_sql(scope), scope.params()
+        sql, params = _territories_sql(scope, z, options), scope.params()
     else:
         sql, params = _customers_sql(scope, z, options)
     row = conn.execute(text(sql), {**params, "z": z, "x": x, "y": y, "gid": grid_id,

@@ -152,13 +152,30 @@ def test_low_zoom_counts_sum_to_customers(client, auth, grid_t):
 
 
 @pytest.mark.parametrize("z", [13, 14])
-def test_cluster_counts_sum_to_customers(client, auth, grid_t, z):
-    """z13-14: pixel clusters with counts, no ids; each customer is counted in exactly one tile."""
+def test_cell_counts_up_to_z14_sum_to_customers(client, auth, grid_t, z):
+    """By default z13-14 still serve the precomputed counts per cell (fast on dense towns)."""
     planner = _layer(client, auth, "planner_a", "customers", z, grid_t)
     assert sum(p["count"] for p in planner) == 7 * PER_CELL
-    assert len(planner) < 7 * PER_CELL  # three customers 40 m apart share a cluster
-    assert all(set(p) == {"count"} for p in planner)
+    assert all(set(p) == {"cell_id", "count"} for p in planner)
     assert sum(p["count"] for p in _layer(client, auth, "rm_a1", "customers", z, grid_t)) == 3 * PER_CELL
+
+
+@pytest.mark.parametrize("z", [13, 14])
+def test_pixel_clusters_sum_to_customers(engine, data, grid_t, z):
+    """With cell counts only up to z12, z13-14 are pixel clusters with counts and no ids."""
+    opts = tiles.TileOptions(cell_max_zoom=12)
+    for who, scope, expected in (("planner", Scope(role="planner", legal_entity_id=data["LEA"]), 7 * PER_CELL),
+                                 ("rm", Scope(role="rm", legal_entity_id=data["LEA"], rm_code="RA1"), 3 * PER_CELL)):
+        pts = []
+        with engine.connect() as conn:
+            for x, y in _tiles_over(grid_t, z):
+                body = tiles.tile(conn, layer="customers", z=z, x=x, y=y, grid_id=grid_t["id"], scope=scope,
+                                  options=opts)
+                pts += decode(body).get("customers", []) if body else []
+        assert sum(p["count"] for p in pts) == expected, who
+        assert all(set(p) == {"count"} for p in pts)
+        if who == "planner":
+            assert len(pts) < expected  # three customers 40 m apart share a cluster
 
 
 @pytest.mark.parametrize("z", [15, 17])
@@ -307,7 +324,8 @@ def test_every_point_in_exactly_one_tile(engine, data, grid_t, pts, z):
         total = 0
         for tx in range(x0 - 1, x1 + 2):
             for ty in range(y0 - 1, y1 + 2):
-                body = tiles.tile(conn, layer="customers", z=z, x=tx, y=ty, grid_id=grid_t["id"], scope=scope)
+                body = tiles.tile(conn, layer="customers", z=z, x=tx, y=ty, grid_id=grid_t["id"], scope=scope,
+                                  options=tiles.TileOptions(cell_max_zoom=12))
                 total += sum(p.get("count", 1) for p in (decode(body).get("customers", []) if body else []))
         conn.rollback()
     assert total == len(pts)
