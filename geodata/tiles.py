@@ -96,6 +96,7 @@ def _county_of_grid(conn: Connection, scope: Scope, grid_id: int) -> str:
 # geometry, and a wider one covering the clip buffer (polygons crossing into the buffer).
 _BOUNDS = f"""b AS (
     SELECT e.env, ST_Transform(e.env, 4326) AS env4,
+           (ST_XMax(ST_Transform(e.env, 4326)) - ST_XMin(ST_Transform(e.env, 4326))) / {EXTENT} AS tol,
            ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS wide4
       FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e)"""
 # Half-open bounds: a point on the edge between two tiles belongs to one of them only.
@@ -108,6 +109,11 @@ _PY = ("((1 - ln(tan(pi() / 4 + radians(ST_Y({g})) / 2)) / pi()) / 2 * 2 ^ (CAST
        " - CAST(:y AS float8) * 4096)")
 _POINT = f"ST_MakePoint(round({_PX}), round({_PY}))"
 _MVT_GEOM = f"ST_AsMVTGeom(ST_Transform({{g}}, 3857), b.env, {EXTENT}, {BUFFER}, true)"
+# Cells drawn one by one may drop vertices closer than one tile unit (1/16 pixel) before the
+# reprojection: at low zooms clipped border cells carry thousands of invisible vertices.
+# Not used where cells are dissolved: shared edges must stay identical there.
+_MVT_GEOM_SIMPLE = (f"ST_AsMVTGeom(ST_Transform(ST_Simplify({{g}}, b.tol, true), 3857), b.env, {EXTENT}, "
+                    f"{BUFFER}, true)")
 _OWNER = ("LEFT JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id"
           " AND t.valid_to IS NULL AND t.role = 'owner'")
 
@@ -126,7 +132,7 @@ def _cells_sql(scope: Scope) -> str:
     return f"""WITH {_BOUNDS},
     f AS MATERIALIZED (
     SELECT c.cell_id, cs.customers, cs.households, r.code AS rm, s.score, s.gap_class,
-           {_MVT_GEOM.format(g="c.geom")} AS geom
+           {_MVT_GEOM_SIMPLE.format(g="c.geom")} AS geom
       FROM b, cell c
       LEFT JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
       {_OWNER}
@@ -142,7 +148,7 @@ def _territories_sql(scope: Scope, z: int, opts: TileOptions) -> str:
     if z < opts.dissolve_min_zoom:
         return f"""WITH {_BOUNDS},
     f AS (
-    SELECT r.code AS rm, 1 AS cells, {_MVT_GEOM.format(g="c.geom")} AS geom
+    SELECT r.code AS rm, 1 AS cells, {_MVT_GEOM_SIMPLE.format(g="c.geom")} AS geom
       FROM b, cell c
       JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
            AND t.valid_to IS NULL AND t.role = 'owner'
