@@ -31,7 +31,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import text
 
-from bench.common import DATA, ROOT, emit, throwaway_database
+from bench.common import DATA, ROOT, emit, start_api, throwaway_database
 
 COUNTY = "640104"
 SECRET = "bench-secret-key-of-at-least-32-bytes!"
@@ -80,25 +80,8 @@ def seed(engine, res: int) -> dict:
 
 
 def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
-    """uvicorn with the app factory in a subprocess, on loopback; returns once /health answers."""
-    env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": SECRET,
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the API did not start")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the API did not answer /health within 60 s")
+    """uvicorn in a subprocess on loopback (bench.common.start_api); returns once /health answers."""
+    return start_api(db_url, port, factory='api.app:create_app', secret=SECRET, workers=workers)
 
 
 def make_request(rng: random.Random, path: str, bounds) -> tuple[str, dict]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from api.deps import ConnDep, UserDep, parse_bbox
-from bench.common import DATA, ROOT, emit, throwaway_database
+from bench.common import DATA, ROOT, emit, start_api, throwaway_database
 from geodata.scope import where
 
 COUNTIES = ("640104", "640105", "640106", "640121", "640122", "640181")
@@ -159,23 +158,8 @@ def seed(engine, n: int, seed_: int) -> dict:
 
 
 def start_server(db_url: str, port: int) -> subprocess.Popen:
-    """uvicorn with :func:`bench_app` in a subprocess on loopback; returns once /health answers."""
-    env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bench_tiles:bench_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the API did not start")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the API did not answer /health within 60 s")
+    """uvicorn in a subprocess on loopback (bench.common.start_api); returns once /health answers."""
+    return start_api(db_url, port, factory='bench.bench_tiles:bench_app', secret=SECRET)
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:

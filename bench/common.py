@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,3 +47,26 @@ def peak_rss_mb(children: bool = False) -> float:
 def emit(figures: dict) -> None:
     """Print the benchmark's figures as the last line: one JSON object."""
     print(json.dumps(figures, ensure_ascii=False, default=float))
+
+
+def start_api(db_url: str, port: int, *, factory: str = "api.app:create_app", workers: int = 1,
+              secret: str = "bench-secret-key-of-32-bytes-or-more") -> subprocess.Popen:
+    """uvicorn with an app factory in a subprocess on loopback; returns once /health answers (60 s at most)."""
+    import httpx
+
+    env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": secret, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the API did not start")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the API did not answer /health within 60 s")
