@@ -51,7 +51,7 @@ def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
     for name, url in results["urls"].items():
         ctx.say(f"  {name:18} {url}")
     if no_serve:
-        return results
+        return results if ctx.as_json else _summary(results)
     ctx.say(f"serving on {base} (Ctrl-C to stop); users admin, planner, manager, rm, analyst; "
             f"password {results['users']['password']}")
     if ctx.as_json:
@@ -64,3 +64,20 @@ def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
 
     uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
     return None if ctx.as_json else {"stopped": True}
+
+
+def _summary(results: dict) -> dict:
+    """What a person wants to read at the end of the demo (``--json`` gives everything)."""
+    grids = results["grids"]
+    plan = results["territories"]["h3"]["plan"]
+    return {
+        "seconds per step": ", ".join(f"{k} {v['seconds']:.0f}" for k, v in results.items()
+                                      if isinstance(v, dict) and "seconds" in v),
+        "customers": grids["h3"]["customers"],
+        "H3 grid": f"#{grids['h3']['grid_id']}: {grids['h3']['cells']} cells",
+        "village grid": f"#{grids['village']['grid_id']}: {grids['village']['cells']} cells "
+                        f"({grids['village']['report'].get('merged_villages', 0)} villages merged at shared points)",
+        "territories": f"{plan['rms']} RMs, contiguity {plan['contiguity']:.0%}, CV {plan['cv']:.2f}",
+        "gap classes (H3)": ", ".join(f"{k} {v}" for k, v in results["gaps"]["h3"]["classes"].items()),
+        "demo users": "admin, planner, manager, rm, analyst / " + results["users"]["password"],
+    }
