@@ -44,6 +44,9 @@ class PageOptions:
     inline: bool = True
     static_prefix: str = STATIC_PREFIX
     max_link_ids: int = 30  # customer ids per cell link: keeps URLs and the page short
+    # Served pages only: a vector-tile URL template ({z}/{x}/{y}) of the customers layer, for
+    # layers too big to ship in the page (the API's /tiles/customers/...).
+    customer_tiles_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.tile_crs not in ("wgs84", "gcj02"):
@@ -137,6 +140,32 @@ var {{ this.get_name() }} = gridmkt.geoLayer({{ this.js(this.data) }}, {{ this.j
         super().__init__(name=name, overlay=True, control=control, show=show)
         self._name = "GeoLayer"
         self.data, self.kind, self.style = data, kind, style or {}
+
+
+class VectorTileLayer(Layer):
+    """Customers from Mapbox vector tiles (Leaflet.VectorGrid): counts per cell when zoomed out, single
+    customers when zoomed in; the browser sends the session cookie, the server scopes every tile."""
+
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url | tojson }}, {
+  interactive: true, maxNativeZoom: 17, pane: "shadowPane",  // above the cell polygons, below markers
+  vectorTileLayerStyles: {customers: function (p) {
+    var r = Math.max(3, Math.min(16, 3 + 2 * Math.log2(p.count || 1)));
+    return {radius: r, fill: true, fillColor: "#1f6fb2", fillOpacity: 0.55, color: "#ffffff", weight: 1};
+  }}
+}).on("click", function (e) {
+  var p = e.layer.properties || {};
+  L.popup().setLatLng(e.latlng).setContent(p.customer_id ? String(p.customer_id) : (p.count + " 客户 customers"))
+    .openOn({{ this._parent.get_name() }});
+});
+{% endmacro %}"""
+    )
+
+    def __init__(self, url: str, name: str, show: bool = False):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "VectorTileLayer"
+        self.url = url
 
 
 class PointLayer(Layer):

@@ -17,6 +17,7 @@ from maps.base import (
     PageOptions,
     Panel,
     PointLayer,
+    VectorTileLayer,
     add_background,
     bounds_of,
     feature_collection,
@@ -139,6 +140,10 @@ def dashboard_page(
     if service_points is not None and len(service_points):
         PointLayer(point_rows(service_points, ["name", "code"], options), "service_point",
                    "服务点 service points").add_to(m)
+    bundles = ("leaflet", "gridmkt")
+    if options.customer_tiles_url and not options.shifted:  # tiles are WGS84/Web Mercator, never shifted
+        VectorTileLayer(options.customer_tiles_url, "客户 customers (tiles)").add_to(m)
+        bundles = ("leaflet", "vectorgrid", "gridmkt")
     folium.LayerControl(collapsed=True).add_to(m)
 
     s = dashboard_summary(cells, county_customers)
@@ -152,7 +157,7 @@ def dashboard_page(
     if colors:
         legend += swatches_html("责任区 territories", colors, rm_names)
     Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)
-    return render(m, replace(options, title=f"{title} · {legend_title}"), ("leaflet", "gridmkt"))
+    return render(m, replace(options, title=f"{title} · {legend_title}"), bundles)
 
 
 def _component_labels(props: list[dict]) -> dict[str, str]:

@@ -10,6 +10,7 @@ admins everything of their legal entity.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote
 
@@ -109,8 +110,9 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Set
     outlets = list(user.scope.outlet_codes) if user.scope.role == "branch_manager" else None
     if user.scope.role == "branch_manager" and not outlets:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "no outlets are assigned to you")
-    html = map_pages.dashboard_html(conn, grid_id=grid_id, options=map_pages.page_options(settings, inline=False),
-                                    measure=measure, outlets=outlets)
+    options = replace(map_pages.page_options(settings, inline=False),
+                      customer_tiles_url=f"/tiles/customers/{{z}}/{{x}}/{{y}}.pbf?grid_id={grid_id}")
+    html = map_pages.dashboard_html(conn, grid_id=grid_id, options=options, measure=measure, outlets=outlets)
     audit.record(conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
     return _page(html)
 

@@ -131,3 +131,33 @@ def test_rm_signs_in_and_uses_the_phone_map_in_chromium(server, map_grid):
         assert other.status == 404
         browser.close()
     assert failed == [] and outside == []
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium; ./run test installs it")
+def test_dashboard_draws_customers_from_vector_tiles(server, map_grid):
+    from playwright.sync_api import sync_playwright
+
+    failed, outside, tiles = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        page.route("**/*", lambda route: (outside.append(route.request.url), route.abort())
+                   if not route.request.url.startswith(server) else route.continue_())
+        page.on("requestfailed", lambda req: failed.append(req.url))
+        page.on("response", lambda r: tiles.append(r.status) if "/tiles/customers/" in r.url else None)
+        page.goto(f"{server}/maps/login?next=/maps/dashboard%3Fgrid_id%3D{map_grid}")
+        page.fill("input[name=username]", "planner")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("path.leaflet-interactive")
+        page.hover(".leaflet-control-layers")
+        page.get_by_text("客户 customers (tiles)").click()
+        page.wait_for_timeout(1500)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "served_dashboard_tiles.png"))
+        browser.close()
+    assert failed == [] and outside == []
+    assert 200 in tiles and all(s in (200, 204) for s in tiles)  # tiles come, scoped to the signed-in planner
