@@ -227,8 +227,9 @@ def compare(conn: Connection, *, grid_id: int, a: str | int = CURRENT, b: str | 
         {"cell_id": c, "from_rm": first.get(c), "to_rm": second.get(c)} for c in moved[:5000]
     ]}
     if len(rms):
-        ra = evaluate_assignment(cells, rms, {c: r for c, r in first.items() if r in set(rms["rm_id"])}, weights=weights)
-        rb = evaluate_assignment(cells, rms, {c: r for c, r in second.items() if r in set(rms["rm_id"])}, weights=weights)
+        known = set(rms["rm_id"])  # once, not once per cell
+        ra = evaluate_assignment(cells, rms, {c: r for c, r in first.items() if r in known}, weights=weights)
+        rb = evaluate_assignment(cells, rms, {c: r for c, r in second.items() if r in known}, weights=weights)
         pa, pb = ra.per_rm.set_index("rm"), rb.per_rm.set_index("rm")
         result["per_rm"] = [
             {"rm_id": r, "cells_a": int(pa.loc[r, "cells"]), "cells_b": int(pb.loc[r, "cells"]),

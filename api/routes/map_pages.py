@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from api import map_pages
@@ -60,9 +61,12 @@ def _page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "private, no-store"})
 
 
-def _planning_roles(user: CurrentUser) -> None:
-    if user.scope.role not in ("admin", "planner", "analyst", "branch_manager"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this page is for managers and planners; RMs open /maps/rm")
+PLANNERS = ("admin", "planner", "analyst")
+
+
+def _only(user: CurrentUser, roles: tuple[str, ...], why: str) -> None:
+    if user.scope.role not in roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, why)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -74,7 +78,8 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     from geodata import grids
 
     cond = where(user.scope, "grid", "g")
-    rows = [g for g in grids.list_grids(conn) if _visible_grid(conn, cond, g["id"])]
+    visible = {r[0] for r in conn.execute(text(f"SELECT g.id FROM grid g WHERE {cond.sql}"), cond.params)}
+    rows = [g for g in grids.list_grids(conn) if g["id"] in visible]
     links = []
     for g in rows:
         name = f"{g['county_name']} · {g['kind']}{'' if g['resolution'] is None else ' r' + str(g['resolution'])} · #{g['id']}"
@@ -90,13 +95,6 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
                  f"<ul>{body}</ul><form method='post' action='/api/v1/auth/logout'><button>sign out</button></form>")
 
 
-def _visible_grid(conn: Connection, cond, grid_id: int) -> bool:
-    from sqlalchemy import text
-
-    return conn.execute(text(f"SELECT 1 FROM grid g WHERE g.id = :gid AND {cond.sql}"),
-                        {**cond.params, "gid": grid_id}).first() is not None
-
-
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: SettingsDep,
               measure: Annotated[str, Query(pattern="^(" + "|".join(MEASURES) + ")$",
@@ -105,7 +103,7 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Set
     user = _viewer(request, conn, settings)
     if user is None:
         return _login(request)
-    _planning_roles(user)
+    _only(user, (*PLANNERS, "branch_manager"), "this page is for managers and planners; RMs open /maps/rm")
     scoped_grid(conn, user.scope, grid_id)
     outlets = list(user.scope.outlet_codes) if user.scope.role == "branch_manager" else None
     if user.scope.role == "branch_manager" and not outlets:
@@ -148,16 +146,13 @@ def preview(request: Request, conn: ConnDep, settings: SettingsDep,
     user = _viewer(request, conn, settings)
     if user is None:
         return _login(request)
-    if user.scope.role not in ("admin", "planner", "analyst"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the preview is for planners")
+    _only(user, PLANNERS, "the preview is for planners")
     if grid_id is None and import_run is None:
         raise _missing("grid_id", "give grid_id or import_run")
     if grid_id is not None:
         scoped_grid(conn, user.scope, grid_id)
     if import_run is not None:
         cond = where(user.scope, "import_run", "r")
-        from sqlalchemy import text
-
         if conn.execute(text(f"SELECT 1 FROM import_run r WHERE r.id = :rid AND {cond.sql}"),
                         {**cond.params, "rid": import_run}).first() is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"import run {import_run} not found")
@@ -175,8 +170,7 @@ def compare(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Setti
     user = _viewer(request, conn, settings)
     if user is None:
         return _login(request)
-    if user.scope.role not in ("admin", "planner", "analyst"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "scenarios are for planners")
+    _only(user, PLANNERS, "scenarios are for planners")
     scoped_grid(conn, user.scope, grid_id)
     for ref in (a, b):
         if ref != scenarios.CURRENT and scenarios.find_scenario(conn, ref=ref, grid_id=grid_id)["grid_id"] != grid_id:
