@@ -18,14 +18,18 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata.grids import get_grid, load_cells, load_county, load_villages
+from geodata.importers.load import encode_binary
 
 ProgressFn = Callable[[float, str], None]
 UNPLACED_SAMPLE = 50
+# customer_cell.how: placed by point or by village code, or why not placed.
+HOW = ("point", "village", "outside", "no_location")
 
 
 def _raw(conn: Connection):
@@ -33,7 +37,10 @@ def _raw(conn: Connection):
 
 
 def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
-    """customer_id, lon, lat, village_code of every customer of a county (COPY, fast)."""
+    """customer_id, lon, lat, village_code of every customer of a county (COPY, fast).
+
+    The two text columns stay Arrow-backed: no Python string per customer.
+    """
     raw = _raw(conn)
     with raw.cursor() as cur:
         inner = cur.mogrify(
@@ -43,12 +50,19 @@ def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
         buf = io.BytesIO()
         cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)
     buf.seek(0)
+    names = ["customer_id", "lon", "lat", "village_code"]
+    types = {"customer_id": pa.large_string(), "lon": pa.float64(), "lat": pa.float64(),
+             "village_code": pa.large_string()}
     if buf.getbuffer().nbytes == 0:
-        return pd.DataFrame({"customer_id": [], "lon": [], "lat": [], "village_code": []})
-    return pd.read_csv(
-        buf, header=None, names=["customer_id", "lon", "lat", "village_code"],
-        dtype={"customer_id": str, "lon": float, "lat": float, "village_code": str}, engine="pyarrow",
-    )
+        table = pa.table({k: pa.array([], type=t) for k, t in types.items()})
+    else:
+        table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=names),
+                               convert_options=pacsv.ConvertOptions(column_types=types))
+    return pd.DataFrame({
+        "customer_id": _arrow_text(table["customer_id"].combine_chunks()),
+        "lon": table["lon"].to_numpy(), "lat": table["lat"].to_numpy(),
+        "village_code": _arrow_text(table["village_code"].combine_chunks()),
+    })
 
 
 def _locator(kind: str, cells, workers: int = 1):
@@ -79,7 +93,10 @@ def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[
 
 def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.DataFrame,
                      workers: int = 1) -> pd.DataFrame:
-    """Pure placement step: returns customers with ``cell_id`` (None) and ``how``.
+    """Pure placement step: returns customers with ``cell_id`` (None), ``how`` and ``cell_index``.
+
+    ``cell_index`` is the cell's row in ``cells`` (-1 for none), so callers can
+    sort or group by cell without comparing strings.
 
     ``workers`` > 1 forks processes for H3 grids: only from a single-threaded
     process (the CLI), never inside the server.
@@ -92,18 +109,25 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
     idx = np.full(len(customers), -1, dtype=np.int64)
     if has_point.any():
         idx[has_point] = locator.locate(lon[has_point], lat[has_point])
-    cell = np.where(idx >= 0, ids[np.maximum(idx, 0)], None).astype(object)
     how = np.where(idx >= 0, "point", np.where(has_point, "outside", "no_location")).astype(object)
     need = idx < 0
     if need.any():
         mapping = _village_to_cell(kind, cells, villages, locator)
-        by_village = customers["village_code"].to_numpy(dtype=object)[need]
-        found = pd.Series(by_village).map(mapping).to_numpy(dtype=object)
-        ok = pd.notna(found)
+        position = {c: i for i, c in enumerate(ids)}
+        to_index = {v: position[c] for v, c in mapping.items() if c in position}
+        by_village = customers["village_code"].iloc[np.flatnonzero(need)].to_numpy(dtype=object)
+        found = pd.Series(by_village).map(to_index).fillna(-1).to_numpy(dtype=np.int64)
+        ok = found >= 0
         sel = np.flatnonzero(need)[ok]
-        cell[sel] = found[ok]
+        idx[sel] = found[ok]
         how[sel] = "village"
-    return pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "cell_id": cell, "how": how})
+    cell = np.where(idx >= 0, ids[np.maximum(idx, 0)], None).astype(object)
+    return pd.DataFrame({"customer_id": customers["customer_id"].reset_index(drop=True), "cell_id": cell,
+                         "how": pd.Categorical(how, categories=HOW), "cell_index": idx})
+
+
+def _arrow_text(a: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowExtensionArray(a), dtype=pd.ArrowDtype(pa.large_string()))
 
 
 def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> None:
@@ -114,19 +138,36 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
     # checked row by row during COPY instead of by a second pass over the table.
     conn.execute(text(f"CREATE TABLE {new} (LIKE customer_cell INCLUDING DEFAULTS, "
                       f"CONSTRAINT {new}_grid CHECK (grid_id = {gid}))"))
-    # pyarrow's CSV writer is C++ and an order of magnitude faster than pandas.to_csv here;
-    # in COPY's csv format an unquoted empty field is NULL.
-    table = pa.table({
-        "grid_id": pa.array(np.full(len(placed), gid, dtype=np.int32)),
-        "customer_id": pa.array(placed["customer_id"].to_numpy(dtype=object), type=pa.string()),
-        "cell_id": pa.array(placed["cell_id"].to_numpy(dtype=object), type=pa.string(), from_pandas=True),
-        "how": pa.array(placed["how"].to_numpy(dtype=object), type=pa.string()),
+    # Rows go in cell order: the heap then holds each cell's customers together (per-cell reads
+    # touch few pages) and the cell index is built from presorted input. Binary COPY: the
+    # server parses no text; cell ids and reasons travel as Arrow dictionaries, not Python strings.
+    code = placed["cell_index"].to_numpy() if "cell_index" in placed else pd.factorize(placed["cell_id"])[0]
+    code = np.asarray(code, dtype=np.int64)
+    # Unplaced rows last; a 16-bit key sorts by radix, in linear time.
+    key = np.where(code < 0, code.max(initial=0) + 1, code)
+    order = np.argsort(key.astype(np.uint16) if key.max(initial=0) < 2**16 else key, kind="stable")
+    sorted_code = code[order]
+    placed_at = np.flatnonzero(sorted_code >= 0)
+    # code -> cell id is a function: each distinct code's first row names its cell.
+    uniq, first = np.unique(sorted_code[placed_at], return_index=True)
+    cell_ids = placed["cell_id"].iloc[order[placed_at[first]]].to_numpy(dtype=object)
+    cells = np.full(len(placed), -1, dtype=np.int32)
+    cells[placed_at] = np.searchsorted(uniq, sorted_code[placed_at])
+    how = pd.Categorical(placed["how"])
+    take = pa.array(order)
+    frame = pd.DataFrame({
+        "grid_id": np.full(len(placed), gid, dtype=np.int32),
+        "customer_id": _arrow_text(pc.take(pa.array(placed["customer_id"], type=pa.large_string()), take)),
+        "cell_id": _arrow_text(pa.DictionaryArray.from_arrays(
+            pa.array(cells, mask=cells < 0), pa.array(list(cell_ids), type=pa.large_string())).cast(pa.large_string())),
+        "how": _arrow_text(pa.DictionaryArray.from_arrays(
+            pa.array(how.codes[order].astype(np.int32)), pa.array(list(how.categories), type=pa.large_string()))
+            .cast(pa.large_string())),
     })
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buf = io.BytesIO(sink.getvalue().to_pybytes())
+    stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
     with _raw(conn).cursor() as cur:
-        cur.copy_expert(f"COPY {new} (grid_id, customer_id, cell_id, how) FROM STDIN WITH (FORMAT csv, FREEZE)", buf)
+        cur.copy_expert(f"COPY {new} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)", stream,
+                        size=8 << 20)
     conn.execute(text(f"CREATE UNIQUE INDEX {new}_customer ON {new} (customer_id)"))
     conn.execute(text(f"CREATE INDEX {new}_cell ON {new} (cell_id)"))
     exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": final}).scalar()
