@@ -29,7 +29,7 @@ from grid.errors import InvalidInput
 __all__ = ["VillageLocator", "locate_exact"]
 
 MAX_COARSE = 1 << 22  # coarse squares: 16 MB of int32 table at most
-STEPS_PER_CELL = 8  # coarse squares across a typical cell (build cost vs border points)
+STEPS_PER_CELL = 6  # coarse squares across a typical cell (build cost vs border points)
 SHIFT = 3  # each coarse square crossed by a border holds 2**SHIFT x 2**SHIFT fine squares
 SUB = 1 << SHIFT
 CHUNK = 1 << 20  # points per work unit: cache-friendly, and numpy frees the GIL per chunk
