@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     Date,
     Float,
     ForeignKey,
@@ -267,6 +268,11 @@ cell = Table(
     Column("township_code", String(9)),
     Column("area_km2", Float, nullable=False),
     Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=True), nullable=False),
+    # Web Mercator copies for vector tiles, generated from geom by the database (never stale).
+    Column("geom_3857", Geometry("GEOMETRY", srid=3857, spatial_index=True),
+           Computed("ST_Transform(geom, 3857)", persisted=True), nullable=False),
+    Column("point_3857", Geometry("POINT", srid=3857, spatial_index=False),
+           Computed("ST_PointOnSurface(ST_Transform(geom, 3857))", persisted=True), nullable=False),
     PrimaryKeyConstraint("grid_id", "cell_id"),
 )
 

@@ -38,3 +38,31 @@ def test_migrated_schema_matches_metadata(engine):
         ctx = MigrationContext.configure(conn, opts={"include_object": alembic_helpers.include_object})
         diff = compare_metadata(ctx, metadata)
     assert diff == []
+
+
+def test_cell_web_mercator_copies_follow_geom(engine):
+    """cell.geom_3857 and cell.point_3857 (vector tiles) are generated from geom on insert and update."""
+    square = "POLYGON((106 38, 106.01 38, 106.01 38.01, 106 38.01, 106 38))"
+    with engine.connect() as conn:
+        le = conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LEM', 'm') RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES ('649901', 'm', :le,"
+                          " ST_Multi(ST_GeomFromText(:w, 4326)))"), {"le": le, "w": square})
+        gid = conn.execute(text("INSERT INTO grid (county_code, kind) VALUES ('649901', 'village') RETURNING id")
+                           ).scalar_one()
+        conn.execute(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES (:g, 'a', 1,"
+                          " ST_GeomFromText(:w, 4326))"), {"g": gid, "w": square})
+
+        def copies():
+            return conn.execute(text(
+                "SELECT ST_SRID(geom_3857), ST_XMin(geom_3857), ST_YMax(geom_3857),"
+                " ST_Contains(geom_3857, point_3857), ST_SRID(point_3857) FROM cell WHERE grid_id = :g"),
+                {"g": gid}).one()
+
+        srid, xmin, ymax, inside, psrid = copies()
+        # 106 E and 38.01 N in Web Mercator metres
+        assert (srid, psrid, inside) == (3857, 3857, True)
+        assert abs(xmin - 11799866.02) < 0.01 and abs(ymax - 4580838.57) < 0.01
+        conn.execute(text("UPDATE cell SET geom = ST_Translate(geom, 1, 0) WHERE grid_id = :g"), {"g": gid})
+        srid, xmin, _, inside, _ = copies()
+        assert abs(xmin - 11911185.51) < 0.01 and inside
+        conn.rollback()
