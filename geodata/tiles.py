@@ -1,9 +1,11 @@
 """Mapbox vector tiles of a grid's cells, territories and customers, straight from PostGIS.
 
-One query per tile: ``ST_TileEnvelope`` gives the tile's box in Web Mercator,
-``ST_AsMVTGeom`` clips and quantises the geometry, ``ST_AsMVT`` encodes it.
-Every value is a bound parameter; the layer name picks a query from an
-allow-list. Every layer is restricted by :func:`geodata.scope.where`:
+One statement per tile, which also checks the grid: ``ST_TileEnvelope`` gives
+the tile's box in Web Mercator, ``ST_AsMVTGeom`` clips and quantises the cells'
+stored Web Mercator copies (``cell.geom_3857``, generated from ``geom``, so no
+reprojection per request), ``ST_AsMVT`` encodes it. Every value is a bound
+parameter; the layer name picks a query from an allow-list. Every layer is
+restricted by :func:`geodata.scope.where`:
 
 ``cells``
     Cell polygons with ``cell_id``, ``customers``, ``households``, ``rm`` (the
@@ -21,7 +23,7 @@ allow-list. Every layer is restricted by :func:`geodata.scope.where`:
     Zoom-dependent so a tile over 10M customers stays small:
 
     - ``z <= TileOptions.cell_max_zoom`` (14): one point per grid cell at a
-      point on its surface, ``count`` from the precomputed ``cell_stat``
+      point on its surface (``cell.point_3857``), ``count`` from the precomputed ``cell_stat``
       (no customer rows read). An RM or branch manager counts only cells
       whose owner is in their ``rm`` scope, i.e. exactly the customers the
       ``customer`` scope lets them see.
@@ -83,22 +85,23 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise BadInput(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{n - 1} at zoom {z}")
 
 
-def _county_of_grid(conn: Connection, scope: Scope, grid_id: int) -> str:
+# The grid, when the scope may see it. Every layer's rows hang off it and the statement
+# returns its county next to the tile: an unknown or foreign grid is one round trip,
+# gives no county (NotFound) and no rows.
+def _grid_cte(scope: Scope) -> Clause:
     cond = where(scope, "grid", "g")
-    row = conn.execute(text(f"SELECT g.county_code FROM grid g WHERE g.id = :gid AND {cond.sql}"),
-                       {**cond.params, "gid": grid_id}).first()
-    if row is None:
-        raise NotFound(f"grid {grid_id} does not exist")
-    return row[0]
+    return Clause(f"g AS (SELECT g.id, g.county_code FROM grid g WHERE g.id = :gid AND {cond.sql})",
+                  cond.params)
 
 
-# The tile's box in EPSG:3857, the same box in EPSG:4326 for index lookups on stored
-# geometry, and a wider one covering the clip buffer (polygons crossing into the buffer).
+# The tile's box and its clip buffer in EPSG:3857, the unit of the stored cell copies
+# (cell.geom_3857, cell.point_3857), and one tile unit in metres for simplification.
 _BOUNDS = f"""b AS (
-    SELECT e.env, ST_Transform(e.env, 4326) AS env4,
-           (ST_XMax(ST_Transform(e.env, 4326)) - ST_XMin(ST_Transform(e.env, 4326))) / {EXTENT} AS tol,
-           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS wide4
+    SELECT e.env, ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}) AS wide,
+           (ST_XMax(e.env) - ST_XMin(e.env)) / {EXTENT} AS tol
       FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e)"""
+# Customers are stored in EPSG:4326 only: the tile's box in degrees for their index.
+_BOUNDS4 = "b AS (SELECT ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AS env4)"
 # Half-open bounds: a point on the edge between two tiles belongs to one of them only.
 _IN_TILE = ("{g} && b.env4 AND ST_X({g}) >= ST_XMin(b.env4) AND ST_X({g}) < ST_XMax(b.env4)"
             " AND ST_Y({g}) > ST_YMin(b.env4) AND ST_Y({g}) <= ST_YMax(b.env4)")
@@ -107,15 +110,27 @@ _IN_TILE = ("{g} && b.env4 AND ST_X({g}) >= ST_XMin(b.env4) AND ST_X({g}) < ST_X
 _PX = "((ST_X({g}) + 180) / 360 * 2 ^ (CAST(:z AS float8) + 12) - CAST(:x AS float8) * 4096)"
 _PY = ("((1 - ln(tan(pi() / 4 + radians(ST_Y({g})) / 2)) / pi()) / 2 * 2 ^ (CAST(:z AS float8) + 12)"
        " - CAST(:y AS float8) * 4096)")
-_POINT = f"ST_MakePoint(round({_PX}), round({_PY}))"
-_MVT_GEOM = f"ST_AsMVTGeom(ST_Transform({{g}}, 3857), b.env, {EXTENT}, {BUFFER}, true)"
+# The same for a Web Mercator point, in units of the tile pyramid at zoom z (tile x + fraction):
+# floor() of it names the one tile holding the point, so tiles partition the points exactly.
+_HALF_WORLD = 20037508.342789244
+_TX3 = f"((ST_X({{g}}) + {_HALF_WORLD}) / {2 * _HALF_WORLD} * 2 ^ CAST(:z AS float8))"
+_TY3 = f"(({_HALF_WORLD} - ST_Y({{g}})) / {2 * _HALF_WORLD} * 2 ^ CAST(:z AS float8))"
+_MVT_GEOM = f"ST_AsMVTGeom({{g}}, b.env, {EXTENT}, {BUFFER}, true)"
 # Cells drawn one by one may drop vertices closer than one tile unit (1/16 pixel) before the
-# reprojection: at low zooms clipped border cells carry thousands of invisible vertices.
+# clip: at low zooms clipped border cells carry thousands of invisible vertices.
 # Not used where cells are dissolved: shared edges must stay identical there.
-_MVT_GEOM_SIMPLE = (f"ST_AsMVTGeom(ST_Transform(ST_Simplify({{g}}, b.tol, true), 3857), b.env, {EXTENT}, "
-                    f"{BUFFER}, true)")
+_MVT_GEOM_SIMPLE = f"ST_AsMVTGeom(ST_Simplify({{g}}, b.tol, true), b.env, {EXTENT}, {BUFFER}, true)"
 _OWNER = ("LEFT JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id"
           " AND t.valid_to IS NULL AND t.role = 'owner'")
+# ST_AsMVT skips rows whose geometry is NULL (outside the tile after clipping), so no filter
+# on it: a WHERE on the clipped geometry would clip every cell twice. String properties are
+# cast to text, which ST_AsMVT encodes directly (other types go through their output function).
+
+
+def _select(grid: Clause, layer: str, ctes: str) -> str:
+    """The statement: the grid's county (NULL when not visible) and the tile built from CTE ``f``."""
+    return f"""WITH {grid.sql}, {ctes}
+    SELECT (SELECT county_code FROM g), (SELECT ST_AsMVT(f, '{layer}', {EXTENT}, 'geom') FROM f)"""
 
 
 def _owner_in_scope(scope: Scope, cell_alias: str) -> Clause:
@@ -129,99 +144,93 @@ def _owner_in_scope(scope: Scope, cell_alias: str) -> Clause:
 
 def _cells_sql(scope: Scope) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
-    return f"""WITH {_BOUNDS},
-    f AS MATERIALIZED (
-    SELECT c.cell_id, cs.customers, cs.households, r.code AS rm, s.score, s.gap_class,
-           {_MVT_GEOM_SIMPLE.format(g="c.geom")} AS geom
-      FROM b, cell c
+    return _select(_grid_cte(scope), "cells", f"""{_BOUNDS},
+    f AS (
+    SELECT CAST(c.cell_id AS text) AS cell_id, cs.customers, cs.households, CAST(r.code AS text) AS rm,
+           s.score, CAST(s.gap_class AS text) AS gap_class, {_MVT_GEOM_SIMPLE.format(g="c.geom_3857")} AS geom
+      FROM b, g JOIN cell c ON c.grid_id = g.id
       LEFT JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
       {_OWNER}
       LEFT JOIN rm r ON r.code = t.rm_code AND {rm.sql}
       LEFT JOIN gap_score s ON s.cell_id = c.cell_id
            AND s.gap_run_id = (SELECT max(id) FROM gap_run WHERE grid_id = :gid)
-     WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql})
-    SELECT ST_AsMVT(f, 'cells', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
+     WHERE c.grid_id = :gid AND c.geom_3857 && b.wide AND {cell.sql})""")
 
 
 def _territories_sql(scope: Scope, z: int, opts: TileOptions) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
-    if z < opts.dissolve_min_zoom:
-        return f"""WITH {_BOUNDS},
-    f AS (
-    SELECT r.code AS rm, 1 AS cells, {_MVT_GEOM_SIMPLE.format(g="c.geom")} AS geom
-      FROM b, cell c
+    cells = f"""FROM b, g JOIN cell c ON c.grid_id = g.id
       JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
            AND t.valid_to IS NULL AND t.role = 'owner'
       JOIN rm r ON r.code = t.rm_code AND {rm.sql}
-     WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql})
-    SELECT ST_AsMVT(f, 'territories', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
+     WHERE c.grid_id = :gid AND c.geom_3857 && b.wide AND {cell.sql}"""
+    if z < opts.dissolve_min_zoom:
+        return _select(_grid_cte(scope), "territories", f"""{_BOUNDS},
+    f AS (SELECT CAST(r.code AS text) AS rm, 1 AS cells, {_MVT_GEOM_SIMPLE.format(g="c.geom_3857")} AS geom
+      {cells})""")
     # Dissolve the clipped cells in tile space: integer vertices shared exactly by
     # neighbours, no more detail than the tile shows. MVT wants exterior rings with a
     # positive surveyor's area in y-down tile coordinates: counter-clockwise to PostGIS.
-    return f"""WITH {_BOUNDS},
-    f AS (
-    SELECT r.code AS rm, count(*) AS cells,
-           ST_ForcePolygonCCW(ST_Union({_MVT_GEOM.format(g="c.geom")})) AS geom
-      FROM b, cell c
-      JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
-           AND t.valid_to IS NULL AND t.role = 'owner'
-      JOIN rm r ON r.code = t.rm_code AND {rm.sql}
-     WHERE c.grid_id = :gid AND c.geom && b.wide4 AND {cell.sql}
-     GROUP BY r.code)
-    SELECT ST_AsMVT(f, 'territories', {EXTENT}, 'geom') FROM f WHERE geom IS NOT NULL"""
+    return _select(_grid_cte(scope), "territories", f"""{_BOUNDS},
+    f AS (SELECT CAST(r.code AS text) AS rm, count(*) AS cells,
+                 ST_ForcePolygonCCW(ST_Union({_MVT_GEOM.format(g="c.geom_3857")})) AS geom
+      {cells}
+     GROUP BY r.code)""")
 
 
 def _customer_filter(scope: Scope) -> tuple[str, dict]:
-    """Customers of the grid the scope may see, as a condition on ``customer c``."""
+    """Customers of the grid the scope may see, as a condition on ``customer c`` (with ``g`` in FROM)."""
     cust = where(scope, "customer", "c")
     if scope.role in _LE_WIDE:
-        return f"c.county_code = :county AND {cust.sql}", cust.params
+        return f"c.county_code = g.county_code AND {cust.sql}", cust.params
     # Driven from the user's own cells of this grid, so the per-customer ownership
     # check of where() only runs on customers that pass it anyway.
     owner = _owner_in_scope(scope, "k")
     placed = ("c.customer_id IN (SELECT cc.customer_id FROM customer_cell cc JOIN cell k"
               " ON k.grid_id = cc.grid_id AND k.cell_id = cc.cell_id"
-              f" WHERE cc.grid_id = :gid AND {owner.sql})")
+              f" WHERE cc.grid_id = g.id AND {owner.sql})")
     return f"{placed} AND {cust.sql}", {**cust.params, **owner.params}
 
 
 def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
+    grid = _grid_cte(scope)
     if z <= opts.cell_max_zoom:
         cell = where(scope, "cell", "c")
         conds = [cell.sql]
-        params = dict(cell.params)
+        params = {**grid.params, **cell.params}
         if scope.role not in _LE_WIDE:
             owner = _owner_in_scope(scope, "c")
             conds.append(owner.sql)
             params.update(owner.params)
-        return f"""WITH {_BOUNDS},
-        p AS (SELECT c.cell_id, cs.customers, ST_PointOnSurface(c.geom) AS pt
-                FROM b, cell c JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
-               WHERE c.grid_id = :gid AND cs.customers > 0 AND c.geom && b.wide4 AND {' AND '.join(conds)}),
-        f AS (SELECT p.cell_id, p.customers AS count, {_POINT.format(g="p.pt")} AS geom
-                FROM b, p WHERE {_IN_TILE.format(g="p.pt")})
-        SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
+        # The stored point on each cell's surface, in the one tile its tile indices name.
+        tx, ty = _TX3.format(g="c.point_3857"), _TY3.format(g="c.point_3857")
+        return _select(grid, "customers", f"""{_BOUNDS},
+        f AS (SELECT CAST(c.cell_id AS text) AS cell_id, cs.customers AS count,
+                     ST_MakePoint(round(({tx} - :x) * {EXTENT}), round(({ty} - :y) * {EXTENT})) AS geom
+                FROM b, g JOIN cell c ON c.grid_id = g.id
+                JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
+               WHERE c.grid_id = :gid AND cs.customers > 0 AND c.geom_3857 && b.env
+                 AND floor({tx}) = :x AND floor({ty}) = :y AND {' AND '.join(conds)})"""), params
     cond, params = _customer_filter(scope)
+    params = {**grid.params, **params}
     in_tile = _IN_TILE.format(g="c.geom")
     if z < opts.detail_zoom:
         step = max(1, EXTENT * opts.cluster_px // 256)
-        return f"""WITH {_BOUNDS},
+        return _select(grid, "customers", f"""{_BOUNDS4},
         p AS (SELECT {_PX.format(g="c.geom")} AS px, {_PY.format(g="c.geom")} AS py
-                FROM b, customer c WHERE {in_tile} AND {cond}),
+                FROM b, g, customer c WHERE {in_tile} AND {cond}),
         f AS (SELECT count(*) AS count, ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
-                FROM p GROUP BY floor(px / {step}), floor(py / {step}))
-        SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
+                FROM p GROUP BY floor(px / {step}), floor(py / {step}))"""), params
     # One point per occupied pixel: a customer alone in its pixel keeps its id; customers sharing a
     # pixel (same building) become a count. A tile thus holds at most 256 x 256 points and
     # nobody is dropped.
     px_step = max(1, EXTENT // 256)
-    return f"""WITH {_BOUNDS},
+    return _select(grid, "customers", f"""{_BOUNDS4},
     p AS (SELECT c.customer_id, {_PX.format(g="c.geom")} AS px, {_PY.format(g="c.geom")} AS py
-            FROM b, customer c WHERE {in_tile} AND {cond}),
-    f AS (SELECT CASE WHEN count(*) = 1 THEN min(customer_id) END AS customer_id, count(*) AS count,
-                 ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
-            FROM p GROUP BY floor(px / {px_step}), floor(py / {px_step}))
-    SELECT ST_AsMVT(f, 'customers', {EXTENT}, 'geom') FROM f""", params
+            FROM b, g, customer c WHERE {in_tile} AND {cond}),
+    f AS (SELECT CAST(CASE WHEN count(*) = 1 THEN min(customer_id) END AS text) AS customer_id,
+                 count(*) AS count, ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
+            FROM p GROUP BY floor(px / {px_step}), floor(py / {px_step}))"""), params
 
 
 def tile(conn: Connection, *, layer: str, z: int, x: int, y: int, grid_id: int, scope: Scope,
@@ -229,18 +238,18 @@ def tile(conn: Connection, *, layer: str, z: int, x: int, y: int, grid_id: int, 
     """One Mapbox vector tile of ``layer`` for grid ``grid_id`` as ``scope`` may see it (b"" when empty).
 
     BadInput for a tile outside the pyramid; NotFound for an unknown layer or
-    a grid outside the scope.
+    a grid outside the scope. One statement, one round trip.
     """
     check_tile(z, x, y)
     if layer not in LAYERS:
         raise NotFound(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
-    county = _county_of_grid(conn, scope, grid_id)
     if layer == "cells":
         sql, params = _cells_sql(scope), scope.params()
     elif layer == "territories":
         sql, params = _territories_sql(scope, z, options), scope.params()
     else:
         sql, params = _customers_sql(scope, z, options)
-    row = conn.execute(text(sql), {**params, "z": z, "x": x, "y": y, "gid": grid_id,
-                                   "county": county}).first()
-    return bytes(row[0]) if row and row[0] is not None else b""
+    county, body = conn.execute(text(sql), {**params, "z": z, "x": x, "y": y, "gid": grid_id}).one()
+    if county is None:
+        raise NotFound(f"grid {grid_id} does not exist")
+    return bytes(body) if body is not None else b""
