@@ -97,6 +97,27 @@ def test_assign_customers_each_exactly_once(loaded):
     assert sum(r[1] for r in stats) == 6
 
 
+def test_partition_is_stored_in_cell_order_and_found_by_cell(loaded):
+    """Rows sit in cell id order (unplaced last), and the cell index answers per-cell queries."""
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="h3", resolution=9)
+        assign.assign_customers(conn, grid_id=g["id"])
+    with loaded.connect() as conn:
+        stored = conn.execute(text("SELECT cell_id, customer_id, how FROM customer_cell WHERE grid_id = :g"
+                                   " ORDER BY ctid"), {"g": g["id"]}).all()
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in conn.execute(text(
+            "EXPLAIN SELECT customer_id FROM customer_cell WHERE grid_id = :g AND cell_id = :c"),
+            {"g": g["id"], "c": stored[0][0]}))
+        by_cell = conn.execute(text("SELECT customer_id FROM customer_cell WHERE grid_id = :g AND cell_id = :c"),
+                               {"g": g["id"], "c": stored[0][0]}).scalars().all()
+    cells = [r[0] for r in stored]
+    placed = [c for c in cells if c is not None]
+    assert len(stored) == 8 and placed == sorted(placed) and cells[len(placed):] == [None, None]
+    assert {r[1] for r in stored if r[2] in ("outside", "no_location")} == {"C7", "C8"}
+    assert "_cell" in plan and sorted(by_cell) == sorted(r[1] for r in stored if r[0] == stored[0][0])
+
+
 def test_reassign_swaps_partition_and_old_versions_stay(loaded):
     with loaded.begin() as conn:
         first = grids.build_grid(conn, county_code="640121", kind="village")
