@@ -153,9 +153,13 @@ class VillageLocator:
         n_coarse = self.ncx * self.ncy
         # Fine marks say where a border may pass (so where a lookup is not enough).
         # Oriented rings put each cell's interior on the left of its segments.
-        seg_a, seg_b, seg_owner = _segments(shapely.orient_polygons(self.geoms))
-        over_a, over_b = _overlapping_pairs(self._tree, self.geoms)
-        unsafe = np.union1d(over_a, np.flatnonzero(~shapely.is_valid(self.geoms)))
+        # Overlap and validity tests (GEOS, GIL released) run beside the segment extraction;
+        # both only read the cells (no prepared geometry is touched, see __init__).
+        with ThreadPoolExecutor(1) as pool:
+            checks = pool.submit(_overlaps_and_invalid, self._tree, self.geoms)
+            seg_a, seg_b, seg_owner = _segments(shapely.orient_polygons(self.geoms))
+            over_a, over_b, invalid = checks.result()
+        unsafe = np.union1d(over_a, invalid)
         lo, hi, left, right, simple = _distinct(seg_a, seg_b, seg_owner, unsafe)
         ix, iy, seg = self._marks(lo, hi, coarse=False)
         coarse_of = (iy >> SHIFT) * self.ncx + (ix >> SHIFT)
@@ -406,6 +410,11 @@ def _join_components(lab_c, lab_f, blocks, ncx, n_c, n_f) -> np.ndarray:
     u, v = np.concatenate(us), np.concatenate(vs)
     graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
+
+
+def _overlaps_and_invalid(tree: shapely.STRtree, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both orders of every pair of overlapping cells, and the rows of invalid cells."""
+    return (*_overlapping_pairs(tree, geoms), np.flatnonzero(~shapely.is_valid(geoms)))
 
 
 def _overlapping_pairs(tree: shapely.STRtree, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
