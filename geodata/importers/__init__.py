@@ -7,11 +7,16 @@ One module per concern: ``base`` (run record, rejects file), ``validate`` and
 
 from __future__ import annotations
 
+import io
 import queue
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy.engine import Engine
 
@@ -31,7 +36,7 @@ from geodata.importers.customers import CUSTOMERS
 from geodata.importers.facilities import LEGAL_ENTITIES, OUTLETS, SERVICE_POINTS
 from geodata.importers.people import RMS
 from geodata.importers.places import TOWNSHIPS, VILLAGES
-from geodata.importers.rows import Context, process_chunk
+from geodata.importers.rows import Context, process_chunk, text_hash
 from geodata.importers.spatial import COUNTIES, open_layer
 from geodata.readers import open_table
 from grid.chinacrs import CRS_NAMES
@@ -46,9 +51,9 @@ DIRECT_LOAD_MIN_ROWS = 50_000
 __all__ = ["KINDS", "run_import"]
 
 
-def _context(cur, kind: Kind, crs: str, synthetic: bool) -> Context:
-    """Lookups read inside the load transaction (small tables only)."""
-    ctx = Context(kind=kind, crs=crs, synthetic=synthetic)
+def _context(cur, kind: Kind, crs: str, synthetic: bool, legal_entity_id: int | None = None) -> Context:
+    """Lookups read inside the load transaction (small tables, or hashed keys)."""
+    ctx = Context(kind=kind, crs=crs, synthetic=synthetic, only_legal_entity=legal_entity_id)
     cur.execute("SELECT code, id FROM legal_entity")
     ctx.legal_entities = dict(cur.fetchall())
     cur.execute("SELECT adcode, legal_entity_id FROM county WHERE legal_entity_id IS NOT NULL")
@@ -64,6 +69,16 @@ def _context(cur, kind: Kind, crs: str, synthetic: bool) -> Context:
         rows = cur.fetchall()
         ctx.known["outlet"] = {r[0] for r in rows}
         ctx.extra["outlet_le"] = {r[0]: r[1] for r in rows if r[1] is not None}
+    if kind.name in ("leads", "tags") and legal_entity_id is not None:
+        # The importing user's own customers, as sorted 64-bit hashes (8 bytes per customer).
+        buf = io.BytesIO()
+        cur.copy_expert(cur.mogrify("COPY (SELECT customer_id FROM customer WHERE legal_entity_id = %s)"
+                                    " TO STDOUT WITH (FORMAT csv)", (legal_entity_id,)).decode(), buf)
+        buf.seek(0)
+        ids = (pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=["id"]),
+                              convert_options=pacsv.ConvertOptions(column_types={"id": pa.large_string()}))["id"]
+               if buf.getbuffer().nbytes else pa.array([], type=pa.large_string()))
+        ctx.extra["own_customers"] = np.sort(text_hash(pd.Series(ids, dtype=pd.ArrowDtype(pa.large_string()))))
     if kind.name == "visits":
         cur.execute("SELECT code, legal_entity_id FROM rm")
         rows = cur.fetchall()
@@ -119,8 +134,10 @@ def run_import(
         raise BadInput(f"only administrators import {kind}")
     progress = progress or (lambda fraction, message="": None)
     sha = sha256_of(path) if path.is_file() else "-"
+    # On behalf of a legal entity rows may be rejected that an administrator's import keeps:
+    # the same file then counts as a different import.
     options = {"crs": crs, "encoding": encoding, "sheet": sheet, "mapping": dict(mapping or {}),
-               "synthetic": synthetic}
+               "synthetic": synthetic, "legal_entity_id": legal_entity_id}
     run_id = start_run(engine, kind=kind, path=path, sha=sha, user=user, crs=crs,
                        dry_run=dry_run, synthetic=synthetic, options=options)
     summary = {"run_id": run_id, "kind": kind, "file": path.name, "sha256": sha, "dry_run": dry_run,
@@ -171,8 +188,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
         tx = conn.begin()
         try:
             cur = conn.connection.dbapi_connection.cursor()
-            ctx = _context(cur, spec, crs, synthetic)
-            ctx.only_legal_entity = legal_entity_id
+            ctx = _context(cur, spec, crs, synthetic, legal_entity_id)
             fast = spec.streaming and not dry_run and load.can_load_direct(cur, spec)
             indexes: list[str] | None = None
             load.create_staging(cur, spec)

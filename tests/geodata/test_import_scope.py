@@ -41,3 +41,27 @@ def test_villages_of_another_entitys_county_and_boundaries_are_refused(engine, t
     assert s["counts"]["inserted"] == 1 and s["counts"]["rejected"] == 1
     with pytest.raises(BadInput, match="only administrators"):
         run_import(engine, kind="counties", path=f, user="planner_a", rejects_dir=tmp_path, legal_entity_id=a)
+
+
+def test_leads_and_tags_only_for_the_users_own_customers(engine, two_entities, tmp_path):
+    a, b = two_entities
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO customer (customer_id, legal_entity_id, county_code) VALUES"
+                          " ('LA1', :a, '640121'), ('LB1', :b, '640122')"), {"a": a, "b": b})
+    leads = tmp_path / "leads.csv"
+    leads.write_text("lead_id,customer_id,lead_type\nL1,LA1,存款\nL2,LB1,贷款\nL3,NOBODY,贷款\n", encoding="utf-8")
+    s = run_import(engine, kind="leads", path=leads, user="planner_a", rejects_dir=tmp_path, legal_entity_id=a)
+    assert s["counts"]["inserted"] == 1 and s["counts"]["rejected"] == 2
+    rejects = (tmp_path / f"import-{s['run_id']}-leads-rejects.csv").read_text(encoding="utf-8-sig")
+    assert "LB1" in rejects and "NOBODY" in rejects and "legal entity" in rejects
+    tags = tmp_path / "tags.csv"
+    tags.write_text("customer_id,tag\nLA1,高净值\nLB1,高净值\n", encoding="utf-8")
+    s = run_import(engine, kind="tags", path=tags, user="planner_a", rejects_dir=tmp_path, legal_entity_id=a)
+    assert s["counts"]["inserted"] == 1 and s["counts"]["rejected"] == 1
+    # An administrator (no legal entity) may attach them to anyone.
+    s = run_import(engine, kind="tags", path=tags, user="admin", rejects_dir=tmp_path)
+    assert s["counts"]["rejected"] == 0 and s["counts"]["inserted"] == 1
+    with engine.connect() as conn:
+        lead_ids = conn.execute(text("SELECT lead_id FROM lead ORDER BY lead_id")).scalars().all()
+        tagged = conn.execute(text("SELECT customer_id FROM customer_tag ORDER BY 1")).scalars().all()
+    assert lead_ids == ["L1"] and tagged == ["LA1", "LB1"]
