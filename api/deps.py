@@ -27,13 +27,13 @@ _session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                                description="Session cookie set by `POST /api/v1/auth/session`.")
 
 
-def get_settings(request: Request) -> Settings:
-    """Settings of the running app."""
+async def get_settings(request: Request) -> Settings:
+    """Settings of the running app (async: no I/O, so no worker thread hop)."""
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
-    """The engine opened by the app's lifespan."""
+async def get_engine(request: Request) -> Engine:
+    """The engine opened by the app's lifespan (async: no I/O, so no worker thread hop)."""
     return request.app.state.engine
 
 
