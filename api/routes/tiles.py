@@ -33,8 +33,9 @@ def get_tile(
     conn: ConnDep, user: BrowserUserDep,
     layer: Annotated[str, Path(max_length=32, description=(
         "`cells` (polygons: cell_id, customers, households, rm, score, gap_class), `territories` "
-        "(cells dissolved per owner RM: rm, cells) or `customers` (z<=12 counts per cell, z13-14 pixel "
-        "clusters with `count`, z>=15 single customers with `customer_id`)."))],
+        "(from z12 cells dissolved per owner RM: rm, cells; below z12 cell by cell with rm) or `customers` "
+        "(z<=14 one point per cell with cell_id and `count`, z>=15 single customers with `customer_id`; "
+        "customers sharing a pixel as one point with their `count`)."))],
     z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="Zoom level 0..22.")],
     x: Annotated[int, Path(ge=0, le=_MAX, description="Tile column, 0..2^z-1.")],
     y: Annotated[int, Path(ge=0, le=_MAX, description="Tile row from the north, 0..2^z-1.")],
