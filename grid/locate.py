@@ -18,6 +18,11 @@ hexagon, by a margin measured at build time that covers the difference
 between H3's curved edges and the stored straight (lng, lat) edges. The few
 points near an edge, in clipped border cells or near an icosahedron edge take
 the exact path: H3 index, then shapely's exact predicates.
+
+A county across an icosahedron edge gets one lattice per face; each point is
+rounded on the lattice of the face it lies on (the nearest face centre), and
+unplaced points near the face edge, where cells straddle both faces, take the
+exact path.
 """
 
 from __future__ import annotations
@@ -187,6 +192,10 @@ class _Lattice:
         self.ij = k.astype(np.int64)
         fit = self._frac(uv) - k
         self.residual = float(np.abs(fit).max()) if len(fit) else 0.0
+        # Fold projection axes, inverse basis and origin into two constant vectors.
+        self._ai = self.inv[0, 0] * self.e1 + self.inv[0, 1] * self.e2
+        self._aj = self.inv[1, 0] * self.e1 + self.inv[1, 1] * self.e2
+        self._b = self.inv @ self.o
 
     def _gnomonic(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         p = _unit(lon, lat)
@@ -199,14 +208,12 @@ class _Lattice:
 
     def _axial(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fractional lattice coordinates of points (gnomonic plane, fitted basis)."""
-        if not hasattr(self, "_ai"):
-            # Fold projection axes, inverse basis and origin into two constant vectors.
-            self._ai = self.inv[0, 0] * self.e1 + self.inv[0, 1] * self.e2
-            self._aj = self.inv[1, 0] * self.e1 + self.inv[1, 1] * self.e2
-            self._b = self.inv @ self.o
         lo, la = np.radians(lon), np.radians(lat)
         cl = np.cos(la)
-        x, y, z = cl * np.cos(lo), cl * np.sin(lo), np.sin(la)
+        return self._axial_xyz(cl * np.cos(lo), cl * np.sin(lo), np.sin(la))
+
+    def _axial_xyz(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_axial` of points given as unit vector components."""
         c, ai, aj = self.c, self._ai, self._aj
         with np.errstate(divide="ignore", invalid="ignore"):
             w = 1.0 / (x * c[0] + y * c[1] + z * c[2])
@@ -221,7 +228,14 @@ class _Lattice:
         The margin is in units of the centre spacing: 0.5 at the centre, 0 on
         an edge, negative (or -1 for unprojectable points) means unknown.
         """
-        fi, fj = self._axial(lon, lat)
+        return self._round(*self._axial(lon, lat))
+
+    def round_xyz(self, x, y, z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`round` of points given as unit vector components."""
+        return self._round(*self._axial_xyz(x, y, z))
+
+    @staticmethod
+    def _round(fi: np.ndarray, fj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         fk = -fi - fj
         # Cube rounding: with a 60-degree basis (i, j, k = -i-j) the nearest
         # lattice point is found by rounding and fixing the worst coordinate.
@@ -242,12 +256,77 @@ class _Lattice:
         return ri.astype(np.int64), rj.astype(np.int64), margin
 
 
-def _face_centre(cell: int) -> np.ndarray:
-    """Centre of the icosahedron face holding ``cell``: mean of its three nearest vertices."""
+def _icosahedron_faces() -> np.ndarray:
+    """Unit centre directions of the 20 icosahedron faces (from H3's 12 base pentagons)."""
     verts = _unit(*np.array([h3i.cell_to_latlng(p)[::-1] for p in h3i.get_pentagons(0)]).T)
-    q = _unit(*np.array([h3i.cell_to_latlng(cell)[::-1]]).T)[0]
-    near = np.argsort(-(verts @ q))[:3]
-    return verts[near].sum(axis=0)
+    near = (verts @ verts.T) > 0.3  # neighbouring vertices are 63.4 degrees apart (cos 0.447)
+    tri = [(i, j, k) for i in range(12) for j in range(i + 1, 12) for k in range(j + 1, 12)
+           if near[i, j] and near[j, k] and near[i, k]]
+    dirs = np.array([verts[list(t)].sum(axis=0) for t in tri])
+    assert len(tri) == 20
+    return dirs / np.linalg.norm(dirs, axis=1)[:, None]
+
+
+_FACE_DIRS = _icosahedron_faces()
+
+
+def _nearest_face(direction: np.ndarray) -> int:
+    """Row in ``_FACE_DIRS`` of the face holding a direction (the nearest face centre)."""
+    return int(np.argmax(_FACE_DIRS @ direction))
+
+
+class _FaceTable:
+    """The lattice of one icosahedron face, the dense (i, j) -> row table and the safety margin."""
+
+    def __init__(self, locator: H3Locator, fit_h3: np.ndarray, rows: np.ndarray):
+        centres = np.array([h3i.cell_to_latlng(int(c))[::-1] for c in fit_h3])
+        # All these cells lie on one face: their mean direction is well inside it.
+        self.face = _nearest_face(_unit(centres[:, 0], centres[:, 1]).mean(axis=0))
+        lat = _Lattice(_FACE_DIRS[self.face], centres, int(fit_h3[0]))
+        if lat.residual > 1e-6:
+            raise GridError(f"lattice fit residual {lat.residual:g} too large")
+        i, j = lat.ij[:, 0], lat.ij[:, 1]
+        self.i0, self.j0 = int(i.min()), int(j.min())
+        table = np.full((int(i.max()) - self.i0 + 1, int(j.max()) - self.j0 + 1), _EMPTY, dtype=np.int32)
+        table[i - self.i0, j - self.j0] = rows
+        self.table, self.lattice = table, lat
+        # Margin: how far the stored straight (lng, lat) edges stray from the lattice
+        # hexagon, sampled along every edge, doubled for safety. Inner cells are stored
+        # as whole hexagons: only border and halo cells need theirs built.
+        inner = np.flatnonzero(rows >= 0)
+        inner = inner[~locator.border[rows[inner]]]
+        hexes = np.empty(len(fit_h3), dtype=object)
+        hexes[inner] = locator.geoms[rows[inner]]
+        rest = np.setdiff1d(np.arange(len(fit_h3)), inner)
+        hexes[rest] = hexagons(fit_h3[rest])
+        coords, idx = shapely.get_coordinates(shapely.get_exterior_ring(hexes), return_index=True)
+        worst = 0.0
+        # The gap between a straight edge and the lattice's is a smooth bump, zero at both
+        # vertices and largest near the middle: three samples find it (and it is doubled below).
+        nxt = np.r_[coords[1:], coords[-1:]]
+        same = np.r_[idx[1:] == idx[:-1], False]
+        for t in MARGIN_SAMPLES:
+            pts = np.where(same[:, None], coords + t * (nxt - coords), coords)
+            pi, pj, m = lat.round(pts[:, 0], pts[:, 1])
+            own = (pi == lat.ij[idx, 0]) & (pj == lat.ij[idx, 1])
+            worst = max(worst, float(np.abs(np.where(own, m, -m)).max()))
+        if not worst < 0.01:
+            raise GridError(f"stored hexagons stray {worst:g} from the lattice")
+        self.delta = 2.0 * worst + 1e-9
+
+    def lookup(self, x: np.ndarray, y: np.ndarray, xyz=None) -> tuple[np.ndarray, np.ndarray]:
+        """Table code of each point's hexagon (row, _HALO or _EMPTY) and whether it is clearly inside.
+
+        ``xyz``: the points' unit vector components, when already computed.
+        """
+        i, j, m = self.lattice.round(x, y) if xyz is None else self.lattice.round_xyz(*xyz)
+        i -= self.i0
+        j -= self.j0
+        ni, nj = self.table.shape
+        inside = (i >= 0) & (i < ni) & (j >= 0) & (j < nj)
+        code = self.table.ravel().take(np.where(inside, i * nj + j, 0))
+        code[~inside] = _EMPTY
+        return code, m >= self.delta
 
 
 class H3Locator:
@@ -299,79 +378,89 @@ class H3Locator:
             self._lattice = None  # every point takes the exact path: slower, same answer
 
     def _build_lattice(self) -> None:
-        """Fit the face lattice, the dense (i, j) -> row table and the safety margin."""
+        """Fit one lattice per icosahedron face the grid covers (see :class:`_FaceTable`)."""
         table_h3 = np.concatenate([self.h3, self._halo])
         faces = [tuple(h3i.get_icosahedron_faces(int(c))) for c in table_h3]
-        single = [len(f) == 1 for f in faces]
-        main = max(
-            {f[0] for f, s in zip(faces, single, strict=True) if s} or {-1},
-            key=[f[0] if len(f) == 1 else -1 for f in faces].count,
-        )
-        on_face = np.array([f == (main,) for f in faces])
-        if main < 0 or on_face.sum() < 1 or any(h3i.is_pentagon(int(c)) for c in table_h3[:1]):
+        if any(h3i.is_pentagon(int(c)) for c in table_h3[:1]):
+            raise GridError("pentagon cells: no lattice")
+        rows_all = np.concatenate([np.arange(len(self.h3)), np.full(len(self._halo), _HALO)])
+        single = np.array([f[0] if len(f) == 1 else -1 for f in faces])
+        counts = np.bincount(single[single >= 0], minlength=20)
+        if counts.sum() == 0:
             raise GridError("no single-face cells to fit a lattice to")
-        self._single_face = bool(on_face.all())
-        rows = np.concatenate([np.arange(len(self.h3)), np.full(len(self._halo), _HALO)])[on_face]
-        fit_h3 = table_h3[on_face]
-        centres = np.array([h3i.cell_to_latlng(int(c))[::-1] for c in fit_h3])
-        lat = _Lattice(_face_centre(int(fit_h3[0])), centres, int(fit_h3[0]))
-        if lat.residual > 1e-6:
-            raise GridError(f"lattice fit residual {lat.residual:g} too large")
-        i, j = lat.ij[:, 0], lat.ij[:, 1]
-        self._i0, self._j0 = int(i.min()), int(j.min())
-        table = np.full(
-            (int(i.max()) - self._i0 + 1, int(j.max()) - self._j0 + 1), _EMPTY, dtype=np.int32
-        )
-        table[i - self._i0, j - self._j0] = rows
-        self._table = table
-        # Margin: how far the stored straight (lng, lat) edges stray from the lattice
-        # hexagon, sampled along every edge, doubled for safety.
-        # Inner cells are stored as whole hexagons: only border and halo cells need theirs built.
-        inner = np.flatnonzero(rows >= 0)
-        inner = inner[~self.border[rows[inner]]]
-        hexes = np.empty(len(fit_h3), dtype=object)
-        hexes[inner] = self.geoms[rows[inner]]
-        rest = np.setdiff1d(np.arange(len(fit_h3)), inner)
-        hexes[rest] = hexagons(fit_h3[rest])
-        coords, idx = shapely.get_coordinates(shapely.get_exterior_ring(hexes), return_index=True)
-        worst = 0.0
-        # The gap between a straight edge and the lattice's is a smooth bump, zero at both
-        # vertices and largest near the middle: three samples find it (and it is doubled below).
-        for t in MARGIN_SAMPLES:
-            nxt = np.r_[coords[1:], coords[-1:]]
-            same = np.r_[idx[1:] == idx[:-1], False]
-            pts = np.where(same[:, None], coords + t * (nxt - coords), coords)
-            pi, pj, m = lat.round(pts[:, 0], pts[:, 1])
-            own = (pi == lat.ij[idx, 0]) & (pj == lat.ij[idx, 1])
-            worst = max(worst, float(np.abs(np.where(own, m, -m)).max()))
-        if not worst < 0.01:
-            raise GridError(f"stored hexagons stray {worst:g} from the lattice")
-        self._delta = 2.0 * worst + 1e-9
-        self._lattice = lat
+        self._single_face = bool((single >= 0).all()) and int((counts > 0).sum()) == 1
+        self._faces: list[_FaceTable] = []
+        self._face_slot = np.full(20, -1, dtype=np.int64)
+        # Largest face first; a face whose lattice cannot be fitted is left to the exact path.
+        for face in np.argsort(-counts, kind="stable"):
+            if counts[face] < 7:
+                break
+            on = single == face
+            try:
+                table = _FaceTable(self, table_h3[on], rows_all[on])
+            except (GridError, np.linalg.LinAlgError):
+                if not self._faces:
+                    raise
+                continue
+            self._face_slot[table.face] = len(self._faces)
+            self._faces.append(table)
+        self._lattice = self._faces[0].lattice
+        # The faces the padded box reaches. Faces are far larger than a county: where one meets the
+        # box it holds at least a 72-degree wedge (a face corner) reaching a quarter box size out,
+        # so samples 1/43 of the box apart over the box widened by that quarter cannot miss it.
+        minx, miny, maxx, maxy = self._bbox
+        m = 0.25 * max(maxx - minx, maxy - miny)
+        gx, gy = np.meshgrid(np.linspace(minx - m, maxx + m, 65), np.linspace(miny - m, maxy + m, 65))
+        cand = np.unique(np.argmax(_unit(gx.ravel(), gy.ravel()) @ _FACE_DIRS.T, axis=1))
+        self._cand_dirs = _FACE_DIRS[cand]
+        self._cand_slot = self._face_slot[cand]
+        # Ten cell edges away from a face edge (in differences of the dot products with the two
+        # nearest face centres, which change by 0.71 per radian across that edge) no cell crosses it.
+        edge_rad = h3i.average_hexagon_edge_length(self.res, unit="km") / 6371.0
+        self._edge_gap = 10.0 * edge_rad * 0.714
 
     def _fast(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vectorised pass: (row or -1, needs-exact flag); small chunks stay in cache."""
         n = len(lon)
         row = np.empty(n, dtype=np.int64)
         exact = np.empty(n, dtype=bool)
-        ni, nj = self._table.shape
-        flat = self._table.ravel()
         for a in range(0, n, _CHUNK):
             b = min(n, a + _CHUNK)
             x, y = lon[a:b], lat[a:b]
-            i, j, m = self._lattice.round(x, y)
-            i -= self._i0
-            j -= self._j0
-            inside = (i >= 0) & (i < ni) & (j >= 0) & (j < nj)
-            code = flat.take(np.where(inside, i * nj + j, 0))
-            code[~inside] = _EMPTY
-            sure = m >= self._delta
-            r = np.where(sure & (code >= 0), code, -1)
             if self._single_face:
+                code, sure = self._faces[0].lookup(x, y)
+                r = np.where(sure & (code >= 0), code, -1)
                 unsure = ~sure & (code != _EMPTY)
             else:
-                # Off the fitted face the lattice says nothing: ask H3 unless clearly outside.
-                unsure = (r < 0) & self._in_bbox(x, y)
+                # Each point is rounded on the lattice of its own face (the nearest face
+                # centre), then judged as on one face. Cells across a face edge are in no
+                # table: an unplaced point near a face edge is asked of H3.
+                r = np.full(len(x), -1, dtype=np.int64)
+                unsure = np.zeros(len(x), dtype=bool)
+                near = np.flatnonzero(self._in_bbox(x, y))  # beyond the padded box: no cell
+                lo, la = np.radians(x[near]), np.radians(y[near])
+                cl = np.cos(la)
+                ux, uy, uz = cl * np.cos(lo), cl * np.sin(lo), np.sin(la)
+                # Dot products with the centres of the faces the box reaches (2-3 of 20).
+                dots = np.stack([ux * d[0] + uy * d[1] + uz * d[2] for d in self._cand_dirs])
+                best = np.argmax(dots, axis=0)
+                slot = self._cand_slot[best]
+                # Cells across a face edge lie within a few cell sizes of it.
+                if len(dots) > 1:
+                    top = np.sort(dots, axis=0)
+                    near_edge = top[-1] - top[-2] < self._edge_gap
+                else:
+                    near_edge = np.zeros(len(near), dtype=bool)
+                unsure[near[slot < 0]] = True
+                rn = np.full(len(near), -1, dtype=np.int64)
+                for s, table in enumerate(self._faces):
+                    sel = np.flatnonzero(slot == s)
+                    if len(sel):
+                        code, sure = table.lookup(None, None, (ux[sel], uy[sel], uz[sel]))
+                        rn[sel] = np.where(sure & (code >= 0), code, -1)
+                        unsure[near[sel]] = ~sure & (code != _EMPTY)
+                r[near] = rn
+                unsure[near[(rn < 0) & near_edge]] = True
             bd = np.flatnonzero(r >= 0)
             bd = bd[self.border[r[bd]]]
             if len(bd):

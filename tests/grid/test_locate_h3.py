@@ -183,3 +183,19 @@ def test_real_county_matches_exact_join(idx):
     want = np.full(n, -1)
     want[pi] = gi
     assert np.array_equal(rows, want)
+
+
+@pytest.mark.skipif(not COUNTIES.exists(), reason="needs /work/shared/data")
+def test_two_face_county_uses_a_lattice_per_face():
+    """原州区 straddles two icosahedron faces: each gets its lattice, few points take the exact path."""
+    county = gpd.read_file(COUNTIES).geometry.iloc[14]
+    loc = H3Locator(build_h3_cells(county, 9), workers=1)
+    assert not loc._single_face and len(loc._faces) == 2
+    assert len({t.face for t in loc._faces}) == 2
+    pts = shapely.points(np.random.default_rng(5).uniform(*county.bounds[::2], 100_000),
+                         np.random.default_rng(6).uniform(*county.bounds[1::2], 100_000))
+    inside = shapely.contains(county, pts)
+    x, y = shapely.get_x(pts[inside]), shapely.get_y(pts[inside])
+    row, exact = loc._fast(x, y)
+    assert exact.mean() < 0.02 and (row >= 0).mean() > 0.97
+    assert np.array_equal(loc.locate(x, y), loc._exact(x, y))
