@@ -85,12 +85,16 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise BadInput(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{n - 1} at zoom {z}")
 
 
-# The grid, when the scope may see it. Every layer's rows hang off it and the statement
-# returns its county next to the tile: an unknown or foreign grid is one round trip,
-# gives no county (NotFound) and no rows.
+# The grid, when the scope may see it. The statement returns its county next to the tile
+# and every layer's rows require it: an unknown or foreign grid is one round trip, gives
+# no county (NotFound) and no rows. A condition evaluated once (not a join: with the CTE
+# in the join tree the planner drove RM and branch manager tiles from every customer).
+_GRID_SEEN = "EXISTS (SELECT 1 FROM g)"
+
+
 def _grid_cte(scope: Scope) -> Clause:
     cond = where(scope, "grid", "g")
-    return Clause(f"g AS (SELECT g.id, g.county_code FROM grid g WHERE g.id = :gid AND {cond.sql})",
+    return Clause(f"g AS (SELECT g.county_code FROM grid g WHERE g.id = :gid AND {cond.sql})",
                   cond.params)
 
 
@@ -148,22 +152,22 @@ def _cells_sql(scope: Scope) -> str:
     f AS (
     SELECT CAST(c.cell_id AS text) AS cell_id, cs.customers, cs.households, CAST(r.code AS text) AS rm,
            s.score, CAST(s.gap_class AS text) AS gap_class, {_MVT_GEOM_SIMPLE.format(g="c.geom_3857")} AS geom
-      FROM b, g JOIN cell c ON c.grid_id = g.id
+      FROM b, cell c
       LEFT JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
       {_OWNER}
       LEFT JOIN rm r ON r.code = t.rm_code AND {rm.sql}
       LEFT JOIN gap_score s ON s.cell_id = c.cell_id
            AND s.gap_run_id = (SELECT max(id) FROM gap_run WHERE grid_id = :gid)
-     WHERE c.grid_id = :gid AND c.geom_3857 && b.wide AND {cell.sql})""")
+     WHERE c.grid_id = :gid AND {_GRID_SEEN} AND c.geom_3857 && b.wide AND {cell.sql})""")
 
 
 def _territories_sql(scope: Scope, z: int, opts: TileOptions) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
-    cells = f"""FROM b, g JOIN cell c ON c.grid_id = g.id
+    cells = f"""FROM b, cell c
       JOIN territory t ON t.grid_id = c.grid_id AND t.cell_id = c.cell_id
            AND t.valid_to IS NULL AND t.role = 'owner'
       JOIN rm r ON r.code = t.rm_code AND {rm.sql}
-     WHERE c.grid_id = :gid AND c.geom_3857 && b.wide AND {cell.sql}"""
+     WHERE c.grid_id = :gid AND {_GRID_SEEN} AND c.geom_3857 && b.wide AND {cell.sql}"""
     if z < opts.dissolve_min_zoom:
         return _select(_grid_cte(scope), "territories", f"""{_BOUNDS},
     f AS (SELECT CAST(r.code AS text) AS rm, 1 AS cells, {_MVT_GEOM_SIMPLE.format(g="c.geom_3857")} AS geom
@@ -182,13 +186,13 @@ def _customer_filter(scope: Scope) -> tuple[str, dict]:
     """Customers of the grid the scope may see, as a condition on ``customer c`` (with ``g`` in FROM)."""
     cust = where(scope, "customer", "c")
     if scope.role in _LE_WIDE:
-        return f"c.county_code = g.county_code AND {cust.sql}", cust.params
+        return f"c.county_code = (SELECT county_code FROM g) AND {cust.sql}", cust.params
     # Driven from the user's own cells of this grid, so the per-customer ownership
     # check of where() only runs on customers that pass it anyway.
     owner = _owner_in_scope(scope, "k")
-    placed = ("c.customer_id IN (SELECT cc.customer_id FROM customer_cell cc JOIN cell k"
+    placed = (f"{_GRID_SEEN} AND c.customer_id IN (SELECT cc.customer_id FROM customer_cell cc JOIN cell k"
               " ON k.grid_id = cc.grid_id AND k.cell_id = cc.cell_id"
-              f" WHERE cc.grid_id = g.id AND {owner.sql})")
+              f" WHERE cc.grid_id = :gid AND {owner.sql})")
     return f"{placed} AND {cust.sql}", {**cust.params, **owner.params}
 
 
@@ -207,9 +211,9 @@ def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
         return _select(grid, "customers", f"""{_BOUNDS},
         f AS (SELECT CAST(c.cell_id AS text) AS cell_id, cs.customers AS count,
                      ST_MakePoint(round(({tx} - :x) * {EXTENT}), round(({ty} - :y) * {EXTENT})) AS geom
-                FROM b, g JOIN cell c ON c.grid_id = g.id
+                FROM b, cell c
                 JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id
-               WHERE c.grid_id = :gid AND cs.customers > 0 AND c.geom_3857 && b.env
+               WHERE c.grid_id = :gid AND {_GRID_SEEN} AND cs.customers > 0 AND c.geom_3857 && b.env
                  AND floor({tx}) = :x AND floor({ty}) = :y AND {' AND '.join(conds)})"""), params
     cond, params = _customer_filter(scope)
     params = {**grid.params, **params}
@@ -218,7 +222,7 @@ def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
         step = max(1, EXTENT * opts.cluster_px // 256)
         return _select(grid, "customers", f"""{_BOUNDS4},
         p AS (SELECT {_PX.format(g="c.geom")} AS px, {_PY.format(g="c.geom")} AS py
-                FROM b, g, customer c WHERE {in_tile} AND {cond}),
+                FROM b, customer c WHERE {in_tile} AND {cond}),
         f AS (SELECT count(*) AS count, ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
                 FROM p GROUP BY floor(px / {step}), floor(py / {step}))"""), params
     # One point per occupied pixel: a customer alone in its pixel keeps its id; customers sharing a
@@ -227,7 +231,7 @@ def _customers_sql(scope: Scope, z: int, opts: TileOptions) -> tuple[str, dict]:
     px_step = max(1, EXTENT // 256)
     return _select(grid, "customers", f"""{_BOUNDS4},
     p AS (SELECT c.customer_id, {_PX.format(g="c.geom")} AS px, {_PY.format(g="c.geom")} AS py
-            FROM b, g, customer c WHERE {in_tile} AND {cond}),
+            FROM b, customer c WHERE {in_tile} AND {cond}),
     f AS (SELECT CAST(CASE WHEN count(*) = 1 THEN min(customer_id) END AS text) AS customer_id,
                  count(*) AS count, ST_MakePoint(round(avg(px)), round(avg(py))) AS geom
             FROM p GROUP BY floor(px / {px_step}), floor(py / {px_step}))"""), params
