@@ -183,7 +183,7 @@ def _territories_sql(scope: Scope, z: int, opts: TileOptions) -> str:
 
 
 def _customer_filter(scope: Scope) -> tuple[str, dict]:
-    """Customers of the grid the scope may see, as a condition on ``customer c`` (with ``g`` in FROM)."""
+    """Customers of the grid the scope may see, as a condition on ``customer c`` (needs the grid CTE ``g``)."""
     cust = where(scope, "customer", "c")
     if scope.role in _LE_WIDE:
         return f"c.county_code = (SELECT county_code FROM g) AND {cust.sql}", cust.params
