@@ -134,6 +134,126 @@
     new Ctl({ position: position || "bottomright" }).addTo(map);
   }
 
+  // --- Vector tiles (province page): one Leaflet.VectorGrid per grid, grouped per layer. ---
+  // o: {bins, colors, noData} class breaks of the gap score (as maps/classify.py), blank, rmColors, zIndex.
+  function classColor(o, v) {
+    if (v === null || v === undefined || isNaN(v)) return o.noData;
+    for (var i = 0; i < o.bins.length; i++) if (v <= o.bins[i]) return o.colors[i];
+    return o.colors[o.colors.length - 1];
+  }
+  function rmColor(o, code) {
+    var h = 0, s = String(code || "");
+    for (var i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) >>> 0;
+    return o.rmColors[h % o.rmColors.length];
+  }
+  var TILE_STYLES = {
+    cells: function (o) {
+      return function (p, z) {
+        var blank = p.gap_class === "blank";
+        // Zoomed out a cell is a pixel or two: colour only, outlines would cover it.
+        return { fill: true, fillColor: classColor(o, p.score), fillOpacity: 0.72, opacity: 0.9, stroke: z >= 10,
+          color: blank ? o.blank : "#666", weight: blank ? (z >= 11 ? 2.5 : 1.2) : (z >= 11 ? 0.7 : 0.3) };
+      };
+    },
+    // Below z12 a territory tile holds its cells one by one: zoomed out filled by RM (a map of who owns what),
+    // then thin outlines; from z12 one dissolved outline per RM.
+    territories: function (o) {
+      return function (p, z) {
+        var c = rmColor(o, p.rm);
+        return z < 10 ? { stroke: false, fill: true, fillColor: c, fillOpacity: 0.6 }
+          : { fill: false, color: c, weight: z >= 12 ? 3 : 1, opacity: 0.9 };
+      };
+    },
+    customers: function () {
+      return function (p) {
+        var r = Math.max(3, Math.min(16, 3 + 2 * Math.log2(p.count || 1)));
+        return { radius: r, fill: true, fillColor: "#1f6fb2", fillOpacity: 0.55, color: "#ffffff", weight: 1 };
+      };
+    }
+  };
+  function tileCellPopup(p, g) {
+    var h = "<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(p.cell_id) + "</div><div class=\"gm-id\">" + esc(g.county) + " · #" + esc(g.grid) + "</div>";
+    if (p.rm) h += "<div>客户经理 RM: <b class=\"gm-owner\">" + esc(p.rm) + "</b></div>";
+    if (p.score !== undefined && p.score !== null) h += "<div>缺口评分 gap score: <b>" + num(p.score) + "</b> " + esc(p.gap_class || "") + "</div>";
+    h += table({ customers: p.customers, households: p.households });
+    return h + "<div class=\"gm-links\"><a class=\"gm-btn\" href=\"" + esc(g.dashboard) + "\">看板 dashboard</a></div></div>";
+  }
+  // The cell of `group` (one VectorGrid per grid) under `latlng`, found in the drawn tiles: {vg, feature, id} or null.
+  function cellAt(group, map, latlng) {
+    var found = null;
+    group.eachLayer(function (vg) {
+      if (found || !vg._map || vg._tileZoom === undefined || !L.latLngBounds(vg.options.bounds).contains(latlng)) return;
+      var size = vg.getTileSize(), px = map.project(latlng, vg._tileZoom), coords = px.unscaleBy(size).floor();
+      coords.z = vg._tileZoom;
+      var tile = vg._vectorTiles[vg._tileCoordsToKey(coords)], p = px.subtract(coords.scaleBy(size));
+      var feats = (tile && tile._features) || {};
+      for (var id in feats) {
+        var f = feats[id].feature;
+        if (f._containsPoint(p)) { found = { vg: vg, feature: f, id: id }; return; }
+      }
+    });
+    return found;
+  }
+  // Interactive features (hit-test bounds kept, hover restyling) on a canvas that takes no pointer events.
+  function quietCanvas(coords, size, opts) {
+    var r = L.canvas.tile(coords, size, opts);
+    r.getContainer().style.pointerEvents = "none";
+    return r;
+  }
+  // One overlay of `layer` tiles: a Leaflet.VectorGrid per grid, each limited to its grid's box (GridLayer
+  // `bounds`), so no tile of another county is requested. Canvas tiles (a province is ~100k cells; canvas draws
+  // them several times faster than SVG nodes) take no pointer events: a tile of one grid would swallow clicks
+  // meant for the neighbouring grid under it, so the map finds the cell under the mouse itself (cellAt).
+  function tileGroup(grids, layer, o) {
+    var group = L.layerGroup(), style = TILE_STYLES[layer](o), tip = L.tooltip({ direction: "top", offset: [0, -6] });
+    var hovered = null;
+    grids.forEach(function (g) {
+      var styles = {};
+      styles[layer] = style;
+      var vg = L.vectorGrid.protobuf(g.url, {
+        bounds: g.bounds, rendererFactory: quietCanvas, interactive: layer === "cells", maxNativeZoom: 17,
+        zIndex: o.zIndex || 1, pane: layer === "customers" ? "shadowPane" : "tilePane",  // points above outlines
+        getFeatureId: layer === "cells" ? function (f) { return f.properties.cell_id; } : undefined,
+        vectorTileLayerStyles: styles
+      });
+      vg.gmGrid = g;
+      group.addLayer(vg);
+    });
+    if (layer !== "cells") return group;
+    function unhover(map) {
+      if (hovered) hovered.vg.resetFeatureStyle(hovered.id);
+      hovered = null;
+      map.closeTooltip(tip);
+      map.getContainer().style.cursor = "";
+    }
+    var handlers = {
+      click: function (e) {
+        var hit = cellAt(group, e.target, e.latlng);
+        if (hit) L.popup({ maxWidth: 320, minWidth: 200 }).setLatLng(e.latlng)
+          .setContent(tileCellPopup(hit.feature.properties || {}, hit.vg.gmGrid)).openOn(e.target);
+      },
+      mousemove: function (e) {
+        var map = e.target;
+        if (map.dragging && map.dragging.moving()) return;
+        var hit = cellAt(group, map, e.latlng);
+        if (!hit) { unhover(map); return; }
+        if (!hovered || hovered.vg !== hit.vg || hovered.id !== hit.id) {
+          unhover(map);
+          var p = hit.feature.properties || {};
+          hit.vg.setFeatureStyle(hit.id, L.extend(style(p, map.getZoom()), { weight: 3, color: "#111" }));
+          tip.setContent(esc(p.cell_id) + (p.score !== undefined && p.score !== null ? " · " + num(p.score) : ""));
+          hovered = hit;
+        }
+        map.openTooltip(tip, e.latlng);
+        map.getContainer().style.cursor = "pointer";
+      },
+      mouseout: function (e) { unhover(e.target); }
+    };
+    group.on("add", function () { this._map.on(handlers); })
+      .on("remove", function () { unhover(this._map); this._map.off(handlers); });
+    return group;
+  }
+
   window.gridmkt = { geoLayer: geoLayer, pointLayer: pointLayer, customerMarker: customerMarker, panel: panel,
-    cellPopup: cellPopup, esc: esc };
+    cellPopup: cellPopup, esc: esc, tileGroup: tileGroup };
 })();
