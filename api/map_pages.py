@@ -15,12 +15,15 @@ from sqlalchemy.engine import Connection
 
 from api.masking import mask_name
 from api.settings import Settings
-from geodata import gaps, grids, map_data, scenarios, territories
+from geodata import gaps, grids, map_data, province, scenarios, territories
 from geodata.errors import BadInput, NotFound
+from geodata.scope import Scope
 from maps.base import Background, PageOptions
+from maps.classify import class_breaks
 from maps.compare import compare_page
 from maps.dashboard import dashboard_page
 from maps.preview import preview_page, village_status
+from maps.province import province_page
 from maps.rm import rm_page
 
 MaskFn = Callable[[str | None], str | None]
@@ -142,6 +145,30 @@ def compare_html(conn: Connection, *, grid_id: int, a: str, b: str = scenarios.C
                         per_rm=result.get("per_rm"), labels=(str(a), str(b)),
                         customers_changing=result.get("customers_changing_rm"),
                         background=background(conn, g["county_code"]))
+
+
+TILE_URL = "/tiles/{layer}/{z}/{x}/{y}.pbf?grid_id={grid_id}"
+DASHBOARD_URL = "/maps/dashboard?grid_id={grid_id}"
+
+
+def province_html(conn: Connection, *, scope: Scope, options: PageOptions, kind: str = "h3",
+                  resolution: int | None = None) -> str:
+    """Every county ``scope`` may see with its latest grid of ``kind``, drawn from the API's vector tiles.
+
+    Served only (``/maps/province``): the page embeds county outlines and
+    figures, never cells or customers. Counties whose grid shows ``scope`` no
+    cell (a branch manager's other counties) are left out; NotFound when no
+    grid is left.
+    """
+    rows = province.province_grids(conn, scope=scope, kind=kind, resolution=resolution)
+    rows = [r for r in rows if r["grid_id"] is None or r["cells"] > 0]
+    drawn = [r["grid_id"] for r in rows if r["grid_id"] is not None]
+    if not drawn:
+        which = f"{kind} grid" + ("" if resolution is None else f" at resolution {resolution}")
+        raise NotFound(f"no {which} you may see: gridmkt grid build --county C --kind {kind}")
+    classes = class_breaks(province.score_quantiles(conn, scope=scope, grid_ids=drawn), k=5)
+    return province_page(rows, options=options, score_classes=classes, tile_url=TILE_URL,
+                         dashboard_url=DASHBOARD_URL, kind=kind)
 
 
 def write_page(html: str, path: Path) -> dict:

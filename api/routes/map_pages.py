@@ -4,8 +4,8 @@ Pages are HTML built by ``api.map_pages`` with assets from ``/maps/static``
 (nothing from the internet). A browser without a session is sent to
 ``/maps/login``; a signed-in user who may not see a page gets 403/404, never
 the data: an RM only reaches their own phone map, a branch manager the
-dashboard of their outlets' RMs and those RMs' maps; planners, analysts and
-admins everything of their legal entity.
+dashboard and province overview of their outlets' RMs and those RMs' maps;
+planners, analysts and admins everything of their legal entity.
 """
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
                          + ("" if user.scope.role == "branch_manager" else
                             f' · <a href="/maps/preview?grid_id={g["id"]}">预览 preview</a>') + "</li>")
     body = "".join(links) or "<li>no grids yet</li>"
+    if user.scope.role != "rm" and rows:
+        body = ('<li>全域 province: <a href="/maps/province">H3</a> · <a href="/maps/province?kind=village">'
+                "村网格 village</a></li>" + body)
     return _page(f"<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
                  f"<title>gridmkt maps</title><h1>gridmkt 营销沙盘</h1><p>{user.username} ({user.scope.role})</p>"
                  f"<ul>{body}</ul><form method='post' action='/api/v1/auth/logout'><button>sign out</button></form>")
@@ -112,6 +115,28 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Set
                       customer_tiles_url=f"/tiles/customers/{{z}}/{{x}}/{{y}}.pbf?grid_id={grid_id}")
     html = map_pages.dashboard_html(conn, grid_id=grid_id, options=options, measure=measure, outlets=outlets)
     audit.record(conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
+    return _page(html)
+
+
+@router.get("/province", response_class=HTMLResponse)
+def province(request: Request, conn: ConnDep, settings: SettingsDep,
+             kind: Annotated[str, Query(pattern="^(h3|village)$", description="Grid kind to draw.")] = "h3",
+             res: Annotated[int | None, Query(ge=0, le=15, description=(
+                 "Only H3 grids of this resolution (default: each county's latest grid of the kind)."))] = None
+             ) -> Response:
+    """Every county you may see on one page: each one's latest grid of a kind, drawn from /tiles (cells by gap
+    score, territories, customers), with a summary per county and links to its dashboard. Admins, planners,
+    analysts (their legal entity) and branch managers (their outlets' territories); RMs open /maps/rm."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    _only(user, (*PLANNERS, "branch_manager"), "this page is for managers and planners; RMs open /maps/rm")
+    if user.scope.role == "branch_manager" and not user.scope.outlet_codes:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "no outlets are assigned to you")
+    html = map_pages.province_html(conn, scope=user.scope, kind=kind, resolution=res,
+                                   options=map_pages.page_options(settings, inline=False))
+    audit.record(conn, username=user.username, action="view", object_type="map:province",
+                 object_id=kind if res is None else f"{kind}/{res}")
     return _page(html)
 
 
