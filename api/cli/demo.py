@@ -46,6 +46,7 @@ def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
         "rm map": f"{base}/maps/rm?grid_id={h3}&rm_code={rm_code}",
         "planner preview": f"{base}/maps/preview?grid_id={village}",
         "scenario compare": f"{base}/maps/compare?grid_id={h3}&a=current&b=demo-travel",
+        "province": f"{base}/maps/province",
         **{f"offline {k.removeprefix('map ')}": v for k, v in results.get("maps", {}).get("urls", {}).items()},
     }
     for name, url in results["urls"].items():

@@ -24,7 +24,11 @@ from maps.dashboard import MEASURES
 
 @cli.group("map")
 def map_group() -> None:
-    """Export map pages (one self-contained .html that opens offline)."""
+    """Export map pages (one self-contained .html that opens offline).
+
+    The province overview is served only (GET /maps/province on gridmkt serve): it draws every county
+    from the server's vector tiles, which a file cannot carry.
+    """
 
 
 _out = click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
