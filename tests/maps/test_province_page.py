@@ -279,6 +279,11 @@ def test_province_page_from_literal_rows():
         assert html.count(f'"url":"/t/{layer}/{{z}}/{{x}}/{{y}}.pbf?g=7"') == 1
     assert '"bounds":[[38.0,106.0],[38.4,106.4]]' in html and "/d?g=7" in html
     assert "no h3 grid: 贺兰县" in html and "{grid_id}" not in html and "{layer}" not in html
+    # A GCJ-02 basemap: the tiles cannot follow it, so the outlines stay with the tiles and the legend says so.
+    gcj = province_page(rows, options=PageOptions(inline=False, tile_url="/b/{z}/{x}/{y}.png", tile_crs="gcj02"),
+                        score_classes=class_breaks([1.0]), tile_url="/t/{layer}/{z}/{x}/{y}.pbf?g={grid_id}",
+                        dashboard_url="/d?g={grid_id}")
+    assert "GCJ-02" in gcj and "[106.0,38.0]" in gcj  # the outline's corner, not shifted
     with pytest.raises(ValueError):
         province_page(rows[1:], options=PageOptions(inline=False), score_classes=class_breaks([]),
                       tile_url="/t/{layer}/{z}/{x}/{y}.pbf?g={grid_id}", dashboard_url="/d?g={grid_id}")
