@@ -170,10 +170,11 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
             pa.array(how.codes[order].astype(np.int32)), pa.array(list(how.categories), type=pa.large_string()))
             .cast(pa.large_string())),
     })
-    stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
-    with _raw(conn).cursor() as cur:
-        cur.copy_expert(f"COPY {new} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)", stream,
-                        size=8 << 20)
+    if len(frame):  # a county without customers gets an empty partition
+        stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
+        with _raw(conn).cursor() as cur:
+            cur.copy_expert(f"COPY {new} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)", stream,
+                            size=8 << 20)
     conn.execute(text(f"CREATE UNIQUE INDEX {new}_customer ON {new} (customer_id)"))
     # Rows are stored in cell id order: a BRIN index (block ranges) is exact enough and costs nothing.
     conn.execute(text(f"CREATE INDEX {new}_cell ON {new} USING brin (cell_id) WITH (pages_per_range = 8)"))

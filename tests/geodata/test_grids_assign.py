@@ -118,6 +118,16 @@ def test_partition_is_stored_in_cell_order_and_found_by_cell(loaded):
     assert "_cell" in plan and sorted(by_cell) == sorted(r[1] for r in stored if r[0] == stored[0][0])
 
 
+def test_county_without_customers_gets_an_empty_assignment(loaded):
+    with loaded.begin() as conn:
+        conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES "
+                          "('640122', '贺兰县', 1, ST_Multi(ST_MakeEnvelope(106.3, 38.5, 106.4, 38.6, 4326)))"))
+        g = grids.build_grid(conn, county_code="640122", kind="h3", resolution=8)
+        rep = assign.assign_customers(conn, grid_id=g["id"])
+        stored = conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g"), {"g": g["id"]}).scalar()
+    assert rep["customers"] == 0 and rep["cells_with_customers"] == 0 and stored == 0
+
+
 def test_reassign_swaps_partition_and_old_versions_stay(loaded):
     with loaded.begin() as conn:
         first = grids.build_grid(conn, county_code="640121", kind="village")
