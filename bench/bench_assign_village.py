@@ -7,6 +7,11 @@ and customers clustered around the villages (normal offsets of a third of the
 distance to the nearest other village, plus 5 % scattered over the province's
 bounding box, some of them outside every county).
 
+A village grid's lookup is built once, with the grid version, and stored
+(``grid_lookup``); assigning customers then loads it. Both are timed: the
+build plus a lookup, and the stored path (load the lookup, check it against
+the cells, locate), each in a fresh process.
+
 Ours and the baseline each run in a fresh subprocess on the same points, so
 each one's peak memory (ru_maxrss) is its own. The baseline may use a
 subsample (``--baseline-n``); rates are compared, and ours is checked for zero
@@ -133,7 +138,10 @@ def run_ours(out: Path) -> dict:
     res = loc.locate(lon, lat, workers=2)
     t2, c2 = time.perf_counter(), time.process_time()
     np.save(out / "ours.npy", res)
+    t3 = time.perf_counter()
+    (out / "lookup.bin").write_bytes(loc.to_bytes())
     return {
+        "to_bytes_s": time.perf_counter() - t3,
         "build_s": t1 - t0,
         "locate_s": t2 - t1,
         "build_cpu_s": c1 - c0,
@@ -145,6 +153,24 @@ def run_ours(out: Path) -> dict:
         "inside": int((res >= 0).sum()),
         "peak_mb": peak_mb(),
     }
+
+
+def run_stored(out: Path) -> dict:
+    """Time what assignment does for a village grid: load the stored lookup, then locate."""
+    import shapely
+
+    from grid.village_locate import VillageLocator
+
+    geoms = shapely.from_wkb(np.load(out / "cells.npy", allow_pickle=True))
+    lon, lat = np.load(out / "lon.npy"), np.load(out / "lat.npy")
+    data = (out / "lookup.bin").read_bytes()
+    t0 = time.perf_counter()
+    loc = VillageLocator.from_bytes(data, geoms)
+    t1 = time.perf_counter()
+    res = loc.locate(lon, lat, workers=2)
+    t2 = time.perf_counter()
+    return {"load_s": t1 - t0, "locate_s": t2 - t1, "lookup_mb": len(data) / 1e6,
+            "same": bool(np.array_equal(res, np.load(out / "ours.npy"))), "peak_mb": peak_mb()}
 
 
 def run_baseline(out: Path, n_base: int) -> dict:
@@ -183,7 +209,7 @@ def main() -> None:
         "--baseline-n", type=int, default=1_000_000, help="points given to sjoin (<= n)"
     )
     ap.add_argument("--seed", type=int, default=20240603)
-    ap.add_argument("--role", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--role", choices=["ours", "stored", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "ours":
@@ -191,6 +217,9 @@ def main() -> None:
         return
     if args.role == "baseline":
         print(json.dumps(run_baseline(args.out, args.baseline_n)))
+        return
+    if args.role == "stored":
+        print(json.dumps(run_stored(args.out)))
         return
 
     n_base = min(args.baseline_n, args.n)
@@ -203,6 +232,7 @@ def main() -> None:
             f"cells built in {info['build_cells_s']} s"
         )
         ours = child("ours", out, n_base)
+        stored = child("stored", out, n_base)
         base = child("baseline", out, n_base)
         mism = int((np.load(out / "ours.npy")[:n_base] != np.load(out / "base.npy")).sum())
     total = ours["build_s"] + ours["locate_s"]
@@ -224,6 +254,12 @@ def main() -> None:
     print(
         f"baseline: geopandas.sjoin within on {n_base:,} points in {base['sjoin_s']:.2f} s "
         f"= {rate_base / 1e6:.3f} M pts/s, peak {base['peak_mb']:.0f} MB"
+    )
+    rate_stored = args.n / (stored["load_s"] + stored["locate_s"])
+    print(
+        f"assignment with the lookup stored with the grid (what `gridmkt assign` does for a village grid): "
+        f"load {stored['load_s']:.3f} s ({stored['lookup_mb']:.1f} MB) + locate {stored['locate_s']:.3f} s "
+        f"= {rate_stored / 1e6:.2f} M pts/s, {rate_stored / rate_base:.1f}x sjoin, same answers: {stored['same']}"
     )
     print(
         f"speed-up {rate / rate_base:.1f}x end to end ({rate_locate / rate_base:.1f}x locate only); "
@@ -251,6 +287,13 @@ def main() -> None:
                 "baseline_peak_mb": round(base["peak_mb"]),
                 "speedup": round(rate / rate_base, 1),
                 "speedup_locate_only": round(rate_locate / rate_base, 1),
+                "stored_lookup_load_s": round(stored["load_s"], 3),
+                "stored_lookup_locate_s": round(stored["locate_s"], 3),
+                "stored_lookup_mb": round(stored["lookup_mb"], 2),
+                "stored_mpts_per_s": round(rate_stored / 1e6, 2),
+                "speedup_stored": round(rate_stored / rate_base, 1),
+                "stored_same_answers": stored["same"],
+                "to_bytes_s": round(ours["to_bytes_s"], 3),
                 "ours_cpu_mpts_per_s": round(
                     args.n / (ours["build_cpu_s"] + ours["locate_cpu_s"]) / 1e6, 2
                 ),

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geodata.grids import get_grid, load_cells, load_county, load_villages
+from geodata.grids import get_grid, load_cells, load_county, load_villages, village_locator
 from geodata.importers.load import encode_binary
 
 ProgressFn = Callable[[float, str], None]
@@ -65,7 +65,9 @@ def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
     })
 
 
-def _locator(kind: str, cells, workers: int = 1):
+def _locator(kind: str, cells, workers: int = 1, locator=None):
+    if locator is not None:
+        return locator
     if kind == "h3":
         import h3
 
@@ -92,16 +94,17 @@ def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[
 
 
 def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.DataFrame,
-                     workers: int = 1) -> pd.DataFrame:
+                     workers: int = 1, locator=None) -> pd.DataFrame:
     """Pure placement step: returns customers with ``cell_id`` (None), ``how`` and ``cell_index``.
 
     ``cell_index`` is the cell's row in ``cells`` (-1 for none), so callers can
     sort or group by cell without comparing strings.
 
     ``workers`` > 1 forks processes for H3 grids: only from a single-threaded
-    process (the CLI), never inside the server.
+    process (the CLI), never inside the server. ``locator``: one already built
+    for these cells (a village grid's stored lookup), else one is built.
     """
-    locator = _locator(kind, cells, workers)
+    locator = _locator(kind, cells, workers, locator)
     ids = cells["cell_id"].to_numpy().astype(object)
     lon = customers["lon"].to_numpy(dtype=float)
     lat = customers["lat"].to_numpy(dtype=float)
@@ -272,7 +275,9 @@ def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | N
     customers = fetch_customers(conn, county_code=g["county_code"])
     progress(0.35, f"placing {len(customers):,} customers")
     t1 = time.perf_counter()
-    placed = locate_customers(g["kind"], cells, villages, customers, workers=workers)
+    # A village grid's lookup is stored with the grid version (built there once).
+    stored = village_locator(conn, grid_id=grid_id, cells=cells) if g["kind"] == "village" else None
+    placed = locate_customers(g["kind"], cells, villages, customers, workers=workers, locator=stored)
     t2 = time.perf_counter()
     progress(0.6, "writing assignment")
     _write_partition(conn, grid_id, placed)

@@ -146,8 +146,32 @@ def build_grid(
     cells, report = build_cells(conn, county_code=county_code, kind=kind, resolution=resolution)
     progress(0.7, f"storing {len(cells)} cells")
     grid_id = save_grid(conn, county_code=county_code, kind=kind, resolution=resolution, cells=cells, report=report)
+    if kind == "village":
+        progress(0.85, "building the point lookup")
+        village_locator(conn, grid_id=grid_id, cells=load_cells(conn, grid_id=grid_id, with_stats=False))
     progress(1.0, "done")
     return {**get_grid(conn, grid_id=grid_id), "report": report}
+
+
+def village_locator(conn: Connection, *, grid_id: int, cells: gpd.GeoDataFrame):
+    """The point lookup of a village grid: the stored one if it fits ``cells``, else built and stored.
+
+    ``cells`` as :func:`load_cells` returns them (the lookup answers row positions in them).
+    """
+    from grid.errors import InvalidInput
+    from grid.village_locate import VillageLocator
+
+    data = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": grid_id}).scalar()
+    if data is not None:
+        try:
+            return VillageLocator.from_bytes(bytes(data), cells)
+        except InvalidInput:
+            pass  # another format or other cells: rebuilt below
+    locator = VillageLocator(cells)
+    conn.execute(text("INSERT INTO grid_lookup (grid_id, data) VALUES (:g, :d) ON CONFLICT (grid_id)"
+                      " DO UPDATE SET data = EXCLUDED.data, created_at = now()"),
+                 {"g": grid_id, "d": locator.to_bytes()})
+    return locator
 
 
 def get_grid(conn: Connection, *, grid_id: int) -> dict:

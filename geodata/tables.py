@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -274,6 +275,15 @@ cell = Table(
     Column("point_3857", Geometry("POINT", srid=3857, spatial_index=False),
            Computed("ST_PointOnSurface(ST_Transform(geom, 3857))", persisted=True), nullable=False),
     PrimaryKeyConstraint("grid_id", "cell_id"),
+)
+
+# The point lookup of a village grid version (grid.village_locate.VillageLocator.to_bytes),
+# built once with the grid: assigning customers then skips rebuilding it.
+grid_lookup = Table(
+    "grid_lookup", metadata,
+    Column("grid_id", Integer, ForeignKey("grid.id", ondelete="CASCADE"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    _now(),
 )
 
 # Per-grid customer placement is a partitioned table: each assignment run

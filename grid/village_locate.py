@@ -14,6 +14,9 @@ border belongs to the lowest row index), which the tests check point by point.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +29,7 @@ from scipy.sparse.csgraph import connected_components
 
 from grid.errors import InvalidInput
 
-__all__ = ["VillageLocator", "locate_exact"]
+__all__ = ["VillageLocator", "cells_fingerprint", "locate_exact"]
 
 MAX_COARSE = 1 << 22  # coarse squares: 16 MB of int32 table at most
 STEPS_PER_CELL = 6  # coarse squares across a typical cell (build cost vs border points)
@@ -39,6 +42,19 @@ FAST = -3  # FAST - s: only segment s crosses the square; its side decides
 # Orientation signs above this share of the terms' magnitude are certain
 # (Shewchuk's bound for orient2d is 3.3e-16); others go to the exact test.
 ORIENT_ERR = 1e-15
+# Stored lookups (VillageLocator.to_bytes): bumped whenever the tables change meaning.
+FORMAT = 1
+_ARRAYS = ("coarse", "fine", "_seg", "_sides", "_cand_start", "_cand")
+_SCALARS = ("x0", "y0", "step", "ncx", "ncy", "nfx", "nfy", "_inv", "n_mixed", "n_fast")
+
+
+def cells_fingerprint(geoms) -> str:
+    """SHA-256 of the cells' WKB in row order: a stored lookup fits exactly these cells."""
+    h = hashlib.sha256()
+    for wkb in shapely.to_wkb(np.asarray(geoms, dtype=object), hex=False):
+        h.update(len(wkb).to_bytes(8, "little") if wkb is not None else b"\xff" * 8)
+        h.update(wkb or b"")
+    return h.hexdigest()
 
 
 def locate_exact(geoms, lon, lat) -> np.ndarray:
@@ -124,10 +140,55 @@ class VillageLocator:
         self.nfx, self.nfy = self.ncx * SUB, self.ncy * SUB
         self._inv = 1.0 / step
         self._build()
+        self._prepare_lookups()
+
+    def _prepare_lookups(self) -> None:
         # GEOS builds a prepared polygon's point index lazily, and that is not
         # thread-safe (libgeos/geos#825): build them all here, in one thread.
         corner = shapely.bounds(self.geoms)
         shapely.intersects_xy(self.geoms, corner[:, 0], corner[:, 1])
+
+    def to_bytes(self) -> bytes:
+        """The lookup tables (not the cells) as bytes, to store with the grid version.
+
+        :meth:`from_bytes` with the same cells gives a locator with identical
+        answers, without rebuilding: building costs several times a lookup.
+        """
+        buf = io.BytesIO()
+        meta = {"format": FORMAT, "fingerprint": cells_fingerprint(self.geoms),
+                **{k: getattr(self, k) for k in _SCALARS}}
+        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                            **{k.lstrip("_"): getattr(self, k) for k in _ARRAYS})
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, cells) -> VillageLocator:
+        """A locator from :meth:`to_bytes` output and the very cells it was built on.
+
+        Raises InvalidInput if the bytes are of another format or were built on
+        other cells (compared by :func:`cells_fingerprint`).
+        """
+        geoms = cells.geometry.values if isinstance(cells, gpd.GeoDataFrame) else cells
+        geoms = np.asarray(geoms, dtype=object)
+        try:
+            z = np.load(io.BytesIO(data), allow_pickle=False)
+            meta = json.loads(bytes(z["meta"]).decode())
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidInput(f"not a stored village lookup: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise InvalidInput(f"stored village lookup has format {meta.get('format')}, expected {FORMAT}")
+        if meta["fingerprint"] != cells_fingerprint(geoms):
+            raise InvalidInput("stored village lookup was built on other cells")
+        self = cls.__new__(cls)
+        self.geoms = geoms
+        shapely.prepare(self.geoms)
+        self._tree = shapely.STRtree(self.geoms)
+        for k in _SCALARS:
+            setattr(self, k, meta[k])
+        for k in _ARRAYS:
+            setattr(self, k, z[k.lstrip("_")])
+        self._prepare_lookups()
+        return self
 
     def _fine_index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fine raster column and row (int32) of each point, clamped to the table.

@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from geodata import assign, grids
 from geodata.errors import NotFound
+from grid.village_locate import VillageLocator
 
 COUNTY = shapely.box(106.0, 38.0, 106.2, 38.2)
 VILLAGES = [
@@ -126,6 +127,23 @@ def test_county_without_customers_gets_an_empty_assignment(loaded):
         rep = assign.assign_customers(conn, grid_id=g["id"])
         stored = conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g"), {"g": g["id"]}).scalar()
     assert rep["customers"] == 0 and rep["cells_with_customers"] == 0 and stored == 0
+
+
+def test_village_grid_stores_its_lookup_and_a_stale_one_is_rebuilt(loaded):
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="village")
+        stored = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": g["id"]}).scalar()
+        first = assign.assign_customers(conn, grid_id=g["id"])
+        # A lookup that does not fit the cells (built on other cells) is rebuilt, not trusted.
+        conn.execute(text("UPDATE grid_lookup SET data = :d WHERE grid_id = :g"),
+                     {"g": g["id"], "d": VillageLocator([shapely.box(0, 0, 1, 1)]).to_bytes()})
+        second = assign.assign_customers(conn, grid_id=g["id"])
+        rebuilt = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": g["id"]}).scalar()
+    assert stored is not None and bytes(rebuilt) != b"" and len(bytes(rebuilt)) > 100
+    cells = grids.load_cells(loaded.connect(), grid_id=g["id"], with_stats=False)
+    assert VillageLocator.from_bytes(bytes(rebuilt), cells).locate([106.031], [38.031])[0] >= 0
+    keys = ("customers", "by_point", "by_village_code", "outside_county", "no_location")
+    assert [first[k] for k in keys] == [second[k] for k in keys] == [8, 4, 2, 1, 1]
 
 
 def test_reassign_swaps_partition_and_old_versions_stay(loaded):

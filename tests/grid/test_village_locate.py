@@ -6,10 +6,12 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grid.village_locate as vl
+from grid.errors import InvalidInput
 from grid.village_locate import VillageLocator, locate_exact
 
 
@@ -98,6 +100,28 @@ def test_most_points_are_answered_by_the_table():
     # Only fine squares along the two borders need an exact test.
     assert 0 < loc.n_mixed < 0.05 * loc.ncx * loc.ncy * 64
     assert (loc.coarse >= 0).sum() > 0
+
+
+def test_stored_lookup_gives_the_same_answers_and_refuses_other_cells():
+    rng = np.random.default_rng(11)
+    sites = rng.uniform(0, 1, (40, 2))
+    cells = shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=shapely.box(0, 0, 1, 1))
+    cells = np.asarray([shapely.intersection(c, shapely.box(0, 0, 1, 1)) for c in shapely.get_parts(cells)])
+    pts = rng.uniform(-0.1, 1.1, (50_000, 2))
+    built = VillageLocator(cells)
+    data = built.to_bytes()
+    again = VillageLocator.from_bytes(data, shapely.from_wkb(shapely.to_wkb(cells)))
+    want = locate_exact(cells, pts[:, 0], pts[:, 1])
+    assert np.array_equal(again.locate(pts[:, 0], pts[:, 1]), want)
+    assert np.array_equal(built.locate(pts[:, 0], pts[:, 1]), want)
+    moved = cells.copy()
+    moved[3] = shapely.affinity.translate(moved[3], 1e-9)
+    with pytest.raises(InvalidInput, match="other cells"):
+        VillageLocator.from_bytes(data, moved)
+    with pytest.raises(InvalidInput, match="other cells"):
+        VillageLocator.from_bytes(data, cells[::-1])
+    with pytest.raises(InvalidInput, match="not a stored village lookup"):
+        VillageLocator.from_bytes(b"garbage", cells)
 
 
 @st.composite
