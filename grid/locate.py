@@ -270,19 +270,12 @@ def _icosahedron_faces() -> np.ndarray:
 _FACE_DIRS = _icosahedron_faces()
 
 
-def _nearest_face(direction: np.ndarray) -> int:
-    """Row in ``_FACE_DIRS`` of the face holding a direction (the nearest face centre)."""
-    return int(np.argmax(_FACE_DIRS @ direction))
-
-
 class _FaceTable:
     """The lattice of one icosahedron face, the dense (i, j) -> row table and the safety margin."""
 
-    def __init__(self, locator: H3Locator, fit_h3: np.ndarray, rows: np.ndarray):
-        centres = np.array([h3i.cell_to_latlng(int(c))[::-1] for c in fit_h3])
-        # All these cells lie on one face: their mean direction is well inside it.
-        self.face = _nearest_face(_unit(centres[:, 0], centres[:, 1]).mean(axis=0))
-        lat = _Lattice(_FACE_DIRS[self.face], centres, int(fit_h3[0]))
+    def __init__(self, locator: H3Locator, fit_h3: np.ndarray, rows: np.ndarray, centres: np.ndarray, face: int):
+        self.face = face  # row in _FACE_DIRS
+        lat = _Lattice(_FACE_DIRS[face], centres, int(fit_h3[0]))
         if lat.residual > 1e-6:
             raise GridError(f"lattice fit residual {lat.residual:g} too large")
         i, j = lat.ij[:, 0], lat.ij[:, 1]
@@ -380,11 +373,19 @@ class H3Locator:
     def _build_lattice(self) -> None:
         """Fit one lattice per icosahedron face the grid covers (see :class:`_FaceTable`)."""
         table_h3 = np.concatenate([self.h3, self._halo])
-        faces = [tuple(h3i.get_icosahedron_faces(int(c))) for c in table_h3]
         if any(h3i.is_pentagon(int(c)) for c in table_h3[:1]):
             raise GridError("pentagon cells: no lattice")
         rows_all = np.concatenate([np.arange(len(self.h3)), np.full(len(self._halo), _HALO)])
-        single = np.array([f[0] if len(f) == 1 else -1 for f in faces])
+        centres = np.array([h3i.cell_to_latlng(int(c))[::-1] for c in table_h3])
+        # A cell's face is the one holding its centre. Only cells near a face edge may cross it:
+        # H3 is asked about those alone (the others are several cell sizes away from any edge).
+        dots = _unit(centres[:, 0], centres[:, 1]) @ _FACE_DIRS.T
+        single = np.argmax(dots, axis=1)
+        top = np.sort(dots, axis=1)
+        edge_rad = h3i.average_hexagon_edge_length(self.res, unit="km") / 6371.0
+        for k in np.flatnonzero(top[:, -1] - top[:, -2] < 4.0 * edge_rad * 0.714):
+            if len(h3i.get_icosahedron_faces(int(table_h3[k]))) > 1:
+                single[k] = -1
         counts = np.bincount(single[single >= 0], minlength=20)
         if counts.sum() == 0:
             raise GridError("no single-face cells to fit a lattice to")
@@ -397,7 +398,7 @@ class H3Locator:
                 break
             on = single == face
             try:
-                table = _FaceTable(self, table_h3[on], rows_all[on])
+                table = _FaceTable(self, table_h3[on], rows_all[on], centres[on], int(face))
             except (GridError, np.linalg.LinAlgError):
                 if not self._faces:
                     raise
@@ -416,7 +417,6 @@ class H3Locator:
         self._cand_slot = self._face_slot[cand]
         # Ten cell edges away from a face edge (in differences of the dot products with the two
         # nearest face centres, which change by 0.71 per radian across that edge) no cell crosses it.
-        edge_rad = h3i.average_hexagon_edge_length(self.res, unit="km") / 6371.0
         self._edge_gap = 10.0 * edge_rad * 0.714
 
     def _fast(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
