@@ -290,9 +290,11 @@ class _FaceTable:
         inner = inner[~locator.border[rows[inner]]]
         hexes = np.empty(len(fit_h3), dtype=object)
         hexes[inner] = locator.geoms[rows[inner]]
-        rest = np.setdiff1d(np.arange(len(fit_h3)), inner)
+        rest = np.ones(len(fit_h3), dtype=bool)
+        rest[inner] = False
         hexes[rest] = hexagons(fit_h3[rest])
-        coords, idx = shapely.get_coordinates(shapely.get_exterior_ring(hexes), return_index=True)
+        # Whole hexagons have no holes: their coordinates are their exterior rings'.
+        coords, idx = shapely.get_coordinates(hexes, return_index=True)
         worst = 0.0
         # The gap between a straight edge and the lattice's is a smooth bump, zero at both
         # vertices and largest near the middle: three samples find it (and it is doubled below).
@@ -348,7 +350,9 @@ class H3Locator:
             raise InvalidInput("the grid has no cells")
         h = cells["h3"].to_numpy(dtype=np.uint64)
         res = {h3i.get_resolution(int(x)) for x in h[:: max(1, len(h) // 1000)]}
-        if len(res) != 1 or len(np.unique(h)) != len(h):
+        self._order = np.argsort(h, kind="stable")
+        self._sorted = h[self._order]
+        if len(res) != 1 or (self._sorted[1:] == self._sorted[:-1]).any():
             raise InvalidInput("cells must be unique H3 cells of one resolution")
         self.res = res.pop()
         self.workers = workers
@@ -356,11 +360,11 @@ class H3Locator:
         self.geoms = cells.geometry.to_numpy()
         self.border = cells["is_border"].to_numpy(dtype=bool)
         shapely.prepare(self.geoms)
-        self._order = np.argsort(h, kind="stable")
-        self._sorted = h[self._order]
         self._tree = shapely.STRtree(self.geoms)
         halo = {n for c in h[self.border].tolist() for n in h3i.grid_disk(c, 1)}
-        self._halo = np.setdiff1d(np.fromiter(halo, dtype=np.uint64, count=len(halo)), h)
+        halo = np.sort(np.fromiter(halo, dtype=np.uint64, count=len(halo)))
+        pos = np.minimum(np.searchsorted(self._sorted, halo), len(h) - 1)
+        self._halo = halo[self._sorted[pos] != halo]  # the ring around the grid, not in it
         minx, miny, maxx, maxy = shapely.total_bounds(self.geoms)
         pad = 2 * (maxy - miny + maxx - minx) / max(1.0, np.sqrt(len(h)))
         self._bbox = (minx - pad, miny - pad, maxx + pad, maxy + pad)
