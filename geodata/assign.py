@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geodata.grids import get_grid, load_cells, load_county, load_villages, village_locator
+from geodata.grids import get_grid, grid_locator, load_cells, load_county, load_villages
 from geodata.importers.load import encode_binary
 
 ProgressFn = Callable[[float, str], None]
@@ -102,7 +102,7 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
 
     ``workers`` > 1 forks processes for H3 grids: only from a single-threaded
     process (the CLI), never inside the server. ``locator``: one already built
-    for these cells (a village grid's stored lookup), else one is built.
+    for these cells (the grid's stored lookup), else one is built.
     """
     locator = _locator(kind, cells, workers, locator)
     ids = cells["cell_id"].to_numpy().astype(object)
@@ -275,8 +275,8 @@ def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | N
     customers = fetch_customers(conn, county_code=g["county_code"])
     progress(0.35, f"placing {len(customers):,} customers")
     t1 = time.perf_counter()
-    # A village grid's lookup is stored with the grid version (built there once).
-    stored = village_locator(conn, grid_id=grid_id, cells=cells) if g["kind"] == "village" else None
+    # The point lookup is stored with the grid version (built there once).
+    stored = grid_locator(conn, grid_id=grid_id, kind=g["kind"], cells=cells, workers=workers)
     placed = locate_customers(g["kind"], cells, villages, customers, workers=workers, locator=stored)
     t2 = time.perf_counter()
     progress(0.6, "writing assignment")

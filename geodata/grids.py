@@ -146,28 +146,50 @@ def build_grid(
     cells, report = build_cells(conn, county_code=county_code, kind=kind, resolution=resolution)
     progress(0.7, f"storing {len(cells)} cells")
     grid_id = save_grid(conn, county_code=county_code, kind=kind, resolution=resolution, cells=cells, report=report)
-    if kind == "village":
-        progress(0.85, "building the point lookup")
-        village_locator(conn, grid_id=grid_id, cells=load_cells(conn, grid_id=grid_id, with_stats=False))
+    progress(0.85, "building the point lookup")
+    grid_locator(conn, grid_id=grid_id, kind=kind, cells=load_cells(conn, grid_id=grid_id, with_stats=False))
     progress(1.0, "done")
     return {**get_grid(conn, grid_id=grid_id), "report": report}
 
 
-def village_locator(conn: Connection, *, grid_id: int, cells: gpd.GeoDataFrame):
-    """The point lookup of a village grid: the stored one if it fits ``cells``, else built and stored.
+def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDataFrame, workers: int = 1):
+    """The point lookup of a grid version: the stored one if it fits ``cells``, else built and stored.
 
-    ``cells`` as :func:`load_cells` returns them (the lookup answers row positions in them).
+    ``cells`` as :func:`load_cells` returns them (lookups answer row positions in
+    them). An H3 grid gets a ``grid.locate.H3Locator`` (``workers`` > 1 forks:
+    only from the CLI, never in the server), a village grid a
+    ``grid.village_locate.VillageLocator``. Grid versions never change, so the
+    lookup is built once; a stored one of another format or for other cells
+    (checked by a fingerprint) is rebuilt.
     """
     from grid.errors import InvalidInput
+    from grid.locate import H3Locator
     from grid.village_locate import VillageLocator
+
+    if kind == "h3":
+        import h3
+
+        cells = cells.assign(h3=np.array([h3.str_to_int(c) for c in cells["cell_id"]], dtype=np.uint64))
+
+        def load(data):
+            return H3Locator.from_bytes(data, cells, workers=workers)
+
+        def build():
+            return H3Locator(cells, workers=workers)
+    else:
+        def load(data):
+            return VillageLocator.from_bytes(data, cells)
+
+        def build():
+            return VillageLocator(cells)
 
     data = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": grid_id}).scalar()
     if data is not None:
         try:
-            return VillageLocator.from_bytes(bytes(data), cells)
+            return load(bytes(data))
         except InvalidInput:
             pass  # another format or other cells: rebuilt below
-    locator = VillageLocator(cells)
+    locator = build()
     conn.execute(text("INSERT INTO grid_lookup (grid_id, data) VALUES (:g, :d) ON CONFLICT (grid_id)"
                       " DO UPDATE SET data = EXCLUDED.data, created_at = now()"),
                  {"g": grid_id, "d": locator.to_bytes()})

@@ -277,8 +277,8 @@ cell = Table(
     PrimaryKeyConstraint("grid_id", "cell_id"),
 )
 
-# The point lookup of a village grid version (grid.village_locate.VillageLocator.to_bytes),
-# built once with the grid: assigning customers then skips rebuilding it.
+# The point lookup of a grid version (grid.locate.H3Locator / grid.village_locate.VillageLocator
+# .to_bytes), built once with the grid: assigning customers then skips rebuilding it.
 grid_lookup = Table(
     "grid_lookup", metadata,
     Column("grid_id", Integer, ForeignKey("grid.id", ondelete="CASCADE"), primary_key=True),

@@ -27,6 +27,9 @@ exact path.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import mmap
 import os
 from collections.abc import Callable, Iterable
@@ -39,8 +42,10 @@ from h3.api import basic_int as h3i
 
 from grid.errors import GridError, InvalidInput
 from grid.h3cells import h3_parents, hexagons
+from grid.village_locate import cells_fingerprint
 
 _CHUNK = 1 << 16
+FORMAT = 1  # of stored lookups (H3Locator.to_bytes): bumped whenever the tables change meaning
 MARGIN_SAMPLES = (0.3, 0.5, 0.7)
 _HALO = -2
 _EMPTY = -3
@@ -270,6 +275,12 @@ def _icosahedron_faces() -> np.ndarray:
 _FACE_DIRS = _icosahedron_faces()
 
 
+def _fingerprint(h3: np.ndarray, border: np.ndarray, geoms) -> str:
+    """SHA-256 of the cells (indexes, border flags, geometry) a stored lookup was built on."""
+    head = hashlib.sha256(np.ascontiguousarray(h3, dtype="<u8").tobytes() + np.asarray(border, bool).tobytes())
+    return head.hexdigest() + cells_fingerprint(geoms)
+
+
 class _FaceTable:
     """The lattice of one icosahedron face, the dense (i, j) -> row table and the safety margin."""
 
@@ -346,19 +357,12 @@ class H3Locator:
     """
 
     def __init__(self, cells: gpd.GeoDataFrame, workers: int = 2):
-        if len(cells) == 0:
-            raise InvalidInput("the grid has no cells")
-        h = cells["h3"].to_numpy(dtype=np.uint64)
+        self._cells(cells, workers)
+        h = self.h3
         res = {h3i.get_resolution(int(x)) for x in h[:: max(1, len(h) // 1000)]}
-        self._order = np.argsort(h, kind="stable")
-        self._sorted = h[self._order]
-        if len(res) != 1 or (self._sorted[1:] == self._sorted[:-1]).any():
+        if len(res) != 1:
             raise InvalidInput("cells must be unique H3 cells of one resolution")
         self.res = res.pop()
-        self.workers = workers
-        self.h3 = h
-        self.geoms = cells.geometry.to_numpy()
-        self.border = cells["is_border"].to_numpy(dtype=bool)
         shapely.prepare(self.geoms)
         self._tree = shapely.STRtree(self.geoms)
         halo = {n for c in h[self.border].tolist() for n in h3i.grid_disk(c, 1)}
@@ -373,6 +377,77 @@ class H3Locator:
             self._build_lattice()
         except (GridError, np.linalg.LinAlgError):
             self._lattice = None  # every point takes the exact path: slower, same answer
+
+    def to_bytes(self) -> bytes:
+        """The fitted lattices and tables (not the cells) as bytes, to store with the grid version.
+
+        :meth:`from_bytes` with the same cells gives a locator with identical answers
+        without fitting again.
+        """
+        meta = {"format": FORMAT, "fingerprint": _fingerprint(self.h3, self.border, self.geoms),
+                "res": self.res, "bbox": list(self._bbox), "lattice": self._lattice is not None}
+        arrays = {"halo": self._halo}
+        if self._lattice is not None:
+            meta.update(single_face=self._single_face, edge_gap=getattr(self, "_edge_gap", 0.0),
+                        faces=[[t.face, t.i0, t.j0, t.delta] for t in self._faces])
+            arrays.update(face_slot=self._face_slot, cand_dirs=self._cand_dirs, cand_slot=self._cand_slot)
+            for k, t in enumerate(self._faces):
+                lat = t.lattice
+                arrays[f"table{k}"] = t.table
+                arrays[f"lattice{k}"] = np.concatenate([lat.c, lat._ai, lat._aj, lat._b])
+        buf = io.BytesIO()
+        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, cells: gpd.GeoDataFrame, workers: int = 2) -> H3Locator:
+        """A locator from :meth:`to_bytes` output and the very cells it was built on.
+
+        Raises InvalidInput for bytes of another format or built on other cells.
+        """
+        try:
+            z = np.load(io.BytesIO(data), allow_pickle=False)
+            meta = json.loads(bytes(z["meta"]).decode())
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidInput(f"not a stored H3 lookup: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise InvalidInput(f"stored H3 lookup has format {meta.get('format')}, expected {FORMAT}")
+        self = cls.__new__(cls)
+        self._cells(cells, workers)
+        if meta["fingerprint"] != _fingerprint(self.h3, self.border, self.geoms):
+            raise InvalidInput("stored H3 lookup was built on other cells")
+        self.res, self._bbox, self._halo = meta["res"], tuple(meta["bbox"]), z["halo"]
+        shapely.prepare(self.geoms)
+        self._tree = shapely.STRtree(self.geoms)
+        self._lattice = None
+        if meta["lattice"]:
+            self._single_face, self._edge_gap = meta["single_face"], meta["edge_gap"]
+            self._face_slot, self._cand_dirs, self._cand_slot = z["face_slot"], z["cand_dirs"], z["cand_slot"]
+            self._faces = []
+            for k, (face, i0, j0, delta) in enumerate(meta["faces"]):
+                t = _FaceTable.__new__(_FaceTable)
+                t.face, t.i0, t.j0, t.delta, t.table = face, i0, j0, delta, z[f"table{k}"]
+                lat = _Lattice.__new__(_Lattice)
+                v = z[f"lattice{k}"]
+                lat.c, lat._ai, lat._aj, lat._b = v[0:3], v[3:6], v[6:9], v[9:11]
+                t.lattice = lat
+                self._faces.append(t)
+            self._lattice = self._faces[0].lattice
+        return self
+
+    def _cells(self, cells: gpd.GeoDataFrame, workers: int) -> None:
+        """Cell arrays and the sorted index (shared by building and loading)."""
+        if len(cells) == 0:
+            raise InvalidInput("the grid has no cells")
+        h = cells["h3"].to_numpy(dtype=np.uint64)
+        self._order = np.argsort(h, kind="stable")
+        self._sorted = h[self._order]
+        if (self._sorted[1:] == self._sorted[:-1]).any():
+            raise InvalidInput("cells must be unique H3 cells of one resolution")
+        self.workers = workers
+        self.h3 = h
+        self.geoms = cells.geometry.to_numpy()
+        self.border = cells["is_border"].to_numpy(dtype=bool)
 
     def _build_lattice(self) -> None:
         """Fit one lattice per icosahedron face the grid covers (see :class:`_FaceTable`)."""

@@ -146,6 +146,19 @@ def test_village_grid_stores_its_lookup_and_a_stale_one_is_rebuilt(loaded):
     assert [first[k] for k in keys] == [second[k] for k in keys] == [8, 4, 2, 1, 1]
 
 
+def test_h3_grid_stores_its_lookup_and_assignment_uses_it(loaded):
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="h3", resolution=9)
+        stored = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": g["id"]}).scalar()
+        first = assign.assign_customers(conn, grid_id=g["id"])
+        conn.execute(text("DELETE FROM grid_lookup WHERE grid_id = :g"), {"g": g["id"]})
+        second = assign.assign_customers(conn, grid_id=g["id"])  # builds and stores it again
+        again = conn.execute(text("SELECT count(*) FROM grid_lookup WHERE grid_id = :g"), {"g": g["id"]}).scalar()
+    assert stored is not None and again == 1
+    keys = ("customers", "by_point", "by_village_code", "outside_county", "no_location")
+    assert [first[k] for k in keys] == [second[k] for k in keys] and first["by_point"] == 4
+
+
 def test_reassign_swaps_partition_and_old_versions_stay(loaded):
     with loaded.begin() as conn:
         first = grids.build_grid(conn, county_code="640121", kind="village")

@@ -200,3 +200,19 @@ def test_two_face_county_uses_a_lattice_per_face():
     row, exact = loc._fast(x, y)
     assert exact.mean() < 0.02 and (row >= 0).mean() > 0.97
     assert np.array_equal(loc.locate(x, y), loc._exact(x, y))
+
+
+def test_stored_h3_lookup_gives_the_same_answers_and_refuses_other_cells():
+    county = shapely.box(106.0, 38.0, 106.3, 38.2)
+    cells = build_h3_cells(county, 8)
+    built = H3Locator(cells, workers=1)
+    data = built.to_bytes()
+    again = H3Locator.from_bytes(data, cells.copy(), workers=1)
+    rng = np.random.default_rng(2)
+    lon, lat = rng.uniform(105.95, 106.35, 50_000), rng.uniform(37.95, 38.25, 50_000)
+    assert np.array_equal(again.locate(lon, lat), reference(cells, lon, lat))
+    other = build_h3_cells(shapely.box(106.0, 38.0, 106.3, 38.21), 8)
+    with pytest.raises(InvalidInput, match="other cells"):
+        H3Locator.from_bytes(data, other)
+    with pytest.raises(InvalidInput, match="not a stored H3 lookup"):
+        H3Locator.from_bytes(b"nope", cells)

@@ -1,7 +1,7 @@
-"""grid_lookup: the stored point lookup of a village grid version
+"""grid_lookup: the stored point lookup of a grid version
 
 Building a VillageLocator costs more than looking 10 million points up with
-it. Grid versions never change, so the lookup is built once, with the grid,
+it (an H3Locator, a third of it). Grid versions never change, so the lookup is built once, with the grid,
 and stored; assigning customers loads it (checked against the cells by a
 fingerprint) instead of rebuilding it.
 
