@@ -27,9 +27,6 @@ exact path.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import mmap
 import os
 from collections.abc import Callable, Iterable
@@ -42,7 +39,7 @@ from h3.api import basic_int as h3i
 
 from grid.errors import GridError, InvalidInput
 from grid.h3cells import h3_parents, hexagons
-from grid.village_locate import cells_fingerprint
+from grid.stored import cells_fingerprint, pack, unpack
 
 _CHUNK = 1 << 16
 FORMAT = 1  # of stored lookups (H3Locator.to_bytes): bumped whenever the tables change meaning
@@ -276,9 +273,8 @@ _FACE_DIRS = _icosahedron_faces()
 
 
 def _fingerprint(h3: np.ndarray, border: np.ndarray, geoms) -> str:
-    """SHA-256 of the cells (indexes, border flags, geometry) a stored lookup was built on."""
-    head = hashlib.sha256(np.ascontiguousarray(h3, dtype="<u8").tobytes() + np.asarray(border, bool).tobytes())
-    return head.hexdigest() + cells_fingerprint(geoms)
+    """The cells (indexes, border flags, geometry) a stored lookup was built on."""
+    return cells_fingerprint(geoms, np.asarray(h3, dtype="<u8"), np.asarray(border, dtype=bool))
 
 
 class _FaceTable:
@@ -384,8 +380,7 @@ class H3Locator:
         :meth:`from_bytes` with the same cells gives a locator with identical answers
         without fitting again.
         """
-        meta = {"format": FORMAT, "fingerprint": _fingerprint(self.h3, self.border, self.geoms),
-                "res": self.res, "bbox": list(self._bbox), "lattice": self._lattice is not None}
+        meta = {"res": self.res, "bbox": list(self._bbox), "lattice": self._lattice is not None}
         arrays = {"halo": self._halo}
         if self._lattice is not None:
             meta.update(single_face=self._single_face, edge_gap=getattr(self, "_edge_gap", 0.0),
@@ -395,9 +390,7 @@ class H3Locator:
                 lat = t.lattice
                 arrays[f"table{k}"] = t.table
                 arrays[f"lattice{k}"] = np.concatenate([lat.c, lat._ai, lat._aj, lat._b])
-        buf = io.BytesIO()
-        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-        return buf.getvalue()
+        return pack(meta, arrays, format=FORMAT, fingerprint=_fingerprint(self.h3, self.border, self.geoms))
 
     @classmethod
     def from_bytes(cls, data: bytes, cells: gpd.GeoDataFrame, workers: int = 2) -> H3Locator:
@@ -405,17 +398,9 @@ class H3Locator:
 
         Raises InvalidInput for bytes of another format or built on other cells.
         """
-        try:
-            z = np.load(io.BytesIO(data), allow_pickle=False)
-            meta = json.loads(bytes(z["meta"]).decode())
-        except (OSError, ValueError, KeyError) as exc:
-            raise InvalidInput(f"not a stored H3 lookup: {exc}") from None
-        if meta.get("format") != FORMAT:
-            raise InvalidInput(f"stored H3 lookup has format {meta.get('format')}, expected {FORMAT}")
         self = cls.__new__(cls)
         self._cells(cells, workers)
-        if meta["fingerprint"] != _fingerprint(self.h3, self.border, self.geoms):
-            raise InvalidInput("stored H3 lookup was built on other cells")
+        meta, z = unpack(data, what="H3", format=FORMAT, fingerprint=_fingerprint(self.h3, self.border, self.geoms))
         self.res, self._bbox, self._halo = meta["res"], tuple(meta["bbox"]), z["halo"]
         shapely.prepare(self.geoms)
         self._tree = shapely.STRtree(self.geoms)

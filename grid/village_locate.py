@@ -14,9 +14,6 @@ border belongs to the lowest row index), which the tests check point by point.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,8 +25,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from grid.errors import InvalidInput
+from grid.stored import cells_fingerprint, pack, unpack
 
-__all__ = ["VillageLocator", "cells_fingerprint", "locate_exact"]
+__all__ = ["VillageLocator", "locate_exact"]
 
 MAX_COARSE = 1 << 22  # coarse squares: 16 MB of int32 table at most
 STEPS_PER_CELL = 6  # coarse squares across a typical cell (build cost vs border points)
@@ -46,15 +44,6 @@ ORIENT_ERR = 1e-15
 FORMAT = 1
 _ARRAYS = ("coarse", "fine", "_seg", "_sides", "_cand_start", "_cand")
 _SCALARS = ("x0", "y0", "step", "ncx", "ncy", "nfx", "nfy", "_inv", "n_mixed", "n_fast")
-
-
-def cells_fingerprint(geoms) -> str:
-    """SHA-256 of the cells' WKB in row order: a stored lookup fits exactly these cells."""
-    h = hashlib.sha256()
-    for wkb in shapely.to_wkb(np.asarray(geoms, dtype=object), hex=False):
-        h.update(len(wkb).to_bytes(8, "little") if wkb is not None else b"\xff" * 8)
-        h.update(wkb or b"")
-    return h.hexdigest()
 
 
 def locate_exact(geoms, lon, lat) -> np.ndarray:
@@ -154,12 +143,8 @@ class VillageLocator:
         :meth:`from_bytes` with the same cells gives a locator with identical
         answers, without rebuilding: building costs several times a lookup.
         """
-        buf = io.BytesIO()
-        meta = {"format": FORMAT, "fingerprint": cells_fingerprint(self.geoms),
-                **{k: getattr(self, k) for k in _SCALARS}}
-        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                            **{k.lstrip("_"): getattr(self, k) for k in _ARRAYS})
-        return buf.getvalue()
+        return pack({k: getattr(self, k) for k in _SCALARS}, {k.lstrip("_"): getattr(self, k) for k in _ARRAYS},
+                    format=FORMAT, fingerprint=cells_fingerprint(self.geoms))
 
     @classmethod
     def from_bytes(cls, data: bytes, cells) -> VillageLocator:
@@ -170,15 +155,7 @@ class VillageLocator:
         """
         geoms = cells.geometry.values if isinstance(cells, gpd.GeoDataFrame) else cells
         geoms = np.asarray(geoms, dtype=object)
-        try:
-            z = np.load(io.BytesIO(data), allow_pickle=False)
-            meta = json.loads(bytes(z["meta"]).decode())
-        except (OSError, ValueError, KeyError) as exc:
-            raise InvalidInput(f"not a stored village lookup: {exc}") from None
-        if meta.get("format") != FORMAT:
-            raise InvalidInput(f"stored village lookup has format {meta.get('format')}, expected {FORMAT}")
-        if meta["fingerprint"] != cells_fingerprint(geoms):
-            raise InvalidInput("stored village lookup was built on other cells")
+        meta, z = unpack(data, what="village", format=FORMAT, fingerprint=cells_fingerprint(geoms))
         self = cls.__new__(cls)
         self.geoms = geoms
         shapely.prepare(self.geoms)
