@@ -23,7 +23,14 @@ import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geodata.grids import get_grid, grid_locator, load_cells, load_county, load_villages
+from geodata.grids import (
+    build_locator,
+    get_grid,
+    grid_locator,
+    load_cells,
+    load_county,
+    load_villages,
+)
 from geodata.importers.load import encode_binary
 
 ProgressFn = Callable[[float, str], None]
@@ -65,21 +72,6 @@ def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
     })
 
 
-def _locator(kind: str, cells, workers: int = 1, locator=None):
-    if locator is not None:
-        return locator
-    if kind == "h3":
-        import h3
-
-        from grid.locate import H3Locator
-
-        cells = cells.assign(h3=np.array([h3.str_to_int(c) for c in cells["cell_id"]], dtype=np.uint64))
-        return H3Locator(cells, workers=workers)
-    from grid.village_locate import VillageLocator
-
-    return VillageLocator(cells)
-
-
 def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[str, str]:
     """Which cell a customer known only by village code belongs to."""
     if kind == "village":
@@ -104,7 +96,7 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
     process (the CLI), never inside the server. ``locator``: one already built
     for these cells (the grid's stored lookup), else one is built.
     """
-    locator = _locator(kind, cells, workers, locator)
+    locator = locator if locator is not None else build_locator(kind, cells, workers)
     ids = cells["cell_id"].to_numpy().astype(object)
     lon = customers["lon"].to_numpy(dtype=float)
     lat = customers["lat"].to_numpy(dtype=float)
@@ -143,8 +135,7 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
                       f"CONSTRAINT {new}_grid CHECK (grid_id = {gid}))"))
     # Binary COPY: the server parses no text; cell ids and reasons travel as Arrow dictionaries,
     # not as a Python string per row.
-    code = placed["cell_index"].to_numpy() if "cell_index" in placed else pd.factorize(placed["cell_id"])[0]
-    code = np.asarray(code, dtype=np.int64)
+    code = placed["cell_index"].to_numpy(dtype=np.int64)  # from locate_customers
     n = len(code)
     # Distinct cells, each named by its first row; ranked by cell id (byte order, as the C collation).
     first = np.full(code.max(initial=-1) + 1, n, dtype=np.int64)

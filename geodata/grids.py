@@ -152,6 +152,24 @@ def build_grid(
     return {**get_grid(conn, grid_id=grid_id), "report": report}
 
 
+def _with_h3(cells: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Cells with their uint64 H3 index (``h3``), as H3Locator wants them."""
+    from grid.h3cells import h3_of_ids
+
+    return cells if "h3" in cells else cells.assign(h3=h3_of_ids(cells["cell_id"]))
+
+
+def build_locator(kind: str, cells: gpd.GeoDataFrame, workers: int = 1):
+    """A new point lookup for the cells of a grid of ``kind`` (see :func:`grid_locator` for the stored one)."""
+    if kind == "h3":
+        from grid.locate import H3Locator
+
+        return H3Locator(_with_h3(cells), workers=workers)
+    from grid.village_locate import VillageLocator
+
+    return VillageLocator(cells)
+
+
 def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDataFrame, workers: int = 1):
     """The point lookup of a grid version: the stored one if it fits ``cells``, else built and stored.
 
@@ -167,29 +185,16 @@ def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDat
     from grid.village_locate import VillageLocator
 
     if kind == "h3":
-        import h3
-
-        cells = cells.assign(h3=np.array([h3.str_to_int(c) for c in cells["cell_id"]], dtype=np.uint64))
-
-        def load(data):
-            return H3Locator.from_bytes(data, cells, workers=workers)
-
-        def build():
-            return H3Locator(cells, workers=workers)
-    else:
-        def load(data):
-            return VillageLocator.from_bytes(data, cells)
-
-        def build():
-            return VillageLocator(cells)
-
+        cells = _with_h3(cells)
     data = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": grid_id}).scalar()
     if data is not None:
         try:
-            return load(bytes(data))
+            if kind == "h3":
+                return H3Locator.from_bytes(bytes(data), cells, workers=workers)
+            return VillageLocator.from_bytes(bytes(data), cells)
         except InvalidInput:
             pass  # another format or other cells: rebuilt below
-    locator = build()
+    locator = build_locator(kind, cells, workers)
     conn.execute(text("INSERT INTO grid_lookup (grid_id, data) VALUES (:g, :d) ON CONFLICT (grid_id)"
                       " DO UPDATE SET data = EXCLUDED.data, created_at = now()"),
                  {"g": grid_id, "d": locator.to_bytes()})
