@@ -41,11 +41,7 @@ _EXACT_CENTS = 2.0**43
 
 def ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     """Hex EWKB of SRID-4326 points (what COPY accepts for a geometry column); null where NaN."""
-    n = len(lon)
-    buf = np.empty((n, 25), dtype=np.uint8)
-    buf[:, :9] = _EWKB_HEAD
-    buf[:, 9:17] = np.ascontiguousarray(lon, dtype="<f8").view(np.uint8).reshape(n, 8)
-    buf[:, 17:25] = np.ascontiguousarray(lat, dtype="<f8").view(np.uint8).reshape(n, 8)
+    buf = ewkb(lon, lat)
     # One vectorised lookup turns the 25 bytes of each row into its 50 hex characters.
     arr = pa.array(_HEX[buf].view("S50").ravel(), type=pa.binary(50)).cast(pa.string())
     missing = np.isnan(lon)
