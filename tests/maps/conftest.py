@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
+import uvicorn
 from sqlalchemy import text
 
 from geodata import gaps, grids, scenarios, territories
@@ -47,3 +52,20 @@ def preview_run(engine, map_grid):
         conn.execute(text("UPDATE village SET import_run_id = :r"), {"r": run})
         g = grids.build_grid(conn, county_code="640121", kind="village")
     return g["id"], run
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    """Base URL of the module's ``app`` fixture served by uvicorn on a free loopback port (for the browser)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(10)

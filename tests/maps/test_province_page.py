@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import shapely
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -173,22 +169,6 @@ def test_roles_and_scoping(app, world):
     with _client(app, "root") as c:  # a system-wide admin: every legal entity
         assert _tile_grids(c.get("/maps/province").text)["cells"] == {
             world["h3_west"], world["h3_east"], world["h3_other"]}
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
 
 
 def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -84,22 +80,6 @@ def test_planner_pages_mask_names_and_other_entities_see_nothing(app, map_grid):
     with _client(app, "other") as c:
         for path in ("dashboard", "rm", "compare"):
             assert c.get(f"/maps/{path}?grid_id={map_grid}&rm_code=R1").status_code in (403, 404)
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
 
 
 @pytest.mark.browser
