@@ -31,7 +31,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import text
 
-from bench.common import DATA, ROOT, emit, start_api, throwaway_database
+from bench.common import DATA, ROOT, emit, start_api, stop_api, throwaway_database
 
 COUNTY = "640104"
 SECRET = "bench-secret-key-of-at-least-32-bytes!"
@@ -174,11 +174,7 @@ def main() -> None:
             conc = summary(*asyncio.run(run_clients(base, path, seeded["bounds"], tokens, args.clients,
                                                     args.seconds, args.seed, args.max_requests)))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_api(proc)
 
     print(f"route {path}: {seeded['cells']} cells (H3 res {args.res}), seeded in {seed_s:.1f} s, "
           f"{args.workers} uvicorn worker(s), {os.cpu_count()} CPUs")

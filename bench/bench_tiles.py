@@ -48,7 +48,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from api.deps import ConnDep, UserDep, parse_bbox
-from bench.common import DATA, ROOT, emit, peak_rss_mb, start_api, throwaway_database
+from bench.common import DATA, ROOT, emit, peak_rss_mb, start_api, stop_api, throwaway_database
 from geodata.scope import where
 
 COUNTIES = ("640104", "640105", "640106", "640121", "640122", "640181")
@@ -355,11 +355,7 @@ def run_size(n: int, args, rng: np.random.Generator) -> dict:
                               f" median {base['median_kb']:9.1f} KB max {base['max_kb']:9.1f} KB"
                               f" | tile median x{res['speedup_median']} faster", flush=True)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_api(proc)
     out = summarise(results)
     out.update({"customers": n, "placed": seeded["placed"], "grids": len(seeded["grid_ids"]), "rms": seeded["rms"],
                 "login_ms": round(login_ms, 1), "load_avg_before": load_before, "load_avg_after_tiles": load_tiles,

@@ -70,3 +70,12 @@ def start_api(db_url: str, port: int, *, factory: str = "api.app:create_app", wo
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("the API did not answer /health within 60 s")
+
+
+def stop_api(proc: subprocess.Popen) -> None:
+    """Stop a server from :func:`start_api` (killed if it does not exit within 20 s)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
