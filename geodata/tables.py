@@ -194,7 +194,8 @@ customer = Table(
     Column("phone", String(20)),
     Column("legal_entity_id", Integer, ForeignKey("legal_entity.id"), index=True),
     Column("county_code", String(6), index=True),
-    Column("village_code", String(12), index=True),
+    # No index on village_code: nothing selects customers by village (migration 0005).
+    Column("village_code", String(12)),
     Column("deposit_balance", Numeric(18, 2), nullable=False, server_default=text("0")),
     Column("loan_balance", Numeric(18, 2), nullable=False, server_default=text("0")),
     Column("segment", Text),
