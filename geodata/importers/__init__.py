@@ -21,7 +21,7 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from geodata.errors import BadInput
-from geodata.importers import load
+from geodata.importers import bulk, load
 from geodata.importers.activity import LEADS, TAGS, VISITS
 from geodata.importers.base import (
     Kind,
@@ -182,8 +182,15 @@ def run_import(
 
 def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress,
           legal_entity_id=None):
-    """Validate and load every chunk in one transaction; returns (counts, context)."""
+    """Validate and load every chunk in one transaction; returns (counts, context).
+
+    A big file into an empty target skips the staging table: rows COPY into
+    a new table that is indexed in two sessions and swapped in (``bulk``), or,
+    where the target can't be swapped, straight into the target, indexed once
+    at the end (``load.prepare_direct``).
+    """
     counts = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    plan: bulk.Plan | None = None
     with engine.connect() as conn:
         tx = conn.begin()
         try:
@@ -197,12 +204,15 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                 m = rej.mask
                 rejects.write(bad, rej.field[m], rej.value[m], rej.reason[m])
                 counts["rows"] += len(raw)
-                if fast and indexes is None and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
+                if fast and plan is None and indexes is None and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
                     # Empty target and a big file: COPY straight in, index once at the end.
-                    indexes = load.prepare_direct(cur, spec)
-                    _flush_staging(cur, spec, run_id)
-                if indexes is not None:
-                    load.direct(cur, spec, good, run_id)
+                    if spec.after is None and bulk.can_swap(cur, spec.table.name):
+                        plan = bulk.start(cur, spec.table.name, run_id)
+                    else:
+                        indexes = load.prepare_direct(cur, spec)
+                    _flush_staging(cur, spec, run_id, plan.table if plan else None)
+                if plan is not None or indexes is not None:
+                    load.direct(cur, spec, good, run_id, plan.table if plan else None)
                 else:
                     load.stage(cur, spec, good)
                 staged += len(good)
@@ -210,9 +220,10 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             for line, text_, reason in source.invalid_rows:
                 rejects.write_raw(line, text_, reason)
             counts["rejected"] = rejects.count
-            if indexes is not None:
+            if plan is not None or indexes is not None:
                 progress(0.98, "indexing")
-                load.recreate_indexes(cur, indexes)
+                if indexes is not None:
+                    load.recreate_indexes(cur, indexes)
                 inserted, updated = staged, 0
             else:
                 progress(0.98, "merging")
@@ -223,11 +234,28 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             if dry_run:
                 tx.rollback()
             else:
+                # With a bulk plan this stores the new table only; the target is swapped below.
                 tx.commit()
         except BaseException:
             tx.rollback()
             raise
+        if plan is not None:
+            _swap_in(engine, conn, plan)
     return counts, ctx
+
+
+def _swap_in(engine, conn, plan: bulk.Plan) -> None:
+    """Index the committed new table in two sessions, then swap it for the empty target in one transaction."""
+    def connect():
+        return engine.raw_connection()
+
+    try:
+        bulk.build_indexes(connect, plan)
+        with conn.begin():
+            bulk.swap(conn.connection.dbapi_connection.cursor(), plan)
+    except BaseException:
+        bulk.discard(connect, plan)
+        raise
 
 
 def _validated(source, ctx: Context, chunk_size: int):
@@ -273,7 +301,7 @@ def _validated(source, ctx: Context, chunk_size: int):
         worker.join(timeout=5)
 
 
-def _flush_staging(cur, spec: Kind, run_id: int) -> None:
-    """Move rows staged before switching to the direct path into the (empty) target."""
-    load.upsert(cur, spec, run_id, into_empty=True)
+def _flush_staging(cur, spec: Kind, run_id: int, table: str | None = None) -> None:
+    """Move rows staged before switching to the direct path into the (empty) target or ``table``."""
+    load.upsert(cur, spec, run_id, into_empty=True, table=table)
     cur.execute(f"TRUNCATE {load.STAGING}")

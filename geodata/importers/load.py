@@ -351,8 +351,8 @@ def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
         copy_frame(cur, STAGING, out)
 
 
-def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
-    """COPY good rows straight into an empty target (the big initial load)."""
+def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int, table: str | None = None) -> None:
+    """COPY good rows straight into an empty target, or ``table`` shaped like it (the big initial load)."""
     cols = target_columns(kind)
     out = frame.reindex(columns=cols)
     out["import_run_id"] = run_id
@@ -366,9 +366,9 @@ def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int) -> None:
         else:
             out["geom"] = ewkb_hex(lon, lat)
     if types is not None:
-        copy_binary(cur, kind.table.name, out, types, freeze=True, ewkb=points)
+        copy_binary(cur, table or kind.table.name, out, types, freeze=True, ewkb=points)
     else:
-        copy_frame(cur, kind.table.name, out, freeze=True)
+        copy_frame(cur, table or kind.table.name, out, freeze=True)
 
 
 def can_load_direct(cur, kind: Kind) -> bool:
@@ -430,13 +430,14 @@ def recreate_indexes(cur, definitions: list[str]) -> None:
         cur.execute(d)
 
 
-def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False) -> tuple[int, int]:
+def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str | None = None) -> tuple[int, int]:
     """Insert new keys, update changed rows (IS DISTINCT FROM), leave equal rows alone.
 
     Returns (inserted, updated); ``xmax = 0`` marks a freshly inserted tuple.
-    ``into_empty`` is a plain INSERT (the target is empty and may lack its key).
+    ``into_empty`` is a plain INSERT (the target, or ``table`` shaped like it,
+    is empty and may lack its key).
     """
-    t = kind.table.name
+    t = table or kind.table.name
     cols = target_columns(kind)
     select = list(cols)
     insert_cols = list(cols)

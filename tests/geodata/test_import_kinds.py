@@ -106,7 +106,7 @@ def test_customers_stream_in_chunks(engine, counties, tmp_path, monkeypatch, dir
     # Indexes dropped for the direct load are back.
     idx = {r[0] for r in _q(engine, "SELECT indexname FROM pg_indexes WHERE tablename = 'customer'")}
     assert idx == {"pk_customer", "idx_customer_geom", "ix_customer_county_code",
-                   "ix_customer_legal_entity_id", "ix_customer_village_code"}
+                   "ix_customer_legal_entity_id"}
     # A changed file: 10 balances changed, 5 new customers plus the 2 rejected last time.
     df2 = pd.concat([_customers(250), _customers(5, start=1000)], ignore_index=True)
     df2.loc[:9, "存款余额"] = "1.00"

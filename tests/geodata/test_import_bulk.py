@@ -1,0 +1,145 @@
+"""The first big customer load: a new table indexed in two sessions and swapped in, or nothing at all."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+import geodata.importers as imp
+from geodata.errors import BadInput
+from geodata.importers import bulk, run_import
+
+
+def _q(engine, sql, **kw):
+    with engine.connect() as c:
+        return c.execute(text(sql), kw).all()
+
+
+def _schema(engine) -> dict:
+    """What must survive a swap: columns, indexes, constraints (by name and definition)."""
+    return {
+        "columns": _q(engine, "SELECT attname, format_type(atttypid, atttypmod), attnotnull,"
+                              " pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d"
+                              " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                              " WHERE attrelid = 'customer'::regclass AND attnum > 0 AND NOT attisdropped"
+                              " ORDER BY attnum"),
+        "indexes": _q(engine, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'customer'"
+                              " ORDER BY 1"),
+        "constraints": _q(engine, "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint"
+                                  " WHERE conrelid = 'customer'::regclass ORDER BY 1"),
+    }
+
+
+def _leftovers(engine) -> list:
+    return [r[0] for r in _q(engine, "SELECT relname FROM pg_class WHERE relname LIKE '\\_bulk\\_%'")]
+
+
+def _file(tmp_path, n: int, start: int = 0, phone=None):
+    i = pd.RangeIndex(start, start + n)
+    df = pd.DataFrame({
+        "客户号": [f"B{k:07d}" for k in i],
+        "村代码": "640121100001",
+        "经度": [f"{106.2 + (k % 90) * 0.001:.6f}" for k in i],
+        "纬度": [f"{38.3 + (k % 40) * 0.001:.6f}" for k in i],
+        "存款余额": [f"{k}.50" for k in i],
+        "手机号": phone if phone is not None else [f"139{k:08d}" for k in i],
+    })
+    path = tmp_path / f"bulk-{start}-{n}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture()
+def empty(engine, monkeypatch):
+    """An empty customer table, and every import of more than 10 rows takes the bulk path."""
+    with engine.begin() as c:
+        c.execute(text("TRUNCATE customer"))
+    monkeypatch.setattr(imp, "DIRECT_LOAD_MIN_ROWS", 10)
+    yield
+    with engine.begin() as c:
+        c.execute(text("TRUNCATE customer"))
+
+
+def test_bulk_load_swaps_in_the_same_table(engine, empty, tmp_path):
+    before = _schema(engine)
+    oid = _q(engine, "SELECT 'customer'::regclass::oid")[0][0]
+    s = run_import(engine, kind="customers", path=_file(tmp_path, 300), user="u", rejects_dir=tmp_path,
+                   chunk_size=64)
+    assert s["counts"] == {"rows": 300, "inserted": 300, "updated": 0, "unchanged": 0, "rejected": 0}
+    # A new table under the old name, with the same columns, indexes and keys, and nothing left over.
+    assert _q(engine, "SELECT 'customer'::regclass::oid")[0][0] != oid
+    assert _schema(engine) == before
+    assert _leftovers(engine) == []
+    assert _q(engine, "SELECT count(*), count(geom), sum(deposit_balance)::text FROM customer")[0] == (
+        300, 300, f"{sum(k + 0.5 for k in range(300)):.2f}")
+    # The keys work: the same ids again update by key, a duplicate id is refused by the primary key.
+    s2 = run_import(engine, kind="customers", path=_file(tmp_path, 20, start=290), user="u", rejects_dir=tmp_path)
+    assert s2["counts"] | {"rows": 0} == {"rows": 0, "inserted": 10, "updated": 0, "unchanged": 10, "rejected": 0}
+    with pytest.raises(Exception, match="pk_customer"), engine.begin() as c:
+        c.execute(text("INSERT INTO customer (customer_id) VALUES ('B0000001')"))
+
+
+def test_failed_index_build_leaves_the_target_empty(engine, empty, tmp_path):
+    """A unique index the rows violate fails in the index sessions: nothing is stored, nothing left over."""
+    with engine.begin() as c:
+        c.execute(text("CREATE UNIQUE INDEX ux_customer_phone ON customer (phone)"))
+    try:
+        before = _schema(engine)
+        with pytest.raises(Exception, match="ux_customer_phone|could not create unique index"):
+            run_import(engine, kind="customers", path=_file(tmp_path, 50, phone="13900000000"), user="u",
+                       rejects_dir=tmp_path)
+        assert _q(engine, "SELECT count(*) FROM customer")[0][0] == 0
+        assert _schema(engine) == before
+        assert _leftovers(engine) == []
+        assert _q(engine, "SELECT status FROM import_run ORDER BY id DESC LIMIT 1")[0][0] == "failed"
+    finally:
+        with engine.begin() as c:
+            c.execute(text("DROP INDEX IF EXISTS ux_customer_phone"))
+
+
+def test_rows_stored_meanwhile_stop_the_swap(engine, empty, tmp_path, monkeypatch):
+    """Another import filling the target while this one indexes: refused with a clear error, theirs kept."""
+    real = bulk.build_indexes
+
+    def and_someone_else(connect, plan, sessions=2):
+        real(connect, plan, sessions)
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO customer (customer_id) VALUES ('OTHER1')"))
+
+    monkeypatch.setattr(bulk, "build_indexes", and_someone_else)
+    with pytest.raises(BadInput, match="stored by another import"):
+        run_import(engine, kind="customers", path=_file(tmp_path, 40), user="u", rejects_dir=tmp_path)
+    assert [r[0] for r in _q(engine, "SELECT customer_id FROM customer")] == ["OTHER1"]
+    assert _leftovers(engine) == []
+
+
+def test_a_killed_loads_table_is_dropped_next_time(engine, empty, tmp_path):
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE _bulk_customer_999999 (x int)"))
+    run_import(engine, kind="customers", path=_file(tmp_path, 30), user="u", rejects_dir=tmp_path)
+    assert _leftovers(engine) == []
+
+
+def test_a_view_on_the_target_means_loading_in_place(engine, empty, tmp_path):
+    """A view would not follow a swapped table: then the rows go straight into the target."""
+    with engine.begin() as c:
+        c.execute(text("CREATE VIEW customer_names AS SELECT customer_id, name FROM customer"))
+    try:
+        oid = _q(engine, "SELECT 'customer'::regclass::oid")[0][0]
+        s = run_import(engine, kind="customers", path=_file(tmp_path, 30, start=5000), user="u",
+                       rejects_dir=tmp_path)
+        assert s["counts"]["inserted"] == 30
+        assert _q(engine, "SELECT 'customer'::regclass::oid")[0][0] == oid
+        assert _q(engine, "SELECT count(*) FROM customer_names")[0][0] == 30
+    finally:
+        with engine.begin() as c:
+            c.execute(text("DROP VIEW IF EXISTS customer_names"))
+
+
+def test_indexes_are_dealt_by_cost():
+    ix = [bulk.Index(name=n, create="", temp=n, constraint=None, cost=c)
+          for n, c in (("gist", 4), ("a", 1), ("b", 1), ("c", 1), ("d", 1))]
+    parts = bulk.split(ix)
+    assert [[i.name for i in p] for p in parts] == [["gist"], ["a", "b", "c", "d"]]
+    assert bulk.split(ix[:1]) == [[ix[0]]]
