@@ -112,12 +112,17 @@ def wgs84_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _invert(
-    forward, lon, lat, tol_m: float, max_iter: int, start=None
+    forward, lon, lat, tol_m: float, max_iter: int, start=None, contraction: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve forward(x) = (lon, lat) by fixed-point iteration x <- x - (forward(x) - target).
 
     Both offsets are small and smooth (derivative far below 1), so the
     iteration contracts fast: two or three steps reach millimetres.
+
+    A point stops when its residual is within ``tol_m``; with ``contraction``
+    (a bound on how much one step shrinks the error) it stops one forward
+    evaluation earlier, as soon as the error left after its last step,
+    at most ``contraction`` times the residual that step removed, is within ``tol_m``.
     """
     tlon, tlat = _arrays(lon, lat)
     shape = tlon.shape
@@ -133,6 +138,8 @@ def _invert(
         x[todo] -= ex
         y[todo] -= ey
         err2 = (ex * coslat[todo] * _M_PER_DEG) ** 2 + (ey * _M_PER_DEG) ** 2
+        if contraction is not None:
+            err2 *= contraction * contraction
         # NaN rows compare False and so leave at once.
         todo = todo[err2 > tol2]
         if todo.size == 0:
@@ -141,10 +148,20 @@ def _invert(
     return x, y
 
 
+# How much one fixed-point step shrinks the error of the GCJ-02 inverse, at most: the
+# offset's derivative is below 0.0082 everywhere in China (2 million random points; a
+# test checks a dense grid), so the error left after a step is under 1% of the step.
+GCJ02_CONTRACTION = 0.01
+
+
 def gcj02_to_wgs84(
-    lon, lat, *, tol_m: float = 0.01, max_iter: int = 10
+    lon, lat, *, tol_m: float = 0.05, max_iter: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
     """GCJ-02 to WGS84 by iterating the forward transform until within ``tol_m`` metres.
+
+    Two forward evaluations suffice for 5 cm anywhere in China (the error left
+    is at most :data:`GCJ02_CONTRACTION` times the second correction, which is a
+    few metres); the one-step inverse of most snippets is off by up to 4.9 m.
 
     Parameters
     ----------
@@ -153,7 +170,7 @@ def gcj02_to_wgs84(
     tol_m : float
         Stop when the forward transform of the estimate is this close (metres) to the input.
     max_iter : int
-        Upper bound on iterations (3 suffice for millimetres anywhere in China).
+        Upper bound on iterations (2 reach centimetres, 3 millimetres anywhere in China).
 
     Returns
     -------
@@ -166,7 +183,7 @@ def gcj02_to_wgs84(
     >>> round(float(lon), 7), round(float(lat), 7)
     (116.404, 39.915)
     """
-    return _invert(wgs84_to_gcj02, lon, lat, tol_m, max_iter)
+    return _invert(wgs84_to_gcj02, lon, lat, tol_m, max_iter, contraction=GCJ02_CONTRACTION)
 
 
 def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,36 @@ def test_gcj02_round_trips_below_5cm_over_china():
     assert _err_m(lon, lat, again_lon, again_lat).max() < 0.05
 
 
+def test_one_gcj02_step_shrinks_the_error_by_the_documented_bound():
+    """GCJ02_CONTRACTION lets the inverse stop after two evaluations: check it on a fine grid over China."""
+    import grid.chinacrs as crs
+
+    lon, lat = np.meshgrid(np.arange(73.5, 135.01, 0.05), np.arange(18.0, 53.51, 0.05))
+    lon, lat = lon.ravel(), lat.ravel()
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    x, y = glon.copy(), glat.copy()
+    for _ in range(2):
+        fx, fy = wgs84_to_gcj02(x, y)
+        step = _err_m(x, y, x - (fx - glon), y - (fy - glat))
+        x, y = x - (fx - glon), y - (fy - glat)
+        left = _err_m(lon, lat, x, y)
+        assert (left <= 0.9 * crs.GCJ02_CONTRACTION * step + 1e-6).all()
+    assert left.max() < 0.05
+
+
+def test_gcj02_inverse_takes_two_forward_evaluations(monkeypatch):
+    import grid.chinacrs as crs
+
+    calls = []
+    real = crs.wgs84_to_gcj02
+    monkeypatch.setattr(crs, "wgs84_to_gcj02", lambda x, y: calls.append(len(x)) or real(x, y))
+    lon, lat = np.meshgrid(np.linspace(104.2, 107.7, 80), np.linspace(35.2, 39.4, 80))
+    glon, glat = real(lon.ravel(), lat.ravel())
+    back = crs.gcj02_to_wgs84(glon, glat)
+    assert calls == [glon.size, glon.size]
+    assert _err_m(lon.ravel(), lat.ravel(), *back).max() < 0.05
+
+
 def test_one_step_inverse_is_not_good_enough_in_ningxia():
     lon, lat = np.meshgrid(np.linspace(104.2, 107.7, 60), np.linspace(35.2, 39.4, 60))
     lon, lat = lon.ravel(), lat.ravel()
