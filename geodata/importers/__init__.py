@@ -8,8 +8,6 @@ One module per concern: ``base`` (run record, rejects file), ``validate`` and
 from __future__ import annotations
 
 import io
-import queue
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from geodata.errors import BadInput
-from geodata.importers import bulk, load
+from geodata.importers import bulk, load, pipeline
 from geodata.importers.activity import LEADS, TAGS, VISITS
 from geodata.importers.base import (
     Kind,
@@ -36,7 +34,7 @@ from geodata.importers.customers import CUSTOMERS
 from geodata.importers.facilities import LEGAL_ENTITIES, OUTLETS, SERVICE_POINTS
 from geodata.importers.people import RMS
 from geodata.importers.places import TOWNSHIPS, VILLAGES
-from geodata.importers.rows import Context, process_chunk, text_hash
+from geodata.importers.rows import Context, text_hash
 from geodata.importers.spatial import COUNTIES, open_layer
 from geodata.readers import open_table
 from grid.chinacrs import CRS_NAMES
@@ -200,10 +198,10 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             indexes: list[str] | None = None
             load.create_staging(cur, spec)
             staged = 0
-            for raw, good, bad, rej in _validated(source, ctx, chunk_size):
-                m = rej.mask
-                rejects.write(bad, rej.field[m], rej.value[m], rej.reason[m])
-                counts["rows"] += len(raw)
+            for chunk in pipeline.validated(source, ctx, chunk_size, in_process=None if spec.streaming else False):
+                good = chunk.good
+                rejects.write(chunk.bad, chunk.field, chunk.value, chunk.reason)
+                counts["rows"] += chunk.rows
                 if fast and plan is None and indexes is None and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
                     # Empty target and a big file: COPY straight in, index once at the end.
                     if spec.after is None and bulk.can_swap(cur, spec.table.name):
@@ -216,7 +214,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                 else:
                     load.stage(cur, spec, good)
                 staged += len(good)
-                progress(min(source.fraction_read(), 0.97), f"{counts['rows']:,} rows read")
+                progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
             for line, text_, reason in source.invalid_rows:
                 rejects.write_raw(line, text_, reason)
             counts["rejected"] = rejects.count
@@ -256,49 +254,6 @@ def _swap_in(engine, conn, plan: bulk.Plan) -> None:
     except BaseException:
         bulk.discard(connect, plan)
         raise
-
-
-def _validated(source, ctx: Context, chunk_size: int):
-    """Chunks read and validated in a helper thread, one ahead of the COPY of the previous one.
-
-    pyarrow, numpy and the wait for the server's COPY release the GIL, so on
-    two cores reading/validating and PostgreSQL's parsing overlap.
-    """
-    q: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    done = object()
-
-    def put(item) -> None:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        try:
-            for raw in source.chunks(chunk_size):
-                if stop.is_set():
-                    return
-                put((raw, *process_chunk(raw, source.mapping, ctx)))
-            put(done)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(exc)
-
-    worker = threading.Thread(target=produce, name="import-validate", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 def _flush_staging(cur, spec: Kind, run_id: int, table: str | None = None) -> None:
