@@ -93,16 +93,29 @@ def _in_thread(source, ctx: Context, chunk_size: int) -> Iterator[Chunk]:
 
 
 def _child(conn, source, ctx: Context, chunk_size: int) -> None:
+    # A sender thread writes to the pipe (which blocks until the parent reads) while the next chunk is validated.
+    outbox: queue.Queue = queue.Queue(maxsize=1)
+
+    def send() -> None:
+        while (item := outbox.get()) is not None:
+            try:
+                conn.send(item)
+            except Exception as exc:  # something that does not pickle: its message still gets across
+                what = item[1] if item[0] == "error" else exc
+                conn.send(("error", RuntimeError(f"{type(what).__name__}: {what}")))
+                return  # the parent stops reading and ends this process
+
+    sender = threading.Thread(target=send, name="import-send", daemon=True)
+    sender.start()
     try:
         for raw in source.chunks(chunk_size):
-            conn.send(("chunk", _validate(raw, source, ctx)))
-        conn.send(("done", (ctx.warnings, ctx.outside_county, source.invalid_rows)))
+            outbox.put(("chunk", _validate(raw, source, ctx)))
+        outbox.put(("done", (ctx.warnings, ctx.outside_county, source.invalid_rows)))
     except BaseException as exc:
-        try:
-            conn.send(("error", exc))
-        except Exception:  # an exception that does not pickle still gets its message across
-            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        outbox.put(("error", exc))
     finally:
+        outbox.put(None)
+        sender.join()
         conn.close()
 
 
