@@ -106,10 +106,17 @@ def check_fields(f: pd.DataFrame, kind: Kind, ctx: Context, rej: v.Rejects) -> d
             rej.add((~low.isin(allowed) & ~v.empty(s)).to_numpy(), name, f"must be one of {', '.join(allowed)}", s)
             out[name] = low.where(low.isin(allowed), None)
         elif typ == "legal_entity":
-            ids = s.map(ctx.legal_entities)
+            ids = lookup(s, ctx.legal_entities)
             rej.add((ids.isna() & ~v.empty(s)).to_numpy(), name, "unknown legal entity code", s)
             out["legal_entity_id"] = ids
     return out
+
+
+def lookup(s: pd.Series, table: dict) -> pd.Series:
+    """``s.map(table)`` (NaN where absent) with one dictionary lookup per distinct value, not per row."""
+    codes, uniques = pd.factorize(s)
+    found = np.array([table.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
+    return pd.Series(found[codes], index=s.index)
 
 
 def fill_legal_entity(out: dict, ctx: Context) -> None:
@@ -118,10 +125,8 @@ def fill_legal_entity(out: dict, ctx: Context) -> None:
         return
     ids = pd.Series(out["legal_entity_id"], dtype="Float64")
     if ctx.county_legal_entity and ids.isna().any():
-        # Each distinct county looked up once, not once per row.
-        codes, uniques = pd.factorize(pd.Series(out["county_code"], dtype=object))
-        by_unique = np.array([ctx.county_legal_entity.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
-        ids = ids.fillna(pd.Series(by_unique[codes], index=ids.index, dtype="Float64"))
+        by_county = lookup(pd.Series(out["county_code"], index=ids.index), ctx.county_legal_entity)
+        ids = ids.fillna(by_county.astype("Float64"))
     out["legal_entity_id"] = ids.astype("Int64")
 
 
@@ -136,10 +141,10 @@ def restrict_legal_entity(f: pd.DataFrame, out: dict, ctx: Context, rej: v.Rejec
         rej.add((ids.notna() & (ids != own)).fillna(False).to_numpy(dtype=bool), "legal_entity", why, f["legal_entity"])
         out["legal_entity_id"] = ids.fillna(own)
     elif "county_code" in out:
-        county_le = pd.Series(out["county_code"], dtype=object).map(ctx.county_legal_entity)
+        county_le = lookup(pd.Series(out["county_code"]), ctx.county_legal_entity)
         rej.add((county_le.notna() & (county_le != own)).to_numpy(dtype=bool), "county_code", why, f["county_code"])
     elif "rm_code" in f and "rm_le" in ctx.extra:
-        rm_le = f["rm_code"].map(ctx.extra["rm_le"])
+        rm_le = lookup(f["rm_code"], ctx.extra["rm_le"])
         rej.add((rm_le.notna() & (rm_le != own)).to_numpy(dtype=bool), "rm_code", why, f["rm_code"])
 
 

@@ -59,12 +59,16 @@ def blank(n: int, index) -> pd.Series:
 
 def empty(s: pd.Series) -> np.ndarray:
     """True where the cell is empty."""
-    return _np(pc.equal(pc.utf8_length(_arr(s)), 0))
+    return _np(pc.equal(pc.binary_length(_arr(s)), 0))
 
 
 def longer_than(s: pd.Series, limit: int) -> np.ndarray:
     """True where the text has more than ``limit`` characters."""
-    return _np(pc.greater(pc.utf8_length(_arr(s)), limit))
+    a = _arr(s)
+    # A character takes at least a byte: a column no longer than ``limit`` bytes needs no counting.
+    if (pc.max(pc.binary_length(a)).as_py() or 0) <= limit:
+        return np.zeros(len(a), dtype=bool)
+    return _np(pc.greater(pc.utf8_length(a), limit))
 
 
 def digits(s: pd.Series, n: int) -> np.ndarray:
