@@ -172,6 +172,8 @@ def run_import(
     )
     if spec.point in load.POINT:
         summary["outside_county"] = ctx.outside_county
+    if ctx.validator_peak_rss_mb is not None:
+        summary["validator_peak_rss_mb"] = round(ctx.validator_peak_rss_mb)
     finish_run(engine, run_id, status="ok", counts=counts, warnings=ctx.warnings.items,
                rejects_path=rpath, encoding=source.encoding, message=summary["message"])
     progress(1.0, f"{counts['rows']} rows")

@@ -8,13 +8,14 @@ process reads and validates while this process encodes and loads, each on
 its own core. The child only computes: it never touches the database
 connection it inherits, sends its chunks through a pipe (at most one waits
 there, so memory stays bounded), and at the end the state the summary needs
-(warnings, points outside their county, unreadable rows).
+(warnings, points outside their county, unreadable rows, its peak memory).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import resource
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,7 +111,8 @@ def _child(conn, source, ctx: Context, chunk_size: int) -> None:
     try:
         for raw in source.chunks(chunk_size):
             outbox.put(("chunk", _validate(raw, source, ctx)))
-        outbox.put(("done", (ctx.warnings, ctx.outside_county, source.invalid_rows)))
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        outbox.put(("done", (ctx.warnings, ctx.outside_county, source.invalid_rows, peak_mb)))
     except BaseException as exc:
         outbox.put(("error", exc))
     finally:
@@ -136,7 +138,7 @@ def _in_process(source, ctx: Context, chunk_size: int) -> Iterator[Chunk]:
             if tag == "chunk":
                 yield payload
             elif tag == "done":
-                ctx.warnings, ctx.outside_county, source.invalid_rows = payload
+                ctx.warnings, ctx.outside_county, source.invalid_rows, ctx.validator_peak_rss_mb = payload
                 finished = True
                 break
             else:
