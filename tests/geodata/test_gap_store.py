@@ -69,6 +69,12 @@ def test_cli_exports_cells_with_scores_and_a_workbook(engine, db_url, square_gri
     monkeypatch.setenv("GRIDMKT_HOME", str(tmp_path))
     _register()
     with engine.begin() as conn:
+        # RMs own cells (also when this test runs alone, without test_score_store_and_explain's plan).
+        owned = conn.execute(text("SELECT count(*) FROM territory WHERE grid_id = :g AND valid_to IS NULL"),
+                             {"g": square_grid}).scalar()
+        if not owned:
+            plan = scenarios.plan_scenario(conn, grid_id=square_grid, name="export-plan", user="t")
+            scenarios.publish(conn, scenario_id=plan["id"], user="t")
         gaps.score_grid(conn, grid_id=square_grid, trigger="export test")
     out = tmp_path / "cells.gpkg"
     res = CliRunner().invoke(cli, ["export", "cells", "--grid", str(square_grid), "-o", str(out), "--json"])
