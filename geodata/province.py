@@ -2,11 +2,12 @@
 
 The province map page draws every county's grid from vector tiles; what it embeds comes
 from here, in two statements whatever the number of counties: :func:`province_grids`
-(counties, their latest grid of a kind, simplified outlines, per-grid figures and the
-box of the cells the user may see) and :func:`score_quantiles` (the spread of gap
-scores for the legend). Both are restricted by :func:`geodata.scope.where` only:
-counties and grids by the legal entity, cells by the ``cell`` scope (a branch
-manager: cells of their outlets' RMs), RMs by the ``rm`` scope.
+(counties, their latest grid of a kind, simplified outlines, per-grid figures with the
+coverage ratio 入格率, and the box of the cells the user may see) and
+:func:`score_quantiles` (the spread of gap scores for the legend). Both are
+restricted by :func:`geodata.scope.where` only: counties and grids by the legal
+entity, cells by the ``cell`` scope (a branch manager: cells of their outlets'
+RMs), RMs by the ``rm`` scope.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
     Each row: ``county_code``, ``county_name``, ``outline`` (shapely, simplified),
     ``grid_id`` (None when the county has no such grid), ``resolution``,
     ``cells`` (cells the scope reaches), ``customers`` (placed in those cells,
-    from the cell statistics), ``blank_cells`` (latest gap run, None when the
-    grid has no scores), ``rms`` (current owners of those cells within the
-    ``rm`` scope) and ``bounds`` ((xmin, ymin, xmax, ymax) of those cells, None
-    when there are none). One statement.
+    from the cell statistics of the last assignment), ``county_customers``
+    (every customer of the county, placed or not, counted as
+    :func:`geodata.map_data.county_customer_count` does; 0 without a grid),
+    ``coverage`` (入格率: ``customers / county_customers``, None without a grid
+    or customers; for a branch manager the share of the county's customers
+    placed in the cells they see, as on the dashboard), ``blank_cells``
+    (latest gap run, None when the grid has no scores), ``rms`` (current
+    owners of those cells within the ``rm`` scope) and ``bounds`` ((xmin, ymin,
+    xmax, ymax) of those cells, None when there are none). One statement.
     """
     if kind not in KINDS:
         raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -54,6 +60,9 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
               FROM lg JOIN cell c ON c.grid_id = lg.id WHERE {cell.sql} GROUP BY c.grid_id),
     cust AS (SELECT cs.grid_id, sum(cs.customers) AS customers
                FROM lg JOIN cell_stat cs ON cs.grid_id = lg.id WHERE {stat.sql} GROUP BY cs.grid_id),
+    -- The denominator of 入格率: the whole county (index on customer.county_code), counties with a grid only.
+    tot AS (SELECT cu.county_code, count(*) AS county_customers
+              FROM lg JOIN customer cu ON cu.county_code = lg.county_code GROUP BY cu.county_code),
     blank AS (SELECT sc.grid_id, count(*) AS blank_cells
                 FROM (SELECT run.grid_id, s.cell_id FROM run JOIN gap_score s
                          ON s.gap_run_id = run.run_id AND s.gap_class = 'blank') sc
@@ -68,7 +77,7 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
     SELECT k.adcode AS county_code, k.name AS county_name,
            ST_AsBinary(ST_SimplifyPreserveTopology(k.geom, :tol)) AS wkb,
            lg.id AS grid_id, lg.resolution, COALESCE(box.cells, 0) AS cells,
-           COALESCE(cust.customers, 0) AS customers,
+           COALESCE(cust.customers, 0) AS customers, COALESCE(tot.county_customers, 0) AS county_customers,
            CASE WHEN run.run_id IS NULL THEN NULL ELSE COALESCE(blank.blank_cells, 0) END AS blank_cells,
            COALESCE(own.rms, 0) AS rms, ST_XMin(box.box) AS xmin, ST_YMin(box.box) AS ymin,
            ST_XMax(box.box) AS xmax, ST_YMax(box.box) AS ymax
@@ -76,6 +85,7 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
       LEFT JOIN run ON run.grid_id = lg.id
       LEFT JOIN box ON box.grid_id = lg.id
       LEFT JOIN cust ON cust.grid_id = lg.id
+      LEFT JOIN tot ON tot.county_code = lg.county_code
       LEFT JOIN blank ON blank.grid_id = lg.id
       LEFT JOIN own ON own.grid_id = lg.id
      ORDER BY k.adcode"""
@@ -88,8 +98,9 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
         row["outline"] = shapely.from_wkb(bytes(wkb)) if wkb is not None else None
         box = tuple(row.pop(k) for k in ("xmin", "ymin", "xmax", "ymax"))
         row["bounds"] = None if box[0] is None else tuple(float(v) for v in box)
-        for k in ("cells", "customers", "rms"):
+        for k in ("cells", "customers", "county_customers", "rms"):
             row[k] = int(row[k])
+        row["coverage"] = row["customers"] / row["county_customers"] if row["county_customers"] else None
         if row["blank_cells"] is not None:
             row["blank_cells"] = int(row["blank_cells"])
         out.append(row)

@@ -64,17 +64,27 @@ def _grid_label(row: Mapping) -> str:
     return f"#{row['grid_id']}" + ("" if res is None else f" r{res}")
 
 
+def _share(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
 def _summary(rows: list[Mapping], missing: list[str], kind: str, dashboard_url: str, title: str) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in
-                   ("县 county", "网格 grid", "客户 customers", "网格数 cells", "空白 blank", "客户经理 RMs", ""))
+    head = "".join(f"<th>{esc(h)}</th>" for h in ("县 county", "网格 grid", "客户 customers", "入格率 coverage",
+                                                  "网格数 cells", "空白 blank", "客户经理 RMs", ""))
     body = "".join(
         f"<tr data-grid=\"{r['grid_id']}\"><td>{esc(r['county_name'])}</td><td>{esc(_grid_label(r))}</td>"
-        f"<td>{_num(r['customers'])}</td><td>{_num(r['cells'])}</td><td>{_num(r['blank_cells'])}</td>"
+        f"<td>{_num(r['customers'])}</td><td class=\"gm-coverage\">{_share(r.get('coverage'))}</td>"
+        f"<td>{_num(r['cells'])}</td><td>{_num(r['blank_cells'])}</td>"
         f"<td>{_num(r['rms'])}</td><td><a href=\"{esc(_fill(dashboard_url, grid_id=r['grid_id']))}\">"
         f"看板 dashboard</a></td></tr>" for r in rows)
     blanks = [r["blank_cells"] for r in rows if r["blank_cells"] is not None]
+    # Overall 入格率 over the counties that report their customer total.
+    counted = [r for r in rows if r.get("county_customers")]
+    overall = (sum(r["customers"] for r in counted) / sum(r["county_customers"] for r in counted)
+               if counted else None)
     total = (f"<tr class=\"gm-total\"><th>合计 total</th><td>{len(rows)}</td>"
-             f"<td>{_num(sum(r['customers'] for r in rows))}</td><td>{_num(sum(r['cells'] for r in rows))}</td>"
+             f"<td>{_num(sum(r['customers'] for r in rows))}</td><td class=\"gm-coverage\">{_share(overall)}</td>"
+             f"<td>{_num(sum(r['cells'] for r in rows))}</td>"
              f"<td>{_num(sum(blanks) if blanks else None)}</td><td>{_num(sum(r['rms'] for r in rows))}</td><td></td></tr>")
     note = (f'<div class="gm-note">无{esc(kind)}网格 no {esc(kind)} grid: {esc("、".join(missing))}</div>'
             if missing else "")
@@ -100,7 +110,8 @@ def province_page(rows: Sequence[Mapping], *, options: PageOptions, score_classe
 
     ``rows``: one per county, as :func:`geodata.province.province_grids` gives
     them (``county_name``, ``outline``, ``grid_id``, ``resolution``,
-    ``bounds``, ``cells``, ``customers``, ``blank_cells``, ``rms``); a county
+    ``bounds``, ``cells``, ``customers``, ``blank_cells``, ``rms``, and for the
+    coverage ratio 入格率 ``coverage`` and ``county_customers``); a county
     is drawn when it has a grid and ``bounds``, listed as without a grid when
     ``grid_id`` is None. ``tile_url``: a template with ``{layer}``,
     ``{grid_id}`` and Leaflet's ``{z}/{x}/{y}``; ``dashboard_url`` one with

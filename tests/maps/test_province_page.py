@@ -8,6 +8,7 @@ O3) and 平罗县 further east (another legal entity, one H3 grid).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -22,6 +23,7 @@ from api.auth import hash_password
 from api.settings import AuthSettings, DatabaseSettings, Settings
 from geodata import assign, gaps, grids, province, territories, users
 from geodata.scope import Scope
+from tests.maps.conftest import R3_CELLS
 
 PASSWORD = "province 2026"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,9 +47,22 @@ def _customers(conn, county: str, le: int, lon: float, n: int) -> None:
                       "y": 38.05 + 0.03 * (k // 10)})
 
 
+def _unplaced(conn, county: str, n: int, lon: float | None) -> None:
+    """``n`` customers of ``county`` no grid places: no village code and a point outside it (or none)."""
+    for k in range(n):
+        conn.execute(text("INSERT INTO customer (customer_id, county_code, deposit_balance, geom) VALUES "
+                          "(:id, :c, 100, CASE WHEN CAST(:x AS float8) IS NULL THEN NULL "
+                          "ELSE ST_SetSRID(ST_MakePoint(:x, 38.2), 4326) END)"),
+                     {"id": f"U{county}{k:02d}", "c": county, "x": lon})
+
+
 @pytest.fixture(scope="module")
 def world(engine, map_grid):
-    """Grid ids: village (永宁县, map_grid), h3_west (永宁县), h3_east_old, h3_east, h3_other."""
+    """Grid ids: village (永宁县, map_grid), h3_west (永宁县), h3_east_old, h3_east, h3_other.
+
+    Not every customer is placed: 永宁县 has 48 in cells and 2 outside the county (added after its
+    village grid was assigned), 贺兰县 40 in cells and 5 without any location.
+    """
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LE2', '别的农商行')"))
         _county(conn, "640122", "贺兰县", 1, EAST)
@@ -58,6 +73,8 @@ def world(engine, map_grid):
                           "VALUES ('R4', '赵六', 1, 'O3', 1.0)"))
         _customers(conn, "640122", 1, 106.45, 40)
         _customers(conn, "640221", 2, 107.05, 20)
+        _unplaced(conn, "640121", 2, 105.5)
+        _unplaced(conn, "640122", 5, None)
         out = {"village": map_grid}
         west = grids.build_grid(conn, county_code="640121", kind="h3", resolution=7)["id"]
         assign.assign_customers(conn, grid_id=west)
@@ -117,6 +134,9 @@ def test_province_grids_one_scoped_statement(engine, world):
     west, east = rows["640121"], rows["640122"]
     assert west["grid_id"] == world["h3_west"] and east["grid_id"] == world["h3_east"]  # the latest, not h3_east_old
     assert west["customers"] == 48 and east["customers"] == 40 and west["rms"] == 2 and east["rms"] == 1
+    # 入格率: placed over every customer of the county.
+    assert (west["county_customers"], east["county_customers"]) == (50, 45)
+    assert west["coverage"] == 48 / 50 and east["coverage"] == 40 / 45
     for row, gid in ((west, world["h3_west"]), (east, world["h3_east"])):
         with engine.connect() as conn:
             scores = gaps.latest_scores(conn, grid_id=gid)
@@ -125,6 +145,7 @@ def test_province_grids_one_scoped_statement(engine, world):
     # Branch manager of O2 (R3 only): R3's four village cells, their twelve customers, their box.
     r3 = bm["640121"]
     assert (r3["grid_id"], r3["cells"], r3["customers"], r3["rms"]) == (world["village"], 4, 12, 1)
+    assert r3["coverage"] == 12 / 50  # the share of the county's customers in the cells they see
     assert r3["bounds"][0] == pytest.approx(106.3) and r3["bounds"][2] == pytest.approx(106.4)
     assert bm["640122"]["grid_id"] is None  # 贺兰县 has no village grid
     assert len(quantiles) == 201 and quantiles == sorted(quantiles)
@@ -171,6 +192,48 @@ def test_roles_and_scoping(app, world):
             world["h3_west"], world["h3_east"], world["h3_other"]}
 
 
+def _summary_panel(page: str) -> str:
+    """The HTML of the page's summary panel (embedded in its script as a JSON string)."""
+    return json.loads(re.search(r'gridmkt\.panel\(\w+, ("(?:[^"\\]|\\.)*"), "topright"', page).group(1))
+
+
+def _coverage_cells(page: str) -> dict[str, str]:
+    """The 入格率 cell of each county row of the summary (by grid id), and of the total row ("total")."""
+    html = _summary_panel(page)
+    found = dict(re.findall(r'<tr data-grid="(\d+)">.*?<td class="gm-coverage">([^<]*)</td>', html))
+    total = re.search(r'<tr class="gm-total">.*?<td class="gm-coverage">([^<]*)</td>', html)
+    return found | {"total": total.group(1)}
+
+
+def _placed_over_county(conn, grid_id: int, cells: list[str] | None = None) -> tuple[int, int]:
+    """(customers the grid's assignment placed, in ``cells`` if given; customers of the grid's county)."""
+    placed = conn.execute(text(
+        "SELECT count(*) FROM customer_cell WHERE grid_id = :g AND cell_id IS NOT NULL "
+        "AND (CAST(:cells AS text[]) IS NULL OR cell_id = ANY(:cells))"), {"g": grid_id, "cells": cells}).scalar()
+    county = conn.execute(text("SELECT count(*) FROM customer cu JOIN grid g ON g.county_code = cu.county_code "
+                               "WHERE g.id = :g"), {"g": grid_id}).scalar()
+    return placed, county
+
+
+def test_summary_coverage_per_county(app, engine, world):
+    """入格率 in the page's summary: each county's placed customers over all its customers, and overall."""
+    with engine.connect() as conn:  # from the assignment rows and the customers, not the cell statistics
+        west = _placed_over_county(conn, world["h3_west"])
+        east = _placed_over_county(conn, world["h3_east"])
+        r3 = _placed_over_county(conn, world["village"], R3_CELLS)
+    assert (west, east, r3) == ((48, 50), (40, 45), (12, 50))
+    with _client(app, "planner") as c:
+        page = c.get("/maps/province").text
+    assert "<th>入格率 coverage</th>" in _summary_panel(page)
+    assert _coverage_cells(page) == {
+        str(world["h3_west"]): f"{west[0] / west[1]:.1%}", str(world["h3_east"]): f"{east[0] / east[1]:.1%}",
+        "total": f"{(west[0] + east[0]) / (west[1] + east[1]):.1%}"}
+    assert _coverage_cells(page)["total"] == "92.6%"
+    with _client(app, "bm1") as c:  # R3's cells of the village grid only
+        shown = _coverage_cells(c.get("/maps/province?kind=village").text)
+    assert shown == {str(world["village"]): f"{r3[0] / r3[1]:.1%}", "total": "24.0%"}
+
+
 def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     """(west, south, east, north) of a Web Mercator tile in degrees."""
     def lat(row: int) -> float:
@@ -208,6 +271,7 @@ def test_province_page_draws_every_county_from_tiles_in_chromium(server, world):
             return out; }"""
         page.wait_for_function(f"() => Object.values(({count_js})()).filter(n => n > 100).length == 2")
         drawn = page.evaluate(count_js)
+        coverage = page.locator(".gm-counties td.gm-coverage").all_inner_texts()  # two counties: shown unfolded
         page.wait_for_load_state("networkidle")
         page.mouse.move(10, 790)
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -227,6 +291,7 @@ def test_province_page_draws_every_county_from_tiles_in_chromium(server, world):
         browser.close()
     assert failed == [] and outside == [] and errors == []
     assert {int(g) for g in drawn} == {world["h3_west"], world["h3_east"]} and canvases >= 6
+    assert coverage == [f"{48 / 50:.1%}", f"{40 / 45:.1%}", f"{88 / 95:.1%}"]  # 永宁县, 贺兰县, total
     bounds = {world["h3_west"]: (106.0, 38.0, 106.4, 38.4), world["h3_east"]: (106.4, 38.0, 106.8, 38.4)}
     seen = set()
     for url, status in tiles:
@@ -248,8 +313,8 @@ def test_province_page_from_literal_rows():
 
     rows = [
         {"county_code": "640121", "county_name": "永宁县", "outline": shapely.box(106.0, 38.0, 106.4, 38.4),
-         "grid_id": 7, "resolution": 8, "cells": 10, "customers": 30, "blank_cells": 2, "rms": 3,
-         "bounds": (106.0, 38.0, 106.4, 38.4)},
+         "grid_id": 7, "resolution": 8, "cells": 10, "customers": 30, "county_customers": 40, "coverage": 0.75,
+         "blank_cells": 2, "rms": 3, "bounds": (106.0, 38.0, 106.4, 38.4)},
         {"county_code": "640122", "county_name": "贺兰县", "outline": EAST, "grid_id": None, "resolution": None,
          "cells": 0, "customers": 0, "blank_cells": None, "rms": 0, "bounds": None},
     ]
@@ -259,6 +324,7 @@ def test_province_page_from_literal_rows():
         assert html.count(f'"url":"/t/{layer}/{{z}}/{{x}}/{{y}}.pbf?g=7"') == 1
     assert '"bounds":[[38.0,106.0],[38.4,106.4]]' in html and "/d?g=7" in html
     assert "no h3 grid: 贺兰县" in html and "{grid_id}" not in html and "{layer}" not in html
+    assert _coverage_cells(html) == {"7": "75.0%", "total": "75.0%"}
     # A GCJ-02 basemap: the tiles cannot follow it, so the outlines stay with the tiles and the legend says so.
     gcj = province_page(rows, options=PageOptions(inline=False, tile_url="/b/{z}/{x}/{y}.png", tile_crs="gcj02"),
                         score_classes=class_breaks([1.0]), tile_url="/t/{layer}/{z}/{x}/{y}.pbf?g={grid_id}",
