@@ -56,6 +56,7 @@ def customers(
     chunk_size: int = 1_000_000,
     *,
     entity_of: Mapping[str, str] | None = None,
+    id_offset: int = 0,
 ) -> Iterator[pd.DataFrame]:
     """Yield ``n`` synthetic customers in DataFrames of at most ``chunk_size`` rows.
 
@@ -81,11 +82,15 @@ def customers(
     entity_of : mapping adcode -> legal entity code, optional
         Defaults to ``'LE' + adcode``; pass :func:`grid.synth_network.entity_by_county`
         of the demo's entities to match its outlets.
+    id_offset : int
+        Customer numbers start after it, so that a second call (other counties)
+        can keep its ids apart from the first's.
 
     Yields
     ------
     DataFrame
-        The ``customers`` import columns; ``customer_id`` is ``'C'`` + 10 digits, sequential.
+        The ``customers`` import columns; ``customer_id`` is ``'C'`` + 10 digits,
+        sequential from ``id_offset + 1``.
 
     Examples
     --------
@@ -97,9 +102,11 @@ def customers(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be positive")
+    if id_offset < 0 or id_offset + n >= 10**10:
+        raise ValueError("customer numbers must fit in 10 digits")
     seed = as_rng(rng).integers(0, 2**63)
     prep = _prepare(villages, entity_of)
-    return _chunks(prep, int(n), int(chunk_size), np.random.default_rng(seed))
+    return _chunks(prep, int(n), int(chunk_size), np.random.default_rng(seed), int(id_offset))
 
 
 def _prepare(villages: pd.DataFrame, entity_of: Mapping[str, str] | None) -> dict[str, np.ndarray]:
@@ -136,7 +143,7 @@ def _prepare(villages: pd.DataFrame, entity_of: Mapping[str, str] | None) -> dic
     }
 
 
-def _chunks(prep: dict[str, np.ndarray], n: int, chunk_size: int, rng) -> Iterator[pd.DataFrame]:
+def _chunks(prep: dict[str, np.ndarray], n: int, chunk_size: int, rng, id_offset: int = 0) -> Iterator[pd.DataFrame]:
     """Draw the per-village spread once, then generate chunk after chunk."""
     nv = prep["p"].size
     lo, hi = np.where(prep["own"][:, None], OWN_SPREAD_KM, SEAT_SPREAD_KM).T
@@ -144,7 +151,7 @@ def _chunks(prep: dict[str, np.ndarray], n: int, chunk_size: int, rng) -> Iterat
     for start in range(0, n, chunk_size):
         m = min(chunk_size, n - start)
         vi = rng.choice(nv, m, p=prep["p"])
-        yield _one_chunk(prep, sigma, vi, start, rng)
+        yield _one_chunk(prep, sigma, vi, id_offset + start, rng)
 
 
 def _one_chunk(prep, sigma, vi: np.ndarray, start: int, rng) -> pd.DataFrame:

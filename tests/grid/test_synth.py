@@ -259,6 +259,11 @@ def test_customers_chunks_are_bounded_and_ids_sequential(world):
     assert ids.iloc[0] == "C0000000001" and ids.iloc[-1] == "C0000025001" and ids.is_unique
     with pytest.raises(ValueError):
         customers(v, 10, 0, chunk_size=0)
+    # A second batch (the demo's other counties) numbers on from an offset, chunks included.
+    later = list(customers(v, 5, np.random.default_rng(3), chunk_size=2, id_offset=1_000_000_000))
+    assert [x for c in later for x in c["customer_id"]] == [f"C100000000{k}" for k in range(1, 6)]
+    with pytest.raises(ValueError):
+        customers(v, 10, 0, id_offset=10**10 - 5)
 
 
 def test_customers_rng_is_consumed_at_call_time(world):
