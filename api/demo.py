@@ -6,10 +6,12 @@ known points); the bank's own data (legal entities, outlets, service points,
 RMs, customers, visits, leads, tags) is generated, seeded and labelled
 synthetic. Later steps build grids, assign customers, plan and publish
 territories, score gaps, suggest sites, create demo users and export maps.
+With ``province`` set, one more step gives every other county an H3 grid
+(and a modest number of synthetic customers) for the province overview.
 
 A step is ``(name, function(ctx) -> dict)``; add one by appending to
-:data:`STEPS`. Each step's result is kept in ``ctx.results[name]`` for the
-steps after it.
+:data:`STEPS` (and to :data:`ONLY_IF` if it is optional). Each step's result
+is kept in ``ctx.results[name]`` for the steps after it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from grid.synth_common import AS_OF as SYNTH_AS_OF
 DATA = Path(__file__).resolve().parents[1] / "geodata" / "demo_data"
 USER = "demo"
 DEMO_PASSWORD = "gridmkt-demo"  # printed by the demo; the demo users are for a local sandbox only
+# Customer numbers of the other counties (--province) start here: above any demo county's (--customers <= 20M).
+PROVINCE_ID_OFFSET = 1_000_000_000
 ProgressFn = Callable[[float, str], None]
 
 
@@ -44,6 +48,10 @@ class DemoContext:
     customers: int = 100_000
     seed: int = 20261122
     res: int = 8
+    # The province step: every other county gets an H3 grid and, among them, this many customers.
+    province: bool = False
+    province_customers: int = 20_000
+    province_counties: tuple[str, ...] | None = None  # None: every county the reference step imports
     workdir: Path = Path(".gridmkt/demo")
     progress: Callable[[str], ProgressFn] = lambda label: (lambda f, m="": None)
     results: dict = field(default_factory=dict)
@@ -204,6 +212,62 @@ def step_gaps(ctx: DemoContext) -> dict:
     return out
 
 
+def _other_counties(ctx: DemoContext) -> pd.DataFrame:
+    """adcode and name of the counties the province step builds (all but the demo county), in adcode order."""
+    counties = pd.DataFrame(_prepared(ctx)["counties"].drop(columns="geometry"))
+    if ctx.province_counties is not None:
+        unknown = set(ctx.province_counties) - set(counties["adcode"])
+        if unknown:
+            raise ValueError(f"not in the shipped counties: {', '.join(sorted(unknown))}")
+        counties = counties[counties["adcode"].isin(ctx.province_counties)]
+    return counties[counties["adcode"] != ctx.county].sort_values("adcode")[["adcode", "name"]]
+
+
+def _province_customers(ctx: DemoContext, codes: list[str]) -> dict:
+    """Synthetic customers of the other counties (clustered around their villages), imported like the rest."""
+    from grid import synth
+
+    prep = _prepared(ctx)
+    villages = prep["villages"][prep["villages"]["county_code"].isin(codes)]
+    path = ctx.workdir / "customers_province.csv"
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    made = 0
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        for i, chunk in enumerate(synth.customers(
+                villages, ctx.province_customers, np.random.default_rng([ctx.seed, 3]),
+                entity_of=synth.entity_by_county(prep["entities"]), id_offset=PROVINCE_ID_OFFSET)):
+            chunk.to_csv(fh, index=False, header=(i == 0))
+            made += len(chunk)
+    return {"customers": made, "import customers": _import(ctx, "customers", path)}
+
+
+def step_province(ctx: DemoContext) -> dict:
+    """Every other county: synthetic customers, an H3 grid, customers assigned, gaps scored (``--province``)."""
+    from geodata import assign, gaps, grids
+
+    others = _other_counties(ctx)
+    codes = others["adcode"].tolist()
+    out = _province_customers(ctx, codes) if ctx.province_customers > 0 and codes else {"customers": 0}
+    bar = ctx.progress("province")
+    per_county = {}
+    # One bar for the step; each county's share split over build, assign and score.
+    for i, (code, name) in enumerate(zip(codes, others["name"], strict=True)):
+        def part(lo: float, hi: float, i: int = i, name: str = name) -> ProgressFn:
+            return lambda f, m="": bar((i + lo + (hi - lo) * f) / len(codes), f"{name} {m}".strip())
+
+        with ctx.engine.begin() as conn:
+            g = grids.build_grid(conn, county_code=code, kind="h3", resolution=ctx.res, progress=part(0.0, 0.5))
+            a = assign.assign_customers(conn, grid_id=g["id"], progress=part(0.5, 0.8), as_of=ctx.as_of)
+            part(0.8, 1.0)(0.0, "gap scores")
+            s = gaps.score_grid(conn, grid_id=g["id"], trigger="demo", as_of=ctx.as_of)
+        part(0.8, 1.0)(1.0, "done")
+        per_county[code] = {"name": name, "grid_id": g["id"], "cells": g["cell_count"], "customers": a["customers"],
+                            "placed": a["by_point"] + a["by_village_code"], "blank_cells": s["classes"].get("blank", 0)}
+    rows = per_county.values()
+    return out | {"counties": len(per_county), "cells": sum(r["cells"] for r in rows),
+                  "placed": sum(r["placed"] for r in rows), "grids": per_county}
+
+
 def step_users(ctx: DemoContext) -> dict:
     """Demo users of every role in the demo county's legal entity (password printed below)."""
     from api.auth import hash_password
@@ -263,14 +327,19 @@ STEPS: list[tuple[str, Callable[[DemoContext], dict]]] = [
     ("grids", step_grids),
     ("territories", step_territories),
     ("gaps", step_gaps),
+    ("province", step_province),
     ("users", step_users),
     ("maps", step_maps),
 ]
+# Optional steps run only when their condition holds (the default demo stays one county).
+ONLY_IF: dict[str, Callable[[DemoContext], bool]] = {"province": lambda ctx: ctx.province}
 
 
 def run_demo(ctx: DemoContext, *, on_step: Callable[[str, dict, float], None] | None = None) -> dict:
-    """Run every step in order; returns all results with per-step seconds."""
+    """Run every step in order (optional ones when :data:`ONLY_IF` says so); returns all results with per-step seconds."""
     for name, fn in STEPS:
+        if name in ONLY_IF and not ONLY_IF[name](ctx):
+            continue
         t0 = time.perf_counter()
         ctx.results[name] = fn(ctx)
         seconds = round(time.perf_counter() - t0, 2)

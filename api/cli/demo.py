@@ -15,11 +15,20 @@ from api.db import open_engine
               help="Synthetic customers in the demo county.")
 @click.option("--seed", type=int, default=20261122, show_default=True, help="Seed of every synthetic draw.")
 @click.option("--res", type=click.IntRange(6, 10), default=8, show_default=True, help="H3 resolution of the demo grid.")
+@click.option("--province", is_flag=True,
+              help="Also give every other county an H3 grid (at --res) with synthetic customers assigned and gaps "
+                   "scored, so that /maps/province shows the whole province (a few minutes).")
+@click.option("--province-customers", type=click.IntRange(0, 5_000_000), default=20_000, show_default=True,
+              help="With --province: synthetic customers spread over the other counties by households.")
 @click.option("--no-serve", is_flag=True, help="Run every step and exit instead of serving the API.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
-    """Load the Ningxia demo through the normal importers and build everything on it."""
+def demo(ctx, county, n_customers, seed, res, province, province_customers, no_serve, host, port):
+    """Load the Ningxia demo through the normal importers and build everything on it.
+
+    Grids, territories and maps are built for one county; with --province every other county
+    also gets an H3 grid with customers assigned and gaps scored (pipeline step "province").
+    """
     from api.demo import DemoContext, run_demo
 
     s = settings()
@@ -31,7 +40,7 @@ def demo(ctx, county, n_customers, seed, res, no_serve, host, port):
     with ctx.progress_factory() as factory:
         dctx = DemoContext(
             engine=engine, settings=s, county=county, customers=n_customers, seed=seed, res=res,
-            workdir=s.db.home / "demo", progress=factory,
+            province=province, province_customers=province_customers, workdir=s.db.home / "demo", progress=factory,
         )
         results = run_demo(dctx, on_step=on_step)
     engine.dispose()
@@ -71,6 +80,7 @@ def _summary(results: dict) -> dict:
     """What a person wants to read at the end of the demo (``--json`` gives everything)."""
     grids = results["grids"]
     plan = results["territories"]["h3"]["plan"]
+    prov = results.get("province")
     return {
         "seconds per step": ", ".join(f"{k} {v['seconds']:.0f}" for k, v in results.items()
                                       if isinstance(v, dict) and "seconds" in v),
@@ -80,5 +90,7 @@ def _summary(results: dict) -> dict:
                         f"({grids['village']['report'].get('merged_villages', 0)} villages merged at shared points)",
         "territories": f"{plan['rms']} RMs, contiguity {plan['contiguity']:.0%}, CV {plan['cv']:.2f}",
         "gap classes (H3)": ", ".join(f"{k} {v}" for k, v in results["gaps"]["h3"]["classes"].items()),
+        **({"province": f"{prov['counties']} more counties: {prov['cells']:,} H3 cells, "
+                        f"{prov['placed']:,} of {prov['customers']:,} customers placed"} if prov else {}),
         "demo users": "admin, planner, manager, rm, analyst / " + results["users"]["password"],
     }

@@ -1,19 +1,29 @@
 """The demo pipeline end to end on a small customer count: real data in, everything built on it."""
 
+from dataclasses import replace
+
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from api import demo
 from api.demo import DemoContext, run_demo
 from api.settings import AuthSettings, DatabaseSettings, Settings
+from geodata import province
+from geodata.scope import Scope
 
 
 @pytest.fixture(scope="module")
-def results(engine, db_url, tmp_path_factory):
+def demo_ctx(engine, db_url, tmp_path_factory):
     home = tmp_path_factory.mktemp("demo-home")
     s = Settings(db=DatabaseSettings(url=db_url, home=home), auth=AuthSettings(secret_key="t"))
-    ctx = DemoContext(engine=engine, settings=s, customers=3000, seed=7, workdir=home / "demo")
+    return DemoContext(engine=engine, settings=s, customers=3000, seed=7, workdir=home / "demo")
+
+
+@pytest.fixture(scope="module")
+def results(demo_ctx):
     steps = []
-    out = run_demo(ctx, on_step=lambda name, r, sec: steps.append(name))
+    out = run_demo(demo_ctx, on_step=lambda name, r, sec: steps.append(name))
     out["_steps"] = steps
     return out
 
@@ -52,3 +62,60 @@ def test_grids_assignment_territories_gaps_users(engine, results):
         owners = conn.execute(text("SELECT count(*) FROM territory WHERE valid_to IS NULL AND grid_id = :g"),
                               {"g": grids["h3"]["grid_id"]}).scalar()
     assert owners == grids["h3"]["cells"]
+
+
+# Two small counties (金凤区 513 H3 cells, 隆德县 1,803): the whole province takes minutes. The demo county
+# in the list is skipped: it has its grids already.
+PROVINCE = ("640106", "640423", "640121")
+
+
+def _counties_with(conn, table: str) -> list[str]:
+    return conn.execute(text(f"SELECT array_agg(DISTINCT county_code ORDER BY county_code) FROM {table}")).scalar()
+
+
+def test_province_step_grids_every_other_county(engine, demo_ctx, results, monkeypatch):
+    # The default demo: one county, and no province step.
+    assert results["_steps"] == ["reference", "synthetic", "grids", "territories", "gaps", "users", "maps"]
+    with engine.connect() as conn:
+        assert _counties_with(conn, "grid") == _counties_with(conn, "customer") == ["640121"]
+    ctx = replace(demo_ctx, province=True, province_customers=600, province_counties=PROVINCE, results={})
+    ran = []
+    monkeypatch.setattr(demo, "STEPS", [("province", demo.step_province)])  # this step alone, through run_demo
+    out = run_demo(ctx, on_step=lambda name, r, sec: ran.append(name))["province"]
+    assert ran == ["province"] and out["seconds"] >= 0
+    assert out["counties"] == 2 and set(out["grids"]) == {"640106", "640423"} and out["customers"] == 600
+    assert out["import customers"]["counts"]["inserted"] == 600
+    with engine.connect() as conn:
+        for code, g in out["grids"].items():
+            grid = conn.execute(text("SELECT county_code, kind, resolution, cell_count FROM grid WHERE id = :g"),
+                                {"g": g["grid_id"]}).one()
+            assert tuple(grid) == (code, "h3", 8, g["cells"]) and g["cells"] > 500
+            # Every customer of the county has its assignment row; the placed ones are in this grid's cells.
+            n, placed, rows = conn.execute(text(
+                "SELECT (SELECT count(*) FROM customer WHERE county_code = :c), "
+                "count(*) FILTER (WHERE cc.cell_id IS NOT NULL), count(*) FROM customer_cell cc WHERE cc.grid_id = :g"),
+                {"c": code, "g": g["grid_id"]}).one()
+            assert n == rows == g["customers"] > 0 and placed == g["placed"] and placed >= 0.85 * n
+            blank = conn.execute(text("SELECT count(*) FROM gap_score s JOIN gap_run r ON r.id = s.gap_run_id "
+                                      "WHERE r.grid_id = :g AND s.gap_class = 'blank'"), {"g": g["grid_id"]}).scalar()
+            assert blank == g["blank_cells"]
+        assert _counties_with(conn, "grid") == _counties_with(conn, "customer") == ["640106", "640121", "640423"]
+        ids = conn.execute(text("SELECT min(customer_id), max(customer_id), count(*) FROM customer "
+                                "WHERE county_code <> '640121'")).one()
+        demo_county = conn.execute(text("SELECT count(*) FROM customer WHERE county_code = '640121'")).scalar()
+        shown = province.province_grids(conn, scope=Scope("admin", None), kind="h3")
+    # Numbered apart from the demo county's customers, which are untouched.
+    assert tuple(ids) == ("C1000000001", "C1000000600", 600) and demo_county == 3000
+    assert sum(g["customers"] for g in out["grids"].values()) == 600
+    # The province overview now has the demo county's grid and the two new ones.
+    with_grid = {r["county_code"]: r["grid_id"] for r in shown if r["grid_id"] is not None}
+    assert with_grid == {"640121": results["grids"]["h3"]["grid_id"],
+                         **{c: g["grid_id"] for c, g in out["grids"].items()}}
+
+
+def test_cli_help_names_the_province_flag():
+    from api.cli import _register, cli
+
+    _register()
+    r = CliRunner().invoke(cli, ["demo", "--help"])
+    assert r.exit_code == 0 and "--province " in r.output and "--province-customers" in r.output
