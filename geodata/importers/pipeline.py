@@ -13,6 +13,7 @@ there, so memory stays bounded), and at the end the state the summary needs
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import queue
 import resource
@@ -25,6 +26,8 @@ import pandas as pd
 
 from geodata.importers.rows import Context, process_chunk
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 # Files at least this big are validated in a child process (below, the fork costs more than it saves).
 PROCESS_MIN_BYTES = 16 << 20
 
@@ -93,7 +96,23 @@ def _in_thread(source, ctx: Context, chunk_size: int) -> Iterator[Chunk]:
         worker.join(timeout=5)
 
 
+def _return_freed_memory() -> None:
+    """Have glibc give big freed blocks back to the system at once.
+
+    By default glibc raises its mmap threshold after each big free, so the
+    chunk-sized arrays of later chunks come from a heap that only grows: a
+    10-million-row file then peaked about a fifth higher.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 20)
+
+
 def _child(conn, source, ctx: Context, chunk_size: int) -> None:
+    _return_freed_memory()
     # A sender thread writes to the pipe (which blocks until the parent reads) while the next chunk is validated.
     outbox: queue.Queue = queue.Queue(maxsize=1)
 
