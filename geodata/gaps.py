@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import geopandas as gpd
 import numpy as np
@@ -98,23 +99,7 @@ def score_grid(conn: Connection, *, grid_id: int, config_text: str | None = None
         text("INSERT INTO gap_run (grid_id, config, trigger) VALUES (:g, CAST(:c AS jsonb), :t) RETURNING id"),
         {"g": grid_id, "c": json.dumps(_config_dict(config), default=float), "t": trigger},
     ).scalar_one()
-    comp_cols = [c for c in scores.columns if c.startswith(("comp_", "contrib_"))]
-    measure_cols = [c for c in measures.columns if c not in ("geometry", "cell_id", "label")]
-    m = pd.DataFrame(measures.drop(columns=["geometry"])).set_index("cell_id")
-    buf = io.StringIO()
-    for row in scores.itertuples(index=False):
-        r = row._asdict()
-        comps = {c: _num(r[c]) for c in comp_cols}
-        meas = {c: _num(m.at[r["cell_id"], c]) for c in measure_cols}
-        meas["penetration"] = _num(r.get("penetration"))
-        meas["balance_per_household"] = _num(r.get("balance_per_household"))
-        fields = [str(run_id), r["cell_id"], repr(float(r["score"])), r["gap_class"], json.dumps(comps),
-                  json.dumps(meas, ensure_ascii=False), r["reason_zh"] or "", r["reason_en"] or ""]
-        buf.write("\t".join(f.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ") for f in fields) + "\n")
-    buf.seek(0)
-    with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert("COPY gap_score (gap_run_id, cell_id, score, gap_class, components, measures, reason_zh, "
-                        "reason_en) FROM STDIN", buf)
+    _copy_scores(conn, run_id, scores, measures)
     blanks = rank_blank_areas(scores, top=20)
     counts = scores["gap_class"].value_counts().to_dict()
     return {
@@ -125,7 +110,32 @@ def score_grid(conn: Connection, *, grid_id: int, config_text: str | None = None
     }
 
 
+def _copy_scores(conn: Connection, run_id: int, scores: pd.DataFrame, measures: pd.DataFrame) -> None:
+    """COPY one gap_score row per scored cell, the JSON and text built column by column."""
+    n = len(scores)
+    comp_cols = [c for c in scores.columns if c.startswith(("comp_", "contrib_"))]
+    measure_cols = [c for c in measures.columns if c not in ("geometry", "cell_id", "label")]
+    # the measures in the scores' row order (score_cells sorts by cell_id)
+    m = pd.DataFrame(measures.drop(columns=["geometry"])).set_index("cell_id").reindex(scores["cell_id"].to_numpy())
+    comps = _json_objects({c: _json_values(scores[c]) for c in comp_cols}, n)
+    meas = {c: _json_values(m[c]) for c in measure_cols}
+    for c in ("penetration", "balance_per_household"):
+        meas[c] = _json_values(scores[c]) if c in scores else ["null"] * n
+    columns = [
+        [str(run_id)] * n, [str(v) for v in scores["cell_id"].tolist()],
+        [repr(v) for v in scores["score"].to_numpy(dtype=float).tolist()], [str(v) for v in scores["gap_class"].tolist()],
+        comps, _json_objects(meas, n), [v or "" for v in scores["reason_zh"].tolist()],
+        [v or "" for v in scores["reason_en"].tolist()],
+    ]
+    line = "\t".join(["%s"] * len(columns)) + "\n"
+    buf = io.StringIO("".join(map(line.__mod__, zip(*map(_copy_text, columns), strict=True))))
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert("COPY gap_score (gap_run_id, cell_id, score, gap_class, components, measures, reason_zh, "
+                        "reason_en) FROM STDIN", buf)
+
+
 def _num(v):
+    """One stored JSON value: numbers rounded to 6 decimals, missing or non-finite numbers as null."""
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return None
     if isinstance(v, (np.bool_, bool)):
@@ -133,6 +143,37 @@ def _num(v):
     if isinstance(v, (np.integer, np.floating, int, float)):
         return round(float(v), 6)
     return v
+
+
+def _json_values(values) -> list[str]:
+    """JSON text of each value, as ``json.dumps(_num(v), ensure_ascii=False)`` writes it, for a whole column."""
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if arr.dtype.kind == "b":
+        return np.where(arr, "true", "false").tolist()
+    if arr.dtype.kind in "iuf":
+        f = np.ascontiguousarray(arr, dtype=float)
+        # each distinct value (by its bits, so -0.0 stays apart from 0.0) is formatted once
+        bits, inverse = np.unique(f.view(np.int64), return_inverse=True)
+        text_ = np.array([repr(round(v, 6)) if math.isfinite(v) else "null" for v in bits.view(np.float64).tolist()],
+                         dtype=object)
+        return text_[inverse.reshape(-1)].tolist()
+    return [json.dumps(_num(v), ensure_ascii=False) for v in arr.tolist()]
+
+
+def _json_objects(columns: dict[str, list[str]], n: int) -> list[str]:
+    """Per row, the JSON object of the columns' JSON texts (key order and spacing as json.dumps writes them)."""
+    if not columns:
+        return ["{}"] * n
+    template = "{" + ", ".join(json.dumps(k, ensure_ascii=False).replace("%", "%%") + ": %s" for k in columns) + "}"
+    return list(map(template.__mod__, zip(*columns.values(), strict=True)))
+
+
+def _copy_text(values: list[str]) -> list[str]:
+    """Values as fields of COPY's text format: backslashes doubled, tabs and newlines as spaces."""
+    joined = "".join(values)
+    if "\\" not in joined and "\t" not in joined and "\n" not in joined:
+        return values
+    return [v.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ") for v in values]
 
 
 def _config_dict(config) -> dict:

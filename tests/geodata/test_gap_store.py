@@ -1,5 +1,9 @@
 """Gap scores stored per grid version, blank areas, and site suggestions over the square county."""
 
+import math
+
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -89,3 +93,52 @@ def test_cli_exports_cells_with_scores_and_a_workbook(engine, db_url, square_gri
     assert len(openpyxl.load_workbook(book).sheetnames) >= 2  # summary + one sheet per owning RM
     res = CliRunner().invoke(cli, ["export", "cells", "-o", str(out), "--json"])
     assert res.exit_code == 2 and "needs --grid" in res.output
+
+
+def _stored_value(v):
+    """What a stored JSON value must read back as: numbers to 6 decimals, missing or non-finite as null."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return round(float(v), 6)
+    return v
+
+
+def test_stored_rows_are_the_computed_scores(engine, square_grid):
+    from grid.gaps import score_cells
+
+    odd_rm = 'R"\\\t9 张'  # quote, backslash, tab and Chinese: JSON and COPY escaping both matter
+    with engine.connect() as conn:  # rolled back at the end: the module's other tests see none of this
+        conn.execute(text("INSERT INTO rm (code, name, legal_entity_id, outlet_code) VALUES (:c, '赵六', 1, 'O1')"),
+                     {"c": odd_rm})
+        conn.execute(text("UPDATE territory SET valid_to = now() WHERE grid_id = :g AND cell_id = '640121100002'"),
+                     {"g": square_grid})
+        conn.execute(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by) "
+                          "VALUES (:g, '640121100002', :c, 'test', 't')"), {"g": square_grid, "c": odd_rm})
+        res = gaps.score_grid(conn, grid_id=square_grid, trigger="identity", as_of="2026-01-01")
+        measures = gaps.cell_measures(conn, grid_id=square_grid, as_of="2026-01-01")
+        stored = pd.DataFrame(conn.execute(
+            text("SELECT cell_id, score, gap_class, components, measures, reason_zh, reason_en FROM gap_score "
+                 "WHERE gap_run_id = :r ORDER BY cell_id"), {"r": res["gap_run_id"]}).mappings().all())
+        conn.rollback()
+    scores = score_cells(pd.DataFrame(measures.drop(columns=["geometry", "label"])))
+    m = measures.set_index("cell_id")
+    assert len(stored) == len(scores) == 16
+    assert m.loc["640121100002", "owner_rm"] == odd_rm
+    comp_cols = [c for c in scores.columns if c.startswith(("comp_", "contrib_"))]
+    measure_cols = [c for c in measures.columns if c not in ("geometry", "cell_id", "label")]
+    assert len(comp_cols) == 16 and len(measure_cols) == 13
+    for got, want in zip(stored.sort_values("cell_id").to_dict("records"), scores.to_dict("records"), strict=True):
+        assert got["cell_id"] == want["cell_id"]
+        assert got["score"] == want["score"]  # the exact float, not rounded
+        assert got["gap_class"] == want["gap_class"]
+        assert got["reason_zh"] == want["reason_zh"] and got["reason_en"] == want["reason_en"]
+        assert got["components"] == {c: _stored_value(want[c]) for c in comp_cols}
+        meas = {c: _stored_value(m.at[want["cell_id"], c]) for c in measure_cols}
+        meas["penetration"] = _stored_value(want["penetration"])
+        meas["balance_per_household"] = _stored_value(want["balance_per_household"])
+        assert got["measures"] == meas
+    odd = stored.set_index("cell_id").at["640121100002", "measures"]
+    assert odd["owner_rm"] == odd_rm and odd["days_since_visit"] is None and odd["apportioned"] is False
