@@ -238,6 +238,8 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                 tx.commit()
         except BaseException:
             tx.rollback()
+            if plan is not None:  # its table went with the transaction
+                bulk.release(cur, plan)
             raise
         if plan is not None:
             _swap_in(engine, conn, plan)
@@ -249,13 +251,17 @@ def _swap_in(engine, conn, plan: bulk.Plan) -> None:
     def connect():
         return engine.raw_connection()
 
+    cur = conn.connection.dbapi_connection.cursor()
     try:
         bulk.build_indexes(connect, plan)
         with conn.begin():
-            bulk.swap(conn.connection.dbapi_connection.cursor(), plan)
+            bulk.swap(cur, plan)
     except BaseException:
         bulk.discard(connect, plan)
         raise
+    finally:
+        bulk.release(cur, plan)  # session-level: effective at once, whatever the transaction does
+        conn.connection.dbapi_connection.commit()
 
 
 def _flush_staging(cur, spec: Kind, run_id: int, table: str | None = None) -> None:

@@ -17,7 +17,8 @@ So a big load into an empty target goes like this:
    adds the foreign keys (checked, as any constraint added to filled table).
 
 Any error on the way drops the new table: the target is never half-written.
-A table left behind by a killed process is dropped by the next bulk load.
+A table left behind by a killed process (whose session, and so its advisory
+lock, is gone) is dropped by the next bulk load.
 Only plain tables qualify (:func:`can_swap`): no views, rules, triggers,
 policies, grants, sequences, partitions, exclusion constraints or foreign keys
 pointing at them, as nothing of that kind would follow the rename.
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from geodata.errors import BadInput
 
 PREFIX = "_bulk_"
+# Advisory lock class ('bu'): a load holds (LOCK_CLASS, run id) in its session while its new table exists.
+LOCK_CLASS = 0x6275
 # Relative cost of building one index, to split the work between the two sessions.
 _COST = {"gist": 4, "spgist": 4, "gin": 4}
 _INDEXDEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .*)$", re.S)
@@ -50,6 +53,7 @@ class Index:
 class Plan:
     target: str
     table: str
+    run_id: int
     indexes: list[Index] = field(default_factory=list)
     foreign_keys: list[tuple[str, str]] = field(default_factory=list)  # (name, definition)
 
@@ -74,23 +78,31 @@ def can_swap(cur, target: str) -> bool:
 
 
 def drop_stale(cur, target: str) -> list[str]:
-    """Drop new tables of earlier bulk loads whose import is no longer running (a killed process)."""
+    """Drop new tables of earlier bulk loads whose process is gone (nobody holds their lock)."""
     cur.execute(
         "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'"
-        " AND c.relname LIKE %s AND NOT EXISTS (SELECT 1 FROM import_run r WHERE r.status = 'running'"
-        " AND c.relname = %s || r.id)",
-        ((f"{PREFIX}{target}_").replace("_", "\\_") + "%", f"{PREFIX}{target}_"),
+        " AND c.relname LIKE %s",
+        ((f"{PREFIX}{target}_").replace("_", "\\_") + "%",),
     )
-    stale = [r[0] for r in cur.fetchall()]
-    for name in stale:
-        cur.execute(f'DROP TABLE IF EXISTS public."{name}"')
+    stale = []
+    for (name,) in cur.fetchall():
+        run = name.rsplit("_", 1)[1]
+        if not run.isdigit():
+            continue
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, int(run)))
+        if cur.fetchone()[0]:  # its load is not running any more
+            cur.execute(f'DROP TABLE IF EXISTS public."{name}"')
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, int(run)))
+            stale.append(name)
     return stale
 
 
 def start(cur, target: str, run_id: int) -> Plan:
     """Create the new table for ``target`` in the current transaction; returns the plan for the rest."""
     drop_stale(cur, target)
-    plan = Plan(target=target, table=f"{PREFIX}{target}_{run_id}")
+    # Held by this session until release(): another load sees that this table is in use.
+    cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, run_id))
+    plan = Plan(target=target, table=f"{PREFIX}{target}_{run_id}", run_id=run_id)
     cur.execute(
         f"CREATE TABLE public.{plan.table} (LIKE public.{target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
         " INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
@@ -201,3 +213,8 @@ def discard(connect, plan: Plan) -> None:
             conn.close()
     except Exception:  # drop_stale removes it on the next bulk load
         pass
+
+
+def release(cur, plan: Plan) -> None:
+    """Give up the plan's advisory lock (its session is going back to the pool)."""
+    cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, plan.run_id))

@@ -115,10 +115,22 @@ def test_rows_stored_meanwhile_stop_the_swap(engine, empty, tmp_path, monkeypatc
 
 
 def test_a_killed_loads_table_is_dropped_next_time(engine, empty, tmp_path):
+    """A load's table is dropped once nobody holds its lock (a killed process), not while its load runs."""
     with engine.begin() as c:
-        c.execute(text("CREATE TABLE _bulk_customer_999999 (x int)"))
-    run_import(engine, kind="customers", path=_file(tmp_path, 30), user="u", rejects_dir=tmp_path)
+        c.execute(text("CREATE TABLE _bulk_customer_999999 (x int)"))  # its process is gone
+        c.execute(text("CREATE TABLE _bulk_customer_999998 (x int)"))  # its process still loads
+    with engine.connect() as alive:
+        alive.execute(text("SELECT pg_advisory_lock(:c, 999998)"), {"c": bulk.LOCK_CLASS})
+        run_import(engine, kind="customers", path=_file(tmp_path, 30), user="u", rejects_dir=tmp_path)
+        assert _leftovers(engine) == ["_bulk_customer_999998"]
+        alive.execute(text("SELECT pg_advisory_unlock(:c, 999998)"), {"c": bulk.LOCK_CLASS})
+    with engine.begin() as c:
+        c.execute(text("TRUNCATE customer"))  # the next bulk load (into an empty table) cleans up
+    run_import(engine, kind="customers", path=_file(tmp_path, 30, start=7000), user="u", rejects_dir=tmp_path)
     assert _leftovers(engine) == []
+    # Our own loads left no lock behind.
+    assert _q(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c",
+              c=bulk.LOCK_CLASS)[0][0] == 0
 
 
 def test_a_view_on_the_target_means_loading_in_place(engine, empty, tmp_path):
