@@ -23,6 +23,7 @@ from collections import deque
 
 import numpy as np
 
+from grid.territories_cuts import TerritoryCuts
 from grid.territories_solver import Problem, _boundary, _deviation, _Mover
 
 
@@ -136,16 +137,24 @@ def _try_chain(p, a, anchor_xy, path, excess, border, bad) -> bool:
         d, r = path[i], path[i + 1]
         desired = want if i == 0 else carried
         best = None
-        for c in border.get((d, r), []):
-            if al[c] != d or not any(al[v] == r for v in p.nbrs[c]):
-                continue
+        # Candidates nearest the wanted weight first; stop at the first that moves alone (a cut cell moves
+        # with what it cuts off, which weighs more, so only those ranked before it can beat it).
+        ranked = sorted(
+            (abs(p.weight(c, r) - desired), mv.score(c, d, r), c)
+            for c in set(border.get((d, r), []))
+            if al[c] == d and any(al[v] == r for v in p.nbrs[c])
+        )
+        for _, _, c in ranked:
             if mv.can_move(c, r):
-                group, w = [c], p.weight(c, r)
-            else:
-                group = _with_cut_off(p, al, c, mv.size[d])
-                if group is None or not all(p.in_range(x, r) for x in group):
-                    continue
-                w = sum(p.weight(x, r) for x in group)
+                w = p.weight(c, r)
+                key = (abs(w - desired), mv.score(c, d, r))
+                if best is None or key < best[0]:
+                    best = (key, [c], w)
+                break
+            group = _with_cut_off(p, al, c, mv.size[d], mv.cuts)
+            if group is None or not all(p.in_range(x, r) for x in group):
+                continue
+            w = sum(p.weight(x, r) for x in group)
             key = (abs(w - desired), mv.score(c, d, r))
             if best is None or key < best[0]:
                 best = (key, group, w)
@@ -165,34 +174,15 @@ def _try_chain(p, a, anchor_xy, path, excess, border, bad) -> bool:
     return False
 
 
-def _with_cut_off(p: Problem, al: list[int], cell: int, size: int, max_walk: int = 400) -> list[int] | None:
+def _with_cut_off(p: Problem, al: list[int], cell: int, size: int, cuts: TerritoryCuts | None = None) -> list[int] | None:
     """``cell`` and the pieces of its owner that removing it would cut off (the largest piece stays).
 
-    None when the owner is too large to walk, a cut-off cell is locked, or
-    ``cell`` itself is locked.
+    None when ``cell`` cuts nothing off, or it or a cut-off cell is locked.
+    ``cuts`` reuses a search of the territory (any size) kept by the caller.
     """
-    owner = al[cell]
-    if p._locked[cell] >= 0 or size > max_walk:
+    if p._locked[cell] >= 0:
         return None
-    seen = {cell}
-    pieces = []
-    for start in p.nbrs[cell]:
-        if al[start] != owner or start in seen:
-            continue
-        piece = [start]
-        seen.add(start)
-        i = 0
-        while i < len(piece):
-            for v in p.nbrs[piece[i]]:
-                if v not in seen and al[v] == owner:
-                    seen.add(v)
-                    piece.append(v)
-            i += 1
-        pieces.append(piece)
-    if len(pieces) < 2:
-        return None
-    pieces.sort(key=len)
-    group = [cell] + [x for piece in pieces[:-1] for x in piece]
-    if any(p._locked[x] >= 0 for x in group):
+    group = (cuts or TerritoryCuts(p.nbrs)).cut_off(al, cell, size)
+    if group is None or any(p._locked[x] >= 0 for x in group):
         return None
     return group

@@ -280,14 +280,13 @@ def pieces_per_owner(adjacency, assignment: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(pairs[:, 0], minlength=k)[:k] if len(pairs) else np.zeros(k, dtype=np.int64)
 
 
-def stays_connected(
-    nbrs: list[list[int]], assignment, cell: int, size: int, *, max_walk: int = 400
-) -> bool:
+def stays_connected(nbrs: list[list[int]], assignment, cell: int, size: int, *, cuts=None) -> bool:
     """True if removing ``cell`` leaves the rest of its owner's cells in one piece.
 
     ``size`` is the owner's cell count. A local check around the cell decides
-    most cases; only when it fails is the owner's territory walked in full, and
-    territories over ``max_walk`` cells answer False instead (conservative).
+    most cases; when it fails, ``cuts`` (a :class:`grid.territories_cuts.TerritoryCuts`
+    kept by the caller) answers from one search of the whole territory, else the
+    territory is walked. Either way territories of any size are judged exactly.
     """
     owner = assignment[cell]
     same = [v for v in nbrs[cell] if assignment[v] == owner]
@@ -324,9 +323,8 @@ def stays_connected(
                 queue.append(v)
     if found == len(targets):
         return True
-    if size > max_walk:
-        # Refusing is always safe; walking huge territories for every candidate is not affordable.
-        return False
+    if cuts is not None:
+        return cuts.removable(assignment, cell, size)
     # Full walk of the owner's territory without `cell`.
     seen = {cell, same[0]}
     queue = deque([same[0]])

@@ -1,16 +1,18 @@
-"""Territory optimiser internals: seeded region growing, flow rebalancing, local polish.
+"""Territory optimiser internals: balanced start, region growing, flow rebalancing, local polish.
 
 Algorithm (all on the cell adjacency graph, distances in metres):
 
-1. *Seeds.* Each active RM (capacity > 0) gets one seed cell: its locked cell
-   nearest its home outlet, else the free cell nearest the home. RMs sharing
-   an outlet get seeds spread by farthest-point sampling over the cells
-   nearest that outlet (as many as their share of the grid), so co-located
-   RMs split the outlet's surroundings instead of piling on one cell.
-2. *Region growing.* Multi-source: the RM with the lowest load / capacity
-   takes the frontier cell nearest its seed; cells beyond ``max_distance`` are
-   taken only when no RM has a cell within range. Every territory grows from
-   one seed through adjacent cells, so it is contiguous by construction.
+1. *Start.* A new plan starts from :func:`grid.territories_start.balanced_start`:
+   outlet catchments by a graph Voronoi with tuned offsets, each catchment's
+   shortest-path tree cut into one subtree per RM of the outlet, so the start
+   is contiguous and roughly balanced; locks are written over it. Each RM is
+   anchored at its start territory's centre.
+2. *Region growing.* Cells left unowned (pieces cut off by locks, cells out of
+   range, and every free cell when ``keep_current`` starts from the current
+   owners) are grown into: the RM with the lowest load / capacity takes the
+   frontier cell nearest its anchor (seeds as in
+   :func:`grid.territories_init.choose_seeds` for RMs without one); cells beyond
+   ``max_distance`` are taken only when no RM has a cell within range.
 3. *Flow rebalancing.* The excess ``load - target`` of every RM is routed over
    the RM adjacency graph by the minimum-norm flow (solve ``L phi = excess``
    with the boundary-weighted Laplacian ``L``); each RM pair then moves border
@@ -21,8 +23,9 @@ Algorithm (all on the cell adjacency graph, distances in metres):
    receiver's seed versus the donor's) as the tie-breaker.
 
 A move never takes a locked cell, never empties the donor and never cuts the
-donor in two (:func:`grid.territories_graph.stays_connected`); the receiver is
-adjacent to the cell, so it stays connected too.
+donor in two (:func:`grid.territories_graph.stays_connected`, exact for
+territories of any size through :class:`grid.territories_cuts.TerritoryCuts`);
+the receiver is adjacent to the cell, so it stays connected too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
 
 from grid.territories_bounds import achievable_targets, heaviest_cell
+from grid.territories_cuts import TerritoryCuts
 from grid.territories_graph import stays_connected
 
 
@@ -118,6 +122,7 @@ class _Mover:
         self.size = np.bincount(a[a >= 0], minlength=p.k).tolist()
         self.ax, self.ay = anchor_xy[:, 0].tolist(), anchor_xy[:, 1].tolist()
         self.penalty = None if p.move_penalty is None else p.move_penalty.tolist()
+        self.cuts = TerritoryCuts(p.nbrs)
 
     def score(self, c: int, donor: int, receiver: int) -> float:
         """Lower is better: cells nearer the receiver's seed than the donor's; no penalised moves."""
@@ -139,11 +144,13 @@ class _Mover:
             # Border lists go stale as cells move: the receiver must still touch the cell.
             and any(a[v] == receiver for v in p.nbrs[c])
             and p.in_range(c, receiver)
-            and stays_connected(p.nbrs, a, c, self.size[donor])
+            and stays_connected(p.nbrs, a, c, self.size[donor], cuts=self.cuts)
         )
 
     def move(self, c: int, receiver: int) -> None:
         """Give ``c`` to ``receiver``."""
+        self.cuts.touch(self.a[c])
+        self.cuts.touch(receiver)
         self.size[self.a[c]] -= 1
         self.size[receiver] += 1
         self.a[c] = receiver
