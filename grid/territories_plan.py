@@ -24,6 +24,7 @@ from grid.territories_init import choose_seeds, grow, orphan_cells
 from grid.territories_regions import solve_regions
 from grid.territories_report import PlanReport, plan_report
 from grid.territories_solver import Problem, polish, rebalance
+from grid.territories_start import balanced_start
 
 DEFAULT_MEASURES = ("customers", "households", "deposit", "loan")
 
@@ -35,6 +36,23 @@ def _travel_per_metre(travel_weight: float, cell_xy: np.ndarray, home_xy: np.nda
     d, _ = cKDTree(home_xy).query(cell_xy)
     total = float(d.sum())
     return travel_weight / total if total > 0 else 0.0
+
+
+def _distinct_seeds(p: Problem, seeds: np.ndarray, keep_rows: np.ndarray) -> np.ndarray:
+    """Seeds with duplicates resolved: RMs not in ``keep_rows`` that share a seed move to the nearest unused free cell."""
+    used = set(seeds[keep_rows & (seeds >= 0)].tolist())
+    tree = None
+    for r in np.flatnonzero(~keep_rows & (p.capacity > 0)).tolist():
+        if seeds[r] >= 0 and seeds[r] not in used:
+            used.add(int(seeds[r]))
+            continue
+        tree = tree or cKDTree(p.cell_xy)
+        _, near = tree.query(p.home_xy[r], k=min(p.n, len(used) + 64))
+        pick = next((c for c in np.atleast_1d(near).tolist() if c not in used and p._locked[c] < 0), -1)
+        seeds[r] = pick
+        if pick >= 0:
+            used.add(pick)
+    return seeds
 
 
 class TerritoryPlan:
@@ -279,8 +297,21 @@ class TerritoryPlan:
             ok = (cur >= 0) & (cur < k)
             ok[ok] = self.capacity[cur[ok]] > 0
             a[ok] = cur[ok]
-        a[self.locked >= 0] = self.locked[self.locked >= 0]
         seeds = choose_seeds(p, taken=(self.locked >= 0) | (a >= 0) if not keep else self.locked >= 0)
+        if not keep:
+            # A balanced contiguous start (grid.territories_start); locks are written over it and the
+            # pieces they cut off regrown below. RMs anchor at their start's centre, unless locks seed them.
+            start, centre = balanced_start(p, deadline=deadline)
+            free = (self.locked < 0) & (start >= 0)
+            if p.max_distance_m is not None:
+                free &= np.hypot(*(self.cell_xy - self.rm_home_xy[np.maximum(start, 0)]).T) <= p.max_distance_m
+            a[free] = start[free]
+            locked_rm = np.bincount(self.locked[self.locked >= 0], minlength=k) > 0
+            use = (centre >= 0) & ~locked_rm
+            use[use] = free[centre[use]]
+            seeds = np.where(use, centre, seeds)
+            seeds = _distinct_seeds(p, seeds, keep_rows=use | locked_rm)
+        a[self.locked >= 0] = self.locked[self.locked >= 0]
         size = np.bincount(a[a >= 0], minlength=k)
         for r in np.flatnonzero(seeds >= 0):
             if size[r] == 0 or not keep:

@@ -12,6 +12,7 @@ Cells of a region without RMs stay unowned (the report notes them).
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -72,18 +73,23 @@ def sub_plan(plan, cells: np.ndarray, rms: np.ndarray):
     return sub, cells[virtual] if len(virtual) else virtual
 
 
-def _solve(sub, time_limit_s: float | None) -> np.ndarray:
-    """Solve one sub-plan without its report; its assignment (sub-plan RM rows)."""
+def _solve(sub, time_limit_s: float | None, deadline: float | None = None) -> np.ndarray:
+    """Solve one sub-plan without its report; its assignment (sub-plan RM rows).
+
+    ``deadline`` (``time.monotonic()``, shared by the worker processes) caps the time limit.
+    """
     if len(sub.capacity) == 0 or not (sub.capacity > 0).any():
         return np.full(len(sub.workload), -1, dtype=np.int64)
+    if deadline is not None:
+        time_limit_s = max(0.2, min(time_limit_s, deadline - time.monotonic()))
     return sub.solve(time_limit_s=time_limit_s, report=False).assignment
 
 
 def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) -> np.ndarray:
     """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own.
 
-    ``time_limit_s`` is shared out by cell count; with several workers the
-    largest region gets the whole budget on one of them. Adds the regions' virtual edges to
+    ``time_limit_s`` is the whole budget: each worker's share of it goes to the
+    regions by cell count (none above the budget), and no region runs past it. Adds the regions' virtual edges to
     ``plan.adjacency`` and ``plan.virtual_edges``.
 
     Examples
@@ -105,19 +111,19 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
         virtual.append(ve)
     sizes = [len(c) for _, c, _ in parts]
     use = min(workers, len(parts))
+    deadline = None
     if time_limit_s is None:
         limits = [None] * len(parts)
-    elif use > 1:
-        # The largest region (started first) gets a worker for the whole budget, the others share the rest.
-        rest = max(1, sum(sizes[1:]))
-        limits = [time_limit_s] + [max(0.5, time_limit_s * (use - 1) * n / rest) for n in sizes[1:]]
     else:
-        limits = [max(0.5, time_limit_s * n / max(1, sum(sizes))) for n in sizes]
+        # Every worker's time is shared by cell count (largest regions first, each taken by the next free
+        # worker), no region above the whole budget; a shared deadline keeps the last ones inside it.
+        deadline = time.monotonic() + time_limit_s
+        limits = [min(time_limit_s, max(0.5, time_limit_s * use * n / max(1, sum(sizes)))) for n in sizes]
     if workers > 1 and len(parts) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_solve, subs, limits))
+            results = list(pool.map(_solve, subs, limits, [deadline] * len(subs)))
     else:
-        results = [_solve(s, t) for s, t in zip(subs, limits, strict=True)]
+        results = [_solve(s, t, deadline) for s, t in zip(subs, limits, strict=True)]
     a = np.full(len(plan.workload), -1, dtype=np.int64)
     for (_, cells, rms), sub_a in zip(parts, results, strict=True):
         if len(rms):
