@@ -297,7 +297,13 @@ class TerritoryPlan:
             ok = (cur >= 0) & (cur < k)
             ok[ok] = self.capacity[cur[ok]] > 0
             a[ok] = cur[ok]
-        seeds = choose_seeds(p, taken=(self.locked >= 0) | (a >= 0) if not keep else self.locked >= 0)
+        if keep:
+            # An RM's only cell is no seed for another (it would leave that RM without any).
+            owned = np.bincount(a[a >= 0], minlength=k)
+            taken = (self.locked >= 0) | ((a >= 0) & (owned[np.maximum(a, 0)] == 1))
+        else:
+            taken = (self.locked >= 0) | (a >= 0)
+        seeds = choose_seeds(p, taken=taken)
         if not keep:
             # A balanced contiguous start (grid.territories_start); locks are written over it and the
             # pieces they cut off regrown below. RMs anchor at their start's centre, unless locks seed them.
@@ -314,10 +320,10 @@ class TerritoryPlan:
         a[self.locked >= 0] = self.locked[self.locked >= 0]
         size = np.bincount(a[a >= 0], minlength=k)
         for r in np.flatnonzero(seeds >= 0):
-            if size[r] == 0 or not keep:
+            own = np.flatnonzero(a == r) if keep and size[r] > 0 else np.empty(0, dtype=np.int64)
+            if len(own) == 0:  # no cells of its own (any more): start from its seed
                 a[seeds[r]] = r
             else:
-                own = np.flatnonzero(a == r)
                 seeds[r] = own[np.argmin(np.hypot(*(self.cell_xy[own] - self.rm_home_xy[r]).T))]
         anchor = np.where((seeds >= 0)[:, None], self.cell_xy[np.maximum(seeds, 0)], self.rm_home_xy)
         grow(p, a, anchor)

@@ -175,6 +175,21 @@ def test_keep_current_moves_only_what_balance_needs():
     assert contiguous(plan)
 
 
+@pytest.mark.parametrize("corner", [0, 4, 20, 24])
+def test_keep_current_never_takes_an_rms_only_cell(corner):
+    """RM 0 owns nothing and lives at a corner that is RM 1's only cell (a village grid with many RMs):
+    RM 0 must start elsewhere, not leave RM 1 without cells."""
+    adj, xy = grid_arrays(5, 5)
+    current = np.full(25, 2)
+    current[corner] = 1
+    homes = xy[[corner, corner, 12]]
+    plan = TerritoryPlan.from_arrays(np.ones(25), adj, homes, xy, np.ones(3), current=current,
+                                     keep_current=True).solve()
+    assert (plan.assignment >= 0).all()
+    assert contiguous(plan)
+    assert sorted(np.bincount(plan.assignment, minlength=3).tolist()) == [8, 8, 9]
+
+
 def test_rebalancing_keeps_territories_contiguous_from_a_bad_start():
     # A snake-like skewed start: RM 0 owns almost everything.
     adj, xy = grid_arrays(5, 5)
