@@ -172,8 +172,6 @@ def run_import(
     )
     if spec.point in load.POINT:
         summary["outside_county"] = ctx.outside_county
-    if ctx.validator_peak_rss_mb is not None:
-        summary["validator_peak_rss_mb"] = round(ctx.validator_peak_rss_mb)
     finish_run(engine, run_id, status="ok", counts=counts, warnings=ctx.warnings.items,
                rejects_path=rpath, encoding=source.encoding, message=summary["message"])
     progress(1.0, f"{counts['rows']} rows")
@@ -200,7 +198,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             indexes: list[str] | None = None
             load.create_staging(cur, spec)
             staged = 0
-            for chunk in pipeline.validated(source, ctx, chunk_size, in_process=None if spec.streaming else False):
+            for chunk in pipeline.validated(source, ctx, chunk_size):
                 good = chunk.good
                 rejects.write(chunk.bad, chunk.field, chunk.value, chunk.reason)
                 counts["rows"] += chunk.rows

@@ -42,8 +42,6 @@ class Context:
     # 32-bit lines: 2 billion is beyond any file, and 10 million keys then take 120 MB, not 160.
     seen_line: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
     outside_county: int = 0
-    # Peak memory (MB) of the child process that validated a big file, when one did.
-    validator_peak_rss_mb: float | None = None
     extra: dict = field(default_factory=dict)
     # Set when a user of one legal entity imports: rows of others are rejected.
     only_legal_entity: int | None = None
