@@ -103,9 +103,12 @@ def start(cur, target: str, run_id: int) -> Plan:
     # Held by this session until release(): another load sees that this table is in use.
     cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, run_id))
     plan = Plan(target=target, table=f"{PREFIX}{target}_{run_id}", run_id=run_id)
+    # No autovacuum while it loads and is indexed (it would compete for the same cores); the swap
+    # turns it back on, and autovacuum then analyzes the table in the background.
     cur.execute(
         f"CREATE TABLE public.{plan.table} (LIKE public.{target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
         " INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
+        " WITH (autovacuum_enabled = false)"
     )
     cur.execute(
         "SELECT i.relname, pg_get_indexdef(i.oid), con.contype, am.amname FROM pg_index x"
@@ -191,6 +194,7 @@ def swap(cur, plan: Plan) -> None:
                        " file was stored. Run the import again: it then updates by key.")
     cur.execute(f"DROP TABLE public.{t}")
     cur.execute(f"ALTER TABLE public.{plan.table} RENAME TO {t}")
+    cur.execute(f"ALTER TABLE public.{t} RESET (autovacuum_enabled)")
     for ix in plan.indexes:
         if ix.constraint == "p":
             cur.execute(f'ALTER TABLE public.{t} ADD CONSTRAINT "{ix.name}" PRIMARY KEY USING INDEX {ix.temp}')

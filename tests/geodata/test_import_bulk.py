@@ -28,6 +28,7 @@ def _schema(engine) -> dict:
                               " ORDER BY 1"),
         "constraints": _q(engine, "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint"
                                   " WHERE conrelid = 'customer'::regclass ORDER BY 1"),
+        "options": _q(engine, "SELECT reloptions FROM pg_class WHERE oid = 'customer'::regclass"),
     }
 
 
