@@ -1,12 +1,27 @@
-"""Shared data for store tests: a square county with a 4×4 lattice of villages, customers, outlets and RMs."""
+"""Shared data for store tests: the real counties, and a square county with a 4×4 lattice of villages, customers, outlets and RMs."""
+
+from pathlib import Path
 
 import pytest
 import shapely
 from sqlalchemy import text
 
 from geodata import assign, grids
+from geodata.importers import run_import
 
 SQUARE = shapely.box(106.0, 38.0, 106.4, 38.4)
+DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
+
+
+@pytest.fixture(scope="module")
+def counties(engine, tmp_path_factory):
+    """The 22 real Ningxia counties imported from the shipped GeoJSON (GCJ-02); 永宁县 belongs to legal entity NX01."""
+    d = tmp_path_factory.mktemp("c")
+    le = d / "le.csv"
+    le.write_text("法人机构代码,法人机构名称,辖内区县\nNX01,永宁农商行,640121\n", encoding="utf-8")
+    run_import(engine, kind="legal-entities", path=le, user="u", rejects_dir=d)
+    return run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson",
+                      user="u", crs="gcj02", rejects_dir=d)
 
 
 @pytest.fixture(scope="module")

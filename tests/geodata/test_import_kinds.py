@@ -19,16 +19,6 @@ def _q(engine, sql, **kw):
         return c.execute(text(sql), kw).all()
 
 
-@pytest.fixture(scope="module")
-def counties(engine, tmp_path_factory):
-    d = tmp_path_factory.mktemp("c")
-    le = d / "le.csv"
-    le.write_text("法人机构代码,法人机构名称,辖内区县\nNX01,永宁农商行,640121\n", encoding="utf-8")
-    run_import(engine, kind="legal-entities", path=le, user="u", rejects_dir=d)
-    return run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson",
-                      user="u", crs="gcj02", rejects_dir=d)
-
-
 def test_real_counties_are_22_valid_multipolygons(engine, counties):
     assert counties["counts"]["inserted"] == 22 and counties["counts"]["rejected"] == 0
     rows = _q(engine, "SELECT count(*), bool_and(ST_IsValid(geom)), min(GeometryType(geom)),"

@@ -10,19 +10,10 @@ from sqlalchemy import text
 
 from geodata.importers import pipeline, run_import
 
-DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
-
 
 def _q(engine, sql, **kw):
     with engine.connect() as c:
         return c.execute(text(sql), kw).all()
-
-
-@pytest.fixture(scope="module")
-def counties(engine, tmp_path_factory):
-    d = tmp_path_factory.mktemp("c")
-    return run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson", user="u", crs="gcj02",
-                      rejects_dir=d)
 
 
 def _messy_file(path: Path, n: int = 400) -> Path:
