@@ -196,21 +196,24 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             ctx = _context(cur, spec, crs, synthetic, legal_entity_id)
             fast = spec.streaming and not dry_run and load.can_load_direct(cur, spec)
             indexes: list[str] | None = None
+            direct, into = False, None  # COPY straight into the target, or into ``into`` (the bulk plan's table)
             load.create_staging(cur, spec)
             staged = 0
             for chunk in pipeline.validated(source, ctx, chunk_size):
                 good = chunk.good
                 rejects.write(chunk.bad, chunk.field, chunk.value, chunk.reason)
                 counts["rows"] += chunk.rows
-                if fast and plan is None and indexes is None and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
+                if fast and not direct and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
                     # Empty target and a big file: COPY straight in, index once at the end.
                     if spec.after is None and bulk.can_swap(cur, spec.table.name):
                         plan = bulk.start(cur, spec.table.name, run_id)
+                        into = plan.table
                     else:
                         indexes = load.prepare_direct(cur, spec)
-                    _flush_staging(cur, spec, run_id, plan.table if plan else None)
-                if plan is not None or indexes is not None:
-                    load.direct(cur, spec, good, run_id, plan.table if plan else None)
+                    direct = True
+                    _flush_staging(cur, spec, run_id, into)
+                if direct:
+                    load.direct(cur, spec, good, run_id, into)
                 else:
                     load.stage(cur, spec, good)
                 staged += len(good)
@@ -218,7 +221,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             for line, text_, reason in source.invalid_rows:
                 rejects.write_raw(line, text_, reason)
             counts["rejected"] = rejects.count
-            if plan is not None or indexes is not None:
+            if direct:
                 progress(0.98, "indexing")
                 if indexes is not None:
                     load.recreate_indexes(cur, indexes)
