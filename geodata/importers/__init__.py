@@ -107,7 +107,7 @@ def run_import(
     encoding: str | None = None, mapping: Mapping[str, str] | None = None,
     rejects_dir: str | Path, dry_run: bool = False, synthetic: bool = False,
     progress: ProgressFn | None = None, sheet: str | None = None,
-    rejects_path: str | Path | None = None, chunk_size: int = 200_000,
+    rejects_path: str | Path | None = None, chunk_size: int = 100_000,
     legal_entity_id: int | None = None,
 ) -> dict:
     """Import one file of ``kind``; returns the summary (also stored in ``import_run``).
@@ -199,7 +199,9 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             direct, into = False, None  # COPY straight into the target, or into ``into`` (the bulk plan's table)
             load.create_staging(cur, spec)
             staged = 0
-            for chunk in pipeline.validated(source, ctx, chunk_size):
+            # The big-load encoding runs ahead in its own thread; chunks that end up staged ignore it.
+            prepare = (lambda good: load.encode_direct(spec, good, run_id)) if fast else None
+            for chunk in pipeline.validated(source, ctx, chunk_size, prepare):
                 good = chunk.good
                 rejects.write(chunk.bad, chunk.field, chunk.value, chunk.reason)
                 counts["rows"] += chunk.rows
@@ -213,7 +215,8 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                     direct = True
                     _flush_staging(cur, spec, run_id, into)
                 if direct:
-                    load.direct(cur, spec, good, run_id, into)
+                    load.send_direct(cur, into or spec.table.name,
+                                     chunk.prepared or load.encode_direct(spec, good, run_id))
                 else:
                     load.stage(cur, spec, good)
                 staged += len(good)

@@ -10,6 +10,7 @@ through COPY or bound parameters.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -351,8 +352,18 @@ def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
         copy_frame(cur, STAGING, out)
 
 
-def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int, table: str | None = None) -> None:
-    """COPY good rows straight into an empty target, or ``table`` shaped like it (the big initial load)."""
+@dataclass
+class Encoded:
+    """Good rows of one chunk ready to COPY into the target: the stream, its columns, binary or CSV."""
+
+    data: object
+    columns: list[str]
+    binary: bool
+    rows: int
+
+
+def encode_direct(kind: Kind, frame: pd.DataFrame, run_id: int) -> Encoded:
+    """Good rows of one chunk encoded for a COPY straight into the target (no database needed: runs ahead)."""
     cols = target_columns(kind)
     out = frame.reindex(columns=cols)
     out["import_run_id"] = run_id
@@ -365,10 +376,25 @@ def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int, table: str | None 
             points = (ewkb(lon, lat), np.isnan(lon))
         else:
             out["geom"] = ewkb_hex(lon, lat)
+    if not len(out):
+        return Encoded(None, list(out.columns), types is not None, 0)
     if types is not None:
-        copy_binary(cur, table or kind.table.name, out, types, freeze=True, ewkb=points)
-    else:
-        copy_frame(cur, table or kind.table.name, out, freeze=True)
+        data, cols = encode_binary(out, types, points)
+        return Encoded(data, cols, True, len(out))
+    return Encoded(_csv_bytes(out), list(out.columns), False, len(out))
+
+
+def send_direct(cur, table: str, enc: Encoded) -> None:
+    """COPY ... FREEZE one encoded chunk into ``table`` (created or truncated in this transaction)."""
+    if not enc.rows:
+        return
+    opts, size = ("FORMAT binary, FREEZE", 8 << 20) if enc.binary else ("FORMAT csv, FREEZE", 1 << 20)
+    cur.copy_expert(f"COPY {table} ({', '.join(enc.columns)}) FROM STDIN WITH ({opts})", enc.data, size=size)
+
+
+def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int, table: str | None = None) -> None:
+    """COPY good rows straight into an empty target, or ``table`` shaped like it (the big initial load)."""
+    send_direct(cur, table or kind.table.name, encode_direct(kind, frame, run_id))
 
 
 def can_load_direct(cur, kind: Kind) -> bool:

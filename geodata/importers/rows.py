@@ -194,13 +194,16 @@ def outside_county(county: pd.Series, lon: np.ndarray, lat: np.ndarray, ctx: Con
     out = np.zeros(len(lon), dtype=bool)
     if not ctx.counties:
         return out
-    has = ~np.isnan(lon)
-    codes = county.to_numpy(dtype=object)
-    for adcode in pd.unique(codes[has]):
+    has = np.flatnonzero(~np.isnan(lon))
+    # Rows grouped by county once (integer codes), not one text comparison of the column per county.
+    codes, names = pd.factorize(county.iloc[has])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    for k, adcode in enumerate(names):
         geom = ctx.counties.get(adcode)
         if geom is None:
             continue
-        sel = has & (codes == adcode)
+        sel = has[order[bounds[k]:bounds[k + 1]]]
         out[sel] = ~shapely.contains_xy(geom, lon[sel], lat[sel])
     return out
 

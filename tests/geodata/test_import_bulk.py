@@ -81,6 +81,33 @@ def test_bulk_load_swaps_in_the_same_table(engine, empty, tmp_path):
         c.execute(text("INSERT INTO customer (customer_id) VALUES ('B0000001')"))
 
 
+def test_an_error_while_encoding_ahead_reaches_the_caller_and_stores_nothing(engine, empty, tmp_path,
+                                                                             monkeypatch):
+    # The COPY encoding of the big load runs in its own thread ahead of the sends; its failure
+    # must end the import like any other: raised, rolled back, no table left over.
+    real = imp.load.encode_direct
+    calls = []
+
+    def fail_on_the_third(kind, frame, run_id):
+        calls.append(len(frame))
+        if len(calls) == 3:
+            raise ValueError("out of memory encoding chunk 3")
+        return real(kind, frame, run_id)
+
+    monkeypatch.setattr(imp.load, "encode_direct", fail_on_the_third)
+    with pytest.raises(ValueError, match="out of memory encoding chunk 3"):
+        run_import(engine, kind="customers", path=_file(tmp_path, 300), user="u", rejects_dir=tmp_path,
+                   chunk_size=64)
+    assert calls == [64, 64, 64]
+    assert _q(engine, "SELECT count(*) FROM customer")[0][0] == 0
+    assert _leftovers(engine) == []
+    # And the next import of the file loads it whole.
+    monkeypatch.setattr(imp.load, "encode_direct", real)
+    s = run_import(engine, kind="customers", path=_file(tmp_path, 300), user="u", rejects_dir=tmp_path,
+                   chunk_size=64)
+    assert s["counts"]["inserted"] == 300 and _q(engine, "SELECT count(*) FROM customer")[0][0] == 300
+
+
 def test_failed_index_build_leaves_the_target_empty(engine, empty, tmp_path):
     """A unique index the rows violate fails in the index sessions: nothing is stored, nothing left over."""
     with engine.begin() as c:
