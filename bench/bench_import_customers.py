@@ -28,6 +28,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import DATA, emit, peak_rss_mb, throwaway_database  # noqa: E402
 
+SURNAMES = "王李张刘陈杨马田何吴赵周金丁"
+GIVEN = "明华国兵军伟芳秀英玉兰海建平忠福贵强丽霞娟"
+
 
 def make_file(path: Path, n: int, seed: int = 7) -> None:
     """n customers around real village points (GCJ-02), written in chunks, 5% without a point."""
@@ -43,7 +46,9 @@ def make_file(path: Path, n: int, seed: int = 7) -> None:
         ids = np.arange(start, start + m)
         df = pd.DataFrame({
             "customer_id": np.char.add("C", np.char.zfill(ids.astype(str), 10)),
-            "name": "客户",
+            # Surname and one or two given characters: names of varying length, as in a real file.
+            "name": np.char.add(np.char.add(rng.choice(list(SURNAMES), m), rng.choice(list(GIVEN), m)),
+                                np.where(rng.random(m) < 0.7, rng.choice(list(GIVEN), m), "")),
             "village_code": v.code.to_numpy()[i],
             "lon": np.where(nopoint, "", np.char.mod("%.6f", lon)),
             "lat": np.where(nopoint, "", np.char.mod("%.6f", lat)),
