@@ -28,9 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.settings import Settings
+from geodata import DEMO_DATA
 from grid.synth_common import AS_OF as SYNTH_AS_OF
 
-DATA = Path(__file__).resolve().parents[1] / "geodata" / "demo_data"
+DATA = DEMO_DATA
 USER = "demo"
 DEMO_PASSWORD = "gridmkt-demo"  # printed by the demo; the demo users are for a local sandbox only
 # Customer numbers of the other counties (--province) start here: above any demo county's (--customers <= 20M).

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
+from geodata import DEMO_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "geodata" / "demo_data"
+DATA = DEMO_DATA
 
 
 @contextmanager

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import h3
 import numpy as np
@@ -15,10 +13,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box
 
+from geodata import DEMO_DATA
 from grid.errors import GridError, InvalidInput
 from grid.h3cells import build_h3_cells, h3_parents, hexagons, rollup, rollup_geometry
 
-COUNTIES = Path("/work/shared/data/ningxia_counties_gcj02.geojson")
+COUNTIES = DEMO_DATA / "ningxia_counties_gcj02.geojson"
 
 
 def assert_tiles(cells: gpd.GeoDataFrame, county) -> None:
@@ -197,14 +196,12 @@ def _counties():
     return gpd.read_file(COUNTIES)
 
 
-@pytest.mark.skipif(not COUNTIES.exists(), reason="needs /work/shared/data")
 def test_real_ningxia_counties_res7():
     for geom in _counties().geometry:
         assert_tiles(build_h3_cells(geom, 7), geom)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not COUNTIES.exists(), reason="needs /work/shared/data")
 def test_real_ningxia_counties_res8():
     for geom in _counties().geometry:
         assert_tiles(build_h3_cells(geom, 8), geom)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -13,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box
 
+from geodata import DEMO_DATA
 from grid.errors import InvalidInput
 from grid.h3cells import build_h3_cells
 from grid.locate import H3Locator, latlng_to_h3, locate_multi
 
-COUNTIES = Path("/work/shared/data/ningxia_counties_gcj02.geojson")
+COUNTIES = DEMO_DATA / "ningxia_counties_gcj02.geojson"
 
 
 def reference(cells: gpd.GeoDataFrame, lon, lat) -> np.ndarray:
@@ -167,7 +166,6 @@ def test_locator_rejects_bad_input():
         loc.locate([106.0], [38.0, 38.1])
 
 
-@pytest.mark.skipif(not COUNTIES.exists(), reason="needs /work/shared/data")
 @pytest.mark.parametrize("idx", [11, 14])  # 盐池县 (one icosahedron face), 原州区 (two faces)
 def test_real_county_matches_exact_join(idx):
     county = gpd.read_file(COUNTIES).geometry.iloc[idx]
@@ -186,7 +184,6 @@ def test_real_county_matches_exact_join(idx):
     assert np.array_equal(rows, want)
 
 
-@pytest.mark.skipif(not COUNTIES.exists(), reason="needs /work/shared/data")
 def test_two_face_county_uses_a_lattice_per_face():
     """原州区 straddles two icosahedron faces: each gets its lattice, few points take the exact path."""
     county = gpd.read_file(COUNTIES).geometry.iloc[14]

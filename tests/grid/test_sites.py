@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
+from geodata import DEMO_DATA
 from grid.sites import (
     SiteInputError,
     greedy_sites,
@@ -20,7 +20,7 @@ from grid.sites import (
     suggest_sites_gdf,
 )
 
-DATA = Path("/work/shared/data")
+DATA = DEMO_DATA
 
 # Four demand points on a line, 1.5 km apart, radius 1 km. Candidate 0 sits in
 # the middle and covers the two heavy points (6); candidates 1 and 2 each cover

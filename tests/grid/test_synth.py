@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geodata import DEMO_DATA
 from grid.projection import haversine_km
 from grid.synth import (
     AS_OF,
@@ -34,7 +35,7 @@ from grid.synth import (
 )
 from grid.synth_common import id_numbers
 
-DATA = Path("/work/shared/data")
+DATA = DEMO_DATA
 DOCS_FIELDS = Path(__file__).resolve().parents[2] / "docs" / "fields.md"
 # Three counties of different kinds: urban district, rural county with a bank of its own, mountain county.
 COUNTIES = ("640104", "640121", "640522")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
+from geodata import DEMO_DATA
 from grid.territories import (
     TerritoryPlan,
     cell_adjacency,
@@ -29,7 +29,7 @@ from grid.territories_graph import (
     stays_connected,
 )
 
-DATA = Path("/work/shared/data")
+DATA = DEMO_DATA
 
 
 def grid_arrays(rows: int, cols: int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -13,10 +12,11 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from geodata import DEMO_DATA
 from grid.village_locate import VillageLocator
 from grid.villages import InvalidInput, build_village_cells, village_cell_lookup
 
-DATA = Path("/work/shared/data")
+DATA = DEMO_DATA
 SQUARE = shapely.box(106.0, 38.0, 106.02, 38.02)
 
 
