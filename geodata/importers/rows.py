@@ -77,6 +77,7 @@ def check_fields(f: pd.DataFrame, kind: Kind, ctx: Context, rej: v.Rejects) -> d
             rej.add(~v.empty(s) & ~v.digits(s, n), name, f"must be {n} digits", s)
             out[name] = s.where(~pd.Series(v.empty(s), index=s.index), None)
         elif typ == "text":
+            rej.add(v.has_nul(s), name, "contains a NUL character (0x00), which cannot be stored", s)
             limit = _maxlen(kind, name)
             if limit:
                 rej.add(v.longer_than(s, limit), name, f"longer than {limit} characters", s)

@@ -62,6 +62,11 @@ def empty(s: pd.Series) -> np.ndarray:
     return _np(pc.equal(pc.binary_length(_arr(s)), 0))
 
 
+def has_nul(s: pd.Series) -> np.ndarray:
+    """True where the text holds a NUL character, which PostgreSQL cannot store in text."""
+    return _np(pc.match_substring(_arr(s), "\x00"))
+
+
 def longer_than(s: pd.Series, limit: int) -> np.ndarray:
     """True where the text has more than ``limit`` characters."""
     a = _arr(s)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from sqlalchemy import text
 
 import geodata.importers as imp
+from geodata import DEMO_DATA
 from geodata.importers import run_import
 
-DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
+DATA = DEMO_DATA
 
 
 def _q(engine, sql, **kw):
@@ -135,6 +134,21 @@ def test_village_outside_its_county_is_flagged(engine, counties, tmp_path):
     assert s["warnings"] == {"outside_county": 1} and s["warning_rows"][0]["line"] == 3
     got = dict(_q(engine, "SELECT code, outside_county FROM village"))
     assert got == {"640121100001": False, "640121100002": True}
+
+
+@pytest.mark.parametrize("kind, header, good, bad", [
+    ("customers", "客户号,姓名,村代码", "N1,李四,640121100001", "N2,张\x00三,640121100001"),  # binary COPY
+    ("villages", "code,name,lon,lat", "640121100091,望远村,106.3,38.3", "640121100092,远\x00村,106.3,38.3"),  # CSV
+])
+def test_a_nul_character_is_a_rejected_row_not_a_failed_import(engine, counties, tmp_path, kind, header, good, bad):
+    # PostgreSQL cannot store NUL in text: the COPY used to fail for the whole file with a staging line number.
+    path = tmp_path / f"nul-{kind}.csv"
+    path.write_bytes(f"{header}\n{good}\n{bad}\n".encode())
+    s = run_import(engine, kind=kind, path=path, user="u", rejects_dir=tmp_path)
+    assert s["status"] == "ok" and s["counts"]["inserted"] == 1 and s["counts"]["rejected"] == 1
+    rejects = pd.read_csv(s["rejects_path"], dtype=str, encoding="utf-8-sig")
+    assert rejects[["line", "field"]].values.tolist() == [["3", "name"]]
+    assert rejects["reason"][0].startswith("contains a NUL character")
 
 
 def test_legal_entity_links_its_counties(engine, counties):
