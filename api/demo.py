@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from api.settings import Settings
 from geodata import DEMO_DATA
+from geodata.importers.spatial import to_multipolygons
 from grid.synth_common import AS_OF as SYNTH_AS_OF
 
 DATA = DEMO_DATA
@@ -92,7 +93,9 @@ def _prepared(ctx: DemoContext) -> dict:
         # population over its villages (skewed); the import run is labelled synthetic.
         villages = village_households(_villages_wgs84(), county_pop, np.random.default_rng([ctx.seed, 1]))
         entities = legal_entities(pd.DataFrame(counties.drop(columns="geometry")))
-        ctx.cache["prepared"] = {"counties": counties, "villages": villages, "entities": entities}
+        # The boundaries as the importer stores them (WGS84, like the village points): customers stay inside.
+        within = dict(zip(counties["adcode"], to_multipolygons(counties.geometry.to_numpy(), "gcj02"), strict=True))
+        ctx.cache["prepared"] = {"counties": counties, "villages": villages, "entities": entities, "within": within}
     return ctx.cache["prepared"]
 
 
@@ -144,7 +147,9 @@ def step_synthetic(ctx: DemoContext) -> dict:
     cpath = ctx.workdir / "customers.csv"
     sample = []
     with open(cpath, "w", encoding="utf-8", newline="") as fh:
-        for i, chunk in enumerate(synth.customers(local, ctx.customers, rng, entity_of=synth.entity_by_county(entities))):
+        made = synth.customers(local, ctx.customers, rng, entity_of=synth.entity_by_county(entities),
+                               within=prep["within"])
+        for i, chunk in enumerate(made):
             chunk.to_csv(fh, index=False, header=(i == 0))
             sample.append(chunk)
     custs = pd.concat(sample, ignore_index=True)
@@ -236,7 +241,8 @@ def _province_customers(ctx: DemoContext, codes: list[str]) -> dict:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         for i, chunk in enumerate(synth.customers(
                 villages, ctx.province_customers, np.random.default_rng([ctx.seed, 3]),
-                entity_of=synth.entity_by_county(prep["entities"]), id_offset=PROVINCE_ID_OFFSET)):
+                entity_of=synth.entity_by_county(prep["entities"]), id_offset=PROVINCE_ID_OFFSET,
+                within=prep["within"])):
             chunk.to_csv(fh, index=False, header=(i == 0))
             made += len(chunk)
     return {"customers": made, "import customers": _import(ctx, "customers", path)}

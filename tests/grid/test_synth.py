@@ -10,10 +10,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geodata import DEMO_DATA
+from grid.chinacrs import to_wgs84
 from grid.projection import haversine_km
 from grid.synth import (
     AS_OF,
@@ -355,6 +357,37 @@ def test_customers_cluster_around_their_villages(world):
     # More customers where more households.
     counts = c["village_code"].value_counts().reindex(v.index, fill_value=0)
     assert np.corrcoef(counts, v["households"].astype(float))[0, 1] > 0.8
+
+
+def test_customers_stay_in_their_county_when_given_its_boundary(villages_raw, population, counties):
+    # Most villages only have a township or county seat point, often near a boundary: without the
+    # boundaries a good share of customers scatter into the next county (flagged on import).
+    v = village_households(villages_raw[villages_raw["county_code"].isin(COUNTIES)], population,
+                           np.random.default_rng(1))
+    within = {
+        r.adcode: shapely.transform(r.geometry, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], "gcj02")))
+        for r in counties[counties["adcode"].isin(COUNTIES)].itertuples()
+    }
+
+    def outside(frame: pd.DataFrame) -> np.ndarray:
+        has = frame["lon"].notna().to_numpy()
+        out = np.zeros(len(frame), dtype=bool)
+        for code, geom in within.items():
+            m = has & (frame["county_code"] == code).to_numpy()
+            out[m] = ~shapely.contains_xy(geom, frame["lon"].to_numpy()[m], frame["lat"].to_numpy()[m])
+        return out
+
+    free = pd.concat(customers(v, 20_000, np.random.default_rng(5)), ignore_index=True)
+    kept = pd.concat(customers(v, 20_000, np.random.default_rng(5), within=within), ignore_index=True)
+    assert outside(free).mean() > 0.03
+    assert not outside(kept).any()
+    # Still clustered around the villages as before, and the same customers otherwise.
+    assert kept["customer_id"].equals(free["customer_id"]) and kept["village_code"].equals(free["village_code"])
+    has = kept["lon"].notna() & kept["village_code"].notna()
+    vv = v.set_index("code").loc[kept.loc[has, "village_code"]]
+    d = haversine_km(kept.loc[has, "lon"].to_numpy(), kept.loc[has, "lat"].to_numpy(),
+                     vv["lon"].to_numpy(), vv["lat"].to_numpy())
+    assert 1.0 < np.median(d) < 6.0 and np.quantile(d, 0.99) < 20
 
 
 def test_visits_come_from_county_rms_and_leave_gaps(world):
