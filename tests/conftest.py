@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from geodata import cluster, migrate
+from geodata import DEMO_DATA, cluster, migrate
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / "geodata" / "demo_data"
+SHARED_DATA = DEMO_DATA
 TEMPLATE_DB = "gridmkt_template"
 
 

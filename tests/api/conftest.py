@@ -23,9 +23,9 @@ import api.auth as api_auth
 from api.app import create_app
 from api.auth import create_token, hash_password
 from api.settings import AuthSettings, DatabaseSettings, Settings, UploadSettings
-from geodata import jobs, users
+from geodata import DEMO_DATA, jobs, users
 
-COUNTIES = Path(__file__).resolve().parents[2] / "geodata" / "demo_data" / "ningxia_counties_gcj02.geojson"
+COUNTIES = DEMO_DATA / "ningxia_counties_gcj02.geojson"
 PASSWORD = "correct horse battery"
 SECRET = "test"
 USERS = {

@@ -1,16 +1,15 @@
 """Shared data for store tests: the real counties, and a square county with a 4×4 lattice of villages, customers, outlets and RMs."""
 
-from pathlib import Path
 
 import pytest
 import shapely
 from sqlalchemy import text
 
-from geodata import assign, grids
+from geodata import DEMO_DATA, assign, grids
 from geodata.importers import run_import
 
 SQUARE = shapely.box(106.0, 38.0, 106.4, 38.4)
-DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
+DATA = DEMO_DATA
 
 
 @pytest.fixture(scope="module")

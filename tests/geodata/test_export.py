@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 
+from geodata import DEMO_DATA
 from geodata.errors import BadInput
 from geodata.export import export
 from geodata.importers import run_import
 
-DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
+DATA = DEMO_DATA
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from geodata import DEMO_DATA
 from geodata.errors import BadInput
 from geodata.importers import load, run_import
 from grid.projection import haversine_km
 
-DATA = Path(__file__).resolve().parents[2] / "geodata" / "demo_data"
+DATA = DEMO_DATA
 COUNTY = "640121"  # 永宁县
 TITLE = "永宁县行政村名录（2023年）"
 HEADER = ["村名称", "统计用区划代码", "乡镇名称", "经度", "纬度", "户数"]
