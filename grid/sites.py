@@ -26,6 +26,10 @@ set into one row (same optimum, much smaller model)::
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import geopandas as gpd
@@ -244,6 +248,25 @@ def _groups(inst: _Instance) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
     return mat, np.fromiter(groups.values(), dtype=float, count=len(groups)), useful
 
 
+@contextmanager
+def _stdout_to_stderr():
+    """The process's stdout (file descriptor 1) goes to stderr meanwhile.
+
+    highspy 1.16 prints its banner to stdout while constructing ``Highs()``,
+    before ``output_flag`` can be set; on stdout it would corrupt the one JSON
+    object that ``gridmkt ... --json`` prints there.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # what C/C++ buffered goes out before stdout is back
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _solve_highs(mat: csr_matrix, weight: np.ndarray, k: int, start: np.ndarray,
                  time_limit_s: float | None, mip_gap: float) -> tuple[np.ndarray, str, bool, float]:
     """Solve the grouped MCLP with HiGHS (highspy), warm-started from a feasible ``start``.
@@ -285,8 +308,9 @@ def _solve_highs(mat: csr_matrix, weight: np.ndarray, k: int, start: np.ndarray,
     lp.a_matrix_.value_ = value
     lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cand + [highspy.HighsVarType.kContinuous] * n_groups
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    with _stdout_to_stderr():
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", float(mip_gap))
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))

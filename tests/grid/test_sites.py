@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -48,6 +51,18 @@ def test_solver_finds_the_optimum_where_greedy_does_not(solver):
     assert best.gap == 0.0 and np.isnan(greedy.gap)
     assert best.covered_after_mask.tolist() == [True, True, True, True]
     assert greedy.covered_after_mask.tolist() == [True, True, True, False]
+
+
+def test_the_solver_prints_nothing_on_stdout():
+    # `gridmkt ... --json` prints one JSON object on stdout; HiGHS's banner (highspy 1.16 prints it while
+    # constructing, before output_flag can be set) must not land there. A child process, so that what
+    # C++ writes to the real file descriptor 1 is seen.
+    code = ("from grid.sites import suggest_sites; "
+            f"r = suggest_sites({DEMAND}, {WEIGHT}, {CANDIDATES}, [], k=2, radius_km=1.0, solver='highs'); "
+            "print(r.chosen.tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout == "[1, 2]\n"
 
 
 def test_existing_facility_excludes_demand_it_already_covers():
