@@ -5,9 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from geodata import gaps, grids, scenarios, territories
@@ -18,6 +22,58 @@ R1_CELLS = [f"640121100{n:03d}" for n in range(1, 9)]  # the west half
 R2_CELLS = [f"640121100{n:03d}" for n in range(9, 13)]
 R3_CELLS = [f"640121100{n:03d}" for n in range(13, 17)]
 MOVED = "640121100009"  # R2 → R1 in scenario plan-b
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium; ./run test installs it")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+def signed_in_client(app, username: str, password: str) -> TestClient:
+    """A TestClient of ``app`` holding ``username``'s session cookie."""
+    c = TestClient(app)
+    r = c.post("/api/v1/auth/session", data={"username": username, "password": password})
+    assert r.status_code == 200 and "gridmkt_token" in r.cookies
+    return c
+
+
+@dataclass
+class Browsing:
+    """A Chromium page and what it tried that it must not: requests off the test server, failed requests."""
+
+    page: object
+    outside: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+
+@contextmanager
+def signed_in_page(server: str, path: str, username: str, password: str, viewport=(1280, 800), watch=None):
+    """Headless Chromium that reaches only ``server``: ``path`` sends it to the sign-in, and back once signed in.
+
+    ``watch(page)`` runs first, to attach listeners that must see every request.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+            seen = Browsing(page)
+            page.route("**/*", lambda route: (seen.outside.append(route.request.url), route.abort())
+                       if not route.request.url.startswith(server) else route.continue_())
+            page.on("requestfailed", lambda req: seen.failed.append(req.url))
+            if watch is not None:
+                watch(page)
+            page.goto(f"{server}{path}")
+            assert "/maps/login" in page.url, page.url  # no session yet
+            page.fill("input[name=username]", username)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"**{path}")
+            yield seen
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,8 @@ import pytest
 
 from api.map_pages import compare_html, dashboard_html, page_options, preview_html, rm_html
 from api.settings import LinkSettings, Settings
-from tests.maps.conftest import MOVED, R1_CELLS
-
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from tests.maps.conftest import CHROMIUM, MOVED, R1_CELLS, SHOTS
+from tests.maps.conftest import CHROMIUM_ARGS as ARGS
 
 pytestmark = [
     pytest.mark.browser,

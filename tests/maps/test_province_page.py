@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import shapely
@@ -23,13 +22,9 @@ from api.auth import hash_password
 from api.settings import AuthSettings, DatabaseSettings, Settings
 from geodata import assign, gaps, grids, province, territories, users
 from geodata.scope import Scope
-from tests.maps.conftest import R3_CELLS
+from tests.maps.conftest import R3_CELLS, SHOTS, needs_chromium, signed_in_client, signed_in_page
 
 PASSWORD = "province 2026"
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 EAST = shapely.box(106.4, 38.0, 106.8, 38.4)   # 贺兰县 (LE1)
 OTHER = shapely.box(107.0, 38.0, 107.4, 38.4)  # 平罗县 (LE2)
 
@@ -108,10 +103,7 @@ def app(db_url, world, tmp_path_factory):
 
 
 def _client(app, username):
-    c = TestClient(app)
-    r = c.post("/api/v1/auth/session", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 200
-    return c
+    return signed_in_client(app, username, PASSWORD)
 
 
 def _tile_grids(html: str) -> dict[str, set[int]]:
@@ -242,24 +234,16 @@ def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium; ./run test installs it")
+@needs_chromium
 def test_province_page_draws_every_county_from_tiles_in_chromium(server, world):
-    from playwright.sync_api import sync_playwright
+    errors, tiles = [], []
 
-    failed, outside, errors, tiles = [], [], [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        page.route("**/*", lambda route: (outside.append(route.request.url), route.abort())
-                   if not route.request.url.startswith(server) else route.continue_())
-        page.on("requestfailed", lambda req: failed.append(req.url))
+    def watch(page):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("response", lambda r: tiles.append((r.url, r.status)) if "/tiles/" in r.url else None)
-        page.goto(f"{server}/maps/login?next=/maps/province")
-        page.fill("input[name=username]", "planner")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/maps/province")
+
+    with signed_in_page(server, "/maps/province", "planner", PASSWORD, watch=watch) as seen:
+        page = seen.page
         page.hover(".leaflet-control-layers")
         for name in ("责任区 territories", "客户 customers"):
             page.locator(".leaflet-control-layers").get_by_text(name, exact=True).click()
@@ -288,8 +272,7 @@ def test_province_page_draws_every_county_from_tiles_in_chromium(server, world):
         page.wait_for_timeout(300)
         page.screenshot(path=str(SHOTS / "served_province_popup.png"))
         canvases = page.locator(".leaflet-tile-container canvas").count()
-        browser.close()
-    assert failed == [] and outside == [] and errors == []
+    assert seen.failed == [] and seen.outside == [] and errors == []
     assert {int(g) for g in drawn} == {world["h3_west"], world["h3_east"]} and canvases >= 6
     assert coverage == [f"{48 / 50:.1%}", f"{40 / 45:.1%}", f"{88 / 95:.1%}"]  # 永宁县, 贺兰县, total
     bounds = {world["h3_west"]: (106.0, 38.0, 106.4, 38.4), world["h3_east"]: (106.4, 38.0, 106.8, 38.4)}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -12,11 +10,16 @@ from api.app import create_app
 from api.auth import hash_password
 from api.settings import AuthSettings, DatabaseSettings, Settings
 from geodata import users
-from tests.maps.conftest import R1_CELLS, R3_CELLS
+from tests.maps.conftest import (
+    R1_CELLS,
+    R3_CELLS,
+    SHOTS,
+    needs_chromium,
+    signed_in_client,
+    signed_in_page,
+)
 
 PASSWORD = "map pages 2026"
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CDN = ("cdn.", "unpkg", "jsdelivr", "cdnjs", "googleapis", "bootstrapcdn")
 
 
@@ -34,10 +37,7 @@ def app(engine, db_url, map_grid, tmp_path_factory):
 
 
 def _client(app, username):
-    c = TestClient(app)
-    r = c.post("/api/v1/auth/session", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 200 and "gridmkt_token" in r.cookies
-    return c
+    return signed_in_client(app, username, PASSWORD)
 
 
 def test_no_session_goes_to_sign_in(app, map_grid):
@@ -83,61 +83,34 @@ def test_planner_pages_mask_names_and_other_entities_see_nothing(app, map_grid):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium; ./run test installs it")
+@needs_chromium
 def test_rm_signs_in_and_uses_the_phone_map_in_chromium(server, map_grid):
-    from playwright.sync_api import sync_playwright
-
-    failed, outside = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        ctx = browser.new_context(viewport={"width": 390, "height": 844})
-        page = ctx.new_page()
-        page.route("**/*", lambda route: (outside.append(route.request.url), route.abort())
-                   if not route.request.url.startswith(server) else route.continue_())
-        page.on("requestfailed", lambda req: failed.append(req.url))
-        page.goto(f"{server}/maps/rm?grid_id={map_grid}")
-        assert "/maps/login" in page.url
-        page.fill("input[name=username]", "rm1")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"**/maps/rm?grid_id={map_grid}")
+    with signed_in_page(server, f"/maps/rm?grid_id={map_grid}", "rm1", PASSWORD, viewport=(390, 844)) as seen:
+        page = seen.page
         page.wait_for_selector("path.leaflet-interactive")
         assert page.locator("path.leaflet-interactive").count() >= len(R1_CELLS)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "served_rm_390x844.png"))
         other = page.goto(f"{server}/maps/rm?grid_id={map_grid}&rm_code=R3")
         assert other.status == 404
-        browser.close()
-    assert failed == [] and outside == []
+    assert seen.failed == [] and seen.outside == []
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium; ./run test installs it")
+@needs_chromium
 def test_dashboard_draws_customers_from_vector_tiles(server, map_grid):
-    from playwright.sync_api import sync_playwright
+    tiles = []
 
-    failed, outside, tiles = [], [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        page.route("**/*", lambda route: (outside.append(route.request.url), route.abort())
-                   if not route.request.url.startswith(server) else route.continue_())
-        page.on("requestfailed", lambda req: failed.append(req.url))
+    def watch(page):
         page.on("response", lambda r: tiles.append(r.status) if "/tiles/customers/" in r.url else None)
-        page.goto(f"{server}/maps/login?next=/maps/dashboard%3Fgrid_id%3D{map_grid}")
-        page.fill("input[name=username]", "planner")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+
+    with signed_in_page(server, f"/maps/dashboard?grid_id={map_grid}", "planner", PASSWORD, watch=watch) as seen:
+        page = seen.page
         page.wait_for_selector("path.leaflet-interactive")
         page.hover(".leaflet-control-layers")
         page.get_by_text("客户 customers (tiles)").click()
         page.wait_for_timeout(1500)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "served_dashboard_tiles.png"))
-        browser.close()
-    assert failed == [] and outside == []
+    assert seen.failed == [] and seen.outside == []
     assert 200 in tiles and all(s in (200, 204) for s in tiles)  # tiles come, scoped to the signed-in planner
