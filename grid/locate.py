@@ -19,6 +19,9 @@ between H3's curved edges and the stored straight (lng, lat) edges. The few
 points near an edge, in clipped border cells or near an icosahedron edge take
 the exact path: H3 index, then shapely's exact predicates.
 
+The lattice geometry is :mod:`grid.h3_lattice`; the forked workers of
+:func:`latlng_to_h3` and :meth:`H3Locator.locate` are :mod:`grid.forked`.
+
 A county across an icosahedron edge gets one lattice per face; each point is
 rounded on the lattice of the face it lies on (the nearest face centre), and
 unplaced points near the face edge, where cells straddle both faces, take the
@@ -27,9 +30,7 @@ exact path.
 
 from __future__ import annotations
 
-import mmap
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import repeat
 
 import geopandas as gpd
@@ -38,6 +39,8 @@ import shapely
 from h3.api import basic_int as h3i
 
 from grid.errors import GridError, InvalidInput
+from grid.forked import run_forked
+from grid.h3_lattice import FACE_DIRS, Lattice, unit_vectors
 from grid.h3cells import h3_parents, hexagons
 from grid.stored import cells_fingerprint, pack, unpack
 
@@ -54,46 +57,6 @@ def _cells_serial(lat: np.ndarray, lon: np.ndarray, res: int) -> np.ndarray:
     return np.fromiter(
         map(f, lat.tolist(), lon.tolist(), repeat(res)), dtype=np.uint64, count=len(lat)
     )
-
-
-def _run_parallel(
-    n: int, work: Callable[[int, int], tuple[np.ndarray, ...]], dtypes: Iterable, workers: int
-) -> tuple[np.ndarray, ...]:
-    """Run ``work(start, stop)`` over ``range(n)`` in forked processes writing to shared memory.
-
-    Fork shares the inputs copy-on-write and the outputs through anonymous
-    shared maps, so nothing is pickled. Falls back to one process where fork
-    is unavailable. Do not call with ``workers > 1`` from a multi-threaded
-    server; use ``workers=1`` there.
-    """
-    dtypes = [np.dtype(d) for d in dtypes]
-    if workers <= 1 or n < 200_000 or not hasattr(os, "fork"):
-        return work(0, n)
-    bounds = np.linspace(0, n, workers + 1).astype(int)
-    bufs = [mmap.mmap(-1, max(1, n * d.itemsize)) for d in dtypes]
-    outs = [np.frombuffer(b, dtype=d, count=n) for b, d in zip(bufs, dtypes, strict=True)]
-    pids = []
-    for w in range(1, workers):
-        pid = os.fork()
-        if pid == 0:  # child: compute its share, write it, leave without cleanup handlers
-            code = 1
-            try:
-                a, b = bounds[w], bounds[w + 1]
-                for o, r in zip(outs, work(a, b), strict=True):
-                    o[a:b] = r
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    try:
-        for o, r in zip(outs, work(bounds[0], bounds[1]), strict=True):
-            o[bounds[0] : bounds[1]] = r
-    finally:
-        failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
-    if failed:
-        raise GridError(f"{len(failed)} worker process(es) failed")
-    # Copy out of the shared maps so they can be released.
-    return tuple(o.copy() for o in outs)
 
 
 def latlng_to_h3(lat, lon, res: int, workers: int = 2) -> np.ndarray:
@@ -125,7 +88,7 @@ def latlng_to_h3(lat, lon, res: int, workers: int = 2) -> np.ndarray:
         raise InvalidInput("lat and lon must be 1-d arrays of the same length")
     if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
         raise InvalidInput("lat and lon must be finite")
-    (out,) = _run_parallel(
+    (out,) = run_forked(
         len(lat), lambda a, b: (_cells_serial(lat[a:b], lon[a:b], int(res)),), [np.uint64], workers
     )
     return out
@@ -158,120 +121,6 @@ def locate_multi(
     return out
 
 
-def _unit(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
-    """Unit vectors on the sphere, shape (n, 3)."""
-    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
-    cl = np.cos(lat)
-    return np.column_stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)])
-
-
-class _Lattice:
-    """The hexagon lattice of one icosahedron face, fitted to H3 cell centres."""
-
-    def __init__(self, face_centre: np.ndarray, centres_lonlat: np.ndarray, origin: int):
-        c = face_centre / np.linalg.norm(face_centre)
-        e1 = np.cross([0.0, 0.0, 1.0], c)
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(c, e1)
-        self.c, self.e1, self.e2 = c, e1, e2
-        uv = self._gnomonic(centres_lonlat[:, 0], centres_lonlat[:, 1])
-        # Neighbour vectors of the origin cell give a first estimate of the lattice basis.
-        nb = np.array([x for x in h3i.grid_disk(origin, 1) if x != origin], dtype=np.uint64)
-        nb_ll = np.array([h3i.cell_to_latlng(int(x))[::-1] for x in nb])
-        o_ll = np.array(h3i.cell_to_latlng(int(origin))[::-1])
-        o = self._gnomonic(o_ll[None, 0], o_ll[None, 1])[0]
-        d = self._gnomonic(nb_ll[:, 0], nb_ll[:, 1]) - o
-        ang = np.arctan2(d[:, 1], d[:, 0])
-        a1 = d[0]
-        a2 = d[np.argmin(np.abs(((ang - ang[0]) - np.pi / 3 + np.pi) % (2 * np.pi) - np.pi))]
-        ij = np.linalg.solve(np.column_stack([a1, a2]), (uv - o).T).T
-        k = np.rint(ij)
-        # Refit on every centre: (u, v) = o + i a1 + j a2, least squares.
-        A = np.column_stack([np.ones(len(k)), k])
-        coef, *_ = np.linalg.lstsq(A, uv, rcond=None)
-        self.o, basis = coef[0], coef[1:].T  # basis columns a1, a2
-        self.inv = np.linalg.inv(basis)
-        self.ij = k.astype(np.int64)
-        fit = self._frac(uv) - k
-        self.residual = float(np.abs(fit).max()) if len(fit) else 0.0
-        # Fold projection axes, inverse basis and origin into two constant vectors.
-        self._ai = self.inv[0, 0] * self.e1 + self.inv[0, 1] * self.e2
-        self._aj = self.inv[1, 0] * self.e1 + self.inv[1, 1] * self.e2
-        self._b = self.inv @ self.o
-
-    def _gnomonic(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        p = _unit(lon, lat)
-        w = p @ self.c
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.column_stack([(p @ self.e1) / w, (p @ self.e2) / w])
-
-    def _frac(self, uv: np.ndarray) -> np.ndarray:
-        return (uv - self.o) @ self.inv.T
-
-    def _axial(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fractional lattice coordinates of points (gnomonic plane, fitted basis)."""
-        lo, la = np.radians(lon), np.radians(lat)
-        cl = np.cos(la)
-        return self._axial_xyz(cl * np.cos(lo), cl * np.sin(lo), np.sin(la))
-
-    def _axial_xyz(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_axial` of points given as unit vector components."""
-        c, ai, aj = self.c, self._ai, self._aj
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = 1.0 / (x * c[0] + y * c[1] + z * c[2])
-            w[w <= 0] = np.nan  # the far hemisphere has no gnomonic image
-            fi = (x * ai[0] + y * ai[1] + z * ai[2]) * w - self._b[0]
-            fj = (x * aj[0] + y * aj[1] + z * aj[2]) * w - self._b[1]
-        return fi, fj
-
-    def round(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Nearest lattice hexagon (i, j) of points and how far inside it they are.
-
-        The margin is in units of the centre spacing: 0.5 at the centre, 0 on
-        an edge, negative (or -1 for unprojectable points) means unknown.
-        """
-        return self._round(*self._axial(lon, lat))
-
-    def round_xyz(self, x, y, z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`round` of points given as unit vector components."""
-        return self._round(*self._axial_xyz(x, y, z))
-
-    @staticmethod
-    def _round(fi: np.ndarray, fj: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        fk = -fi - fj
-        # Cube rounding: with a 60-degree basis (i, j, k = -i-j) the nearest
-        # lattice point is found by rounding and fixing the worst coordinate.
-        ri, rj, rk = np.rint(fi), np.rint(fj), np.rint(fk)
-        di, dj, dk = np.abs(ri - fi), np.abs(rj - fj), np.abs(rk - fk)
-        fix_i = (di > dj) & (di > dk)
-        fix_j = ~fix_i & (dj > dk)
-        ri = np.where(fix_i, -rj - rk, ri)
-        rj = np.where(fix_j, -ri - rk, rj)
-        dx, dy = fi - ri, fj - rj
-        s = np.maximum(np.abs(dx + 0.5 * dy), np.abs(dy + 0.5 * dx))
-        np.maximum(s, np.abs(0.5 * (dy - dx)), out=s)
-        margin = 0.5 - s
-        bad = ~np.isfinite(margin)
-        if bad.any():
-            margin[bad] = -1.0
-            ri[bad] = rj[bad] = 0.0
-        return ri.astype(np.int64), rj.astype(np.int64), margin
-
-
-def _icosahedron_faces() -> np.ndarray:
-    """Unit centre directions of the 20 icosahedron faces (from H3's 12 base pentagons)."""
-    verts = _unit(*np.array([h3i.cell_to_latlng(p)[::-1] for p in h3i.get_pentagons(0)]).T)
-    near = (verts @ verts.T) > 0.3  # neighbouring vertices are 63.4 degrees apart (cos 0.447)
-    tri = [(i, j, k) for i in range(12) for j in range(i + 1, 12) for k in range(j + 1, 12)
-           if near[i, j] and near[j, k] and near[i, k]]
-    dirs = np.array([verts[list(t)].sum(axis=0) for t in tri])
-    assert len(tri) == 20
-    return dirs / np.linalg.norm(dirs, axis=1)[:, None]
-
-
-_FACE_DIRS = _icosahedron_faces()
-
-
 def _fingerprint(h3: np.ndarray, border: np.ndarray, geoms) -> str:
     """The cells (indexes, border flags, geometry) a stored lookup was built on."""
     return cells_fingerprint(geoms, np.asarray(h3, dtype="<u8"), np.asarray(border, dtype=bool))
@@ -281,8 +130,8 @@ class _FaceTable:
     """The lattice of one icosahedron face, the dense (i, j) -> row table and the safety margin."""
 
     def __init__(self, locator: H3Locator, fit_h3: np.ndarray, rows: np.ndarray, centres: np.ndarray, face: int):
-        self.face = face  # row in _FACE_DIRS
-        lat = _Lattice(_FACE_DIRS[face], centres, int(fit_h3[0]))
+        self.face = face  # row in FACE_DIRS
+        lat = Lattice(FACE_DIRS[face], centres, int(fit_h3[0]))
         if lat.residual > 1e-6:
             raise GridError(f"lattice fit residual {lat.residual:g} too large")
         i, j = lat.ij[:, 0], lat.ij[:, 1]
@@ -412,7 +261,7 @@ class H3Locator:
             for k, (face, i0, j0, delta) in enumerate(meta["faces"]):
                 t = _FaceTable.__new__(_FaceTable)
                 t.face, t.i0, t.j0, t.delta, t.table = face, i0, j0, delta, z[f"table{k}"]
-                lat = _Lattice.__new__(_Lattice)
+                lat = Lattice.__new__(Lattice)
                 v = z[f"lattice{k}"]
                 lat.c, lat._ai, lat._aj, lat._b = v[0:3], v[3:6], v[6:9], v[9:11]
                 t.lattice = lat
@@ -443,7 +292,7 @@ class H3Locator:
         centres = np.array([h3i.cell_to_latlng(int(c))[::-1] for c in table_h3])
         # A cell's face is the one holding its centre. Only cells near a face edge may cross it:
         # H3 is asked about those alone (the others are several cell sizes away from any edge).
-        dots = _unit(centres[:, 0], centres[:, 1]) @ _FACE_DIRS.T
+        dots = unit_vectors(centres[:, 0], centres[:, 1]) @ FACE_DIRS.T
         single = np.argmax(dots, axis=1)
         top = np.sort(dots, axis=1)
         edge_rad = h3i.average_hexagon_edge_length(self.res, unit="km") / 6371.0
@@ -476,8 +325,8 @@ class H3Locator:
         minx, miny, maxx, maxy = self._bbox
         m = 0.25 * max(maxx - minx, maxy - miny)
         gx, gy = np.meshgrid(np.linspace(minx - m, maxx + m, 65), np.linspace(miny - m, maxy + m, 65))
-        cand = np.unique(np.argmax(_unit(gx.ravel(), gy.ravel()) @ _FACE_DIRS.T, axis=1))
-        self._cand_dirs = _FACE_DIRS[cand]
+        cand = np.unique(np.argmax(unit_vectors(gx.ravel(), gy.ravel()) @ FACE_DIRS.T, axis=1))
+        self._cand_dirs = FACE_DIRS[cand]
         self._cand_slot = self._face_slot[cand]
         # Ten cell edges away from a face edge (in differences of the dot products with the two
         # nearest face centres, which change by 0.71 per radian across that edge) no cell crosses it.
@@ -583,7 +432,7 @@ class H3Locator:
             raise InvalidInput("lon and lat must be finite")
         if self._lattice is None:
             return self._exact(lon, lat)
-        row, exact = _run_parallel(
+        row, exact = run_forked(
             len(lon),
             lambda a, b: self._fast(lon[a:b], lat[a:b]),
             [np.int64, np.bool_],
