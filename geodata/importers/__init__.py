@@ -160,9 +160,10 @@ def run_import(
         counts, ctx = _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_size, progress,
                             legal_entity_id)
     except Exception as exc:
-        summary.update(status="failed", message=str(exc))
-        finish_run(engine, run_id, status="failed", message=str(exc)[:2000],
-                   encoding=summary.get("encoding"))
+        # PostgreSQL cannot store NUL, and a message may quote the file (a UTF-16 header, say).
+        message = str(exc).replace("\x00", "\\x00")
+        summary.update(status="failed", message=message)
+        finish_run(engine, run_id, status="failed", message=message[:2000], encoding=summary.get("encoding"))
         raise
     rpath = rejects.close()
     summary.update(

@@ -306,6 +306,7 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
     fill_legal_entity(out, ctx)
     restrict_legal_entity(f, out, ctx, rej)
     frame = pd.DataFrame(out, index=f.index)
+    outside = None
     for col, value in kind.fill.items():
         frame[col] = frame[col].fillna(value) if col in frame else value
     if kind.point in ("optional", "required"):
@@ -315,11 +316,8 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
         frame["source_crs"] = pd.Series(crs, index=frame.index, dtype="str")
         if "county_code" in frame:
             outside = outside_county(frame["county_code"], lon, lat, ctx) & ~rej.mask
-            ctx.outside_county += int(outside.sum())
             if "outside_county" in kind.table.c:
                 frame["outside_county"] = outside
-            if outside.any():
-                ctx.warnings.add("outside_county", lines[outside], "point lies outside its stated county")
         if "coord_level" in kind.table.c:
             # A row without a point says so; a point of unstated level is the village's own.
             level = frame["coord_level"] if "coord_level" in frame else pd.Series(None, index=frame.index)
@@ -328,6 +326,12 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
     if kind.point == "geometry":
         frame["source_crs"] = ctx.crs
     duplicates(f, kind.key, lines, ctx, rej)
+    if outside is not None:
+        # Counted once duplicates are known: a rejected row is not a point outside its county.
+        outside = outside & ~rej.mask
+        ctx.outside_county += int(outside.sum())
+        if outside.any():
+            ctx.warnings.add("outside_county", lines[outside], "point lies outside its stated county")
     for col, value in kind.defaults.items():
         frame[col] = value
     if "synthetic" in kind.table.c:

@@ -1,0 +1,64 @@
+"""Review of the threaded import: the outside-county count, errors quoting a NUL, the grouped county check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from geodata.errors import BadInput
+from geodata.importers import run_import
+from geodata.importers.customers import CUSTOMERS
+from geodata.importers.rows import Context, outside_county
+
+
+def _q(engine, sql, **kw):
+    with engine.connect() as c:
+        return c.execute(text(sql), kw).all()
+
+
+def test_a_duplicate_outside_its_county_is_rejected_not_counted_as_outside(engine, counties, tmp_path):
+    # Line 3 repeats D1 with a point far outside 永宁县: a rejected row, so no 'outside county' warning for it.
+    path = tmp_path / "dup-outside.csv"
+    path.write_text("客户号,村代码,经度,纬度\n"
+                    "D1,640121100001,106.25,38.35\nD1,640121100001,107.60,35.40\nD2,640121100001,106.25,38.35\n",
+                    encoding="utf-8")
+    s = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path)
+    assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 1
+    assert s["outside_county"] == 0
+    assert s["warnings"] == {} and s["warning_rows"] == []
+
+
+def test_an_error_quoting_a_nul_is_recorded_and_raised_as_itself(engine, tmp_path):
+    # A UTF-16 export without BOM reads as UTF-8 text full of NULs: the 'no column' error names its
+    # columns, and PostgreSQL cannot store that message; the run stayed 'running' and a ValueError replaced it.
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("customer_id,name\nA1,x\n".encode("utf-16-le"))
+    with pytest.raises(BadInput, match="no column for required field"):
+        run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path)
+    status, message = _q(engine, "SELECT status, message FROM import_run ORDER BY id DESC LIMIT 1")[0]
+    assert status == "failed" and "no column for required field" in message
+
+
+_POLYS = {"A": shapely.box(0, 0, 1, 1), "B": shapely.box(0.5, 0.5, 2, 2), "C": shapely.Point(0, 0).buffer(1.5)}
+for _g in _POLYS.values():
+    shapely.prepare(_g)
+_row = st.tuples(st.sampled_from([None, "A", "B", "C", "D", ""]),
+                 st.one_of(st.just(np.nan), st.sampled_from([0.0, 0.5, 1.0, 2.5]), st.floats(-3, 3)),
+                 st.floats(-3, 3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(_row, max_size=30), shift=st.integers(0, 5), dtype=st.sampled_from(["str", object]))
+def test_outside_county_is_the_per_row_check(rows, shift, dtype):
+    county = pd.Series([r[0] for r in rows], dtype=dtype, index=np.arange(len(rows)) + shift)
+    lon = np.array([r[1] for r in rows], dtype=float)
+    lat = np.where(np.isnan(lon), np.nan, np.array([r[2] for r in rows], dtype=float))
+    want = [not np.isnan(x) and c in _POLYS and not _POLYS[c].contains(shapely.Point(x, y))
+            for c, x, y in zip(county, lon, lat, strict=True)]
+    got = outside_county(county, lon, lat, Context(kind=CUSTOMERS, crs="wgs84", counties=_POLYS))
+    assert got.tolist() == want
