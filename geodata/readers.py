@@ -173,6 +173,31 @@ class TableSource:
             return "skip"
 
         self.invalid_rows = []
+        try:
+            yield from self._csv_batches(chunk_size, bad, on_invalid)
+        except UnicodeDecodeError:  # a non-UTF-8 file, transcoded by Python's codec
+            raise self._undecodable() from None
+        except pa.ArrowInvalid as exc:  # UTF-8, checked by Arrow itself
+            if "invalid UTF8" not in str(exc):
+                raise
+            raise self._undecodable() from None
+
+    def _undecodable(self) -> BadInput:
+        """The error for bytes the file's encoding cannot read, naming the first such line (error path only)."""
+        dec = codecs.getincrementaldecoder(self.encoding or "utf-8")()
+        with open(self.path, "rb") as fh:
+            # GBK/GB18030 second bytes are never 0x0A, so a multibyte character never spans lines.
+            for number, line in enumerate(fh, start=1):
+                try:
+                    dec.decode(line)
+                except UnicodeDecodeError as exc:
+                    bad = line[exc.start:exc.end + 1].hex(" ")
+                    return BadInput(
+                        f"{self.path.name}, line {number}: bytes {bad} are not valid {self.encoding}; nothing was"
+                        " stored. Correct or remove that line, or pass --encoding if the file is in another one.")
+        return BadInput(f"{self.path.name}: not valid {self.encoding}; nothing was stored")
+
+    def _csv_batches(self, chunk_size: int, bad: set[int], on_invalid) -> Iterator[pd.DataFrame]:
         enc = "utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding
         raw = open(self.path, "rb")
         reader = pacsv.open_csv(

@@ -36,6 +36,20 @@ def test_encodings_and_header_under_two_title_rows(tmp_path, encoding, expected)
                                          "户 数": "1200", "经度（GCJ02）": "106.3", "_line": 4}]
 
 
+@pytest.mark.parametrize("encoding, broken", [("gbk", b"\x81\x20"), ("utf-8", b"\xe5\x20")])
+def test_undecodable_bytes_deep_in_a_file_name_their_line(tmp_path, encoding, broken):
+    # Past the part read to detect the encoding: the reader meets them while streaming.
+    lines = ["客户号,姓名,村代码".encode(encoding)]
+    lines += [f"G{i:07d},张三,640121100001".encode(encoding) for i in range(60_000)]
+    lines[50_000] = lines[50_000].replace("张三".encode(encoding), broken)
+    path = tmp_path / f"bad-{encoding}.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    t = open_table(path, kind="customers", fields=("customer_id", "name", "village_code"))
+    with pytest.raises(BadInput, match=f"bad-{encoding}.csv, line 50001: bytes {broken.hex(' ')} are not valid"):
+        for _ in t.chunks(chunk_size=10_000):
+            pass
+
+
 def test_normalise_and_match():
     assert normalise_header(" 村（社区）名称 ") == "村(社区)名称"
     assert normalise_header("ＬＯＮ") == "lon"
