@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from geodata import tables
@@ -27,18 +26,20 @@ def _check_legal_entity(f: pd.DataFrame, out: dict, ctx, rej) -> None:
     codes = f["county_codes"].str.replace(r"[，,\s]+", ";", regex=True).str.strip(";")
     bad = codes.str.split(";").map(lambda xs: any(x and not (len(x) == 6 and x.isdigit()) for x in xs))
     rej.add(bad.to_numpy(dtype=bool), "county_codes", "adcodes must be 6 digits, ';'-separated", f["county_codes"])
-    ok = ~np.asarray(bad, dtype=bool)
-    ctx.extra.setdefault("county_codes", {}).update(
-        {c: [x for x in cc.split(";") if x] for c, cc in zip(f["code"][ok], codes[ok], strict=True) if cc}
-    )
+    # Only rows still good link counties, and the first of a code (as the duplicate check keeps it).
+    ok = ~rej.mask
+    links = ctx.extra.setdefault("county_codes", {})
+    for c, cc in zip(f["code"][ok], codes[ok], strict=True):
+        if cc and c not in links:
+            links[c] = [x for x in cc.split(";") if x]
 
 
 def _after_legal_entity(cur, ctx) -> None:
-    """Counties named in the file now belong to their legal entity."""
+    """Counties named in the file now belong to their legal entity (one stored under that code)."""
     for code, counties in ctx.extra.get("county_codes", {}).items():
         cur.execute(
-            "UPDATE county SET legal_entity_id = (SELECT id FROM legal_entity WHERE code = %s)"
-            " WHERE adcode = ANY(%s)",
+            "UPDATE county SET legal_entity_id = le.id FROM legal_entity le"
+            " WHERE le.code = %s AND county.adcode = ANY(%s)",
             (code, counties),
         )
 

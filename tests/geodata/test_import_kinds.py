@@ -157,6 +157,28 @@ def test_legal_entity_links_its_counties(engine, counties):
     assert [r[0] for r in got] == ["640121"]
 
 
+def test_rejected_legal_entity_rows_link_no_counties(engine, counties, tmp_path):
+    # Rows rejected for any reason must not touch county links: an unknown code used to set them to NULL,
+    # a duplicate's counties overrode the first row's, and a NUL in a code failed the whole import.
+    path = tmp_path / "le2.csv"
+    path.write_bytes("code,name,county_codes\n"
+                     "NX02,贺兰农商行,640122\n"
+                     ",无代码,640121\n"
+                     "NX03,,640121\n"
+                     "NX02,重复,640181\n"
+                     "NX\x004,空字符,640181\n".encode())
+    try:
+        s = run_import(engine, kind="legal-entities", path=path, user="u", rejects_dir=tmp_path)
+        assert s["status"] == "ok" and s["counts"]["inserted"] == 1 and s["counts"]["rejected"] == 4
+        links = _q(engine, "SELECT c.adcode, l.code FROM county c JOIN legal_entity l ON l.id = c.legal_entity_id"
+                           " ORDER BY 1")
+        assert [tuple(r) for r in links] == [("640121", "NX01"), ("640122", "NX02")]
+    finally:
+        with engine.begin() as c:
+            c.execute(text("UPDATE county SET legal_entity_id = NULL WHERE adcode = '640122'"))
+            c.execute(text("DELETE FROM legal_entity WHERE code = 'NX02'"))
+
+
 def test_bd09_points_are_converted(engine, counties, tmp_path):
     from grid.chinacrs import wgs84_to_bd09
 
