@@ -200,6 +200,11 @@ class TableSource:
     def _csv_batches(self, chunk_size: int, bad: set[int], on_invalid) -> Iterator[pd.DataFrame]:
         enc = "utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding
         raw = open(self.path, "rb")
+        # Progress counts lines, at the first megabyte's bytes per line: pyarrow reads blocks ahead, so
+        # the file position would run ahead of the rows handed out.
+        sample = raw.read(1 << 20)
+        raw.seek(0)
+        per_line = len(sample) / max(1, sample.count(b"\n"))
         reader = pacsv.open_csv(
             raw,
             read_options=pacsv.ReadOptions(
@@ -230,10 +235,13 @@ class TableSource:
                 pending.append(frame)
                 pending_rows += n
                 if pending_rows >= chunk_size:
-                    yield from self._emit(pending, chunk_size)
+                    for out in self._emit(pending, chunk_size):
+                        # Up to the last line handed out.
+                        if len(out):
+                            self._pos = min(self.size_bytes, int(int(out[LINE].iloc[-1]) * per_line))
+                        yield out
                     pending = [p for p in pending if len(p)]
                     pending_rows = sum(len(p) for p in pending)
-                self._pos = raw.tell()
         finally:
             raw.close()
         self._pos = self.size_bytes
@@ -257,13 +265,15 @@ class TableSource:
         try:
             rows, lines = [], []
             ncol = len(self.columns)
+            total = ws.max_row or 0  # from the sheet's dimension record, when the writer set one
             for i, row in enumerate(ws.iter_rows(min_row=self.header_line + 1, values_only=True)):
                 cells = [_cell_text(v) for v in row[:ncol]]
                 cells += [""] * (ncol - len(cells))
                 rows.append(cells)
                 lines.append(self.header_line + 1 + i)
                 if len(rows) >= chunk_size:
-                    self._pos = int(self.size_bytes * 0.5)
+                    done = (self.header_line + 1 + i) / total if total > self.header_line + i else 0.5
+                    self._pos = int(self.size_bytes * min(done, 1.0))
                     yield _xlsx_frame(rows, lines, self.columns)
                     rows, lines = [], []
             if rows:

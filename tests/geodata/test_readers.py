@@ -50,6 +50,20 @@ def test_undecodable_bytes_deep_in_a_file_name_their_line(tmp_path, encoding, br
             pass
 
 
+def test_progress_follows_the_rows_handed_out(tmp_path):
+    # pyarrow reads megabyte blocks ahead; the fraction must not jump to the end with the first of them.
+    path = tmp_path / "many.csv"
+    path.write_text("客户号,姓名,村代码\n" + "".join(f"G{i:07d},张三,640121100001\n" for i in range(50_000)),
+                    encoding="utf-8")
+    t = open_table(path, kind="customers", fields=("customer_id", "name", "village_code"))
+    got, rows = [], 0
+    for chunk in t.chunks(chunk_size=5_000):
+        rows += len(chunk)
+        got.append((t.fraction_read(), rows / 50_000))
+    assert len(got) == 10 and got[-1][0] == 1.0
+    assert all(abs(f - share) < 0.03 for f, share in got), got
+
+
 def test_normalise_and_match():
     assert normalise_header(" 村（社区）名称 ") == "村(社区)名称"
     assert normalise_header("ＬＯＮ") == "lon"
