@@ -7,6 +7,7 @@ One module per concern: ``base`` (run record, rejects file), ``validate`` and
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -140,6 +141,7 @@ def run_import(
                        dry_run=dry_run, synthetic=synthetic, options=options)
     summary = {"run_id": run_id, "kind": kind, "file": path.name, "sha256": sha, "dry_run": dry_run,
                "source_crs": crs}
+    rejects = None
     try:
         if not path.is_file():
             raise BadInput(f"no such file: {path}")
@@ -162,6 +164,8 @@ def run_import(
     except Exception as exc:
         # PostgreSQL cannot store NUL, and a message may quote the file (a UTF-16 header, say).
         message = str(exc).replace("\x00", "\\x00")
+        if rejects is not None:
+            rejects.discard()  # nothing was stored: a partial rejects file would mislead
         summary.update(status="failed", message=message)
         finish_run(engine, run_id, status="failed", message=message[:2000], encoding=summary.get("encoding"))
         raise
@@ -202,26 +206,28 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             staged = 0
             # The big-load encoding runs ahead in its own thread; chunks that end up staged ignore it.
             prepare = (lambda good: load.encode_direct(spec, good, run_id)) if fast else None
-            for chunk in pipeline.validated(source, ctx, chunk_size, prepare):
-                good = chunk.good
-                rejects.write(chunk.bad, chunk.field, chunk.value, chunk.reason)
-                counts["rows"] += chunk.rows
-                if fast and not direct and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
-                    # Empty target and a big file: COPY straight in, index once at the end.
-                    if spec.after is None and bulk.can_swap(cur, spec.table.name):
-                        plan = bulk.start(cur, spec.table.name, run_id)
-                        into = plan.table
+            # Closed at once on an error, which stops the threads (not when the traceback is dropped).
+            with contextlib.closing(pipeline.validated(source, ctx, chunk_size, prepare)) as validated:
+                for chunk in validated:
+                    good = chunk.good
+                    rejects.write(chunk.bad, chunk.field, chunk.value, chunk.reason)
+                    counts["rows"] += chunk.rows
+                    if fast and not direct and staged + len(good) >= DIRECT_LOAD_MIN_ROWS:
+                        # Empty target and a big file: COPY straight in, index once at the end.
+                        if spec.after is None and bulk.can_swap(cur, spec.table.name):
+                            plan = bulk.start(cur, spec.table.name, run_id)
+                            into = plan.table
+                        else:
+                            indexes = load.prepare_direct(cur, spec)
+                        direct = True
+                        _flush_staging(cur, spec, run_id, into)
+                    if direct:
+                        load.send_direct(cur, into or spec.table.name,
+                                         chunk.prepared or load.encode_direct(spec, good, run_id))
                     else:
-                        indexes = load.prepare_direct(cur, spec)
-                    direct = True
-                    _flush_staging(cur, spec, run_id, into)
-                if direct:
-                    load.send_direct(cur, into or spec.table.name,
-                                     chunk.prepared or load.encode_direct(spec, good, run_id))
-                else:
-                    load.stage(cur, spec, good)
-                staged += len(good)
-                progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
+                        load.stage(cur, spec, good)
+                    staged += len(good)
+                    progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
             for line, text_, reason in source.invalid_rows:
                 rejects.write_raw(line, text_, reason)
             counts["rejected"] = rejects.count

@@ -150,6 +150,13 @@ class RejectsFile:
             return str(self.path)
         return None
 
+    def discard(self) -> None:
+        """Close and delete what was written (an import that failed: its rejects would be partial)."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+            self.path.unlink(missing_ok=True)
+
 
 class Warnings:
     """Warnings for the summary: every kind counted, the first ones listed with their line."""

@@ -149,9 +149,9 @@ def restrict_legal_entity(f: pd.DataFrame, out: dict, ctx: Context, rej: v.Rejec
         rej.add((rm_le.notna() & (rm_le != own)).to_numpy(dtype=bool), "rm_code", why, f["rm_code"])
 
 
-def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind: Kind, ctx: Context,
-                rej: v.Rejects) -> tuple[np.ndarray, np.ndarray]:
-    """WGS84 lon/lat (NaN where absent); bad pairs rejected, swapped pairs fixed with a warning."""
+def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, kind: Kind, ctx: Context,
+                rej: v.Rejects) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WGS84 lon/lat (NaN where absent) and where the pair was swapped (fixed); bad pairs rejected."""
     # Fast path: plain numbers inside China need no classification; the rest goes to chinacrs.
     x, bad_x = v.numbers(raw_lon)
     y, bad_y = v.numbers(raw_lat)
@@ -181,13 +181,11 @@ def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, f_line: np.ndarray, kind
         if mask.any():
             pair = raw_lon + "," + raw_lat if pair is None else pair
             rej.add(mask, "lon", reason, pair)
-    swapped = code_is("swapped") & ~rej.mask
-    if swapped.any():
-        ctx.warnings.add("swapped_lon_lat", f_line[swapped], "longitude and latitude were swapped; fixed")
+    swapped = code_is("swapped")
     x = np.where(rej.mask, np.nan, x)
     y = np.where(rej.mask, np.nan, y)
     lon, lat = to_wgs84(x, y, ctx.crs)
-    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), swapped
 
 
 def outside_county(county: pd.Series, lon: np.ndarray, lat: np.ndarray, ctx: Context) -> np.ndarray:
@@ -306,11 +304,11 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
     fill_legal_entity(out, ctx)
     restrict_legal_entity(f, out, ctx, rej)
     frame = pd.DataFrame(out, index=f.index)
-    outside = None
+    outside = swapped = None
     for col, value in kind.fill.items():
         frame[col] = frame[col].fillna(value) if col in frame else value
     if kind.point in ("optional", "required"):
-        lon, lat = coordinates(f["lon"], f["lat"], lines, kind, ctx, rej)
+        lon, lat, swapped = coordinates(f["lon"], f["lat"], kind, ctx, rej)
         frame["lon"], frame["lat"] = lon, lat
         crs = pc.if_else(pa.array(np.isnan(lon)), pa.scalar(None, pa.large_string()), ctx.crs)
         frame["source_crs"] = pd.Series(crs, index=frame.index, dtype="str")
@@ -326,6 +324,10 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
     if kind.point == "geometry":
         frame["source_crs"] = ctx.crs
     duplicates(f, kind.key, lines, ctx, rej)
+    if swapped is not None:
+        swapped = swapped & ~rej.mask  # once duplicates are known: rejected rows get no warning
+        if swapped.any():
+            ctx.warnings.add("swapped_lon_lat", lines[swapped], "longitude and latitude were swapped; fixed")
     if outside is not None:
         # Counted once duplicates are known: a rejected row is not a point outside its county.
         outside = outside & ~rej.mask

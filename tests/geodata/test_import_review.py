@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+import geodata.importers as imp
 from geodata.errors import BadInput
 from geodata.importers import run_import
 from geodata.importers.customers import CUSTOMERS
@@ -31,6 +32,41 @@ def test_a_duplicate_outside_its_county_is_rejected_not_counted_as_outside(engin
     assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 1
     assert s["outside_county"] == 0
     assert s["warnings"] == {} and s["warning_rows"] == []
+
+
+def test_a_duplicate_with_swapped_coordinates_gets_no_swap_warning(engine, counties, tmp_path):
+    # Line 3 repeats S1 with latitude and longitude swapped: it is rejected, so it is not also "fixed".
+    path = tmp_path / "dup-swapped.csv"
+    path.write_text("客户号,村代码,经度,纬度\n"
+                    "S1,640121100001,106.25,38.35\nS1,640121100001,38.35,106.25\nS2,640121100001,38.36,106.26\n",
+                    encoding="utf-8")
+    s = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path)
+    assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 1
+    assert s["warnings"] == {"swapped_lon_lat": 1} and [w["line"] for w in s["warning_rows"]] == [4]
+
+
+def test_a_failed_import_leaves_no_partial_rejects_file(engine, counties, tmp_path, monkeypatch):
+    # Rejects found before the failure would describe an import that stored nothing.
+    path = tmp_path / "fails-late.csv"
+    path.write_text("客户号,村代码,存款余额\n" + "".join(f"F{i:04d},640121100001,{'x' if i == 3 else '1'}\n"
+                                                   for i in range(400)), encoding="utf-8")
+    calls = []
+
+    def fail_third(cur, table, enc):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("connection lost while loading chunk 3")
+
+    monkeypatch.setattr(imp, "DIRECT_LOAD_MIN_ROWS", 10)
+    monkeypatch.setattr(imp.load, "send_direct", fail_third)
+    with engine.begin() as c:
+        c.execute(text("TRUNCATE customer"))
+    rejects = tmp_path / "fails-late-rejects.csv"
+    with pytest.raises(RuntimeError, match="chunk 3"):
+        run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path, rejects_path=rejects,
+                   chunk_size=64)
+    assert len(calls) == 3 and not rejects.exists()
+    assert _q(engine, "SELECT count(*) FROM customer")[0][0] == 0
 
 
 def test_an_error_quoting_a_nul_is_recorded_and_raised_as_itself(engine, tmp_path):
