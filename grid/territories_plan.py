@@ -21,6 +21,7 @@ from grid.projection import metric_crs, project_points
 from grid.territories_chain import chain_moves
 from grid.territories_graph import cell_adjacency, neighbour_lists
 from grid.territories_init import choose_seeds, grow, orphan_cells
+from grid.territories_recom import recombine, swap_territories
 from grid.territories_regions import solve_regions
 from grid.territories_report import PlanReport, plan_report
 from grid.territories_solver import Problem, polish, rebalance
@@ -335,8 +336,17 @@ class TerritoryPlan:
             rebalance(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
             polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
         if self.chains:
-            chain_moves(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
-            polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
+            swap_territories(p, a, anchor, tolerance=self.tolerance, seeds=seeds, deadline=deadline)
+            # Borders of neighbouring pairs redrawn at once where single moves are stuck; chains carry the rest.
+            # Each opens moves for the other: alternate in short bouts while they help.
+            for _ in range(8):
+                before = a.copy()
+                recombine(p, a, tolerance=self.tolerance, max_rounds=4, deadline=deadline)
+                polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
+                chain_moves(p, a, anchor, tolerance=self.tolerance, max_chains=k + 10, deadline=deadline)
+                polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
+                if np.array_equal(a, before) or time.monotonic() > deadline:
+                    break
         self.assignment, self.seeds = a, seeds
         self.report = self.evaluate(a) if report else None
         return self

@@ -89,7 +89,7 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
     """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own.
 
     ``time_limit_s`` is the whole budget: each worker's share of it goes to the
-    regions by cell count (none above the budget), and no region runs past it. Adds the regions' virtual edges to
+    regions by cell and RM count (none above the budget), and no region runs past it. Adds the regions' virtual edges to
     ``plan.adjacency`` and ``plan.virtual_edges``.
 
     Examples
@@ -115,10 +115,13 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
     if time_limit_s is None:
         limits = [None] * len(parts)
     else:
-        # Every worker's time is shared by cell count (largest regions first, each taken by the next free
-        # worker), no region above the whole budget; a shared deadline keeps the last ones inside it.
+        # Every worker's time is shared half by cell count, half by RM count (dense towns have few cells
+        # but many RMs, and the moves' work grows with both; largest regions first, each taken by the next
+        # free worker), no region above the whole budget; a shared deadline keeps the last ones inside it.
         deadline = time.monotonic() + time_limit_s
-        limits = [min(time_limit_s, max(0.5, time_limit_s * use * n / max(1, sum(sizes)))) for n in sizes]
+        crews = [len(r) for _, _, r in parts]
+        share = [0.5 * (n / max(1, sum(sizes)) + m / max(1, sum(crews))) for n, m in zip(sizes, crews, strict=True)]
+        limits = [min(time_limit_s, max(0.5, time_limit_s * use * x)) for x in share]
     if workers > 1 and len(parts) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(_solve, subs, limits, [deadline] * len(subs)))

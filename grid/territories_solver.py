@@ -21,6 +21,10 @@ Algorithm (all on the cell adjacency graph, distances in metres):
 4. *Local polish.* Single border-cell moves that lower the sum of squared
    relative deviations, worst RMs first, with compactness (distance to the
    receiver's seed versus the donor's) as the tie-breaker.
+5. *Compound moves.* RMs of one outlet trade whole territories, then pair
+   recombinations (:mod:`grid.territories_recom`: two neighbours' border
+   redrawn along a random spanning tree, cells moving both ways at once)
+   alternate with chains (:mod:`grid.territories_chain`) while they help.
 
 A move never takes a locked cell, never empties the donor and never cuts the
 donor in two (:func:`grid.territories_graph.stays_connected`, exact for
@@ -184,11 +188,15 @@ def _deviation(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     Targets are raised to an RM's heaviest cell where that is above them
     (:func:`grid.territories_bounds.achievable_targets`): a cell heavier than a
     target keeps its owner above it in any plan, and the others should still
-    share the rest evenly.
+    share the rest evenly. The excuse is what the cell costs an RM of the
+    largest capacity (its weight times capacity over the largest capacity):
+    a part-time RM holding a cell a full-time one could carry is over target,
+    not pinned, so the cell is pushed to a full-time RM.
     """
     active = p.capacity > 0
     load = loads_of(p, a)
-    floor = heaviest_cell(a, cell_loads(p, a), p.k)
+    cap_max = float(p.capacity[active].max()) if active.any() else 1.0
+    floor = heaviest_cell(a, cell_loads(p, a), p.k) * np.clip(p.capacity, 0, None) / cap_max
     goal = achievable_targets(load.sum(), p.capacity, floor)
     # Relative to the shared level, so an RM pinned by a heavy cell pays for extra cells like anyone.
     level = (goal[active] / p.capacity[active]).min() if active.any() else 1.0
