@@ -64,7 +64,13 @@ def empty(s: pd.Series) -> np.ndarray:
 
 def has_nul(s: pd.Series) -> np.ndarray:
     """True where the text holds a NUL character, which PostgreSQL cannot store in text."""
-    return _np(pc.match_substring(_arr(s), "\x00"))
+    a = _arr(s)
+    # Usually no zero byte anywhere in the column's data: one pass over the raw bytes says so.
+    chunks = a.chunks if isinstance(a, pa.ChunkedArray) else [a]
+    if all(c.buffers()[2] is None or np.frombuffer(c.buffers()[2], dtype=np.uint8).min(initial=1) > 0
+           for c in chunks):
+        return np.zeros(len(a), dtype=bool)
+    return _np(pc.match_substring(a, "\x00"))
 
 
 def longer_than(s: pd.Series, limit: int) -> np.ndarray:
