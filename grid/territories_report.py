@@ -139,8 +139,9 @@ def plan_report(
         ``deviation_bound`` is a lower bound on the max deviation of any plan of
         whole cells (:func:`grid.territories_bounds.deviation_bound`), with a note
         when it is above 0; ``adjusted_max_deviation`` is the max deviation from
-        the achievable targets (an RM whose heaviest cell exceeds its target is
-        judged against that cell, the others share the rest).
+        the achievable targets, as the solver balances them (an RM whose heaviest
+        cell exceeds its target is judged against what that cell would cost an
+        RM of the region's largest capacity, the others share the rest).
 
     Examples
     --------
@@ -275,7 +276,9 @@ def _balance(a, cell_w, base, load, cap, regions, locked) -> dict:
         act = rms & (cap > 0)
         adj = 0.0
         if act.any() and total > 0:
-            goal = achievable_targets(total, c, np.where(rms, floor, 0.0))
+            # The heavy-cell excuse scaled to the holder's capacity, as in the solver (territories_solver._deviation).
+            excuse = floor * c / c[act].max()
+            goal = achievable_targets(total, c, np.where(rms, excuse, 0.0))
             level = (goal[act] / cap[act]).min()
             if level > 0:
                 adj = float(np.abs((load[act] - goal[act]) / (level * cap[act])).max())

@@ -28,6 +28,7 @@ from grid.territories_graph import (
     pieces_per_owner,
     stays_connected,
 )
+from grid.territories_report import plan_report
 
 DATA = DEMO_DATA
 
@@ -570,3 +571,15 @@ def test_dense_town_of_lumpy_cells_with_part_time_rms_is_balanced():
         devs.append(plan.report.max_abs_deviation)
     assert np.mean(devs) < 0.22
     assert max(devs) < 0.26
+
+
+def test_report_judges_a_part_time_rm_at_a_heavy_cell_as_the_solver_does():
+    # Cells 3, 1, 1, 1 on a line; the part-time RM (capacity 0.5) holds the heavy cell. A full-time RM could
+    # carry it, so the solver counts the part-time holder as over target; the report's adjusted figure agrees
+    # (it used to excuse the holder fully: 0.33, from the other two).
+    adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3]]), 4)
+    xy = np.array([[0, 0], [1, 0], [2, 0], [3, 0]], dtype=float)
+    rep = plan_report(np.array([0, 1, 1, 2]), np.array([3.0, 1, 1, 1]), adj, xy[[0, 1, 3]], xy,
+                      np.array([0.5, 1.0, 1.0]))
+    # Excuse 3 * 0.5 / 1 = 1.5 for the part-time RM; the others share 4.5: level 2.25 per unit of capacity.
+    assert rep.adjusted_max_deviation == pytest.approx((3 - 1.5) / (2.25 * 0.5))
