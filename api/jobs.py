@@ -87,4 +87,9 @@ class JobRunner:
             message = str(exc) if isinstance(exc, (GeodataError, ValueError)) else type(exc).__name__
             self._update(job_id, status="failed", message=message[:2000])
             return
-        self._update(job_id, status="done", progress=1.0, result=result or {})
+        try:
+            self._update(job_id, status="done", progress=1.0, result=result or {})
+        except Exception:
+            # e.g. a NaN jsonb refuses: the job must not stay 'running' for ever
+            log.exception("job %s: result not stored", job_id)
+            self._update(job_id, status="failed", message="the job finished but its result could not be stored")

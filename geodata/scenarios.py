@@ -18,6 +18,7 @@ from geodata.grids import get_grid
 from geodata.territories import (
     apply_owner_changes,
     cells_for_planning,
+    check_rm,
     check_weights,
     current_locks,
     current_owners,
@@ -100,17 +101,16 @@ def create_scenario(conn: Connection, *, grid_id: int, name: str, user: str, fro
     g = get_grid(conn, grid_id=grid_id)
     if not name or len(name) > 100:
         raise BadInput("a scenario needs a name of 1 to 100 characters")
-    exists = conn.execute(
-        text("SELECT 1 FROM scenario WHERE grid_id = :g AND name = :n AND status = 'draft'"), {"g": grid_id, "n": name}
-    ).first()
-    if exists:
-        raise Conflict(f"grid {grid_id} already has a draft scenario named {name!r}")
+    # ON CONFLICT, not a look first: two users creating one name at once get 409, not a unique violation.
     sid = conn.execute(
         text("INSERT INTO scenario (grid_id, name, base_version, created_by, params) "
-             "VALUES (:g, :n, :v, :u, CAST(:p AS jsonb)) RETURNING id"),
+             "VALUES (:g, :n, :v, :u, CAST(:p AS jsonb)) "
+             "ON CONFLICT (grid_id, name) WHERE status = 'draft' DO NOTHING RETURNING id"),
         {"g": grid_id, "n": name, "v": g["territory_version"], "u": user,
          "p": json.dumps({"from_current": from_current, **(params or {})}, default=str)},
-    ).scalar_one()
+    ).scalar()
+    if sid is None:
+        raise Conflict(f"grid {grid_id} already has a draft scenario named {name!r}")
     if from_current:
         _write_cells(conn, sid, current_owners(conn, grid_id=grid_id), current_locks(conn, grid_id=grid_id))
     return show_scenario(conn, scenario_id=sid)
@@ -128,7 +128,12 @@ def show_scenario(conn: Connection, *, scenario_id: int) -> dict:
 
 
 def _draft(conn: Connection, scenario_id: int) -> dict:
-    sc = _row(conn, scenario_id)
+    # Locked until the caller's transaction ends: a publish, edit, plan or discard of the same draft
+    # waits for the other and then sees its status (no edit lands in a published scenario).
+    row = conn.execute(text("SELECT * FROM scenario WHERE id = :s FOR UPDATE"), {"s": scenario_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"scenario {scenario_id} does not exist")
+    sc = dict(row)
     if sc["status"] != "draft":
         raise Conflict(f"scenario {sc['name']!r} is {sc['status']}; only drafts can change")
     return sc
@@ -144,8 +149,8 @@ def edit_scenario(conn: Connection, *, scenario_id: int, cell_ids: list[str], rm
     missing = [c for c in cell_ids if c not in known]
     if missing:
         raise NotFound(f"grid {sc['grid_id']} has no cell(s) {', '.join(missing[:10])}")
-    if rm_code is not None and not conn.execute(text("SELECT 1 FROM rm WHERE code = :r"), {"r": rm_code}).first():
-        raise NotFound(f"RM {rm_code!r} does not exist")
+    if rm_code is not None:
+        check_rm(conn, sc["grid_id"], rm_code)
     conn.execute(
         text(
             "INSERT INTO scenario_cell (scenario_id, cell_id, rm_code, locked) "
@@ -196,6 +201,7 @@ def plan_scenario(
     baseline = nearest_outlet_baseline(plan)
     progress(0.9, "saving the draft")
     new = plan.assignment_series().to_dict()
+    _draft(conn, sid)  # still a draft after the solve (another user may have published or discarded it)
     _write_cells(conn, sid, new, locked_cells)
     report = {"plan": plan.report.summary(), "baseline_nearest_outlet": baseline.report.summary(),
               "per_rm": _per_rm(plan.report.per_rm)}
@@ -266,6 +272,9 @@ def publish(conn: Connection, *, scenario_id: int, user: str) -> dict:
     target = scenario_assignment(conn, scenario_id=scenario_id)
     owners = current_owners(conn, grid_id=gid)
     changes = {c: target.get(c) for c in set(owners) | set(target)}
+    # An RM named by the draft may have left (or been edited in by another path) since.
+    for rm in sorted({r for c, r in changes.items() if r is not None and owners.get(c) != r}):
+        check_rm(conn, gid, rm)
     out = apply_owner_changes(
         conn, grid_id=gid, changes=changes, user=user, reason=f"published scenario {sc['name']}",
         scenario_id=scenario_id, expected_version=sc["base_version"],

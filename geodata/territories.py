@@ -68,7 +68,8 @@ def _check_cells(conn: Connection, grid_id: int, cell_ids: list[str]) -> None:
         raise NotFound(f"grid {grid_id} has no cell(s) {', '.join(missing[:10])}")
 
 
-def _check_rm(conn: Connection, grid_id: int, rm_code: str) -> None:
+def check_rm(conn: Connection, grid_id: int, rm_code: str) -> None:
+    """NotFound/BadInput unless the RM exists, is active and is not of another legal entity than the grid's."""
     row = conn.execute(
         text(
             "SELECT r.active, r.legal_entity_id, c.legal_entity_id AS county_le FROM rm r, grid g "
@@ -147,7 +148,7 @@ def assign_cells(conn: Connection, *, grid_id: int, cell_ids: list[str], rm_code
                  reason: str = "manual assignment", force: bool = False) -> dict:
     """Give cells to an RM (locked cells only with ``force``)."""
     _check_cells(conn, grid_id, cell_ids)
-    _check_rm(conn, grid_id, rm_code)
+    check_rm(conn, grid_id, rm_code)
     locked = current_locks(conn, grid_id=grid_id) & set(cell_ids)
     if locked and not force:
         raise Conflict(f"cell(s) {', '.join(sorted(locked)[:10])} are locked; unlock them or use --force")
@@ -188,7 +189,7 @@ def set_co_owner(conn: Connection, *, grid_id: int, cell_ids: list[str], rm_code
                  add: bool = True, reason: str = "co-owner") -> dict:
     """Add or remove a co-owner (e.g. an outlet head who oversees) on cells."""
     _check_cells(conn, grid_id, cell_ids)
-    _check_rm(conn, grid_id, rm_code)
+    check_rm(conn, grid_id, rm_code)
     conn.execute(
         text("UPDATE territory SET valid_to = now() WHERE grid_id = :g AND role = 'co_owner' "
              "AND rm_code = :r AND valid_to IS NULL AND cell_id = ANY(:cells)"),
@@ -227,7 +228,10 @@ def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None,
             "FROM rm r JOIN outlet o ON o.code = r.outlet_code WHERE r.active AND ("
             " CASE WHEN CAST(:codes AS text[]) IS NOT NULL THEN r.code = ANY(:codes)"
             " WHEN CAST(:outlets AS text[]) IS NOT NULL THEN r.outlet_code = ANY(:outlets)"
-            " ELSE o.county_code = :county END) ORDER BY r.code"
+            " ELSE o.county_code = :county END)"
+            # never an RM of another legal entity than the grid's county (named outlets come from requests)
+            " AND (r.legal_entity_id IS NULL OR NOT EXISTS (SELECT 1 FROM county k WHERE k.adcode = :county"
+            " AND k.legal_entity_id IS NOT NULL AND k.legal_entity_id <> r.legal_entity_id)) ORDER BY r.code"
         ),
         {"outlets": outlets, "codes": rm_codes, "county": g["county_code"]},
     ).mappings().all()

@@ -1,0 +1,53 @@
+"""Review of the scenario store: a plan job must not write into a draft that stopped being one while
+the optimiser ran, and publish/handover history stays one gap-free owner interval chain per cell."""
+
+import pytest
+from sqlalchemy import text
+
+from geodata import scenarios, territories
+from geodata.errors import Conflict
+
+
+@pytest.fixture(scope="module")
+def grid_id(square_grid):
+    return square_grid
+
+
+def test_plan_into_a_draft_discarded_meanwhile_is_refused(engine, grid_id):
+    """Another user discards the draft while the plan job solves: the job fails (Conflict) and the
+    discarded draft keeps its cells and empty report (the plan used to overwrite both)."""
+    with engine.begin() as conn:
+        sid = scenarios.create_scenario(conn, grid_id=grid_id, name="busy", user="planner", from_current=False)["id"]
+
+    def progress(fraction, message=""):
+        if fraction == 0.3:
+            with engine.begin() as other:
+                scenarios.discard(other, scenario_id=sid)
+
+    with pytest.raises(Conflict), engine.begin() as conn:
+        scenarios.plan_scenario(conn, grid_id=grid_id, name="busy", user="planner", seed=1, progress=progress)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, report FROM scenario WHERE id = :s"), {"s": sid}).one()
+        assert row.status == "discarded" and row.report == {}
+        assert scenarios.scenario_assignment(conn, scenario_id=sid) == {}
+
+
+def test_history_is_one_gap_free_chain_per_cell(engine, grid_id):
+    """Publish, then hand over: every cell has one open owner row, and its closed rows end exactly
+    where the next begins."""
+    with engine.begin() as conn:
+        sid = scenarios.plan_scenario(conn, grid_id=grid_id, name="chain", user="planner", seed=2)["id"]
+        scenarios.publish(conn, scenario_id=sid, user="planner")
+    with engine.begin() as conn:
+        territories.handover_rm(conn, grid_id=grid_id, rm_code="R1", user="planner", to_rm="R2")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT cell_id, valid_from, valid_to FROM territory WHERE grid_id = :g"
+                                 " AND role = 'owner' ORDER BY cell_id, valid_from, id"), {"g": grid_id}).all()
+    per_cell: dict = {}
+    for r in rows:
+        per_cell.setdefault(r.cell_id, []).append(r)
+    assert len(per_cell) == 16
+    for chain in per_cell.values():
+        assert [r.valid_to is None for r in chain].count(True) == 1 and chain[-1].valid_to is None
+        for a, b in zip(chain, chain[1:], strict=False):
+            assert a.valid_to == b.valid_from
