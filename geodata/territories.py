@@ -219,13 +219,15 @@ def history(conn: Connection, *, grid_id: int, cell_id: str | None = None, rm_co
 
 
 def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None,
-            rm_codes: list[str] | None = None) -> pd.DataFrame:
-    """Active RMs with home points: named ones, those of the chosen outlets, or every outlet of the grid's county."""
+            rm_codes: list[str] | None = None, also_inactive: list[str] | None = None) -> pd.DataFrame:
+    """Active RMs (and those of ``also_inactive``) with home points: named ones, those of the chosen
+    outlets, or every outlet of the grid's county."""
     g = get_grid(conn, grid_id=grid_id)
     rows = conn.execute(
         text(
             "SELECT r.code AS rm_id, r.name, r.outlet_code, r.capacity, ST_X(o.geom) AS lon, ST_Y(o.geom) AS lat "
-            "FROM rm r JOIN outlet o ON o.code = r.outlet_code WHERE r.active AND ("
+            "FROM rm r JOIN outlet o ON o.code = r.outlet_code"
+            " WHERE (r.active OR r.code = ANY(CAST(:also AS text[]))) AND ("
             " CASE WHEN CAST(:codes AS text[]) IS NOT NULL THEN r.code = ANY(:codes)"
             " WHEN CAST(:outlets AS text[]) IS NOT NULL THEN r.outlet_code = ANY(:outlets)"
             " ELSE o.county_code = :county END)"
@@ -233,7 +235,7 @@ def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None,
             " AND (r.legal_entity_id IS NULL OR NOT EXISTS (SELECT 1 FROM county k WHERE k.adcode = :county"
             " AND k.legal_entity_id IS NOT NULL AND k.legal_entity_id <> r.legal_entity_id)) ORDER BY r.code"
         ),
-        {"outlets": outlets, "codes": rm_codes, "county": g["county_code"]},
+        {"outlets": outlets, "codes": rm_codes, "county": g["county_code"], "also": also_inactive or []},
     ).mappings().all()
     df = pd.DataFrame([dict(r) for r in rows], columns=["rm_id", "name", "outlet_code", "capacity", "lon", "lat"])
     if outlets:
@@ -267,7 +269,8 @@ def handover_rm(conn: Connection, *, grid_id: int, rm_code: str, user: str, to_r
 
     cells = cells_for_planning(conn, grid_id=grid_id)
     # every RM who owns cells of this grid takes part, wherever their outlet is
-    rms = rms_for(conn, grid_id=grid_id, rm_codes=sorted(set(owners.values())))
+    # the leaving RM is usually already inactive, but the plan must know whose cells it spreads
+    rms = rms_for(conn, grid_id=grid_id, rm_codes=sorted(set(owners.values())), also_inactive=[rm_code])
     if len(rms) < 2:
         raise BadInput(f"RM {rm_code!r} is the only owner in grid {grid_id}: name who takes over with --to")
     plan = TerritoryPlan.from_geodataframe(cells, rms, weights=check_weights(weights), current=owners, seed=seed)

@@ -51,3 +51,22 @@ def test_history_is_one_gap_free_chain_per_cell(engine, grid_id):
         assert [r.valid_to is None for r in chain].count(True) == 1 and chain[-1].valid_to is None
         for a, b in zip(chain, chain[1:], strict=False):
             assert a.valid_to == b.valid_from
+
+
+def test_spreading_the_cells_of_an_rm_who_left(engine, grid_id):
+    """R1 is marked inactive (left the bank), then handed over by the optimiser: R1's cells go to
+    the remaining RMs."""
+    with engine.begin() as conn:
+        sid = scenarios.plan_scenario(conn, grid_id=grid_id, name="left", user="planner", seed=3)["id"]
+        scenarios.publish(conn, scenario_id=sid, user="planner")
+        owned = sorted(c for c, r in territories.current_owners(conn, grid_id=grid_id).items() if r == "R1")
+    assert owned
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE rm SET active = false WHERE code = 'R1'"))
+        with engine.begin() as conn:
+            out = territories.handover_rm(conn, grid_id=grid_id, rm_code="R1", user="planner")
+        assert out["cells_changed"] == len(owned) and set(out["spread_over"]) <= {"R2", "R3"}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE rm SET active = true WHERE code = 'R1'"))
