@@ -121,6 +121,13 @@ def apply_owner_changes(
     before = current_owners(conn, grid_id=grid_id)
     changes = {c: r for c, r in changes.items() if before.get(c) != r}
     handover = customers_changing(conn, grid_id=grid_id, changes=changes)
+    moving = len(handover)
+    if moving >= HANDOVER_LIST_LIMIT:
+        # the list stops at the limit; the count must not (every customer of a changed cell changes RM)
+        moving = conn.execute(
+            text("SELECT count(*) FROM customer_cell WHERE grid_id = :g AND cell_id = ANY(:cells)"),
+            {"g": grid_id, "cells": list(changes)},
+        ).scalar_one()
     if changes:
         cells, rms = list(changes), list(changes.values())
         conn.execute(
@@ -139,7 +146,7 @@ def apply_owner_changes(
         conn.execute(text("UPDATE grid SET territory_version = territory_version + 1 WHERE id = :g"), {"g": grid_id})
     return {
         "grid_id": grid_id, "cells_changed": len(changes), "reason": reason,
-        "customers_changing_rm": len(handover), "handover": handover,
+        "customers_changing_rm": moving, "handover": handover,
         "territory_version": version + (1 if changes else 0),
     }
 

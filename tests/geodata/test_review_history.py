@@ -70,3 +70,19 @@ def test_spreading_the_cells_of_an_rm_who_left(engine, grid_id):
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE rm SET active = true WHERE code = 'R1'"))
+
+
+def test_customers_changing_rm_counts_past_the_handover_list_limit(engine, grid_id, monkeypatch):
+    """With the hand-over list limited to 5 rows, publishing a plan that moves all 48 customers still
+    answers customers_changing_rm == 48 (it used to answer the list's length, 5)."""
+    monkeypatch.setattr(territories, "HANDOVER_LIST_LIMIT", 5)
+    with engine.begin() as conn:
+        sid = scenarios.create_scenario(conn, grid_id=grid_id, name="all_to_r3", user="planner")["id"]
+        cells = [r[0] for r in conn.execute(text("SELECT cell_id FROM cell WHERE grid_id = :g"), {"g": grid_id})]
+        owners = territories.current_owners(conn, grid_id=grid_id)
+        scenarios.edit_scenario(conn, scenario_id=sid, cell_ids=cells, rm_code="R3")
+        expected = conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g AND cell_id = ANY(:c)"),
+                                {"g": grid_id, "c": [c for c in cells if owners.get(c) != "R3"]}).scalar()
+        out = scenarios.publish(conn, scenario_id=sid, user="planner")
+    assert expected > 5 and len(out["handover"]) == 5
+    assert out["customers_changing_rm"] == expected
