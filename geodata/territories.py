@@ -108,11 +108,14 @@ def apply_owner_changes(
     scenario_id: int | None = None, expected_version: int | None = None,
 ) -> dict:
     """Write new current owners (None = unowned) with history; refuses a stale ``expected_version``."""
-    version = conn.execute(
-        text("SELECT territory_version FROM grid WHERE id = :g FOR UPDATE"), {"g": grid_id}
-    ).scalar()
-    if version is None:
+    # The time is read once the grid is locked, not now() (when the transaction began): a change
+    # that began before another one but waited for it must not end that one's row before it started.
+    row = conn.execute(
+        text("SELECT territory_version, clock_timestamp() FROM grid WHERE id = :g FOR UPDATE"), {"g": grid_id}
+    ).first()
+    if row is None:
         raise NotFound(f"grid {grid_id} does not exist")
+    version, at = row
     if expected_version is not None and version != expected_version:
         raise Conflict(
             f"the assignments of grid {grid_id} changed since this scenario was created "
@@ -131,17 +134,17 @@ def apply_owner_changes(
     if changes:
         cells, rms = list(changes), list(changes.values())
         conn.execute(
-            text("UPDATE territory SET valid_to = now() WHERE grid_id = :g AND role = 'owner' "
+            text("UPDATE territory SET valid_to = :at WHERE grid_id = :g AND role = 'owner' "
                  "AND valid_to IS NULL AND cell_id = ANY(:cells)"),
-            {"g": grid_id, "cells": cells},
+            {"g": grid_id, "cells": cells, "at": at},
         )
         conn.execute(
             text(
-                "INSERT INTO territory (grid_id, cell_id, rm_code, role, reason, changed_by, scenario_id) "
-                "SELECT :g, c, r, 'owner', :reason, :user, :sid "
+                "INSERT INTO territory (grid_id, cell_id, rm_code, role, valid_from, reason, changed_by, scenario_id) "
+                "SELECT :g, c, r, 'owner', :at, :reason, :user, :sid "
                 "FROM unnest(CAST(:cells AS text[]), CAST(:rms AS text[])) AS x(c, r) WHERE r IS NOT NULL"
             ),
-            {"g": grid_id, "cells": cells, "rms": rms, "reason": reason, "user": user, "sid": scenario_id},
+            {"g": grid_id, "cells": cells, "rms": rms, "reason": reason, "user": user, "sid": scenario_id, "at": at},
         )
         conn.execute(text("UPDATE grid SET territory_version = territory_version + 1 WHERE id = :g"), {"g": grid_id})
     return {

@@ -86,3 +86,27 @@ def test_customers_changing_rm_counts_past_the_handover_list_limit(engine, grid_
         out = scenarios.publish(conn, scenario_id=sid, user="planner")
     assert expected > 5 and len(out["handover"]) == 5
     assert out["customers_changing_rm"] == expected
+
+
+def test_history_follows_the_order_changes_were_made_not_when_transactions_began(engine, grid_id):
+    """A change whose transaction began earlier (a handover that solved for a while) but took the
+    grid after another change closes that change's row at the moment it is made: the cell's history
+    stays one chain, each row ending where the next begins (it used to get valid_to before valid_from)."""
+    import time
+
+    with engine.connect() as conn:
+        cell = sorted(territories.current_owners(conn, grid_id=grid_id))[0]
+    with engine.connect() as slow:
+        tx = slow.begin()
+        slow.execute(text("SELECT 1"))  # the transaction (and its now()) begins here
+        time.sleep(0.05)
+        with engine.begin() as quick:
+            territories.assign_cells(quick, grid_id=grid_id, cell_ids=[cell], rm_code="R1", user="b", force=True)
+        territories.assign_cells(slow, grid_id=grid_id, cell_ids=[cell], rm_code="R2", user="a", force=True)
+        tx.commit()
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT rm_code, valid_from, valid_to FROM territory WHERE grid_id = :g"
+                                 " AND cell_id = :c AND role = 'owner' ORDER BY id"), {"g": grid_id, "c": cell}).all()
+    assert rows[-1].rm_code == "R2" and rows[-1].valid_to is None
+    for a, b in zip(rows, rows[1:], strict=False):
+        assert a.valid_from <= a.valid_to == b.valid_from
