@@ -85,6 +85,12 @@ def check_rm(conn: Connection, grid_id: int, rm_code: str) -> None:
         raise BadInput(f"RM {rm_code!r} belongs to another legal entity than grid {grid_id}'s county")
 
 
+def _lock_grid(conn: Connection, grid_id: int) -> None:
+    # Taken before ownership or locks are read for a change: what is checked is still true when it is written.
+    if conn.execute(text("SELECT 1 FROM grid WHERE id = :g FOR UPDATE"), {"g": grid_id}).first() is None:
+        raise NotFound(f"grid {grid_id} does not exist")
+
+
 def customers_changing(conn: Connection, *, grid_id: int, changes: dict[str, str | None]) -> list[dict]:
     """Customers whose RM changes if ``changes`` (cell_id → new rm_code) is applied now."""
     if not changes:
@@ -157,6 +163,7 @@ def apply_owner_changes(
 def assign_cells(conn: Connection, *, grid_id: int, cell_ids: list[str], rm_code: str, user: str,
                  reason: str = "manual assignment", force: bool = False) -> dict:
     """Give cells to an RM (locked cells only with ``force``)."""
+    _lock_grid(conn, grid_id)
     _check_cells(conn, grid_id, cell_ids)
     check_rm(conn, grid_id, rm_code)
     locked = current_locks(conn, grid_id=grid_id) & set(cell_ids)
@@ -168,6 +175,7 @@ def assign_cells(conn: Connection, *, grid_id: int, cell_ids: list[str], rm_code
 def move_cells(conn: Connection, *, grid_id: int, from_rm: str, to_rm: str, user: str,
                cell_ids: list[str] | None = None, reason: str = "manual move", force: bool = False) -> dict:
     """Move cells (all of ``from_rm``'s when none are named) to ``to_rm``."""
+    _lock_grid(conn, grid_id)
     owners = current_owners(conn, grid_id=grid_id)
     owned = [c for c, r in owners.items() if r == from_rm]
     cell_ids = owned if cell_ids is None else cell_ids
@@ -181,6 +189,7 @@ def move_cells(conn: Connection, *, grid_id: int, from_rm: str, to_rm: str, user
 def set_locks(conn: Connection, *, grid_id: int, cell_ids: list[str], locked: bool, user: str,
               reason: str | None = None) -> dict:
     """Lock (the optimiser must not move them) or unlock cells."""
+    _lock_grid(conn, grid_id)
     _check_cells(conn, grid_id, cell_ids)
     if locked:
         conn.execute(
@@ -268,6 +277,7 @@ def cells_for_planning(conn: Connection, *, grid_id: int) -> gpd.GeoDataFrame:
 def handover_rm(conn: Connection, *, grid_id: int, rm_code: str, user: str, to_rm: str | None = None,
                 weights: dict | None = None, seed: int = 0) -> dict:
     """Everything an RM who leaves owns goes to one RM, or is spread by the optimiser."""
+    _lock_grid(conn, grid_id)
     owners = current_owners(conn, grid_id=grid_id)
     owned = [c for c, r in owners.items() if r == rm_code]
     if not owned:

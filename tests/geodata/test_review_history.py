@@ -110,3 +110,52 @@ def test_history_follows_the_order_changes_were_made_not_when_transactions_began
     assert rows[-1].rm_code == "R2" and rows[-1].valid_to is None
     for a, b in zip(rows, rows[1:], strict=False):
         assert a.valid_from <= a.valid_to == b.valid_from
+
+
+def _wait_blocked_or_done(engine, thread, timeout: float = 10.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < end and thread.is_alive():
+            n = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                  " AND datname = current_database()")).scalar()
+            conn.rollback()  # pg_stat_activity is a snapshot per transaction
+            if n:
+                return
+            time.sleep(0.02)
+
+
+def test_a_move_checks_ownership_under_the_grid_lock(engine, grid_id, monkeypatch):
+    """Planner A moves a cell from R1 to R2 while planner B assigns it to R3: whichever runs second
+    sees the other's result. A's move used to check 'R1 owns it' before taking the grid, then take
+    the cell from R3 (B's assignment silently lost, history showing a 'move from R1' out of R3)."""
+    import threading
+
+    with engine.begin() as conn:
+        cell = sorted(territories.current_owners(conn, grid_id=grid_id))[1]
+        territories.assign_cells(conn, grid_id=grid_id, cell_ids=[cell], rm_code="R1", user="setup", force=True)
+    real_check = territories.check_rm
+    threads = []
+
+    def other_user(conn, gid, rm):
+        if not threads:
+            def assign_r3():
+                with engine.begin() as c:
+                    territories.assign_cells(c, grid_id=gid, cell_ids=[cell], rm_code="R3", user="b", force=True)
+            t = threading.Thread(target=assign_r3)
+            threads.append(t)
+            t.start()
+            _wait_blocked_or_done(engine, t)
+        return real_check(conn, gid, rm)
+
+    monkeypatch.setattr(territories, "check_rm", other_user)
+    with engine.begin() as conn:
+        territories.move_cells(conn, grid_id=grid_id, from_rm="R1", to_rm="R2", cell_ids=[cell], user="a",
+                               force=True)
+    threads[0].join(30)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT rm_code, reason FROM territory WHERE grid_id = :g AND cell_id = :c"
+                                 " AND role = 'owner' ORDER BY valid_from, id"), {"g": grid_id, "c": cell}).all()
+    moved = [i for i, r in enumerate(rows) if r.reason == "manual move"]
+    assert moved and all(rows[i - 1].rm_code == "R1" for i in moved), rows
