@@ -162,8 +162,11 @@ def where(scope: Scope, kind: str, alias: str) -> Clause:
         raise ValueError(f"bad table alias {alias!r}")
     le = _legal_entity(kind)
     if kind == "job":
-        # Jobs are private to whoever started them, admins included in their own scope.
-        parts = [] if scope.role == "admin" else ["{a}.username = :scope_user"]
+        # Jobs are private to whoever started them; an admin sees its legal entity's (a system-wide one, all).
+        if scope.role == "admin":
+            parts = [] if scope.system_wide else [le]
+        else:
+            parts = ["{a}.username = :scope_user"]
     else:
         parts = [] if scope.system_wide else [le]
     if kind == "rm":

@@ -4,8 +4,9 @@ the optimiser ran, and publish/handover history stays one gap-free owner interva
 import pytest
 from sqlalchemy import text
 
-from geodata import scenarios, territories
-from geodata.errors import Conflict
+from geodata import jobs, scenarios, territories
+from geodata.errors import Conflict, NotFound
+from geodata.scope import Scope
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +160,24 @@ def test_a_move_checks_ownership_under_the_grid_lock(engine, grid_id, monkeypatc
                                  " AND role = 'owner' ORDER BY valid_from, id"), {"g": grid_id, "c": cell}).all()
     moved = [i for i, r in enumerate(rows) if r.reason == "manual move"]
     assert moved and all(rows[i - 1].rm_code == "R1" for i in moved), rows
+
+
+def test_an_admin_of_one_legal_entity_sees_only_its_jobs(engine):
+    # Jobs are private to their starter; an admin sees its own legal entity's, a system-wide admin all of them.
+    # An admin bound to one legal entity used to read every entity's jobs and their results.
+    with engine.begin() as conn:
+        les = [r[0] for r in conn.execute(text(
+            "INSERT INTO legal_entity (code, name) VALUES ('JA', '甲'), ('JB', '乙') RETURNING id")).all()]
+        a = jobs.create_job(conn, kind="plan", username="planner_a", legal_entity_id=les[0])
+        b = jobs.create_job(conn, kind="plan", username="planner_b", legal_entity_id=les[1])
+    with engine.connect() as conn:
+        admin_a = Scope(role="admin", legal_entity_id=les[0], username="admin_a")
+        assert jobs.get_job(conn, a, scope=admin_a)["username"] == "planner_a"
+        with pytest.raises(NotFound):
+            jobs.get_job(conn, b, scope=admin_a)
+        root = Scope(role="admin", legal_entity_id=None, username="root")
+        assert {jobs.get_job(conn, j, scope=root)["id"] for j in (a, b)} == {a, b}
+        planner_a = Scope(role="planner", legal_entity_id=les[0], username="planner_a")
+        assert jobs.get_job(conn, a, scope=planner_a)["id"] == a
+        with pytest.raises(NotFound):
+            jobs.get_job(conn, b, scope=Scope(role="planner", legal_entity_id=les[1], username="someone_else"))
