@@ -5,7 +5,8 @@ row with ``role = 'owner'`` and ``valid_to IS NULL``; co-owners (an outlet head
 who oversees) are rows with ``role = 'co_owner'``. Every change closes the old
 row, writes a new one with a reason and the user, bumps the grid's
 ``territory_version`` (so stale scenarios cannot be published) and returns the
-customers whose RM changes, for hand-over.
+customers whose RM changes, for hand-over. Locking or unlocking cells bumps
+the version too: a published draft brings its own locks.
 """
 
 from __future__ import annotations
@@ -192,14 +193,18 @@ def set_locks(conn: Connection, *, grid_id: int, cell_ids: list[str], locked: bo
     _lock_grid(conn, grid_id)
     _check_cells(conn, grid_id, cell_ids)
     if locked:
-        conn.execute(
+        changed = conn.execute(
             text("INSERT INTO cell_lock (grid_id, cell_id, locked_by, reason) SELECT :g, c, :u, :r "
                  "FROM unnest(CAST(:cells AS text[])) AS c ON CONFLICT (grid_id, cell_id) DO NOTHING"),
             {"g": grid_id, "cells": cell_ids, "u": user, "r": reason},
-        )
+        ).rowcount
     else:
-        conn.execute(text("DELETE FROM cell_lock WHERE grid_id = :g AND cell_id = ANY(:cells)"),
-                     {"g": grid_id, "cells": cell_ids})
+        changed = conn.execute(text("DELETE FROM cell_lock WHERE grid_id = :g AND cell_id = ANY(:cells)"),
+                               {"g": grid_id, "cells": cell_ids}).rowcount
+    if changed:
+        # Publishing a draft sets the grid's locks to the draft's: one made before this change is stale now,
+        # or publishing it would silently undo the change.
+        conn.execute(text("UPDATE grid SET territory_version = territory_version + 1 WHERE id = :g"), {"g": grid_id})
     return {"grid_id": grid_id, "locked": locked, "cells": len(cell_ids),
             "locked_cells": len(current_locks(conn, grid_id=grid_id))}
 

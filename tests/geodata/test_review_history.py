@@ -181,3 +181,21 @@ def test_an_admin_of_one_legal_entity_sees_only_its_jobs(engine):
         assert jobs.get_job(conn, a, scope=planner_a)["id"] == a
         with pytest.raises(NotFound):
             jobs.get_job(conn, b, scope=Scope(role="planner", legal_entity_id=les[1], username="someone_else"))
+
+
+def test_a_lock_set_after_a_draft_makes_the_draft_stale(engine, grid_id):
+    # Publishing sets the grid's locks to the draft's, so a draft made before a lock change would silently
+    # drop (or bring back) that lock; now such a draft is stale, as after an ownership change.
+    with engine.begin() as conn:
+        cell = sorted(territories.current_owners(conn, grid_id=grid_id))[0]
+        draft = scenarios.create_scenario(conn, grid_id=grid_id, name="before-the-lock", user="planner")
+        territories.set_locks(conn, grid_id=grid_id, cell_ids=[cell], locked=True, user="manager")
+    with engine.begin() as conn, pytest.raises(Conflict, match="changed since this scenario was created"):
+        scenarios.publish(conn, scenario_id=draft["id"], user="planner")
+    with engine.begin() as conn:
+        assert cell in territories.current_locks(conn, grid_id=grid_id)
+        territories.set_locks(conn, grid_id=grid_id, cell_ids=[cell], locked=False, user="manager")
+        fresh = scenarios.create_scenario(conn, grid_id=grid_id, name="after-the-lock", user="planner")
+        # Locking an already locked (or unlocking an unlocked) cell changes nothing and keeps drafts fresh.
+        territories.set_locks(conn, grid_id=grid_id, cell_ids=[cell], locked=False, user="manager")
+        scenarios.publish(conn, scenario_id=fresh["id"], user="planner")
