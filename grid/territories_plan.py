@@ -26,6 +26,7 @@ from grid.territories_regions import solve_regions
 from grid.territories_report import PlanReport, plan_report
 from grid.territories_solver import Problem, polish, rebalance
 from grid.territories_start import balanced_start
+from grid.territories_triples import recombine_triples
 
 DEFAULT_MEASURES = ("customers", "households", "deposit", "loan")
 
@@ -339,9 +340,12 @@ class TerritoryPlan:
             swap_territories(p, a, anchor, tolerance=self.tolerance, seeds=seeds, deadline=deadline)
             # Borders of neighbouring pairs redrawn at once where single moves are stuck; chains carry the rest.
             # Each opens moves for the other: alternate in short bouts while they help.
+            tried: set = set()
             for _ in range(8):
                 before = a.copy()
                 recombine(p, a, tolerance=self.tolerance, max_rounds=4, deadline=deadline)
+                # Where no two-way split helps, three neighbours' cells pooled and re-cut into three.
+                recombine_triples(p, a, tolerance=self.tolerance, deadline=deadline, tried=tried)
                 polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
                 chain_moves(p, a, anchor, tolerance=self.tolerance, max_chains=k + 10, deadline=deadline)
                 polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)

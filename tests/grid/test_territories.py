@@ -583,3 +583,47 @@ def test_report_judges_a_part_time_rm_at_a_heavy_cell_as_the_solver_does():
                       np.array([0.5, 1.0, 1.0]))
     # Excuse 3 * 0.5 / 1 = 1.5 for the part-time RM; the others share 4.5: level 2.25 per unit of capacity.
     assert rep.adjusted_max_deviation == pytest.approx((3 - 1.5) / (2.25 * 0.5))
+
+
+def test_three_way_recombination_fixes_what_no_pair_can():
+    # Cells 3 1 1 2 4 3 on a line (target 14/3), RMs 0 | 1 1 1 | 2 2: loads 3, 4, 7, max deviation 50%.
+    # Neither pair can redraw its border better (0+1: 3|4 or 4|3; 1+2: 4|7, 8|3, 2|9, 1|10) and single moves
+    # and chains are stuck, but cutting all three at once gives 3 1 1 | 2 4 | 3: loads 5, 6, 3, the best
+    # any contiguous plan of this line reaches (max 5/14).
+    from grid.territories_chain import chain_moves
+    from grid.territories_recom import recombine
+    from grid.territories_solver import _deviation, polish
+    from grid.territories_triples import recombine_triples
+
+    adj, xy = grid_arrays(1, 6)
+    plan = TerritoryPlan.from_arrays(np.array([3.0, 1, 1, 2, 4, 3]), adj, xy[[0, 3, 5]], xy, np.ones(3))
+    p = plan._problem(move_penalty=False)
+    a = np.array([0, 1, 1, 1, 2, 2])
+    for _ in range(3):
+        recombine(p, a, tolerance=0.0)
+        polish(p, a, xy[[0, 3, 5]], tolerance=0.0)
+        chain_moves(p, a, xy[[0, 3, 5]], tolerance=0.0)
+    assert a.tolist() == [0, 1, 1, 1, 2, 2]
+    recombine_triples(p, a, tolerance=0.0)
+    assert a.tolist() == [0, 0, 0, 1, 1, 2]
+    assert np.abs(_deviation(p, a)[2]).max() == pytest.approx(5 / 14)
+
+
+def test_three_way_recombination_keeps_locks_range_and_penalised_plans():
+    from grid.territories_triples import recombine_triples
+
+    adj, xy = grid_arrays(1, 6)
+    w = np.array([3.0, 1, 1, 2, 4, 3])
+    a0 = np.array([0, 1, 1, 1, 2, 2])
+    # Cell 2 locked to RM 1: the best three-way cut (which hands it to RM 0) is ruled out.
+    plan = TerritoryPlan.from_arrays(w, adj, xy[[0, 3, 5]], xy, np.ones(3), locked={2: 1})
+    a = recombine_triples(plan._problem(move_penalty=False), a0.copy(), tolerance=0.0)
+    assert a[2] == 1
+    # Within 150 m of home RM 0 may hold cells 0-1 only: the best cut is out of its range, and no split
+    # within everyone's range is better than the current one.
+    plan = TerritoryPlan.from_arrays(w, adj, xy[[0, 3, 5]], xy, np.ones(3), max_distance_km=0.15)
+    a = recombine_triples(plan._problem(move_penalty=False), a0.copy(), tolerance=0.0)
+    assert a.tolist() == a0.tolist()
+    plan = TerritoryPlan.from_arrays(w, adj, xy[[0, 3, 5]], xy, np.ones(3), current=a0)
+    a = recombine_triples(plan._problem(move_penalty=True), a0.copy(), tolerance=0.0)
+    assert a.tolist() == a0.tolist()
