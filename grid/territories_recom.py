@@ -152,6 +152,22 @@ def _pair_key(dev: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray
     return np.maximum(np.abs(dev).max(axis=0), tolerance), (dev**2).sum(axis=0)
 
 
+def _territories(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[set[int]], dict[int, list[int]]]:
+    """Per round: cell loads, each RM's heaviest cell, its neighbouring RMs and its cells."""
+    w = cell_loads(p, a)
+    heavy = np.zeros(p.k)
+    np.maximum.at(heavy, a[a >= 0], w[a >= 0])
+    src, dst = _boundary(p, a)
+    nb: list[set[int]] = [set() for _ in range(p.k)]
+    for d, r in zip(a[src].tolist(), a[dst].tolist(), strict=True):
+        nb[d].add(r)
+    members: dict[int, list[int]] = {}
+    for c, r in enumerate(a.tolist()):
+        if r >= 0:
+            members.setdefault(r, []).append(c)
+    return w, heavy, nb, members
+
+
 def recombine(
     p: Problem,
     a: np.ndarray,
@@ -188,17 +204,7 @@ def recombine(
         if np.abs(dev).max() <= tolerance or time.monotonic() > deadline:
             break
         level = float((scale[active] / cap[active]).min())
-        w = cell_loads(p, a)
-        heavy = np.zeros(p.k)
-        np.maximum.at(heavy, a[a >= 0], w[a >= 0])
-        src, dst = _boundary(p, a)
-        nb: list[set[int]] = [set() for _ in range(p.k)]
-        for d, r in zip(a[src].tolist(), a[dst].tolist(), strict=True):
-            nb[d].add(r)
-        members: dict[int, list[int]] = {}
-        for c, r in enumerate(a.tolist()):
-            if r >= 0:
-                members.setdefault(r, []).append(c)
+        w, heavy, nb, members = _territories(p, a)
         changed: set[int] = set()
         improved = 0
         # The worst RMs first, down to half the worst deviation (the single moves see to the rest).

@@ -22,8 +22,8 @@ from itertools import permutations
 
 import numpy as np
 
-from grid.territories_recom import _tree
-from grid.territories_solver import Problem, _boundary, _deviation, cell_loads
+from grid.territories_recom import _territories, _tree
+from grid.territories_solver import Problem, _deviation
 
 _ORDERS = list(permutations(range(3)))
 _ORDER_IDX = np.array(_ORDERS)  # (order, rm): the piece each RM gets
@@ -69,17 +69,7 @@ def recombine_triples(
         if worst <= tolerance or time.monotonic() > deadline:
             break
         level = float((scale[active] / cap[active]).min())
-        heavy = np.zeros(p.k)
-        w = cell_loads(p, a)
-        np.maximum.at(heavy, a[a >= 0], w[a >= 0])
-        src, dst = _boundary(p, a)
-        nb: list[set[int]] = [set() for _ in range(p.k)]
-        for d, r in zip(a[src].tolist(), a[dst].tolist(), strict=True):
-            nb[d].add(r)
-        members: dict[int, list[int]] = {}
-        for c, r in enumerate(a.tolist()):
-            if r >= 0:
-                members.setdefault(r, []).append(c)
+        _, heavy, nb, members = _territories(p, a)
         changed: set[int] = set()
         improved = 0
         floor = max(tolerance, 0.5 * worst)
