@@ -12,10 +12,12 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from geodata import DEMO_DATA, cluster, migrate
 
@@ -43,6 +45,28 @@ def _fresh_db(info, name: str):
     cluster.drop_database(info, dbname)
     cluster.create_database(info, dbname, template=TEMPLATE_DB)
     return dbname
+
+
+def wait_for_lock_waiter(engine, thread: threading.Thread | None = None, *, timeout: float = 10.0,
+                         fail_on_timeout: bool = True) -> None:
+    """Return once another session of this database waits on a lock, or ``thread`` has ended.
+
+    After ``timeout`` seconds with neither: raise AssertionError if ``fail_on_timeout``, else return.
+    Import it as ``from tests.conftest import wait_for_lock_waiter`` (tests/ is not a package).
+    """
+    end = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < end:
+            if thread is not None and not thread.is_alive():
+                return
+            n = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                  " AND datname = current_database()")).scalar()
+            conn.rollback()  # pg_stat_activity is a snapshot per transaction
+            if n:
+                return
+            time.sleep(0.02)
+    if fail_on_timeout:
+        raise AssertionError("the second transaction never waited on a lock")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Seeded (conftest): grid_a (LEA) with a1 (RA1) and a2 (RA2, locked); LEB's outlet
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import text
@@ -15,23 +14,7 @@ from sqlalchemy import text
 from api.auth import CurrentUser
 from geodata import scenarios, territories, users
 from geodata.errors import Conflict, NotFound
-
-
-def _wait_until_blocked(engine, thread: threading.Thread | None = None, timeout: float = 10.0) -> None:
-    """Return once some other session waits on a lock (the thread under test reached it), or the
-    thread ran to its end without waiting."""
-    end = time.monotonic() + timeout
-    with engine.connect() as conn:
-        while time.monotonic() < end:
-            if thread is not None and not thread.is_alive():
-                return
-            n = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                  " AND datname = current_database()")).scalar()
-            conn.rollback()  # pg_stat_activity is a snapshot per transaction
-            if n:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the second transaction never waited on a lock")
+from tests.conftest import wait_for_lock_waiter
 
 
 def _in_thread(fn):
@@ -65,7 +48,7 @@ def test_publish_racing_a_discard_does_not_publish_the_discarded_draft(engine, d
                 return scenarios.publish(conn, scenario_id=sid, user="planner_b")
 
         t, out = _in_thread(publish)
-        _wait_until_blocked(engine, t)
+        wait_for_lock_waiter(engine, t)
         tx.commit()
         t.join(30)
     assert isinstance(out.get("error"), Conflict), out
@@ -89,7 +72,7 @@ def test_edit_racing_a_publish_does_not_change_the_published_cells(engine, data)
                 return scenarios.edit_scenario(conn, scenario_id=sid, cell_ids=["a1"], rm_code="RA2")
 
         t, out = _in_thread(edit)
-        _wait_until_blocked(engine, t)  # the edit used to run to its end, into the publishing draft
+        wait_for_lock_waiter(engine, t)  # the edit used to run to its end, into the publishing draft
         tx.commit()
         t.join(30)
     assert isinstance(out.get("error"), Conflict), out
@@ -109,7 +92,7 @@ def test_two_users_creating_the_same_draft_name_get_409_not_500(engine, data):
                 return scenarios.create_scenario(conn, grid_id=g, name="same_name", user="admin")
 
         t, out = _in_thread(create)
-        _wait_until_blocked(engine, t)
+        wait_for_lock_waiter(engine, t)
         tx.commit()
         t.join(30)
     assert isinstance(out.get("error"), Conflict), out
