@@ -15,53 +15,41 @@ import re
 import pytest
 
 # Example path-parameter values per parameter name, as functions of the seeded ids:
-# objects the user under test must NOT reach.
+# objects the user under test must NOT reach. Every user under test belongs to LEA, so legal entity
+# LEB's outlet, service point, county, village, grid and planner_b's job are out of reach for all of them
+# (OTHER_ENTITY, with "kind", which names no one's object: see NEUTRAL); the rest differ per user.
+OTHER_ENTITY = {
+    "adcode": lambda d: ["640122"],
+    "village_code": lambda d: ["640122100201"],
+    "outlet_code": lambda d: ["OB1"],
+    "service_point_code": lambda d: ["SPB1"],
+    "legal_entity_id": lambda d: [d["LEB"]],
+    "job_id": lambda d: [d["job_planner_b"]],
+    "kind": lambda d: ["customers"],
+    "grid_id": lambda d: [d["grid_b"]],
+}
 FOREIGN = {
     "rm_a1": {
         "customer_id": lambda d: ["CA2", "CB1", "CA3"],
         "rm_code": lambda d: ["RA2", "RB1"],
-        "adcode": lambda d: ["640122"],
-        "village_code": lambda d: ["640122100201"],
-        "outlet_code": lambda d: ["OB1"],
-        "service_point_code": lambda d: ["SPB1"],
-        "legal_entity_id": lambda d: [d["LEB"]],
         "import_id": lambda d: [d["run_planner_b"], d["run_planner_a"]],
-        "job_id": lambda d: [d["job_planner_b"]],
         "username": lambda d: ["planner_b", "rm_a2"],
-        "kind": lambda d: ["customers"],
-        "grid_id": lambda d: [d["grid_b"]],
         "cell_id": lambda d: ["a2", "b1"],
         "scenario_id": lambda d: [d["scenario_a"], d["scenario_b"]],
     },
     "bm_a": {
         "customer_id": lambda d: ["CA2", "CB1"],
         "rm_code": lambda d: ["RA2", "RB1"],
-        "adcode": lambda d: ["640122"],
-        "village_code": lambda d: ["640122100201"],
-        "outlet_code": lambda d: ["OB1"],
-        "service_point_code": lambda d: ["SPB1"],
-        "legal_entity_id": lambda d: [d["LEB"]],
         "import_id": lambda d: [d["run_planner_b"]],
-        "job_id": lambda d: [d["job_planner_b"]],
         "username": lambda d: ["planner_b"],
-        "kind": lambda d: ["customers"],
-        "grid_id": lambda d: [d["grid_b"]],
         "cell_id": lambda d: ["a2", "b1"],
         "scenario_id": lambda d: [d["scenario_a"], d["scenario_b"]],
     },
     "analyst_a": {
         "customer_id": lambda d: ["CB1"],
         "rm_code": lambda d: ["RB1"],
-        "adcode": lambda d: ["640122"],
-        "village_code": lambda d: ["640122100201"],
-        "outlet_code": lambda d: ["OB1"],
-        "service_point_code": lambda d: ["SPB1"],
-        "legal_entity_id": lambda d: [d["LEB"]],
         "import_id": lambda d: [d["run_planner_b"]],
-        "job_id": lambda d: [d["job_planner_b"]],
         "username": lambda d: ["planner_b"],
-        "kind": lambda d: ["customers"],
-        "grid_id": lambda d: [d["grid_b"]],
         "cell_id": lambda d: ["b1"],
         "scenario_id": lambda d: [d["scenario_b"]],
     },
@@ -70,8 +58,8 @@ FOREIGN = {
 # the object is the grid, filled in from "grid_id" above as a query parameter (see _query).
 TILE = {"layer": lambda d: ["cells", "territories", "customers"], "z": lambda d: [10],
         "x": lambda d: [814], "y": lambda d: [393]}
-for _examples in FOREIGN.values():
-    _examples.update(TILE)
+for _who, _own in FOREIGN.items():
+    FOREIGN[_who] = {**OTHER_ENTITY, **_own, **TILE}  # a user's own entry wins over OTHER_ENTITY
 FOREIGN["planner_a"] = FOREIGN["analyst_a"]
 
 # Strings of the other's data that must never appear in a successful answer.
