@@ -22,13 +22,17 @@ def _q(engine, sql, **kw):
         return c.execute(text(sql), kw).all()
 
 
+def _import_points(engine, tmp_path, name: str, rows: str) -> dict:
+    """Import customer rows (客户号,村代码,经度,纬度 lines) written to ``name`` in tmp_path; the run's summary."""
+    path = tmp_path / name
+    path.write_text("客户号,村代码,经度,纬度\n" + rows, encoding="utf-8")
+    return run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path)
+
+
 def test_a_duplicate_outside_its_county_is_rejected_not_counted_as_outside(engine, counties, tmp_path):
     # Line 3 repeats D1 with a point far outside 永宁县: a rejected row, so no 'outside county' warning for it.
-    path = tmp_path / "dup-outside.csv"
-    path.write_text("客户号,村代码,经度,纬度\n"
-                    "D1,640121100001,106.25,38.35\nD1,640121100001,107.60,35.40\nD2,640121100001,106.25,38.35\n",
-                    encoding="utf-8")
-    s = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path)
+    s = _import_points(engine, tmp_path, "dup-outside.csv",
+                       "D1,640121100001,106.25,38.35\nD1,640121100001,107.60,35.40\nD2,640121100001,106.25,38.35\n")
     assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 1
     assert s["outside_county"] == 0
     assert s["warnings"] == {} and s["warning_rows"] == []
@@ -36,11 +40,8 @@ def test_a_duplicate_outside_its_county_is_rejected_not_counted_as_outside(engin
 
 def test_a_duplicate_with_swapped_coordinates_gets_no_swap_warning(engine, counties, tmp_path):
     # Line 3 repeats S1 with latitude and longitude swapped: it is rejected, so it is not also "fixed".
-    path = tmp_path / "dup-swapped.csv"
-    path.write_text("客户号,村代码,经度,纬度\n"
-                    "S1,640121100001,106.25,38.35\nS1,640121100001,38.35,106.25\nS2,640121100001,38.36,106.26\n",
-                    encoding="utf-8")
-    s = run_import(engine, kind="customers", path=path, user="u", rejects_dir=tmp_path)
+    s = _import_points(engine, tmp_path, "dup-swapped.csv",
+                       "S1,640121100001,106.25,38.35\nS1,640121100001,38.35,106.25\nS2,640121100001,38.36,106.26\n")
     assert s["counts"]["inserted"] == 2 and s["counts"]["rejected"] == 1
     assert s["warnings"] == {"swapped_lon_lat": 1} and [w["line"] for w in s["warning_rows"]] == [4]
 
