@@ -109,14 +109,19 @@ class Visit:
     def close(self):
         self.ctx.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def _hrefs(popup) -> list[str]:
     return [unquote(a.get_attribute("href")) for a in popup.locator("a.gm-btn").all()]
 
 
 def test_dashboard_offline_popup_links(browser, pages):
-    v = Visit(browser, pages["dashboard"])
-    try:
+    with Visit(browser, pages["dashboard"]) as v:
         assert v.page.locator("path.leaflet-interactive").count() >= 16
         assert v.page.locator(".gm-summary-panel").inner_text().count("100.0%") == 1
         assert v.page.locator(".gm-legend-panel i").count() >= 3
@@ -126,13 +131,10 @@ def test_dashboard_offline_popup_links(browser, pages):
                                  "https://leads.bank.test/leads?customers=C0010,C0011,C0012"]
         v.shot("dashboard")
         v.assert_clean()
-    finally:
-        v.close()
 
 
 def test_rm_phone_page_shows_only_that_rms_data(browser, pages):
-    v = Visit(browser, pages["rm"], viewport=(390, 844))
-    try:
+    with Visit(browser, pages["rm"], viewport=(390, 844)) as v:
         cells = v.map_eval("const s = new Set(); map.eachLayer(l => { if (l.feature && l.feature.properties.o)"
                            " s.add(l.feature.properties.id); }); return [...s].sort();")
         assert cells == sorted(R1_CELLS)
@@ -156,26 +158,20 @@ def test_rm_phone_page_shows_only_that_rms_data(browser, pages):
                                  "https://leads.bank.test/leads?customer=C0010"]
         v.shot("rm_customer_popup")
         v.assert_clean()
-    finally:
-        v.close()
 
 
 def test_preview_offline(browser, pages):
-    v = Visit(browser, pages["preview"])
-    try:
+    with Visit(browser, pages["preview"]) as v:
         assert v.page.locator("path.leaflet-interactive").count() >= 17
         assert "村18" in v.page.locator(".gm-unplaced-panel").inner_text()
         popup = v.click_cell("G640121100016")  # merged group id
         assert "村16" in popup.inner_text() and "村17" in popup.inner_text()
         v.shot("preview")
         v.assert_clean()
-    finally:
-        v.close()
 
 
 def test_compare_offline_moved_cell(browser, pages):
-    v = Visit(browser, pages["compare"])
-    try:
+    with Visit(browser, pages["compare"]) as v:
         assert v.page.locator("path.leaflet-interactive").count() >= 16
         assert "R1" in v.page.locator(".gm-compare-panel").inner_text()
         popup = v.click_cell(MOVED)
@@ -183,5 +179,3 @@ def test_compare_offline_moved_cell(browser, pages):
         assert "调整 moved" in text and "R2" in text and "R1" in text
         v.shot("compare")
         v.assert_clean()
-    finally:
-        v.close()
