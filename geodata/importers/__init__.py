@@ -204,8 +204,12 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             direct, into = False, None  # COPY straight into the target, or into ``into`` (the bulk plan's table)
             load.create_staging(cur, spec)
             staged = 0
-            # The big-load encoding runs ahead in its own thread; chunks that end up staged ignore it.
-            prepare = (lambda good: load.encode_direct(spec, good, run_id)) if fast else None
+            # The COPY encoding runs ahead in its own thread: for the target on a big first load (chunks
+            # that end up staged ignore it), else for the staging table.
+            if fast:
+                prepare = lambda good: load.encode_direct(spec, good, run_id)  # noqa: E731
+            else:
+                prepare = lambda good: load.encode_stage(spec, good)  # noqa: E731
             # Closed at once on an error, which stops the threads (not when the traceback is dropped).
             with contextlib.closing(pipeline.validated(source, ctx, chunk_size, prepare)) as validated:
                 for chunk in validated:
@@ -225,7 +229,7 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                         load.send_direct(cur, into or spec.table.name,
                                          chunk.prepared or load.encode_direct(spec, good, run_id))
                     else:
-                        load.stage(cur, spec, good)
+                        load.stage(cur, spec, good, chunk.prepared)
                     staged += len(good)
                     progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
             for line, text_, reason in source.invalid_rows:

@@ -341,25 +341,37 @@ def copy_binary(cur, table: str, frame: pd.DataFrame, types: list[str], freeze: 
     cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH ({opts})", data, size=8 << 20)
 
 
-def stage(cur, kind: Kind, frame: pd.DataFrame) -> None:
-    """COPY good rows of one chunk into the staging table."""
-    cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else [])
-    out = frame.reindex(columns=cols)
-    types = _binary_types(kind, cols)
-    if types is not None:
-        copy_binary(cur, STAGING, out, types)
-    else:
-        copy_frame(cur, STAGING, out)
-
-
 @dataclass
 class Encoded:
-    """Good rows of one chunk ready to COPY into the target: the stream, its columns, binary or CSV."""
+    """Good rows of one chunk ready to COPY: the stream, its columns, binary or CSV, and where they go."""
 
     data: object
     columns: list[str]
     binary: bool
     rows: int
+    staged: bool = False  # for the staging table (else for the target, see :func:`encode_direct`)
+
+
+def encode_stage(kind: Kind, frame: pd.DataFrame) -> Encoded:
+    """Good rows of one chunk encoded for the staging table (no database needed: runs ahead)."""
+    cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else [])
+    out = frame.reindex(columns=cols)
+    types = _binary_types(kind, cols)
+    if not len(out):
+        return Encoded(None, cols, types is not None, 0, staged=True)
+    if types is not None:
+        data, order = encode_binary(out, types)
+        return Encoded(data, order, True, len(out), staged=True)
+    return Encoded(_csv_bytes(out), cols, False, len(out), staged=True)
+
+
+def stage(cur, kind: Kind, frame: pd.DataFrame, encoded: Encoded | None = None) -> None:
+    """COPY good rows of one chunk into the staging table (``encoded`` by :func:`encode_stage` if given)."""
+    enc = encoded if encoded is not None and encoded.staged else encode_stage(kind, frame)
+    if not enc.rows:
+        return
+    opts, size = ("FORMAT binary", 8 << 20) if enc.binary else ("FORMAT csv", 1 << 20)
+    cur.copy_expert(f"COPY {STAGING} ({', '.join(enc.columns)}) FROM STDIN WITH ({opts})", enc.data, size=size)
 
 
 def encode_direct(kind: Kind, frame: pd.DataFrame, run_id: int) -> Encoded:
@@ -456,6 +468,12 @@ def recreate_indexes(cur, definitions: list[str]) -> None:
         cur.execute(d)
 
 
+def _point_sql(alias: str | None = None) -> str:
+    """The stored point of a staged row (staging has lon/lat, not geom); NULL without one."""
+    p = f"{alias}." if alias else ""
+    return f"CASE WHEN {p}lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint({p}lon, {p}lat), 4326) END"
+
+
 def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str | None = None) -> tuple[int, int]:
     """Insert new keys, update changed rows (IS DISTINCT FROM), leave equal rows alone.
 
@@ -469,9 +487,7 @@ def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str
     insert_cols = list(cols)
     if kind.point in POINT:
         insert_cols.append("geom")
-        select.append(
-            "CASE WHEN lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END"
-        )
+        select.append(_point_sql())
     insert_cols.append("import_run_id")
     select.append("%(run)s")
     key = ", ".join(kind.key)
@@ -485,10 +501,25 @@ def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str
             conflict = f"DO UPDATE SET {sets} WHERE {old} IS DISTINCT FROM {new}"
     else:
         conflict = "DO NOTHING"
-    on_conflict = "" if into_empty else f" ON CONFLICT ({key}) {conflict}"
+    source = STAGING
+    on_conflict = ""
+    if not into_empty:
+        on_conflict = f" ON CONFLICT ({key}) {conflict}"
+        if compare:
+            # Only new keys and changed rows go to ON CONFLICT, which locks (and so writes) every row it
+            # meets, even one its WHERE leaves alone: on a re-import that is most of the table. One hash
+            # join finds them; a row it drops is exactly one the upsert's WHERE would have skipped.
+            on = " AND ".join(f"t.{k} = s.{k}" for k in kind.key)
+            staged = ", ".join(_point_sql("s") if c == "geom" and kind.point in POINT else f"s.{c}"
+                               for c in compare)
+            stored = ", ".join(f"t.{c}" for c in compare)
+            cur.execute(f"ANALYZE {STAGING}")  # a temporary table has no statistics: the join needs them
+            cur.execute("SET LOCAL work_mem = '256MB'")
+            source = (f"(SELECT s.* FROM {STAGING} s LEFT JOIN {t} t ON {on}"
+                      f" WHERE t.{kind.key[0]} IS NULL OR ({stored}) IS DISTINCT FROM ({staged})) s")
     cur.execute(
         f"WITH up AS (INSERT INTO {t} ({', '.join(insert_cols)})"
-        f" SELECT {', '.join(select)} FROM {STAGING}"
+        f" SELECT {', '.join(select)} FROM {source}"
         f"{on_conflict} RETURNING (xmax = 0) AS fresh)"
         " SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM up",
         {"run": run_id},
