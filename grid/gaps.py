@@ -423,12 +423,12 @@ def _reasons(out: pd.DataFrame, arrays: dict[str, np.ndarray], blank: np.ndarray
             zh_all.append("无已知户数，无需覆盖")
             en_all.append("no known households; nothing to serve")
             continue
-        ranked = [COMPONENTS[j] for j in ranking[i] if contrib[i][j] > 0]
         forced: list[str] = []
         if blank[i]:
-            # the reasons that make a cell blank are always named
+            # the reasons that make a cell blank are always named, even when weighted 0
             forced = ["potential"] + (["no_owner"] if d["no_owner"][i] else []) \
                 + (["no_recent_visit"] if d["stale"][i] else [])
+        ranked = [COMPONENTS[j] for j in ranking[i] if contrib[i][j] > 0 or COMPONENTS[j] in forced]
         # "potential but no owner" is one phrase, so it takes one place of max_reasons
         room = max(cfg.max_reasons - len(forced) + int("no_owner" in forced), 0)
         extra = [c for c in ranked if c not in forced][:room]

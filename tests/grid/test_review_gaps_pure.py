@@ -1,0 +1,38 @@
+"""Review of grid.gaps: edge cases of the reasons found in review (each test failed on the code before its fix)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from grid.gaps import COMPONENTS, GapConfig, score_cells
+
+NAN = float("nan")
+
+
+def cell(cell_id, **over):
+    """One well-served cell (owned, visited, near facilities), overridable."""
+    base = dict(
+        cell_id=cell_id, households=100, population=280, customers=100, deposit=5e6, loan=1e6,
+        owner_rm="RM01", visits_90d=30, customers_visited_90d=100, days_since_visit=0.0,
+        dist_outlet_km=0.0, dist_service_point_km=0.0, open_leads=0, apportioned=False,
+    )
+    base.update(over)
+    return base
+
+
+def test_blank_reason_names_what_makes_it_blank_even_at_weight_zero():
+    # The class does not depend on the weights, so a user who weights no_owner and the visit
+    # component at 0 still gets 'blank' cells; their reason must still say why they are blank.
+    cfg = GapConfig.from_toml_text("[weights]\nno_owner = 0\nno_recent_visit = 0")
+    s = score_cells(pd.DataFrame([cell("a", owner_rm=None), cell("b", days_since_visit=NAN)]), cfg)
+    s = s.set_index("cell_id")
+    assert (s["gap_class"] == "blank").all()
+    assert s.at["a", "reason_en"].startswith("potential (100 households) but no RM owns it")
+    assert s.at["a", "reason_zh"].startswith("有潜力（100户）但无客户经理负责")
+    assert "never visited" in s.at["b", "reason_en"]
+    # only open leads weigh: a blank cell with no leads scores 0, but is not explained as 'covered'
+    only_leads = GapConfig.from_toml_text(
+        "[weights]\n" + "\n".join(f"{c} = 0" for c in COMPONENTS if c != "open_leads"))
+    r = score_cells(pd.DataFrame([cell("a", owner_rm=None)]), only_leads).iloc[0]
+    assert r["gap_class"] == "blank" and r["score"] == 0.0
+    assert r["reason_en"] == "potential (100 households) but no RM owns it"
