@@ -5,7 +5,9 @@ Rules (the CLI and the API call these after the change has committed):
 - Only the newest grid version of each county and kind that has been assigned
   is refreshed; older versions are history and keep the figures they had.
 - ``customers`` imported: customers of the affected counties are placed again
-  (new ones need a cell), which also recomputes the cell statistics.
+  (new ones need a cell), which also recomputes the cell statistics; a county
+  whose assignment still holds a customer the import moved elsewhere is
+  affected too.
 - ``visits``, ``leads``, ``villages`` imported: cell statistics are recomputed.
 - Afterwards, and after a scenario is published, grids that had gap scores are
   scored again (a new ``gap_run`` with ``trigger`` saying why).
@@ -19,7 +21,13 @@ from sqlalchemy.engine import Connection, Engine
 from geodata import assign, gaps
 
 _AFFECTED = {
-    "customers": "SELECT DISTINCT county_code FROM customer WHERE import_run_id = :run",
+    # The customers' counties now, and the counties whose newest assignments still place them elsewhere
+    # (a customer moved to another county must leave the old county's cells too).
+    "customers": ("SELECT DISTINCT county_code FROM customer WHERE import_run_id = :run UNION "
+                  "SELECT g.county_code FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id "
+                  "JOIN grid g ON g.id = cc.grid_id WHERE c.import_run_id = :run "
+                  "AND g.county_code IS DISTINCT FROM c.county_code AND g.id IN (SELECT DISTINCT ON "
+                  "(county_code, kind) id FROM grid WHERE assigned_at IS NOT NULL ORDER BY county_code, kind, id DESC)"),
     "visits": ("SELECT DISTINCT c.county_code FROM visit v JOIN customer c ON c.customer_id = v.customer_id "
                "WHERE v.import_run_id = :run"),
     "leads": ("SELECT DISTINCT c.county_code FROM lead l JOIN customer c ON c.customer_id = l.customer_id "

@@ -2,10 +2,14 @@
 
 import datetime as dt
 
+import pytest
+import shapely
 from sqlalchemy import text
 
-from geodata import gaps, refresh, scenarios
+from geodata import assign, gaps, grids, refresh, scenarios
 from geodata.importers import run_import
+
+CUSTOMERS = "customer_id,county_code,lon,lat,deposit_balance\n"
 
 
 def _stat(engine, grid_id, cell_id, col):
@@ -44,3 +48,50 @@ def test_publish_rescores_and_unscored_grids_are_left_alone(engine, square_grid)
         after = gaps.latest_run(conn, grid_id=square_grid)
         assert refresh.after_publish(conn, grid_id=424242, scenario="x") is None
     assert out is not None and after["id"] > before["id"] and after["trigger"] == "published r1"
+
+
+@pytest.fixture(scope="module")
+def two_counties(engine, tmp_path_factory):
+    """Two neighbouring counties of one legal entity, each with an assigned H3 grid; three customers imported."""
+    d = tmp_path_factory.mktemp("two")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LE9', '甲农商行')"))
+        for code, geom in (("640105", shapely.box(106.0, 38.0, 106.2, 38.2)),
+                           ("640106", shapely.box(106.2, 38.0, 106.4, 38.2))):
+            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES (:c, :c, "
+                              "(SELECT id FROM legal_entity WHERE code = 'LE9'), ST_Multi(ST_GeomFromText(:w, 4326)))"),
+                         {"c": code, "w": geom.wkt})
+    f = d / "customers.csv"
+    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640105,106.15,38.15,200\n"
+                 "E1,640106,106.25,38.05,400\n", encoding="utf-8")
+    assert run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)["counts"]["inserted"] == 3
+    with engine.begin() as conn:
+        west = grids.build_grid(conn, county_code="640105", kind="h3", resolution=8)["id"]
+        east = grids.build_grid(conn, county_code="640106", kind="h3", resolution=8)["id"]
+        assign.assign_customers(conn, grid_id=west)
+        assign.assign_customers(conn, grid_id=east)
+    return west, east, d
+
+
+def _placed(engine, grid_id):
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT customer_id FROM customer_cell WHERE grid_id = :g"), {"g": grid_id})
+        counted = conn.execute(text("SELECT sum(customers), sum(deposit) FROM cell_stat WHERE grid_id = :g"),
+                               {"g": grid_id}).one()
+        return sorted(r[0] for r in rows), tuple(float(x) for x in counted)
+
+
+def test_customer_moved_to_another_county_leaves_the_old_countys_grid(engine, two_counties):
+    """A re-import that moves a customer to the next county refreshes both counties' grids."""
+    west, east, d = two_counties
+    assert _placed(engine, west)[0] == ["W1", "W2"] and _placed(engine, east)[0] == ["E1"]
+    f = d / "customers_moved.csv"
+    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640106,106.35,38.15,200\n"
+                 "E1,640106,106.25,38.05,400\n", encoding="utf-8")
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)
+    assert s["counts"]["updated"] == 1, s
+    done = refresh.after_import(engine, kind="customers", run_id=s["run_id"])
+    assert {x["grid_id"] for x in done} == {west, east}
+    # The old county's grid no longer holds (nor counts) the customer who moved away.
+    assert _placed(engine, west) == (["W1"], (1.0, 100.0))
+    assert _placed(engine, east) == (["E1", "W2"], (2.0, 600.0))
