@@ -46,13 +46,16 @@ def _raw(conn: Connection):
 def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
     """customer_id, lon, lat, village_code of every customer of a county (COPY, fast).
 
-    The two text columns stay Arrow-backed: no Python string per customer.
+    Customers of another legal entity than the county's are left out: their
+    figures must not reach this legal entity's cells. The two text columns
+    stay Arrow-backed: no Python string per customer.
     """
     raw = _raw(conn)
     with raw.cursor() as cur:
         inner = cur.mogrify(
-            "SELECT customer_id, ST_X(geom), ST_Y(geom), village_code FROM customer WHERE county_code = %s",
-            (county_code,),
+            "SELECT customer_id, ST_X(geom), ST_Y(geom), village_code FROM customer WHERE county_code = %s"
+            " AND coalesce(legal_entity_id = (SELECT legal_entity_id FROM county WHERE adcode = %s), true)",
+            (county_code, county_code),
         ).decode()
         buf = io.BytesIO()
         cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)

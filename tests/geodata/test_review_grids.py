@@ -1,0 +1,55 @@
+"""Review of grids and assignment against the database: stale rows, other legal entities."""
+
+import pytest
+import shapely
+from sqlalchemy import text
+
+from geodata import assign, grids
+from geodata.importers import run_import
+
+WEST = shapely.box(106.0, 38.0, 106.2, 38.2)
+EAST = shapely.box(106.2, 38.0, 106.4, 38.2)
+HEADER = "customer_id,county_code,lon,lat,deposit_balance\n"
+
+
+@pytest.fixture(scope="module")
+def two_counties(engine, tmp_path_factory):
+    """Two neighbouring counties of legal entity LE1, a third one of LE2; customers imported into the first two."""
+    d = tmp_path_factory.mktemp("rg")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LE1', '甲农商行'), ('LE2', '乙农商行')"))
+        for code, geom in (("640121", WEST), ("640122", EAST)):
+            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES "
+                              "(:c, :c, 1, ST_Multi(ST_GeomFromText(:w, 4326)))"), {"c": code, "w": geom.wkt})
+    f = d / "customers.csv"
+    f.write_text(HEADER + "W1,640121,106.05,38.05,100\nW2,640121,106.15,38.15,200\n"
+                 "E1,640122,106.25,38.05,400\n", encoding="utf-8")
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)
+    assert s["counts"]["inserted"] == 3, s
+    return engine, d
+
+
+def _partition(engine, grid_id):
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT customer_id, cell_id FROM customer_cell WHERE grid_id = :g"),
+                                 {"g": grid_id}).all())
+
+
+def _customers_counted(engine, grid_id):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT sum(customers), sum(deposit) FROM cell_stat WHERE grid_id = :g"),
+                            {"g": grid_id}).one()
+
+
+def test_customers_of_another_legal_entity_are_not_placed_in_the_grid(two_counties):
+    """A customer row of LE2 carrying LE1's county code stays out of LE1's grid and its figures."""
+    engine, _ = two_counties
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO customer (customer_id, legal_entity_id, county_code, deposit_balance, geom) "
+                          "VALUES ('X1', 2, '640121', 9999, ST_SetSRID(ST_MakePoint(106.06, 38.06), 4326))"))
+        g = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8)["id"]
+        rep = assign.assign_customers(conn, grid_id=g)
+        conn.execute(text("DELETE FROM customer WHERE customer_id = 'X1'"))
+    assert "X1" not in _partition(engine, g)
+    assert rep["customers"] == len(_partition(engine, g))
+    assert float(_customers_counted(engine, g)[1]) < 9999
