@@ -420,8 +420,14 @@ def _reasons(out: pd.DataFrame, arrays: dict[str, np.ndarray], blank: np.ndarray
     en_all: list[str] = []
     for i in range(len(out)):
         if not d["has"][i]:
-            zh_all.append("无已知户数，无需覆盖")
-            en_all.append("no known households; nothing to serve")
+            hh = d["households"][i]
+            if hh > 0:  # known, but below min_households
+                n, lo = _fmt_households(hh), f"{cfg.min_households:g}"
+                zh_all.append(f"{n}户，少于计入的{lo}户，无需覆盖")
+                en_all.append(f"{n} households, fewer than the {lo} that count; nothing to serve")
+            else:
+                zh_all.append("无已知户数，无需覆盖")
+                en_all.append("no known households; nothing to serve")
             continue
         forced: list[str] = []
         if blank[i]:

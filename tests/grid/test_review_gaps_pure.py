@@ -36,3 +36,14 @@ def test_blank_reason_names_what_makes_it_blank_even_at_weight_zero():
     r = score_cells(pd.DataFrame([cell("a", owner_rm=None)]), only_leads).iloc[0]
     assert r["gap_class"] == "blank" and r["score"] == 0.0
     assert r["reason_en"] == "potential (100 households) but no RM owns it"
+
+
+def test_cell_below_min_households_is_not_explained_as_having_none():
+    # min_households = 10: a village of 5 households has no potential, but its households are known
+    cfg = GapConfig.from_toml_text("[thresholds]\nmin_households = 10")
+    s = score_cells(pd.DataFrame([cell("few", households=5, owner_rm=None), cell("none", households=0),
+                                  cell("unknown", households=NAN)]), cfg).set_index("cell_id")
+    assert (s["score"] == 0).all() and (s["gap_class"] == "covered").all()
+    assert s.at["few", "reason_en"] == "5 households, fewer than the 10 that count; nothing to serve"
+    assert s.at["few", "reason_zh"] == "5户，少于计入的10户，无需覆盖"
+    assert s.at["none", "reason_en"] == s.at["unknown", "reason_en"] == "no known households; nothing to serve"
