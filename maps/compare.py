@@ -17,6 +17,7 @@ from maps.base import (
     Panel,
     add_background,
     bounds_of,
+    esc,
     feature_collection,
     new_map,
     render,
@@ -69,7 +70,8 @@ def compare_page(
     geoms = cells.geometry.to_numpy()
     m = new_map(bounds_of(geoms, options), options, link_labels=CELL_LABELS)
     add_background(m, background, options)
-    GeoLayer(feature_collection(geoms, props, options), "compare", f"网格 cells ({labels[1]})").add_to(m)
+    # Leaflet's layer control shows names as HTML, and a scenario name is whatever a planner typed.
+    GeoLayer(feature_collection(geoms, props, options), "compare", f"网格 cells ({esc(labels[1])})").add_to(m)
     if moved:
         mask = np.isin(np.asarray(ids), sorted(moved))
         GeoLayer(feature_collection(geoms[mask], [p for p, k in zip(props, mask, strict=True) if k], options),

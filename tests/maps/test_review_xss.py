@@ -1,0 +1,49 @@
+"""Data that looks like HTML (a scenario name, a customer id) stays text on the pages, checked in Chromium."""
+
+from __future__ import annotations
+
+import pytest
+
+from maps.compare import compare_page
+from tests.maps import samples
+from tests.maps.conftest import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium (/usr/bin/chromium)")
+EVIL = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, html: str, tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(html, encoding="utf-8")
+    ctx = browser.new_context()
+    ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+              else route.abort())
+    page = ctx.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_function("document.querySelectorAll('path.leaflet-interactive').length > 0")
+    return ctx, page
+
+
+def test_scenario_name_in_compare_layer_control_is_text(browser, tmp_path):
+    # A planner may name a scenario anything; another planner opens the comparison.
+    html = compare_page(samples.cells(), {"A": "R1", "C": "R2"}, {"A": "R2", "C": "R2"},
+                        options=samples.OPTIONS, labels=("current", EVIL))
+    ctx, page = _open(browser, html, tmp_path)
+    try:
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__xss") is None
+        assert page.locator(".leaflet-control-layers-overlays img").count() == 0
+        assert EVIL in page.locator(".leaflet-control-layers-overlays").inner_text()
+    finally:
+        ctx.close()
+
