@@ -156,7 +156,7 @@ var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url | tojson }}, {
   }}
 }).on("click", function (e) {
   var p = e.layer.properties || {};
-  L.popup().setLatLng(e.latlng).setContent(p.customer_id ? String(p.customer_id) : (p.count + " 客户 customers"))
+  L.popup().setLatLng(e.latlng).setContent(p.customer_id ? gridmkt.esc(p.customer_id) : (p.count + " 客户 customers"))
     .openOn({{ this._parent.get_name() }});
 });
 {% endmacro %}"""
