@@ -10,6 +10,7 @@ planners, analysts and admins everything of their legal entity.
 
 from __future__ import annotations
 
+import html as htmllib
 from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote
@@ -82,7 +83,9 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     rows = [g for g in grids.list_grids(conn) if g["id"] in visible]
     links = []
     for g in rows:
-        name = f"{g['county_name']} · {g['kind']}{'' if g['resolution'] is None else ' r' + str(g['resolution'])} · #{g['id']}"
+        # County names come from imported files: text, never markup.
+        name = htmllib.escape(
+            f"{g['county_name']} · {g['kind']}{'' if g['resolution'] is None else ' r' + str(g['resolution'])} · #{g['id']}")
         if user.scope.role == "rm":
             links.append(f'<li><a href="/maps/rm?grid_id={g["id"]}&rm_code={quote(user.scope.rm_code or "")}">{name}</a></li>')
         else:
@@ -94,7 +97,7 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
         body = ('<li>全域 province: <a href="/maps/province">H3</a> · <a href="/maps/province?kind=village">'
                 "村网格 village</a></li>" + body)
     return _page(f"<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-                 f"<title>gridmkt maps</title><h1>gridmkt 营销沙盘</h1><p>{user.username} ({user.scope.role})</p>"
+                 f"<title>gridmkt maps</title><h1>gridmkt 营销沙盘</h1><p>{htmllib.escape(user.username)} ({user.scope.role})</p>"
                  f"<ul>{body}</ul><form method='post' action='/api/v1/auth/logout'><button>sign out</button></form>")
 
 
