@@ -282,6 +282,8 @@ def rollup_cells(conn: Connection, *, grid_id: int, res: int) -> gpd.GeoDataFram
         raise BadInput(f"roll-up resolution must be between 0 and the grid's resolution {g['resolution']}, got {res}")
     cells = load_cells(conn, grid_id=grid_id, with_stats=True)
     geo = rollup_geometry(cells[["cell_id", "is_border", "geometry"]], res)
-    values = pd.DataFrame(cells[["cell_id", *STAT_COLUMNS]]).fillna(0)
+    # Cells never assigned have no statistics (all NULL, object columns): still numbers, zero.
+    values = pd.DataFrame({"cell_id": cells["cell_id"],
+                           **{c: pd.to_numeric(cells[c]).fillna(0) for c in STAT_COLUMNS}})
     sums = rollup(values, res).drop(columns=["h3"])
     return geo.merge(sums, on="cell_id", how="left")

@@ -53,3 +53,13 @@ def test_customers_of_another_legal_entity_are_not_placed_in_the_grid(two_counti
     assert "X1" not in _partition(engine, g)
     assert rep["customers"] == len(_partition(engine, g))
     assert float(_customers_counted(engine, g)[1]) < 9999
+
+
+def test_rollup_of_a_grid_never_assigned_has_every_figure_as_zero(two_counties):
+    """Before any assignment a roll-up still carries the figure columns (zeros), as the cells API reads them."""
+    engine, _ = two_counties
+    with engine.begin() as conn:
+        g = grids.build_grid(conn, county_code="640122", kind="h3", resolution=8)["id"]
+        coarse = grids.rollup_cells(conn, grid_id=g, res=6)
+    for col in grids.STAT_COLUMNS:
+        assert col in coarse.columns and float(coarse[col].sum()) == 0.0, col
