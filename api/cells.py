@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from api.deps import Page
 from api.grid_access import LE_WIDE, jsonable, records, visible_cells
+from api.services import cell_links
 from api.settings import LinkSettings
 from geodata import gaps, grids
 from geodata.errors import NotFound
@@ -151,12 +152,11 @@ def cell_detail(conn: Connection, scope: Scope, grid: dict, cell_id: str, link: 
     n = conn.execute(text(f"SELECT count(*) {in_cell}"), params).scalar_one()
     ids = [r[0] for r in conn.execute(text(f"SELECT c.customer_id {in_cell} ORDER BY c.customer_id LIMIT :lim"),
                                       {**params, "lim": LINK_IDS_CAP})]
-    joined = quote(",".join(ids), safe=",")
     props["customers_visible"] = n
     props["links"] = {
         "customers": f"/api/v1/grids/{gid}/cells/{quote(cell_id)}/customers",
-        "tags": link.tag_cell_url.replace("{customer_ids}", joined),
-        "leads": link.lead_cell_url.replace("{customer_ids}", joined),
+        # Each id encoded on its own (a comma inside an id must not read as two ids).
+        **cell_links(link, ids),
         "customer_ids_in_links": len(ids), "capped": n > len(ids),
     }
     return {"type": "Feature", "id": cell_id, "geometry": geojson_geometries(cells.geometry)[0],

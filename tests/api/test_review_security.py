@@ -20,3 +20,21 @@ def test_maps_index_escapes_county_names(client, auth, engine, data):
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE county SET name = :n WHERE adcode = '640104'"), {"n": old})
+
+
+def test_cell_links_encode_each_customer_id(client, auth, engine, data):
+    # docs/services.md: each id URL-encoded (quote(id, safe="")), then joined with commas. A comma inside
+    # one id must not split it into two ids (here: a customer of the other legal entity, CB1).
+    ga = data["grid_a"]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO customer (customer_id, name, legal_entity_id, county_code) VALUES"
+                          " ('CA9,CB1', '赵六', :le, '640104')"), {"le": data["LEA"]})
+        conn.execute(text("INSERT INTO customer_cell VALUES (:g, 'CA9,CB1', 'a1', 'point')"), {"g": ga})
+    try:
+        links = client.get(f"/api/v1/grids/{ga}/cells/a1", headers=auth("planner_a")).json()["properties"]["links"]
+        assert links["tags"] == "https://tags.example/customers?ids=CA1,CA9%2CCB1"
+        assert links["leads"] == "https://leads.example/leads?customers=CA1,CA9%2CCB1"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM customer_cell WHERE customer_id = 'CA9,CB1'"))
+            conn.execute(text("DELETE FROM customer WHERE customer_id = 'CA9,CB1'"))
