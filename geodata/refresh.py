@@ -8,7 +8,9 @@ Rules (the CLI and the API call these after the change has committed):
   (new ones need a cell), which also recomputes the cell statistics; a county
   whose assignment still holds a customer the import moved elsewhere is
   affected too.
-- ``visits``, ``leads``, ``villages`` imported: cell statistics are recomputed.
+- ``visits``, ``leads``, ``villages`` imported: cell statistics are recomputed;
+  after ``villages``, H3 grids place their customers again (a customer known
+  only by village code sits in the cell of the village's point).
 - Afterwards, and after a scenario is published, grids that had gap scores are
   scored again (a new ``gap_run`` with ``trigger`` saying why).
 """
@@ -62,7 +64,11 @@ def after_import(engine: Engine, *, kind: str, run_id: int) -> list[dict]:
     done = []
     for gid in grid_ids:
         with engine.begin() as conn:
-            if kind == "customers":
+            # An H3 grid places customers without a usable point at their village's point:
+            # a villages import can move or add those points, so it places them again.
+            replace = kind == "customers" or (kind == "villages" and conn.execute(
+                text("SELECT kind FROM grid WHERE id = :g"), {"g": gid}).scalar() == "h3")
+            if replace:
                 a = assign.assign_customers(conn, grid_id=gid)
                 step = {"grid_id": gid, "reassigned": a["customers"]}
             else:

@@ -95,3 +95,29 @@ def test_customer_moved_to_another_county_leaves_the_old_countys_grid(engine, tw
     # The old county's grid no longer holds (nor counts) the customer who moved away.
     assert _placed(engine, west) == (["W1"], (1.0, 100.0))
     assert _placed(engine, east) == (["E1", "W2"], (2.0, 600.0))
+
+
+def test_village_import_re_places_customers_known_by_village_code_on_h3_grids(engine, two_counties):
+    """On an H3 grid a customer without a point sits in the cell of its village's point: a villages import that
+    gives the village its point places the customer there (a village grid's cells name their villages instead)."""
+    west, _, d = two_counties
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO customer (customer_id, county_code, village_code, deposit_balance) "
+                          "VALUES ('V1', '640105', '640105100001', 50)"))
+        assign.assign_customers(conn, grid_id=west)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT how FROM customer_cell WHERE grid_id = :g AND customer_id = 'V1'"),
+                              {"g": west}).scalar()
+    assert before == "no_location"
+    f = d / "villages.csv"
+    f.write_text("code,name,lon,lat\n640105100001,甲村,106.12,38.12\n", encoding="utf-8")
+    s = run_import(engine, kind="villages", path=f, user="u", rejects_dir=d)
+    assert s["counts"]["inserted"] == 1, s
+    refresh.after_import(engine, kind="villages", run_id=s["run_id"])
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT cell_id, how FROM customer_cell WHERE grid_id = :g AND customer_id = 'V1'"),
+                           {"g": west}).one()
+        holding = conn.execute(text("SELECT cell_id FROM cell WHERE grid_id = :g AND "
+                                    "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(106.12, 38.12), 4326))"),
+                               {"g": west}).scalar()
+    assert tuple(row) == (holding, "village")
