@@ -1,7 +1,8 @@
 """Coverage-gap measures, scores and site suggestions for a grid version (store side of grid.gaps).
 
 Measures come from ``cell_stat`` (after ``assign customers``), current
-ownership, leads, and straight-line distances to the nearest outlet and
+ownership by active RMs (the cells of an RM marked inactive have no owner
+until they are handed over), leads, and straight-line distances to the nearest outlet and
 service point, measured in the metric projection (grid.projection). Scores
 are stored per computation run (``gap_run``) with the grid version and time,
 so the latest one is what maps and exports show.
@@ -53,8 +54,10 @@ def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -
     if g["assigned_at"] is None:
         raise BadInput(f"grid {grid_id} has no customer assignment yet: run gridmkt assign customers --grid {grid_id}")
     cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    # an RM marked inactive (left the bank) works no cell: until handed over, their cells have no owner
     owners = dict(conn.execute(
-        text("SELECT cell_id, rm_code FROM territory WHERE grid_id = :g AND role = 'owner' AND valid_to IS NULL"),
+        text("SELECT t.cell_id, t.rm_code FROM territory t JOIN rm r ON r.code = t.rm_code WHERE t.grid_id = :g "
+             "AND t.role = 'owner' AND t.valid_to IS NULL AND r.active"),
         {"g": grid_id}).all())
     leads = dict(conn.execute(
         text("SELECT cc.cell_id, count(*) FROM lead l JOIN customer_cell cc ON cc.customer_id = l.customer_id "
