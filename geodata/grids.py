@@ -123,7 +123,8 @@ def save_grid(
         cells["cell_id"], cells["label"], cells["is_border"], cells["village_codes"],
         cells["township_code"], area, wkb, strict=True,
     ):
-        label = str(label).replace("\t", " ").replace("\n", " ")
+        # COPY text format: a backslash starts an escape, and tab, newline or carriage return end a field or row.
+        label = str(label).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ").replace("\r", " ")
         tc = r"\N" if tcode is None or (isinstance(tcode, float) and np.isnan(tcode)) else str(tcode)
         buf.write(f"{grid_id}\t{cid}\t{label}\t{'t' if border else 'f'}\t{arr(vcodes)}\t{tc}\t{float(a)!r}\t{g}\n")
     buf.seek(0)

@@ -63,3 +63,17 @@ def test_rollup_of_a_grid_never_assigned_has_every_figure_as_zero(two_counties):
         coarse = grids.rollup_cells(conn, grid_id=g, res=6)
     for col in grids.STAT_COLUMNS:
         assert col in coarse.columns and float(coarse[col].sum()) == 0.0, col
+
+
+def test_village_names_with_a_backslash_keep_it_in_the_cell_label(two_counties):
+    r"""Cell labels travel to COPY in text format, where a backslash starts an escape (``\b`` is a backspace)."""
+    engine, _ = two_counties
+    names = {"640122100001": "东\\b村", "640122100002": "西村\r"}
+    with engine.begin() as conn:
+        for (code, name), lon in zip(names.items(), (106.25, 106.35), strict=True):
+            conn.execute(text("INSERT INTO village (code, name, township_code, county_code, coord_level, geom) "
+                              "VALUES (:c, :n, '640122100', '640122', 'village', "
+                              "ST_SetSRID(ST_MakePoint(:x, 38.1), 4326))"), {"c": code, "n": name, "x": lon})
+        g = grids.build_grid(conn, county_code="640122", kind="village")["id"]
+        labels = dict(conn.execute(text("SELECT cell_id, label FROM cell WHERE grid_id = :g"), {"g": g}).all())
+    assert labels == {"640122100001": "东\\b村", "640122100002": "西村 "}
