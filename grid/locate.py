@@ -318,6 +318,8 @@ class H3Locator:
                 continue
             self._face_slot[table.face] = len(self._faces)
             self._faces.append(table)
+        if not self._faces:  # a few cells split over faces: too few on any one to fit
+            raise GridError("no face holds enough cells to fit a lattice")
         self._lattice = self._faces[0].lattice
         # The faces the padded box reaches. Faces are far larger than a county: where one meets the
         # box it holds at least a 72-degree wedge (a face corner) reaching a quarter box size out,

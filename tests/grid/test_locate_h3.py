@@ -213,3 +213,17 @@ def test_stored_h3_lookup_gives_the_same_answers_and_refuses_other_cells():
         H3Locator.from_bytes(data, other)
     with pytest.raises(InvalidInput, match="not a stored H3 lookup"):
         H3Locator.from_bytes(b"nope", cells)
+
+
+@pytest.mark.parametrize("res, d", [(6, 0.01), (7, 0.001), (8, 0.001)])
+def test_tiny_grid_on_a_face_edge_takes_the_exact_path(res, d):
+    """A few cells split over two icosahedron faces fit no lattice: the locator must still answer exactly."""
+    lng, lat = 106.37707718661679, 36.11763745265365  # a cell centre of 原州区 on a face edge
+    cells = build_h3_cells(box(lng - d, lat - d, lng + d, lat + d), res)
+    loc = H3Locator(cells, workers=1)
+    rng = np.random.default_rng(3)
+    lon, la = rng.uniform(lng - 2 * d, lng + 2 * d, 2000), rng.uniform(lat - 2 * d, lat + 2 * d, 2000)
+    got = loc.locate(lon, la)
+    assert np.array_equal(got, reference(cells, lon, la)) and (got >= 0).any() and (got < 0).any()
+    again = H3Locator.from_bytes(loc.to_bytes(), cells, workers=1)
+    assert np.array_equal(again.locate(lon, la), got)
