@@ -68,7 +68,15 @@ def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, meas
     cells = dashboard_cells(conn, grid_id)
     if measure == "gap_score" and "score" not in cells:
         raise BadInput(f"grid {grid_id} has no gap scores: run gridmkt gaps score --grid {grid_id}, or pick --measure")
-    rms = territories.rms_for(conn, grid_id=grid_id, outlets=outlets)
+    if outlets:
+        # Every RM of the outlets, as the branch manager's cell scope has them: an outlet without
+        # RMs, or an RM who left but still owns cells, must not hide (or 404) the rest.
+        codes = map_data.rms_at_outlets(conn, outlets=outlets)
+        if not codes:
+            raise NotFound(f"outlet(s) {', '.join(outlets)} have no RMs")
+        rms = territories.rms_for(conn, grid_id=grid_id, rm_codes=codes, also_inactive=codes)
+    else:
+        rms = territories.rms_for(conn, grid_id=grid_id)
     if outlets:
         cells = cells[cells["owner_rm"].isin(set(rms["rm_id"]))]
         if cells.empty:

@@ -33,6 +33,12 @@ def facilities(conn: Connection, *, county_code: str, outlets: list[str] | None 
     return out, sp
 
 
+def rms_at_outlets(conn: Connection, *, outlets: list[str]) -> list[str]:
+    """Codes of every RM (active or not) of the given outlets."""
+    return list(conn.execute(text("SELECT code FROM rm WHERE outlet_code = ANY(:o) ORDER BY code"),
+                             {"o": outlets}).scalars())
+
+
 def cell_customer_ids(conn: Connection, *, grid_id: int, limit: int) -> dict[str, list[str]]:
     """The first ``limit`` customer ids per cell (for the tag/lead links)."""
     rows = conn.execute(text(

@@ -38,3 +38,28 @@ def test_cell_links_encode_each_customer_id(client, auth, engine, data):
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM customer_cell WHERE customer_id = 'CA9,CB1'"))
             conn.execute(text("DELETE FROM customer WHERE customer_id = 'CA9,CB1'"))
+
+
+def test_branch_dashboard_with_an_outlet_without_rms(client, engine, data, password_hash, settings):
+    # A manager of OA1 (RA1 owns a1) and of a new outlet OA3 with no RM yet; then RA1 leaves
+    # (inactive) but still owns a1 until it is handed over.
+    from api.auth import create_token
+    from geodata import users
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO outlet (code, name, legal_entity_id, county_code, geom) VALUES ('OA3', 'OA3',"
+                          " :le, '640104', ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326))"), {"le": data["LEA"]})
+        users.create_user(conn, username="bm_two", password_hash=password_hash, role="branch_manager",
+                          legal_entity_id=data["LEA"], outlet_codes=["OA1", "OA3"])
+    h = {"Authorization": "Bearer " + create_token(settings.auth, username="bm_two", role="branch_manager")}
+    url = f"/maps/dashboard?grid_id={data['grid_a']}&measure=customers"
+    try:
+        page = client.get(url, headers=h)
+        assert page.status_code == 200 and '"a1"' in page.text and '"a2"' not in page.text
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE rm SET active = false WHERE code = 'RA1'"))
+        page = client.get(url, headers=h)
+        assert page.status_code == 200 and '"a1"' in page.text and '"a2"' not in page.text
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE rm SET active = true WHERE code = 'RA1'"))
