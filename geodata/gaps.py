@@ -220,7 +220,11 @@ def blank_areas(conn: Connection, *, grid_id: int, top: int = 50) -> list[dict]:
 
 def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: float,
                   candidates: pd.DataFrame | None = None) -> dict:
-    """Up to ``count`` new service-point sites maximising households newly covered within ``radius_km``."""
+    """Up to ``count`` new service-point sites maximising households newly covered within ``radius_km``.
+
+    ``candidates`` (lon, lat[, name] in WGS84) default to every cell's representative point; given
+    ones outside the grid's county are left out and named in ``candidates_outside_county``.
+    """
     from grid.sites import suggest_sites as mclp
 
     if count < 1 or radius_km <= 0:
@@ -232,11 +236,23 @@ def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: floa
     demand = shapely.get_coordinates(shapely.point_on_surface(cells.geometry.to_numpy()))
     dx, dy = project_points(demand[:, 0], demand[:, 1], crs)
     weight = cells["households"].fillna(0).to_numpy(dtype=float)
+    outside: list[str] = []
     if candidates is None:
         cand_lonlat, cand_ids = demand, cells["cell_id"].tolist()
     else:
         cand_lonlat = candidates[["lon", "lat"]].to_numpy(dtype=float)
         cand_ids = candidates.get("name", pd.Series(range(len(candidates)))).astype(str).tolist()
+        bad = np.flatnonzero(~np.isfinite(cand_lonlat).all(axis=1))
+        if len(bad):
+            raise BadInput(f"candidates: row {bad[0] + 1} ({cand_ids[bad[0]]}) has no valid lon/lat")
+        # the bank opens service points in its own county only: candidates in no cell are left out
+        points = shapely.points(cand_lonlat)
+        inside = np.zeros(len(cand_lonlat), dtype=bool)
+        inside[shapely.STRtree(cells.geometry.to_numpy()).query(points, predicate="intersects")[0]] = True
+        outside = [n for n, ok in zip(cand_ids, inside, strict=True) if not ok]
+        if not inside.any():
+            raise BadInput(f"candidates: none of the {len(cand_ids)} points lies inside the county of grid {grid_id}")
+        cand_lonlat, cand_ids = cand_lonlat[inside], [n for n, ok in zip(cand_ids, inside, strict=True) if ok]
     cx, cy = project_points(cand_lonlat[:, 0], cand_lonlat[:, 1], crs)
     existing = np.vstack([_points(conn, "outlet", grid_id), _points(conn, "service_point", grid_id)])
     ex, ey = project_points(existing[:, 0], existing[:, 1], crs) if len(existing) else (np.array([]), np.array([]))
@@ -256,4 +272,5 @@ def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: floa
         "status": res.status, "optimal": bool(res.optimal), "total_households": round(res.total_demand, 1),
         "households_covered_before": round(res.covered_before, 1),
         "households_covered_after": round(res.covered_after, 1), "suggestions": suggestions,
+        **({"candidates_outside_county": outside} if candidates is not None else {}),
     }

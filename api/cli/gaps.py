@@ -65,7 +65,8 @@ def sites() -> None:
 @click.option("--count", type=click.IntRange(1, 500), required=True, help="Most new sites to choose.")
 @click.option("--radius-km", type=click.FloatRange(0.1, 100), required=True, help="Coverage radius in km.")
 @click.option("--candidates", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="CSV with lon,lat[,name] (WGS84) of candidate points; default: every cell of the grid.")
+              help="CSV with lon,lat[,name] (WGS84) of candidate points (those outside the county are left out); "
+                   "default: every cell of the grid.")
 def suggest(ctx, grid_id, count, radius_km, candidates):
     """Maximal covering location with existing outlets and service points kept fixed (HiGHS MILP)."""
     cand = None

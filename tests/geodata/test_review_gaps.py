@@ -1,8 +1,11 @@
 """Review of geodata.gaps on the square county: edge cases found in review (each test failed before its fix)."""
 
+import pandas as pd
+import pytest
 from sqlalchemy import text
 
 from geodata import gaps
+from geodata.errors import BadInput
 
 
 def test_cells_of_an_rm_who_left_have_no_owner(engine, square_grid):
@@ -26,3 +29,22 @@ def test_cells_of_an_rm_who_left_have_no_owner(engine, square_grid):
     comp = df["components"].map(lambda c: c["comp_no_owner"])
     assert comp.to_dict() == {"640121100001": 1.0, "640121100002": 1.0, "640121100003": 0.0}
     assert df.at["640121100001", "reason_en"].startswith("potential (110 households) but no RM owns it")
+
+
+def test_candidate_sites_outside_the_county_are_never_suggested(engine, square_grid):
+    # The square county spans 106.0-106.4 E; 'across' lies 0.02 degrees west of its border, within
+    # reach of its western villages, so it used to be the first suggestion. A county bank cannot
+    # open a service point in the neighbouring county.
+    cand = pd.DataFrame({"lon": [105.98, 106.05, 107.5], "lat": [38.15, 38.25, 38.2],
+                         "name": ["across", "inside", "far"]})
+    with engine.connect() as conn:
+        res = gaps.suggest_sites(conn, grid_id=square_grid, count=2, radius_km=8, candidates=cand)
+    assert [s["candidate"] for s in res["suggestions"]] == ["inside"]
+    assert res["candidates_outside_county"] == ["across", "far"]
+    assert res["households_covered_after"] > res["households_covered_before"]
+    only_outside = cand.iloc[[0, 2]]
+    with engine.connect() as conn, pytest.raises(BadInput, match="candidates: none of the 2 .* inside the county"):
+        gaps.suggest_sites(conn, grid_id=square_grid, count=2, radius_km=8, candidates=only_outside)
+    with engine.connect() as conn, pytest.raises(BadInput, match=r"row 2 \(b\) has no valid lon/lat"):
+        gaps.suggest_sites(conn, grid_id=square_grid, count=1, radius_km=8,
+                           candidates=pd.DataFrame({"lon": [106.1, float("nan")], "lat": [38.1, 38.1], "name": ["a", "b"]}))
