@@ -22,14 +22,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from geodata import assign, gaps
 
+# Counties whose newest assignment still places one of the run's customers, now of another county
+# (moved away: it must leave the old county's cells too). Grid ids are bound as an array so only
+# those partitions are read, not the history versions.
+_MOVED_AWAY = ("SELECT DISTINCT g.county_code FROM customer_cell cc JOIN grid g ON g.id = cc.grid_id "
+               "JOIN customer c ON c.customer_id = cc.customer_id WHERE cc.grid_id = ANY(:g) "
+               "AND c.import_run_id = :run AND g.county_code IS DISTINCT FROM c.county_code")
+_NEWEST_ASSIGNED = ("SELECT DISTINCT ON (county_code, kind) id FROM grid WHERE assigned_at IS NOT NULL "
+                    "ORDER BY county_code, kind, id DESC")
+
 _AFFECTED = {
-    # The customers' counties now, and the counties whose newest assignments still place them elsewhere
-    # (a customer moved to another county must leave the old county's cells too).
-    "customers": ("SELECT DISTINCT county_code FROM customer WHERE import_run_id = :run UNION "
-                  "SELECT g.county_code FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id "
-                  "JOIN grid g ON g.id = cc.grid_id WHERE c.import_run_id = :run "
-                  "AND g.county_code IS DISTINCT FROM c.county_code AND g.id IN (SELECT DISTINCT ON "
-                  "(county_code, kind) id FROM grid WHERE assigned_at IS NOT NULL ORDER BY county_code, kind, id DESC)"),
+    "customers": "SELECT DISTINCT county_code FROM customer WHERE import_run_id = :run",
     "visits": ("SELECT DISTINCT c.county_code FROM visit v JOIN customer c ON c.customer_id = v.customer_id "
                "WHERE v.import_run_id = :run"),
     "leads": ("SELECT DISTINCT c.county_code FROM lead l JOIN customer c ON c.customer_id = l.customer_id "
@@ -60,6 +63,10 @@ def after_import(engine: Engine, *, kind: str, run_id: int) -> list[dict]:
         return []
     with engine.connect() as conn:
         counties = [r[0] for r in conn.execute(text(sql), {"run": run_id}) if r[0]]
+        if kind == "customers":
+            newest = list(conn.execute(text(_NEWEST_ASSIGNED)).scalars())
+            moved = conn.execute(text(_MOVED_AWAY), {"g": newest, "run": run_id}).scalars() if newest else []
+            counties = sorted(set(counties) | set(moved))
         grid_ids = newest_assigned_grids(conn, county_codes=counties) if counties else []
     done = []
     for gid in grid_ids:
