@@ -76,6 +76,8 @@ MEASURE_COLUMNS: tuple[str, ...] = (
     "dist_service_point_km", "open_leads", "apportioned",
 )
 GAP_CLASSES: tuple[str, ...] = ("blank", "under-served", "covered")
+# the window of the measures visits_90d and customers_visited_90d (cell_stat)
+MEASURE_VISIT_DAYS = 90
 
 # (section, key) -> (kind, lower bound, lower bound inclusive, upper bound)
 _SCALARS: dict[tuple[str, str], tuple[type, float, bool, float]] = {
@@ -394,8 +396,9 @@ def _phrase(c: str, i: int, d: dict[str, list], cfg: GapConfig) -> tuple[str, st
         return (f"渗透率低（每户{pen:.2f}个客户，目标{t:g}）",
                 f"low penetration ({pen:.2f} customers per household, target {t:g})")
     if c == "unvisited_customers":
-        pct = f"{100 * d['unvisited'][i]:.0f}%"
-        return (f"{pct}的客户{w}天内未走访", f"{pct} of customers not visited in {w} days")
+        # customers_visited_90d is measured over 90 days, whatever recent_visit_days says
+        pct, mw = f"{100 * d['unvisited'][i]:.0f}%", MEASURE_VISIT_DAYS
+        return (f"{pct}的客户{mw}天内未走访", f"{pct} of customers not visited in {mw} days")
     if c in ("far_outlet", "far_service_point"):
         zh, en = ("网点", "outlet") if c == "far_outlet" else ("服务点", "service point")
         km = d[f"dist_{c[4:]}_km"][i]

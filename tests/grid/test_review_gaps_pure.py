@@ -47,3 +47,14 @@ def test_cell_below_min_households_is_not_explained_as_having_none():
     assert s.at["few", "reason_en"] == "5 households, fewer than the 10 that count; nothing to serve"
     assert s.at["few", "reason_zh"] == "5户，少于计入的10户，无需覆盖"
     assert s.at["none", "reason_en"] == s.at["unknown", "reason_en"] == "no known households; nothing to serve"
+
+
+def test_unvisited_customers_reason_names_the_window_of_its_measure():
+    # customers_visited_90d counts the last 90 days whatever recent_visit_days says; with a 30-day
+    # window the reason said "50% of customers not visited in 30 days", a figure nobody measured.
+    cfg = GapConfig.from_toml_text("[thresholds]\nrecent_visit_days = 30\n[reasons]\nmax_reasons = 8")
+    s = score_cells(pd.DataFrame([cell("a", customers=100, customers_visited_90d=50, days_since_visit=45)]), cfg)
+    r = s.iloc[0]
+    assert "50% of customers not visited in 90 days" in r["reason_en"]
+    assert "50%的客户90天内未走访" in r["reason_zh"]
+    assert "no visit in 30 days" in r["reason_en"]  # the visit component does use the configured window
