@@ -188,9 +188,10 @@ def _config_dict(config) -> dict:
 
 
 def latest_run(conn: Connection, *, grid_id: int) -> dict | None:
-    """The newest gap run of a grid (None when never scored)."""
+    """The newest gap run of a grid (None when never scored), with the weights and thresholds it used."""
     row = conn.execute(
-        text("SELECT id, computed_at, trigger FROM gap_run WHERE grid_id = :g ORDER BY id DESC LIMIT 1"), {"g": grid_id}
+        text("SELECT id, computed_at, trigger, config FROM gap_run WHERE grid_id = :g ORDER BY id DESC LIMIT 1"),
+        {"g": grid_id},
     ).mappings().first()
     return dict(row) if row else None
 

@@ -114,8 +114,9 @@ def blank_areas(
 
 @router.get("/cells/{cell_id}")
 def explain_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep) -> dict:
-    """Why one cell scores as it does: score, class, each component's value and contribution (largest
-    first), the measures behind them and the reasons in zh/en (404 outside your scope)."""
+    """Why one cell scores as it does: score, class, each component's value, weight (points at value 1)
+    and contribution = weight × value (largest first), the measures behind them and the reasons in zh/en
+    (404 outside your scope)."""
     keep = _visible(conn, user, grid["id"])
     if keep is not None and cell_id not in keep:
         raise NotFound(f"grid {grid['id']} has no cell {cell_id!r}")
@@ -127,8 +128,19 @@ def explain_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDe
     contrib = sorted(((k.removeprefix("contrib_"), v) for k, v in comps.items() if k.startswith("contrib_")),
                      key=lambda kv: -(kv[1] or 0))
     values = {k.removeprefix("comp_"): v for k, v in comps.items() if k.startswith("comp_")}
+    # a run stored without weights (none written by score_grid) has no weight to show
+    weights = _points_per_component((run.get("config") or {}).get("weights"))
     return {**r, "gap_run": run, "contributions": [
-        {"component": k, "contribution": v, "value": values.get(k)} for k, v in contrib]}
+        {"component": k, "contribution": v, "value": values.get(k), **({"weight": weights[k]} if k in weights else {})}
+        for k, v in contrib]}
+
+
+def _points_per_component(weights: dict | None) -> dict[str, float]:
+    """The run's weights rescaled to sum to 100: the points each component adds at value 1."""
+    if not weights or not sum(weights.values()) > 0:
+        return {}
+    total = sum(weights.values())
+    return {c: 100.0 * w / total for c, w in weights.items()}
 
 
 @router.post("/sites", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)

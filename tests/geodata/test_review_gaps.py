@@ -48,3 +48,41 @@ def test_candidate_sites_outside_the_county_are_never_suggested(engine, square_g
     with engine.connect() as conn, pytest.raises(BadInput, match=r"row 2 \(b\) has no valid lon/lat"):
         gaps.suggest_sites(conn, grid_id=square_grid, count=1, radius_km=8,
                            candidates=pd.DataFrame({"lon": [106.1, float("nan")], "lat": [38.1, 38.1], "name": ["a", "b"]}))
+
+
+def _api(db_url, engine, username, role):
+    """A TestClient on this module's database and the headers of a user of legal entity 1 (LE1)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.auth import create_token
+    from api.settings import AuthSettings, DatabaseSettings, Settings
+    from geodata import users
+
+    settings = Settings(db=DatabaseSettings(url=db_url), auth=AuthSettings(secret_key="test"))
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM app_user WHERE username = :u"), {"u": username}).first() is None:
+            users.create_user(conn, username=username, password_hash="x", role=role, legal_entity_id=1)
+    token = create_token(settings.auth, username=username, role=role)
+    return TestClient(create_app(settings)), {"Authorization": f"Bearer {token}"}
+
+
+def test_explanation_gives_the_weight_of_every_component(engine, db_url, square_grid):
+    # Scored with custom weights: a reader of one cell's explanation must see what each component
+    # could add (its weight in points), also for components that add nothing to this cell.
+    with engine.begin() as conn:
+        run = gaps.score_grid(conn, grid_id=square_grid, trigger="test", as_of="2026-01-01",
+                              config_text="[weights]\nno_owner = 40\nopen_leads = 0")
+    client, headers = _api(db_url, engine, "planner_le1", "planner")
+    with client:
+        why = client.get(f"/api/v1/grids/{square_grid}/gaps/cells/640121100001", headers=headers).json()
+    assert why["gap_run"]["id"] == run["gap_run_id"]
+    weights = {c["component"]: c["weight"] for c in why["contributions"]}
+    total = 25 + 20 + 40 + 10 + 5 + 5 + 10 + 0
+    assert weights == pytest.approx({"potential": 2500 / total, "low_penetration": 2000 / total,
+                                     "no_owner": 4000 / total, "no_recent_visit": 1000 / total,
+                                     "unvisited_customers": 500 / total, "far_outlet": 500 / total,
+                                     "far_service_point": 1000 / total, "open_leads": 0.0})
+    for c in why["contributions"]:
+        assert c["contribution"] == pytest.approx(c["weight"] * c["value"], abs=1e-5)
+    assert why["gap_run"]["config"]["weights"]["no_owner"] == 40.0
