@@ -59,7 +59,9 @@ def _missing(name: str, msg: str) -> RequestValidationError:
 
 
 def _page(html: str) -> HTMLResponse:
-    return HTMLResponse(html, headers={"Cache-Control": "private, no-store"})
+    # Not to be framed by another site (clickjacking a signed-in page); the pages themselves embed nothing.
+    return HTMLResponse(html, headers={"Cache-Control": "private, no-store", "X-Frame-Options": "DENY",
+                                       "Content-Security-Policy": "frame-ancestors 'none'"})
 
 
 PLANNERS = ("admin", "planner", "analyst")

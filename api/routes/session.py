@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -44,6 +44,24 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def from_this_site(request: Request) -> bool:
+    """False for a browser request sent by another site's page (its ``Origin`` is another host, or
+    ``Sec-Fetch-Site`` says cross-site). Scripts and curl send neither and pass."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin != "null" and urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
+def _refuse_cross_site(request: Request) -> None:
+    # SameSite=Strict keeps the cookie from being sent by another site, not from being set: without this
+    # a page elsewhere could post its own credentials here and sign the visitor in as someone else.
+    if not from_this_site(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "sign-in and sign-out are refused from another site")
+
+
 def _check_password(conn, username: str, password: str) -> dict | None:
     try:
         user = users.get_user(conn, username=username, with_hash=True)
@@ -65,7 +83,9 @@ def create_session(
 ) -> Response:
     """Sign in with a username and password and get the `gridmkt_token` HttpOnly cookie
     (SameSite=Strict, Secure over https) that tiles and map pages accept. Without `next`
-    the answer is JSON (401 on a wrong password); with `next` (the login form) a 303 redirect."""
+    the answer is JSON (401 on a wrong password); with `next` (the login form) a 303 redirect.
+    403 when a browser sends it from another site's page (its `Origin` is not this host)."""
+    _refuse_cross_site(request)
     user = _check_password(conn, username, password)
     if user is None:
         if next is not None:
@@ -91,7 +111,9 @@ def create_session(
 @router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(request: Request) -> Response:
     """Sign out of the browser session: the `gridmkt_token` cookie is cleared (tokens already
-    handed out stay valid until they expire; disable the user to cut them off)."""
+    handed out stay valid until they expire; disable the user to cut them off). 403 from another
+    site's page."""
+    _refuse_cross_site(request)
     resp = Response(status_code=status.HTTP_204_NO_CONTENT)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                        secure=request.url.scheme == "https")

@@ -63,3 +63,29 @@ def test_branch_dashboard_with_an_outlet_without_rms(client, engine, data, passw
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE rm SET active = true WHERE code = 'RA1'"))
+
+
+def test_sign_in_and_out_refused_from_another_sites_page(client, password):
+    # SameSite=Strict stops the cookie from being sent cross-site, not from being set: a page elsewhere
+    # posting its own credentials would sign the visitor in as the attacker (login CSRF).
+    form = {"username": "planner_a", "password": password, "next": "/maps/"}
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://testserver.evil.example"}):
+        r = client.post("/api/v1/auth/session", data=form, headers=headers, follow_redirects=False)
+        assert r.status_code == 403 and "set-cookie" not in r.headers, headers
+        out = client.post("/api/v1/auth/logout", headers=headers)
+        assert out.status_code == 403 and "set-cookie" not in out.headers, headers
+    # The login form on this site (a browser sends its own origin), and scripts sending none, still work.
+    for headers in ({"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}, {}):
+        r = client.post("/api/v1/auth/session", data=form, headers=headers, follow_redirects=False)
+        assert r.status_code == 303 and "gridmkt_token=" in r.headers["set-cookie"], headers
+        assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    client.cookies.clear()
+
+
+def test_signed_in_pages_cannot_be_framed_by_another_site(client, auth, data):
+    for path in ("/maps/", f"/maps/dashboard?grid_id={data['grid_a']}"):
+        page = client.get(path, headers=auth("planner_a"))
+        assert page.status_code == 200, path
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
