@@ -7,7 +7,7 @@ database). Expected columns:
 column                    meaning
 ========================= =====================================================
 ``cell_id``               cell key (H3 index or village-cell id); unique
-``households``            households in the cell (NaN = unknown, counts as 0)
+``households``            households in the cell (NaN/inf = unknown, counts as 0)
 ``population``            people in the cell
 ``customers``             the bank's customers living in the cell
 ``deposit``               deposit balance of those customers (yuan)
@@ -206,7 +206,7 @@ def potential_cap(households, config: GapConfig | None = None) -> float:
     cfg = config or GapConfig.default()
     if cfg.potential_cap_households > 0:
         return float(cfg.potential_cap_households)
-    h = np.nan_to_num(np.asarray(households, dtype=float), nan=0.0)
+    h = np.nan_to_num(np.asarray(households, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
     h = h[(h >= cfg.min_households) & (h > 0)]
     if h.size == 0:
         return 1.0
@@ -240,7 +240,8 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
 
 def _components(m: pd.DataFrame, cfg: GapConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Normalised components and the derived values the reasons quote."""
-    h = np.nan_to_num(_col(m, "households"), nan=0.0)
+    # not finite = unknown (nan_to_num would make inf the largest float, squashing every other cell)
+    h = np.nan_to_num(_col(m, "households"), nan=0.0, posinf=0.0, neginf=0.0)
     has = (h >= cfg.min_households) & (h > 0)
     customers = np.nan_to_num(_col(m, "customers"), nan=0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -58,3 +58,15 @@ def test_unvisited_customers_reason_names_the_window_of_its_measure():
     assert "50% of customers not visited in 90 days" in r["reason_en"]
     assert "50%的客户90天内未走访" in r["reason_zh"]
     assert "no visit in 30 days" in r["reason_en"]  # the visit component does use the configured window
+
+
+def test_infinite_households_count_as_unknown_and_do_not_squash_the_others():
+    # households = inf (e.g. population / household size 0 upstream) made the quantile cap infinite
+    # (1.8e308), so every other cell's potential became ~0; it is as unknown as NaN.
+    cells = [cell("a", households=50), cell("b", households=100)]
+    base = score_cells(pd.DataFrame(cells)).set_index("cell_id")
+    with_inf = score_cells(pd.DataFrame(cells + [cell("c", households=float("inf"))])).set_index("cell_id")
+    assert with_inf.attrs["potential_cap_households"] == base.attrs["potential_cap_households"]
+    assert with_inf.loc[["a", "b"], "score"].tolist() == base["score"].tolist()
+    assert with_inf.at["c", "score"] == 0.0
+    assert with_inf.at["c", "reason_en"] == "no known households; nothing to serve"
