@@ -39,6 +39,10 @@ UNPLACED_SAMPLE = 50
 HOW = ("point", "village", "outside", "no_location")
 
 
+# Advisory lock class ('as') held by an assignment of grid G as (ASSIGN_LOCK_CLASS, G) until it commits.
+ASSIGN_LOCK_CLASS = 0x6173
+
+
 def _raw(conn: Connection):
     return conn.connection.dbapi_connection
 
@@ -261,6 +265,9 @@ def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | N
     """Place every customer of the grid's county in one cell; store and summarise."""
     progress = progress or (lambda f, m="": None)
     t0 = time.perf_counter()
+    # One assignment of a grid at a time: a second waits for the first to commit (it would otherwise
+    # fail on the first's half-built partition table) and then reads the customers as they are now.
+    conn.execute(text("SELECT pg_advisory_xact_lock(:c, :g)"), {"c": ASSIGN_LOCK_CLASS, "g": int(grid_id)})
     g = get_grid(conn, grid_id=grid_id)
     progress(0.05, "loading cells")
     cells = load_cells(conn, grid_id=grid_id, with_stats=False)

@@ -77,3 +77,34 @@ def test_village_names_with_a_backslash_keep_it_in_the_cell_label(two_counties):
         g = grids.build_grid(conn, county_code="640122", kind="village")["id"]
         labels = dict(conn.execute(text("SELECT cell_id, label FROM cell WHERE grid_id = :g"), {"g": g}).all())
     assert labels == {"640122100001": "东\\b村", "640122100002": "西村 "}
+
+
+def test_two_assignments_of_one_grid_at_once_both_succeed(two_counties):
+    """Two assignments of one grid started together: the second waits for the first. Without that
+    they deadlocked (each waiting for the other's partition table), and one of them failed."""
+    import threading
+
+    engine, _ = two_counties
+    with engine.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8)["id"]
+    errors: list[Exception] = []
+    reports: list[dict] = []
+    for _ in range(3):
+        together = threading.Barrier(2)
+
+        def run(together: threading.Barrier) -> None:
+            try:
+                with engine.begin() as conn:
+                    together.wait(10)
+                    reports.append(assign.assign_customers(conn, grid_id=g))
+            except Exception as exc:  # asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(together,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    assert len(reports) == 6 and {r["customers"] for r in reports} == {2}
+    assert set(_partition(engine, g)) == {"W1", "W2"}
