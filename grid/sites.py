@@ -452,7 +452,8 @@ def suggest_sites_gdf(cells_gdf: gpd.GeoDataFrame, existing_points_gdf: gpd.GeoD
     if cells_gdf.crs is None:
         raise SiteInputError("cells_gdf: has no CRS")
     cells = cells_gdf.to_crs(4326)
-    crs = metric_crs(cells)
+    # no cells, no bounds to pick a zone from: any metric CRS will do, as there is nothing to cover
+    crs = metric_crs(cells) if len(cells) else "EPSG:3857"
 
     def centroids(gdf: gpd.GeoDataFrame | None) -> gpd.GeoSeries:
         if gdf is None or len(gdf) == 0:

@@ -70,3 +70,17 @@ def test_infinite_households_count_as_unknown_and_do_not_squash_the_others():
     assert with_inf.loc[["a", "b"], "score"].tolist() == base["score"].tolist()
     assert with_inf.at["c", "score"] == 0.0
     assert with_inf.at["c", "reason_en"] == "no known households; nothing to serve"
+
+
+def test_sites_on_an_empty_grid_suggest_nothing():
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from grid.sites import suggest_sites_gdf
+
+    empty = gpd.GeoDataFrame({"households": []}, geometry=[], crs=4326)
+    existing = gpd.GeoDataFrame(geometry=[Point(106.0, 38.0)], crs=4326)
+    for solver in ("highs", "greedy"):
+        r = suggest_sites_gdf(empty, existing, k=2, radius_km=1.0, solver=solver)
+        assert r.chosen.tolist() == [] and r.total_demand == 0.0 and r.covered_after == 0.0
+        assert len(r.sites) == 0 and r.sites.crs.to_epsg() == 4326
