@@ -48,12 +48,20 @@ def nearest_km(cell_lonlat: np.ndarray, facility_lonlat: np.ndarray, crs) -> np.
     return d / 1000.0
 
 
+def _cells(conn: Connection, grid_id: int) -> gpd.GeoDataFrame:
+    """The grid's cells with their statistics; BadInput when it has none (nothing to score or cover)."""
+    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    if cells.empty:
+        raise BadInput(f"grid {grid_id} has no cells")
+    return cells
+
+
 def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -> gpd.GeoDataFrame:
     """One row per cell with the columns grid.gaps.score_cells expects, plus geometry."""
     g = get_grid(conn, grid_id=grid_id)
     if g["assigned_at"] is None:
         raise BadInput(f"grid {grid_id} has no customer assignment yet: run gridmkt assign customers --grid {grid_id}")
-    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    cells = _cells(conn, grid_id)
     # an RM marked inactive (left the bank) works no cell: until handed over, their cells have no owner
     owners = dict(conn.execute(
         text("SELECT t.cell_id, t.rm_code FROM territory t JOIN rm r ON r.code = t.rm_code WHERE t.grid_id = :g "
@@ -230,7 +238,7 @@ def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: floa
 
     if count < 1 or radius_km <= 0:
         raise BadInput("--count must be at least 1 and --radius-km above 0")
-    cells = load_cells(conn, grid_id=grid_id, with_stats=True)
+    cells = _cells(conn, grid_id)
     if cells["households"].isna().all():
         raise BadInput(f"grid {grid_id} has no household statistics: run gridmkt assign customers --grid {grid_id}")
     crs = metric_crs(cells)

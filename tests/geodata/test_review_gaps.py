@@ -86,3 +86,14 @@ def test_explanation_gives_the_weight_of_every_component(engine, db_url, square_
     for c in why["contributions"]:
         assert c["contribution"] == pytest.approx(c["weight"] * c["value"], abs=1e-5)
     assert why["gap_run"]["config"]["weights"]["no_owner"] == 40.0
+
+
+def test_a_grid_without_cells_is_bad_input_not_a_crash(engine, square_grid):
+    with engine.connect() as conn:  # rolled back
+        gid = conn.execute(text("INSERT INTO grid (county_code, kind, assigned_at) VALUES ('640121', 'village', now()) "
+                                "RETURNING id")).scalar_one()
+        for call in (lambda: gaps.score_grid(conn, grid_id=gid),
+                     lambda: gaps.suggest_sites(conn, grid_id=gid, count=2, radius_km=3)):
+            with pytest.raises(BadInput, match=f"grid {gid} has no cells"):
+                call()
+        conn.rollback()
