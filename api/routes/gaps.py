@@ -28,7 +28,8 @@ from api.grid_access import (
     visible_cells,
 )
 from geodata import gaps, grids
-from geodata.errors import NotFound
+from geodata.errors import BadInput, NotFound
+from grid.gaps import GapConfig, GapConfigError
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}/gaps", tags=["gaps"])
 PlannerDep = permitted("plan")
@@ -70,6 +71,11 @@ def score(grid: GridDep, request: Request, conn: ConnDep, user: PlannerDep, body
     """Score every cell 0–100 from normalised components as a background job (planners and admins);
     the run is stored with the grid version and time, and its summary is the job's result."""
     gid, cfg = grid["id"], body.config_toml if body else None
+    if cfg:
+        try:  # a mistake in the weights is the request's fault: say so now, not in a failed job
+            GapConfig.from_toml_text(cfg)
+        except GapConfigError as exc:
+            raise BadInput(f"config_toml: {exc}") from exc
     return start_job(request, kind="gaps:score", user=user, conn=conn, object_type="gap_run", object_id=str(gid),
                      fn=lambda jconn, progress: gaps.score_grid(jconn, grid_id=gid, config_text=cfg, trigger="api"))
 

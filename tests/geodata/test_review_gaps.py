@@ -97,3 +97,14 @@ def test_a_grid_without_cells_is_bad_input_not_a_crash(engine, square_grid):
             with pytest.raises(BadInput, match=f"grid {gid} has no cells"):
                 call()
         conn.rollback()
+
+
+def test_bad_score_config_is_a_422_naming_the_field(engine, db_url, square_grid):
+    # it used to be accepted (202); the mistake only showed as a failed job once polled
+    client, headers = _api(db_url, engine, "planner_le1", "planner")
+    url = f"/api/v1/grids/{square_grid}/gaps/score"
+    with client:
+        for toml, key in (("[weights]\nno_owner = -1", "weights.no_owner"), ("[weights", "not valid TOML")):
+            r = client.post(url, json={"config_toml": toml}, headers=headers)
+            assert r.status_code == 422, r.text
+            assert r.json()["detail"].startswith("config_toml: ") and key in r.json()["detail"]
