@@ -188,6 +188,28 @@ def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, kind: Kind, ctx: Context
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), swapped
 
 
+def county_from_point(out: dict, lon: np.ndarray, lat: np.ndarray, ctx: Context) -> np.ndarray | None:
+    """Fill an empty ``county_code`` (no county or village code given) with the stored county the point
+    lies in; returns where that was done (None when the kind has no county code or no county is stored)."""
+    if "county_code" not in out or not ctx.counties:
+        return None
+    codes = pd.Series(out["county_code"])
+    todo = np.flatnonzero((codes.isna() | (codes == "")).to_numpy(dtype=bool) & ~np.isnan(lon))
+    found = np.full(len(lon), None, dtype=object)
+    for adcode, geom in ctx.counties.items():
+        if not len(todo):
+            break
+        inside = shapely.contains_xy(geom, lon[todo], lat[todo])
+        found[todo[inside]] = adcode
+        todo = todo[~inside]
+    located = found != None  # noqa: E711 (elementwise)
+    if located.any():
+        values = np.array(codes.to_numpy(dtype=object, na_value=None), dtype=object)
+        values[located] = found[located]
+        out["county_code"] = pd.Series(values, index=codes.index, dtype="str")
+    return located
+
+
 def outside_county(county: pd.Series, lon: np.ndarray, lat: np.ndarray, ctx: Context) -> np.ndarray:
     """True where a point lies outside the stated county's polygon (only when that polygon is stored)."""
     out = np.zeros(len(lon), dtype=bool)
@@ -301,14 +323,18 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
     if kind.check is not None:
         ctx.extra["raw"] = raw
         kind.check(f, out, ctx, rej)
+    located = swapped = None
+    if kind.point in ("optional", "required"):
+        lon, lat, swapped = coordinates(f["lon"], f["lat"], kind, ctx, rej)
+        # Before the legal entity is filled in: that follows the county.
+        located = county_from_point(out, lon, lat, ctx)
     fill_legal_entity(out, ctx)
     restrict_legal_entity(f, out, ctx, rej)
     frame = pd.DataFrame(out, index=f.index)
-    outside = swapped = None
+    outside = None
     for col, value in kind.fill.items():
         frame[col] = frame[col].fillna(value) if col in frame else value
     if kind.point in ("optional", "required"):
-        lon, lat, swapped = coordinates(f["lon"], f["lat"], kind, ctx, rej)
         frame["lon"], frame["lat"] = lon, lat
         crs = pc.if_else(pa.array(np.isnan(lon)), pa.scalar(None, pa.large_string()), ctx.crs)
         frame["source_crs"] = pd.Series(crs, index=frame.index, dtype="str")
@@ -328,6 +354,11 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
         swapped = swapped & ~rej.mask  # once duplicates are known: rejected rows get no warning
         if swapped.any():
             ctx.warnings.add("swapped_lon_lat", lines[swapped], "longitude and latitude were swapped; fixed")
+    if located is not None:
+        located = located & ~rej.mask
+        if located.any():
+            ctx.warnings.add("county_from_point", lines[located],
+                             "no county or village code: the county is the one the point lies in")
     if outside is not None:
         # Counted once duplicates are known: a rejected row is not a point outside its county.
         outside = outside & ~rej.mask

@@ -99,3 +99,24 @@ def test_outside_county_is_the_per_row_check(rows, shift, dtype):
             for c, x, y in zip(county, lon, lat, strict=True)]
     got = outside_county(county, lon, lat, Context(kind=CUSTOMERS, crs="wgs84", counties=_POLYS))
     assert got.tolist() == want
+
+
+def test_a_point_without_county_or_village_code_takes_the_county_it_lies_in(engine, counties, tmp_path):
+    # A file with points but no codes: without this, no grid ever placed (or listed) these customers.
+    with engine.begin() as c:  # the county's legal entity then follows the county found
+        c.execute(text("UPDATE county SET legal_entity_id = (SELECT id FROM legal_entity WHERE code = 'NX01')"
+                       " WHERE adcode = '640121'"))
+    s = _import_points(engine, tmp_path, "no-codes.csv",
+                       "P1,,106.25,38.35\n"            # inside 永宁县 (640121, legal entity NX01)
+                       "P2,,116.40,39.90\n"            # Beijing: in no stored county
+                       "P3,640121100001,,\n"           # a village code, no point: county from the code
+                       "P4,,106.25,38.35\nP4,,106.25,38.35\n")  # a duplicate gets no warning
+    assert s["counts"]["inserted"] == 4 and s["counts"]["rejected"] == 1
+    assert s["warnings"] == {"county_from_point": 2}
+    assert [w["line"] for w in s["warning_rows"]] == [2, 5]
+    rows = dict((r[0], (r[1], r[2])) for r in _q(
+        engine, "SELECT c.customer_id, c.county_code, l.code FROM customer c"
+                " LEFT JOIN legal_entity l ON l.id = c.legal_entity_id WHERE c.customer_id LIKE 'P_'"))
+    assert rows == {"P1": ("640121", "NX01"), "P2": (None, None), "P3": ("640121", "NX01"),
+                    "P4": ("640121", "NX01")}
+    assert s["outside_county"] == 0
