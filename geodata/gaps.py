@@ -99,11 +99,15 @@ def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -
 
 
 def score_grid(conn: Connection, *, grid_id: int, config_text: str | None = None, trigger: str = "manual",
-               as_of: str | None = None) -> dict:
-    """Score every cell, store the run, return a summary with the top blank areas."""
+               as_of: str | None = None, config=None) -> dict:
+    """Score every cell, store the run, return a summary with the top blank areas.
+
+    The weights are ``config`` (a :class:`grid.gaps.GapConfig`), else ``config_text`` (TOML), else the
+    packaged defaults."""
     from grid.gaps import GapConfig, rank_blank_areas, score_cells
 
-    config = GapConfig.from_toml_text(config_text) if config_text else GapConfig.default()
+    if config is None:
+        config = GapConfig.from_toml_text(config_text) if config_text else GapConfig.default()
     measures = cell_measures(conn, grid_id=grid_id, as_of=as_of)
     scores = score_cells(pd.DataFrame(measures.drop(columns=["geometry", "label"])), config)
     run_id = conn.execute(

@@ -12,15 +12,23 @@ Rules (the CLI and the API call these after the change has committed):
   after ``villages``, H3 grids place their customers again (a customer known
   only by village code sits in the cell of the village's point).
 - Afterwards, and after a scenario is published, grids that had gap scores are
-  scored again (a new ``gap_run`` with ``trigger`` saying why).
+  scored again (a new ``gap_run`` with ``trigger`` saying why), with the
+  weights and thresholds of their last run.
+- Each grid is refreshed in its own transaction. One that fails keeps its
+  previous figures and is listed with its ``error``; the import stays stored
+  and the other grids are still refreshed.
 """
 
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from geodata import assign, gaps
+
+log = logging.getLogger("gridmkt.refresh")
 
 # Counties whose newest assignment still places one of the run's customers, now of another county
 # (moved away: it must leave the old county's cells too). Grid ids are bound as an array so only
@@ -50,9 +58,13 @@ def newest_assigned_grids(conn: Connection, *, county_codes: list[str]) -> list[
 
 
 def _rescore(conn: Connection, grid_id: int, trigger: str) -> dict | None:
-    if gaps.latest_run(conn, grid_id=grid_id) is None:
+    from grid.gaps import GapConfig
+
+    last = gaps.latest_run(conn, grid_id=grid_id)
+    if last is None:
         return None
-    run = gaps.score_grid(conn, grid_id=grid_id, trigger=trigger)
+    # With the weights and thresholds the grid was last scored with, not the packaged defaults.
+    run = gaps.score_grid(conn, grid_id=grid_id, trigger=trigger, config=GapConfig.from_stored(last["config"]))
     return {"gap_run_id": run["gap_run_id"], "classes": run["classes"]}
 
 
@@ -70,20 +82,30 @@ def after_import(engine: Engine, *, kind: str, run_id: int) -> list[dict]:
         grid_ids = newest_assigned_grids(conn, county_codes=counties) if counties else []
     done = []
     for gid in grid_ids:
-        with engine.begin() as conn:
-            # An H3 grid places customers without a usable point at their village's point:
-            # a villages import can move or add those points, so it places them again.
-            replace = kind == "customers" or (kind == "villages" and conn.execute(
-                text("SELECT kind FROM grid WHERE id = :g"), {"g": gid}).scalar() == "h3")
-            if replace:
-                a = assign.assign_customers(conn, grid_id=gid)
-                step = {"grid_id": gid, "reassigned": a["customers"]}
-            else:
-                assign.refresh_cell_stats(conn, grid_id=gid)
-                step = {"grid_id": gid, "stats_refreshed": True}
-            step["rescored"] = _rescore(conn, gid, f"import {kind} #{run_id}")
-        done.append(step)
+        try:
+            with engine.begin() as conn:
+                done.append(_refresh_grid(conn, gid, kind, run_id))
+        except Exception as exc:
+            # The import itself is stored: a grid that cannot be refreshed keeps its old figures (its
+            # transaction rolled back), says why, and the other grids are still refreshed.
+            log.exception("refreshing grid %s after import run %s failed", gid, run_id)
+            done.append({"grid_id": gid, "error": f"{type(exc).__name__}: {exc}"[:500]})
     return done
+
+
+def _refresh_grid(conn: Connection, gid: int, kind: str, run_id: int) -> dict:
+    # An H3 grid places customers without a usable point at their village's point:
+    # a villages import can move or add those points, so it places them again.
+    replace = kind == "customers" or (kind == "villages" and conn.execute(
+        text("SELECT kind FROM grid WHERE id = :g"), {"g": gid}).scalar() == "h3")
+    if replace:
+        a = assign.assign_customers(conn, grid_id=gid)
+        step = {"grid_id": gid, "reassigned": a["customers"]}
+    else:
+        assign.refresh_cell_stats(conn, grid_id=gid)
+        step = {"grid_id": gid, "stats_refreshed": True}
+    step["rescored"] = _rescore(conn, gid, f"import {kind} #{run_id}")
+    return step
 
 
 def after_publish(conn: Connection, *, grid_id: int, scenario: str) -> dict | None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -144,6 +145,29 @@ class GapConfig:
             user = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise GapConfigError(f"not valid TOML: {exc}") from exc
+        return cls.from_table(user)
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> GapConfig:
+        """The configuration a gap run stored (weights and the flattened scalars), checked again; keys
+        it lacks keep their packaged default. Rescoring after an import or a publish uses it, so a grid
+        scored with its own weights keeps them.
+
+        Examples
+        --------
+        >>> cfg = GapConfig.from_stored({"weights": {"no_owner": 40}, "min_households": 3})
+        >>> cfg.weights["no_owner"], cfg.weights["potential"], cfg.min_households, cfg.recent_visit_days
+        (40.0, 25.0, 3.0, 90)
+        """
+        table: dict[str, dict[str, Any]] = {"weights": dict(stored.get("weights") or {})}
+        for section, key in _SCALARS:
+            if key in stored:
+                table.setdefault(section, {})[key] = stored[key]
+        return cls.from_table(table)
+
+    @classmethod
+    def from_table(cls, user: Mapping[str, Any]) -> GapConfig:
+        """Like :meth:`from_toml_text`, from the parsed file (sections as tables)."""
         base = _packaged_table()
         for section, table in user.items():
             if section not in base:

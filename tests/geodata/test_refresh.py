@@ -50,6 +50,17 @@ def test_publish_rescores_and_unscored_grids_are_left_alone(engine, square_grid)
     assert out is not None and after["id"] > before["id"] and after["trigger"] == "published r1"
 
 
+def test_rescoring_keeps_the_grids_own_weights(engine, square_grid):
+    """A grid scored with its own weights is scored again with them, not with the packaged defaults."""
+    with engine.begin() as conn:
+        gaps.score_grid(conn, grid_id=square_grid, trigger="test",
+                        config_text="[weights]\nno_owner = 7\n[thresholds]\nunder_served_score = 20\n")
+        out = refresh.after_publish(conn, grid_id=square_grid, scenario="w")
+        run = gaps.latest_run(conn, grid_id=square_grid)
+    assert out is not None and run["trigger"] == "published w"
+    assert run["config"]["weights"]["no_owner"] == 7 and run["config"]["under_served_score"] == 20
+
+
 @pytest.fixture(scope="module")
 def two_counties(engine, tmp_path_factory):
     """Two neighbouring counties of one legal entity, each with an assigned H3 grid; three customers imported."""
@@ -121,3 +132,24 @@ def test_village_import_re_places_customers_known_by_village_code_on_h3_grids(en
                                     "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(106.12, 38.12), 4326))"),
                                {"g": west}).scalar()
     assert tuple(row) == (holding, "village")
+
+
+def test_a_grid_that_fails_to_refresh_is_reported_and_the_others_still_refresh(engine, two_counties, monkeypatch):
+    """The import is stored already: one grid's refresh error must not hide the others' (nor fail the import)."""
+    west, east, d = two_counties
+    f = d / "c-fail.csv"
+    f.write_text(CUSTOMERS + "F1,640105,106.05,38.05,10\nF2,640106,106.25,38.05,20\n", encoding="utf-8")
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)
+    assert s["counts"]["inserted"] == 2, s
+    real = assign.assign_customers
+
+    def broken_for_west(conn, *, grid_id, **kw):
+        if grid_id == west:
+            raise RuntimeError("lookup table damaged")
+        return real(conn, grid_id=grid_id, **kw)
+
+    monkeypatch.setattr(assign, "assign_customers", broken_for_west)
+    done = {step["grid_id"]: step for step in refresh.after_import(engine, kind="customers", run_id=s["run_id"])}
+    assert done[west] == {"grid_id": west, "error": "RuntimeError: lookup table damaged"}
+    assert done[east]["reassigned"] >= 2
+    assert "F2" in _placed(engine, east)[0] and "F1" not in _placed(engine, west)[0]
