@@ -208,12 +208,38 @@ def latest_run(conn: Connection, *, grid_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
+    """What changed since a gap run that its scores do not show yet.
+
+    Publishing a scenario and imports rescore by themselves (``geodata.refresh``);
+    a manual territory change (assign, move, hand-over) or a new customer
+    assignment does not. Counted: cells whose active owner is not the one the
+    run scored, and whether customers were assigned again after it.
+    """
+    owners_changed = conn.execute(text(
+        "SELECT count(*) FROM gap_score s LEFT JOIN (SELECT t.cell_id, t.rm_code FROM territory t"
+        " JOIN rm r ON r.code = t.rm_code WHERE t.grid_id = :g AND t.role = 'owner' AND t.valid_to IS NULL"
+        " AND r.active) o ON o.cell_id = s.cell_id"
+        " WHERE s.gap_run_id = :r AND (s.measures->>'owner_rm') IS DISTINCT FROM o.rm_code"),
+        {"g": grid_id, "r": run["id"]}).scalar_one()
+    assigned_since = bool(conn.execute(text("SELECT coalesce(assigned_at > :t, false) FROM grid WHERE id = :g"),
+                                       {"g": grid_id, "t": run["computed_at"]}).scalar())
+    reasons = []
+    if owners_changed:
+        reasons.append(f"{owners_changed} cell(s) have another owner than when scored")
+    if assigned_since:
+        reasons.append("customers were assigned to cells again after scoring")
+    return {"stale": bool(reasons), "stale_reasons": reasons, "cells_owner_changed": int(owners_changed)}
+
+
 def latest_scores(conn: Connection, *, grid_id: int, gap_class: str | None = None,
                   cell_ids: list[str] | None = None) -> pd.DataFrame:
-    """Latest score, class, components, measures and reasons per cell."""
+    """Latest score, class, components, measures and reasons per cell; ``attrs['gap_run']`` is the run,
+    with :func:`staleness` (``stale``, ``stale_reasons``, ``cells_owner_changed``)."""
     run = latest_run(conn, grid_id=grid_id)
     if run is None:
         raise NotFound(f"grid {grid_id} has no gap scores yet: run gridmkt gaps score --grid {grid_id}")
+    run = {**run, **staleness(conn, grid_id=grid_id, run=run)}
     rows = conn.execute(
         text("SELECT cell_id, score, gap_class, components, measures, reason_zh, reason_en FROM gap_score "
              "WHERE gap_run_id = :r AND (CAST(:k AS text) IS NULL OR gap_class = :k) "

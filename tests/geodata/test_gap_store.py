@@ -142,3 +142,29 @@ def test_stored_rows_are_the_computed_scores(engine, square_grid):
         assert got["measures"] == meas
     odd = stored.set_index("cell_id").at["640121100002", "measures"]
     assert odd["owner_rm"] == odd_rm and odd["days_since_visit"] is None and odd["apportioned"] is False
+
+
+def test_scores_say_when_territories_or_assignment_changed_since(engine, square_grid):
+    """A manual move and a new assignment do not rescore: the latest run says it is stale, and why."""
+    from geodata import assign, territories
+
+    with engine.begin() as conn:
+        gaps.score_grid(conn, grid_id=square_grid, trigger="test")
+        run = gaps.latest_scores(conn, grid_id=square_grid).attrs["gap_run"]
+        owners = territories.current_owners(conn, grid_id=square_grid)
+    assert run["stale"] is False and run["stale_reasons"] == [] and run["cells_owner_changed"] == 0
+    cell, rm = sorted(owners.items())[0]
+    other = sorted(set(owners.values()) - {rm})[0]
+    with engine.begin() as conn:
+        territories.assign_cells(conn, grid_id=square_grid, cell_ids=[cell], rm_code=other, user="t")
+    with engine.connect() as conn:
+        run = gaps.latest_scores(conn, grid_id=square_grid).attrs["gap_run"]
+    assert run["stale"] is True and run["cells_owner_changed"] == 1
+    assert run["stale_reasons"] == ["1 cell(s) have another owner than when scored"]
+    with engine.begin() as conn:
+        gaps.score_grid(conn, grid_id=square_grid, trigger="test")
+    with engine.begin() as conn:
+        assign.assign_customers(conn, grid_id=square_grid)
+    with engine.connect() as conn:
+        run = gaps.latest_scores(conn, grid_id=square_grid).attrs["gap_run"]
+    assert run["stale"] is True and run["stale_reasons"] == ["customers were assigned to cells again after scoring"]
