@@ -58,7 +58,9 @@ def dashboard_cells(conn: Connection, grid_id: int):
     measures = pd.DataFrame(list(scores["measures"]), index=scores.index)
     extra = measures[[c for c in measures.columns if c not in cells.columns and c != "owner_rm"]]
     scored = pd.concat([scores[["cell_id", "score", "gap_class", "components", "reason_zh"]], extra], axis=1)
-    return cells.merge(scored, on="cell_id", how="left")
+    out = cells.merge(scored, on="cell_id", how="left")
+    out.attrs["gap_run"] = scores.attrs["gap_run"]
+    return out
 
 
 def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, measure: str = "gap_score",
@@ -66,6 +68,7 @@ def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, meas
     """The branch dashboard of a grid (only cells of the given outlets' RMs when outlets are named)."""
     g = grids.get_grid(conn, grid_id=grid_id)
     cells = dashboard_cells(conn, grid_id)
+    gap_run = cells.attrs.get("gap_run")  # before filtering, which need not keep attrs
     if measure == "gap_score" and "score" not in cells:
         raise BadInput(f"grid {grid_id} has no gap scores: run gridmkt gaps score --grid {grid_id}, or pick --measure")
     if outlets:
@@ -86,7 +89,7 @@ def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, meas
     return dashboard_page(
         cells, options=options, measure=measure, rms=rms[["rm_id", "name"]], outlets=out, service_points=sp,
         cell_customers=map_data.cell_customer_ids(conn, grid_id=grid_id, limit=options.max_link_ids),
-        county_customers=total,
+        county_customers=total, gap_run=gap_run,
         background=background(conn, g["county_code"]), title=f"{g['county_name']} 网格看板 dashboard",
     )
 

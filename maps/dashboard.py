@@ -71,6 +71,15 @@ def dashboard_summary(cells: pd.DataFrame, county_customers: int | None = None) 
             "coverage": None if coverage is None else round(coverage, 4), "blank_cells": blank, "rms": len(owners)}
 
 
+def scored_note(gap_run: Mapping) -> str:
+    """When the scores were computed, and why they are out of date if they are."""
+    at = pd.Timestamp(gap_run["computed_at"])
+    note = at.strftime("%Y-%m-%d %H:%M") if not pd.isna(at) else "?"
+    if gap_run.get("stale"):
+        note += " · 已过期 out of date: " + "; ".join(gap_run.get("stale_reasons") or [])
+    return note
+
+
 def _popup_props(row: Mapping, ids: Sequence[str], cap: int, colors: Mapping[str, str], fill: str,
                  rm_names: Mapping[str, str]) -> dict:
     owner = row.get("owner_rm")
@@ -100,6 +109,7 @@ def dashboard_page(
     rms: pd.DataFrame | None = None, outlets: pd.DataFrame | None = None,
     service_points: pd.DataFrame | None = None, cell_customers: Mapping[str, Sequence[str]] | None = None,
     county_customers: int | None = None, background: Background | None = None, title: str = "网格看板 dashboard",
+    gap_run: Mapping | None = None,
 ) -> str:
     """The branch dashboard as one HTML page.
 
@@ -108,7 +118,9 @@ def dashboard_page(
     ``components`` (dict with ``contrib_*``). ``rms``: rm_id, name (already
     masked as the viewer may see it). ``outlets``/``service_points``: code,
     name, lon, lat. ``cell_customers``: customer ids per cell for the tag and
-    lead links (capped at ``options.max_link_ids``).
+    lead links (capped at ``options.max_link_ids``). ``gap_run``: the scores'
+    run (``computed_at``, and ``stale`` with ``stale_reasons``), shown in the
+    summary so a manager sees when the scores predate territory changes.
     """
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
@@ -151,6 +163,7 @@ def dashboard_page(
         ("网格 cells", s["cells"]), ("入格客户 customers in cells", s["customers"]),
         ("入格率 coverage", None if s["coverage"] is None else f"{s['coverage']:.1%}"),
         ("空白网格 blank cells", s["blank_cells"]), ("客户经理 RMs", s["rms"]),
+        *([("评分于 scored", scored_note(gap_run))] if gap_run else []),
     ])
     Panel(collapsible("概况 summary", summary), "topright", "gm-summary-panel").add_to(m)
     legend = legend_html(legend_title, classes)

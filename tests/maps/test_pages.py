@@ -218,3 +218,12 @@ def test_page_geometry_keeps_shape_and_gcj_shift_is_small(lon, lat, w, h):
     shift = np.hypot(*(gcj - plain).T)
     # Inside China the GCJ-02 offset is some metres to under a kilometre, never zero.
     assert (shift > 0).all() and (shift < 0.01).all()
+
+
+def test_dashboard_says_when_scores_were_computed_and_if_out_of_date():
+    fresh = _dashboard(gap_run={"computed_at": "2026-12-01T08:30:00+00:00", "stale": False, "stale_reasons": []})
+    assert "评分于 scored" in fresh and "2026-12-01 08:30" in fresh and "已过期" not in fresh
+    stale = _dashboard(gap_run={"computed_at": "2026-12-01T08:30:00+00:00", "stale": True,
+                                "stale_reasons": ["2 cell(s) have another owner than when scored"]})
+    assert "已过期 out of date: 2 cell(s) have another owner than when scored" in stale
+    assert "评分于" not in _dashboard()  # no run given: no line

@@ -63,6 +63,7 @@ def test_branch_manager_dashboard_is_their_outlets_only(app, map_grid):
         page = c.get(f"/maps/dashboard?grid_id={map_grid}&measure=customers")
         assert page.status_code == 200
         assert all(cell in page.text for cell in R3_CELLS) and not any(cell in page.text for cell in R1_CELLS)
+        assert "评分于 scored" in page.text  # when the grid's gap scores were computed (and if out of date)
         assert c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R1").status_code == 404
         r3 = c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R3")
         assert r3.status_code == 200 and "欧阳娜娜" in r3.text  # the branch manager sees names
