@@ -39,8 +39,16 @@ _SKIP = {"geom", "boundary"}
 
 def _select(table: Table, key: tuple[str, ...], as_csv: bool) -> str:
     """SELECT of every attribute plus the geometry, from schema names only."""
-    cols = [c.name for c in table.c if c.name not in _SKIP]
-    parts = [f"t.{c}" for c in cols]
+    parts = []
+    for c in (c.name for c in table.c if c.name not in _SKIP):
+        if c == "legal_entity_id":
+            # The code, under the field name imports read: an internal id would be dropped on re-import.
+            parts.append("(SELECT l.code FROM legal_entity l WHERE l.id = t.legal_entity_id) AS legal_entity")
+        else:
+            parts.append(f"t.{c}")
+    if table.name == "legal_entity":
+        parts.append("(SELECT string_agg(c.adcode, ';' ORDER BY c.adcode) FROM county c"
+                     " WHERE c.legal_entity_id = t.id) AS county_codes")
     if "geom" in table.c:
         if as_csv and table.name == "county":
             parts.append("ST_AsText(t.geom) AS wkt")

@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from geodata import DEMO_DATA
 from geodata.errors import BadInput
@@ -58,3 +59,36 @@ def test_spatial_round_trip(engine, villages, tmp_path, suffix):
 def test_bad_extension(engine, tmp_path):
     with pytest.raises(BadInput, match="use .geojson, .gpkg or .csv"):
         export(engine, kind="villages", path=tmp_path / "v.shp")
+
+
+def test_legal_entity_links_survive_a_round_trip(engine, tmp_path):
+    """Exports name a row's legal entity by code (as imports do), and a legal entity's counties."""
+    (tmp_path / "c.geojson").write_text(
+        '{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"adcode":"640122","name":"贺兰县"},'
+        '"geometry":{"type":"Polygon","coordinates":[[[106,38],[106.2,38],[106.2,38.2],[106,38]]]}}]}',
+        encoding="utf-8")
+    run_import(engine, kind="counties", path=tmp_path / "c.geojson", user="u", rejects_dir=tmp_path)
+    (tmp_path / "le.csv").write_text("code,name,county_codes\nNX09,贺兰农商行,640122\n", encoding="utf-8")
+    run_import(engine, kind="legal-entities", path=tmp_path / "le.csv", user="u", rejects_dir=tmp_path)
+    (tmp_path / "o.csv").write_text("code,name,legal_entity,county_code,lon,lat\nO9,贺兰支行,NX09,640122,106.1,38.1\n",
+                                    encoding="utf-8")
+    run_import(engine, kind="outlets", path=tmp_path / "o.csv", user="u", rejects_dir=tmp_path)
+
+    export(engine, kind="counties", path=tmp_path / "back.geojson")
+    export(engine, kind="outlets", path=tmp_path / "back.csv")
+    export(engine, kind="legal-entities", path=tmp_path / "le_back.csv")
+    county = gpd.read_file(tmp_path / "back.geojson").set_index("adcode").loc["640122"]
+    assert county["legal_entity"] == "NX09"
+    outlets = pd.read_csv(tmp_path / "back.csv", dtype=str, encoding="utf-8-sig").set_index("code")
+    assert outlets.loc["O9", "legal_entity"] == "NX09"
+    les = pd.read_csv(tmp_path / "le_back.csv", dtype=str, encoding="utf-8-sig").set_index("code")
+    assert les.loc["NX09", "county_codes"] == "640122"
+    # Re-importing the exports keeps the links (they used to be dropped: legal_entity_id was not a field).
+    for kind, name in (("counties", "back.geojson"), ("outlets", "back.csv"), ("legal-entities", "le_back.csv")):
+        s = run_import(engine, kind=kind, path=tmp_path / name, user="u", rejects_dir=tmp_path)
+        assert s["counts"]["rejected"] == 0, s
+    with engine.connect() as conn:
+        linked = conn.execute(text(
+            "SELECT (SELECT l.code FROM county c JOIN legal_entity l ON l.id = c.legal_entity_id WHERE c.adcode = '640122'),"
+            " (SELECT l.code FROM outlet o JOIN legal_entity l ON l.id = o.legal_entity_id WHERE o.code = 'O9')")).one()
+    assert tuple(linked) == ("NX09", "NX09")
