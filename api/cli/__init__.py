@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from api.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class JsonGroup(click.Group):
+    """Usage errors (bad option, unknown choice) as one JSON object on stdout when ``--json`` is on the line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or "--json" not in argv:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        from api.cli.output import dumps
+
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(dumps({"ok": False, "error": exc.format_message(), "type": type(exc).__name__}))
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo(dumps({"ok": False, "error": "aborted", "type": "Abort"}))
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=JsonGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gridmkt")
 def cli() -> None:
     """gridmkt: GIS grid marketing (网格化营销) for rural commercial banks.

@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -124,11 +126,20 @@ def render(result: Any, console: Console) -> None:
         console.print(str(result))
 
 
+def _fail(as_json: bool, exc: BaseException, message: str, code: int) -> None:
+    if as_json:
+        click.echo(dumps({"ok": False, "error": message, "type": type(exc).__name__}))
+    else:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    sys.exit(code)
+
+
 def command(group: click.Group, name: str | None = None, **kw):
     """Register a command that takes ``--json`` and returns its result as a dict.
 
     The body receives ``ctx: Ctx`` as first argument. Domain errors become a
-    clear message and exit status 2 (``{"ok": false, ...}`` with --json).
+    clear message and exit status 2 (``{"ok": false, ...}`` with --json), other
+    failures exit status 1 with their first line (the traceback with GRIDMKT_DEBUG=1).
     """
 
     def deco(fn):
@@ -139,12 +150,14 @@ def command(group: click.Group, name: str | None = None, **kw):
             ctx = Ctx(as_json)
             try:
                 result = fn(ctx, **kwargs)
-            except (GeodataError, ValueError) as exc:
-                if as_json:
-                    click.echo(dumps({"ok": False, "error": str(exc), "type": type(exc).__name__}))
-                else:
-                    Console(stderr=True).print(f"[red]error:[/red] {exc}")
-                sys.exit(2)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise  # click reports these (as JSON with --json: see api.cli.JsonGroup)
+            except (GeodataError, ValueError, OSError) as exc:
+                _fail(as_json, exc, str(exc), 2)
+            except Exception as exc:  # never a traceback for the user; GRIDMKT_DEBUG=1 shows it
+                if os.environ.get("GRIDMKT_DEBUG"):
+                    raise
+                _fail(as_json, exc, (str(exc).strip().splitlines() or [""])[0], 1)
             if as_json:
                 click.echo(dumps(result if result is not None else {"ok": True}))
             else:

@@ -1,0 +1,80 @@
+"""Review of the ``gridmkt`` promises: with --json exactly one JSON object on stdout, also on failure; no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from api.cli import _register, cli
+
+
+def _run(args, home, db_url=None):
+    _register()
+    env = {"GRIDMKT_HOME": str(home), "GRIDMKT_DATABASE_URL": db_url or "postgresql://nobody@127.0.0.1:1/none"}
+    res = CliRunner().invoke(cli, args, env=env)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _one_object(stdout: str) -> dict:
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, stdout
+    return json.loads(lines[0])
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "nope", "-o", "x.csv"],  # unknown kind
+    ["export", "villages"],  # -o missing
+    ["import", "villages", "v.csv", "--crs", "utm"],  # bad choice
+    ["grid", "build", "--county", "640121", "--res", "99"],  # out of range
+])
+def test_usage_errors_are_one_json_object(tmp_path, args):
+    code, out, err = _run([*args, "--json"], tmp_path)
+    obj = _one_object(out)
+    assert code == 2 and obj["ok"] is False and obj["error"]
+    assert "Traceback" not in out + err
+
+
+def test_bad_parameter_raised_by_a_command_is_json(tmp_path):
+    (tmp_path / "cand.csv").write_text("x,y\n106.1,38.1\n", encoding="utf-8")
+    code, out, _ = _run(["sites", "suggest", "--grid", "1", "--count", "1", "--radius-km", "1",
+                         "--candidates", str(tmp_path / "cand.csv"), "--json"], tmp_path)
+    obj = _one_object(out)
+    assert code == 2 and obj["ok"] is False and "lat, lon" in obj["error"]
+
+
+def test_unwritable_output_is_a_clear_error(db_url, tmp_path):
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    target = tmp_path / "afile" / "v.csv"  # a file stands where the folder should be
+    code, out, err = _run(["export", "villages", "-o", str(target), "--json"], tmp_path, db_url)
+    obj = _one_object(out)
+    assert code != 0 and obj["ok"] is False and "afile" in obj["error"]
+    assert "Traceback" not in out + err
+    code, out, err = _run(["export", "villages", "-o", str(target)], tmp_path, db_url)
+    assert code != 0 and "Traceback" not in out + err and "afile" in err
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path):
+    code, out, err = _run(["grid", "list", "--json"], tmp_path)
+    obj = _one_object(out)
+    assert code != 0 and obj["ok"] is False and "Traceback" not in out + err
+
+
+def test_console_script_usage_error_with_json(tmp_path):
+    """The installed entry point (``main``) keeps the promise too."""
+    env = {**os.environ, "GRIDMKT_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", "from api.cli import main; main()", "export", "nope", "-o", "x.csv",
+                           "--json"], capture_output=True, text=True, env=env, timeout=60)
+    obj = _one_object(proc.stdout)
+    assert proc.returncode == 2 and obj["ok"] is False and "nope" in obj["error"]
+
+
+def test_readable_error_keeps_bracketed_text(db_url, tmp_path):
+    """Messages are printed as text, not rich markup: '[bad]' used to vanish from the error."""
+    (tmp_path / "v.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    code, out, err = _run(["import", "villages", str(tmp_path / "v.csv"), "--map", "[bad]"], tmp_path, db_url)
+    assert code == 2 and "--map '[bad]'" in err and "源列=field" in err
