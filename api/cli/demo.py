@@ -68,6 +68,7 @@ def demo(ctx, county, n_customers, seed, res, province, province_customers, no_s
         from api.cli.output import dumps
 
         click.echo(dumps(results))
+        ctx.printed = True
     import uvicorn
 
     from api.app import create_app

@@ -49,6 +49,7 @@ class Ctx:
     def __init__(self, as_json: bool):
         self.as_json = as_json
         self.console = Console(stderr=as_json)
+        self.printed = False  # set by a command that printed its JSON object itself (before serving)
 
     @contextmanager
     def progress(self, label: str) -> Iterator[ProgressFn]:
@@ -159,7 +160,8 @@ def command(group: click.Group, name: str | None = None, **kw):
                     raise
                 _fail(as_json, exc, (str(exc).strip().splitlines() or [""])[0], 1)
             if as_json:
-                click.echo(dumps(result if result is not None else {"ok": True}))
+                if not ctx.printed:
+                    click.echo(dumps(result if result is not None else {"ok": True}))
             else:
                 render(result, ctx.console)
 

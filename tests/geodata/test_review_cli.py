@@ -78,3 +78,23 @@ def test_readable_error_keeps_bracketed_text(db_url, tmp_path):
     (tmp_path / "v.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     code, out, err = _run(["import", "villages", str(tmp_path / "v.csv"), "--map", "[bad]"], tmp_path, db_url)
     assert code == 2 and "--map '[bad]'" in err and "源列=field" in err
+
+
+def test_demo_serving_with_json_prints_one_object(tmp_path, monkeypatch):
+    """``gridmkt demo --json`` (serving) printed the results, then ``{"ok": true}`` when the server stopped."""
+    import uvicorn
+
+    import api.app
+    import api.cli.demo
+    import api.demo
+
+    results = {"grids": {"h3": {"grid_id": 1}, "village": {"grid_id": 2}}, "users": {"password": "pw"},
+               "maps": {"rm_code": "R1", "urls": {}}}
+    monkeypatch.setattr(api.cli.demo, "open_engine", lambda db: type("E", (), {"dispose": lambda self: None})())
+    monkeypatch.setattr(api.demo, "run_demo", lambda dctx, on_step=None: dict(results))
+    monkeypatch.setattr(api.app, "create_app", lambda s: None)
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(k))
+    code, out, _ = _run(["demo", "--json"], tmp_path)
+    obj = _one_object(out)
+    assert code == 0 and served and obj["urls"]["dashboard"].endswith("grid_id=1")
