@@ -2,7 +2,8 @@
 
 Format by extension: ``.geojson``/``.json`` (GeoJSON), ``.gpkg`` (GeoPackage),
 ``.csv`` (UTF-8 with BOM, points as ``lon``/``lat`` columns, polygons as WKT).
-Always WGS84; the ``source_crs`` column says what the file that loaded a row used.
+Always WGS84; the ``source_crs`` column says what the file that loaded a row used. CSV times are
+China time (``+08``), as imports read them; a legal entity is named by its code.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def _csv(engine: Engine, sql: str, path: Path) -> int:
     """COPY ... TO STDOUT straight into the file (bounded memory at any size), BOM first for Excel."""
     with engine.connect() as conn:
         cur = conn.connection.dbapi_connection.cursor()
+        # Timestamps in China time, as imports read a time without offset (not the server's zone).
+        cur.execute("SET LOCAL TimeZone = 'Asia/Shanghai'")
         with open(path, "wb") as f:
             f.write(b"\xef\xbb\xbf")
             cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)", f, size=1 << 20)

@@ -92,3 +92,17 @@ def test_legal_entity_links_survive_a_round_trip(engine, tmp_path):
             "SELECT (SELECT l.code FROM county c JOIN legal_entity l ON l.id = c.legal_entity_id WHERE c.adcode = '640122'),"
             " (SELECT l.code FROM outlet o JOIN legal_entity l ON l.id = o.legal_entity_id WHERE o.code = 'O9')")).one()
     assert tuple(linked) == ("NX09", "NX09")
+
+
+def test_timestamps_come_back_in_china_time(engine, tmp_path):
+    """Imports read a timestamp without offset as China time; the CSV export must write China time too."""
+    (tmp_path / "cu.csv").write_text("customer_id,name\nCT1,张三\n", encoding="utf-8")
+    run_import(engine, kind="customers", path=tmp_path / "cu.csv", user="u", rejects_dir=tmp_path)
+    (tmp_path / "l.csv").write_text("lead_id,customer_id,lead_type,status,created_at\nLT1,CT1,产品到期,open,2025-01-02 08:26:55\n",
+                                    encoding="utf-8")
+    assert run_import(engine, kind="leads", path=tmp_path / "l.csv", user="u", rejects_dir=tmp_path)["counts"]["inserted"] == 1
+    export(engine, kind="leads", path=tmp_path / "back.csv")
+    back = pd.read_csv(tmp_path / "back.csv", dtype=str, encoding="utf-8-sig").set_index("lead_id")
+    assert back.loc["LT1", "created_at"].startswith("2025-01-02 08:26:55")
+    s = run_import(engine, kind="leads", path=tmp_path / "back.csv", user="u", rejects_dir=tmp_path)
+    assert s["counts"]["updated"] == 0 and s["counts"]["inserted"] == 0
