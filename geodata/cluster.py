@@ -211,7 +211,26 @@ def init_cluster(home: str | Path, *, throwaway: bool = False, dbname: str = "gr
     return info
 
 
+def _pid_file_is_stale(info: ClusterInfo) -> bool:
+    """postmaster.pid names a process that is not this cluster's server.
+
+    A server killed outright leaves a zombie when nothing reaps it (a container
+    whose first process is not an init), and after a crash and a restart its
+    PID may belong to another program; pg_ctl takes either for a running server.
+    """
+    try:
+        pid = int(Path(info.datadir, "postmaster.pid").read_text().split("\n", 1)[0])
+        proc = Path(f"/proc/{pid}")
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return False  # no pid file, no such process, or no /proc: pg_ctl and the server judge
+    return state == "Z" or os.fsencode(info.datadir) not in argv
+
+
 def is_running(info: ClusterInfo) -> bool:
+    if _pid_file_is_stale(info):
+        return False
     res = _run([str(pg_bindir() / "pg_ctl"), "status", "-D", info.datadir], check=False)
     return res.returncode == 0
 
@@ -220,6 +239,9 @@ def start(info: ClusterInfo, *, timeout: float = 60.0) -> ClusterInfo:
     """Start the cluster (choosing a new port if its old one is taken)."""
     if is_running(info):
         return info
+    if _pid_file_is_stale(info):
+        # the server would refuse to start while the PID it names is alive
+        Path(info.datadir, "postmaster.pid").unlink(missing_ok=True)
     if not _port_free(info.port):
         info.port = free_port()
         _save_info(info)

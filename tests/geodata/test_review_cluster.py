@@ -1,0 +1,88 @@
+"""The embedded cluster after a crash and with a stale postmaster.pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from geodata import cluster
+
+
+def _home(tag: str) -> Path:
+    # not under pytest's tmp_path: that is private to us, and the server user must reach it
+    home = Path(tempfile.mkdtemp(prefix=f"rv-db-{tag}-"))
+    os.chmod(home, 0o755)
+    return home
+
+
+@pytest.fixture(scope="module")
+def home():
+    h = _home("crash")
+    cluster.ensure(h, throwaway=True)
+    yield h
+    cluster.destroy(h)
+    shutil.rmtree(h, ignore_errors=True)
+
+
+def _answers(info: cluster.ClusterInfo) -> int:
+    conn = psycopg2.connect(info.dsn(), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _postmaster_pid(info: cluster.ClusterInfo) -> int:
+    return int(Path(info.datadir, "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def _wait_dead(pid: int) -> None:
+    for _ in range(500):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")
+
+
+def test_ensure_after_the_postmaster_was_killed(home):
+    info = cluster.load_info(home)
+    pid = _postmaster_pid(info)
+    os.kill(pid, signal.SIGKILL)
+    _wait_dead(pid)  # a zombie until something reaps it, maybe for good in a container
+    info = cluster.ensure(home)
+    assert cluster.is_running(info)
+    assert _answers(info) == 1
+
+
+def test_stale_pid_file_naming_another_live_process_of_the_server_user(home):
+    """After a crash and a restart of the machine, postmaster.pid may name a PID now used by another program."""
+    info = cluster.load_info(home)
+    cluster.stop(info)
+    prefix = ["runuser", "-u", cluster.RUN_AS_USER, "--"] if cluster._is_root() else []
+    sleeper = subprocess.Popen([*prefix, "sh", "-c", "echo $$; exec sleep 60"], stdout=subprocess.PIPE, text=True)
+    try:
+        other = int(sleeper.stdout.readline())
+        pidfile = Path(info.datadir, "postmaster.pid")
+        pidfile.write_text(f"{other}\n{info.datadir}\n1733443000\n{info.port}\n\n127.0.0.1\n  1234567  98304\nready   \n")
+        assert not cluster.is_running(info)
+        assert cluster.stop(info) is False  # and no signal sent to the other program
+        info = cluster.ensure(home)
+        assert _answers(info) == 1
+        assert _postmaster_pid(info) != other
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
