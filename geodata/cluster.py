@@ -9,6 +9,7 @@ root every server command runs as the unprivileged ``postgres`` system user.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +18,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -156,6 +159,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
+@contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    """One process at a time creates, starts or stops the cluster of ``home``.
+
+    Two commands started together on a fresh home both ran initdb in one
+    directory (or both started the server, one of them on a port it then lost).
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".cluster.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def info_path(home: Path) -> Path:
     return Path(home) / "cluster.json"
 
@@ -270,10 +286,11 @@ def _wait_ready(info: ClusterInfo, timeout: float) -> None:
 
 def stop(info: ClusterInfo) -> bool:
     """Stop the cluster; False if it was not running."""
-    if not is_running(info):
-        return False
-    _run([str(pg_bindir() / "pg_ctl"), "stop", "-D", info.datadir, "-m", "fast", "-w"])
-    return True
+    with _locked(Path(info.home)):
+        if not is_running(info):
+            return False
+        _run([str(pg_bindir() / "pg_ctl"), "stop", "-D", info.datadir, "-m", "fast", "-w"])
+        return True
 
 
 def create_database(info: ClusterInfo, dbname: str, *, template: str | None = None) -> None:
@@ -315,12 +332,13 @@ def drop_database(info: ClusterInfo, dbname: str) -> None:
 
 def ensure(home: str | Path, *, throwaway: bool = False) -> ClusterInfo:
     """Create the cluster if missing, start it if down, make sure its database exists."""
-    info = load_info(home)
-    if info is None or not Path(info.datadir, "PG_VERSION").exists():
-        info = init_cluster(home, throwaway=throwaway)
-    start(info)
-    create_database(info, info.dbname)
-    return info
+    with _locked(Path(home)):
+        info = load_info(home)
+        if info is None or not Path(info.datadir, "PG_VERSION").exists():
+            info = init_cluster(home, throwaway=throwaway)
+        start(info)
+        create_database(info, info.dbname)
+        return info
 
 
 def destroy(home: str | Path) -> None:

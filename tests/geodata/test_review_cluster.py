@@ -1,4 +1,4 @@
-"""The embedded cluster after a crash and with a stale postmaster.pid."""
+"""The embedded cluster after a crash, with a stale postmaster.pid, and started by two processes at once."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,3 +87,30 @@ def test_stale_pid_file_naming_another_live_process_of_the_server_user(home):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_two_processes_creating_the_same_cluster_at_once():
+    h = _home("race")
+    results: list = [None, None]
+    barrier = threading.Barrier(2)
+
+    def up(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = cluster.ensure(h, throwaway=True)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            results[i] = exc
+
+    threads = [threading.Thread(target=up, args=(i,)) for i in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        recorded = cluster.load_info(h)
+        assert all(isinstance(r, cluster.ClusterInfo) for r in results), results
+        assert [(r.port, r.password) for r in results] == [(recorded.port, recorded.password)] * 2
+        assert _answers(recorded) == 1
+    finally:
+        cluster.destroy(h)
+        shutil.rmtree(h, ignore_errors=True)
