@@ -86,7 +86,10 @@ def db_migrate(ctx, revision: str):
     """Upgrade (or downgrade) the schema with the Alembic migrations."""
     eng = create_engine(database_url(settings().db))
     before = migrate.current(eng)
-    if revision in ("base",) or (before and revision != "head" and revision < (before or "")):
+    # '+N' goes up and '-N' down whatever the current revision; ids are zero-padded, so compare as text
+    if revision == "base" or revision.startswith("-") or (
+        before and revision != "head" and not revision.startswith("+") and revision < before
+    ):
         after = migrate.downgrade(eng, revision)
     else:
         after = migrate.upgrade(eng, revision)

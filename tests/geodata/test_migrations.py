@@ -66,3 +66,25 @@ def test_cell_web_mercator_copies_follow_geom(engine):
         srid, xmin, _, inside, _ = copies()
         assert abs(xmin - 11911185.51) < 0.01 and inside
         conn.rollback()
+
+
+def test_db_migrate_takes_relative_revisions(empty_db_url, tmp_path, monkeypatch):
+    """`gridmkt db migrate --revision +1` upgrades one step (Alembic's relative syntax), -1 goes back one."""
+    import json
+
+    from click.testing import CliRunner
+
+    from api.cli import _register, cli
+
+    _register()
+    monkeypatch.setenv("GRIDMKT_DATABASE_URL", empty_db_url)
+    monkeypatch.setenv("GRIDMKT_HOME", str(tmp_path))
+
+    def migrate_to(rev: str) -> dict:
+        r = CliRunner().invoke(cli, ["db", "migrate", "--revision", rev, "--json"])
+        return json.loads(r.output)
+
+    assert migrate_to("0003") == {"ok": True, "from": None, "to": "0003"}
+    assert migrate_to("+1") == {"ok": True, "from": "0003", "to": "0004"}
+    assert migrate_to("-2") == {"ok": True, "from": "0004", "to": "0002"}
+    assert migrate_to("head") == {"ok": True, "from": "0002", "to": migrate.head()}
