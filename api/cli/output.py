@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from geodata.errors import GeodataError
 
@@ -99,32 +100,32 @@ class Ctx:
 
 
 def render(result: Any, console: Console) -> None:
-    """Readable rendering of a command result (dicts as key/value, lists of dicts as tables)."""
+    """Readable rendering of a command result (dicts as key/value, lists of dicts as tables); values are text, not markup."""
     if isinstance(result, dict):
         scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
         if scalars:
             t = Table(show_header=False, box=None)
             for k, v in scalars.items():
-                t.add_row(f"[bold]{k}[/bold]", str(v))
+                t.add_row(f"[bold]{escape(str(k))}[/bold]", Text(str(v)))
             console.print(t)
         for k, v in result.items():
             if isinstance(v, list) and v and isinstance(v[0], dict):
-                console.print(f"[bold]{k}[/bold] ({len(v)})")
+                console.print(f"[bold]{escape(str(k))}[/bold] ({len(v)})")
                 render(v[:50], console)
                 if len(v) > 50:
                     console.print(f"... {len(v) - 50} more (use --json for all)")
             elif isinstance(v, dict) and v:
-                console.print(f"[bold]{k}[/bold]: " + ", ".join(f"{a}={b}" for a, b in v.items()))
+                console.print(f"[bold]{escape(str(k))}[/bold]: " + escape(", ".join(f"{a}={b}" for a, b in v.items())))
             elif isinstance(v, list):
-                console.print(f"[bold]{k}[/bold]: " + ", ".join(map(str, v[:50])))
+                console.print(f"[bold]{escape(str(k))}[/bold]: " + escape(", ".join(map(str, v[:50]))))
     elif isinstance(result, list) and result and isinstance(result[0], dict):
         cols = list(result[0].keys())
-        t = Table(*cols)
+        t = Table(*(escape(str(c)) for c in cols))
         for row in result:
-            t.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
+            t.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in cols))
         console.print(t)
     elif result is not None:
-        console.print(str(result))
+        console.print(Text(str(result)))
 
 
 def _fail(as_json: bool, exc: BaseException, message: str, code: int) -> None:

@@ -98,3 +98,18 @@ def test_demo_serving_with_json_prints_one_object(tmp_path, monkeypatch):
     code, out, _ = _run(["demo", "--json"], tmp_path)
     obj = _one_object(out)
     assert code == 0 and served and obj["urls"]["dashboard"].endswith("grid_id=1")
+
+
+def test_readable_output_shows_bracketed_values():
+    """Values are text, not rich markup: a column named '[备注]' or a name '[x]' used to vanish from the table."""
+    import io
+
+    from rich.console import Console
+
+    from api.cli.output import render
+
+    buf = io.StringIO()
+    render({"name": "[x]", "ignored_columns": ["[备注]"], "counts": {"[k]": 1}, "rows": [{"a": "[y]"}]},
+           Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "[x]" in text and "[备注]" in text and "[k]=1" in text and "[y]" in text
