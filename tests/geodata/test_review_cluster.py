@@ -114,3 +114,17 @@ def test_two_processes_creating_the_same_cluster_at_once():
     finally:
         cluster.destroy(h)
         shutil.rmtree(h, ignore_errors=True)
+
+
+def test_compose_healthcheck_over_tcp_and_no_shared_secret_key():
+    """The db is healthy only once it listens on TCP; the API never signs tokens with a key from the file."""
+    import re
+
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+    check = " ".join(compose["services"]["db"]["healthcheck"]["test"])
+    assert re.search(r"pg_isready .*(-h|--host)[ =](127\.0\.0\.1|localhost)", check), check
+    key = compose["services"]["api"]["environment"].get("GRIDMKT_SECRET_KEY", "")
+    # ${VAR:-default}: with the variable unset, compose uses the default
+    default = re.fullmatch(r"\$\{GRIDMKT_SECRET_KEY:-(.*)\}", key)
+    assert key == "" or (default and default.group(1) == ""), key
