@@ -7,7 +7,8 @@ COPY grid grid
 COPY geodata geodata
 COPY api api
 COPY maps maps
-RUN pip install --no-cache-dir . \
+# editable: the map pages read maps/static/node_modules next to the code, which a wheel leaves out
+RUN pip install --no-cache-dir -e . \
  && if [ -f maps/static/package.json ]; then cd maps/static && npm ci --no-audit --no-fund; fi
 ENV GRIDMKT_HOME=/var/lib/gridmkt
 EXPOSE 8000
