@@ -25,6 +25,11 @@ def gaps() -> None:
 @click.option("--as-of", default=None, help="Score as of this date (default now), e.g. 2026-11-01.")
 def score(ctx, grid_id, weights_file, as_of):
     """Score every cell of a grid and store the run with its time."""
+    if as_of is not None:
+        try:
+            pd.Timestamp(as_of)
+        except ValueError:
+            raise click.BadParameter(f"{as_of!r} is not a date, e.g. 2026-11-01", param_hint="--as-of") from None
     text_ = weights_file.read_text(encoding="utf-8") if weights_file else None
     with open_engine(settings().db).begin() as conn:
         return gaps_mod.score_grid(conn, grid_id=grid_id, config_text=text_, trigger="cli", as_of=as_of)
@@ -71,7 +76,10 @@ def suggest(ctx, grid_id, count, radius_km, candidates):
     """Maximal covering location with existing outlets and service points kept fixed (HiGHS MILP)."""
     cand = None
     if candidates is not None:
-        cand = pd.read_csv(candidates)
+        try:
+            cand = pd.read_csv(candidates)
+        except (ValueError, pd.errors.ParserError) as exc:  # empty, not CSV, not UTF-8
+            raise click.BadParameter(f"{candidates.name}: cannot be read as CSV ({exc})", param_hint="--candidates") from None
         missing = {"lon", "lat"} - set(cand.columns)
         if missing:
             raise click.BadParameter(f"{candidates} lacks column(s) {', '.join(sorted(missing))}", param_hint="--candidates")

@@ -27,11 +27,15 @@ def _weights(text_: str | None) -> dict | None:
     try:
         w = json.loads(text_)
     except json.JSONDecodeError:
-        w = dict(kv.split("=", 1) for kv in text_.split(","))
+        pairs = [kv.split("=", 1) for kv in text_.split(",")]
+        bad = [kv for kv, p in zip(text_.split(","), pairs, strict=True) if len(p) != 2]
+        if bad:
+            raise click.BadParameter(f"weights must be name=number pairs, not {bad[0]!r}", param_hint="--weights") from None
+        w = dict(pairs)
     try:
-        return {k: float(v) for k, v in w.items()}
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(f"weights must be name=number pairs: {exc}") from exc
+        return {k.strip(): float(v) for k, v in w.items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise click.BadParameter(f"weights must be name=number pairs: {exc}", param_hint="--weights") from exc
 
 
 @cli.group()

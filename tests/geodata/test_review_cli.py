@@ -113,3 +113,19 @@ def test_readable_output_shows_bracketed_values():
            Console(file=buf, width=200))
     text = buf.getvalue()
     assert "[x]" in text and "[备注]" in text and "[k]=1" in text and "[y]" in text
+
+
+@pytest.mark.parametrize("args, names", [
+    (["gaps", "score", "--grid", "1", "--as-of", "notadate"], ["--as-of", "notadate"]),
+    (["territories", "plan", "--grid", "1", "--scenario", "s", "--weights", "customers=0.4,households"],
+     ["weights", "households"]),
+    (["sites", "suggest", "--grid", "1", "--count", "1", "--radius-km", "1", "--candidates", "{empty}"],
+     ["--candidates", "empty.csv"]),
+])
+def test_bad_option_values_name_the_option(db_url, tmp_path, args, names):
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    args = [a.replace("{empty}", str(tmp_path / "empty.csv")) for a in args]
+    code, out, _ = _run([*args, "--json"], tmp_path, db_url)
+    obj = _one_object(out)
+    assert code == 2 and obj["ok"] is False
+    assert all(n in obj["error"] for n in names), obj["error"]
