@@ -196,7 +196,13 @@ def init_cluster(home: str | Path, *, throwaway: bool = False, dbname: str = "gr
     bindir = require_postgis()
     datadir = _datadir_for(home)
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    if datadir.exists():
+    if (datadir / "PG_VERSION").exists():
+        # A whole cluster whose record (port, password) is gone: never delete someone's data to make a new one.
+        raise DatabaseUnavailable(
+            f"{datadir} holds a PostgreSQL cluster, but {info_path(home)} (how to reach it) is missing;"
+            f" move that directory away (or delete it to start afresh) and run gridmkt db up again"
+        )
+    if datadir.exists():  # what a failed initdb left behind
         shutil.rmtree(datadir)
     datadir.mkdir(mode=0o700)
     password = secrets.token_urlsafe(18)

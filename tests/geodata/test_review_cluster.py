@@ -128,3 +128,18 @@ def test_compose_healthcheck_over_tcp_and_no_shared_secret_key():
     # ${VAR:-default}: with the variable unset, compose uses the default
     default = re.fullmatch(r"\$\{GRIDMKT_SECRET_KEY:-(.*)\}", key)
     assert key == "" or (default and default.group(1) == ""), key
+
+
+def test_a_cluster_whose_record_was_deleted_is_not_wiped():
+    """cluster.json gone, the data still there: db up refuses, naming the directory, and deletes nothing."""
+    h = _home("record")
+    try:
+        info = cluster.ensure(h, throwaway=True)
+        cluster.stop(info)
+        cluster.info_path(h).unlink()
+        marker = Path(info.datadir, "PG_VERSION").read_text()
+        with pytest.raises(cluster.DatabaseUnavailable, match="holds a PostgreSQL cluster"):
+            cluster.ensure(h, throwaway=True)
+        assert Path(info.datadir, "PG_VERSION").read_text() == marker
+    finally:
+        shutil.rmtree(h, ignore_errors=True)  # the data directory is under it (a home the server user can reach)
