@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import copy
+
 import click
 
 from api.cli import cli, settings
+from api.cli.output import command, dumps
 
 
-@cli.command("serve")
+@command(cli, "serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes (background jobs run inside each worker).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(host: str, port: int, workers: int, log_level: str) -> None:
-    """Serve the API (OpenAPI docs at /docs) until interrupted."""
+def serve(ctx, host: str, port: int, workers: int, log_level: str):
+    """Serve the API (OpenAPI docs at /docs) until interrupted; with --json, first print where."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from api.app import create_app
 
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    if ctx.as_json:
+        # uvicorn writes access lines to stdout; --json keeps stdout for its one object.
+        log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+        click.echo(dumps({"ok": True, "url": f"http://{host}:{port}", "docs": f"http://{host}:{port}/docs",
+                          "workers": workers}))
+        ctx.printed = True
     if workers == 1:
-        uvicorn.run(create_app(settings()), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings()), host=host, port=port, log_level=log_level, log_config=log_config)
     else:
         # Each worker process builds its own app (and engine) from the environment.
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level)
+                    log_level=log_level, log_config=log_config)
+    return {"stopped": True}

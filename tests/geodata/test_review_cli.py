@@ -129,3 +129,18 @@ def test_bad_option_values_name_the_option(db_url, tmp_path, args, names):
     obj = _one_object(out)
     assert code == 2 and obj["ok"] is False
     assert all(n in obj["error"] for n in names), obj["error"]
+
+
+def test_serve_takes_json(tmp_path, monkeypatch):
+    """``gridmkt serve --json`` was 'No such option'; it prints where it serves, and keeps access logs off stdout."""
+    import uvicorn
+
+    import api.app
+
+    monkeypatch.setattr(api.app, "create_app", lambda s=None: None)
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(k))
+    code, out, _ = _run(["serve", "--port", "8123", "--json"], tmp_path)
+    obj = _one_object(out)
+    assert code == 0 and obj["url"] == "http://127.0.0.1:8123" and served
+    assert served[0]["log_config"]["handlers"]["access"]["stream"] == "ext://sys.stderr"
