@@ -78,6 +78,8 @@ GRID_LAYERS = ("cells", "territories", "gaps", "workbook")
                    "territories (one shape per RM), gaps, and workbook (one sheet per RM).")
 def export_(ctx, kind, output, grid_id):
     """Write what is stored for KIND (WGS84, with each row's source coordinate system), or a grid's layers."""
+    if grid_id is not None and kind not in GRID_LAYERS:
+        raise BadInput(f"--grid is for {', '.join(GRID_LAYERS)}; export {kind} writes every stored row")
     engine = open_engine(settings().db)
     try:
         if kind in GRID_LAYERS:

@@ -42,3 +42,11 @@ def test_bad_map_is_a_clear_error(db_url, tmp_path):
     code, out = _run(["import", "villages", str(path), "--json"], db_url, tmp_path)
     err = json.loads(out.strip().splitlines()[-1])
     assert code == 2 and err["type"] == "BadInput" and "columns found: a, b" in err["error"]
+
+
+def test_export_of_a_stored_kind_refuses_grid(db_url, tmp_path):
+    """--grid only narrows grid layers; 'export customers --grid 1' silently wrote every customer."""
+    out_file = tmp_path / "c.csv"
+    code, out = _run(["export", "customers", "--grid", "1", "-o", str(out_file), "--json"], db_url, tmp_path)
+    err = json.loads(out.strip().splitlines()[-1])
+    assert code == 2 and err["ok"] is False and "--grid" in err["error"] and not out_file.exists()
