@@ -101,6 +101,7 @@ def _export_grid(engine, *, kind: str, grid_id: int | None, output: Path) -> dic
         if kind == "workbook":
             if output.suffix.lower() != ".xlsx":
                 raise BadInput("a workbook is written as .xlsx")
+            output.parent.mkdir(parents=True, exist_ok=True)  # as geodata.export does for stored kinds
             summary, sheets = exports_grid.rm_workbook_data(conn, grid_id=grid_id, scope=everything)
             exports_grid.write_workbook(output, summary=summary, sheets=sheets)
             return {"kind": kind, "grid_id": grid_id, "path": str(output), "sheets": len(sheets)}
@@ -113,5 +114,6 @@ def _export_grid(engine, *, kind: str, grid_id: int | None, output: Path) -> dic
             layer = exports_grid.territories_layer(conn, grid_id=grid_id, scope=everything)
         else:
             layer = exports_grid.gaps_layer(conn, grid_id=grid_id)
+    output.parent.mkdir(parents=True, exist_ok=True)
     exports_grid.write_layer(layer, output, fmt=fmt, layer=kind)
     return {"kind": kind, "grid_id": grid_id, "path": str(output), "format": fmt, "rows": len(layer)}

@@ -90,3 +90,12 @@ def test_compare_export(map_grid, db_url, tmp_path):
     moved = re.findall(r'"id":"(640121100\d{3})"[^}]*"a":"(R\d)","b":"(R\d)","moved":true', html)
     assert set(moved) == {(MOVED, "R2", "R1")}
     assert "current → plan-b" in html and "工作量 workload" in html
+
+
+def test_grid_exports_create_the_folder(map_grid, db_url, tmp_path):
+    """Like stored kinds, grid layers and the workbook create a missing output folder (they failed with
+    'sqlite3_open(...) failed' / 'No such file or directory')."""
+    for kind, name in (("cells", "a/cells.gpkg"), ("gaps", "b/gaps.csv"), ("workbook", "c/rms.xlsx")):
+        code, res = _run(["export", kind, "--grid", str(map_grid), "-o", str(tmp_path / name)], db_url, tmp_path)
+        assert code == 0, res
+        assert (tmp_path / name).stat().st_size > 0
