@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _DATE = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[ T](?P<t>\d{1,2}:\d{2}(?::\d{2})?))?"
 _COMPACT = r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$"
+# An explicit UTC offset after a time ("...08:26:55Z", "+00", "+0800", "-05:30"); read before "." becomes "-".
+_OFFSET = r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?P<z>Z|[+-]\d{2}(?::?\d{2})?)$"
 _EXCEL_EPOCH = np.datetime64("1899-12-30")
 TRUE_WORDS = ("1", "y", "yes", "t", "true", "是", "在岗", "在职", "有效", "社区", "城镇")
 FALSE_WORDS = ("0", "n", "no", "f", "false", "否", "离岗", "离职", "无效", "农村", "村")
@@ -113,6 +115,7 @@ def numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def _date_parts(s: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
     """Year, month, day, time strings from any accepted spelling, and where none matched."""
     a = pc.utf8_trim_whitespace(_arr(s))
+    z = pc.struct_field(pc.extract_regex(a, _OFFSET), "z")
     a = pc.replace_substring_regex(a, r"[/.年月]", "-")
     a = pc.replace_substring_regex(a, r"日", "")
     iso = pc.extract_regex(a, _DATE)
@@ -122,7 +125,7 @@ def _date_parts(s: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
     d = pc.coalesce(pc.struct_field(iso, "d"), pc.struct_field(compact, "d"))
     t = pc.struct_field(iso, "t")
     parts = pd.DataFrame({
-        "y": y.to_pandas(), "m": m.to_pandas(), "d": d.to_pandas(), "t": t.to_pandas()
+        "y": y.to_pandas(), "m": m.to_pandas(), "d": d.to_pandas(), "t": t.to_pandas(), "z": z.to_pandas()
     })
     return parts, parts["y"].isna().to_numpy()
 
@@ -173,6 +176,16 @@ def _timestamps_of(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
             + parts["d"].fillna("").str.zfill(2) + " " + t)
     ts = pd.to_datetime(text.where(~nomatch, None), format="%Y-%m-%d %H:%M:%S", errors="coerce")
     ts = pd.Series(ts.to_numpy(), index=s.index)
+    zone = parts["z"].to_numpy(dtype=object)
+    given = pd.notna(zone) & ~nomatch
+    if given.any():
+        # A time with its own offset is moved to China time (UTC+8), which is how times are stored.
+        zz = pd.Series(zone[given], dtype=str).str.replace(":", "", regex=False)
+        sign = np.where(zz.str[:1] == "-", -1, 1)
+        hours = pd.to_numeric(zz.str[1:3], errors="coerce").fillna(0).to_numpy()
+        mins = pd.to_numeric(zz.str[3:5], errors="coerce").fillna(0).to_numpy()
+        offset = np.where(zz == "Z", 0, sign * (hours * 60 + mins))
+        ts[given] = ts[given] + pd.to_timedelta(480 - offset, unit="m")
     serial = _excel_serial(s)
     use_serial = nomatch & ~np.isnan(serial)
     if use_serial.any():

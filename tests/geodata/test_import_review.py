@@ -120,3 +120,17 @@ def test_a_point_without_county_or_village_code_takes_the_county_it_lies_in(engi
     assert rows == {"P1": ("640121", "NX01"), "P2": (None, None), "P3": ("640121", "NX01"),
                     "P4": ("640121", "NX01")}
     assert s["outside_county"] == 0
+
+
+def test_times_with_their_own_offset_are_moved_to_china_time():
+    # An export's "+00" (or an ISO "Z") was dropped and the time read as China time: 8 hours off.
+    from geodata.importers.validate import datetimes
+
+    s = pd.Series(["2025-01-02 00:26:55+00", "2025-01-02T00:26:55Z", "2025-01-01T20:00:00-05:30",
+                   "2025-01-02 00:26:55+08:00", "2025-01-02 08:26:55", "2025-01-02 08:26:55.5", "2025/1/2"],
+                  dtype="str")
+    out, bad = datetimes(s)
+    assert list(out) == ["2025-01-02 08:26:55+08", "2025-01-02 08:26:55+08", "2025-01-02 09:30:00+08",
+                         "2025-01-02 00:26:55+08", "2025-01-02 08:26:55+08", "2025-01-02 08:26:55+08",
+                         "2025-01-02 00:00:00+08"]
+    assert not bad.any()
