@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -67,6 +68,10 @@ def open_layer(path: Path, *, kind: Kind, crs: str, mapping: Mapping[str, str] |
         gdf = pyogrio.read_dataframe(path, encoding=encoding) if encoding else pyogrio.read_dataframe(path)
     except Exception as exc:  # GDAL reports unreadable files with many exception types
         raise BadInput(f"{path.name}: cannot be read as GeoJSON/Shapefile/GeoPackage ({exc})") from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        # A CSV or a table without shapes reads fine but has nothing to import as boundaries.
+        raise BadInput(f"{path.name}: has no geometry; {kind.name} need boundary polygons "
+                       "(GeoJSON, Shapefile or GeoPackage)")
     attrs = [c for c in gdf.columns if c != gdf.geometry.name]
     col_to_field = _map_columns(attrs, aliases(kind.name, tuple(kind.fields)), tuple(kind.fields),
                                 mapping or {}, path.name)

@@ -134,3 +134,13 @@ def test_times_with_their_own_offset_are_moved_to_china_time():
                          "2025-01-02 00:26:55+08", "2025-01-02 08:26:55+08", "2025-01-02 08:26:55+08",
                          "2025-01-02 00:00:00+08"]
     assert not bad.any()
+
+
+def test_a_counties_file_without_geometry_is_a_clear_error(tmp_path):
+    from geodata.importers import KINDS
+    from geodata.importers.spatial import open_layer
+
+    path = tmp_path / "counties.csv"
+    path.write_text("adcode,name\n640121,永宁县\n", encoding="utf-8")
+    with pytest.raises(BadInput, match="counties.csv: has no geometry; counties need boundary polygons"):
+        open_layer(path, kind=KINDS["counties"], crs="wgs84")
