@@ -73,7 +73,11 @@ def ours(engine, path: Path, rejects: Path, on_index=None) -> dict:
                       progress=progress)
 
 
-def baseline(engine, path: Path, nrows: int | None = None) -> int:
+def baseline_frame(path: Path, nrows: int | None = None):
+    """The file as a baseline user builds it: read_csv, GCJ-02 → WGS84, typed columns, points.
+
+    As the table keeps them, a row without a point has no geom (not a NaN point) and no source CRS.
+    """
     import geopandas as gpd
 
     from grid.chinacrs import to_wgs84
@@ -86,8 +90,15 @@ def baseline(engine, path: Path, nrows: int | None = None) -> int:
     for c in ("deposit_balance", "loan_balance"):
         df[c] = pd.to_numeric(df[c])
     df["opened_on"] = pd.to_datetime(df.opened_on).dt.date
-    df["source_crs"] = "gcj02"
-    gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=4326).rename_geometry("geom")
+    nopoint = np.isnan(x) | np.isnan(y)
+    df["source_crs"] = np.where(nopoint, None, "gcj02")
+    points = gpd.points_from_xy(x, y)
+    points[nopoint] = None
+    return gpd.GeoDataFrame(df, geometry=points, crs=4326).rename_geometry("geom")
+
+
+def baseline(engine, path: Path, nrows: int | None = None) -> int:
+    gdf = baseline_frame(path, nrows)
     gdf.to_postgis("customer", engine, if_exists="append", index=False, chunksize=100_000)
     return len(gdf)
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_import_customers import cluster_cpu_s, make_file, own_cpu_s  # noqa: E402
+from bench.bench_import_customers import baseline_frame, cluster_cpu_s, make_file, own_cpu_s  # noqa: E402
 from bench.common import DATA, emit, peak_rss_mb, throwaway_database  # noqa: E402
 
 BALANCE_SHARE, MOVED_SHARE, NEW_SHARE = 0.05, 0.01, 0.05
@@ -131,25 +131,9 @@ def baseline(engine, path: Path, marks: list[float]) -> tuple[int, int, int]:
 
     Appends to ``marks`` the clock when the frame is ready and when the staging table is written.
     """
-    import geopandas as gpd
     from sqlalchemy import text
 
-    from grid.chinacrs import to_wgs84
-
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    lon = pd.to_numeric(df.pop("lon"), errors="coerce").to_numpy()
-    lat = pd.to_numeric(df.pop("lat"), errors="coerce").to_numpy()
-    x, y = to_wgs84(lon, lat, "gcj02")
-    df["county_code"] = df.village_code.str[:6]
-    for c in ("deposit_balance", "loan_balance"):
-        df[c] = pd.to_numeric(df[c])
-    df["opened_on"] = pd.to_datetime(df.opened_on).dt.date
-    nopoint = np.isnan(x) | np.isnan(y)
-    # As the table keeps them: a row without a point has no geom (not an empty point) and no source CRS.
-    df["source_crs"] = np.where(nopoint, None, "gcj02")
-    points = gpd.points_from_xy(x, y)
-    points[nopoint] = None
-    gdf = gpd.GeoDataFrame(df, geometry=points, crs=4326).rename_geometry("geom")
+    gdf = baseline_frame(path)
     cols = ", ".join(COLUMNS)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)
     old = ", ".join(f"customer.{c}" for c in COLUMNS)
