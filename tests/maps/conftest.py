@@ -30,6 +30,17 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for a module's offline pages (skip with ``needs_chromium`` where it is missing)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 def signed_in_client(app, username: str, password: str) -> TestClient:
     """A TestClient of ``app`` holding ``username``'s session cookie."""
     c = TestClient(app)

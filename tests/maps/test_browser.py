@@ -16,7 +16,6 @@ import pytest
 from api.map_pages import compare_html, dashboard_html, page_options, preview_html, rm_html
 from api.settings import LinkSettings, Settings
 from tests.maps.conftest import CHROMIUM, MOVED, R1_CELLS, SHOTS
-from tests.maps.conftest import CHROMIUM_ARGS as ARGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,16 +44,6 @@ def pages(engine, map_grid, preview_run, tmp_path_factory) -> dict[str, Path]:
         paths[name] = out / f"{name}.html"
         paths[name].write_text(text, encoding="utf-8")
     return paths
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 class Visit:

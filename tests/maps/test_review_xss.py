@@ -9,20 +9,10 @@ import pytest
 from maps.compare import compare_page
 from maps.dashboard import dashboard_page
 from tests.maps import samples
-from tests.maps.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.maps.conftest import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium (/usr/bin/chromium)")
 EVIL = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, html: str, tmp_path):
