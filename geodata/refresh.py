@@ -36,8 +36,6 @@ log = logging.getLogger("gridmkt.refresh")
 _MOVED_AWAY = ("SELECT DISTINCT g.county_code FROM customer_cell cc JOIN grid g ON g.id = cc.grid_id "
                "JOIN customer c ON c.customer_id = cc.customer_id WHERE cc.grid_id = ANY(:g) "
                "AND c.import_run_id = :run AND g.county_code IS DISTINCT FROM c.county_code")
-_NEWEST_ASSIGNED = ("SELECT DISTINCT ON (county_code, kind) id FROM grid WHERE assigned_at IS NOT NULL "
-                    "ORDER BY county_code, kind, id DESC")
 
 _AFFECTED = {
     "customers": "SELECT DISTINCT county_code FROM customer WHERE import_run_id = :run",
@@ -49,11 +47,12 @@ _AFFECTED = {
 }
 
 
-def newest_assigned_grids(conn: Connection, *, county_codes: list[str]) -> list[int]:
-    """The newest assigned grid of each county and kind."""
+def newest_assigned_grids(conn: Connection, *, county_codes: list[str] | None) -> list[int]:
+    """The newest assigned grid of each county (of ``county_codes``; None: of every county) and kind."""
     rows = conn.execute(text(
         "SELECT DISTINCT ON (county_code, kind) id FROM grid WHERE assigned_at IS NOT NULL "
-        "AND county_code = ANY(:c) ORDER BY county_code, kind, id DESC"), {"c": county_codes}).all()
+        "AND (CAST(:c AS text[]) IS NULL OR county_code = ANY(:c)) ORDER BY county_code, kind, id DESC"),
+        {"c": county_codes}).all()
     return [r[0] for r in rows]
 
 
@@ -76,7 +75,7 @@ def after_import(engine: Engine, *, kind: str, run_id: int) -> list[dict]:
     with engine.connect() as conn:
         counties = [r[0] for r in conn.execute(text(sql), {"run": run_id}) if r[0]]
         if kind == "customers":
-            newest = list(conn.execute(text(_NEWEST_ASSIGNED)).scalars())
+            newest = newest_assigned_grids(conn, county_codes=None)
             moved = conn.execute(text(_MOVED_AWAY), {"g": newest, "run": run_id}).scalars() if newest else []
             counties = sorted(set(counties) | set(moved))
         grid_ids = newest_assigned_grids(conn, county_codes=counties) if counties else []
