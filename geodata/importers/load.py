@@ -309,15 +309,6 @@ def _csv_bytes(frame: pd.DataFrame) -> io.BytesIO:
     return buf
 
 
-def copy_frame(cur, table: str, frame: pd.DataFrame, freeze: bool = False) -> None:
-    """COPY ``frame`` (its columns named as in ``table``) into ``table``."""
-    if not len(frame):
-        return
-    cols = ", ".join(frame.columns)
-    opts = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
-    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH ({opts})", _csv_bytes(frame), size=1 << 20)
-
-
 def _binary_types(kind: Kind, columns) -> list[str] | None:
     """Binary COPY types of ``columns`` of the target (lon/lat are float8), or None to use CSV.
 
@@ -334,11 +325,7 @@ def _binary_types(kind: Kind, columns) -> list[str] | None:
 def copy_binary(cur, table: str, frame: pd.DataFrame, types: list[str], freeze: bool = False,
                 ewkb: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """COPY ``frame`` into ``table`` in PostgreSQL's binary format."""
-    if not len(frame):
-        return
-    data, cols = encode_binary(frame, types, ewkb)
-    opts = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
-    cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH ({opts})", data, size=8 << 20)
+    _send(cur, table, _encoded(frame, types, ewkb), freeze=freeze)
 
 
 @dataclass
@@ -352,26 +339,34 @@ class Encoded:
     staged: bool = False  # for the staging table (else for the target, see :func:`encode_direct`)
 
 
+def _encoded(out: pd.DataFrame, types: list[str] | None, ewkb=None, *, staged: bool = False) -> Encoded:
+    """``out`` (columns named as in the table) as one COPY stream: binary with ``types``, else CSV."""
+    if not len(out):
+        return Encoded(None, list(out.columns), types is not None, 0, staged)
+    if types is not None:
+        data, cols = encode_binary(out, types, ewkb)
+        return Encoded(data, cols, True, len(out), staged)
+    return Encoded(_csv_bytes(out), list(out.columns), False, len(out), staged)
+
+
+def _send(cur, table: str, enc: Encoded, *, freeze: bool) -> None:
+    if not enc.rows:
+        return
+    opts = ("FORMAT binary" if enc.binary else "FORMAT csv") + (", FREEZE" if freeze else "")
+    cur.copy_expert(f"COPY {table} ({', '.join(enc.columns)}) FROM STDIN WITH ({opts})", enc.data,
+                    size=8 << 20 if enc.binary else 1 << 20)
+
+
 def encode_stage(kind: Kind, frame: pd.DataFrame) -> Encoded:
     """Good rows of one chunk encoded for the staging table (no database needed: runs ahead)."""
     cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else [])
-    out = frame.reindex(columns=cols)
-    types = _binary_types(kind, cols)
-    if not len(out):
-        return Encoded(None, cols, types is not None, 0, staged=True)
-    if types is not None:
-        data, order = encode_binary(out, types)
-        return Encoded(data, order, True, len(out), staged=True)
-    return Encoded(_csv_bytes(out), cols, False, len(out), staged=True)
+    return _encoded(frame.reindex(columns=cols), _binary_types(kind, cols), staged=True)
 
 
 def stage(cur, kind: Kind, frame: pd.DataFrame, encoded: Encoded | None = None) -> None:
     """COPY good rows of one chunk into the staging table (``encoded`` by :func:`encode_stage` if given)."""
-    enc = encoded if encoded is not None and encoded.staged else encode_stage(kind, frame)
-    if not enc.rows:
-        return
-    opts, size = ("FORMAT binary", 8 << 20) if enc.binary else ("FORMAT csv", 1 << 20)
-    cur.copy_expert(f"COPY {STAGING} ({', '.join(enc.columns)}) FROM STDIN WITH ({opts})", enc.data, size=size)
+    _send(cur, STAGING, encoded if encoded is not None and encoded.staged else encode_stage(kind, frame),
+          freeze=False)
 
 
 def encode_direct(kind: Kind, frame: pd.DataFrame, run_id: int) -> Encoded:
@@ -388,20 +383,12 @@ def encode_direct(kind: Kind, frame: pd.DataFrame, run_id: int) -> Encoded:
             points = (ewkb(lon, lat), np.isnan(lon))
         else:
             out["geom"] = ewkb_hex(lon, lat)
-    if not len(out):
-        return Encoded(None, list(out.columns), types is not None, 0)
-    if types is not None:
-        data, cols = encode_binary(out, types, points)
-        return Encoded(data, cols, True, len(out))
-    return Encoded(_csv_bytes(out), list(out.columns), False, len(out))
+    return _encoded(out, types, points)
 
 
 def send_direct(cur, table: str, enc: Encoded) -> None:
     """COPY ... FREEZE one encoded chunk into ``table`` (created or truncated in this transaction)."""
-    if not enc.rows:
-        return
-    opts, size = ("FORMAT binary, FREEZE", 8 << 20) if enc.binary else ("FORMAT csv, FREEZE", 1 << 20)
-    cur.copy_expert(f"COPY {table} ({', '.join(enc.columns)}) FROM STDIN WITH ({opts})", enc.data, size=size)
+    _send(cur, table, enc, freeze=True)
 
 
 def direct(cur, kind: Kind, frame: pd.DataFrame, run_id: int, table: str | None = None) -> None:
