@@ -56,17 +56,19 @@ def _cells(conn: Connection, grid_id: int) -> gpd.GeoDataFrame:
     return cells
 
 
+# Each cell's current owner, if active: an RM marked inactive (left the bank) works no cell, so until
+# handed over their cells have no owner. What scores measure, and what staleness compares with.
+_ACTIVE_OWNERS = ("SELECT t.cell_id, t.rm_code FROM territory t JOIN rm r ON r.code = t.rm_code"
+                  " WHERE t.grid_id = :g AND t.role = 'owner' AND t.valid_to IS NULL AND r.active")
+
+
 def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -> gpd.GeoDataFrame:
     """One row per cell with the columns grid.gaps.score_cells expects, plus geometry."""
     g = get_grid(conn, grid_id=grid_id)
     if g["assigned_at"] is None:
         raise BadInput(f"grid {grid_id} has no customer assignment yet: run gridmkt assign customers --grid {grid_id}")
     cells = _cells(conn, grid_id)
-    # an RM marked inactive (left the bank) works no cell: until handed over, their cells have no owner
-    owners = dict(conn.execute(
-        text("SELECT t.cell_id, t.rm_code FROM territory t JOIN rm r ON r.code = t.rm_code WHERE t.grid_id = :g "
-             "AND t.role = 'owner' AND t.valid_to IS NULL AND r.active"),
-        {"g": grid_id}).all())
+    owners = dict(conn.execute(text(_ACTIVE_OWNERS), {"g": grid_id}).all())
     leads = dict(conn.execute(
         text("SELECT cc.cell_id, count(*) FROM lead l JOIN customer_cell cc ON cc.customer_id = l.customer_id "
              "AND cc.grid_id = :g WHERE l.status = 'open' AND cc.cell_id IS NOT NULL GROUP BY cc.cell_id"),
@@ -217,9 +219,7 @@ def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
     run scored, and whether customers were assigned again after it.
     """
     owners_changed = conn.execute(text(
-        "SELECT count(*) FROM gap_score s LEFT JOIN (SELECT t.cell_id, t.rm_code FROM territory t"
-        " JOIN rm r ON r.code = t.rm_code WHERE t.grid_id = :g AND t.role = 'owner' AND t.valid_to IS NULL"
-        " AND r.active) o ON o.cell_id = s.cell_id"
+        f"SELECT count(*) FROM gap_score s LEFT JOIN ({_ACTIVE_OWNERS}) o ON o.cell_id = s.cell_id"
         " WHERE s.gap_run_id = :r AND (s.measures->>'owner_rm') IS DISTINCT FROM o.rm_code"),
         {"g": grid_id, "r": run["id"]}).scalar_one()
     assigned_since = bool(conn.execute(text("SELECT coalesce(assigned_at > :t, false) FROM grid WHERE id = :g"),
