@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc come from api/routes/docs.py with local assets (FastAPI's load from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)

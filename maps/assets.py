@@ -34,6 +34,10 @@ BUNDLES: dict[str, tuple[str, ...]] = {
     ),
     "vectorgrid": ("node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",),
     "gridmkt": ("gridmkt.css", "gridmkt.js"),
+    # The API's own documentation pages (/docs, /redoc), served like the map pages' files.
+    "swagger": ("node_modules/swagger-ui-dist/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui-bundle.js",
+                "node_modules/swagger-ui-dist/favicon-32x32.png"),
+    "redoc": ("node_modules/redoc/bundles/redoc.standalone.js",),
 }
 # Images the stylesheets point at with relative url(...); served next to them.
 _CSS_IMAGES = ("node_modules/leaflet/dist/images",)
@@ -86,6 +90,8 @@ def asset_tags(bundles: tuple[str, ...] | list[str], *, inline: bool, prefix: st
     parts: list[str] = []
     for name in bundles:
         for rel in BUNDLES[name]:
+            if not rel.endswith((".css", ".js")):
+                continue
             if inline:
                 tag = "style" if rel.endswith(".css") else "script"
                 parts.append(f"<{tag} data-asset=\"{rel}\">\n{_inline_text(rel)}\n</{tag}>")
