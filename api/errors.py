@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geodata import errors as gd
 
@@ -69,13 +70,49 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     name = ("DatabaseUnavailable" if isinstance(exc, OperationalError)
-            else "BadInput" if _nul_in_text(exc) else type(exc).__name__)
+            else "BadInput" if _nul_in_text(exc)
+            # A bug is not named to the client by its Python class; the log has it.
+            else "InternalError" if status >= 500 and not isinstance(exc, gd.GeodataError)
+            else type(exc).__name__)
     return JSONResponse({"error": name, "detail": _detail(exc, status)}, status_code=status)
 
 
+class CatchAll:
+    """Any exception no handler took becomes a logged 500 ``{"error", "detail"}`` answer, and goes no further.
+
+    Starlette's own last-resort handler answers 500 but then raises the exception again, to the
+    server: uvicorn then closes the connection, and the client's next request on that keep-alive
+    connection is reset. Here the exception stops, so the connection stays usable.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # half a response is out: only closing the connection can tell the client
+                raise
+            response = await _handle(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers for every class of the table."""
+    """Register the handlers for every class of the table, and the catch-all for everything else."""
     for cls in STATUS:
         app.add_exception_handler(cls, _handle)
     # Only NUL-in-text ValueErrors become 422; any other ValueError still answers 500 (and is logged).
     app.add_exception_handler(ValueError, _handle)
+    app.add_middleware(CatchAll)

@@ -11,31 +11,52 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from geodata.scope import Scope, sees_pii
 
 PII_FIELDS = {"name": "name", "phone": "phone", "id_number": "id_number"}
 
 
+def _missing(value: object) -> bool:
+    """No value to mask: None, NaN (a pandas frame's empty cell), pandas' NA/NaT, or empty text."""
+    if isinstance(value, str):
+        return not value
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array is a value, not a missing one
+        return False
+
+
+def _text(value: object) -> str | None:
+    """The value as stripped text, or None when it is missing (so a missing value stays missing)."""
+    if _missing(value):
+        return None
+    return str(value).strip()
+
+
 def mask_name(name: str | None) -> str | None:
     """Keep the first character, one ``*`` per other character: 张三 → 张*, 欧阳娜娜 → 欧***."""
-    if not name:
+    if isinstance(name, str) and not name:
         return name
-    name = name.strip()
-    return name[:1] + "*" * (len(name) - 1)
+    s = _text(name)
+    return None if s is None else s[:1] + "*" * (len(s) - 1)
 
 
 def mask_phone(phone: str | None) -> str | None:
     """Keep the first 3 and last 4 digits of a mobile number: 13812341234 → 138****1234."""
-    if not phone:
+    if isinstance(phone, str) and not phone:
         return phone
-    return _keep_ends(phone.strip(), 3, 4, 11)
+    s = _text(phone)
+    return None if s is None else _keep_ends(s, 3, 4, 11)
 
 
 def mask_id_number(id_number: str | None) -> str | None:
     """Keep the first 6 (region) and last 4 characters: 110101199001011234 → 110101********1234."""
-    if not id_number:
+    if isinstance(id_number, str) and not id_number:
         return id_number
-    return _keep_ends(id_number.strip(), 6, 4, 15)
+    s = _text(id_number)
+    return None if s is None else _keep_ends(s, 6, 4, 15)
 
 
 def _keep_ends(s: str, head: int, tail: int, full: int) -> str:
