@@ -3,7 +3,8 @@
 Format by extension: ``.geojson``/``.json`` (GeoJSON), ``.gpkg`` (GeoPackage),
 ``.csv`` (UTF-8 with BOM, points as ``lon``/``lat`` columns, polygons as WKT).
 Always WGS84; the ``source_crs`` column says what the file that loaded a row used. CSV times are
-China time (``+08``), as imports read them; a legal entity is named by its code.
+China time (``+08``), as imports read them; a legal entity is named by its code. CSV text cells that
+a spreadsheet would run as a formula start with ``'`` (``geodata.csvsafe``); numeric columns are as stored.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import shapely
-from sqlalchemy import Table, text
+from sqlalchemy import String, Table, text
 from sqlalchemy.engine import Engine
 
 from geodata import tables
+from geodata.csvsafe import sql_safe_text
 from geodata.errors import BadInput
 
 EXPORT_TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
@@ -40,16 +42,23 @@ _SKIP = {"geom", "boundary"}
 
 def _select(table: Table, key: tuple[str, ...], as_csv: bool) -> str:
     """SELECT of every attribute plus the geometry, from schema names only."""
+    # A CSV is opened in a spreadsheet: its text columns are neutralised against formulas (geodata.csvsafe).
+    def text_col(expr: str, alias: str) -> str:
+        return sql_safe_text(expr, alias) if as_csv else f"{expr} AS {alias}"
+
     parts = []
-    for c in (c.name for c in table.c if c.name not in _SKIP):
+    for col in (c for c in table.c if c.name not in _SKIP):
+        c = col.name
         if c == "legal_entity_id":
             # The code, under the field name imports read: an internal id would be dropped on re-import.
-            parts.append("(SELECT l.code FROM legal_entity l WHERE l.id = t.legal_entity_id) AS legal_entity")
+            parts.append(text_col("(SELECT l.code FROM legal_entity l WHERE l.id = t.legal_entity_id)", "legal_entity"))
+        elif isinstance(col.type, String):
+            parts.append(text_col(f"t.{c}", c))
         else:
             parts.append(f"t.{c}")
     if table.name == "legal_entity":
-        parts.append("(SELECT string_agg(c.adcode, ';' ORDER BY c.adcode) FROM county c"
-                     " WHERE c.legal_entity_id = t.id) AS county_codes")
+        parts.append(text_col("(SELECT string_agg(c.adcode, ';' ORDER BY c.adcode) FROM county c"
+                              " WHERE c.legal_entity_id = t.id)", "county_codes"))
     if "geom" in table.c:
         if as_csv and table.name == "county":
             parts.append("ST_AsText(t.geom) AS wkt")

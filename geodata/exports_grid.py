@@ -19,6 +19,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from geodata.csvsafe import safe_frame
 from geodata.errors import BadInput, NotFound
 from geodata.gaps import latest_scores
 from geodata.grids import load_cells
@@ -142,8 +143,9 @@ def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> P
         inner = shapely.point_on_surface(geoms)
         table = pd.DataFrame(flat.drop(columns="geometry")).assign(
             lon=shapely.get_x(inner), lat=shapely.get_y(inner), wkt=shapely.to_wkt(geoms, rounding_precision=7))
-        # utf-8-sig: Excel, which planners open CSVs with, needs the BOM to read Chinese.
-        table.to_csv(path, index=False, encoding="utf-8-sig")
+        # utf-8-sig: Excel, which planners open CSVs with, needs the BOM to read Chinese; text cells that
+        # Excel would run as formulas get a leading quote (numeric columns stay numbers).
+        safe_frame(table).to_csv(path, index=False, encoding="utf-8-sig")
     elif fmt == "gpkg":
         flat.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
     else:

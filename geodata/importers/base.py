@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Engine
 
+from geodata.csvsafe import safe_text
 from geodata.readers import LINE
 
 ProgressFn = Callable[[float, str], None]
@@ -109,7 +110,10 @@ def previous_ok_run(engine: Engine, *, kind: str, sha: str, options: dict) -> in
 
 
 class RejectsFile:
-    """The rejects CSV (UTF-8 with BOM for Excel): line, field, value, reason, then the original row."""
+    """The rejects CSV (UTF-8 with BOM for Excel): line, field, value, reason, then the original row.
+
+    Every text cell a spreadsheet would run as a formula starts with ``'`` (``geodata.csvsafe``).
+    """
 
     def __init__(self, path: Path, columns: list[str]):
         self.path = path
@@ -122,7 +126,7 @@ class RejectsFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "w", encoding="utf-8-sig", newline="")
         self._w = csv.writer(self._f)
-        self._w.writerow(["line", "field", "value", "reason", *self.columns])
+        self._w.writerow(["line", "field", "value", "reason", *map(safe_text, self.columns)])
 
     def write(self, frame: pd.DataFrame, fields: np.ndarray, values: np.ndarray, reasons: np.ndarray) -> None:
         """Append rejected rows (``frame`` holds them under the original column names)."""
@@ -133,14 +137,14 @@ class RejectsFile:
         orig = frame.reindex(columns=self.columns).fillna("").astype(str).to_numpy().tolist()
         lines = frame[LINE].tolist()
         for line, fld, val, why, row in zip(lines, fields, values, reasons, orig, strict=True):
-            self._w.writerow([line, fld or "", "" if val is None else val, why, *row])
+            self._w.writerow([line, *map(safe_text, [fld or "", "" if val is None else val, why, *row])])
         self.count += len(frame)
 
     def write_raw(self, line: int | None, value: str, reason: str) -> None:
         """A row that could not even be split into columns."""
         if self._w is None:
             self._open()
-        self._w.writerow([line if line is not None else "", "", value, reason])
+        self._w.writerow([line if line is not None else "", "", safe_text(value), safe_text(reason)])
         self.count += 1
 
     def close(self) -> str | None:
