@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from api.settings import Settings
 from geodata import DEMO_DATA
 from geodata.importers.spatial import to_multipolygons
-from grid.synth_common import AS_OF as SYNTH_AS_OF
+from grid.synth import AS_OF as SYNTH_AS_OF
 
 DATA = DEMO_DATA
 USER = "demo"

@@ -128,7 +128,7 @@ def run_ours(out: Path) -> dict:
     """Time VillageLocator: build, then locate every point."""
     import shapely
 
-    from grid.village_locate import VillageLocator
+    from grid.locate import VillageLocator
 
     geoms = shapely.from_wkb(np.load(out / "cells.npy", allow_pickle=True))
     lon, lat = np.load(out / "lon.npy"), np.load(out / "lat.npy")
@@ -159,7 +159,7 @@ def run_stored(out: Path) -> dict:
     """Time what assignment does for a village grid: load the stored lookup, then locate."""
     import shapely
 
-    from grid.village_locate import VillageLocator
+    from grid.locate import VillageLocator
 
     geoms = shapely.from_wkb(np.load(out / "cells.npy", allow_pickle=True))
     lon, lat = np.load(out / "lon.npy"), np.load(out / "lat.npy")

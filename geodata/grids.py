@@ -166,7 +166,7 @@ def build_locator(kind: str, cells: gpd.GeoDataFrame, workers: int = 1):
         from grid.locate import H3Locator
 
         return H3Locator(_with_h3(cells), workers=workers)
-    from grid.village_locate import VillageLocator
+    from grid.locate import VillageLocator
 
     return VillageLocator(cells)
 
@@ -177,13 +177,12 @@ def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDat
     ``cells`` as :func:`load_cells` returns them (lookups answer row positions in
     them). An H3 grid gets a ``grid.locate.H3Locator`` (``workers`` > 1 forks:
     only from the CLI, never in the server), a village grid a
-    ``grid.village_locate.VillageLocator``. Grid versions never change, so the
+    ``grid.locate.VillageLocator``. Grid versions never change, so the
     lookup is built once; a stored one of another format or for other cells
     (checked by a fingerprint) is rebuilt.
     """
     from grid.errors import InvalidInput
-    from grid.locate import H3Locator
-    from grid.village_locate import VillageLocator
+    from grid.locate import H3Locator, VillageLocator
 
     if kind == "h3":
         cells = _with_h3(cells)

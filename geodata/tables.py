@@ -278,7 +278,7 @@ cell = Table(
     PrimaryKeyConstraint("grid_id", "cell_id"),
 )
 
-# The point lookup of a grid version (grid.locate.H3Locator / grid.village_locate.VillageLocator
+# The point lookup of a grid version (grid.locate.H3Locator / grid.locate.VillageLocator
 # .to_bytes), built once with the grid: assigning customers then skips rebuilding it.
 grid_lookup = Table(
     "grid_lookup", metadata,

@@ -22,8 +22,8 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from grid.locate import locate_exact
 from grid.projection import metric_crs
-from grid.village_locate import locate_exact
 from grid.villages import build_village_cells
 
 __all__ = ["apportion_to_cells"]

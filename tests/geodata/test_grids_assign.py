@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from geodata import assign, grids
 from geodata.errors import NotFound
-from grid.village_locate import VillageLocator
+from grid.locate import VillageLocator
 
 COUNTY = shapely.box(106.0, 38.0, 106.2, 38.2)
 VILLAGES = [

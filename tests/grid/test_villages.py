@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geodata import DEMO_DATA
-from grid.village_locate import VillageLocator
+from grid.locate import VillageLocator
 from grid.villages import InvalidInput, build_village_cells, village_cell_lookup
 
 DATA = DEMO_DATA

@@ -1,6 +1,6 @@
 """Point lookups stored with a grid version: bytes tied to the very cells they were built on.
 
-Shared by :class:`grid.locate.H3Locator` and :class:`grid.village_locate.VillageLocator`
+Shared by :class:`grid.locate.H3Locator` and :class:`grid.locate.village_locator.VillageLocator`
 (``to_bytes`` / ``from_bytes``): numpy arrays in an ``.npz`` archive plus a JSON
 header holding the format number, a fingerprint of the cells and scalars.
 """

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from scipy import sparse
 
-from grid.territories_graph import connect_components, pairs_to_csr
+from grid.territories.graph import connect_components, pairs_to_csr
 
 
 def region_rows(cell_region, rm_region) -> list[tuple[object, np.ndarray, np.ndarray]]:
@@ -37,9 +37,10 @@ def region_rows(cell_region, rm_region) -> list[tuple[object, np.ndarray, np.nda
 
 
 def sub_plan(plan, cells: np.ndarray, rms: np.ndarray):
-    """The plan restricted to ``cells`` and ``rms``, islands reconnected; returns (sub-plan, virtual edges in plan rows)."""
-    from grid.territories_plan import TerritoryPlan
+    """The plan restricted to ``cells`` and ``rms``, islands reconnected; returns (sub-plan, virtual edges in plan rows).
 
+    The sub-plan is built by ``type(plan)``, so this module needs no import of the plan module (which imports it).
+    """
     adj = sparse.csr_array(plan.adjacency)[cells][:, cells]
     xy = plan.cell_xy[cells]
     virtual = np.empty((0, 2), dtype=np.int64)
@@ -55,7 +56,7 @@ def sub_plan(plan, cells: np.ndarray, rms: np.ndarray):
     if plan.current is not None:
         cur = plan.current[cells]
         current = np.where(cur >= 0, rm_of[np.maximum(cur, 0)], -1)
-    sub = TerritoryPlan(
+    sub = type(plan)(
         plan.workload[cells],
         adj,
         plan.rm_home_xy[rms],
@@ -94,7 +95,7 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
 
     Examples
     --------
-    >>> from grid.territories_plan import TerritoryPlan
+    >>> from grid.territories.plan import TerritoryPlan
     >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3]]), 4)
     >>> xy = np.column_stack([np.arange(4.0), np.zeros(4)])
     >>> plan = TerritoryPlan.from_arrays(np.ones(4), adj, xy[[0, 3]], xy, np.ones(2),

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from grid.territories_bounds import achievable_targets, deviation_bound, heaviest_cell
-from grid.territories_graph import pieces_per_owner
+from grid.territories.bounds import achievable_targets, deviation_bound, heaviest_cell
+from grid.territories.graph import pieces_per_owner
 
 
 @dataclass
@@ -137,7 +137,7 @@ def plan_report(
         variation of workload / target over RMs with capacity; ``contiguity`` is the
         share of non-empty territories that are one connected piece.
         ``deviation_bound`` is a lower bound on the max deviation of any plan of
-        whole cells (:func:`grid.territories_bounds.deviation_bound`), with a note
+        whole cells (:func:`grid.territories.bounds.deviation_bound`), with a note
         when it is above 0; ``adjusted_max_deviation`` is the max deviation from
         the achievable targets, as the solver balances them (an RM whose heaviest
         cell exceeds its target is judged against what that cell would cost an
@@ -145,7 +145,7 @@ def plan_report(
 
     Examples
     --------
-    >>> from grid.territories_graph import pairs_to_csr
+    >>> from grid.territories.graph import pairs_to_csr
     >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3]]), 4)
     >>> xy = np.array([[0, 0], [1, 0], [2, 0], [3, 0]], dtype=float)
     >>> r = plan_report(np.array([0, 0, 1, 1]), np.ones(4), adj, xy[[0, 3]], xy, np.ones(2))

@@ -4,13 +4,22 @@ H3 cells of one resolution are the hexagons of a regular lattice in the
 gnomonic projection of their icosahedron face (apart from H3's small
 distortions, which :class:`grid.locate.H3Locator` measures as margins). This
 module fits that lattice to cell centres and rounds points to their hexagon
-with numpy alone; :data:`FACE_DIRS` are the faces' centre directions.
+with numpy alone; :data:`FACE_DIRS` are the faces' centre directions;
+:class:`FaceTable` is one face's lookup table of a locator.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import shapely
 from h3.api import basic_int as h3i
+
+from grid.errors import GridError
+from grid.h3cells import hexagons
+
+MARGIN_SAMPLES = (0.3, 0.5, 0.7)
+_HALO = -2  # table code: a cell of the ring around the grid
+_EMPTY = -3  # table code: no cell
 
 
 def unit_vectors(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
@@ -125,3 +134,60 @@ def _icosahedron_faces() -> np.ndarray:
 
 
 FACE_DIRS = _icosahedron_faces()
+
+
+class FaceTable:
+    """The lattice of one icosahedron face, the dense (i, j) -> row table and the safety margin.
+
+    ``locator`` is the :class:`grid.locate.H3Locator` being built (its ``geoms`` and ``border``).
+    """
+
+    def __init__(self, locator, fit_h3: np.ndarray, rows: np.ndarray, centres: np.ndarray, face: int):
+        self.face = face  # row in FACE_DIRS
+        lat = Lattice(FACE_DIRS[face], centres, int(fit_h3[0]))
+        if lat.residual > 1e-6:
+            raise GridError(f"lattice fit residual {lat.residual:g} too large")
+        i, j = lat.ij[:, 0], lat.ij[:, 1]
+        self.i0, self.j0 = int(i.min()), int(j.min())
+        table = np.full((int(i.max()) - self.i0 + 1, int(j.max()) - self.j0 + 1), _EMPTY, dtype=np.int32)
+        table[i - self.i0, j - self.j0] = rows
+        self.table, self.lattice = table, lat
+        # Margin: how far the stored straight (lng, lat) edges stray from the lattice
+        # hexagon, sampled along every edge, doubled for safety. Inner cells are stored
+        # as whole hexagons: only border and halo cells need theirs built.
+        inner = np.flatnonzero(rows >= 0)
+        inner = inner[~locator.border[rows[inner]]]
+        hexes = np.empty(len(fit_h3), dtype=object)
+        hexes[inner] = locator.geoms[rows[inner]]
+        rest = np.ones(len(fit_h3), dtype=bool)
+        rest[inner] = False
+        hexes[rest] = hexagons(fit_h3[rest])
+        # Whole hexagons have no holes: their coordinates are their exterior rings'.
+        coords, idx = shapely.get_coordinates(hexes, return_index=True)
+        worst = 0.0
+        # The gap between a straight edge and the lattice's is a smooth bump, zero at both
+        # vertices and largest near the middle: three samples find it (and it is doubled below).
+        nxt = np.r_[coords[1:], coords[-1:]]
+        same = np.r_[idx[1:] == idx[:-1], False]
+        for t in MARGIN_SAMPLES:
+            pts = np.where(same[:, None], coords + t * (nxt - coords), coords)
+            pi, pj, m = lat.round(pts[:, 0], pts[:, 1])
+            own = (pi == lat.ij[idx, 0]) & (pj == lat.ij[idx, 1])
+            worst = max(worst, float(np.abs(np.where(own, m, -m)).max()))
+        if not worst < 0.01:
+            raise GridError(f"stored hexagons stray {worst:g} from the lattice")
+        self.delta = 2.0 * worst + 1e-9
+
+    def lookup(self, x: np.ndarray, y: np.ndarray, xyz=None) -> tuple[np.ndarray, np.ndarray]:
+        """Table code of each point's hexagon (row, _HALO or _EMPTY) and whether it is clearly inside.
+
+        ``xyz``: the points' unit vector components, when already computed.
+        """
+        i, j, m = self.lattice.round(x, y) if xyz is None else self.lattice.round_xyz(*xyz)
+        i -= self.i0
+        j -= self.j0
+        ni, nj = self.table.shape
+        inside = (i >= 0) & (i < ni) & (j >= 0) & (j < nj)
+        code = self.table.ravel().take(np.where(inside, i * nj + j, 0))
+        code[~inside] = _EMPTY
+        return code, m >= self.delta

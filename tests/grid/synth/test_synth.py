@@ -35,10 +35,10 @@ from grid.synth import (
     village_households,
     visits,
 )
-from grid.synth_common import id_numbers
+from grid.synth.common import id_numbers
 
 DATA = DEMO_DATA
-DOCS_FIELDS = Path(__file__).resolve().parents[2] / "docs" / "fields.md"
+DOCS_FIELDS = Path(__file__).resolve().parents[3] / "docs" / "fields.md"
 # Three counties of different kinds: urban district, rural county with a bank of its own, mountain county.
 COUNTIES = ("640104", "640121", "640522")
 

@@ -18,7 +18,7 @@ This start is balanced by construction and contiguous whatever its numbers:
    outlet last). Subtrees of a shortest-path tree radiate from the outlet, so
    RMs sharing an outlet get sectors of its catchment.
 
-The result is a start for :mod:`grid.territories_solver`, which balances the
+The result is a start for :mod:`grid.territories.solver`, which balances the
 rest; locks and the maximum distance are applied by the caller.
 """
 
@@ -32,7 +32,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from grid.territories_solver import Problem
+from grid.territories.solver import Problem
 
 
 def _owner_of_top(pred: np.ndarray, top_label: np.ndarray) -> np.ndarray:
@@ -162,7 +162,7 @@ def balanced_start(p: Problem, *, rounds: int = 80, deadline: float = math.inf) 
 
     Examples
     --------
-    >>> from grid.territories_graph import neighbour_lists, pairs_to_csr
+    >>> from grid.territories.graph import neighbour_lists, pairs_to_csr
     >>> pairs = np.array([[i, i + 1] for i in range(7)])
     >>> xy = np.column_stack([np.arange(8.0), np.zeros(8)])
     >>> p = Problem(np.ones(8), neighbour_lists(pairs_to_csr(pairs, 8)), pairs, xy, xy[[0, 0, 7]], np.ones(3),

@@ -22,8 +22,8 @@ from itertools import permutations
 
 import numpy as np
 
-from grid.territories_recom import _territories, _tree
-from grid.territories_solver import Problem, _deviation
+from grid.territories.recom import _territories, _tree
+from grid.territories.solver import Problem, _deviation
 
 _ORDERS = list(permutations(range(3)))
 _ORDER_IDX = np.array(_ORDERS)  # (order, rm): the piece each RM gets
@@ -50,7 +50,7 @@ def recombine_triples(
 
     Examples
     --------
-    >>> from grid.territories_graph import neighbour_lists, pairs_to_csr
+    >>> from grid.territories.graph import neighbour_lists, pairs_to_csr
     >>> pairs = np.array([[i, i + 1] for i in range(5)])
     >>> xy = np.column_stack([np.arange(6.0), np.zeros(6)])
     >>> p = Problem(np.array([1.0, 2, 1, 2, 1, 2]), neighbour_lists(pairs_to_csr(pairs, 6)), pairs, xy,

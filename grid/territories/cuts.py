@@ -7,7 +7,7 @@ iterative) and keeps the answer until the territory changes, so the move loops
 ask about every border cell of a large territory for the price of one walk
 instead of one walk per cell. The same search gives the pieces a cut cell
 would leave behind, so a chain can move a cut cell together with the small
-pieces it cuts off (:mod:`grid.territories_chain`).
+pieces it cuts off (:mod:`grid.territories.chain`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TerritoryCuts:
     """Cut cells of each owner's territory, searched on demand and forgotten when the owner changes.
 
     ``touch(owner)`` must be called whenever a cell joins or leaves ``owner``
-    (:class:`grid.territories_solver._Mover` does).
+    (:class:`grid.territories.solver._Mover` does).
 
     Examples
     --------

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from grid.synth_common import as_rng, county_codes, frame, truthy
+from grid.synth.common import as_rng, county_codes, frame, truthy
 
 PERSONS_PER_HOUSEHOLD = 2.65  # Ningxia, 2020 census
 

@@ -1,6 +1,6 @@
 """Initial territories: seeds, region growing, orphan repair.
 
-See :mod:`grid.territories_solver` for the whole algorithm.
+See :mod:`grid.territories.solver` for the whole algorithm.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from grid.territories_solver import Problem, loads_of
+from grid.territories.solver import Problem, loads_of
 
 
 def choose_seeds(p: Problem, taken: np.ndarray) -> np.ndarray:
@@ -137,3 +137,19 @@ def orphan_cells(p: Problem, a: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     orphan = own & (label != main[np.where(own, a, 0)]) & (p.locked < 0)
     return np.flatnonzero(orphan)
 
+
+def distinct_seeds(p: Problem, seeds: np.ndarray, keep_rows: np.ndarray) -> np.ndarray:
+    """Seeds with duplicates resolved: RMs not in ``keep_rows`` that share a seed move to the nearest unused free cell."""
+    used = set(seeds[keep_rows & (seeds >= 0)].tolist())
+    tree = None
+    for r in np.flatnonzero(~keep_rows & (p.capacity > 0)).tolist():
+        if seeds[r] >= 0 and seeds[r] not in used:
+            used.add(int(seeds[r]))
+            continue
+        tree = tree or cKDTree(p.cell_xy)
+        _, near = tree.query(p.home_xy[r], k=min(p.n, len(used) + 64))
+        pick = next((c for c in np.atleast_1d(near).tolist() if c not in used and p._locked[c] < 0), -1)
+        seeds[r] = pick
+        if pick >= 0:
+            used.add(pick)
+    return seeds

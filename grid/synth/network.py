@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from grid.projection import haversine_km
-from grid.synth_common import (
+from grid.synth.common import (
     AS_OF,
     as_rng,
     county_codes,

@@ -19,8 +19,9 @@ between H3's curved edges and the stored straight (lng, lat) edges. The few
 points near an edge, in clipped border cells or near an icosahedron edge take
 the exact path: H3 index, then shapely's exact predicates.
 
-The lattice geometry is :mod:`grid.h3_lattice`; the forked workers of
-:func:`latlng_to_h3` and :meth:`H3Locator.locate` are :mod:`grid.forked`.
+The lattice geometry and the per-face lookup tables are :mod:`grid.locate.lattice`;
+the forked workers of :meth:`H3Locator.locate` are :mod:`grid.locate.forked`;
+points to plain H3 indexes (no grid) are :mod:`grid.locate.h3_points`.
 
 A county across an icosahedron edge gets one lattice per face; each point is
 rounded on the lattice of the face it lies on (the nearest face centre), and
@@ -31,7 +32,6 @@ exact path.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import repeat
 
 import geopandas as gpd
 import numpy as np
@@ -39,145 +39,19 @@ import shapely
 from h3.api import basic_int as h3i
 
 from grid.errors import GridError, InvalidInput
-from grid.forked import run_forked
-from grid.h3_lattice import FACE_DIRS, Lattice, unit_vectors
-from grid.h3cells import h3_parents, hexagons
-from grid.stored import cells_fingerprint, pack, unpack
+from grid.h3cells import h3_parents
+from grid.locate.forked import run_forked
+from grid.locate.h3_points import cells_serial
+from grid.locate.lattice import _EMPTY, _HALO, FACE_DIRS, FaceTable, Lattice, unit_vectors
+from grid.locate.stored import cells_fingerprint, pack, unpack
 
 _CHUNK = 1 << 16
 FORMAT = 1  # of stored lookups (H3Locator.to_bytes): bumped whenever the tables change meaning
-MARGIN_SAMPLES = (0.3, 0.5, 0.7)
-_HALO = -2
-_EMPTY = -3
-
-
-def _cells_serial(lat: np.ndarray, lon: np.ndarray, res: int) -> np.ndarray:
-    """h3.latlng_to_cell over arrays; ``map`` avoids Python bytecode per point."""
-    f = h3i.latlng_to_cell
-    return np.fromiter(
-        map(f, lat.tolist(), lon.tolist(), repeat(res)), dtype=np.uint64, count=len(lat)
-    )
-
-
-def latlng_to_h3(lat, lon, res: int, workers: int = 2) -> np.ndarray:
-    """H3 cells (uint64) of points, identical to ``h3.latlng_to_cell``, on several cores.
-
-    Parameters
-    ----------
-    lat, lon : array-like of float
-        WGS84 degrees.
-    res : int
-        H3 resolution, 0 to 15.
-    workers : int
-        Processes to use (fork); 1 for a single process.
-
-    Returns
-    -------
-    ndarray of uint64, one cell per point.
-
-    Examples
-    --------
-    >>> format(int(latlng_to_h3([38.0], [106.0], 9)[0]), "x")
-    '8924c202ab3ffff'
-    """
-    if isinstance(res, bool) or not isinstance(res, int | np.integer) or not 0 <= res <= 15:
-        raise InvalidInput(f"H3 resolution must be an integer from 0 to 15, got {res!r}")
-    lat = np.ascontiguousarray(lat, dtype=float)
-    lon = np.ascontiguousarray(lon, dtype=float)
-    if lat.shape != lon.shape or lat.ndim != 1:
-        raise InvalidInput("lat and lon must be 1-d arrays of the same length")
-    if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
-        raise InvalidInput("lat and lon must be finite")
-    (out,) = run_forked(
-        len(lat), lambda a, b: (_cells_serial(lat[a:b], lon[a:b], int(res)),), [np.uint64], workers
-    )
-    return out
-
-
-def locate_multi(
-    lon, lat, res_fine: int, coarser: Iterable[int] = (8, 7), workers: int = 2
-) -> dict[int, np.ndarray]:
-    """H3 cells of points at a fine resolution, and coarser ones derived as its parents.
-
-    Coarser cells are ``cell_to_parent`` of the fine cell (H3's hierarchy), not
-    ``latlng_to_cell`` at the coarser resolution: near cell edges the two can
-    differ, and the hierarchy is what roll-ups use.
-
-    Returns
-    -------
-    dict
-        ``{res: ndarray of uint64}`` for ``res_fine`` and every coarser resolution.
-
-    Examples
-    --------
-    >>> out = locate_multi([106.0], [38.0], 9, coarser=(7,))
-    >>> sorted(out), format(int(out[7][0]), "x")
-    ([7, 9], '8724c202affffff')
-    """
-    fine = latlng_to_h3(lat, lon, res_fine, workers=workers)
-    out = {int(res_fine): fine}
-    for r in coarser:
-        out[int(r)] = h3_parents(fine, r)
-    return out
 
 
 def _fingerprint(h3: np.ndarray, border: np.ndarray, geoms) -> str:
     """The cells (indexes, border flags, geometry) a stored lookup was built on."""
     return cells_fingerprint(geoms, np.asarray(h3, dtype="<u8"), np.asarray(border, dtype=bool))
-
-
-class _FaceTable:
-    """The lattice of one icosahedron face, the dense (i, j) -> row table and the safety margin."""
-
-    def __init__(self, locator: H3Locator, fit_h3: np.ndarray, rows: np.ndarray, centres: np.ndarray, face: int):
-        self.face = face  # row in FACE_DIRS
-        lat = Lattice(FACE_DIRS[face], centres, int(fit_h3[0]))
-        if lat.residual > 1e-6:
-            raise GridError(f"lattice fit residual {lat.residual:g} too large")
-        i, j = lat.ij[:, 0], lat.ij[:, 1]
-        self.i0, self.j0 = int(i.min()), int(j.min())
-        table = np.full((int(i.max()) - self.i0 + 1, int(j.max()) - self.j0 + 1), _EMPTY, dtype=np.int32)
-        table[i - self.i0, j - self.j0] = rows
-        self.table, self.lattice = table, lat
-        # Margin: how far the stored straight (lng, lat) edges stray from the lattice
-        # hexagon, sampled along every edge, doubled for safety. Inner cells are stored
-        # as whole hexagons: only border and halo cells need theirs built.
-        inner = np.flatnonzero(rows >= 0)
-        inner = inner[~locator.border[rows[inner]]]
-        hexes = np.empty(len(fit_h3), dtype=object)
-        hexes[inner] = locator.geoms[rows[inner]]
-        rest = np.ones(len(fit_h3), dtype=bool)
-        rest[inner] = False
-        hexes[rest] = hexagons(fit_h3[rest])
-        # Whole hexagons have no holes: their coordinates are their exterior rings'.
-        coords, idx = shapely.get_coordinates(hexes, return_index=True)
-        worst = 0.0
-        # The gap between a straight edge and the lattice's is a smooth bump, zero at both
-        # vertices and largest near the middle: three samples find it (and it is doubled below).
-        nxt = np.r_[coords[1:], coords[-1:]]
-        same = np.r_[idx[1:] == idx[:-1], False]
-        for t in MARGIN_SAMPLES:
-            pts = np.where(same[:, None], coords + t * (nxt - coords), coords)
-            pi, pj, m = lat.round(pts[:, 0], pts[:, 1])
-            own = (pi == lat.ij[idx, 0]) & (pj == lat.ij[idx, 1])
-            worst = max(worst, float(np.abs(np.where(own, m, -m)).max()))
-        if not worst < 0.01:
-            raise GridError(f"stored hexagons stray {worst:g} from the lattice")
-        self.delta = 2.0 * worst + 1e-9
-
-    def lookup(self, x: np.ndarray, y: np.ndarray, xyz=None) -> tuple[np.ndarray, np.ndarray]:
-        """Table code of each point's hexagon (row, _HALO or _EMPTY) and whether it is clearly inside.
-
-        ``xyz``: the points' unit vector components, when already computed.
-        """
-        i, j, m = self.lattice.round(x, y) if xyz is None else self.lattice.round_xyz(*xyz)
-        i -= self.i0
-        j -= self.j0
-        ni, nj = self.table.shape
-        inside = (i >= 0) & (i < ni) & (j >= 0) & (j < nj)
-        code = self.table.ravel().take(np.where(inside, i * nj + j, 0))
-        code[~inside] = _EMPTY
-        return code, m >= self.delta
 
 
 class H3Locator:
@@ -259,7 +133,7 @@ class H3Locator:
             self._face_slot, self._cand_dirs, self._cand_slot = z["face_slot"], z["cand_dirs"], z["cand_slot"]
             self._faces = []
             for k, (face, i0, j0, delta) in enumerate(meta["faces"]):
-                t = _FaceTable.__new__(_FaceTable)
+                t = FaceTable.__new__(FaceTable)
                 t.face, t.i0, t.j0, t.delta, t.table = face, i0, j0, delta, z[f"table{k}"]
                 lat = Lattice.__new__(Lattice)
                 v = z[f"lattice{k}"]
@@ -284,7 +158,7 @@ class H3Locator:
         self.border = cells["is_border"].to_numpy(dtype=bool)
 
     def _build_lattice(self) -> None:
-        """Fit one lattice per icosahedron face the grid covers (see :class:`_FaceTable`)."""
+        """Fit one lattice per icosahedron face the grid covers (see :class:`FaceTable`)."""
         table_h3 = np.concatenate([self.h3, self._halo])
         if any(h3i.is_pentagon(int(c)) for c in table_h3[:1]):
             raise GridError("pentagon cells: no lattice")
@@ -303,7 +177,7 @@ class H3Locator:
         if counts.sum() == 0:
             raise GridError("no single-face cells to fit a lattice to")
         self._single_face = bool((single >= 0).all()) and int((counts > 0).sum()) == 1
-        self._faces: list[_FaceTable] = []
+        self._faces: list[FaceTable] = []
         self._face_slot = np.full(20, -1, dtype=np.int64)
         # Largest face first; a face whose lattice cannot be fitted is left to the exact path.
         for face in np.argsort(-counts, kind="stable"):
@@ -311,7 +185,7 @@ class H3Locator:
                 break
             on = single == face
             try:
-                table = _FaceTable(self, table_h3[on], rows_all[on], centres[on], int(face))
+                table = FaceTable(self, table_h3[on], rows_all[on], centres[on], int(face))
             except (GridError, np.linalg.LinAlgError):
                 if not self._faces:
                     raise
@@ -395,7 +269,7 @@ class H3Locator:
         row = np.full(n, -1, dtype=np.int64)
         if n == 0:
             return row
-        h = _cells_serial(lat, lon, self.res)
+        h = cells_serial(lon, lat, self.res)
         pos = np.minimum(np.searchsorted(self._sorted, h), len(self._sorted) - 1)
         found = self._sorted[pos] == h
         cand = self._order[pos]

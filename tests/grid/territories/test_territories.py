@@ -21,14 +21,14 @@ from grid.territories import (
     nearest_outlet_assignment,
     nearest_outlet_baseline,
 )
-from grid.territories_graph import (
+from grid.territories.graph import (
     connect_components,
     neighbour_lists,
     pairs_to_csr,
     pieces_per_owner,
     stays_connected,
 )
-from grid.territories_report import plan_report
+from grid.territories.report import plan_report
 
 DATA = DEMO_DATA
 
@@ -362,7 +362,7 @@ def test_single_heavy_cell_bound_reported_and_reached():
 
 
 def test_deviation_bound_and_achievable_targets_literal():
-    from grid.territories_bounds import achievable_targets, deviation_bound
+    from grid.territories.bounds import achievable_targets, deviation_bound
 
     assert deviation_bound(np.array([1.0, 1, 1, 1]), np.ones(2)) == (0.0, 0.5, 0)
     bound, share, cell = deviation_bound(np.array([1.0, 6, 1]), np.array([1.0, 0.5]))
@@ -446,7 +446,7 @@ def test_locked_cell_in_another_region_is_refused():
 def test_chain_moves_pass_workload_through_a_full_neighbour():
     # A line 0-1-...-8: RM 0 owns 0-4 (5 units), RM 1 owns 5-6 (2), RM 2 owns 7-8 (2); target 3 each.
     # RM 0 only touches RM 1, which is nearly full: single moves cannot help, a chain 0 -> 1 -> 2 can.
-    from grid.territories_chain import chain_moves
+    from grid.territories.chain import chain_moves
 
     adj, xy = grid_arrays(1, 9)
     plan = TerritoryPlan.from_arrays(np.ones(9), adj, xy[[0, 5, 8]], xy, np.ones(3))
@@ -459,7 +459,7 @@ def test_chain_moves_pass_workload_through_a_full_neighbour():
 
 def test_chain_moves_carry_the_small_pieces_a_cut_cell_would_leave():
     # RM 0 is a snake 0-1-2-3 whose only free end touches nobody: moving cell 1 to RM 1 must take cell 0 too.
-    from grid.territories_chain import _with_cut_off
+    from grid.territories.chain import _with_cut_off
 
     adj, _ = grid_arrays(1, 6)
     plan = TerritoryPlan.from_arrays(np.ones(6), adj, np.zeros((2, 2)), np.zeros((6, 2)), np.ones(2))
@@ -511,9 +511,9 @@ def test_recombine_moves_cells_both_ways_where_single_moves_and_chains_cannot():
     # The part-time RM 0 holds only the heavy cell (3 units for a target of 2): it cannot give it away
     # (it would be left with nothing), and any cell it takes makes it heavier. Redrawing the pair's
     # border moves cells both ways at once.
-    from grid.territories_chain import chain_moves
-    from grid.territories_recom import recombine
-    from grid.territories_solver import polish
+    from grid.territories.chain import chain_moves
+    from grid.territories.recom import recombine
+    from grid.territories.solver import polish
 
     adj, xy = grid_arrays(1, 4)
     plan = TerritoryPlan.from_arrays(np.array([3.0, 1, 1, 1]), adj, xy[[0, 3]], xy, np.array([0.5, 1.0]))
@@ -527,7 +527,7 @@ def test_recombine_moves_cells_both_ways_where_single_moves_and_chains_cannot():
 
 
 def test_recombine_keeps_locked_cells_and_leaves_penalised_plans_alone():
-    from grid.territories_recom import recombine
+    from grid.territories.recom import recombine
 
     adj, xy = grid_arrays(1, 4)
     plan = TerritoryPlan.from_arrays(np.array([3.0, 1, 1, 1]), adj, xy[[0, 3]], xy, np.array([0.5, 1.0]), locked={0: 0})
@@ -540,7 +540,7 @@ def test_recombine_keeps_locked_cells_and_leaves_penalised_plans_alone():
 
 
 def test_rms_of_one_outlet_swap_territories_but_not_across_outlets():
-    from grid.territories_recom import swap_territories
+    from grid.territories.recom import swap_territories
 
     # Two territories of 4 and 2 units; the part-time RM 0 (target 2) holds the big one.
     adj, xy = grid_arrays(1, 6)
@@ -590,10 +590,10 @@ def test_three_way_recombination_fixes_what_no_pair_can():
     # Neither pair can redraw its border better (0+1: 3|4 or 4|3; 1+2: 4|7, 8|3, 2|9, 1|10) and single moves
     # and chains are stuck, but cutting all three at once gives 3 1 1 | 2 4 | 3: loads 5, 6, 3, the best
     # any contiguous plan of this line reaches (max 5/14).
-    from grid.territories_chain import chain_moves
-    from grid.territories_recom import recombine
-    from grid.territories_solver import _deviation, polish
-    from grid.territories_triples import recombine_triples
+    from grid.territories.chain import chain_moves
+    from grid.territories.recom import recombine
+    from grid.territories.solver import _deviation, polish
+    from grid.territories.triples import recombine_triples
 
     adj, xy = grid_arrays(1, 6)
     plan = TerritoryPlan.from_arrays(np.array([3.0, 1, 1, 2, 4, 3]), adj, xy[[0, 3, 5]], xy, np.ones(3))
@@ -610,7 +610,7 @@ def test_three_way_recombination_fixes_what_no_pair_can():
 
 
 def test_three_way_recombination_keeps_locks_range_and_penalised_plans():
-    from grid.territories_triples import recombine_triples
+    from grid.territories.triples import recombine_triples
 
     adj, xy = grid_arrays(1, 6)
     w = np.array([3.0, 1, 1, 2, 4, 3])

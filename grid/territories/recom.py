@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from grid.territories_solver import Problem, _boundary, _deviation, cell_loads
+from grid.territories.solver import Problem, _boundary, _deviation, cell_loads
 
 
 def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Generator):
@@ -92,7 +92,7 @@ def swap_territories(
 
     Examples
     --------
-    >>> from grid.territories_graph import neighbour_lists, pairs_to_csr
+    >>> from grid.territories.graph import neighbour_lists, pairs_to_csr
     >>> pairs = np.array([[0, 1], [1, 2]])
     >>> xy = np.zeros((3, 2))
     >>> p = Problem(np.array([2.0, 0.5, 0.5]), neighbour_lists(pairs_to_csr(pairs, 3)), pairs, xy, xy[[0, 0]],
@@ -181,12 +181,12 @@ def recombine(
     """Redraw borders of neighbouring pairs where that improves their balance (in place); see the module docstring.
 
     Pairs holding more than ``max_cells`` cells together are left to the single moves.
-    Deviations are those of :func:`grid.territories_solver._deviation`, with the
+    Deviations are those of :func:`grid.territories.solver._deviation`, with the
     shared level kept for a round.
 
     Examples
     --------
-    >>> from grid.territories_graph import neighbour_lists, pairs_to_csr
+    >>> from grid.territories.graph import neighbour_lists, pairs_to_csr
     >>> pairs = np.array([[0, 1], [1, 2], [2, 3]])
     >>> xy = np.column_stack([np.arange(4.0), np.zeros(4)])
     >>> p = Problem(np.array([3.0, 1, 1, 1]), neighbour_lists(pairs_to_csr(pairs, 4)), pairs, xy, xy[[0, 3]],

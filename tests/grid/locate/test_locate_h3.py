@@ -14,7 +14,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from geodata import DEMO_DATA
 from grid.errors import InvalidInput
 from grid.h3cells import build_h3_cells
-from grid.locate import H3Locator, latlng_to_h3, locate_multi
+from grid.locate import H3Locator, locate_multi, lonlat_to_h3
 
 COUNTIES = DEMO_DATA / "ningxia_counties_gcj02.geojson"
 
@@ -35,29 +35,30 @@ def reference(cells: gpd.GeoDataFrame, lon, lat) -> np.ndarray:
     return out
 
 
-def test_latlng_to_h3_equals_h3_in_parallel():
+def test_lonlat_to_h3_equals_h3_in_parallel():
     rng = np.random.default_rng(7)
     lat, lon = rng.uniform(-60, 60, 250_000), rng.uniform(-180, 180, 250_000)
-    got = latlng_to_h3(lat, lon, 9, workers=2)
+    got = lonlat_to_h3(lon, lat, 9, workers=2)
     assert got.dtype == np.uint64
     idx = rng.choice(len(lat), 2000, replace=False)
     assert [int(got[i]) for i in idx] == [h3i.latlng_to_cell(lat[i], lon[i], 9) for i in idx]
-    assert np.array_equal(got, latlng_to_h3(lat, lon, 9, workers=1))
+    assert np.array_equal(got, lonlat_to_h3(lon, lat, 9, workers=1))
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.floats(-85, 85), st.floats(-180, 180), st.integers(0, 15))
-def test_latlng_to_h3_property(lat, lng, res):
-    assert int(latlng_to_h3([lat], [lng], res)[0]) == h3i.latlng_to_cell(lat, lng, res)
+def test_lonlat_to_h3_property(lat, lng, res):
+    # longitude first, like every function of grid.locate (h3 itself takes lat first)
+    assert int(lonlat_to_h3([lng], [lat], res)[0]) == h3i.latlng_to_cell(lat, lng, res)
 
 
-def test_latlng_to_h3_rejects_bad_input():
+def test_lonlat_to_h3_rejects_bad_input():
     with pytest.raises(InvalidInput):
-        latlng_to_h3([38.0], [106.0], 16)
+        lonlat_to_h3([106.0], [38.0], 16)
     with pytest.raises(InvalidInput):
-        latlng_to_h3([38.0, 1.0], [106.0], 9)
+        lonlat_to_h3([106.0], [38.0, 1.0], 9)
     with pytest.raises(InvalidInput):
-        latlng_to_h3([np.nan], [106.0], 9)
+        lonlat_to_h3([106.0], [np.nan], 9)
 
 
 def test_locate_multi_derives_parents():

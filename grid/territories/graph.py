@@ -284,7 +284,7 @@ def stays_connected(nbrs: list[list[int]], assignment, cell: int, size: int, *, 
     """True if removing ``cell`` leaves the rest of its owner's cells in one piece.
 
     ``size`` is the owner's cell count. A local check around the cell decides
-    most cases; when it fails, ``cuts`` (a :class:`grid.territories_cuts.TerritoryCuts`
+    most cases; when it fails, ``cuts`` (a :class:`grid.territories.cuts.TerritoryCuts`
     kept by the caller) answers from one search of the whole territory, else the
     territory is walked. Either way territories of any size are judged exactly.
     """

@@ -10,9 +10,9 @@ import shapely.affinity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import grid.village_locate as vl
+import grid.locate.village_locator as vl
 from grid.errors import InvalidInput
-from grid.village_locate import VillageLocator, locate_exact
+from grid.locate import VillageLocator, locate_exact
 
 
 def brute_force(geoms, x, y) -> np.ndarray:

@@ -1,24 +1,4 @@
-"""Automatic territory balancing: divide a grid's cells among relationship managers.
-
-Build a :class:`TerritoryPlan` from plain arrays (:meth:`TerritoryPlan.from_arrays`)
-or from GeoDataFrames (:meth:`TerritoryPlan.from_geodataframe`); :meth:`~TerritoryPlan.solve`
-returns the plan with ``assignment`` and ``report`` filled in.
-
-Workload
---------
-Each measure column (customers, households, deposit, loan, ...) is divided by
-its total over the grid, so every measure sums to 1, and the plan's workload of
-a cell is ``sum(weights[m] * x[m] / x[m].sum())``. A weight named ``"travel"``
-adds a travel term owned by the RM: ``weights["travel"] * d(cell, home) / D``
-with ``D`` the sum over cells of the distance to the nearest home outlet, so
-that at the nearest-outlet assignment travel adds about ``weights["travel"]``
-to the total, on the same scale as the measures. The target of an RM is the
-total workload times its capacity over all capacities (a part-time RM with
-capacity 0.5 gets half); capacity 0 marks an RM who takes no cells.
-
-The algorithm and the islands rule are described in
-:mod:`grid.territories_solver` and :mod:`grid.territories_graph`.
-"""
+"""Everyday uses of a plan: the nearest-outlet baseline, a report on any assignment, a hand-over."""
 
 from __future__ import annotations
 
@@ -27,22 +7,11 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from grid.territories_graph import cell_adjacency
-from grid.territories_plan import TerritoryPlan
-from grid.territories_regions import region_rows
-from grid.territories_report import PlanReport, plan_report, polsby_popper
+from grid.territories.plan import TerritoryPlan
+from grid.territories.regions import region_rows
+from grid.territories.report import PlanReport
 
-__all__ = [
-    "PlanReport",
-    "TerritoryPlan",
-    "cell_adjacency",
-    "evaluate_assignment",
-    "handover",
-    "nearest_outlet_assignment",
-    "nearest_outlet_baseline",
-    "plan_report",
-    "polsby_popper",
-]
+__all__ = ["evaluate_assignment", "handover", "nearest_outlet_assignment", "nearest_outlet_baseline"]
 
 
 def nearest_outlet_assignment(cell_xy: np.ndarray, rm_home_xy: np.ndarray, capacity=None) -> np.ndarray:
@@ -72,7 +41,7 @@ def nearest_outlet_baseline(plan: TerritoryPlan) -> TerritoryPlan:
 
     Examples
     --------
-    >>> from grid.territories_graph import pairs_to_csr
+    >>> from grid.territories.graph import pairs_to_csr
     >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2]]), 3)
     >>> xy = np.array([[0, 0], [1, 0], [2, 0]], dtype=float)
     >>> base = nearest_outlet_baseline(TerritoryPlan.from_arrays(np.ones(3), adj, xy[[0, 2]], xy, np.ones(2)))
@@ -126,7 +95,7 @@ def handover(plan: TerritoryPlan, leaving, to=None) -> TerritoryPlan:
 
     Examples
     --------
-    >>> from grid.territories_graph import pairs_to_csr
+    >>> from grid.territories.graph import pairs_to_csr
     >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2]]), 3)
     >>> xy = np.array([[0, 0], [1, 0], [2, 0]], dtype=float)
     >>> plan = TerritoryPlan.from_arrays(np.ones(3), adj, xy, xy, np.ones(3), current=np.array([0, 1, 2]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from grid.synth_common import AS_OF, as_rng, frame, jitter_km, padded, str_series
+from grid.synth.common import AS_OF, as_rng, frame, jitter_km, padded, str_series
 
 CHANNELS = np.array(["上门", "电话", "网点"])
 _CHANNEL_P = np.array([0.55, 0.35, 0.10])

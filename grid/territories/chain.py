@@ -9,7 +9,7 @@ on the other side of the target takes the last one. Paths are the fewest-hops
 paths over the RM adjacency graph, to the nearest few RMs on the other side.
 A chain is kept when it lowers the max deviation, or keeps it and lowers the
 sum of squared deviations; otherwise it is undone. Every step is a checked
-single-cell move (:class:`grid.territories_solver._Mover`) or, when the cell
+single-cell move (:class:`grid.territories.solver._Mover`) or, when the cell
 is a cut cell of its territory, the cell with the small pieces it would cut
 off (all adjacent to it, so the receiver stays one piece); locks, range and
 contiguity hold after every chain.
@@ -23,8 +23,8 @@ from collections import deque
 
 import numpy as np
 
-from grid.territories_cuts import TerritoryCuts
-from grid.territories_solver import Problem, _boundary, _deviation, _Mover
+from grid.territories.cuts import TerritoryCuts
+from grid.territories.solver import Problem, _boundary, _deviation, _Mover
 
 
 def _rm_graph(p: Problem, a: np.ndarray) -> tuple[list[set[int]], dict[tuple[int, int], list[int]]]:
@@ -82,7 +82,7 @@ def chain_moves(
 
     Examples
     --------
-    >>> from grid.territories_graph import neighbour_lists, pairs_to_csr
+    >>> from grid.territories.graph import neighbour_lists, pairs_to_csr
     >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]), 6)
     >>> xy = np.column_stack([np.arange(6.0), np.zeros(6)])
     >>> rows, cols = adj.nonzero()

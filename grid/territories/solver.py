@@ -2,7 +2,7 @@
 
 Algorithm (all on the cell adjacency graph, distances in metres):
 
-1. *Start.* A new plan starts from :func:`grid.territories_start.balanced_start`:
+1. *Start.* A new plan starts from :func:`grid.territories.start.balanced_start`:
    outlet catchments by a graph Voronoi with tuned offsets, each catchment's
    shortest-path tree cut into one subtree per RM of the outlet, so the start
    is contiguous and roughly balanced; locks are written over it. Each RM is
@@ -11,7 +11,7 @@ Algorithm (all on the cell adjacency graph, distances in metres):
    range, and every free cell when ``keep_current`` starts from the current
    owners) are grown into: the RM with the lowest load / capacity takes the
    frontier cell nearest its anchor (seeds as in
-   :func:`grid.territories_init.choose_seeds` for RMs without one); cells beyond
+   :func:`grid.territories.seeds.choose_seeds` for RMs without one); cells beyond
    ``max_distance`` are taken only when no RM has a cell within range.
 3. *Flow rebalancing.* The excess ``load - target`` of every RM is routed over
    the RM adjacency graph by the minimum-norm flow (solve ``L phi = excess``
@@ -22,13 +22,13 @@ Algorithm (all on the cell adjacency graph, distances in metres):
    relative deviations, worst RMs first, with compactness (distance to the
    receiver's seed versus the donor's) as the tie-breaker.
 5. *Compound moves.* RMs of one outlet trade whole territories, then pair
-   recombinations (:mod:`grid.territories_recom`: two neighbours' border
+   recombinations (:mod:`grid.territories.recom`: two neighbours' border
    redrawn along a random spanning tree, cells moving both ways at once)
-   alternate with chains (:mod:`grid.territories_chain`) while they help.
+   alternate with chains (:mod:`grid.territories.chain`) while they help.
 
 A move never takes a locked cell, never empties the donor and never cuts the
-donor in two (:func:`grid.territories_graph.stays_connected`, exact for
-territories of any size through :class:`grid.territories_cuts.TerritoryCuts`);
+donor in two (:func:`grid.territories.graph.stays_connected`, exact for
+territories of any size through :class:`grid.territories.cuts.TerritoryCuts`);
 the receiver is adjacent to the cell, so it stays connected too.
 """
 
@@ -44,9 +44,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
 
-from grid.territories_bounds import achievable_targets, heaviest_cell
-from grid.territories_cuts import TerritoryCuts
-from grid.territories_graph import stays_connected
+from grid.territories.bounds import achievable_targets, heaviest_cell
+from grid.territories.cuts import TerritoryCuts
+from grid.territories.graph import stays_connected
 
 
 @dataclass
@@ -186,7 +186,7 @@ def _deviation(p: Problem, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     """Loads, scales (1 for inactive RMs) and deviations from achievable targets (0 for inactive RMs).
 
     Targets are raised to an RM's heaviest cell where that is above them
-    (:func:`grid.territories_bounds.achievable_targets`): a cell heavier than a
+    (:func:`grid.territories.bounds.achievable_targets`): a cell heavier than a
     target keeps its owner above it in any plan, and the others should still
     share the rest evenly. The excuse is what the cell costs an RM of the
     largest capacity (its weight times capacity over the largest capacity):

@@ -20,16 +20,16 @@ Typical order (WGS84 villages and counties)::
         ...
     visits(sample, staff, rng=rng, outlets=outs); leads(sample, rng); tags(sample, rng)
 
-The modules behind it: :mod:`grid.synth_common` (columns, names, phones, ID
-numbers), :mod:`grid.synth_villages` (households), :mod:`grid.synth_network`
-(entities, outlets, service points, RMs), :mod:`grid.synth_customers`, :mod:`grid.synth_activity`.
+The modules behind it: :mod:`grid.synth.common` (columns, names, phones, ID
+numbers), :mod:`grid.synth.villages` (households), :mod:`grid.synth.network`
+(entities, outlets, service points, RMs), :mod:`grid.synth.customers`, :mod:`grid.synth.activity`.
 """
 
-from grid.synth_activity import LEAD_TYPES, TAGS, leads, tags, visits
-from grid.synth_common import AS_OF, FIELDS, id_check_char
-from grid.synth_customers import SEGMENTS, customers
-from grid.synth_network import entity_by_county, legal_entities, outlets, rms, service_points
-from grid.synth_villages import PERSONS_PER_HOUSEHOLD, village_households
+from grid.synth.activity import LEAD_TYPES, TAGS, leads, tags, visits
+from grid.synth.common import AS_OF, FIELDS, id_check_char
+from grid.synth.customers import SEGMENTS, customers
+from grid.synth.network import entity_by_county, legal_entities, outlets, rms, service_points
+from grid.synth.villages import PERSONS_PER_HOUSEHOLD, village_households
 
 __all__ = [
     "AS_OF",

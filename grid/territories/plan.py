@@ -1,7 +1,7 @@
 """The :class:`TerritoryPlan` model: cells, RMs and options of one plan, and its ``solve()``.
 
 Workload and algorithm are described in :mod:`grid.territories` and
-:mod:`grid.territories_solver`.
+:mod:`grid.territories.solver`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from grid.projection import metric_crs, project_points
-from grid.territories_chain import chain_moves
-from grid.territories_graph import cell_adjacency, neighbour_lists
-from grid.territories_init import choose_seeds, grow, orphan_cells
-from grid.territories_recom import recombine, swap_territories
-from grid.territories_regions import solve_regions
-from grid.territories_report import PlanReport, plan_report
-from grid.territories_solver import Problem, polish, rebalance
-from grid.territories_start import balanced_start
-from grid.territories_triples import recombine_triples
+from grid.territories.chain import chain_moves
+from grid.territories.graph import cell_adjacency, neighbour_lists
+from grid.territories.recom import recombine, swap_territories
+from grid.territories.regions import solve_regions
+from grid.territories.report import PlanReport, plan_report
+from grid.territories.seeds import choose_seeds, distinct_seeds, grow, orphan_cells
+from grid.territories.solver import Problem, polish, rebalance
+from grid.territories.start import balanced_start
+from grid.territories.triples import recombine_triples
 
 DEFAULT_MEASURES = ("customers", "households", "deposit", "loan")
 
@@ -38,23 +38,6 @@ def _travel_per_metre(travel_weight: float, cell_xy: np.ndarray, home_xy: np.nda
     d, _ = cKDTree(home_xy).query(cell_xy)
     total = float(d.sum())
     return travel_weight / total if total > 0 else 0.0
-
-
-def _distinct_seeds(p: Problem, seeds: np.ndarray, keep_rows: np.ndarray) -> np.ndarray:
-    """Seeds with duplicates resolved: RMs not in ``keep_rows`` that share a seed move to the nearest unused free cell."""
-    used = set(seeds[keep_rows & (seeds >= 0)].tolist())
-    tree = None
-    for r in np.flatnonzero(~keep_rows & (p.capacity > 0)).tolist():
-        if seeds[r] >= 0 and seeds[r] not in used:
-            used.add(int(seeds[r]))
-            continue
-        tree = tree or cKDTree(p.cell_xy)
-        _, near = tree.query(p.home_xy[r], k=min(p.n, len(used) + 64))
-        pick = next((c for c in np.atleast_1d(near).tolist() if c not in used and p._locked[c] < 0), -1)
-        seeds[r] = pick
-        if pick >= 0:
-            used.add(pick)
-    return seeds
 
 
 class TerritoryPlan:
@@ -135,11 +118,11 @@ class TerritoryPlan:
         stops (default 0.01, or 0.05 with ``keep_current`` so that cells move only
         when needed). ``travel_weight`` as in the module docstring. ``regions``
         is ``(cell labels (n,), RM labels (k,))``: each region (a county, a legal
-        entity) is then planned on its own (:mod:`grid.territories_regions`).
+        entity) is then planned on its own (:mod:`grid.territories.regions`).
 
         Examples
         --------
-        >>> from grid.territories_graph import pairs_to_csr
+        >>> from grid.territories.graph import pairs_to_csr
         >>> adj = pairs_to_csr(np.array([[0, 1], [1, 2], [2, 3]]), 4)
         >>> xy = np.array([[0, 0], [1, 0], [2, 0], [3, 0]], dtype=float)
         >>> plan = TerritoryPlan.from_arrays(np.ones(4), adj, xy[[0, 3]], xy, np.ones(2)).solve()
@@ -307,7 +290,7 @@ class TerritoryPlan:
             taken = (self.locked >= 0) | (a >= 0)
         seeds = choose_seeds(p, taken=taken)
         if not keep:
-            # A balanced contiguous start (grid.territories_start); locks are written over it and the
+            # A balanced contiguous start (grid.territories.start); locks are written over it and the
             # pieces they cut off regrown below. RMs anchor at their start's centre, unless locks seed them.
             start, centre = balanced_start(p, deadline=deadline)
             free = (self.locked < 0) & (start >= 0)
@@ -318,7 +301,7 @@ class TerritoryPlan:
             use = (centre >= 0) & ~locked_rm
             use[use] = free[centre[use]]
             seeds = np.where(use, centre, seeds)
-            seeds = _distinct_seeds(p, seeds, keep_rows=use | locked_rm)
+            seeds = distinct_seeds(p, seeds, keep_rows=use | locked_rm)
         a[self.locked >= 0] = self.locked[self.locked >= 0]
         size = np.bincount(a[a >= 0], minlength=k)
         for r in np.flatnonzero(seeds >= 0):

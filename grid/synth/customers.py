@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from grid.synth_common import (
+from grid.synth.common import (
     AS_OF,
     as_rng,
     company_names,
@@ -74,7 +74,7 @@ def customers(
     ----------
     villages : DataFrame
         code, county_code, lon, lat, coord_level, households, is_community (as from
-        :func:`grid.synth_network.village_households`).
+        :func:`grid.synth.network.village_households`).
     n : int
         Number of customers.
     rng : numpy Generator or seed
@@ -82,7 +82,7 @@ def customers(
     chunk_size : int
         Rows per yielded frame; memory stays bounded by it.
     entity_of : mapping adcode -> legal entity code, optional
-        Defaults to ``'LE' + adcode``; pass :func:`grid.synth_network.entity_by_county`
+        Defaults to ``'LE' + adcode``; pass :func:`grid.synth.network.entity_by_county`
         of the demo's entities to match its outlets.
     id_offset : int
         Customer numbers start after it, so that a second call (other counties)

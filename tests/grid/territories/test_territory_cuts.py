@@ -9,9 +9,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from grid.territories import TerritoryPlan
-from grid.territories_cuts import TerritoryCuts
-from grid.territories_graph import neighbour_lists, pairs_to_csr, pieces_per_owner, stays_connected
-from grid.territories_start import balanced_start
+from grid.territories.cuts import TerritoryCuts
+from grid.territories.graph import neighbour_lists, pairs_to_csr, pieces_per_owner, stays_connected
+from grid.territories.start import balanced_start
 
 
 def grid_graph(rows: int, cols: int):
