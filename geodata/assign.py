@@ -135,6 +135,11 @@ def _arrow_text(a: pa.Array) -> pd.Series:
 def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> None:
     gid = int(grid_id)  # identifiers below are built from this integer only
     new, final = f"customer_cell_g{gid}_new", f"customer_cell_g{gid}"
+    # Partition DDL on customer_cell, one transaction at a time (whatever the grid): the new table is
+    # made LIKE customer_cell (a share lock held to commit) and the swap then needs customer_cell
+    # exclusively (DETACH). Two swaps each holding the share lock while waiting for the exclusive one
+    # deadlocked; SHARE UPDATE EXCLUSIVE conflicts with itself, not with readers, so the second waits here.
+    conn.execute(text("LOCK TABLE customer_cell IN SHARE UPDATE EXCLUSIVE MODE"))
     conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
     # The CHECK matching the partition bound lets ATTACH skip its scan; declared up front it is
     # checked row by row during COPY instead of by a second pass over the table.

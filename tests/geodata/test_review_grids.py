@@ -108,3 +108,38 @@ def test_two_assignments_of_one_grid_at_once_both_succeed(two_counties):
     assert not errors, errors
     assert len(reports) == 6 and {r["customers"] for r in reports} == {2}
     assert set(_partition(engine, g)) == {"W1", "W2"}
+
+
+def test_assignments_of_two_grids_at_once_do_not_deadlock(two_counties):
+    """Two grids re-assigned together: each swap detaches the old partition, which needs customer_cell
+    exclusively. Each used to hold a share lock on customer_cell (its new table is made LIKE it) while
+    waiting for that, and PostgreSQL killed one of the two as a deadlock."""
+    import threading
+
+    engine, _ = two_counties
+    with engine.begin() as conn:
+        ids = [grids.build_grid(conn, county_code="640121", kind="h3", resolution=r)["id"] for r in (7, 8)]
+        for g in ids:
+            assign.assign_customers(conn, grid_id=g)
+    errors: list[Exception] = []
+    reports: list[dict] = []
+    for _ in range(5):
+        together = threading.Barrier(2)
+
+        def run(gid: int, together: threading.Barrier) -> None:
+            try:
+                with engine.begin() as conn:
+                    together.wait(10)
+                    reports.append(assign.assign_customers(conn, grid_id=gid))
+            except Exception as exc:  # asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(g, together)) for g in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    assert len(reports) == 10 and {r["customers"] for r in reports} == {2}
+    for g in ids:
+        assert set(_partition(engine, g)) == {"W1", "W2"}
