@@ -178,9 +178,41 @@ class TableSource:
         except UnicodeDecodeError:  # a non-UTF-8 file, transcoded by Python's codec
             raise self._undecodable() from None
         except pa.ArrowInvalid as exc:  # UTF-8, checked by Arrow itself
+            if "straddl" in str(exc):  # a row longer than one block: Arrow cannot split it
+                raise self._too_long(self._block_size(chunk_size)) from None
             if "invalid UTF8" not in str(exc):
                 raise
             raise self._undecodable() from None
+
+    @staticmethod
+    def _block_size(chunk_size: int) -> int:
+        """Bytes Arrow reads at a time; also the longest row it can read."""
+        return max(1 << 20, chunk_size * 64)
+
+    def _too_long(self, limit: int) -> BadInput:
+        """The error for a row longer than the reader's limit, naming its line (error path only)."""
+        number, length, longest = 1, 0, (0, 0)
+        with open(self.path, "rb") as fh:
+            # In blocks: the line itself may be hundreds of megabytes.
+            while block := fh.read(1 << 20):
+                parts = block.split(b"\n")
+                for i, part in enumerate(parts):
+                    length += len(part)
+                    if i < len(parts) - 1:
+                        if length > longest[1]:
+                            longest = (number, length)
+                        if length > limit:
+                            break
+                        number, length = number + 1, 0
+                else:
+                    continue
+                break
+        if length > longest[1]:
+            longest = (number, length)
+        line, size = longest
+        return BadInput(
+            f"{self.path.name}, line {line}: a row of {size:,} bytes, longer than the reader's limit of {limit:,}"
+            " bytes per row (a missing line break, or an unclosed quote?); nothing was stored.")
 
     def _undecodable(self) -> BadInput:
         """The error for bytes the file's encoding cannot read, naming the first such line (error path only)."""
@@ -209,7 +241,7 @@ class TableSource:
             raw,
             read_options=pacsv.ReadOptions(
                 skip_rows=self.header_line, column_names=self.columns, encoding=enc,
-                use_threads=False, block_size=max(1 << 20, chunk_size * 64),
+                use_threads=False, block_size=self._block_size(chunk_size),
             ),
             parse_options=pacsv.ParseOptions(
                 ignore_empty_lines=False, newlines_in_values=False, invalid_row_handler=on_invalid
@@ -331,7 +363,19 @@ def _head_rows(path: Path, fmt: str, encoding: str | None, sheet: str | None) ->
     except (UnicodeDecodeError, LookupError) as exc:
         raise BadInput(f"{path.name}: cannot be decoded as {encoding} ({exc})") from None
     lines = text.splitlines()[:HEADER_SCAN_ROWS]
-    return [[c.strip() for c in row] for row in csv.reader(io.StringIO("\n".join(lines)))]
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            rows.append([c.strip() for c in row])
+    except csv.Error as exc:
+        # Python's csv module refuses a field past its limit (131,072 characters) with a bare
+        # ``Error``: a header row is never that long, so stop at the rows before it, or say so.
+        if not rows:
+            raise BadInput(f"{path.name}, line {reader.line_num}: a field longer than {csv.field_size_limit():,}"
+                           f" characters where the header should be ({exc}); is a line break missing?"
+                           " Nothing was stored.") from None
+    return rows
 
 
 def open_table(

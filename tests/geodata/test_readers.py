@@ -50,6 +50,38 @@ def test_undecodable_bytes_deep_in_a_file_name_their_line(tmp_path, encoding, br
             pass
 
 
+def test_a_row_longer_than_the_readers_limit_is_named_with_its_line(tmp_path):
+    """A row past the block Arrow reads at a time (here 1 MiB) is a BadInput naming the line and both sizes,
+    not Arrow's 'straddling object straddles two block boundaries'."""
+    path = tmp_path / "long.csv"
+    path.write_text("客户号,姓名,村代码\nG1,张三,640121100001\nG2," + "张" * 1_000_000 + ",640121100001\n"
+                    "G3,李四,640121100001\n", encoding="utf-8")
+    t = open_table(path, kind="customers", fields=("customer_id", "name", "village_code"))
+    with pytest.raises(BadInput, match=r"long.csv, line 3: a row of 3,000,016 bytes, longer than the reader's "
+                                       r"limit of 1,048,576 bytes per row"):
+        for _ in t.chunks(chunk_size=1_000):
+            pass
+
+
+def test_a_file_that_is_one_huge_line_names_the_problem(tmp_path):
+    """A single-line file (here 300 kB, as the 200 MB one of the report) failed with Python csv's bare 'Error'
+    (field larger than field limit) while looking for the header."""
+    path = tmp_path / "one.csv"
+    path.write_text("客户号," + "x" * 300_000, encoding="utf-8")
+    with pytest.raises(BadInput, match=r"one.csv, line 1: a field longer than 131,072 characters where the "
+                                       r"header should be"):
+        open_table(path, kind="customers", fields=("customer_id", "name", "village_code"))
+
+
+def test_a_long_field_after_the_header_does_not_stop_the_header_scan(tmp_path):
+    """A 200 kB cell in the first rows is past Python csv's limit but well within Arrow's: it is read."""
+    path = tmp_path / "wide.csv"
+    path.write_text("客户号,姓名,村代码\nG1," + "x" * 200_000 + ",640121100001\n", encoding="utf-8")
+    t = open_table(path, kind="customers", fields=("customer_id", "name", "village_code"))
+    (chunk,) = list(t.chunks())
+    assert len(chunk["姓名"].iloc[0]) == 200_000 and chunk["_line"].tolist() == [2]
+
+
 def test_progress_follows_the_rows_handed_out(tmp_path):
     # pyarrow reads megabyte blocks ahead; the fraction must not jump to the end with the first of them.
     path = tmp_path / "many.csv"
