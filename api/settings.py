@@ -108,16 +108,22 @@ class MapSettings:
 
 @dataclass(frozen=True)
 class UploadSettings:
-    """Uploaded files: where they are spooled and how big they may be."""
+    """Uploaded files: where they are spooled, how big they may be, whether they outlive their job.
 
-    max_bytes: int = 2 * 1024**3
+    Uploads hold personal data as the bank exported it (unmasked): they are private to the
+    service's user and deleted when their import job ends unless ``keep`` is set.
+    """
+
+    max_bytes: int = 512 * 1024**2
     dir: Path = Path(".gridmkt/uploads")
+    keep: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], home: Path) -> UploadSettings:
         return cls(
-            max_bytes=int(_env(env, "UPLOAD_MAX_BYTES", str(2 * 1024**3))),
+            max_bytes=int(_env(env, "UPLOAD_MAX_BYTES", str(cls.max_bytes))),
             dir=Path(_env(env, "UPLOAD_DIR", str(home / "uploads"))),
+            keep=_env(env, "UPLOAD_KEEP", "false").strip().lower() in ("1", "true", "yes", "on"),
         )
 
 

@@ -7,7 +7,10 @@ parsed as it arrives and refused (413) as soon as it grows past the limit.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import stat
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -54,7 +57,8 @@ async def receive_file(request: Request, *, folder: Path, max_bytes: int, field:
     if declared and declared.isdigit() and int(declared) > max_bytes + 65536:
         raise _refuse(status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {max_bytes} bytes")
     target = folder / uuid.uuid4().hex
-    target.mkdir(parents=True, exist_ok=False)
+    _private_folder(folder)
+    target.mkdir(mode=0o700, exist_ok=False)
     st = {"headers": {}, "field": b"", "value": b"", "out": None, "path": None, "size": 0, "seen": 0}
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -74,7 +78,8 @@ async def receive_file(request: Request, *, folder: Path, max_bytes: int, field:
             client = disp[b"filename"].decode("utf-8", "replace")
             st["path"] = target / safe_name(client)
             format_of(st["path"].name)
-            st["out"] = open(st["path"], "wb")  # noqa: SIM115 (closed in on_part_end/finally)
+            fd = os.open(st["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            st["out"] = open(fd, "wb")  # noqa: SIM115 (closed in on_part_end/finally)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if st["out"] is not None:
@@ -112,6 +117,27 @@ async def receive_file(request: Request, *, folder: Path, max_bytes: int, field:
         _discard(target, st)
         raise _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no file in form field {field!r}")
     return st["path"]
+
+
+def _private_folder(folder: Path) -> None:
+    """Create the upload folder for this user only (0700); an existing one of ours is narrowed to 0700.
+
+    A shared folder (sticky bit, as /tmp) or one of another user is left as it is: each upload's own
+    sub-folder is 0700 anyway.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid == os.geteuid() and not st.st_mode & stat.S_ISVTX and stat.S_IMODE(st.st_mode) != 0o700:
+        folder.chmod(0o700)
+
+
+def discard_upload(path: Path, *, folder: Path) -> None:
+    """Delete an upload and its own sub-folder (made by ``receive_file`` under ``folder``)."""
+    sub = Path(path).parent
+    if sub.parent.resolve() == Path(folder).resolve() and len(sub.name) == 32:
+        shutil.rmtree(sub, ignore_errors=True)
+    else:  # never a folder this module did not make
+        Path(path).unlink(missing_ok=True)
 
 
 def _discard(target: Path, st: dict) -> None:

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel
 from sqlalchemy import text
 
 from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
-from api.uploads import receive_file, sniff
+from api.uploads import discard_upload, receive_file, sniff
 from geodata import audit, refresh
 from geodata.errors import NotFound
 from geodata.scope import where
@@ -79,28 +79,39 @@ async def upload(
 ) -> ImportStarted:
     """Upload a file (multipart field `file`) and import it in the background.
 
-    The body is streamed to disk and refused with 413 past the configured size
-    limit; types other than CSV, XLSX, GeoJSON, GeoPackage and zipped shapefiles
-    are refused with 415 (by extension and by content). Answers 202 with the job
-    to poll; the finished job's result is the import run with its summary."""
+    The body is streamed to disk (readable by the service's user only) and refused
+    with 413 past the configured size limit (`GRIDMKT_UPLOAD_MAX_BYTES`, 512 MiB by
+    default); types other than CSV, XLSX, GeoJSON, GeoPackage and zipped shapefiles
+    are refused with 415 (by extension and by content). The file is deleted when
+    the job ends unless `GRIDMKT_UPLOAD_KEEP` is set. Answers 202 with the job to
+    poll; the finished job's result is the import run with its summary."""
     run = importer(request)
     settings = request.app.state.settings
     folder = FsPath(settings.uploads.dir)
     path = await receive_file(request, folder=folder, max_bytes=settings.uploads.max_bytes)
-    fmt = await run_in_threadpool(sniff, path, max_bytes=settings.uploads.max_bytes)
+    keep = settings.uploads.keep
     engine = request.app.state.engine
 
     def job(progress) -> dict[str, Any]:
-        summary = run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
-                      mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
-                      synthetic=synthetic, progress=progress,
-                      # a user bound to a legal entity imports only that entity's rows
-                      legal_entity_id=user.scope.legal_entity_id)
+        try:
+            summary = run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
+                          mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
+                          synthetic=synthetic, progress=progress,
+                          # a user bound to a legal entity imports only that entity's rows
+                          legal_entity_id=user.scope.legal_entity_id)
+        finally:
+            if not keep:  # the upload holds unmasked personal data: gone once imported (or failed)
+                discard_upload(path, folder=folder)
         if not dry_run and summary.get("status") == "ok" and "run_id" in summary:
             summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
         return summary
 
-    job_id = await run_in_threadpool(request.app.state.jobs.submit, kind=f"import:{kind}", user=user, fn=job)
+    try:
+        fmt = await run_in_threadpool(sniff, path, max_bytes=settings.uploads.max_bytes)
+        job_id = await run_in_threadpool(request.app.state.jobs.submit, kind=f"import:{kind}", user=user, fn=job)
+    except BaseException:
+        discard_upload(path, folder=folder)  # refused (415/413) or never started
+        raise
     await run_in_threadpool(audit.record, conn, username=user.username, action="import",
                             object_type=kind, object_id=job_id,
                             detail={"file": path.name, "format": fmt, "dry_run": dry_run})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +124,11 @@ class RejectsFile:
         self._w = None
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "w", encoding="utf-8-sig", newline="")
+        # Rejected rows are personal data as the file had it (unmasked): private to the service's user.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file of that name may have had wider rights
+        self._f = open(fd, "w", encoding="utf-8-sig", newline="")
         self._w = csv.writer(self._f)
         self._w.writerow(["line", "field", "value", "reason", *map(safe_text, self.columns)])
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
+import stat
 import time
 import zipfile
 from pathlib import Path
@@ -25,10 +28,18 @@ def _poll(client, headers, url, timeout=20.0):
     raise AssertionError(f"job did not finish: {job}")
 
 
+SEEN: list[dict] = []  # what the fake importer found on disk while the job ran
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
 def _fake_importer(engine, *, kind, path, user, crs, encoding, mapping, rejects_dir, dry_run, legal_entity_id,
                    synthetic, progress):
     """Stands in for geodata.importers.run_import: counts rows and writes an import_run."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
+    SEEN.append({"path": Path(path), "file_mode": _mode(path), "folder_mode": _mode(Path(path).parent)})
     progress(0.5, "reading")
     with engine.begin() as c:
         run_id = c.execute(text(
@@ -50,9 +61,13 @@ def test_upload_runs_as_a_job_and_lands_in_the_upload_folder(app, client, auth, 
     job = _poll(client, h, started["poll"])
     assert job["status"] == "done" and job["progress"] == 1.0
     assert job["result"]["read"] == 2 and job["result"]["crs"] == "gcj02"
-    stored = list(Path(settings.uploads.dir).rglob("passwd.csv"))
-    assert len(stored) == 1 and Path(settings.uploads.dir) in stored[0].parents
+    seen = SEEN[-1]
+    assert seen["path"].name == "passwd.csv" and seen["path"].parent.parent == Path(settings.uploads.dir)
     assert not Path("/etc/passwd.csv").exists()
+    # Unmasked personal data: readable by the service's user only while it exists, and gone after the job.
+    assert seen["file_mode"] == 0o600 and seen["folder_mode"] == 0o700
+    assert _mode(settings.uploads.dir) == 0o700
+    assert not seen["path"].exists() and not seen["path"].parent.exists()
     runs = client.get("/api/v1/imports", headers=h).json()["items"]
     assert runs[0]["id"] == job["result"]["import_run_id"] and runs[0]["user_name"] == "planner_a"
     # Another legal entity's planner sees neither the job nor the run.
@@ -66,6 +81,35 @@ def test_failed_import_job_says_why(app, client, auth):
     r = _post(client, h, "c.csv", "fail,name\n1,2\n")
     job = _poll(client, h, r.json()["poll"])
     assert job["status"] == "failed" and "customer_id" in job["message"]
+    assert not SEEN[-1]["path"].parent.exists()  # a failed job's upload is deleted too
+
+
+def test_refused_uploads_leave_nothing_and_kept_ones_stay_private(app, client, auth, settings):
+    """Uploads used to stay for ever (756 MB after one test session), 0644 in 0755 folders."""
+    app.state.importer = _fake_importer
+    h = auth("planner_a")
+    folder = Path(settings.uploads.dir)
+    before = {p for p in folder.iterdir() if p.name != "rejects"}
+    assert _post(client, h, "x.csv", b"\x1f\x8b\x08\x00" + b"\x00" * 50).status_code == 415
+    assert {p for p in folder.iterdir() if p.name != "rejects"} == before
+    original = app.state.settings
+    app.state.settings = dataclasses.replace(original, uploads=dataclasses.replace(original.uploads, keep=True))
+    try:
+        r = _post(client, h, "kept.csv", "customer_id,name\nC9,赵六\n")
+        assert _poll(client, h, r.json()["poll"])["status"] == "done"
+    finally:
+        app.state.settings = original
+    kept = SEEN[-1]["path"]
+    assert kept.exists() and _mode(kept) == 0o600 and _mode(kept.parent) == 0o700
+
+
+def test_upload_settings_default_to_512_mib_and_not_kept(tmp_path):
+    from api.settings import UploadSettings
+
+    d = UploadSettings.from_env({}, tmp_path)
+    assert d.max_bytes == 512 * 1024**2 and d.keep is False and d.dir == tmp_path / "uploads"
+    assert UploadSettings.from_env({"GRIDMKT_UPLOAD_KEEP": "true"}, tmp_path).keep is True
+    assert UploadSettings.from_env({"GRIDMKT_UPLOAD_MAX_BYTES": "1000"}, tmp_path).max_bytes == 1000
 
 
 def test_too_large_upload_is_413_and_leaves_nothing(app, client, auth, settings):
@@ -153,3 +197,6 @@ def test_real_importer_end_to_end(app, client, auth, engine):
     assert run["status"] == "ok" and run["rejects"] == f"/api/v1/imports/{run['id']}/rejects"
     rejects = client.get(run["rejects"], headers=h)
     assert rejects.status_code == 200 and "6401X" in rejects.text
+    with engine.connect() as c:
+        path = Path(c.execute(text("SELECT rejects_path FROM import_run WHERE id = :i"), {"i": run["id"]}).scalar())
+    assert _mode(path) == 0o600  # rejected rows are personal data too
