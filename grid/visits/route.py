@@ -144,8 +144,8 @@ class DayRoute:
         Examples
         --------
         >>> r = DayRoute.from_cost_matrix([[0, 500], [500, 0]], windows=[("09:00", "10:00")])
-        >>> r.solve().route[["stop_id", "start_min"]].values.tolist()
-        [[0, 540.0]]
+        >>> r.solve().route["start_min"].tolist()
+        [540.0]
         """
         d = _matrix(distance_m, "distance_m")
         n = d.shape[0] - 1
