@@ -3,6 +3,21 @@
   "use strict";
   var cfg = function () { return window.gridmktConfig || { labels: {} }; };
 
+  // Popups above the panels. Leaflet puts popups in a pane inside the map pane, and every control (summary,
+  // legend, tables) sits above the whole map pane, so a popup opened under a panel was hidden by it. Popups go
+  // to a pane of their own in the map's container, above the controls (gridmkt.css), kept in step with the map
+  // pane as the map moves.
+  var POPUP_PANE = "gmPopup";
+  L.Map.addInitHook(function () {
+    var map = this, pane = map.createPane(POPUP_PANE, map.getContainer());
+    function follow() { L.DomUtil.setPosition(pane, map._getMapPanePos()); }
+    map.on("move moveend zoom zoomend viewreset resize", follow);
+    follow();
+  });
+  L.Popup.mergeOptions({ pane: POPUP_PANE });
+  // Panels start collapsed on a phone: expanded they would hide the map an RM is out in the field with.
+  var SMALL = "(max-width: 600px)";
+
   function esc(s) {
     return String(s === null || s === undefined ? "" : s)
       .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -70,7 +85,9 @@
       style: function (f) { return L.extend(STYLES[kind](f.properties, bg), extra || {}); },
       onEachFeature: function (f, layer) {
         var popup = POPUPS[kind];
-        if (popup) layer.bindPopup(function () { return popup(f.properties); }, { maxWidth: 320, minWidth: 220 });
+        // A long popup scrolls inside itself rather than running off a phone's screen.
+        if (popup) layer.bindPopup(function () { return popup(f.properties); },
+          { maxWidth: 320, minWidth: 220, maxHeight: Math.max(240, Math.round(window.innerHeight * 0.6)) });
         if (f.properties && f.properties.t && kind !== "county") layer.bindTooltip(esc(f.properties.t), { sticky: true });
       }
     });
@@ -126,8 +143,18 @@
         div.innerHTML = html;
         L.DomEvent.disableClickPropagation(div);
         L.DomEvent.disableScrollPropagation(div);
-        var toggle = div.querySelector(".gm-toggle");
-        if (toggle) L.DomEvent.on(toggle, "click", function () { div.classList.toggle("gm-collapsed"); });
+        var toggle = div.querySelector(".gm-toggle"), wrap = div.querySelector(".gm-wrap");
+        if (toggle && wrap) {
+          if (window.matchMedia && window.matchMedia(SMALL).matches) wrap.classList.add("gm-collapsed");
+          var sync = function () { toggle.setAttribute("aria-expanded", String(!wrap.classList.contains("gm-collapsed"))); };
+          toggle.setAttribute("role", "button");
+          toggle.setAttribute("tabindex", "0");
+          L.DomEvent.on(toggle, "click", function () { wrap.classList.toggle("gm-collapsed"); sync(); });
+          L.DomEvent.on(toggle, "keydown", function (e) {
+            if (e.key === "Enter" || e.key === " ") { L.DomEvent.preventDefault(e); wrap.classList.toggle("gm-collapsed"); sync(); }
+          });
+          sync();
+        }
         return div;
       }
     });

@@ -168,3 +168,88 @@ def test_compare_offline_moved_cell(browser, pages):
         assert "调整 moved" in text and "R2" in text and "R1" in text
         v.shot("compare")
         v.assert_clean()
+
+
+# --- Readable pages (issue 15 §2): popups on top, panels that collapse, nothing over the compare table. ---
+VIEWPORTS = {"desktop": (1366, 900), "phone": (390, 844)}
+PANELS = ".gm-panel"
+
+
+def _expand_panels(v: Visit) -> None:
+    toggles = v.page.locator(".gm-collapsed > .gm-toggle")
+    for _ in range(10):
+        if not toggles.count():
+            return
+        toggles.first.click()
+
+
+def _open_popup_under_panels(v: Visit) -> dict:
+    """Open a cell's popup anchored just below the first panel, so that it reaches up under it; its box."""
+    return v.map_eval(
+        "const panel = document.querySelector('.gm-panel').getBoundingClientRect();"
+        " const c = map.getContainer().getBoundingClientRect();"
+        " const x = Math.min(Math.max(panel.left + 30, 140), c.width - 140), y = Math.min(panel.bottom + 30, c.height - 10);"
+        " const at = map.containerPointToLatLng([x, y]); let done = false;"
+        " map.eachLayer(l => { if (!done && l.feature && l.getPopup && l.getPopup() && l.getBounds) {"
+        "   l.openPopup(at); done = true; } });"
+        " return done;")
+
+
+def _popup_is_topmost(v: Visit) -> None:
+    """The popup's centre is the popup (elementFromPoint), and so is every part of it a panel overlaps."""
+    v.page.wait_for_selector(".leaflet-popup-content")
+    v.page.wait_for_timeout(400)
+    res = v.page.evaluate(
+        "() => { const r = document.querySelector('.leaflet-popup-content-wrapper').getBoundingClientRect();"
+        " const mine = (x, y) => { const e = document.elementFromPoint(x, y); return !!(e && e.closest('.leaflet-popup')); };"
+        " const centre = mine(r.left + r.width / 2, r.top + r.height / 2); const shared = [];"
+        " document.querySelectorAll('.gm-panel, .leaflet-control').forEach(q => { const b = q.getBoundingClientRect();"
+        "   const l = Math.max(b.left, r.left), rt = Math.min(b.right, r.right), t = Math.max(b.top, r.top),"
+        "         bt = Math.min(b.bottom, r.bottom);"
+        "   if (b.width > 0 && l < rt && t < bt) shared.push({panel: q.className, popupOnTop: mine((l + rt) / 2, (t + bt) / 2)}); });"
+        " return {centre, shared}; }")
+    assert res["centre"], res
+    assert all(s["popupOnTop"] for s in res["shared"]), res
+    return res
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+@pytest.mark.parametrize("name", ["dashboard", "rm", "compare", "preview"])
+def test_opened_popup_is_on_top_of_the_panels(browser, pages, name, viewport):
+    with Visit(browser, pages[name], viewport=VIEWPORTS[viewport]) as v:
+        _expand_panels(v)
+        assert _open_popup_under_panels(v)
+        res = _popup_is_topmost(v)
+        assert any("gm-panel" in s["panel"] for s in res["shared"]), res  # it did open where a panel is
+        v.shot(f"popup_{name}_{viewport}")
+        v.assert_clean()
+
+
+def test_phone_summary_starts_collapsed_and_takes_at_most_a_fifth(browser, pages):
+    w, h = VIEWPORTS["phone"]
+    for name in ("dashboard", "rm", "compare", "preview"):
+        with Visit(browser, pages[name], viewport=(w, h)) as v:
+            wraps = v.page.locator(".gm-panel .gm-wrap")
+            assert wraps.count() >= 1
+            assert all("gm-collapsed" in (wr.get_attribute("class") or "") for wr in wraps.all()), name
+            _expand_panels(v)
+            for panel in v.page.locator(PANELS).all():
+                box = panel.bounding_box()
+                assert box["height"] <= h / 5 + 1, (name, box)
+            if name == "rm":
+                v.shot("rm_summary_expanded_390x844")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_nothing_covers_the_compare_table(browser, pages, viewport):
+    with Visit(browser, pages["compare"], viewport=VIEWPORTS[viewport]) as v:
+        _expand_panels(v)
+        covered = v.page.evaluate(
+            "() => { const panel = document.querySelector('.gm-compare-panel'); const pb = panel.getBoundingClientRect();"
+            " const bad = []; panel.querySelectorAll('td, th').forEach(td => { const r = td.getBoundingClientRect();"
+            "   const x = r.left + r.width / 2, y = r.top + r.height / 2;"
+            "   if (y < pb.top || y > pb.bottom || x < pb.left || x > pb.right) return;  /* scrolled out of the panel */"
+            "   const e = document.elementFromPoint(x, y); if (!e || !panel.contains(e)) bad.push(td.textContent); });"
+            " return bad; }")
+        assert covered == []
+        v.shot(f"compare_table_{viewport}")
