@@ -234,6 +234,10 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                     progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
             for line, text_, reason in source.invalid_rows:
                 rejects.write_raw(line, text_, reason)
+            mixed = [line for line, _, _ in getattr(source, "mixed_lines", ())]
+            ctx.warnings.add("mixed_encoding", mixed,
+                             f"line in another encoding than the file's {source.encoding}: rejected, not stored"
+                             " as garbled text; save the whole file in one encoding")
             counts["rejected"] = rejects.count
             if direct:
                 progress(0.98, "indexing")
