@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from api.cli import cli, settings
 from api.cli.output import command
@@ -72,12 +72,25 @@ def db_status(ctx):
     return result
 
 
+def libpq_url(url: str) -> str:
+    """The ``postgresql://`` URL that psql, QGIS and libpq take, from a SQLAlchemy URL
+    (``postgresql+psycopg2://`` names a Python driver, which they refuse)."""
+    u = make_url(url)
+    return u.set(drivername=u.drivername.split("+", 1)[0]).render_as_string(hide_password=False)
+
+
 @command(db, "url")
 @click.option("--show-password", is_flag=True, help="Print the password instead of ***.")
 def db_url(ctx, show_password: bool):
-    """Print the database URL (starting the embedded cluster if needed)."""
+    """Print the database URL (starting the embedded cluster if needed): ``url`` is the libpq form
+    (postgresql://...) for psql and QGIS, ``sqlalchemy_url`` the form GRIDMKT_DATABASE_URL takes.
+
+    \b
+    psql "$(gridmkt db url --show-password --json | jq -r .url)"
+    """
     url = database_url(settings().db)
-    return {"url": url if show_password else _masked(url)}
+    out = {"url": libpq_url(url), "sqlalchemy_url": url}
+    return out if show_password else {k: _masked(v) for k, v in out.items()}
 
 
 @command(db, "migrate")
