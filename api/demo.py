@@ -291,7 +291,7 @@ def step_users(ctx: DemoContext) -> dict:
         pw = hash_password(DEMO_PASSWORD)
         made = []
         specs = [("admin", "admin", None, None, []), ("planner", "planner", le, None, []),
-                 ("manager", "branch_manager", le, None, [outlet] if outlet else []),
+                 ("branch_manager", "branch_manager", le, None, [outlet] if outlet else []),
                  ("rm", "rm", le, rm_code, []), ("analyst", "analyst", le, None, [])]
         for username, role, le_id, rm, outlets in specs:
             if role == "rm" and rm is None:

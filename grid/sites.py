@@ -249,22 +249,25 @@ def _groups(inst: _Instance) -> tuple[csr_matrix, np.ndarray, np.ndarray]:
 
 
 @contextmanager
-def _stdout_to_stderr():
-    """The process's stdout (file descriptor 1) goes to stderr meanwhile.
+def _stdout_discarded():
+    """The process's stdout (file descriptor 1) is discarded meanwhile.
 
     highspy 1.16 prints its banner to stdout while constructing ``Highs()``,
     before ``output_flag`` can be set; on stdout it would corrupt the one JSON
-    object that ``gridmkt ... --json`` prints there.
+    object that ``gridmkt ... --json`` prints there, and on stderr it showed in
+    the middle of the demo's progress. Nothing else is written meanwhile.
     """
     sys.stdout.flush()
     saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
+        os.dup2(null, 1)
         yield
     finally:
         ctypes.CDLL(None).fflush(None)  # what C/C++ buffered goes out before stdout is back
         os.dup2(saved, 1)
         os.close(saved)
+        os.close(null)
 
 
 def _solve_highs(mat: csr_matrix, weight: np.ndarray, k: int, start: np.ndarray,
@@ -308,7 +311,7 @@ def _solve_highs(mat: csr_matrix, weight: np.ndarray, k: int, start: np.ndarray,
     lp.a_matrix_.value_ = value
     lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cand + [highspy.HighsVarType.kContinuous] * n_groups
 
-    with _stdout_to_stderr():
+    with _stdout_discarded():
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", float(mip_gap))

@@ -62,7 +62,7 @@ def demo(ctx, county, n_customers, seed, res, province, province_customers, no_s
         ctx.say(f"  {name:18} {url}")
     if no_serve:
         return results if ctx.as_json else _summary(results)
-    ctx.say(f"serving on {base} (Ctrl-C to stop); users admin, planner, manager, rm, analyst; "
+    ctx.say(f"serving on {base} (Ctrl-C to stop); users admin, planner, branch_manager, rm, analyst (user name = role); "
             f"password {results['users']['password']}")
     if ctx.as_json:
         from api.cli.output import dumps
@@ -74,7 +74,17 @@ def demo(ctx, county, n_customers, seed, res, province, province_customers, no_s
     from api.app import create_app
 
     uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
-    return None if ctx.as_json else {"stopped": True}
+    return None if ctx.as_json else after_serving(s)
+
+
+def after_serving(s) -> dict:
+    """What is still running once the API server has stopped (Ctrl-C), and how to stop it."""
+    if s.db.url:
+        return {"API server": "stopped", "database": "external (GRIDMKT_DATABASE_URL), left as it was"}
+    return {"API server": "stopped",
+            "database": f"the embedded PostGIS cluster under {s.db.home.resolve()} is still running, "
+                        "so that later gridmkt commands find the demo data; stop it with: gridmkt db down "
+                        "(./run gridmkt db down from the project folder)"}
 
 
 def _summary(results: dict) -> dict:
@@ -93,5 +103,5 @@ def _summary(results: dict) -> dict:
         "gap classes (H3)": ", ".join(f"{k} {v}" for k, v in results["gaps"]["h3"]["classes"].items()),
         **({"province": f"{prov['counties']} more counties: {prov['cells']:,} H3 cells, "
                         f"{prov['placed']:,} of {prov['customers']:,} customers placed"} if prov else {}),
-        "demo users": "admin, planner, manager, rm, analyst / " + results["users"]["password"],
+        "demo users": "admin, planner, branch_manager, rm, analyst / " + results["users"]["password"],
     }

@@ -44,12 +44,25 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=_default)
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A rich console: colour and a terminal's width on a terminal; plain, unwrapped text otherwise.
+
+    Written to a file or a pipe, output must have no escape codes, no wrapping at
+    80 columns and no cut table columns, so the width is unlimited there.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, color_system=None, width=100_000, soft_wrap=True,
+                   force_terminal=False, highlight=False, emoji=False)
+
+
 class Ctx:
     """Per-invocation output state handed to command bodies."""
 
     def __init__(self, as_json: bool):
         self.as_json = as_json
-        self.console = Console(stderr=as_json)
+        self.console = console(stderr=as_json)
         self.printed = False  # set by a command that printed its JSON object itself (before serving)
 
     @contextmanager
@@ -61,7 +74,7 @@ class Ctx:
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
             TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
+            console=console(stderr=True), transient=True,
         ) as bar:
             task = bar.add_task(label, total=1.0, msg="")
 
@@ -78,7 +91,7 @@ class Ctx:
             return
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-            TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=Console(stderr=True),
+            TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=console(stderr=True),
         ) as bar:
 
             def factory(label: str) -> ProgressFn:
@@ -132,7 +145,7 @@ def _fail(as_json: bool, exc: BaseException, message: str, code: int) -> None:
     if as_json:
         click.echo(dumps({"ok": False, "error": message, "type": type(exc).__name__}))
     else:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
     sys.exit(code)
 
 

@@ -37,4 +37,6 @@ def serve(ctx, host: str, port: int, workers: int, log_level: str):
         # Each worker process builds its own app (and engine) from the environment.
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, log_config=log_config)
-    return {"stopped": True}
+    from api.cli.demo import after_serving
+
+    return None if ctx.as_json else after_serving(settings())

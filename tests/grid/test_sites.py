@@ -53,7 +53,7 @@ def test_solver_finds_the_optimum_where_greedy_does_not(solver):
     assert greedy.covered_after_mask.tolist() == [True, True, True, False]
 
 
-def test_the_solver_prints_nothing_on_stdout():
+def test_the_solver_prints_nothing_on_stdout_or_stderr():
     # `gridmkt ... --json` prints one JSON object on stdout; HiGHS's banner (highspy 1.16 prints it while
     # constructing, before output_flag can be set) must not land there. A child process, so that what
     # C++ writes to the real file descriptor 1 is seen.
@@ -63,6 +63,7 @@ def test_the_solver_prints_nothing_on_stdout():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout == "[1, 2]\n"
+    assert "HiGHS" not in out.stderr  # the banner showed in the middle of the demo's progress
 
 
 def test_existing_facility_excludes_demand_it_already_covers():
