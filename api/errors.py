@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geodata import errors as gd
@@ -36,6 +41,7 @@ STATUS: dict[type[Exception], int] = {
     gd.BadInput: 422,
     gd.DatabaseUnavailable: 503,
     OperationalError: 503,
+    PoolTimeout: 503,  # every pooled connection busy for pool_timeout seconds: overloaded, not broken
     **_grid_errors(),
     gd.GeodataError: 400,
 }
@@ -59,9 +65,15 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
+# How long a client should wait before retrying a 503 (the pool or the database is busy or restarting).
+RETRY_AFTER_S = 5
+
+
 def _detail(exc: Exception, status: int) -> str:
     if isinstance(exc, OperationalError):
         return "the database is unreachable"
+    if isinstance(exc, PoolTimeout):
+        return "the service is busy; try again shortly"
     return str(exc) if status < 500 or isinstance(exc, gd.GeodataError) else "internal error"
 
 
@@ -70,11 +82,31 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     name = ("DatabaseUnavailable" if isinstance(exc, OperationalError)
+            else "ServiceBusy" if isinstance(exc, PoolTimeout)
             else "BadInput" if _nul_in_text(exc)
             # A bug is not named to the client by its Python class; the log has it.
             else "InternalError" if status >= 500 and not isinstance(exc, gd.GeodataError)
             else type(exc).__name__)
-    return JSONResponse({"error": name, "detail": _detail(exc, status)}, status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": name, "detail": _detail(exc, status)}, status_code=status, headers=headers)
+
+
+def _finite(value: Any) -> Any:
+    # A rejected NaN or Infinity echoed back as a float cannot be written as JSON (it was a 500).
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 (``detail`` lists each error with its ``loc``), plus ``error`` like every other
+    error body; rejected non-finite numbers are echoed as strings."""
+    detail = _finite(jsonable_encoder(exc.errors()))
+    return JSONResponse({"error": "RequestValidationError", "detail": detail}, status_code=422)
 
 
 class CatchAll:
@@ -115,4 +147,5 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(cls, _handle)
     # Only NUL-in-text ValueErrors become 422; any other ValueError still answers 500 (and is logged).
     app.add_exception_handler(ValueError, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_middleware(CatchAll)

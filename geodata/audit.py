@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-ACTIONS = ("view", "export", "import", "create", "update", "disable", "delete", "login", "publish")
+ACTIONS = ("view", "export", "import", "create", "update", "disable", "enable", "delete", "login",
+           "login_failed", "lockout", "publish")
 
 
 def record(conn: Connection, *, username: str, action: str, object_type: str,

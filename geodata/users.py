@@ -100,9 +100,28 @@ def list_users(conn: Connection, *, legal_entity_id: int | None = None,
 
 
 def disable_user(conn: Connection, *, username: str) -> dict[str, Any]:
-    """Disable a user (their tokens stop working at once); NotFound if absent."""
+    """Disable a user (their tokens stop working at once); NotFound if absent, Conflict when they are
+    the last active system-wide admin (nobody could manage users any more)."""
+    # Lock every active system-wide admin row first: two admins disabling each other at the same
+    # time must not both succeed.
+    admins = set(conn.execute(text(
+        "SELECT username FROM app_user WHERE role = 'admin' AND legal_entity_id IS NULL AND NOT disabled"
+        " ORDER BY id FOR UPDATE")).scalars())
+    if admins == {username}:
+        raise Conflict(f"user {username!r} is the last active system-wide admin; "
+                       "add or enable another system-wide admin first")
     done = conn.execute(
         text("UPDATE app_user SET disabled = true WHERE username = :u"), {"u": username}
+    ).rowcount
+    if not done:
+        raise NotFound(f"user {username!r} does not exist")
+    return get_user(conn, username=username)
+
+
+def enable_user(conn: Connection, *, username: str) -> dict[str, Any]:
+    """Enable a disabled user again (they may sign in); NotFound if absent."""
+    done = conn.execute(
+        text("UPDATE app_user SET disabled = false WHERE username = :u"), {"u": username}
     ).rowcount
     if not done:
         raise NotFound(f"user {username!r} does not exist")

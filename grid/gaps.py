@@ -145,6 +145,8 @@ class GapConfig:
             user = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise GapConfigError(f"not valid TOML: {exc}") from exc
+        except RecursionError:  # tomllib recurses once per nesting level of arrays and inline tables
+            raise GapConfigError("not valid TOML: nested too deeply") from None
         return cls.from_table(user)
 
     @classmethod

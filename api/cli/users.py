@@ -1,4 +1,4 @@
-"""``gridmkt users add | list | disable``."""
+"""``gridmkt users add | list | disable | enable``."""
 
 from __future__ import annotations
 
@@ -71,12 +71,27 @@ def users_list(ctx):
 @command(users_group, "disable")
 @click.argument("username")
 def users_disable(ctx, username):
-    """Disable a user: sign-in is refused and existing tokens stop working."""
+    """Disable a user: sign-in is refused and existing tokens stop working (refused for the last
+    active system-wide admin)."""
     eng = open_engine(settings().db)
     try:
         with eng.begin() as conn:
             row = users.disable_user(conn, username=username)
             audit.record(conn, username="cli", action="disable", object_type="user", object_id=username)
+    finally:
+        eng.dispose()
+    return {"ok": True, **_public(row)}
+
+
+@command(users_group, "enable")
+@click.argument("username")
+def users_enable(ctx, username):
+    """Enable a disabled user again: they may sign in."""
+    eng = open_engine(settings().db)
+    try:
+        with eng.begin() as conn:
+            row = users.enable_user(conn, username=username)
+            audit.record(conn, username="cli", action="enable", object_type="user", object_id=username)
     finally:
         eng.dispose()
     return {"ok": True, **_public(row)}

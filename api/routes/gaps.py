@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from api.cells import geojson_geometries
@@ -45,6 +45,8 @@ class ScoreRequest(BaseModel):
 
 class SitesRequest(BaseModel):
     """Where up to `count` new service points would newly cover the most households within `radius_km`."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN, Infinity, 1e400: 422, not a number
 
     count: int = Field(ge=1, le=100, description="Most new sites to choose.")
     radius_km: float = Field(gt=0, le=100, description="Coverage radius in km (straight line).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
@@ -48,6 +48,8 @@ class ScenarioCreate(BaseModel):
 
 class ScenarioPlan(BaseModel):
     """Balance the grid's cells over the RMs of chosen outlets into a (new or redone) draft."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN, Infinity, 1e400: 422, not a number
 
     grid_id: int = Field(ge=1, le=2**31 - 1, description="Grid version to plan.")
     name: Name

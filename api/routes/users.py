@@ -77,10 +77,21 @@ def get_user(username: Username, conn: ConnDep, admin: AdminDep) -> dict:
     return _visible(admin, users.get_user(conn, username=username))
 
 
-@router.post("/{username}/disable", response_model=UserPublic)
+@router.post("/{username}/disable", response_model=UserPublic,
+             responses={409: {"description": "The user is the last active system-wide admin."}})
 def disable_user(username: Username, conn: ConnDep, admin: AdminDep) -> dict:
-    """Disable a user: their tokens stop working at once. Recorded in the audit log."""
+    """Disable a user: their tokens stop working at once. Recorded in the audit log. 409 for the
+    last active system-wide admin (enable or add another first)."""
     _visible(admin, users.get_user(conn, username=username))
     row = users.disable_user(conn, username=username)
     audit.record(conn, username=admin.username, action="disable", object_type="user", object_id=username)
+    return row
+
+
+@router.post("/{username}/enable", response_model=UserPublic)
+def enable_user(username: Username, conn: ConnDep, admin: AdminDep) -> dict:
+    """Enable a disabled user again: they may sign in. Recorded in the audit log."""
+    _visible(admin, users.get_user(conn, username=username))
+    row = users.enable_user(conn, username=username)
+    audit.record(conn, username=admin.username, action="enable", object_type="user", object_id=username)
     return row
