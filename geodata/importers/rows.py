@@ -231,6 +231,7 @@ def outside_county(county: pd.Series, lon: np.ndarray, lat: np.ndarray, ctx: Con
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+_MAX_FAST = 64  # bytes: longer values are hashed by pandas
 
 
 def text_hash(s: pd.Series) -> np.ndarray:
@@ -238,7 +239,9 @@ def text_hash(s: pd.Series) -> np.ndarray:
 
     Each value's bytes are zero-padded to whole 8-byte words and folded with a
     multiply-xorshift mix; the length goes in first so 'a' and 'a\\0' differ.
-    Falls back to pandas' hashing for long values.
+    Values longer than 64 bytes are hashed by pandas instead. A value's hash never
+    depends on the other values of the column: the duplicate check compares hashes
+    across chunks, and one long value in a chunk must not change how the others hash.
     """
     a = pa.array(s, type=pa.large_string(), from_pandas=True)
     if isinstance(a, pa.ChunkedArray):
@@ -247,10 +250,15 @@ def text_hash(s: pd.Series) -> np.ndarray:
     _, offsets_buf, data_buf = a.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=n + 1, offset=a.offset * 8)
     lens = np.diff(offsets)
+    long = lens > _MAX_FAST
+    if long.any():
+        h = np.empty(n, dtype=np.uint64)
+        h[~long] = text_hash(pd.Series(a.filter(pa.array(~long)), dtype=pd.ArrowDtype(pa.large_string())))
+        h[long] = pd.util.hash_pandas_object(pd.Series(a.filter(pa.array(long)).to_pylist(), dtype=object),
+                                             index=False).to_numpy(dtype=np.uint64)
+        return h
     width = int(lens.max(initial=0) + 7) // 8 * 8
-    if width > 64 or data_buf is None or data_buf.size == 0:
-        return pd.util.hash_pandas_object(s, index=False).to_numpy(dtype=np.uint64)
-    data = np.frombuffer(data_buf, dtype=np.uint8)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
     mat = np.zeros((n, width), dtype=np.uint8)
     if n and lens.min() == lens.max():
         # Keys of one length (the usual ID format) are a plain reshape of the buffer.

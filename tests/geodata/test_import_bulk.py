@@ -183,3 +183,27 @@ def test_indexes_are_dealt_by_cost():
     parts = bulk.split(ix)
     assert [[i.name for i in p] for p in parts] == [["gist"], ["a", "b", "c", "d"]]
     assert bulk.split(ix[:1]) == [[ix[0]]]
+
+
+@pytest.mark.parametrize("threshold", [10, 10_000], ids=["bulk", "staging"])
+def test_a_duplicated_id_is_a_reject_on_every_path_and_across_chunks(engine, empty, tmp_path, monkeypatch,
+                                                                     threshold):
+    """A repeated customer id is rejected as 'duplicate of line N', whether its first occurrence is in the
+    same chunk or an earlier one, and whatever else a chunk holds: a key longer than 64 bytes used to change
+    how every key of its chunk was hashed, so the repeat went unnoticed and the first load failed with
+    'could not create unique index' (UniqueViolation)."""
+    monkeypatch.setattr(imp, "DIRECT_LOAD_MIN_ROWS", threshold)
+    ids = [f"D{k:05d}" for k in range(100)] + ["X" * 70, "D00003", "D00099", "D00099"]
+    f = tmp_path / "dups.csv"
+    # A different file per path (the same bytes twice would be 'unchanged').
+    pd.DataFrame({"customer_id": ids, "deposit_balance": str(threshold)}).to_csv(f, index=False)
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=tmp_path, chunk_size=64)
+    assert s["status"] == "ok"
+    assert s["counts"] == {"rows": 104, "inserted": 100, "updated": 0, "unchanged": 0, "rejected": 4}
+    rejects = pd.read_csv(s["rejects_path"], encoding="utf-8-sig", dtype=str)
+    # Lines: header is line 1, D00000 line 2, the long id line 102.
+    assert sorted(zip(rejects["line"].astype(int), rejects["reason"], strict=True)) == [
+        (102, "longer than 32 characters"), (103, "duplicate of line 5"),
+        (104, "duplicate of line 101"), (105, "duplicate of line 101")]
+    assert _q(engine, "SELECT count(*), count(DISTINCT customer_id) FROM customer")[0] == (100, 100)
+    assert _leftovers(engine) == []
