@@ -94,7 +94,7 @@ import_run = Table(
     # How the file was read (crs, encoding, sheet, column map): same file read
     # differently is a different import.
     Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    CheckConstraint("status IN ('running','ok','failed','unchanged')", name="status"),
+    CheckConstraint("status IN ('running','ok','failed','unchanged','rejected')", name="status"),
 )
 
 county = Table(

@@ -43,7 +43,9 @@ def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user)
     """Import a planner's FILE of KIND (CSV/XLSX; counties: GeoJSON/Shapefile/GeoPackage).
 
     Bad rows go to a rejects CSV with line, field and reason; good rows load in
-    one transaction. The same file again changes nothing.
+    one transaction. The same file again changes nothing. A file whose every row
+    was rejected imports nothing: status 'rejected', a message saying why and
+    what to do, exit status 3 (2: the file could not be imported at all).
     """
     s = settings()
     engine = open_engine(s.db)
@@ -59,7 +61,9 @@ def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user)
             summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
     finally:
         engine.dispose()
-    summary["ok"] = True
+    summary["ok"] = summary.get("status") != "rejected"
+    if not summary["ok"]:
+        ctx.exit_code = 3
     if not ctx.as_json:
         # Long lists stay in --json and the rejects file; the table shows the essentials.
         summary.pop("warning_rows", None)

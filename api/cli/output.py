@@ -64,6 +64,7 @@ class Ctx:
         self.as_json = as_json
         self.console = console(stderr=as_json)
         self.printed = False  # set by a command that printed its JSON object itself (before serving)
+        self.exit_code = 0  # set by a command whose result is printed but is no success
 
     @contextmanager
     def progress(self, label: str) -> Iterator[ProgressFn]:
@@ -178,6 +179,8 @@ def command(group: click.Group, name: str | None = None, **kw):
                     click.echo(dumps(result if result is not None else {"ok": True}))
             else:
                 render(result, ctx.console)
+            if ctx.exit_code:
+                sys.exit(ctx.exit_code)
 
         return wrapper
 

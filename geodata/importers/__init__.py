@@ -28,6 +28,7 @@ from geodata.importers.base import (
     RejectsFile,
     finish_run,
     previous_ok_run,
+    rejected_message,
     sha256_of,
     start_run,
 )
@@ -170,14 +171,21 @@ def run_import(
         finish_run(engine, run_id, status="failed", message=message[:2000], encoding=summary.get("encoding"))
         raise
     rpath = rejects.close()
+    status, message = "ok", ("dry run: nothing written" if dry_run else None)
+    if counts["rejected"] and counts["rejected"] == counts["rows"]:
+        # Loudly: a run that imported nothing is no success, and the same file must import once fixed.
+        status, message = "rejected", rejected_message(counts, rejects.reasons, rpath, dry_run=dry_run)
+    elif not counts["rows"]:
+        message = "the file has no data rows: nothing was imported"
     summary.update(
-        status="ok", counts=counts, rejects_path=rpath,
-        warnings=ctx.warnings.counts, warning_rows=ctx.warnings.items,
-        message=("dry run: nothing written" if dry_run else None),
+        status=status, counts=counts, rejects_path=rpath,
+        warnings=ctx.warnings.counts, warning_rows=ctx.warnings.items, message=message,
     )
+    if rejects.reasons:
+        summary["rejected_reasons"] = dict(rejects.reasons.most_common())
     if spec.point in load.POINT:
         summary["outside_county"] = ctx.outside_county
-    finish_run(engine, run_id, status="ok", counts=counts, warnings=ctx.warnings.items,
+    finish_run(engine, run_id, status=status, counts=counts, warnings=ctx.warnings.items,
                rejects_path=rpath, encoding=source.encoding, message=summary["message"])
     progress(1.0, f"{counts['rows']} rows")
     return summary
@@ -238,6 +246,8 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
             ctx.warnings.add("mixed_encoding", mixed,
                              f"line in another encoding than the file's {source.encoding}: rejected, not stored"
                              " as garbled text; save the whole file in one encoding")
+            # Rows that could not be split into the header's cells are rows of the file too.
+            counts["rows"] += len(source.invalid_rows)
             counts["rejected"] = rejects.count
             if direct:
                 progress(0.98, "indexing")

@@ -6,6 +6,8 @@ import csv
 import hashlib
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +122,7 @@ class RejectsFile:
         self.path = path
         self.columns = columns
         self.count = 0
+        self.reasons: Counter[str] = Counter()  # rows per reason (line numbers left out)
         self._f = None
         self._w = None
 
@@ -143,6 +146,7 @@ class RejectsFile:
         for line, fld, val, why, row in zip(lines, fields, values, reasons, orig, strict=True):
             self._w.writerow([line, *map(safe_text, [fld or "", "" if val is None else val, why, *row])])
         self.count += len(frame)
+        self.reasons.update(map(_reason_kind, reasons))
 
     def write_raw(self, line: int | None, value: str, reason: str) -> None:
         """A row that could not even be split into columns."""
@@ -150,6 +154,16 @@ class RejectsFile:
             self._open()
         self._w.writerow([line if line is not None else "", "", safe_text(value), safe_text(reason)])
         self.count += 1
+        self.reasons[_reason_kind(reason)] += 1
+
+    def write_rows(self, rows: list[tuple[int, str, str, str]]) -> None:
+        """Rows rejected by the database checks (line, field, value, reason); their cells are not at hand."""
+        if rows and self._w is None:
+            self._open()
+        for line, fld, val, why in sorted(rows):
+            self._w.writerow([line, *map(safe_text, [fld, val, why])])
+            self.reasons[why] += 1
+        self.count += len(rows)
 
     def close(self) -> str | None:
         """Close; returns the path if anything was written."""
@@ -164,6 +178,40 @@ class RejectsFile:
             self._f.close()
             self._f = None
             self.path.unlink(missing_ok=True)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without the numbers that make each row's different (for counting rows per reason)."""
+    reason = str(reason)
+    if reason.startswith("duplicate of line"):
+        return "duplicate of an earlier line"
+    return re.sub(r"^\d+ cells where the header has \d+$", "wrong number of cells", reason)
+
+
+# What to do when every row of a file was rejected for one reason (the reason's start → advice).
+_ADVICE = {
+    "unknown legal entity code": "import the legal entity first (gridmkt import legal-entities FILE, "
+                                 "as a system-wide administrator), then this file again",
+    "no such outlet": "import the outlets first (gridmkt import outlets FILE), then this file again",
+    "no such RM": "import the RMs first (gridmkt import rms FILE), then this file again",
+    "no customer with this id": "import the customers first (gridmkt import customers FILE), then this file again",
+    "required field is empty": "fill in the required column, or name the right column with --map 列名=field",
+}
+
+
+def rejected_message(counts: dict, reasons: Counter, rejects_path: str | None, *, dry_run: bool) -> str:
+    """The loud message of a run whose every row was rejected: how many, why, and what to do."""
+    top = reasons.most_common(3)
+    why = "; ".join(f"{n:,} × {r}" for r, n in top) + ("; ..." if len(reasons) > 3 else "")
+    msg = (f"nothing was imported{' (dry run)' if dry_run else ''}: all {counts['rejected']:,} rows were"
+           f" rejected ({why}).")
+    if len(reasons) == 1:
+        advice = next((a for start, a in _ADVICE.items() if top[0][0].startswith(start)), None)
+        if advice:
+            msg += f" To fix: {advice}."
+    if rejects_path:
+        msg += f" Each row and its reason: {rejects_path}"
+    return msg
 
 
 class Warnings:

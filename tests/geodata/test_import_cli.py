@@ -50,3 +50,25 @@ def test_export_of_a_stored_kind_refuses_grid(db_url, tmp_path):
     code, out = _run(["export", "customers", "--grid", "1", "-o", str(out_file), "--json"], db_url, tmp_path)
     err = json.loads(out.strip().splitlines()[-1])
     assert code == 2 and err["ok"] is False and "--grid" in err["error"] and not out_file.exists()
+
+
+def test_a_file_whose_every_row_is_rejected_says_so_and_fails(db_url, tmp_path):
+    """Every row rejected for one reason (an unknown legal entity) used to be status 'ok', 0 inserted, exit 0;
+    the same file again after importing the legal entity was then 'unchanged' and still imported nothing."""
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,legal_entity\nX1,NOPE\nX2,NOPE\n", encoding="utf-8")
+    code, out = _run(["import", "customers", str(path), "--json"], db_url, tmp_path)
+    s = json.loads(out.strip().splitlines()[-1])
+    assert code == 3 and s["ok"] is False and s["status"] == "rejected"
+    assert s["counts"]["inserted"] == 0 and s["counts"]["rejected"] == 2 == s["counts"]["rows"]
+    assert "nothing was imported" in s["message"] and "gridmkt import legal-entities FILE" in s["message"]
+    assert s["rejected_reasons"] == {"unknown legal entity code": 2}
+    # Without --json the message is printed too, and the exit status is the same.
+    code, out = _run(["import", "customers", str(path), "--dry-run"], db_url, tmp_path)
+    assert code == 3 and "nothing was imported (dry run)" in out
+    le = tmp_path / "le.csv"
+    le.write_text("code,name\nNOPE,某农商行\n", encoding="utf-8")
+    assert _run(["import", "legal-entities", str(le)], db_url, tmp_path)[0] == 0
+    code, out = _run(["import", "customers", str(path), "--json"], db_url, tmp_path)
+    s = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and s["status"] == "ok" and s["counts"]["inserted"] == 2

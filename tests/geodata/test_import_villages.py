@@ -176,11 +176,13 @@ def test_unreadable_and_missing_columns(engine, tmp_path):
     assert _count(engine, "SELECT status FROM import_run ORDER BY id DESC LIMIT 1") == "failed"
 
 
-def test_only_rejects_is_ok_with_zero_inserted(engine, tmp_path):
+def test_only_rejects_is_status_rejected_with_zero_inserted(engine, tmp_path):
     path = tmp_path / "allbad.csv"
     path.write_text("code,name\n123,坏村\n", encoding="utf-8")
     s = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path)
-    assert s["status"] == "ok" and s["counts"]["inserted"] == 0 and s["counts"]["rejected"] == 1
+    assert s["status"] == "rejected" and s["counts"]["inserted"] == 0 and s["counts"]["rejected"] == 1
+    assert s["message"].startswith("nothing was imported: all 1 rows were rejected (1 × must be 12 digits)")
+    assert _count(engine, f"SELECT status FROM import_run WHERE id = {s['run_id']}") == "rejected"
 
 
 def test_same_file_read_differently_is_imported_again(engine, tmp_path):
@@ -193,3 +195,13 @@ def test_same_file_read_differently_is_imported_again(engine, tmp_path):
     assert fixed["status"] == "ok" and fixed["counts"]["updated"] == 1
     again = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path, crs="gcj02")
     assert again["status"] == "unchanged"
+
+
+def test_ragged_rows_count_as_rows_of_the_file(engine, tmp_path):
+    """Rows with too many cells were rejected but not counted as rows: 3 rejected of 2 rows."""
+    path = tmp_path / "ragged.csv"
+    path.write_text("code,name\n123,坏村\n640121100009,多,余\n640121100010,好村,多,余\n", encoding="utf-8")
+    s = run_import(engine, kind="villages", path=path, user="u", rejects_dir=tmp_path)
+    assert s["counts"]["rows"] == 3 and s["counts"]["rejected"] == 3 and s["status"] == "rejected"
+    assert s["rejected_reasons"] == {"must be 12 digits": 1, "wrong number of cells": 2}
+    assert "all 3 rows were rejected" in s["message"] and "To fix" not in s["message"]
