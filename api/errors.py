@@ -37,6 +37,7 @@ def _grid_errors() -> dict[type[Exception], int]:
 # Most specific first: the first matching class wins.
 STATUS: dict[type[Exception], int] = {
     gd.NotFound: 404,
+    gd.Forbidden: 403,
     gd.Conflict: 409,
     gd.BadInput: 422,
     gd.DatabaseUnavailable: 503,

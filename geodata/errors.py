@@ -13,6 +13,10 @@ class NotFound(GeodataError):
     """A named object (grid, scenario, RM, ...) does not exist or is out of scope."""
 
 
+class Forbidden(GeodataError):
+    """The user may not do this at all (e.g. change rows shared by every legal entity)."""
+
+
 class Conflict(GeodataError):
     """The request contradicts stored state (stale scenario, duplicate name, ...)."""
 

@@ -29,6 +29,10 @@ The rules
   entity of their grid's county, for ``admin``, ``planner`` and ``analyst``
   only; a ``branch_manager`` or ``rm`` sees none.
 - Import runs: runs started by users of the same legal entity.
+- Importing: a user of one legal entity inserts and updates only that entity's
+  rows (``geodata.importers.scoped`` checks it in SQL in the load transaction);
+  the kinds shared by every legal entity (:data:`SHARED_IMPORT_KINDS`) only a
+  system-wide admin imports (:func:`check_import_allowed`).
 - Jobs: one's own jobs (admins: all).
 """
 
@@ -37,6 +41,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from geodata.errors import Forbidden
 
 ROLES = ("admin", "planner", "branch_manager", "rm", "analyst")
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,30}$")
@@ -199,3 +205,18 @@ def sees_pii(scope: Scope) -> bool:
     and analysts always get masked values.
     """
     return scope.role in ("admin", "rm", "branch_manager")
+
+
+# Import kinds whose rows every legal entity shares (the map of the country and the entities themselves).
+SHARED_IMPORT_KINDS = ("legal-entities", "counties", "townships", "villages")
+
+
+def check_import_allowed(kind: str, legal_entity_id: int | None) -> None:
+    """Raise Forbidden when a user of one legal entity (``legal_entity_id``) would import a shared kind.
+
+    Only a system-wide admin (no legal entity) changes what every legal entity
+    sees; planners always belong to one, so none of them may.
+    """
+    if legal_entity_id is not None and kind in SHARED_IMPORT_KINDS:
+        raise Forbidden(f"{kind} are shared by every legal entity (法人机构): only a system-wide administrator"
+                        f" imports them (gridmkt import {kind} FILE, or an admin account without a legal entity)")

@@ -16,7 +16,7 @@ from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
 from api.uploads import discard_upload, receive_file, sniff
 from geodata import audit, refresh
 from geodata.errors import NotFound
-from geodata.scope import where
+from geodata.scope import check_import_allowed, where
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 
@@ -84,7 +84,14 @@ async def upload(
     default); types other than CSV, XLSX, GeoJSON, GeoPackage and zipped shapefiles
     are refused with 415 (by extension and by content). The file is deleted when
     the job ends unless `GRIDMKT_UPLOAD_KEEP` is set. Answers 202 with the job to
-    poll; the finished job's result is the import run with its summary."""
+    poll; the finished job's result is the import run with its summary (`status`
+    'rejected' when every row was rejected: nothing was imported).
+
+    A user of one legal entity imports only that entity's rows: a row whose id
+    is stored for another entity is rejected ('id not available'). Legal
+    entities, counties, townships and villages are shared by every legal
+    entity: only a system-wide admin imports them (403 for anyone else)."""
+    check_import_allowed(kind, user.scope.legal_entity_id)
     run = importer(request)
     settings = request.app.state.settings
     folder = FsPath(settings.uploads.dir)

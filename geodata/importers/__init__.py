@@ -8,19 +8,14 @@ One module per concern: ``base`` (run record, rejects file), ``validate`` and
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy.engine import Engine
 
 from geodata.errors import BadInput
-from geodata.importers import bulk, load, pipeline
+from geodata.importers import bulk, load, pipeline, scoped
 from geodata.importers.activity import LEADS, TAGS, VISITS
 from geodata.importers.base import (
     Kind,
@@ -36,9 +31,10 @@ from geodata.importers.customers import CUSTOMERS
 from geodata.importers.facilities import LEGAL_ENTITIES, OUTLETS, SERVICE_POINTS
 from geodata.importers.people import RMS
 from geodata.importers.places import TOWNSHIPS, VILLAGES
-from geodata.importers.rows import Context, text_hash
+from geodata.importers.rows import Context
 from geodata.importers.spatial import COUNTIES, open_layer
 from geodata.readers import open_table
+from geodata.scope import check_import_allowed
 from grid.chinacrs import CRS_NAMES
 
 KINDS: dict[str, Kind] = {
@@ -52,9 +48,16 @@ __all__ = ["KINDS", "run_import"]
 
 
 def _context(cur, kind: Kind, crs: str, synthetic: bool, legal_entity_id: int | None = None) -> Context:
-    """Lookups read inside the load transaction (small tables, or hashed keys)."""
+    """Lookups read inside the load transaction (small tables).
+
+    On behalf of a legal entity, only its own legal entity code, outlets and
+    RMs are known: another entity's read like unknown ones.
+    """
     ctx = Context(kind=kind, crs=crs, synthetic=synthetic, only_legal_entity=legal_entity_id)
-    cur.execute("SELECT code, id FROM legal_entity")
+    own = "" if legal_entity_id is None else " WHERE legal_entity_id = %(own)s"
+    params = {"own": legal_entity_id}
+    cur.execute("SELECT code, id FROM legal_entity" + ("" if legal_entity_id is None else " WHERE id = %(own)s"),
+                params)
     ctx.legal_entities = dict(cur.fetchall())
     cur.execute("SELECT adcode, legal_entity_id FROM county WHERE legal_entity_id IS NOT NULL")
     ctx.county_legal_entity = dict(cur.fetchall())
@@ -65,25 +68,13 @@ def _context(cur, kind: Kind, crs: str, synthetic: bool, legal_entity_id: int | 
             shapely.prepare(geom)
             ctx.counties[adcode] = geom
     if kind.name in ("rms", "service-points"):
-        cur.execute("SELECT code, legal_entity_id FROM outlet")
+        cur.execute("SELECT code, legal_entity_id FROM outlet" + own, params)
         rows = cur.fetchall()
         ctx.known["outlet"] = {r[0] for r in rows}
         ctx.extra["outlet_le"] = {r[0]: r[1] for r in rows if r[1] is not None}
-    if kind.name in ("leads", "tags") and legal_entity_id is not None:
-        # The importing user's own customers, as sorted 64-bit hashes (8 bytes per customer).
-        buf = io.BytesIO()
-        cur.copy_expert(cur.mogrify("COPY (SELECT customer_id FROM customer WHERE legal_entity_id = %s)"
-                                    " TO STDOUT WITH (FORMAT csv)", (legal_entity_id,)).decode(), buf)
-        buf.seek(0)
-        ids = (pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=["id"]),
-                              convert_options=pacsv.ConvertOptions(column_types={"id": pa.large_string()}))["id"]
-               if buf.getbuffer().nbytes else pa.array([], type=pa.large_string()))
-        ctx.extra["own_customers"] = np.sort(text_hash(pd.Series(ids, dtype=pd.ArrowDtype(pa.large_string()))))
     if kind.name == "visits":
-        cur.execute("SELECT code, legal_entity_id FROM rm")
-        rows = cur.fetchall()
-        ctx.known["rm"] = {r[0] for r in rows}
-        ctx.extra["rm_le"] = {r[0]: r[1] for r in rows if r[1] is not None}
+        cur.execute("SELECT code FROM rm" + own, params)
+        ctx.known["rm"] = {r[0] for r in cur.fetchall()}
     return ctx
 
 
@@ -120,9 +111,15 @@ def run_import(
     read raises BadInput after recording a failed run.
 
     ``legal_entity_id`` imports on behalf of a user of that legal entity (法人机构):
-    rows of another legal entity (by their legal entity, their county, or for
-    visits their RM) are rejected, rows naming none take it; counties and legal
-    entities themselves are then refused (administrators import those).
+    only that entity's rows are inserted or updated; a row whose key is stored
+    for another entity is rejected ('id not available'), as is a row naming a
+    legal entity, county, outlet, RM or customer not the user's (see
+    ``scoped``); rows naming no legal entity take it. The kinds every entity
+    shares (legal entities, counties, townships, villages) raise Forbidden:
+    only a system-wide administrator (``legal_entity_id=None``) imports them.
+
+    ``status`` is 'ok', 'unchanged' (the same file again), or 'rejected' when
+    every row was rejected (nothing imported; ``message`` says why and what to do).
     """
     if kind not in KINDS:
         raise BadInput(f"unknown import kind {kind!r}; kinds: {', '.join(KINDS)}")
@@ -130,8 +127,9 @@ def run_import(
     if crs not in CRS_NAMES:
         raise BadInput(f"unknown coordinate system {crs!r}; use one of {', '.join(CRS_NAMES)}")
     spec, path = KINDS[kind], Path(path)
-    if legal_entity_id is not None and kind in ("counties", "legal-entities"):
-        raise BadInput(f"only administrators import {kind}")
+    check_import_allowed(kind, legal_entity_id)
+    if legal_entity_id is not None:
+        scoped.check_kind(spec)
     progress = progress or (lambda fraction, message="": None)
     sha = sha256_of(path) if path.is_file() else "-"
     # On behalf of a legal entity rows may be rejected that an administrator's import keeps:
@@ -202,22 +200,25 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
     """
     counts = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     plan: bulk.Plan | None = None
+    own = legal_entity_id
     with engine.connect() as conn:
         tx = conn.begin()
         try:
             cur = conn.connection.dbapi_connection.cursor()
             ctx = _context(cur, spec, crs, synthetic, legal_entity_id)
-            fast = spec.streaming and not dry_run and load.can_load_direct(cur, spec)
+            fast = (spec.streaming and not dry_run and (own is None or scoped.direct_allowed(spec))
+                    and load.can_load_direct(cur, spec))
             indexes: list[str] | None = None
             direct, into = False, None  # COPY straight into the target, or into ``into`` (the bulk plan's table)
-            load.create_staging(cur, spec)
+            lines = own is not None  # staged rows keep their line: rejects are found in SQL too
+            load.create_staging(cur, spec, lines=lines)
             staged = 0
             # The COPY encoding runs ahead in its own thread: for the target on a big first load (chunks
             # that end up staged ignore it), else for the staging table.
             if fast:
                 prepare = lambda good: load.encode_direct(spec, good, run_id)  # noqa: E731
             else:
-                prepare = lambda good: load.encode_stage(spec, good)  # noqa: E731
+                prepare = lambda good: load.encode_stage(spec, good, lines)  # noqa: E731
             # Closed at once on an error, which stops the threads (not when the traceback is dropped).
             with contextlib.closing(pipeline.validated(source, ctx, chunk_size, prepare)) as validated:
                 for chunk in validated:
@@ -232,12 +233,14 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                         else:
                             indexes = load.prepare_direct(cur, spec)
                         direct = True
+                        if own is not None:
+                            staged -= _reject_staged(cur, spec, own, rejects)
                         _flush_staging(cur, spec, run_id, into)
                     if direct:
                         load.send_direct(cur, into or spec.table.name,
                                          chunk.prepared or load.encode_direct(spec, good, run_id))
                     else:
-                        load.stage(cur, spec, good, chunk.prepared)
+                        load.stage(cur, spec, good, chunk.prepared, lines)
                     staged += len(good)
                     progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
             for line, text_, reason in source.invalid_rows:
@@ -248,7 +251,6 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                              " as garbled text; save the whole file in one encoding")
             # Rows that could not be split into the header's cells are rows of the file too.
             counts["rows"] += len(source.invalid_rows)
-            counts["rejected"] = rejects.count
             if direct:
                 progress(0.98, "indexing")
                 if indexes is not None:
@@ -256,9 +258,15 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                 inserted, updated = staged, 0
             else:
                 progress(0.98, "merging")
-                inserted, updated = load.upsert(cur, spec, run_id)
+                if own is not None:
+                    staged -= _reject_staged(cur, spec, own, rejects)
+                inserted, updated = load.upsert(cur, spec, run_id, only=scoped.owned(spec, spec.table.name)
+                                                if own is not None else None, own=own)
+            if own is not None:
+                scoped.verify(cur, spec, into or spec.table.name, run_id, own)
             if spec.after is not None:
                 spec.after(cur, ctx)
+            counts["rejected"] = rejects.count
             counts.update(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
             if dry_run:
                 tx.rollback()
@@ -291,6 +299,13 @@ def _swap_in(engine, conn, plan: bulk.Plan) -> None:
     finally:
         bulk.release(cur, plan)  # session-level: effective at once, whatever the transaction does
         conn.connection.dbapi_connection.commit()
+
+
+def _reject_staged(cur, spec: Kind, own: int, rejects: RejectsFile) -> int:
+    """Drop staged rows a user of legal entity ``own`` may not write, into the rejects; returns how many."""
+    bad = scoped.reject_staged(cur, spec, own)
+    rejects.write_rows(bad)
+    return len(bad)
 
 
 def _flush_staging(cur, spec: Kind, run_id: int, table: str | None = None) -> None:

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from geodata import tables
 from geodata.importers.base import Kind
-from geodata.importers.rows import text_hash
 
 
 def _check_visit(f: pd.DataFrame, out: dict, ctx, rej) -> None:
+    # On behalf of a legal entity only its own RMs are known (``scoped`` checks the rest in SQL).
     rms = ctx.known.get("rm")
     # Only checkable once RMs are stored; visits may legitimately arrive first.
     if rms:
         missing = (f["rm_code"] != "") & ~f["rm_code"].isin(rms)
         rej.add(missing.to_numpy(), "rm_code", "no such RM (import rms first)", f["rm_code"])
-
-
-def _check_own_customer(f: pd.DataFrame, out: dict, ctx, rej) -> None:
-    """On behalf of one legal entity: only its own customers may get leads or tags."""
-    own = ctx.extra.get("own_customers")
-    if own is None:
-        return
-    ids = f["customer_id"]
-    # Ids longer than any stored one cannot match (and are rejected for their length anyway).
-    h = text_hash(ids.where(ids.str.len() <= 32, ""))
-    pos = np.minimum(np.searchsorted(own, h), max(len(own) - 1, 0))
-    known = (own[pos] == h) if len(own) else np.zeros(len(h), dtype=bool)
-    rej.add(~known & (f["customer_id"] != "").to_numpy(), "customer_id",
-            "no customer with this id in the importing user's legal entity (法人机构)", f["customer_id"])
 
 
 VISITS = Kind(
@@ -45,11 +30,10 @@ LEADS = Kind(
     fields={"lead_id": "text", "customer_id": "text", "lead_type": "text",
             "status": "enum:open|closed", "created_at": "datetime", "due_on": "date"},
     required=("lead_id", "customer_id", "lead_type"), fill={"status": "open"}, streaming=True,
-    check=_check_own_customer,
 )
 
 TAGS = Kind(
     name="tags", table=tables.customer_tag, key=("customer_id", "tag"),
     fields={"customer_id": "text", "tag": "text"},
-    required=("customer_id", "tag"), streaming=True, check=_check_own_customer,
+    required=("customer_id", "tag"), streaming=True,
 )

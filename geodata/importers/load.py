@@ -21,7 +21,9 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
+from geodata.errors import BadInput
 from geodata.importers.base import Kind
+from geodata.readers import LINE
 
 STAGING = "import_staging"
 POINT = ("optional", "required")
@@ -288,8 +290,11 @@ def target_columns(kind: Kind) -> list[str]:
     return cols
 
 
-def create_staging(cur, kind: Kind) -> None:
-    """A temporary staging table shaped like the target (never WAL-logged, dropped at commit)."""
+def create_staging(cur, kind: Kind, *, lines: bool = False) -> None:
+    """A temporary staging table shaped like the target (never WAL-logged, dropped at commit).
+
+    With ``lines`` it also keeps each row's line in the file (``_line``), for rejects found in SQL.
+    """
     cols = target_columns(kind)
     cur.execute(f"DROP TABLE IF EXISTS {STAGING}")
     cur.execute(
@@ -298,6 +303,8 @@ def create_staging(cur, kind: Kind) -> None:
     )
     if kind.point in POINT:
         cur.execute(f"ALTER TABLE {STAGING} ADD COLUMN lon float8, ADD COLUMN lat float8")
+    if lines:
+        cur.execute(f"ALTER TABLE {STAGING} ADD COLUMN {LINE} int8")
 
 
 def _csv_bytes(frame: pd.DataFrame) -> io.BytesIO:
@@ -317,7 +324,8 @@ def _binary_types(kind: Kind, columns) -> list[str] | None:
     """
     if not kind.streaming or kind.point == "geometry":
         return None
-    types = [("float8" if c in ("lon", "lat") and c not in kind.table.c else copy_type(kind.table.c[c]))
+    types = [("float8" if c in ("lon", "lat") and c not in kind.table.c
+              else "int8" if c == LINE else copy_type(kind.table.c[c]))
              for c in columns]
     return None if None in types else types
 
@@ -357,15 +365,15 @@ def _send(cur, table: str, enc: Encoded, *, freeze: bool) -> None:
                     size=8 << 20 if enc.binary else 1 << 20)
 
 
-def encode_stage(kind: Kind, frame: pd.DataFrame) -> Encoded:
+def encode_stage(kind: Kind, frame: pd.DataFrame, lines: bool = False) -> Encoded:
     """Good rows of one chunk encoded for the staging table (no database needed: runs ahead)."""
-    cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else [])
+    cols = target_columns(kind) + (["lon", "lat"] if kind.point in POINT else []) + ([LINE] if lines else [])
     return _encoded(frame.reindex(columns=cols), _binary_types(kind, cols), staged=True)
 
 
-def stage(cur, kind: Kind, frame: pd.DataFrame, encoded: Encoded | None = None) -> None:
+def stage(cur, kind: Kind, frame: pd.DataFrame, encoded: Encoded | None = None, lines: bool = False) -> None:
     """COPY good rows of one chunk into the staging table (``encoded`` by :func:`encode_stage` if given)."""
-    _send(cur, STAGING, encoded if encoded is not None and encoded.staged else encode_stage(kind, frame),
+    _send(cur, STAGING, encoded if encoded is not None and encoded.staged else encode_stage(kind, frame, lines),
           freeze=False)
 
 
@@ -416,6 +424,13 @@ def prepare_direct(cur, kind: Kind) -> list[str]:
     ``COPY ... FREEZE`` is allowed. Only used on tables no foreign key points to.
     """
     t = kind.table.name
+    # Emptiness was seen before this transaction held any lock: rows another import committed since
+    # must not be truncated away.
+    cur.execute(f"LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE")
+    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {t})")
+    if cur.fetchone()[0]:
+        raise BadInput(f"{t}: rows were stored by another import meanwhile; nothing of this file was stored."
+                       " Run the import again: it then updates by key.")
     # Index builds at the end sort in memory rather than in temporary files.
     cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
     cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
@@ -461,12 +476,14 @@ def _point_sql(alias: str | None = None) -> str:
     return f"CASE WHEN {p}lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint({p}lon, {p}lat), 4326) END"
 
 
-def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str | None = None) -> tuple[int, int]:
+def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str | None = None,
+           only: str | None = None, own: int | None = None) -> tuple[int, int]:
     """Insert new keys, update changed rows (IS DISTINCT FROM), leave equal rows alone.
 
     Returns (inserted, updated); ``xmax = 0`` marks a freshly inserted tuple.
     ``into_empty`` is a plain INSERT (the target, or ``table`` shaped like it,
-    is empty and may lack its key).
+    is empty and may lack its key). ``only`` (SQL with ``%(own)s``, see
+    ``scoped.owned``) limits updates to stored rows it holds for.
     """
     t = table or kind.table.name
     cols = target_columns(kind)
@@ -486,6 +503,8 @@ def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str
         conflict = f"DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})"
         if len(compare) == 1:
             conflict = f"DO UPDATE SET {sets} WHERE {old} IS DISTINCT FROM {new}"
+        if only is not None:
+            conflict += f" AND {only}"
     else:
         conflict = "DO NOTHING"
     source = STAGING
@@ -509,7 +528,7 @@ def upsert(cur, kind: Kind, run_id: int, *, into_empty: bool = False, table: str
         f" SELECT {', '.join(select)} FROM {source}"
         f"{on_conflict} RETURNING (xmax = 0) AS fresh)"
         " SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM up",
-        {"run": run_id},
+        {"run": run_id, "own": own},
     )
     inserted, updated = cur.fetchone()
     return int(inserted), int(updated)

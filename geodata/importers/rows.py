@@ -13,6 +13,7 @@ from sqlalchemy import String
 
 from geodata.importers import validate as v
 from geodata.importers.base import Kind, Warnings
+from geodata.importers.scoped import NOT_OWN_COUNTY, NOT_OWN_ENTITY
 from geodata.readers import LINE
 from grid.chinacrs import coordinate_problems, to_wgs84
 
@@ -107,8 +108,10 @@ def check_fields(f: pd.DataFrame, kind: Kind, ctx: Context, rej: v.Rejects) -> d
             rej.add((~low.isin(allowed) & ~v.empty(s)).to_numpy(), name, f"must be one of {', '.join(allowed)}", s)
             out[name] = low.where(low.isin(allowed), None)
         elif typ == "legal_entity":
+            # On behalf of one legal entity only its own code is known: another's reads as an unknown one.
             ids = lookup(s, ctx.legal_entities)
-            rej.add((ids.isna() & ~v.empty(s)).to_numpy(), name, "unknown legal entity code", s)
+            why = "unknown legal entity code" if ctx.only_legal_entity is None else NOT_OWN_ENTITY
+            rej.add((ids.isna() & ~v.empty(s)).to_numpy(), name, why, s)
             out["legal_entity_id"] = ids
     return out
 
@@ -132,21 +135,25 @@ def fill_legal_entity(out: dict, ctx: Context) -> None:
 
 
 def restrict_legal_entity(f: pd.DataFrame, out: dict, ctx: Context, rej: v.Rejects) -> None:
-    """Reject rows of another legal entity than ``ctx.only_legal_entity``; rows naming none take it."""
+    """On behalf of ``ctx.only_legal_entity``: reject rows in a county or of a legal entity not its own
+    (unknown, unassigned or another's alike); rows naming no legal entity take it.
+
+    The reasons never say whether a county or code is another entity's. What is
+    stored is checked again in SQL (``scoped``).
+    """
     own = ctx.only_legal_entity
     if own is None:
         return
-    why = "belongs to another legal entity (法人机构) than the importing user's"
+    if "county_code" in out:
+        codes = pd.Series(out["county_code"], index=f.index, dtype=object)
+        given = (codes.notna() & (codes != "")).to_numpy(dtype=bool)
+        county_le = lookup(codes.fillna(""), ctx.county_legal_entity)
+        rej.add(given & (county_le != own).to_numpy(dtype=bool), "county_code", NOT_OWN_COUNTY, codes)
     if "legal_entity_id" in out:
         ids = pd.Series(out["legal_entity_id"], dtype="Int64")
-        rej.add((ids.notna() & (ids != own)).fillna(False).to_numpy(dtype=bool), "legal_entity", why, f["legal_entity"])
+        rej.add((ids.notna() & (ids != own)).fillna(False).to_numpy(dtype=bool), "legal_entity", NOT_OWN_ENTITY,
+                f["legal_entity"])
         out["legal_entity_id"] = ids.fillna(own)
-    elif "county_code" in out:
-        county_le = lookup(pd.Series(out["county_code"]), ctx.county_legal_entity)
-        rej.add((county_le.notna() & (county_le != own)).to_numpy(dtype=bool), "county_code", why, f["county_code"])
-    elif "rm_code" in f and "rm_le" in ctx.extra:
-        rm_le = lookup(f["rm_code"], ctx.extra["rm_le"])
-        rej.add((rm_le.notna() & (rm_le != own)).to_numpy(dtype=bool), "rm_code", why, f["rm_code"])
 
 
 def coordinates(raw_lon: pd.Series, raw_lat: pd.Series, kind: Kind, ctx: Context,
@@ -377,5 +384,6 @@ def process_chunk(raw: pd.DataFrame, mapping: dict[str, str], ctx: Context
         frame[col] = value
     if "synthetic" in kind.table.c:
         frame["synthetic"] = ctx.synthetic
+    frame[LINE] = lines  # for rejects found later, in SQL (scoped imports)
     bad = rej.mask
     return frame[~bad].reset_index(drop=True), raw[bad], rej

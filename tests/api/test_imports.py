@@ -153,7 +153,7 @@ def test_zip_bombs_and_escaping_members_are_refused(app, client, auth, settings)
     escape = _zip({"../../a.shp": b"x", "a.dbf": b"x"})
     assert _post(client, h, "esc.zip", escape).status_code == 415
     ok = _zip({"a.shp": b"shp", "a.dbf": b"dbf", "a.shx": b"shx"})
-    assert _post(client, h, "parcels.zip", ok, kind="villages").status_code == 202
+    assert _post(client, auth("admin"), "parcels.zip", ok, kind="villages").status_code == 202
 
 
 def test_only_importers_upload_and_read_rejects(app, client, auth, data, settings):
@@ -182,7 +182,7 @@ def test_bad_parameters_name_themselves(app, client, auth):
 def test_real_importer_end_to_end(app, client, auth, engine):
     """The real geodata.importers.run_import behind the upload route: summary and rejects."""
     app.state.importer = None
-    h = auth("planner_a")
+    h = auth("admin")  # villages are shared by every legal entity
     csv = ("code,name,county_code,households,lon,lat,coord_level\n"
            "640104001901,新村,640104,120,106.3,38.47,village\n"
            "6401X,坏村,640104,5,106.3,38.47,village\n")

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import text
 
 import geodata.importers as imp
-from geodata.errors import BadInput
-from geodata.importers import bulk, run_import
+from geodata.errors import BadInput, Forbidden
+from geodata.importers import bulk, rows, run_import
 
 
 def _q(engine, sql, **kw):
@@ -207,3 +207,48 @@ def test_a_duplicated_id_is_a_reject_on_every_path_and_across_chunks(engine, emp
         (104, "duplicate of line 101"), (105, "duplicate of line 101")]
     assert _q(engine, "SELECT count(*), count(DISTINCT customer_id) FROM customer")[0] == (100, 100)
     assert _leftovers(engine) == []
+
+
+def _two_entities(engine) -> tuple[int, int]:
+    """Legal entities LEA (county 640121) and LEB (county 640122), created once per module."""
+    with engine.begin() as c:
+        for code, adcode in (("LEA", "640121"), ("LEB", "640122")):
+            c.execute(text("INSERT INTO legal_entity (code, name) VALUES (:c, :c) ON CONFLICT DO NOTHING"),
+                      {"c": code})
+            c.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) SELECT :a, :a, id,"
+                           " ST_Multi(ST_MakeEnvelope(106, 38, 107, 39, 4326)) FROM legal_entity WHERE code = :c"
+                           " ON CONFLICT DO NOTHING"), {"a": adcode, "c": code})
+        ids = dict(c.execute(text("SELECT code, id FROM legal_entity")).all())
+    return ids["LEA"], ids["LEB"]
+
+
+def test_a_scoped_first_load_takes_the_bulk_path_and_stores_only_the_users_rows(engine, empty, tmp_path):
+    _, b = _two_entities(engine)
+    oid = _q(engine, "SELECT 'customer'::regclass::oid")[0][0]
+    f = tmp_path / "scoped.csv"
+    pd.DataFrame({"customer_id": [f"S{k:05d}" for k in range(300)],
+                  "legal_entity": ["LEA" if k % 10 == 3 else "LEB" for k in range(300)],
+                  "county_code": ["640121" if k % 10 == 5 else "640122" for k in range(300)]}).to_csv(f, index=False)
+    s = run_import(engine, kind="customers", path=f, user="planner_b", rejects_dir=tmp_path, chunk_size=64,
+                   legal_entity_id=b)
+    assert _q(engine, "SELECT 'customer'::regclass::oid")[0][0] != oid  # the bulk path: a new table swapped in
+    assert s["counts"] == {"rows": 300, "inserted": 240, "updated": 0, "unchanged": 0, "rejected": 60}
+    assert s["rejected_reasons"] == {"not the importing user's legal entity (法人机构)": 30,
+                                     "county not in the importing user's legal entity (法人机构)": 30}
+    assert _q(engine, "SELECT legal_entity_id, county_code, count(*) FROM customer GROUP BY 1, 2") == [
+        (b, "640122", 240)]
+
+
+def test_the_bulk_path_checks_the_stored_rows_in_sql(engine, empty, tmp_path, monkeypatch):
+    """Were the file checks to let another entity's rows through, the load fails before anything is stored."""
+    _two_entities(engine)
+    b = _q(engine, "SELECT id FROM legal_entity WHERE code = 'LEB'")[0][0]
+    monkeypatch.setattr(rows, "restrict_legal_entity", lambda *a, **k: None)
+    f = tmp_path / "sneaky.csv"
+    # No legal entity column: each row takes its county's, which for 640121 is LEA's.
+    pd.DataFrame({"customer_id": [f"T{k:05d}" for k in range(300)],
+                  "county_code": ["640121" if k == 150 else "640122" for k in range(300)]}).to_csv(f, index=False)
+    with pytest.raises(Forbidden, match="1 rows of this customers import are not of the importing user's"):
+        run_import(engine, kind="customers", path=f, user="planner_b", rejects_dir=tmp_path, chunk_size=64,
+                   legal_entity_id=b)
+    assert _q(engine, "SELECT count(*) FROM customer")[0][0] == 0 and _leftovers(engine) == []
