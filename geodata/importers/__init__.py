@@ -258,10 +258,12 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                 inserted, updated = staged, 0
             else:
                 progress(0.98, "merging")
-                if own is not None:
+                if own is None:
+                    inserted, updated = load.upsert(cur, spec, run_id)
+                else:
                     staged -= _reject_staged(cur, spec, own, rejects)
-                inserted, updated = load.upsert(cur, spec, run_id, only=scoped.owned(spec, spec.table.name)
-                                                if own is not None else None, own=own)
+                    inserted, updated = load.upsert(cur, spec, run_id, only=scoped.owned(spec, spec.table.name),
+                                                    own=own)
             if own is not None:
                 scoped.verify(cur, spec, into or spec.table.name, run_id, own)
             if spec.after is not None:
