@@ -10,7 +10,7 @@ import click
 from api.cli import cli, settings
 from api.cli.output import command
 from api.db import open_engine
-from geodata import refresh
+from geodata import refresh, users
 from geodata.errors import BadInput
 from geodata.export import EXPORT_TABLES, export
 from geodata.importers import KINDS, run_import
@@ -39,7 +39,10 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Where to write the rejects CSV (default: $GRIDMKT_HOME/rejects/).")
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
 @click.option("--user", default=None, help="Recorded as who imported (default: login name).")
-def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user):
+@click.option("--legal-entity", "legal_entity", default=None, metavar="CODE",
+              help="Import on behalf of this legal entity, as its planners do through the API: only its own rows"
+                   " (another entity's id: 'id not available'); shared kinds are refused.")
+def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user, legal_entity):
     """Import a planner's FILE of KIND (CSV/XLSX; counties: GeoJSON/Shapefile/GeoPackage).
 
     Bad rows go to a rejects CSV with line, field and reason; good rows load in
@@ -50,12 +53,16 @@ def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user)
     s = settings()
     engine = open_engine(s.db)
     try:
+        le_id = None
+        if legal_entity is not None:
+            with engine.connect() as conn:
+                le_id = users.legal_entity_id(conn, code=legal_entity)
         with ctx.progress(f"import {kind}") as progress:
             summary = run_import(
                 engine, kind=kind, path=file, user=user or getpass.getuser(), crs=crs,
                 encoding=encoding, mapping=_mapping(maps), sheet=sheet,
                 rejects_dir=s.db.home / "rejects", rejects_path=rejects, dry_run=dry_run,
-                progress=progress,
+                progress=progress, legal_entity_id=le_id,
             )
         if not dry_run and summary.get("status") == "ok":
             summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])

@@ -72,3 +72,22 @@ def test_a_file_whose_every_row_is_rejected_says_so_and_fails(db_url, tmp_path):
     code, out = _run(["import", "customers", str(path), "--json"], db_url, tmp_path)
     s = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and s["status"] == "ok" and s["counts"]["inserted"] == 2
+
+
+def test_import_on_behalf_of_a_legal_entity(db_url, tmp_path):
+    """--legal-entity imports as that entity's planners do: shared kinds refused (exit 2), others' ids not available."""
+    le = tmp_path / "le2.csv"
+    le.write_text("code,name\nLE_A,甲\nLE_B,乙\n", encoding="utf-8")
+    assert _run(["import", "legal-entities", str(le)], db_url, tmp_path)[0] == 0
+    v = tmp_path / "v2.csv"
+    v.write_text("code,name\n640121100077,甲村\n", encoding="utf-8")
+    code, out = _run(["import", "villages", str(v), "--legal-entity", "LE_B", "--json"], db_url, tmp_path)
+    err = json.loads(out.strip().splitlines()[-1])
+    assert code == 2 and err["type"] == "Forbidden" and "system-wide administrator" in err["error"]
+    c = tmp_path / "c2.csv"
+    c.write_text("customer_id,legal_entity\nLA77,LE_A\n", encoding="utf-8")
+    assert _run(["import", "customers", str(c)], db_url, tmp_path)[0] == 0
+    c.write_text("customer_id\nLA77\n", encoding="utf-8")
+    code, out = _run(["import", "customers", str(c), "--legal-entity", "LE_B", "--json"], db_url, tmp_path)
+    s = json.loads(out.strip().splitlines()[-1])
+    assert code == 3 and s["rejected_reasons"] == {"id not available": 1}
