@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 from typing import Any
@@ -16,22 +15,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geodata import errors as gd
+from grid import errors as ge
 
 log = logging.getLogger("gridmkt.api")
-
-
-def _grid_errors() -> dict[type[Exception], int]:
-    # grid/errors.py arrives with the grids issue; map it once it exists.
-    try:
-        ge = importlib.import_module("grid.errors")
-    except ImportError:
-        return {}
-    table: dict[type[Exception], int] = {}
-    for name, status in (("InvalidInput", 422), ("GridError", 400)):
-        cls = getattr(ge, name, None)
-        if isinstance(cls, type) and issubclass(cls, Exception):
-            table[cls] = status
-    return table
 
 
 # Most specific first: the first matching class wins.
@@ -43,7 +29,9 @@ STATUS: dict[type[Exception], int] = {
     gd.DatabaseUnavailable: 503,
     OperationalError: 503,
     PoolTimeout: 503,  # every pooled connection busy for pool_timeout seconds: overloaded, not broken
-    **_grid_errors(),
+    ge.InvalidInput: 422,  # and its subclasses: GapConfigError, GapInputError, SiteInputError, Visit*Error
+    ge.SiteSolverError: 500,  # the solver asked for is not installed here: ours, not the request's
+    ge.GridError: 400,
     gd.GeodataError: 400,
 }
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from grid.errors import InvalidInput
+
 __all__ = [
     "CRS_NAMES",
     "bd09_to_gcj02",
@@ -272,7 +274,7 @@ def to_wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
         return gcj02_to_wgs84(lon, lat)
     if name == "bd09":
         return bd09_to_wgs84(lon, lat)
-    raise ValueError(f"unknown coordinate system {crs!r}; allowed: {', '.join(CRS_NAMES)}")
+    raise InvalidInput(f"unknown coordinate system {crs!r}; allowed: {', '.join(CRS_NAMES)}")
 
 
 def _parse(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,7 +319,7 @@ def coordinate_problems(
     x, x_missing, x_bad = _parse(lon)
     y, y_missing, y_bad = _parse(lat)
     if x.shape != y.shape:
-        raise ValueError(f"lon and lat differ in length: {x.shape[0]} != {y.shape[0]}")
+        raise InvalidInput(f"lon and lat differ in length: {x.shape[0]} != {y.shape[0]}")
     min_lon, min_lat, max_lon, max_lat = bbox
 
     def inside(a, b):

@@ -1,4 +1,19 @@
-"""Domain errors of the grid library; ``api/errors.py`` maps them to HTTP statuses."""
+"""Every domain error of the grid library, in one hierarchy; ``api/errors.py`` maps them to HTTP statuses.
+
+::
+
+    GridError                      400 unless a subclass says otherwise
+    ├── InvalidInput (ValueError)  422: an argument, table or configuration is malformed
+    │   ├── GapConfigError         a gap weights table; the message names the key
+    │   ├── GapInputError          the gap measures table
+    │   └── SiteInputError         site-selection coordinates, weights, k, radius, options
+    ├── SiteSolverError            500: the requested solver is not installed here (RuntimeError)
+    └── VisitError                 visit plans and day routes
+        ├── VisitInputError (InvalidInput)
+        └── VisitConfigError (InvalidInput)
+
+Input errors stay ``ValueError`` subclasses, so callers that catch ``ValueError`` keep working.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +24,22 @@ class GridError(Exception):
 
 class InvalidInput(GridError, ValueError):
     """An argument is out of range or malformed (bad resolution, non-polygonal county, ...)."""
+
+
+class GapConfigError(InvalidInput):
+    """A gap weights/thresholds table is malformed; the message names the bad key (``weights.no_owner``)."""
+
+
+class GapInputError(InvalidInput):
+    """The gap measures table is missing columns or has duplicate cells."""
+
+
+class SiteInputError(InvalidInput):
+    """Site-selection coordinates, weights, k, radius or solver options are malformed."""
+
+
+class SiteSolverError(GridError, RuntimeError):
+    """The requested site-selection solver is not available in this environment."""
 
 
 class VisitError(GridError):

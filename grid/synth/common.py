@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from grid.errors import InvalidInput
+
 try:  # pandas 3 stores strings in Arrow when it is installed; building them there directly is ~5x faster
     import pyarrow as pa
 except ImportError:  # pragma: no cover - the numpy path below gives the same values
@@ -262,5 +264,5 @@ def frame(kind: str, columns: Mapping[str, object]) -> pd.DataFrame:
     missing = set(FIELDS[kind]) - set(columns)
     extra = set(columns) - set(FIELDS[kind])
     if missing or extra:
-        raise ValueError(f"{kind}: missing {sorted(missing)}, extra {sorted(extra)}")
+        raise InvalidInput(f"{kind}: missing {sorted(missing)}, extra {sorted(extra)}")
     return pd.DataFrame({c: columns[c] for c in FIELDS[kind]})

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from grid.errors import InvalidInput
 from grid.synth.common import (
     AS_OF,
     as_rng,
@@ -109,9 +110,9 @@ def customers(
     ([2, 2, 1], ['C0000000001', 'C0000000002'])
     """
     if chunk_size < 1:
-        raise ValueError("chunk_size must be positive")
+        raise InvalidInput("chunk_size must be positive")
     if id_offset < 0 or id_offset + n >= 10**10:
-        raise ValueError("customer numbers must fit in 10 digits")
+        raise InvalidInput("customer numbers must fit in 10 digits")
     seed = as_rng(rng).integers(0, 2**63)
     prep = _prepare(villages, entity_of)
     prep["within"] = _prepared_polygons(within)
@@ -122,7 +123,7 @@ def _prepare(villages: pd.DataFrame, entity_of: Mapping[str, str] | None) -> dic
     """Per-village arrays used by every chunk."""
     nv = len(villages)
     if nv == 0:
-        raise ValueError("no villages to place customers in")
+        raise InvalidInput("no villages to place customers in")
     county = county_codes(villages).to_numpy()
     hh = pd.to_numeric(villages.get("households", pd.Series(np.nan, index=villages.index)))
     hh = hh.to_numpy(dtype=float, na_value=np.nan)

@@ -17,6 +17,7 @@ import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from grid.errors import InvalidInput
 from grid.projection import metric_crs, project_points
 from grid.territories.chain import chain_moves
 from grid.territories.graph import cell_adjacency, neighbour_lists
@@ -361,7 +362,7 @@ class TerritoryPlan:
     def assignment_series(self) -> pd.Series:
         """The assignment as cell_id → rm_id (rows when the plan was built from arrays)."""
         if self.assignment is None:
-            raise ValueError("plan not solved: call solve() first")
+            raise InvalidInput("plan not solved: call solve() first")
         ids = self.rm_ids if self.rm_ids is not None else list(range(len(self.capacity)))
         rm = [ids[r] if r >= 0 else None for r in self.assignment.tolist()]
         return pd.Series(rm, index=self.cell_ids, name="rm_id").rename_axis("cell_id")

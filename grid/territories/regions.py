@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from scipy import sparse
 
+from grid.errors import InvalidInput
 from grid.territories.graph import connect_components, pairs_to_csr
 
 
@@ -50,7 +51,7 @@ def sub_plan(plan, cells: np.ndarray, rms: np.ndarray):
     rm_of[rms] = np.arange(len(rms))
     locked = plan.locked[cells]
     if ((locked >= 0) & (rm_of[np.maximum(locked, 0)] < 0)).any():
-        raise ValueError("a locked cell belongs to an RM of another region")
+        raise InvalidInput("a locked cell belongs to an RM of another region")
     locked = np.where(locked >= 0, rm_of[np.maximum(locked, 0)], -1)
     current = None
     if plan.current is not None:

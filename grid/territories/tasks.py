@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from grid.errors import InvalidInput
 from grid.territories.plan import TerritoryPlan
 from grid.territories.regions import region_rows
 from grid.territories.report import PlanReport
@@ -104,7 +105,7 @@ def handover(plan: TerritoryPlan, leaving, to=None) -> TerritoryPlan:
     """
     start = plan.assignment if plan.assignment is not None else plan.current
     if start is None:
-        raise ValueError("handover needs a solved plan or a plan with current owners")
+        raise InvalidInput("handover needs a solved plan or a plan with current owners")
     out = plan.copy()
     r_leave = plan.rm_row(leaving)
     out.current = np.asarray(start, dtype=np.int64).copy()

@@ -98,10 +98,20 @@ def test_domain_errors_map_to_status_and_json_body(client, auth):
     assert r.status_code == 404 and r.json() == {"error": "NotFound", "detail": "outlet 'NOPE' does not exist"}
 
 
-def test_grid_errors_are_mapped_when_present():
-    from grid.errors import GridError, InvalidInput
+def test_grid_errors_are_mapped_in_the_one_table():
+    from grid.errors import (
+        GapConfigError,
+        GapInputError,
+        GridError,
+        InvalidInput,
+        SiteInputError,
+        SiteSolverError,
+    )
 
     assert status_for(InvalidInput("x")) == 422 and status_for(GridError("x")) == 400
+    # once outside GridError (500 as plain ValueErrors); input errors are 422 like every other
+    assert [status_for(e("x")) for e in (GapConfigError, GapInputError, SiteInputError)] == [422, 422, 422]
+    assert status_for(SiteSolverError("x")) == 500
 
 
 def test_openapi_describes_every_operation_and_parameter(app):

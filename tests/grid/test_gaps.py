@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grid.gap_config import DEFAULT_TABLE
 from grid.gaps import (
     COMPONENTS,
     GapConfig,
@@ -221,8 +224,12 @@ def test_config_all_zero_weights_and_bad_toml_are_rejected():
         GapConfig.from_toml_text("[weights\n")
 
 
-def test_default_config_matches_packaged_file():
+def test_default_config_matches_the_documented_file():
+    # The defaults are data in grid (no file read there); docs/gap_weights.toml documents them key by key.
+    text = (Path(__file__).resolve().parents[2] / "docs" / "gap_weights.toml").read_text(encoding="utf-8")
+    assert tomllib.loads(text) == {s: dict(t) for s, t in DEFAULT_TABLE.items()}
     cfg = GapConfig.default()
+    assert GapConfig.from_toml_text(text) == cfg
     assert cfg.recent_visit_days == 90
     assert cfg.potential_quantile == 0.95
     assert set(cfg.weights) == set(COMPONENTS)
