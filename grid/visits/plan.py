@@ -52,6 +52,7 @@ from typing import Any
 import pandas as pd
 
 from grid.errors import VisitConfigError, VisitInputError
+from grid.visits.checks import is_missing, row_date, row_flag, row_number, row_place
 from grid.visits.clock import clock_to_minutes, minutes_to_clock
 
 COMPONENTS: tuple[str, ...] = ("open_lead", "overdue_visit", "gap_cell", "handover", "maturing")
@@ -205,7 +206,7 @@ def _score_rows(candidates, plan_date: dt.date, w: VisitWeights) -> list[dict]:
     seen: set = set()
     for i, r in enumerate(records):
         cid = r.get("customer_id")
-        if _missing(cid):
+        if is_missing(cid):
             raise VisitInputError(f"candidate {i}: customer_id is missing")
         if cid in seen:
             raise VisitInputError(f"candidate {i}: customer_id {cid!r} appears twice")
@@ -213,7 +214,7 @@ def _score_rows(candidates, plan_date: dt.date, w: VisitWeights) -> list[dict]:
         comps, phrases = _components(r, i, plan_date, w)
         contrib = {c: 100.0 * w.weights[c] / total * comps[c] for c in COMPONENTS}
         order = sorted((c for c in COMPONENTS if contrib[c] > 0), key=lambda c: -contrib[c])[: w.max_reasons]
-        src, lon, lat = _place(r, f"candidate {i}")
+        src, lon, lat = row_place(r, f"candidate {i}")
         rows.append({
             "customer_id": cid, "score": round(sum(contrib[c] for c in COMPONENTS), 6),
             **{f"comp_{c}": comps[c] for c in COMPONENTS},
@@ -293,7 +294,7 @@ def plan_day(candidates: pd.DataFrame | Iterable[Mapping[str, Any]], *, plan_dat
             continue
         c = by_id.get(cid)
         src, lon, lat = (c["place_source"], c["lon"], c["lat"]) if c and c["place_source"] else \
-            _place(t, f"task {t['task_id']!r}")
+            row_place(t, f"task {t['task_id']!r}")
         zh, en = t["phrase"]
         if c and c["reason_en"]:
             zh, en = f"{zh}；{c['reason_zh']}", f"{en}; {c['reason_en']}"
@@ -357,79 +358,21 @@ def _records(rows, what: str) -> list[dict]:
     return [{**dict.fromkeys(keys), **r} for r in rows]
 
 
-def _missing(v: Any) -> bool:
-    if v is None or v is pd.NaT or v is pd.NA:
-        return True
-    if isinstance(v, float):
-        return math.isnan(v)
-    return isinstance(v, str) and not v.strip()
-
-
-def _num(r: Mapping, key: str, where: str, *, lo: float = 0.0, hi: float = math.inf) -> float | None:
-    v = r.get(key)
-    if _missing(v):
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise VisitInputError(f"{where}: {key} {v!r} is not a number") from None
-    if isinstance(v, bool) or not (lo <= x <= hi):
-        raise VisitInputError(f"{where}: {key} must be between {lo:g} and {hi:g}, got {v!r}")
-    return x
-
-
-def _date(r: Mapping, key: str, where: str) -> dt.date | None:
-    v = r.get(key)
-    if _missing(v):
-        return None
-    if isinstance(v, dt.datetime | pd.Timestamp):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    try:
-        return dt.date.fromisoformat(str(v).strip()[:10])
-    except ValueError:
-        raise VisitInputError(f"{where}: {key} {v!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _flag(r: Mapping, key: str, where: str) -> bool:
-    v = r.get(key)
-    if _missing(v):
-        return False
-    if isinstance(v, str):
-        s = v.strip().lower()
-        if s in ("t", "true", "y", "yes", "1"):
-            return True
-        if s in ("f", "false", "n", "no", "0"):
-            return False
-        raise VisitInputError(f"{where}: {key} {v!r} is not yes/no")
-    return bool(v)
-
-
-def _place(r: Mapping, where: str) -> tuple[str | None, float, float]:
-    """The customer's point, else the village's, else none."""
-    for src, lo, la in (("customer", "lon", "lat"), ("village", "village_lon", "village_lat")):
-        lon, lat = _num(r, lo, where, lo=-180, hi=180), _num(r, la, where, lo=-90, hi=90)
-        if lon is not None and lat is not None:
-            return src, lon, lat
-    return None, math.nan, math.nan
-
-
 def _components(r: Mapping, i: int, day: dt.date, w: VisitWeights):
     where = f"candidate {i} ({r.get('customer_id')!r})"
     comps = dict.fromkeys(COMPONENTS, 0.0)
     ph: dict[str, tuple[str, str]] = {}
 
-    leads = _num(r, "open_leads", where) or 0.0
-    prio = _num(r, "lead_priority", where, hi=1.0)
+    leads = row_number(r, "open_leads", where) or 0.0
+    prio = row_number(r, "lead_priority", where, hi=1.0)
     if leads > 0:
         comps["open_lead"] = min(leads / w.open_leads_cap, 1.0) * (1.0 if prio is None else prio)
         ph["open_lead"] = (f"{leads:.0f}条线索未跟进", f"{leads:.0f} open lead{'s' if leads != 1 else ''}")
 
-    window = _num(r, "visit_window_days", where) or w.visit_window_days
+    window = row_number(r, "visit_window_days", where) or w.visit_window_days
     if "last_visit_date" in r or "days_since_visit" in r:
-        last = _date(r, "last_visit_date", where)
-        days = (day - last).days if last is not None else _num(r, "days_since_visit", where)
+        last = row_date(r, "last_visit_date", where)
+        days = (day - last).days if last is not None else row_number(r, "days_since_visit", where)
         if days is None:
             comps["overdue_visit"] = 1.0
             ph["overdue_visit"] = ("从未走访", "never visited")
@@ -439,7 +382,7 @@ def _components(r: Mapping, i: int, day: dt.date, w: VisitWeights):
                                    f"not visited for {days:.0f} days (visit window {window:.0f} days)")
 
     gap = r.get("gap_class")
-    if not _missing(gap):
+    if not is_missing(gap):
         if gap not in GAP_VALUES:
             raise VisitInputError(f"{where}: gap_class {gap!r} is not one of {', '.join(GAP_VALUES)}")
         if gap == "blank":
@@ -449,15 +392,15 @@ def _components(r: Mapping, i: int, day: dt.date, w: VisitWeights):
             comps["gap_cell"] = w.under_served_value
             ph["gap_cell"] = ("所在网格服务不足", "in an under-served cell")
 
-    if _flag(r, "handed_over_unmet", where):
+    if row_flag(r, "handed_over_unmet", where):
         comps["handover"] = 1.0
         ph["handover"] = ("移交后尚未见面", "handed over to you, not yet met")
 
-    mature = _date(r, "maturity_date", where)
+    mature = row_date(r, "maturity_date", where)
     if mature is not None:
         n = (mature - day).days
         prod = r.get("maturing_product")
-        zh_p, en_p = ("产品", "a product") if _missing(prod) else (str(prod), str(prod))
+        zh_p, en_p = ("产品", "a product") if is_missing(prod) else (str(prod), str(prod))
         if -w.maturing_grace_days <= n < 0:
             comps["maturing"] = 1.0
             ph["maturing"] = (f"{zh_p}已到期{-n}天（{mature}）", f"{en_p} matured {-n} days ago ({mature})")
@@ -474,14 +417,14 @@ def _tasks(tasks, day: dt.date) -> list[dict]:
     seen: set = set()
     for i, r in enumerate(_records(tasks, "task")):
         tid = r.get("task_id")
-        where = f"task {i}" if _missing(tid) else f"task {tid!r}"
+        where = f"task {i}" if is_missing(tid) else f"task {tid!r}"
         for key in ("task_id", "customer_id", "due_date"):
-            if _missing(r.get(key)):
+            if is_missing(r.get(key)):
                 raise VisitInputError(f"{where}: {key} is missing")
         if tid in seen:
             raise VisitInputError(f"{where}: task_id appears twice")
         seen.add(tid)
-        due = _date(r, "due_date", where)
+        due = row_date(r, "due_date", where)
         ws = clock_to_minutes(r.get("window_start"), field=f"{where}: window_start")
         we = clock_to_minutes(r.get("window_end"), field=f"{where}: window_end")
         if ws is not None and we is not None and ws > we:
@@ -491,5 +434,5 @@ def _tasks(tasks, day: dt.date) -> list[dict]:
         phrase = ((f"走访任务{tid}（已逾期{late}天，截止{due}）", f"visit task {tid} (overdue {late} days, due {due})")
                   if late > 0 else (f"走访任务{tid}（截止{due}）", f"visit task {tid} (due {due})"))
         out.append({**r, "due_date": due, "window": (ws, we), "phrase": phrase,
-                    "service_min": _num(r, "service_min", where, hi=24 * 60)})
+                    "service_min": row_number(r, "service_min", where, hi=24 * 60)})
     return sorted(out, key=lambda t: (t["due_date"], str(t["task_id"])))

@@ -30,6 +30,16 @@ import numpy as np
 import pandas as pd
 
 from grid.errors import VisitError, VisitInputError
+from grid.visits.checks import (
+    is_missing,
+    per_stop,
+    positive,
+    square_matrix,
+    stop_flags,
+    stop_windows,
+    unique_ids,
+    working_day,
+)
 from grid.visits.clock import clock_to_minutes, minutes_to_clock
 from grid.visits.distances import (
     DEFAULT_DETOUR_FACTOR,
@@ -43,7 +53,7 @@ DEFAULT_SERVICE_MIN = 20.0
 # One stop of priority 1 is worth this much driving: far more than any day's
 # route, so the solver first keeps as many stops as fit, then drives least.
 DEFAULT_STOP_VALUE_KM = 1000.0
-DEFAULT_NO_IMPROVEMENT = 4000
+DEFAULT_NO_IMPROVEMENT = 500
 DROP_REASONS: dict[str, tuple[str, str]] = {
     "no_place": ("无位置：客户和所在村都没有坐标", "no place: neither the customer nor their village has a point"),
     "window_closed": ("时间窗{window}内赶不到", "cannot be reached within its window {window}"),
@@ -147,23 +157,23 @@ class DayRoute:
         >>> r.solve().route["start_min"].tolist()
         [540.0]
         """
-        d = _matrix(distance_m, "distance_m")
+        d = square_matrix(distance_m, "distance_m")
         n = d.shape[0] - 1
-        t = distance_to_duration(d, speed_kmh=speed_kmh) if duration_s is None else _matrix(duration_s, "duration_s")
+        t = distance_to_duration(d, speed_kmh=speed_kmh) if duration_s is None else square_matrix(duration_s, "duration_s")
         if t.shape != d.shape:
             raise VisitInputError(f"duration_s has shape {t.shape}, distance_m {d.shape}")
         ids = list(range(n)) if stop_ids is None else list(stop_ids)
         if len(ids) != n:
             raise VisitInputError(f"stop_ids has {len(ids)} labels for {n} stops (the matrix has {n + 1} rows)")
-        _unique(ids)
+        unique_ids(ids)
         return cls(
             stop_ids=ids, distance_m=d, duration_s=t,
-            service_min=_per_stop(service_min, n, "service_min", ids, lo=0.0),
-            window=_windows(windows, n, ids),
-            priority=_per_stop(1.0 if priority is None else priority, n, "priority", ids, lo=0.0, lo_open=True),
-            required=_flags(required, n, ids),
-            day=_day(day), leave_min=clock_to_minutes(leave, field="leave"),
-            return_to_start=bool(return_to_start), stop_value_km=_positive(stop_value_km, "stop_value_km"),
+            service_min=per_stop(service_min, n, "service_min", ids, lo=0.0),
+            window=stop_windows(windows, n, ids),
+            priority=per_stop(1.0 if priority is None else priority, n, "priority", ids, lo=0.0, lo_open=True),
+            required=stop_flags(required, n, ids),
+            day=working_day(day), leave_min=clock_to_minutes(leave, field="leave"),
+            return_to_start=bool(return_to_start), stop_value_km=positive(stop_value_km, "stop_value_km"),
         )
 
     @classmethod
@@ -204,7 +214,7 @@ class DayRoute:
         if len(df) and "stop_id" not in df.columns:
             raise VisitInputError("stops lack the column stop_id")
         ids = df["stop_id"].tolist() if len(df) else []
-        _unique(ids)
+        unique_ids(ids)
         lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(float) if "lon" in df else np.full(len(df), np.nan)
         lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(float) if "lat" in df else np.full(len(df), np.nan)
         placed = np.isfinite(lon) & np.isfinite(lat)
@@ -220,7 +230,7 @@ class DayRoute:
         def col(name: str, default: Any) -> list:
             if name not in keep.columns:
                 return [default] * len(keep)
-            return [default if _missing(v) else v for v in keep[name].tolist()]
+            return [default if is_missing(v) else v for v in keep[name].tolist()]
 
         windows = list(zip(col("window_start", None), col("window_end", None), strict=True))
         model = cls.from_cost_matrix(
@@ -440,99 +450,3 @@ def _solve_pyvrp(model: DayRoute, d, t, early, late, service, day_end, leave, ca
     if not best.is_feasible():
         raise VisitError("the route solver found no feasible route")
     return [candidates[a.idx] for r in best.routes() for a in r.schedule() if a.is_client()]
-
-
-# ---------------------------------------------------------------------- input checks
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()) \
-        or v is pd.NaT or v is pd.NA
-
-
-def _matrix(m, name: str) -> np.ndarray:
-    a = np.asarray(m, dtype=float)
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 1:
-        raise VisitInputError(f"{name} must be a square matrix with the start in row 0, got shape {a.shape}")
-    bad = ~np.isfinite(a) | (a < 0)
-    if bad.any():
-        i, j = (int(x) for x in np.argwhere(bad)[0])
-        raise VisitInputError(f"{name}[{i}, {j}] = {a[i, j]!r}: must be finite and >= 0")
-    return a
-
-
-def _unique(ids: list) -> None:
-    seen: set = set()
-    for i, s in enumerate(ids):
-        if _missing(s):
-            raise VisitInputError(f"stop {i}: stop_id is missing")
-        if s in seen:
-            raise VisitInputError(f"stop {i}: stop_id {s!r} appears twice")
-        seen.add(s)
-
-
-def _per_stop(v, n: int, name: str, ids: list, *, lo: float, lo_open: bool = False) -> np.ndarray:
-    vals = [v] * n if np.ndim(v) == 0 else list(v)
-    if len(vals) != n:
-        raise VisitInputError(f"{name} has {len(vals)} values for {n} stops")
-    out = np.empty(n)
-    for i, x in enumerate(vals):
-        try:
-            f = float(x)
-        except (TypeError, ValueError):
-            raise VisitInputError(f"stop {ids[i]!r}: {name} {x!r} is not a number") from None
-        if isinstance(x, bool) or not np.isfinite(f) or f < lo or (lo_open and f == lo):
-            raise VisitInputError(f"stop {ids[i]!r}: {name} must be {'>' if lo_open else '>='} {lo:g}, got {x!r}")
-        out[i] = f
-    return out
-
-
-def _flags(v, n: int, ids: list) -> np.ndarray:
-    if v is None:
-        return np.zeros(n, dtype=bool)
-    vals = list(v)
-    if len(vals) != n:
-        raise VisitInputError(f"required has {len(vals)} values for {n} stops")
-    out = np.zeros(n, dtype=bool)
-    for i, x in enumerate(vals):
-        if isinstance(x, str):
-            s = x.strip().lower()
-            if s not in ("t", "true", "y", "yes", "1", "f", "false", "n", "no", "0", ""):
-                raise VisitInputError(f"stop {ids[i]!r}: required {x!r} is not yes/no")
-            out[i] = s in ("t", "true", "y", "yes", "1")
-        else:
-            out[i] = False if _missing(x) else bool(x)
-    return out
-
-
-def _windows(windows, n: int, ids: list) -> np.ndarray:
-    out = np.full((n, 2), np.nan)
-    if windows is None:
-        return out
-    ws = list(windows)
-    if len(ws) != n:
-        raise VisitInputError(f"windows has {len(ws)} entries for {n} stops")
-    for i, w in enumerate(ws):
-        if w is None:
-            continue
-        a, b = w
-        s = clock_to_minutes(a, field=f"stop {ids[i]!r}: window_start")
-        e = clock_to_minutes(b, field=f"stop {ids[i]!r}: window_end")
-        if s is not None and e is not None and s > e:
-            raise VisitInputError(f"stop {ids[i]!r}: window_start {minutes_to_clock(s)} is after "
-                                  f"window_end {minutes_to_clock(e)}")
-        out[i] = (np.nan if s is None else s, np.nan if e is None else e)
-    return out
-
-
-def _day(day) -> tuple[float, float]:
-    a, b = day
-    s = clock_to_minutes(a, field="day start")
-    e = clock_to_minutes(b, field="day end")
-    if s is None or e is None or s >= e:
-        raise VisitInputError(f"day must be (start, end) with start before end, got {day!r}")
-    return s, e
-
-
-def _positive(x: float, name: str) -> float:
-    if not (np.isfinite(x) and x > 0):
-        raise VisitInputError(f"{name} must be > 0, got {x!r}")
-    return float(x)
