@@ -43,8 +43,6 @@ LONG_MODULES_ALLOWED = {
     "geodata/importers/load.py": "the import load pipeline; geodata/importers is being reworked (issue 14 follow-up)",
     "geodata/readers.py": "CSV/XLSX/GeoJSON readers in one module; to split by format (issue 14 follow-up)",
     "geodata/tables.py": "every table of the schema in one module; to split by concept (issue 14 follow-up)",
-    "grid/visits/route.py": "new day-route solver (grid/visits), landed during the re-layout; to split",
-    "grid/visits/plan.py": "new day plan (grid/visits), landed during the re-layout; to split",
 }
 # Import cycles outside grid today, as sets of modules. Each is listed with why it is still there.
 CYCLES_ALLOWED: list[set[str]] = []

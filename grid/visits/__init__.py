@@ -4,8 +4,10 @@
 
 from grid.visits.clock import clock_to_minutes, minutes_to_clock
 from grid.visits.distances import distance_to_duration, points_to_distance_matrix
-from grid.visits.plan import PLAN_COLUMNS, VisitWeights, plan_day, score_candidates
-from grid.visits.route import DROP_REASONS, DayRoute, nearest_neighbour_order
+from grid.visits.plan import PLAN_COLUMNS, plan_day, score_candidates
+from grid.visits.route import DROP_REASONS, DayRoute
+from grid.visits.solver import nearest_neighbour_order
+from grid.visits.weights import VisitWeights
 
 __all__ = [
     "DROP_REASONS",

@@ -47,6 +47,7 @@ from grid.visits.distances import (
     distance_to_duration,
     points_to_distance_matrix,
 )
+from grid.visits.solver import nearest_neighbour_order, solve_pyvrp
 
 DAY = (510.0, 1050.0)  # 08:30-17:30
 DEFAULT_SERVICE_MIN = 20.0
@@ -276,8 +277,10 @@ class DayRoute:
         alone = _alone_reason(t_s, early, late, service, leave, day_end, self.return_to_start, has_window)
         candidates = [i for i in range(n) if alone[i] is None]
         if solver == "pyvrp":
-            order = _solve_pyvrp(self, d_s, t_s, early, late, service, day_end, leave, candidates,
-                                 time_limit_s, seed, no_improvement, max_iterations)
+            order = solve_pyvrp(d_s, t_s, early, late, service, day_end, leave, candidates,
+                                priority=self.priority, required=self.required, back=self.return_to_start,
+                                stop_value_km=self.stop_value_km, time_limit_s=time_limit_s, seed=seed,
+                                no_improvement=no_improvement, max_iterations=max_iterations)
         elif solver == "nearest":
             order = nearest_neighbour_order(d_s, t_s, early, late, service, day_end, leave, candidates,
                                             self.return_to_start)
@@ -365,88 +368,3 @@ def _alone_reason(t, early, late, service, leave, day_end, back: bool, has_windo
         end = start + int(service[i]) + (int(t[i + 1, 0]) if back else 0)
         out.append("outside_hours" if end > day_end else None)
     return out
-
-
-def nearest_neighbour_order(d, t, early, late, service, day_end: int, leave: int, candidates: Sequence[int],
-                            back: bool = True) -> list[int]:
-    """The baseline: from where the RM is, drive to the nearest stop that can still be served and the
-    day finished in time; stop when none can. Returns stop indices (0-based, matrix index - 1).
-
-    Examples
-    --------
-    >>> d = np.array([[0, 5, 1], [5, 0, 4], [1, 4, 0]])
-    >>> nearest_neighbour_order(d, d, np.zeros(2, int), np.full(2, 100), np.zeros(2, int), 100, 0, [0, 1])
-    [1, 0]
-    """
-    left = set(candidates)
-    order: list[int] = []
-    now, prev = leave, 0
-    while left:
-        best = None
-        for j in sorted(left):
-            start = max(now + int(t[prev, j + 1]), int(early[j]))
-            if start > late[j]:
-                continue
-            if start + int(service[j]) + (int(t[j + 1, 0]) if back else 0) > day_end:
-                continue
-            key = (int(d[prev, j + 1]), j)
-            if best is None or key < best[0]:
-                best = (key, j, start)
-        if best is None:
-            break
-        _, j, start = best
-        order.append(j)
-        left.discard(j)
-        now, prev = start + int(service[j]), j + 1
-    return order
-
-
-def _solve_pyvrp(model: DayRoute, d, t, early, late, service, day_end, leave, candidates,
-                 time_limit_s, seed, no_improvement, max_iterations) -> list[int]:
-    """Prize-collecting VRP with time windows for one vehicle; returns stop indices in order."""
-    if not candidates:
-        return []
-    import pyvrp
-    from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, NoImprovement
-
-    k = len(candidates)
-    rows = [0] + [c + 1 for c in candidates]
-    dm = d[np.ix_(rows, rows)]
-    tm = t[np.ix_(rows, rows)]
-    if not model.return_to_start:
-        # a free end point: zero from every stop, unreachable from the start
-        dm = np.pad(dm, ((0, 1), (0, 1)))
-        tm = np.pad(tm, ((0, 1), (0, 1)))
-    value = model.stop_value_km * 1000.0
-    prizes = np.rint(value * model.priority[candidates]).astype(np.int64)
-    # a task outweighs every ordinary stop together and any detour
-    task_prize = int(prizes[~model.required[candidates]].sum() + dm.max() * (k + 2) + 1)
-    depots = [pyvrp.Depot(0, tw_early=leave, tw_late=day_end)]
-    end = 0
-    if not model.return_to_start:
-        depots.append(pyvrp.Depot(k + 1, tw_early=leave, tw_late=day_end))
-        end = 1
-    clients = [
-        pyvrp.Client(j + 1, service_duration=int(service[c]), tw_early=int(early[c]), tw_late=int(late[c]),
-                     prize=task_prize if model.required[c] else int(prizes[j]), required=False)
-        for j, c in enumerate(candidates)
-    ]
-    locations = [pyvrp.Location(0.0, 0.0) for _ in range(dm.shape[0])]
-    vehicle = pyvrp.VehicleType(1, capacity=[], start_depot=0, end_depot=end, tw_early=leave, tw_late=day_end)
-    data = pyvrp.ProblemData(locations, clients, depots, [vehicle], [dm], [tm])
-    stops = [MaxRuntime(float(time_limit_s))]
-    if no_improvement:
-        stops.append(NoImprovement(int(no_improvement)))
-    if max_iterations:
-        stops.append(MaxIterations(int(max_iterations)))
-    # start from the nearest-neighbour route: a feasible day at once, so a short search already
-    # begins from a full schedule instead of a random one
-    nn = nearest_neighbour_order(d, t, early, late, service, day_end, leave, candidates, model.return_to_start)
-    pos = {c: j for j, c in enumerate(candidates)}
-    init = pyvrp.Solution(data, [[pos[c] for c in nn]]) if nn else None
-    res = pyvrp.solve(data, MultipleCriteria(stops), seed=int(seed), collect_stats=False, display=False,
-                      initial_solution=init)
-    best = res.best
-    if not best.is_feasible():
-        raise VisitError("the route solver found no feasible route")
-    return [candidates[a.idx] for r in best.routes() for a in r.schedule() if a.is_client()]

@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from grid.visits import clock, distances, plan, route
+from grid.visits import clock, distances, plan, route, solver, weights
 
 
-@pytest.mark.parametrize("module", [clock, distances, plan, route], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [clock, distances, plan, route, solver, weights], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

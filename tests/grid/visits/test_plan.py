@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from grid.errors import GridError, VisitConfigError, VisitInputError
 from grid.visits import DayRoute, VisitWeights, plan_day, score_candidates
-from grid.visits.plan import DEFAULT_TABLE
+from grid.visits.weights import DEFAULT_TABLE
 
 DAY = dt.date(2026, 12, 7)
 ROOT = Path(__file__).resolve().parents[3]
