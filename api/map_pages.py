@@ -39,12 +39,22 @@ def page_options(s: Settings, *, inline: bool = True, title: str = "gridmkt") ->
 
 
 def background(conn: Connection, county_code: str) -> Background:
-    """County outline, township seats and village points of a county."""
+    """The context layer of a county's pages: its outline and neighbours, townships, villages with own points."""
     county = grids.load_county(conn, code=county_code)
     towns = map_data.township_points(conn, county_code=county_code)
     villages = grids.load_villages(conn, county_code=county_code)
-    return Background(county=county["geometry"], townships=towns,
-                      villages=villages[villages["lon"].notna()][["name", "lon", "lat"]])
+    # A village placed at its township's or county's point would name the wrong spot.
+    own = villages["lon"].notna() & (villages["coord_level"] == "village" if "coord_level" in villages else True)
+    return Background(county=county["geometry"], county_name=county.get("name") or "", townships=towns,
+                      villages=villages[own][["name", "lon", "lat"]],
+                      neighbours=map_data.neighbour_counties(conn, county_code=county_code),
+                      township_areas=map_data.township_areas(conn, county_code=county_code))
+
+
+def with_places(conn: Connection, cells, grid_id: int):
+    """``cells`` with place, place_inside and township: what a cell's popup is titled by (maps.places)."""
+    places = map_data.cell_places(conn, grid_id=grid_id, cell_ids=None)
+    return cells.merge(places, on="cell_id", how="left")
 
 
 def dashboard_cells(conn: Connection, grid_id: int):
@@ -54,11 +64,11 @@ def dashboard_cells(conn: Connection, grid_id: int):
     try:
         scores = gaps.latest_scores(conn, grid_id=grid_id)
     except NotFound:
-        return cells
+        return with_places(conn, cells, grid_id)
     measures = pd.DataFrame(list(scores["measures"]), index=scores.index)
     extra = measures[[c for c in measures.columns if c not in cells.columns and c != "owner_rm"]]
     scored = pd.concat([scores[["cell_id", "score", "gap_class", "components", "reason_zh"]], extra], axis=1)
-    out = cells.merge(scored, on="cell_id", how="left")
+    out = with_places(conn, cells.merge(scored, on="cell_id", how="left"), grid_id)
     out.attrs["gap_run"] = scores.attrs["gap_run"]
     return out
 
@@ -101,6 +111,7 @@ def rm_html(conn: Connection, *, grid_id: int, rm_code: str, options: PageOption
     if not owned:
         raise NotFound(f"RM {rm_code!r} owns no cells of grid {grid_id}")
     cells = grids.load_cells(conn, grid_id=grid_id, cell_ids=owned, with_stats=True)
+    cells = cells.merge(map_data.cell_places(conn, grid_id=grid_id, cell_ids=owned), on="cell_id", how="left")
     cells["owner_rm"] = rm_code
     customers = map_data.customers_in_cells(conn, grid_id=grid_id, cell_ids=owned)
     leads = customers.groupby("cell_id")["open_leads"].sum()
@@ -150,10 +161,11 @@ def compare_html(conn: Connection, *, grid_id: int, a: str, b: str = scenarios.C
                  options: PageOptions) -> str:
     """Two assignments of a grid (scenario names/ids or ``current``) on one page."""
     result = scenarios.compare(conn, grid_id=grid_id, a=a, b=b)
-    cells = grids.load_cells(conn, grid_id=grid_id, with_stats=True)
+    cells = with_places(conn, grids.load_cells(conn, grid_id=grid_id, with_stats=True), grid_id)
     g = grids.get_grid(conn, grid_id=grid_id)
+    rms = territories.rms_for(conn, grid_id=grid_id)
     return compare_page(cells, _assignment(conn, grid_id, a), _assignment(conn, grid_id, b), options=options,
-                        per_rm=result.get("per_rm"), labels=(str(a), str(b)),
+                        per_rm=result.get("per_rm"), labels=(str(a), str(b)), rms=rms[["rm_id", "name"]],
                         customers_changing=result.get("customers_changing_rm"),
                         background=background(conn, g["county_code"]))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import pandas as pd
+import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -81,3 +83,53 @@ def import_run_villages(conn: Connection, *, run_id: int) -> tuple[dict, str, se
         raise NotFound(f"import run {run_id} loaded no villages (kind {row['kind']})")
     codes = {r[0] for r in conn.execute(text("SELECT code FROM village WHERE import_run_id = :r"), {"r": run_id})}
     return dict(row), county, codes
+
+
+PLACE_MAX_M = 3000  # farther than this from any village of its own point, a cell is named by its township
+
+
+def cell_places(conn: Connection, *, grid_id: int, cell_ids: list[str] | None = None) -> pd.DataFrame:
+    """Where each cell is, for its title: the village whose own point is in it or nearest, and its township.
+
+    Columns cell_id, place (village name, None when none is within ``PLACE_MAX_M``),
+    place_inside (its point lies in the cell), township (the cell's own township for a
+    village grid, else the village's; else the nearest township seat's). Villages that
+    only carry their township's or county's point are not used: that point is not theirs.
+    """
+    return _frame(conn, """
+        SELECT c.cell_id, CASE WHEN v.d <= :maxd THEN v.name END AS place,
+               COALESCE(v.d = 0, false) AS place_inside, COALESCE(tc.name, tv.name, ts.name) AS township
+          FROM cell c JOIN grid g ON g.id = c.grid_id
+          LEFT JOIN LATERAL (
+                SELECT v.name, v.township_code, ST_Distance(v.geom::geography, c.geom::geography) AS d
+                  FROM village v
+                 WHERE v.county_code = g.county_code AND v.geom IS NOT NULL AND v.coord_level = 'village'
+                 ORDER BY v.geom <-> ST_PointOnSurface(c.geom), v.code LIMIT 1) v ON TRUE
+          LEFT JOIN township tc ON tc.code = c.township_code
+          LEFT JOIN township tv ON tv.code = v.township_code AND v.d <= :maxd
+          LEFT JOIN LATERAL (
+                SELECT t.name FROM township t WHERE t.county_code = g.county_code AND t.geom IS NOT NULL
+                 ORDER BY t.geom <-> ST_PointOnSurface(c.geom), t.code LIMIT 1) ts ON TRUE
+         WHERE c.grid_id = :g AND (CAST(:ids AS text[]) IS NULL OR c.cell_id = ANY(:ids))
+         ORDER BY c.cell_id""", {"g": grid_id, "ids": cell_ids, "maxd": PLACE_MAX_M},
+        ["cell_id", "place", "place_inside", "township"])
+
+
+def _shapes(df: pd.DataFrame) -> gpd.GeoDataFrame:
+    geoms = shapely.from_wkb([bytes(b) for b in df.pop("wkb")]) if len(df) else []
+    return gpd.GeoDataFrame(df, geometry=list(geoms), crs=4326)
+
+
+def neighbour_counties(conn: Connection, *, county_code: str) -> gpd.GeoDataFrame:
+    """The counties touching a county (code, name, simplified outline), for the pages' context layer."""
+    return _shapes(_frame(conn, """
+        SELECT n.adcode AS code, n.name, ST_AsBinary(ST_SimplifyPreserveTopology(n.geom, 0.0005)) AS wkb
+          FROM county c JOIN county n ON n.adcode <> c.adcode AND ST_Intersects(n.geom, c.geom)
+         WHERE c.adcode = :c ORDER BY n.adcode""", {"c": county_code}, ["code", "name", "wkb"]))
+
+
+def township_areas(conn: Connection, *, county_code: str) -> gpd.GeoDataFrame:
+    """Townships of a county that have a boundary (code, name, simplified boundary)."""
+    return _shapes(_frame(conn, """
+        SELECT code, name, ST_AsBinary(ST_SimplifyPreserveTopology(boundary, 0.0002)) AS wkb FROM township
+         WHERE county_code = :c AND boundary IS NOT NULL ORDER BY code""", {"c": county_code}, ["code", "name", "wkb"]))

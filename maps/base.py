@@ -63,9 +63,12 @@ class Background:
     """The project's own reference layers, drawn when there is no tile server (and as outlines otherwise)."""
 
     county: object | None = None  # shapely (Multi)Polygon in WGS84
-    townships: pd.DataFrame | None = None  # name, lon, lat
+    townships: pd.DataFrame | None = None  # name, lon, lat (seats)
     villages: pd.DataFrame | None = None  # name, lon, lat
     extra: dict = field(default_factory=dict)
+    county_name: str = ""
+    neighbours: gpd.GeoDataFrame | None = None  # code, name, geometry: the counties around
+    township_areas: gpd.GeoDataFrame | None = None  # code, name, geometry: township boundaries, where known
 
 
 def shift_points(lon, lat, opts: PageOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -248,13 +251,32 @@ def new_map(bounds: list[list[float]], opts: PageOptions, *, link_labels: dict |
 
 
 def add_background(m: folium.Map, bg: Background | None, opts: PageOptions) -> None:
-    """County outline, township seats and village points from the project's own data."""
+    """The context layer from the project's own data, so that a reader can tell where a cell is.
+
+    Neighbouring counties (outlined and named), the county outline, township boundaries
+    where known, township seats with their names, and village points whose names appear
+    once the map is zoomed in far enough to read them (gridmkt.js). Drawn on every page;
+    over a tile server's basemap the village points start hidden (the tiles name places).
+    """
     if bg is None:
         return
+    if bg.neighbours is not None and len(bg.neighbours):
+        GeoLayer(feature_collection(bg.neighbours.geometry.to_numpy(),
+                                    [{"t": n} for n in bg.neighbours["name"]], opts),
+                 "neighbour", "邻县 neighbouring counties", control=False).add_to(m)
+        spots = shapely.point_on_surface(bg.neighbours.geometry.to_numpy())
+        names = pd.DataFrame({"name": bg.neighbours["name"].to_numpy(), "lon": shapely.get_x(spots),
+                              "lat": shapely.get_y(spots)})
+        PointLayer(point_rows(names, ["name"], opts), "county_label", "邻县 neighbouring counties",
+                   control=False).add_to(m)
     if bg.county is not None:
         county = gpd.GeoSeries([bg.county], crs=4326).to_numpy()
-        GeoLayer(feature_collection(county, [{"t": "县界 county"}], opts), "county", "县界 county",
+        GeoLayer(feature_collection(county, [{"t": bg.county_name or "县界 county"}], opts), "county", "县界 county",
                  control=False).add_to(m)
+    if bg.township_areas is not None and len(bg.township_areas):
+        GeoLayer(feature_collection(bg.township_areas.geometry.to_numpy(),
+                                    [{"t": n} for n in bg.township_areas["name"]], opts),
+                 "township_area", "乡镇界 township boundaries").add_to(m)
     if bg.townships is not None and len(bg.townships):
         PointLayer(point_rows(bg.townships, ["name"], opts), "township", "乡镇 townships").add_to(m)
     if bg.villages is not None and len(bg.villages):

@@ -16,6 +16,12 @@ RM_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "
              "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
 
 
+# Outline colours of territories coloured as a map (grid.colouring): neighbours never share one, so a
+# handful suffices; dark enough to read as lines on light cells. ColorBrewer Dark2 plus two.
+TERRITORY_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4",
+                    "#666666", "#b2182b")
+
+
 @dataclass(frozen=True)
 class Classes:
     """Upper bounds of each class (ascending), their colours and legend labels."""

@@ -9,23 +9,32 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from maps.base import (
     Background,
     GeoLayer,
     PageOptions,
     Panel,
+    PointLayer,
     add_background,
     bounds_of,
     esc,
     feature_collection,
     new_map,
+    point_rows,
     render,
 )
-from maps.classify import rm_colors
+from grid.colouring import colour_territories
+from grid.territories import cell_adjacency
+from maps.classify import TERRITORY_COLORS
 from maps.panels import collapsible, summary_html, swatches_html, table_html
+from maps.places import cell_title
 
 CELL_LABELS = {"customers": "客户 customers", "households": "户数 households"}
+# What happens to a cell between the two assignments (change_class), and its fill (gridmkt.js STYLES.compare).
+CHANGE_NAMES = {"kept": "未变 kept", "in": "调入 moved in", "out": "调出 moved out", "none": "无人负责 unowned"}
+CHANGE_COLORS = {"kept": "#f4f4f4", "in": "#f1a340", "out": "#998ec3", "none": "#d9d9d9"}
 
 
 def workload_table(cells: pd.DataFrame, a: Mapping[str, str], b: Mapping[str, str],
@@ -47,35 +56,81 @@ def moved_cells(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:
     return sorted(c for c in set(a) | set(b) if a.get(c) != b.get(c))
 
 
+def change_class(before: str | None, after: str | None) -> str:
+    """What happens to a cell: ``kept`` (same RM), ``in`` (moved in to a new RM), ``out`` (left without an RM),
+    ``none`` (no RM before or after)."""
+    if after is None:
+        return "none" if before is None else "out"
+    return "kept" if before == after else "in"
+
+
+def territory_outlines(cells: gpd.GeoDataFrame, owners: Mapping[str, str]) -> tuple[list[str], np.ndarray, dict[str, str]]:
+    """RM codes, one dissolved outline each, and a colour per RM that no neighbouring territory shares.
+
+    Neighbours are territories with cells sharing an edge (grid.territories.cell_adjacency);
+    the colours come from the graph colouring of grid.colouring, so a county of 68 RMs
+    needs a handful of colours instead of cycling a palette into look-alike neighbours.
+    """
+    ids = cells["cell_id"].astype(str).to_numpy()
+    owned = {c: owners[c] for c in ids if owners.get(c) is not None}
+    codes = sorted(set(owned.values()))
+    if not codes:
+        return [], np.asarray([], dtype=object), {}
+    adj = cell_adjacency(gpd.GeoSeries(cells.geometry.to_numpy(), crs=4326), connect_islands=False)
+    rows, cols = adj.nonzero()
+    pairs = [(ids[i], ids[j]) for i, j in zip(rows, cols, strict=True) if i < j]
+    index = colour_territories(owned, pairs)
+    colors = {c: TERRITORY_COLORS[index[c] % len(TERRITORY_COLORS)] for c in codes}
+    geoms = cells.geometry.to_numpy()
+    outlines = np.asarray([shapely.union_all(geoms[np.asarray([owned.get(i) == c for i in ids])]) for c in codes],
+                          dtype=object)
+    return codes, outlines, colors
+
+
 def compare_page(
     cells: gpd.GeoDataFrame, a: Mapping[str, str], b: Mapping[str, str], *, options: PageOptions,
     per_rm: Sequence[Mapping] | None = None, labels: tuple[str, str] = ("current", "scenario"),
     customers_changing: int | None = None, background: Background | None = None,
+    rms: pd.DataFrame | None = None,
 ) -> str:
-    """Two assignments on one HTML page: cells coloured by their RM under ``b``, moved cells outlined in red.
+    """Two assignments on one HTML page: cells coloured by what changes, territories under ``b`` outlined.
 
-    ``a``/``b``: cell_id → rm code. ``per_rm``: rows with rm_id, cells_a, cells_b,
-    workload_a, workload_b (e.g. ``geodata.scenarios.compare(...)["per_rm"]``);
-    computed from cell customers when not given.
+    Cells are filled by :func:`change_class` (kept cells faintly in their territory's
+    colour); each territory under ``b`` is outlined in a colour none of its neighbours
+    has and labelled with its RM at a point inside it. ``a``/``b``: cell_id → rm code.
+    ``per_rm``: rows with rm_id, cells_a, cells_b, workload_a, workload_b (e.g.
+    ``geodata.scenarios.compare(...)["per_rm"]``); computed from cell customers when not
+    given. ``rms``: rm_id, name for the labels. ``cells`` may carry ``place``,
+    ``place_inside`` and ``township`` for the popup titles (maps.places).
     """
     if cells.empty:
         raise ValueError("no cells to draw")
     moved = set(moved_cells(a, b))
-    colors = rm_colors({*a.values(), *b.values()} - {None})
     ids = cells["cell_id"].astype(str).tolist()
+    names = dict(zip(rms["rm_id"].astype(str), rms["name"].fillna(""), strict=True)) if rms is not None else {}
+    codes, outlines, colors = territory_outlines(cells, b)
     records = pd.DataFrame(cells.drop(columns="geometry")).replace({np.nan: None}).to_dict("records")
-    props = [{"id": c, "t": r.get("label") or c, "a": a.get(c), "b": b.get(c), "moved": c in moved,
-              "c": colors.get(b.get(c), "#cccccc"), "m": {k: r.get(k) for k in CELL_LABELS if k in r}}
-             for c, r in zip(ids, records, strict=True)]
+    props = []
+    for c, r in zip(ids, records, strict=True):
+        title, sub = cell_title(r)
+        before, after = a.get(c), b.get(c)
+        props.append({"id": c, "t": title, "sub": sub, "a": before, "b": after, "moved": c in moved,
+                      "ch": change_class(before, after), "tc": colors.get(after),
+                      "an": names.get(before), "bn": names.get(after),
+                      "m": {k: r.get(k) for k in CELL_LABELS if k in r}})
     geoms = cells.geometry.to_numpy()
     m = new_map(bounds_of(geoms, options), options, link_labels=CELL_LABELS)
     add_background(m, background, options)
     # Leaflet's layer control shows names as HTML, and a scenario name is whatever a planner typed.
     GeoLayer(feature_collection(geoms, props, options), "compare", f"网格 cells ({esc(labels[1])})").add_to(m)
-    if moved:
-        mask = np.isin(np.asarray(ids), sorted(moved))
-        GeoLayer(feature_collection(geoms[mask], [p for p, k in zip(props, mask, strict=True) if k], options),
-                 "compare", "调整网格 moved cells").add_to(m)
+    if codes:
+        GeoLayer(feature_collection(outlines, [{"oc": colors[c], "rm": c, "t": f"{c} {names.get(c, '')}".strip()}
+                                               for c in codes], options),
+                 "territory", f"责任区 territories ({esc(labels[1])})").add_to(m)
+        spots = shapely.point_on_surface(outlines)
+        label_rows = pd.DataFrame({"name": [f"{c} {names.get(c, '')}".strip() for c in codes],
+                                   "lon": shapely.get_x(spots), "lat": shapely.get_y(spots)})
+        PointLayer(point_rows(label_rows, ["name"], options), "label", "客户经理 RM labels").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
 
     rows = [dict(r) for r in (per_rm if per_rm is not None else workload_table(cells, a, b))]
@@ -84,12 +139,16 @@ def compare_page(
     table = table_html([("rm_id", "客户经理 RM"), ("cells_a", f"网格 {labels[0]}"), ("cells_b", f"网格 {labels[1]}"),
                         ("workload_a", f"工作量 {labels[0]}"), ("workload_b", f"工作量 {labels[1]}"),
                         ("delta", "变化 Δ")], rows, css_class="gm-workload")
+    counts = pd.Series([p["ch"] for p in props]).value_counts().to_dict()
     summary = summary_html(f"方案对比 {labels[0]} → {labels[1]}", [
         ("网格 cells", len(cells)), ("调整网格 cells moved", len(moved)),
         ("换经理客户 customers changing RM", customers_changing),
     ])
     Panel(collapsible("工作量 workload", summary + table), "topright", "gm-compare-panel").add_to(m)
-    Panel(collapsible("图例 legend", swatches_html(f"客户经理 RM ({labels[1]})", colors, outline=False)
-                      + '<div class="gm-legend"><i style="border:3px dashed #d7191c"></i>调整 moved</div>'),
-          "bottomright", "gm-legend-panel").add_to(m)
+    legend = swatches_html("变化 change", {f"{CHANGE_NAMES[k]} ({counts.get(k, 0)})": CHANGE_COLORS[k]
+                                           for k in CHANGE_NAMES}, outline=False)
+    legend += ('<div class="gm-legend"><i style="background:transparent;border:3px solid #4e79a7"></i>'
+               "责任区边界 territory outline</div>"
+               '<div class="gm-note">边界颜色只区分相邻责任区 outline colours only tell neighbours apart</div>')
+    Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)
     return render(m, replace(options, title=f"方案对比 compare · {labels[0]} → {labels[1]}"), ("leaflet", "gridmkt"))

@@ -27,6 +27,7 @@ from maps.base import (
 )
 from maps.classify import class_breaks, rm_colors
 from maps.panels import collapsible, legend_html, summary_html, swatches_html
+from maps.places import cell_title
 
 # measure name -> (column, legend title)
 MEASURES: dict[str, tuple[str, str]] = {
@@ -46,6 +47,15 @@ LABELS: dict[str, str] = {
     "dist_service_point_km": "距服务点 km to service point",
 }
 COMPONENT_PREFIX = "contrib_"
+# Points each part of the gap score adds (grid/gaps.py COMPONENTS), bilingual like every other label.
+COMPONENT_LABELS: dict[str, str] = {
+    "contrib_potential": "潜力 potential (households)", "contrib_low_penetration": "渗透率低 low penetration",
+    "contrib_no_owner": "无人负责 no owner", "contrib_no_recent_visit": "近期未走访 no recent visit",
+    "contrib_unvisited_customers": "客户未走访 unvisited customers", "contrib_far_outlet": "距网点远 far from outlet",
+    "contrib_far_service_point": "距服务点远 far from service point", "contrib_open_leads": "待跟进线索 open leads",
+}
+# Gap classes as stored (grid/gaps.py), shown bilingual.
+GAP_CLASSES = {"blank": "空白 blank", "under-served": "服务不足 under-served", "covered": "已覆盖 covered"}
 
 
 def with_penetration(cells: pd.DataFrame) -> pd.DataFrame:
@@ -85,13 +95,15 @@ def _popup_props(row: Mapping, ids: Sequence[str], cap: int, colors: Mapping[str
     owner = row.get("owner_rm")
     owner = None if owner is None or owner != owner else str(owner)
     comps = row.get("components") if isinstance(row.get("components"), Mapping) else {}
+    title, sub = cell_title(row)
+    gap = row.get("gap_class")
     return {
-        "id": row["cell_id"], "t": row.get("label") or row["cell_id"],
+        "id": row["cell_id"], "t": title, "sub": sub,
         "o": f"{owner} {rm_names.get(owner, '')}".strip() if owner else None,
         "oc": colors.get(owner) if owner else None, "c": fill,
-        "s": row.get("score"), "g": row.get("gap_class"), "r": row.get("reason_zh"),
+        "s": row.get("score"), "g": GAP_CLASSES.get(gap, gap), "r": row.get("reason_zh"),
         "m": {k: row.get(k) for k in LABELS if k in row},
-        "k": {k.removeprefix(COMPONENT_PREFIX): v for k, v in comps.items() if k.startswith(COMPONENT_PREFIX)},
+        "k": {k: v for k, v in comps.items() if k.startswith(COMPONENT_PREFIX)},
         "ids": list(ids[:cap]), "n": len(ids),
     }
 
@@ -174,5 +186,6 @@ def dashboard_page(
 
 
 def _component_labels(props: list[dict]) -> dict[str, str]:
+    """Bilingual labels of the score components on the page (an unknown one: its name, readable)."""
     keys = {k for p in props for k in p["k"]}
-    return {k: k.replace("_", " ") for k in sorted(keys)}
+    return {k: COMPONENT_LABELS.get(k, k.removeprefix(COMPONENT_PREFIX).replace("_", " ")) for k in sorted(keys)}

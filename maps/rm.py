@@ -27,6 +27,7 @@ from maps.base import (
 )
 from maps.classify import rm_colors
 from maps.panels import collapsible, summary_html
+from maps.places import cell_title
 
 CELL_LABELS = {"customers": "客户 customers", "households": "户数 households", "open_leads": "待跟进线索 open leads",
                "days_since_visit": "距上次走访天 days since visit"}
@@ -98,7 +99,8 @@ def rm_page(
     props = []
     for r in records:
         cell_ids = [str(c) for c in ids.get(r["cell_id"], ())]
-        props.append({"id": r["cell_id"], "t": r.get("label") or r["cell_id"], "o": f"{rm_code} {rm_name}".strip(),
+        title, sub = cell_title(r)
+        props.append({"id": r["cell_id"], "t": title, "sub": sub, "o": f"{rm_code} {rm_name}".strip(),
                       "oc": color, "c": "#c6dbef", "m": {k: r.get(k) for k in CELL_LABELS if k in r},
                       "ids": cell_ids[:options.max_link_ids], "n": len(cell_ids)})
 

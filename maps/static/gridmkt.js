@@ -15,6 +15,14 @@
     follow();
   });
   L.Popup.mergeOptions({ pane: POPUP_PANE });
+  // Zoomed in far enough, the container gets .gm-near and the village names show (gridmkt.css).
+  var NEAR_ZOOM = 13;
+  L.Map.addInitHook(function () {
+    var map = this;
+    function near() { if (map._loaded) L.DomUtil[map.getZoom() >= NEAR_ZOOM ? "addClass" : "removeClass"](map.getContainer(), "gm-near"); }
+    map.on("zoomend load", near);
+    near();
+  });
   // Panels start collapsed on a phone: expanded they would hide the map an RM is out in the field with.
   var SMALL = "(max-width: 600px)";
 
@@ -47,20 +55,26 @@
       "<a class=\"gm-btn gm-tag\" target=\"_blank\" rel=\"noopener\" href=\"" + esc(fill(c.tagCellUrl, "customer_ids", p.ids)) + "\">客户标签 tags" + more + "</a>" +
       "<a class=\"gm-btn gm-lead\" target=\"_blank\" rel=\"noopener\" href=\"" + esc(fill(c.leadCellUrl, "customer_ids", p.ids)) + "\">营销线索 leads</a></div>";
   }
+  // Title by place, then township and a short id (the full id in the tooltip of that line).
+  function head(p) {
+    return "<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(p.t || p.id) + "</div><div class=\"gm-id\" title=\"" +
+      esc(p.id) + "\">" + esc(p.sub || p.id) + "</div>";
+  }
   function cellPopup(p) {
-    var h = "<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(p.t || p.id) + "</div><div class=\"gm-id\">" + esc(p.id) + "</div>";
+    var h = head(p);
     h += "<div>客户经理 RM: <b class=\"gm-owner\">" + esc(p.o || "无 none") + "</b></div>";
     if (p.s !== undefined && p.s !== null) h += "<div>缺口评分 gap score: <b>" + num(p.s) + "</b> " + esc(p.g || "") + "</div>";
     if (p.r) h += "<div class=\"gm-reason\">" + esc(p.r) + "</div>";
     h += table(p.m);
-    if (p.k && Object.keys(p.k).length) h += "<div class=\"gm-sub\">评分构成 score components</div>" + table(p.k);
+    if (p.k && Object.keys(p.k).length) h += "<div class=\"gm-sub\">评分构成 score components (分 points)</div>" + table(p.k);
     return h + cellLinks(p) + "</div>";
   }
+  var CHANGE = { kept: "未变 kept", "in": "调入 moved in", out: "调出 moved out", none: "无人负责 unowned" };
+  function rmName(code, name) { return code ? esc(code) + (name ? " " + esc(name) : "") : "–"; }
   function comparePopup(p) {
-    return "<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(p.t || p.id) + "</div><div class=\"gm-id\">" + esc(p.id) + "</div>" +
-      "<div>" + (p.moved ? "<b class=\"gm-moved\">调整 moved</b>" : "未变 unchanged") + "</div>" +
-      "<table class=\"gm-table\"><tr><th>方案前 before</th><td>" + esc(p.a || "–") + "</td></tr>" +
-      "<tr><th>方案后 after</th><td>" + esc(p.b || "–") + "</td></tr></table>" + table(p.m) + "</div>";
+    return head(p) + "<div><b class=\"gm-ch gm-ch-" + esc(p.ch) + "\">" + esc(CHANGE[p.ch] || p.ch) + "</b></div>" +
+      "<table class=\"gm-table\"><tr><th>方案前 before</th><td>" + rmName(p.a, p.an) + "</td></tr>" +
+      "<tr><th>方案后 after</th><td>" + rmName(p.b, p.bn) + "</td></tr></table>" + table(p.m) + "</div>";
   }
   function previewPopup(p) {
     return "<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(p.t || p.id) + "</div><div class=\"gm-id\">" + esc(p.id) + "</div>" +
@@ -68,16 +82,25 @@
   }
 
   var STYLES = {
+    neighbour: function () { return { color: "#9a9a9a", weight: 1.5, dashArray: "6 4", fill: false, interactive: false }; },
+    township_area: function () { return { color: "#8c7b6b", weight: 1, dashArray: "2 4", fill: false, interactive: false }; },
     county: function (p, bg) { return { color: "#555", weight: 2, fill: !!bg, fillColor: "#fffdf6", fillOpacity: bg ? 0.9 : 0, interactive: false }; },
     cell: function (p) { return { color: p.oc || "#666", weight: 1.2, fillColor: p.c || "#ccc", fillOpacity: 0.72 }; },
-    territory: function (p) { return { color: p.oc || "#333", weight: 3.5, fill: false, interactive: false }; },
+    territory: function (p) { return { color: p.oc || "#333", weight: 3.5, opacity: 0.9, fill: false, interactive: false }; },
+    // Filled by what changes (maps/compare.py CHANGE_COLORS); kept cells faintly in their territory's colour.
     compare: function (p) {
-      return p.moved ? { color: "#d7191c", weight: 3.5, dashArray: "6 4", fillColor: p.c || "#ccc", fillOpacity: 0.85 }
-        : { color: "#777", weight: 1, fillColor: p.c || "#ccc", fillOpacity: 0.4 };
+      var c = {
+        kept: { color: "#999", weight: 0.5, fillColor: p.tc || "#f4f4f4", fillOpacity: 0.16 },
+        "in": { color: "#b35806", weight: 1.2, fillColor: "#f1a340", fillOpacity: 0.85 },
+        out: { color: "#542788", weight: 1.2, fillColor: "#998ec3", fillOpacity: 0.85 },
+        none: { color: "#999", weight: 0.5, dashArray: "3 3", fillColor: "#d9d9d9", fillOpacity: 0.45 }
+      };
+      return c[p.ch] || c.none;
     },
     preview: function (p) { return { color: "#3b6ea8", weight: 1.2, fillColor: p.c || "#9ecae1", fillOpacity: 0.35 }; }
   };
   var POPUPS = { cell: cellPopup, compare: comparePopup, preview: previewPopup };
+  var CONTEXT = { county: 1, neighbour: 1, township_area: 1 };
 
   function geoLayer(data, kind, extra) {
     var bg = cfg().background;
@@ -88,7 +111,7 @@
         // A long popup scrolls inside itself rather than running off a phone's screen.
         if (popup) layer.bindPopup(function () { return popup(f.properties); },
           { maxWidth: 320, minWidth: 220, maxHeight: Math.max(240, Math.round(window.innerHeight * 0.6)) });
-        if (f.properties && f.properties.t && kind !== "county") layer.bindTooltip(esc(f.properties.t), { sticky: true });
+        if (f.properties && f.properties.t && !CONTEXT[kind]) layer.bindTooltip(esc(f.properties.t), { sticky: true });
       }
     });
   }
@@ -104,9 +127,19 @@
   // rows: [lat, lon, name, code?, detail?]
   function pointLayer(rows, kind, extra) {
     var group = L.featureGroup(), style = L.extend({}, POINTS[kind] || POINTS.village, extra || {});
+    if (kind === "label" || kind === "county_label") {  // text only: an RM at a point inside their territory, a county
+      rows.forEach(function (r) {
+        L.marker([r[0], r[1]], { interactive: false, keyboard: false, pane: kind === "label" ? "markerPane" : "overlayPane",
+          icon: L.divIcon({ className: "gm-" + kind.replace("_", "-"), html: "<span>" + esc(r[2]) + "</span>", iconSize: null })
+        }).addTo(group);
+      });
+      return group;
+    }
     rows.forEach(function (r) {
       var mk = L.circleMarker([r[0], r[1]], style);
-      if (kind === "township") mk.bindTooltip(esc(r[2]), { permanent: !cfg().background ? false : true, direction: "right", className: "gm-town" });
+      if (kind === "township") mk.bindTooltip(esc(r[2]), { permanent: !!cfg().background, direction: "right", className: "gm-town" });
+      // Village names stay on the map but show only from zoom NEAR_ZOOM on (CSS: .gm-near), where they no longer pile up.
+      else if (kind === "village") mk.bindTooltip(esc(r[2]), { permanent: true, direction: "right", offset: [3, 0], className: "gm-village" });
       else mk.bindTooltip(esc(r[2]));
       if (kind !== "village" && kind !== "township") {
         mk.bindPopup("<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(r[2]) + "</div><div class=\"gm-id\">" + esc(r[3] || "") +

@@ -165,7 +165,7 @@ def test_compare_offline_moved_cell(browser, pages):
         assert "R1" in v.page.locator(".gm-compare-panel").inner_text()
         popup = v.click_cell(MOVED)
         text = popup.inner_text()
-        assert "调整 moved" in text and "R2" in text and "R1" in text
+        assert "调入 moved in" in text and "R2" in text and "R1" in text
         v.shot("compare")
         v.assert_clean()
 
@@ -253,3 +253,26 @@ def test_nothing_covers_the_compare_table(browser, pages, viewport):
             " return bad; }")
         assert covered == []
         v.shot(f"compare_table_{viewport}")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_compare_territories_outlined_labelled_and_neighbours_differ(browser, pages, viewport):
+    from shapely.geometry import shape
+
+    with Visit(browser, pages["compare"], viewport=VIEWPORTS[viewport]) as v:
+        drawn = v.map_eval(
+            "const out = []; map.eachLayer(l => { if (l.feature && l.feature.properties.rm && l.options.color)"
+            " out.push({rm: l.feature.properties.rm, color: l.options.color, geom: l.feature.geometry}); }); return out;")
+        assert sorted(t["rm"] for t in drawn) == ["R1", "R2", "R3"]  # plan-b's territories, outlined
+        shapes = [(t["rm"], t["color"], shape(t["geom"])) for t in drawn]
+        shared = 0
+        for i, (ra, ca, ga) in enumerate(shapes):
+            for rb, cb, gb in shapes[i + 1:]:
+                if ga.intersection(gb).length > 0:  # a shared edge
+                    shared += 1
+                    assert ca != cb, (ra, rb, ca)
+        assert shared >= 2
+        labels = v.page.locator(".gm-label").all_inner_texts()
+        assert any(t.startswith("R1") for t in labels) and len(labels) == 3
+        v.shot(f"compare_territories_{viewport}")
+        v.assert_clean()

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import replace
 
+import geopandas as gpd
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -227,3 +228,35 @@ def test_dashboard_says_when_scores_were_computed_and_if_out_of_date():
                                 "stale_reasons": ["2 cell(s) have another owner than when scored"]})
     assert "已过期 out of date: 2 cell(s) have another owner than when scored" in stale
     assert "评分于" not in _dashboard()  # no run given: no line
+
+
+def test_compare_outlines_territories_so_that_neighbours_differ():
+    """68 RMs on 2x2 blocks in two rows of 34: RM k above RM k+34; one colour per RM from a palette repeated."""
+    from shapely.geometry import box
+
+    from maps.compare import territory_outlines
+
+    ids, geoms, owner = [], [], {}
+    for x in range(68):
+        for y in range(4):
+            cid = f"c{x:02d}{y}"
+            ids.append(cid)
+            geoms.append(box(106 + 0.01 * x, 38 + 0.01 * y, 106.01 + 0.01 * x, 38.01 + 0.01 * y))
+            owner[cid] = f"R{x // 2 + 34 * (y // 2):02d}"
+    cells = gpd.GeoDataFrame({"cell_id": ids}, geometry=geoms, crs=4326)
+    codes, outlines, colors = territory_outlines(cells, owner)
+    assert len(codes) == 68 and len(set(colors.values())) <= 5
+    for i, j in zip(*np.triu_indices(len(codes), 1), strict=True):
+        if outlines[i].intersection(outlines[j]).length > 0:  # a shared edge, not a corner
+            assert colors[codes[i]] != colors[codes[j]], (codes[i], codes[j])
+
+
+def test_compare_cells_coloured_by_change_and_popups_titled_by_place():
+    from maps.compare import change_class
+
+    assert [change_class(*p) for p in (("R1", "R1"), ("R1", "R2"), (None, "R2"), ("R1", None), (None, None))] == [
+        "kept", "in", "in", "out", "none"]
+    a, b = {"A": "R1", "B": "R1", "C": "R2"}, {"A": "R1", "B": "R2", "D": "R2"}
+    html = compare_page(samples.cells(), a, b, options=OPTIONS, rms=samples.RMS)
+    assert '"ch":"kept"' in html and '"ch":"in"' in html and "调入 moved in (2)" in html and "调出 moved out (1)" in html
+    assert '"t":"甲村"' in html and "R2 李*" in html  # titled by place; RMs labelled with their names
