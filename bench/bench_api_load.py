@@ -67,7 +67,7 @@ def seed(engine, res: int) -> dict:
                               " VALUES (:k, 'h3', :r, :n) RETURNING id"),
                          {"k": COUNTY, "r": res, "n": len(cells)}).scalar_one()
         c.execute(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom)"
-                       " VALUES (:g, :c, :a, ST_GeomFromText(:w, 4326))"),
+                       " VALUES (:g, :c, :a, ST_Multi(ST_GeomFromText(:w, 4326)))"),
                   [{"g": grid, "c": cell, "a": h3.cell_area(cell, "km^2"), "w": w}
                    for cell, w in zip(cells, polys, strict=True)])
         c.execute(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by)"

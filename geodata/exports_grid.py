@@ -8,6 +8,7 @@ a :class:`geodata.scope.Scope` for RMs and customers. Masking personal data is t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from geodata.csvsafe import safe_frame
 from geodata.errors import BadInput, NotFound
 from geodata.gaps import latest_scores
-from geodata.grids import load_cells
+from geodata.grids import as_multipolygons, load_cells
 from geodata.scope import Scope, where
 
 FORMATS = ("gpkg", "geojson", "csv", "xlsx")
@@ -30,6 +31,7 @@ LAYERS = ("cells", "territories", "gaps")
 # One sheet holds at most 1,048,576 rows; leave room for the cells table and headers.
 SHEET_CUSTOMER_LIMIT = 1_000_000
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+CHINA_TZ = "Asia/Shanghai"
 
 
 def _owners(conn: Connection, grid_id: int) -> dict[str, str]:
@@ -119,17 +121,26 @@ def rm_workbook_data(conn: Connection, *, grid_id: int, scope: Scope) -> tuple[p
     return summary, sheets
 
 
-def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Lists, dicts and timestamps as text, so every format can hold them."""
+def _plain(df: pd.DataFrame, *, times_as_text: bool = True) -> pd.DataFrame:
+    """Lists and dicts as JSON text, timestamps as China-time text, or (``times_as_text=False``, for
+    GeoPackage) as UTC datetimes, so that a GIS reads a date field; geometries as MultiPolygons."""
     out = df.copy()
     for c in out.columns:
         if c == "geometry":
             continue
-        if out[c].dtype == object:
+        col = out[c]
+        if col.dtype == object and col.map(lambda v: isinstance(v, dt.datetime)).any():
+            col = pd.to_datetime(col, utc=True)
+        if isinstance(col.dtype, pd.DatetimeTZDtype) and times_as_text:
+            col = col.dt.tz_convert(CHINA_TZ)
+            out[c] = col.astype(str).where(col.notna(), None)
+        elif isinstance(col.dtype, pd.DatetimeTZDtype):
+            out[c] = col.dt.tz_convert("UTC")  # GeoPackage stores datetimes in UTC (…Z), as its spec asks
+        elif col.dtype == object:
             out[c] = [json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, (list, dict, tuple)) else v
-                      for v in out[c]]
-        elif isinstance(out[c].dtype, pd.DatetimeTZDtype):
-            out[c] = out[c].astype(str)
+                      for v in col]
+    if "geometry" in out.columns and isinstance(out, gpd.GeoDataFrame):
+        out = out.set_geometry(as_multipolygons(out.geometry.to_numpy()), crs=out.crs)
     return out
 
 
@@ -137,7 +148,7 @@ def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> P
     """Write one layer as GeoPackage, GeoJSON or CSV (geometry as WKT plus a lon/lat inside it)."""
     if fmt not in ("gpkg", "geojson", "csv"):
         raise BadInput(f"unknown layer format {fmt!r}")
-    flat = _plain(gdf)
+    flat = _plain(gdf, times_as_text=fmt != "gpkg")
     if fmt == "csv":
         geoms = flat.geometry.to_numpy()
         inner = shapely.point_on_surface(geoms)
@@ -147,7 +158,8 @@ def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> P
         # Excel would run as formulas get a leading quote (numeric columns stay numbers).
         safe_frame(table).to_csv(path, index=False, encoding="utf-8-sig")
     elif fmt == "gpkg":
-        flat.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
+        # Typed even when empty: QGIS and GDAL see a MultiPolygon layer, not "Unknown (any)".
+        flat.to_file(path, driver="GPKG", layer=layer, engine="pyogrio", geometry_type="MultiPolygon")
     else:
         path.write_text(flat.to_json(ensure_ascii=False, drop_id=True), encoding="utf-8")
     return path

@@ -97,6 +97,23 @@ def build_cells(conn: Connection, *, county_code: str, kind: str, resolution: in
     return cells, report
 
 
+def as_multipolygons(geoms: np.ndarray) -> np.ndarray:
+    """Every geometry as a MultiPolygon (the one type cells are stored and exported as); None stays None.
+
+    A Polygon becomes a MultiPolygon of one part; of a collection only its polygons are kept.
+    """
+    out = np.asarray(geoms, dtype=object).copy()
+    for i, g in enumerate(out):
+        if g is None or isinstance(g, shapely.MultiPolygon):
+            continue
+        if isinstance(g, shapely.Polygon):
+            out[i] = shapely.MultiPolygon([g])
+        else:
+            parts = [p for p in shapely.get_parts(g) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)]
+            out[i] = shapely.MultiPolygon([q for p in parts for q in shapely.get_parts(p)])
+    return out
+
+
 def save_grid(
     conn: Connection, *, county_code: str, kind: str, resolution: int | None,
     cells: gpd.GeoDataFrame, report: dict,
@@ -110,7 +127,7 @@ def save_grid(
         {"c": county_code, "k": kind, "r": resolution, "n": len(cells), "rep": json.dumps(report, default=str)},
     ).scalar_one()
     area = areas_m2(cells.set_crs(4326, allow_override=True)) / 1e6
-    geoms = shapely.set_srid(cells.geometry.to_numpy(), 4326)
+    geoms = shapely.set_srid(as_multipolygons(cells.geometry.to_numpy()), 4326)
     wkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
 
     def arr(v) -> str:

@@ -269,7 +269,8 @@ cell = Table(
     Column("village_codes", ARRAY(String(12))),
     Column("township_code", String(9)),
     Column("area_km2", Float, nullable=False),
-    Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=True), nullable=False),
+    # One type for every cell (a border cell may be in parts): GDAL and QGIS read a typed layer.
+    Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
     # Web Mercator copies for vector tiles, generated from geom by the database (never stale).
     Column("geom_3857", Geometry("GEOMETRY", srid=3857, spatial_index=True),
            Computed("ST_Transform(geom, 3857)", persisted=True), nullable=False),

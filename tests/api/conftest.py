@@ -113,7 +113,8 @@ def seed(engine, password_hash: str, rejects_dir: Path) -> dict:
             x(text(f"CREATE TABLE customer_cell_{gid} PARTITION OF customer_cell FOR VALUES IN ({gid})"))
             for cell, rm, cid in cells:
                 x(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES"
-                       " (:g, :c, 1, ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326))"), {"g": gid, "c": cell})
+                       " (:g, :c, 1, ST_Multi(ST_Expand(ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326), 0.001)))"),
+                  {"g": gid, "c": cell})
                 x(text("INSERT INTO customer_cell VALUES (:g, :i, :c, 'point')"), {"g": gid, "i": cid, "c": cell})
                 x(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by)"
                        " VALUES (:g, :c, :r, 'test', 'test')"), {"g": gid, "c": cell, "r": rm})

@@ -3,6 +3,7 @@ contents follow scope, personal data masked for planners, every export audited."
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -54,12 +55,10 @@ def test_csv_has_wkt_and_a_point(client, auth, data):
     """CSV: UTF-8 with BOM, one row per RM territory, lon/lat and WKT columns."""
     r = _get(client, auth, "planner_a", data["grid_a"], format="csv", layer="territories")
     assert r.content.startswith(b"\xef\xbb\xbf")
-    lines = r.content.decode("utf-8-sig").splitlines()
-    header = lines[0].split(",")
-    assert {"rm_code", "rm_name", "cells", "customers", "lon", "lat", "wkt"} <= set(header)
-    rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:]]
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"), newline="")))
+    assert {"rm_code", "rm_name", "cells", "customers", "lon", "lat", "wkt"} <= set(rows[0])
     assert [row["rm_code"] for row in rows] == ["RA1", "RA2"]
-    assert rows[0]["wkt"].startswith("POINT") and float(rows[0]["lon"]) == pytest.approx(106.3)
+    assert rows[0]["wkt"].startswith("MULTIPOLYGON") and float(rows[0]["lon"]) == pytest.approx(106.3)
 
 
 def test_gaps_layer_has_components(client, auth, data, tmp_path):

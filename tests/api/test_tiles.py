@@ -57,7 +57,7 @@ def grid_t(engine, data) -> dict:
             ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
             wkt = "POLYGON((" + ", ".join(f"{a} {b}" for a, b in ring + ring[:1]) + "))"
             x(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES (:g, :c, 0.1,"
-                   " ST_GeomFromText(:w, 4326))"), {"g": gid, "c": cell, "w": wkt})
+                   " ST_Multi(ST_GeomFromText(:w, 4326)))"), {"g": gid, "c": cell, "w": wkt})
             x(text("INSERT INTO cell_stat (grid_id, cell_id, customers, households) VALUES (:g, :c, :n, 7)"),
               {"g": gid, "c": cell, "n": PER_CELL})
             x(text("INSERT INTO gap_score (gap_run_id, cell_id, score, gap_class, components, measures)"

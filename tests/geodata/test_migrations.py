@@ -50,7 +50,7 @@ def test_cell_web_mercator_copies_follow_geom(engine):
         gid = conn.execute(text("INSERT INTO grid (county_code, kind) VALUES ('649901', 'village') RETURNING id")
                            ).scalar_one()
         conn.execute(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES (:g, 'a', 1,"
-                          " ST_GeomFromText(:w, 4326))"), {"g": gid, "w": square})
+                          " ST_Multi(ST_GeomFromText(:w, 4326)))"), {"g": gid, "w": square})
 
         def copies():
             return conn.execute(text(
