@@ -76,10 +76,10 @@ def test_as_multipolygons():
 
 
 def test_migration_converts_stored_polygons(empty_db_url):
-    """0006 turns cells stored as Polygon (before it) into MultiPolygons and types the column."""
+    """0007 turns cells stored as Polygon (before it) into MultiPolygons and types the column."""
     eng = create_engine(empty_db_url)
     try:
-        migrate.upgrade(eng, "0005")
+        migrate.upgrade(eng, "0006")
         square = "POLYGON((106 38, 106.01 38, 106.01 38.01, 106 38.01, 106 38))"
         with eng.begin() as conn:
             le = conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('L', 'l') RETURNING id")).scalar()
@@ -92,7 +92,7 @@ def test_migration_converts_stored_polygons(empty_db_url):
         with eng.connect() as conn:
             row = conn.execute(text("SELECT ST_GeometryType(geom), ST_GeometryType(geom_3857) FROM cell")).one()
             assert tuple(row) == ("ST_MultiPolygon", "ST_MultiPolygon")
-        migrate.downgrade(eng, "0005")
+        migrate.downgrade(eng, "0006")
         migrate.upgrade(eng)
     finally:
         eng.dispose()

@@ -14,13 +14,13 @@ geometry column, so ``geometry_columns`` lists it as MULTIPOLYGON, SRID 4326:
 A later migration that changes a column these views read must drop and create
 them again around the change (PostgreSQL refuses otherwise).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -8,15 +8,15 @@ every writer must send MultiPolygons (``geodata.grids.save_grid`` does) and
 QGIS sees the type in ``geometry_columns``. The Web Mercator copies are
 generated from ``geom`` and are dropped and generated again around the change.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
