@@ -151,7 +151,13 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether the server could listen on ``port``: bound as PostgreSQL binds, with SO_REUSEADDR.
+
+    Without it, connections of the server's last run still in TIME_WAIT made the port look taken
+    after every ``db down``, and ``db up`` moved the cluster to a new port.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -258,7 +264,7 @@ def is_running(info: ClusterInfo) -> bool:
 
 
 def start(info: ClusterInfo, *, timeout: float = 60.0) -> ClusterInfo:
-    """Start the cluster (choosing a new port if its old one is taken)."""
+    """Start the cluster on its recorded port (a new one, recorded, only if that port is taken)."""
     if is_running(info):
         return info
     if _pid_file_is_stale(info):

@@ -143,3 +143,41 @@ def test_a_cluster_whose_record_was_deleted_is_not_wiped():
         assert Path(info.datadir, "PG_VERSION").read_text() == marker
     finally:
         shutil.rmtree(h, ignore_errors=True)  # the data directory is under it (a home the server user can reach)
+
+
+def test_db_down_and_up_keeps_the_port_and_a_running_engine_reconnects(home):
+    """After gridmkt db down / db up the cluster came back on a new port (the old one still had connections
+    in TIME_WAIT, which a plain bind refuses and PostgreSQL's own SO_REUSEADDR bind does not), so a running
+    server answered 503 until restarted. Now the port stays, and an engine opened before reconnects; if the
+    port really is taken meanwhile, the engine follows the new one from cluster.json."""
+    import socket
+
+    from sqlalchemy import text
+
+    from api.db import open_engine
+    from api.settings import DatabaseSettings
+
+    info = cluster.ensure(home)
+    engine = open_engine(DatabaseSettings(home=home), upgrade=False)
+    try:
+        with engine.connect() as conn:  # a pooled connection, open while the server stops
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        port = info.port
+        for _ in range(2):
+            assert cluster.stop(cluster.load_info(home))
+            again = cluster.ensure(home)
+            assert again.port == port
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+        # Someone else takes the port while the cluster is down: a new port, and the engine follows it.
+        assert cluster.stop(cluster.load_info(home))
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            moved = cluster.ensure(home)
+            assert moved.port != port
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
