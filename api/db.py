@@ -6,7 +6,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from api.settings import DatabaseSettings
-from geodata import cluster, migrate
+from geodata import cluster, liveness, migrate
 
 
 def database_url(db: DatabaseSettings) -> str:
@@ -32,10 +32,16 @@ def _follow_cluster_record(engine: Engine, home) -> None:
 
 
 def open_engine(db: DatabaseSettings, *, upgrade: bool = True) -> Engine:
-    """Engine on the right database, schema migrated to head unless ``upgrade`` is False."""
+    """Engine on the right database, schema migrated to head and interrupted work marked failed
+    (``geodata.liveness.recover_interrupted``) unless ``upgrade`` is False."""
     eng = create_engine(database_url(db), pool_pre_ping=True, pool_size=10, max_overflow=10)
     if not db.url:
         _follow_cluster_record(eng, db.home)
-    if upgrade and migrate.current(eng) != migrate.head():
-        migrate.upgrade(eng)
+    if upgrade:
+        if migrate.current(eng) != migrate.head():
+            migrate.upgrade(eng)
+        # Jobs and import runs left queued/running by a process that died (kill -9, power cut) are
+        # marked failed; those of another live process (an API worker, a CLI import) are not.
+        with eng.begin() as conn:
+            liveness.recover_interrupted(conn)
     return eng

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from api.auth import CurrentUser
-from geodata import jobs
+from geodata import jobs, liveness
 from geodata.errors import GeodataError
 
 log = logging.getLogger("gridmkt.jobs")
@@ -35,11 +36,21 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def submit(self, *, kind: str, user: CurrentUser, fn: JobFn) -> str:
-        """Create a queued job row, start ``fn(progress)`` in a worker, return the job id."""
-        with self.engine.begin() as conn:
-            job_id = jobs.create_job(conn, kind=kind, username=user.username,
-                                     legal_entity_id=user.legal_entity_id)
-        future = self._pool.submit(self._run, job_id, fn)
+        """Create a queued job row, start ``fn(progress)`` in a worker, return the job id.
+
+        From before its row exists until it ends, this process holds the job's advisory lock
+        (``geodata.liveness``): a job whose process died is marked failed on the next start-up.
+        """
+        job_id = str(uuid.uuid4())
+        liveness.hold_job(self.engine, job_id)
+        try:
+            with self.engine.begin() as conn:
+                jobs.create_job(conn, kind=kind, username=user.username,
+                                legal_entity_id=user.legal_entity_id, job_id=job_id)
+            future = self._pool.submit(self._run, job_id, fn)
+        except BaseException:
+            liveness.release_job(self.engine, job_id)
+            raise
         with self._lock:
             self._futures[job_id] = future
         future.add_done_callback(lambda _f: self._forget(job_id))
@@ -78,6 +89,12 @@ class JobRunner:
         return progress
 
     def _run(self, job_id: str, fn: JobFn) -> None:
+        try:
+            self._run_held(job_id, fn)
+        finally:
+            liveness.release_job(self.engine, job_id)
+
+    def _run_held(self, job_id: str, fn: JobFn) -> None:
         self._update(job_id, status="running")
         try:
             result = fn(self._progress(job_id))

@@ -17,9 +17,9 @@ _COLUMNS = "id, kind, status, progress, message, result, username, legal_entity_
 
 
 def create_job(conn: Connection, *, kind: str, username: str,
-               legal_entity_id: int | None = None) -> str:
-    """Insert a queued job and return its id (a UUID string)."""
-    job_id = str(uuid.uuid4())
+               legal_entity_id: int | None = None, job_id: str | None = None) -> str:
+    """Insert a queued job and return its id (a UUID string; ``job_id`` if given)."""
+    job_id = job_id or str(uuid.uuid4())
     conn.execute(
         text("INSERT INTO job (id, kind, username, legal_entity_id) VALUES (:i, :k, :u, :le)"),
         {"i": job_id, "k": kind, "u": username, "le": legal_entity_id},

@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Engine
 
+from geodata import liveness
 from geodata.csvsafe import safe_text
 from geodata.readers import LINE
 
@@ -70,32 +71,46 @@ def sha256_of(path: Path) -> str:
 
 def start_run(engine: Engine, *, kind: str, path: Path, sha: str, user: str, crs: str,
               dry_run: bool, synthetic: bool, options: dict) -> int:
-    """Write the import_run row (committed at once, so it survives a failed load)."""
+    """Write the import_run row (committed at once, so it survives a failed load).
+
+    This process holds the run's advisory lock from before the row exists until :func:`finish_run`
+    (``geodata.liveness``): a run whose process died is marked failed on the next start-up.
+    """
     with engine.begin() as conn:
-        return conn.execute(
-            text(
-                "INSERT INTO import_run (kind, file_name, sha256, user_name, source_crs, dry_run, synthetic,"
-                " options) VALUES (:k, :f, :s, :u, :c, :d, :y, CAST(:o AS jsonb)) RETURNING id"
-            ),
-            dict(k=kind, f=path.name, s=sha, u=user, c=crs, d=dry_run, y=synthetic,
-                 o=json.dumps(options, ensure_ascii=False, sort_keys=True)),
-        ).scalar_one()
+        run_id = conn.execute(text("SELECT nextval(pg_get_serial_sequence('import_run', 'id'))")).scalar_one()
+        liveness.hold_run(engine, run_id)
+        try:
+            conn.execute(
+                text(
+                    "INSERT INTO import_run (id, kind, file_name, sha256, user_name, source_crs, dry_run, synthetic,"
+                    " options) VALUES (:i, :k, :f, :s, :u, :c, :d, :y, CAST(:o AS jsonb))"
+                ),
+                dict(i=run_id, k=kind, f=path.name, s=sha, u=user, c=crs, d=dry_run, y=synthetic,
+                     o=json.dumps(options, ensure_ascii=False, sort_keys=True)),
+            )
+        except BaseException:
+            liveness.release_run(engine, run_id)
+            raise
+    return run_id
 
 
 def finish_run(engine: Engine, run_id: int, *, status: str, counts: dict | None = None,
                warnings: list | None = None, rejects_path: str | None = None,
                encoding: str | None = None, message: str | None = None) -> None:
-    """Close the import_run row with its outcome (its own transaction)."""
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE import_run SET status = :st, finished_at = now(), counts = CAST(:c AS jsonb),"
-                " warnings = CAST(:w AS jsonb), rejects_path = :r, encoding = :e, message = :m"
-                " WHERE id = :id"
-            ),
-            dict(st=status, c=json.dumps(counts or {}), w=json.dumps(warnings or [], ensure_ascii=False),
-                 r=rejects_path, e=encoding, m=message, id=run_id),
-        )
+    """Close the import_run row with its outcome (its own transaction) and give up its advisory lock."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE import_run SET status = :st, finished_at = now(), counts = CAST(:c AS jsonb),"
+                    " warnings = CAST(:w AS jsonb), rejects_path = :r, encoding = :e, message = :m"
+                    " WHERE id = :id"
+                ),
+                dict(st=status, c=json.dumps(counts or {}), w=json.dumps(warnings or [], ensure_ascii=False),
+                     r=rejects_path, e=encoding, m=message, id=run_id),
+            )
+    finally:
+        liveness.release_run(engine, run_id)
 
 
 def previous_ok_run(engine: Engine, *, kind: str, sha: str, options: dict) -> int | None:
