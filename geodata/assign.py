@@ -317,3 +317,41 @@ def unplaced_customers(conn: Connection, *, grid_id: int, limit: int = 1000, off
         {"l": limit, "o": offset},
     ).mappings().all()
     return [dict(r) for r in rows]
+
+
+def assignment_staleness(conn: Connection, *, grid_id: int) -> list[str]:
+    """Why the grid's stored assignment no longer matches its customers (empty: it does).
+
+    Customers imported (inserted, moved, changed) by a customers import run that ended after the
+    grid was last assigned and that are of the grid's county, or still placed in it though now of
+    another county. Imports re-assign by themselves (``geodata.refresh``); this stays true when that
+    follow-up never ran (the process died between the import's commit and the re-assignment) until
+    the grid is assigned again. A run the process never finished counts from when it was marked
+    failed (``geodata.liveness``). Only the newest assigned grid of its county and kind is checked:
+    imports re-assign only those, older versions are history and keep the figures they had.
+    """
+    g = conn.execute(text(
+        "SELECT g.county_code, g.assigned_at FROM grid g WHERE g.id = :g AND g.assigned_at IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM grid n WHERE n.county_code = g.county_code AND n.kind = g.kind"
+        " AND n.assigned_at IS NOT NULL AND n.id > g.id)"), {"g": grid_id}).first()
+    if g is None:
+        return []
+    runs = conn.execute(text(
+        "SELECT id FROM import_run WHERE kind = 'customers' AND NOT dry_run"
+        " AND coalesce(finished_at, now()) > :t ORDER BY id"), {"t": g.assigned_at}).scalars().all()
+    if not runs:
+        return []
+    part = f"customer_cell_g{int(grid_id)}"
+    placed = conn.execute(text("SELECT to_regclass(:t)"), {"t": part}).scalar()
+    moved_away = (f" UNION SELECT cc.customer_id FROM {part} cc JOIN customer c ON c.customer_id = cc.customer_id"
+                  " WHERE c.import_run_id = ANY(:r) AND c.county_code IS DISTINCT FROM :county") if placed else ""
+    by_run = conn.execute(text(
+        "SELECT c.import_run_id, count(*) FROM customer c JOIN (SELECT customer_id FROM customer"
+        f" WHERE county_code = :county AND import_run_id = ANY(:r){moved_away}) x USING (customer_id)"
+        " GROUP BY 1 ORDER BY 1"), {"county": g.county_code, "r": list(runs)}).all()
+    if not by_run:
+        return []
+    changed = sum(n for _, n in by_run)
+    named = ", ".join(f"#{r}" for r, _ in by_run[:5]) + (" …" if len(by_run) > 5 else "")
+    return [f"{changed} customer(s) changed by import run(s) {named} after the customers were assigned to"
+            " cells: assign the grid again"]

@@ -22,6 +22,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from geodata import assign
 from geodata.errors import BadInput, NotFound
 from geodata.grids import get_grid, load_cells
 from grid.projection import metric_crs, project_points
@@ -216,7 +217,8 @@ def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
     Publishing a scenario and imports rescore by themselves (``geodata.refresh``);
     a manual territory change (assign, move, hand-over) or a new customer
     assignment does not. Counted: cells whose active owner is not the one the
-    run scored, and whether customers were assigned again after it.
+    run scored, whether customers were assigned again after it, and customers
+    imported after the grid was last assigned (``assign.assignment_staleness``).
     """
     owners_changed = conn.execute(text(
         f"SELECT count(*) FROM gap_score s LEFT JOIN ({_ACTIVE_OWNERS}) o ON o.cell_id = s.cell_id"
@@ -229,6 +231,9 @@ def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
         reasons.append(f"{owners_changed} cell(s) have another owner than when scored")
     if assigned_since:
         reasons.append("customers were assigned to cells again after scoring")
+    # Customers imported after the last assignment (its automatic re-run never happened, a crash):
+    # scores and cell figures count them where they were.
+    reasons += assign.assignment_staleness(conn, grid_id=grid_id)
     return {"stale": bool(reasons), "stale_reasons": reasons, "cells_owner_changed": int(owners_changed)}
 
 

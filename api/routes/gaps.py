@@ -89,8 +89,9 @@ def latest_scores(
 ) -> dict:
     """Latest gap scores as a GeoJSON FeatureCollection, highest score first: score, class, component
     contributions, measures and reasons (zh/en) per cell; `gap_run` says when they were computed and
-    whether they are `stale` (a manual territory change or a new customer assignment since: see
-    `stale_reasons`; imports and publishing rescore by themselves)."""
+    whether they are `stale` (a manual territory change or a new customer assignment since, or customers
+    imported but not placed again since the grid was assigned: see `stale_reasons`; imports and publishing
+    re-assign and rescore by themselves)."""
     rows, run = _scores(conn, user, grid["id"], gap_class)
     if bbox is not None:
         inside = {r[0] for r in conn.execute(text(

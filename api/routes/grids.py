@@ -74,9 +74,11 @@ def build_grid(body: GridCreate, request: Request, conn: ConnDep, user: PlannerD
 
 
 @router.get("/{grid_id}")
-def get_grid(grid: GridDep) -> dict:
-    """One grid version: county, kind, resolution, cell count, when built and assigned, build report."""
-    return jsonable(grid)
+def get_grid(grid: GridDep, conn: ConnDep) -> dict:
+    """One grid version: county, kind, resolution, cell count, when built and assigned, build report, and
+    `assignment_stale_reasons`: why the stored assignment no longer matches the customers (customers
+    imported after it that were never placed again, e.g. after a crash), empty when it does."""
+    return jsonable({**grid, "assignment_stale_reasons": assign.assignment_staleness(conn, grid_id=grid["id"])})
 
 
 @router.get("/{grid_id}/cells")

@@ -1,11 +1,15 @@
-"""After a crash: interrupted jobs and import runs are marked failed."""
+"""After a crash: interrupted jobs and import runs are marked failed, and a grid whose customers changed
+since it was assigned says so until it is assigned again."""
 
 import uuid
 from pathlib import Path
 
+import pytest
+import shapely
 from sqlalchemy import create_engine, text
 
-from geodata import jobs, liveness
+from geodata import assign, gaps, grids, jobs, liveness
+from geodata.importers import run_import
 from geodata.importers.base import finish_run, start_run
 
 CUSTOMERS = "customer_id,county_code,lon,lat,deposit_balance\n"
@@ -69,3 +73,84 @@ def test_recovery_fails_dead_work_and_leaves_a_live_process_alone(engine, db_url
         assert _status(engine, "job", live_job) == ("failed", liveness.INTERRUPTED)
     finally:
         other.dispose()
+
+
+@pytest.fixture(scope="module")
+def two(engine, tmp_path_factory):
+    """Two neighbouring counties, an assigned and scored H3 grid each, three customers."""
+    d = tmp_path_factory.mktemp("crash")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LC', '甲农商行')"))
+        for code, geom in (("640105", shapely.box(106.0, 38.0, 106.2, 38.2)),
+                           ("640106", shapely.box(106.2, 38.0, 106.4, 38.2))):
+            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES (:c, :c, "
+                              "(SELECT id FROM legal_entity WHERE code = 'LC'), ST_Multi(ST_GeomFromText(:w, 4326)))"),
+                         {"c": code, "w": geom.wkt})
+    f = d / "customers.csv"
+    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640105,106.15,38.15,200\n"
+                 "E1,640106,106.25,38.05,400\n", encoding="utf-8")
+    assert run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)["counts"]["inserted"] == 3
+    with engine.begin() as conn:
+        ids = [grids.build_grid(conn, county_code=c, kind="h3", resolution=8)["id"] for c in ("640105", "640106")]
+        for g in ids:
+            assign.assign_customers(conn, grid_id=g)
+            gaps.score_grid(conn, grid_id=g, trigger="test")
+    return ids[0], ids[1], d
+
+
+def _gap_run(engine, grid_id):
+    with engine.connect() as conn:
+        return gaps.latest_scores(conn, grid_id=grid_id).attrs["gap_run"]
+
+
+def test_customers_imported_but_never_re_assigned_make_the_grid_stale_until_assigned_again(engine, two):
+    """The process died between the import's commit and its automatic re-assignment: the gap answer said
+    'stale: false' while the moved customer stayed in its old cell. Now both grids say why they are stale."""
+    west, east, d = two
+    assert not _gap_run(engine, west)["stale"] and not _gap_run(engine, east)["stale"]
+    f = d / "moved.csv"
+    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640106,106.35,38.15,200\n", encoding="utf-8")
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)
+    assert s["counts"]["updated"] == 1, s
+    # ... and here the process was killed: refresh.after_import never ran.
+    for g in (west, east):  # W2 is still placed in the west grid, and missing from the east one
+        run = _gap_run(engine, g)
+        assert run["stale"], (g, run)
+        assert f"1 customer(s) changed by import run(s) #{s['run_id']} after the customers were assigned" \
+            in " ".join(run["stale_reasons"])
+    with engine.begin() as conn:
+        assign.assign_customers(conn, grid_id=west)
+        assert assign.assignment_staleness(conn, grid_id=west) == []
+        assert assign.assignment_staleness(conn, grid_id=east) != []
+        assign.assign_customers(conn, grid_id=east)
+        gaps.score_grid(conn, grid_id=west, trigger="test")
+        gaps.score_grid(conn, grid_id=east, trigger="test")
+    assert not _gap_run(engine, west)["stale"] and not _gap_run(engine, east)["stale"]
+
+
+def test_a_run_that_stored_nothing_or_came_before_the_assignment_does_not_make_it_stale(engine, two):
+    west, east, d = two
+    f = d / "bad.csv"
+    f.write_text(CUSTOMERS + "X1,640105,not-a-number,38.05,1\n", encoding="utf-8")
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)  # every row rejected
+    dead = _dead_run(engine)  # a crashed run that never committed rows
+    with engine.begin() as conn:
+        liveness.recover_interrupted(conn)
+        assert assign.assignment_staleness(conn, grid_id=west) == [], s
+        assert assign.assignment_staleness(conn, grid_id=east) == []
+    assert _status(engine, "import_run", dead)[0] == "failed"
+
+
+def test_only_the_newest_assigned_grid_of_a_county_and_kind_is_checked(engine, two):
+    """Imports re-assign only the newest assigned version; older ones are history and are not flagged."""
+    west, _east, d = two
+    with engine.begin() as conn:
+        newer = grids.build_grid(conn, county_code="640105", kind="h3", resolution=7)["id"]
+        assign.assign_customers(conn, grid_id=newer)
+    f = d / "moved_back.csv"
+    f.write_text(CUSTOMERS + "W2,640105,106.15,38.15,200\n", encoding="utf-8")
+    s = run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)
+    assert s["counts"]["updated"] == 1, s
+    with engine.connect() as conn:
+        assert assign.assignment_staleness(conn, grid_id=west) == []
+        assert assign.assignment_staleness(conn, grid_id=newer) != []
