@@ -1,5 +1,5 @@
-"""Exports of one grid version that planners send around: cells, territories and gaps as layers, and
-an Excel workbook with one sheet per RM (their cells and customers) plus a summary sheet.
+"""Exports of one grid version that planners send around: cells, territories and gaps as layers
+(GeoPackage, GeoJSON, CSV; every geometry a MultiPolygon). The RM workbook is ``geodata.workbook``.
 
 Which cells, RMs and customers go in is decided by the caller: ``cell_ids`` (None = every cell) and
 a :class:`geodata.scope.Scope` for RMs and customers. Masking personal data is the caller's job too
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,9 +27,6 @@ from geodata.scope import Scope, where
 
 FORMATS = ("gpkg", "geojson", "csv", "xlsx")
 LAYERS = ("cells", "territories", "gaps")
-# One sheet holds at most 1,048,576 rows; leave room for the cells table and headers.
-SHEET_CUSTOMER_LIMIT = 1_000_000
-_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 CHINA_TZ = "Asia/Shanghai"
 
 
@@ -97,30 +93,6 @@ def territories_layer(conn: Connection, *, grid_id: int, scope: Scope) -> gpd.Ge
     return gpd.GeoDataFrame(pd.DataFrame(out, columns=[*cols, "geometry"]), geometry="geometry", crs=4326)
 
 
-def rm_workbook_data(conn: Connection, *, grid_id: int, scope: Scope) -> tuple[pd.DataFrame, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
-    """Summary per RM, and per RM (in scope, owning cells) their cells and their customers in scope."""
-    cells = cells_layer(conn, grid_id=grid_id)
-    terr = territories_layer(conn, grid_id=grid_id, scope=scope)
-    cond = where(scope, "customer", "c")
-    sheets: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-    for rm in terr["rm_code"]:
-        mine = pd.DataFrame(cells[cells["owner_rm"] == rm].drop(columns="geometry"))
-        rows = conn.execute(text(
-            "SELECT c.customer_id, c.name, c.phone, c.id_number, cc.cell_id, c.village_code, c.segment,"
-            " c.deposit_balance::float8 AS deposit_balance, c.loan_balance::float8 AS loan_balance"
-            " FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id AND cc.grid_id = :g"
-            " JOIN territory t ON t.grid_id = cc.grid_id AND t.cell_id = cc.cell_id AND t.role = 'owner'"
-            f" AND t.valid_to IS NULL WHERE t.rm_code = :rm AND {cond.sql} ORDER BY cc.cell_id, c.customer_id"
-            " LIMIT :lim"), {**cond.params, "g": grid_id, "rm": rm, "lim": SHEET_CUSTOMER_LIMIT}).mappings().all()
-        customers = pd.DataFrame([dict(r) for r in rows], columns=[
-            "customer_id", "name", "phone", "id_number", "cell_id", "village_code", "segment",
-            "deposit_balance", "loan_balance"])
-        sheets[rm] = (mine, customers)
-    summary = pd.DataFrame(terr.drop(columns="geometry"))
-    summary["customers_listed"] = [len(sheets[r][1]) for r in summary["rm_code"]]
-    return summary, sheets
-
-
 def _plain(df: pd.DataFrame, *, times_as_text: bool = True) -> pd.DataFrame:
     """Lists and dicts as JSON text, timestamps as China-time text, or (``times_as_text=False``, for
     GeoPackage) as UTC datetimes, so that a GIS reads a date field; geometries as MultiPolygons."""
@@ -162,44 +134,4 @@ def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> P
         flat.to_file(path, driver="GPKG", layer=layer, engine="pyogrio", geometry_type="MultiPolygon")
     else:
         path.write_text(flat.to_json(ensure_ascii=False, drop_id=True), encoding="utf-8")
-    return path
-
-
-def sheet_name(rm_code: str, rm_name: str | None, taken: set[str]) -> str:
-    """A valid, unique Excel sheet name (≤31 characters, none of []:*?/\\)."""
-    base = _SHEET_BAD.sub("_", f"{rm_code} {rm_name}" if rm_name else rm_code)[:31] or "RM"
-    name, i = base, 1
-    while name.lower() in taken:
-        i += 1
-        name = f"{base[:27]}~{i}"
-    taken.add(name.lower())
-    return name
-
-
-def write_workbook(path: Path, *, summary: pd.DataFrame, sheets: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> Path:
-    """The RM workbook: a summary sheet, then per RM their cells table and customers table."""
-    import xlsxwriter
-
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_urls": False,
-                                         "strings_to_formulas": False, "nan_inf_to_errors": True})
-    bold = wb.add_format({"bold": True})
-
-    def table(ws, row: int, df: pd.DataFrame) -> int:
-        ws.write_row(row, 0, list(df.columns), bold)
-        for values in _plain(df).itertuples(index=False, name=None):
-            row += 1
-            ws.write_row(row, 0, [None if v is None or (isinstance(v, float) and v != v) else v for v in values])
-        return row + 2
-
-    ws = wb.add_worksheet("汇总 Summary")
-    table(ws, 0, summary)
-    taken = {"汇总 summary"}
-    names = dict(zip(summary["rm_code"], summary["rm_name"], strict=True)) if len(summary) else {}
-    for rm, (cells, customers) in sheets.items():
-        ws = wb.add_worksheet(sheet_name(rm, names.get(rm), taken))
-        ws.write_row(0, 0, ["cells / 网格"], bold)
-        row = table(ws, 1, cells)
-        ws.write_row(row, 0, ["customers / 客户"], bold)
-        table(ws, row + 1, customers)
-    wb.close()
     return path

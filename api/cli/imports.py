@@ -86,7 +86,7 @@ GRID_LAYERS = ("cells", "territories", "gaps", "workbook")
               help="File to write: .geojson, .gpkg or .csv (UTF-8 with BOM); .xlsx for a workbook.")
 @click.option("--grid", "grid_id", type=int, default=None,
               help="Grid id, for cells (statistics, owner, latest gap score, class and components), "
-                   "territories (one shape per RM), gaps, and workbook (one sheet per RM).")
+                   "territories (one shape per RM), gaps, and workbook (summary, customers, cells, glossary).")
 def export_(ctx, kind, output, grid_id):
     """Write what is stored for KIND (WGS84, with each row's source coordinate system), or a grid's layers."""
     if grid_id is not None and kind not in GRID_LAYERS:
@@ -102,7 +102,7 @@ def export_(ctx, kind, output, grid_id):
 
 
 def _export_grid(engine, *, kind: str, grid_id: int | None, output: Path) -> dict:
-    from geodata import exports_grid
+    from geodata import exports_grid, workbook
     from geodata.scope import Scope
 
     if grid_id is None:
@@ -113,9 +113,10 @@ def _export_grid(engine, *, kind: str, grid_id: int | None, output: Path) -> dic
             if output.suffix.lower() != ".xlsx":
                 raise BadInput("a workbook is written as .xlsx")
             output.parent.mkdir(parents=True, exist_ok=True)  # as geodata.export does for stored kinds
-            summary, sheets = exports_grid.rm_workbook_data(conn, grid_id=grid_id, scope=everything)
-            exports_grid.write_workbook(output, summary=summary, sheets=sheets)
-            return {"kind": kind, "grid_id": grid_id, "path": str(output), "sheets": len(sheets)}
+            data = workbook.workbook_data(conn, grid_id=grid_id, scope=everything)
+            workbook.write_workbook(output, data)
+            return {"kind": kind, "grid_id": grid_id, "path": str(output), "rms": len(data.summary),
+                    "customers": len(data.customers)}
         fmt = output.suffix.lower().lstrip(".")
         if fmt not in ("gpkg", "geojson", "csv"):
             raise BadInput(f"write {kind} as .gpkg, .geojson or .csv, not {output.suffix or 'no extension'}")

@@ -1,5 +1,5 @@
 """Downloads planners send around: a grid's cells, territories or gaps as GeoPackage, GeoJSON or CSV,
-and an Excel workbook with one sheet per RM (their cells and customers) plus a summary sheet.
+and the RM workbook (Excel: summary, customers, cells and a glossary; ``geodata.workbook``).
 
 What goes in follows ``geodata.scope``: an RM exports their own cells, territory and customers, a
 branch manager their outlets' RMs'; gap layers add the cells nobody owns (as the gap routes do).
@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 from api.deps import ConnDep, permitted
 from api.grid_access import GridDep, unowned_cells, visible_cells
 from api.masking import mask_id_number, mask_name, mask_phone
-from geodata import audit, exports_grid
+from geodata import audit, exports_grid, workbook
 from geodata.scope import Scope, sees_pii
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}", tags=["exports"])
@@ -58,18 +58,19 @@ def export(
         description="`cells` with statistics, owner and latest score; `territories` one feature per RM; "
         "`gaps` latest scores with every component.")] = "cells",
 ) -> FileResponse:
-    """Download a grid's cells, territories or gaps, or the Excel workbook (one sheet per RM with their
-    cells and customers, plus a summary). Contents follow your scope; personal data is masked for
-    planners and analysts. Recorded in the audit log."""
+    """Download a grid's cells, territories or gaps, or the RM workbook (Excel: 汇总 Summary with a row per
+    RM and totals, 客户 Customers and 网格 Cells with the RM as a column, 说明 About with a glossary;
+    Chinese and English headers, number formats, China-time dates). Contents follow your scope;
+    personal data is masked for planners and analysts. Recorded in the audit log."""
     gid = grid["id"]
     tmp = FsPath(tempfile.mkdtemp(prefix="gridmkt-export-"))
     try:
         if fmt == "xlsx":
-            summary, sheets = exports_grid.rm_workbook_data(conn, grid_id=gid, scope=user.scope)
-            sheets = {rm: (cells, mask_frame(customers, user.scope)) for rm, (cells, customers) in sheets.items()}
+            data = workbook.workbook_data(conn, grid_id=gid, scope=user.scope)
+            data.customers = mask_frame(data.customers, user.scope)
             name = f"grid{gid}_rms.xlsx"
-            exports_grid.write_workbook(tmp / name, summary=summary, sheets=sheets)
-            count = {"sheets": len(sheets), "customers": int(sum(len(c) for _, c in sheets.values()))}
+            workbook.write_workbook(tmp / name, data)
+            count = {"rms": len(data.summary), "customers": len(data.customers)}
         else:
             mine = visible_cells(conn, user.scope, gid)
             if layer == "cells":

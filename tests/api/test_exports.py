@@ -1,4 +1,4 @@
-"""Exports: GeoPackage read back with pyogrio, GeoJSON, CSV, and the RM workbook read with openpyxl;
+"""Exports: GeoPackage read back with pyogrio, GeoJSON and CSV (the RM workbook: test_workbook.py);
 contents follow scope, personal data masked for planners, every export audited."""
 
 from __future__ import annotations
@@ -7,13 +7,11 @@ import csv
 import io
 import json
 
-import openpyxl
 import pyogrio
 import pytest
 from sqlalchemy import text
 
 from geodata import assign, grids
-from geodata.exports_grid import sheet_name
 
 
 def _get(client, auth, who, gid, **params):
@@ -70,24 +68,6 @@ def test_gaps_layer_has_components(client, auth, data, tmp_path):
     assert df.loc[0, "reason_en"] == "no visit in 90 days"
 
 
-def test_workbook_sheets_per_rm_masked_for_a_planner(client, auth, data):
-    """Planner: summary + one sheet per RM, customer names masked; rm_a1: only their sheet, unmasked."""
-    r = _get(client, auth, "planner_a", data["grid_a"], format="xlsx")
-    assert r.status_code == 200, r.text
-    wb = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True)
-    assert wb.sheetnames == ["汇总 Summary", "RA1 RA1", "RA2 RA2"]
-    summary = list(wb["汇总 Summary"].iter_rows(values_only=True))
-    assert summary[0][:2] == ("rm_code", "rm_name") and [s[0] for s in summary[1:]] == ["RA1", "RA2"]
-    values = [v for row in wb["RA1 RA1"].iter_rows(values_only=True) for v in row if v is not None]
-    assert "a1" in values and "CA1" in values and "张*" in values and "138****1234" in values
-    assert "张三" not in values and "CA2" not in values
-    r = _get(client, auth, "rm_a1", data["grid_a"], format="xlsx")
-    wb = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True)
-    assert wb.sheetnames == ["汇总 Summary", "RA1 RA1"]
-    values = [v for row in wb["RA1 RA1"].iter_rows(values_only=True) for v in row if v is not None]
-    assert "张三" in values
-
-
 def test_exports_are_audited(client, auth, data, engine):
     """Each download leaves an export entry naming format and layer."""
     _get(client, auth, "analyst_a", data["grid_a"], format="csv", layer="cells")
@@ -102,16 +82,6 @@ def test_bad_export_parameters(client, auth, data, params, name):
     """Unknown format or layer: 422 naming the parameter."""
     r = _get(client, auth, "planner_a", data["grid_a"], **params)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == name
-
-
-def test_sheet_names_are_valid_and_unique():
-    """Excel forbids []:*?/\\ and more than 31 characters; duplicates get a suffix."""
-    taken: set[str] = set()
-    assert sheet_name("R/1", "张[三]", taken) == "R_1 张_三_"
-    long = sheet_name("R2", "x" * 40, taken)
-    assert len(long) == 31
-    again = sheet_name("R2", "x" * 40, taken)
-    assert again != long and len(again) <= 31 and again.endswith("~2")
 
 
 def test_real_grid_exports_polygons(client, auth, engine, tmp_path):

@@ -90,7 +90,7 @@ def test_cli_exports_cells_with_scores_and_a_workbook(engine, db_url, square_gri
     book = tmp_path / "rms.xlsx"
     res = CliRunner().invoke(cli, ["export", "workbook", "--grid", str(square_grid), "-o", str(book), "--json"])
     assert res.exit_code == 0, res.output
-    assert len(openpyxl.load_workbook(book).sheetnames) >= 2  # summary + one sheet per owning RM
+    assert openpyxl.load_workbook(book).sheetnames == ["汇总 Summary", "客户 Customers", "网格 Cells", "说明 About"]
     res = CliRunner().invoke(cli, ["export", "cells", "-o", str(out), "--json"])
     assert res.exit_code == 2 and "needs --grid" in res.output
 
