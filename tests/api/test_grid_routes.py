@@ -40,7 +40,7 @@ def test_cells_geometry_for_all_figures_only_in_scope(client, auth, data):
     assert props["a1"]["customers"] == 1 and props["a1"]["owner_rm"] == "RA1"
     assert props["a2"]["customers"] is None and props["a2"]["owner_rm"] is None
     assert props["a2"]["households"] == 10 and props["a2"]["locked"] is True
-    assert fc["features"][0]["geometry"]["type"] == "Point"
+    assert fc["features"][0]["geometry"]["type"] == "MultiPolygon"
     fc = client.get(url, headers=auth("planner_a")).json()
     props = {f["id"]: f["properties"] for f in fc["features"]}
     assert props["a2"]["owner_rm"] == "RA2" and props["a2"]["gap_class"] == "blank"
@@ -191,7 +191,7 @@ def test_gap_scores_follow_territory_scope(client, auth, data):
     fc = client.get(url, headers=auth("planner_a")).json()
     assert [f["id"] for f in fc["features"]] == ["a2", "a1"] and fc["gap_run"]["id"] == data["gap_run_a"]
     assert fc["features"][0]["properties"]["reason_zh"] == "90天内无走访"
-    assert fc["features"][0]["geometry"]["type"] == "Point"
+    assert fc["features"][0]["geometry"]["type"] == "MultiPolygon"
     rm = client.get(url, headers=auth("rm_a1")).json()
     assert [f["id"] for f in rm["features"]] == ["a1"]
     blank = client.get(f"{url}/blank", headers=auth("planner_a")).json()["items"]
