@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +10,25 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.db import open_engine
 from api.jobs import JobRunner
+from api.routes import (
+    audit,
+    auth,
+    customers,
+    exports,
+    gaps,
+    grids,
+    health,
+    imports,
+    jobs,
+    leads_tags,
+    map_pages,
+    reference,
+    scenarios,
+    session,
+    territories,
+    tiles,
+    users,
+)
 from api.settings import Settings
 
 DESCRIPTION = """GIS grid marketing (网格化营销) for rural commercial banks.
@@ -23,17 +40,33 @@ for planners and analysts. Errors come as `{"error": type, "detail": message}`.
 """
 
 
-def routers() -> list[APIRouter]:
-    """The ``router`` of every module in ``api/routes`` (adding a module adds its routes)."""
-    import api.routes as pkg
+#: Every router of the app, in the order they are mounted. Order matters where paths overlap:
+#: the first route that matches wins, so fixed segments come before path parameters
+#: (``/grids/{grid_id}/cells/leads`` before ``/grids/{grid_id}/cells/{cell_id}``).
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    auth.router,
+    session.router,
+    users.router,
+    audit.router,
+    jobs.router,
+    reference.router,
+    customers.router,
+    imports.router,
+    leads_tags.router,  # before grids: its /cells/leads and /cells/tags are not cell ids
+    grids.router,
+    territories.router,
+    scenarios.router,
+    gaps.router,
+    exports.router,
+    tiles.router,
+    map_pages.router,
+)
 
-    found = []
-    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"api.routes.{mod.name}")
-        router = getattr(module, "router", None)
-        if isinstance(router, APIRouter):
-            found.append(router)
-    return found
+
+def routers() -> list[APIRouter]:
+    """The routers of :data:`ROUTERS`, in mounting order."""
+    return list(ROUTERS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

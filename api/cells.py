@@ -1,35 +1,26 @@
-"""Cells as GeoJSON for the API: paged collections with selectable properties, roll-ups, one cell in detail.
+"""Cells as GeoJSON for the API: parse the property list, page the collection, add deep links to one cell.
 
-Cell geometry is visible to every user of the grid's legal entity; the
-figures tied to customers and to the owning RM (:data:`PERSON_TIED`) are only
-filled in for cells the user's scope reaches (``geodata.scope`` kind ``cell``).
+The reads themselves (scope, person-tied figures, roll-ups) are
+``geodata.reads.cells``; this module adapts them to the routes.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
-import geopandas as gpd
-import shapely
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from api.deps import Page
-from api.grid_access import LE_WIDE, jsonable, records, visible_cells
 from api.services import cell_links
 from api.settings import LinkSettings
-from geodata import gaps, grids
-from geodata.errors import NotFound
-from geodata.scope import Scope, where
+from geodata.reads import cells as reads
+from geodata.reads.cells import ALLOWED, PERSON_TIED
+from geodata.reads.values import geojson_geometries
+from geodata.scope import Scope
 
-ALLOWED = ("label", "is_border", "village_codes", "township_code", "area_km2", "customers", "households",
-           "population", "apportioned", "deposit", "loan", "visits_90d", "customers_visited_90d",
-           "last_visit_at", "owner_rm", "locked", "score", "gap_class")
-# Figures that reveal customers or who serves them: hidden outside the user's territory scope.
-PERSON_TIED = frozenset({"customers", "deposit", "loan", "visits_90d", "customers_visited_90d",
-                         "last_visit_at", "owner_rm"})
+__all__ = ["ALLOWED", "PERSON_TIED", "cell_collection", "cell_detail", "geojson_geometries", "parse_properties"]
+
 # Deep links carry customer ids in the URL: cap them so URLs stay usable.
 LINK_IDS_CAP = 200
 
@@ -45,119 +36,22 @@ def parse_properties(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def geojson_geometries(geoms) -> list[dict | None]:
-    """GeoJSON geometry dicts of shapely geometries (None stays None)."""
-    return [None if g is None else json.loads(g) for g in shapely.to_geojson(list(geoms))]
-
-
-def _current(conn: Connection, grid_id: int, ids: list[str]) -> tuple[dict[str, str], set[str]]:
-    owners = dict(conn.execute(text(
-        "SELECT cell_id, rm_code FROM territory WHERE grid_id = :g AND cell_id = ANY(:ids)"
-        " AND role = 'owner' AND valid_to IS NULL"), {"g": grid_id, "ids": ids}).all())
-    locked = {r[0] for r in conn.execute(text(
-        "SELECT cell_id FROM cell_lock WHERE grid_id = :g AND cell_id = ANY(:ids)"), {"g": grid_id, "ids": ids})}
-    return owners, locked
-
-
-def _scores(conn: Connection, grid_id: int, ids: list[str]) -> dict[str, dict]:
-    try:
-        df = gaps.latest_scores(conn, grid_id=grid_id, cell_ids=ids)
-    except NotFound:
-        return {}
-    return {r["cell_id"]: r for r in records(df)} if len(df) else {}
-
-
-def _features(rows: list[dict], geoms, names, visible: set[str] | None) -> list[dict]:
-    out = []
-    for row, geom in zip(rows, geojson_geometries(geoms), strict=True):
-        mine = visible is None or row["cell_id"] in visible
-        props = {"cell_id": row["cell_id"]}
-        for n in names:
-            if n in row:
-                props[n] = row[n] if (mine or n not in PERSON_TIED) else None
-        out.append({"type": "Feature", "id": row["cell_id"], "geometry": geom, "properties": props})
-    return out
-
-
-def _collection(features: list[dict], total: int, page: Page) -> dict[str, Any]:
-    nxt = page.offset + len(features)
-    return {"type": "FeatureCollection", "features": features, "numberMatched": total,
-            "numberReturned": len(features), "next_offset": nxt if nxt < total else None}
-
-
 def cell_collection(conn: Connection, scope: Scope, grid: dict, *, bbox, page: Page,
                     properties: tuple[str, ...] | None, res: int | None) -> dict[str, Any]:
     """One page of a grid's cells (or of its H3 roll-up at ``res``) as a FeatureCollection."""
-    names = properties or ALLOWED
-    gid = grid["id"]
-    if res is not None and res != grid["resolution"]:
-        return _rollup(conn, scope, gid, res=res, bbox=bbox, page=page, names=names)
-    x0, y0, x1, y1 = bbox or (None,) * 4
-    cond = ("c.grid_id = :g AND (CAST(:x0 AS float8) IS NULL OR "
-            "ST_Intersects(c.geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)))")
-    params = {"g": gid, "x0": x0, "y0": y0, "x1": x1, "y1": y1}
-    total = conn.execute(text(f"SELECT count(*) FROM cell c WHERE {cond}"), params).scalar_one()
-    ids = [r[0] for r in conn.execute(text(
-        f"SELECT c.cell_id FROM cell c WHERE {cond} ORDER BY c.cell_id LIMIT :lim OFFSET :off"),
-        {**params, "lim": page.limit, "off": page.offset})]
-    if not ids:
-        return _collection([], total, page)
-    cells = grids.load_cells(conn, grid_id=gid, cell_ids=ids, with_stats=True)
-    owners, locked = _current(conn, gid, ids)
-    scores = _scores(conn, gid, ids) if {"score", "gap_class"} & set(names) else {}
-    rows = records(cells)
-    for r in rows:
-        cid = r["cell_id"]
-        r["owner_rm"] = owners.get(cid)
-        r["locked"] = cid in locked
-        r["score"] = scores.get(cid, {}).get("score")
-        r["gap_class"] = scores.get(cid, {}).get("gap_class")
-    return _collection(_features(rows, cells.geometry, names, visible_cells(conn, scope, gid)), total, page)
-
-
-def _rollup(conn: Connection, scope: Scope, grid_id: int, *, res: int, bbox, page: Page,
-            names: tuple[str, ...]) -> dict[str, Any]:
-    cells: gpd.GeoDataFrame = grids.rollup_cells(conn, grid_id=grid_id, res=res)
-    if bbox is not None:
-        cells = cells[shapely.intersects(cells.geometry.to_numpy(), shapely.box(*bbox))]
-    cells = cells.sort_values("cell_id")
-    part = cells.iloc[page.offset:page.offset + page.limit]
-    # A coarse cell sums several RMs' cells: only roles that see every territory get its figures.
-    visible = None if scope.role in LE_WIDE else set()
-    feats = _features(records(part), part.geometry, names, visible)
-    for f in feats:
-        f["properties"]["resolution"] = res
-    return _collection(feats, len(cells), page)
+    return reads.cell_collection(conn, scope=scope, grid=grid, bbox=bbox, limit=page.limit, offset=page.offset,
+                                 properties=properties, res=res)
 
 
 def cell_detail(conn: Connection, scope: Scope, grid: dict, cell_id: str, link: LinkSettings) -> dict[str, Any]:
     """One cell in scope: statistics, owners, lock, latest score with components, deep links."""
-    gid = grid["id"]
-    cells = grids.load_cells(conn, grid_id=gid, cell_ids=[cell_id], with_stats=True)
-    props = records(cells)[0]
-    current = conn.execute(text(
-        "SELECT rm_code, role, valid_from, reason FROM territory WHERE grid_id = :g AND cell_id = :c"
-        " AND valid_to IS NULL ORDER BY role DESC, rm_code"), {"g": gid, "c": cell_id}).mappings().all()
-    props["owner_rm"] = next((r["rm_code"] for r in current if r["role"] == "owner"), None)
-    props["owner_since"] = next((r["valid_from"] for r in current if r["role"] == "owner"), None)
-    props["co_owners"] = [r["rm_code"] for r in current if r["role"] == "co_owner"]
-    props["locked"] = bool(conn.execute(text("SELECT 1 FROM cell_lock WHERE grid_id = :g AND cell_id = :c"),
-                                        {"g": gid, "c": cell_id}).first())
-    score = _scores(conn, gid, [cell_id]).get(cell_id)
-    props["gap"] = score
-    cond = where(scope, "customer", "c")
-    in_cell = ("FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id"
-               f" AND cc.grid_id = :g AND cc.cell_id = :cell WHERE {cond.sql}")
-    params = {**cond.params, "g": gid, "cell": cell_id}
-    n = conn.execute(text(f"SELECT count(*) {in_cell}"), params).scalar_one()
-    ids = [r[0] for r in conn.execute(text(f"SELECT c.customer_id {in_cell} ORDER BY c.customer_id LIMIT :lim"),
-                                      {**params, "lim": LINK_IDS_CAP})]
-    props["customers_visible"] = n
+    feature = reads.cell_detail(conn, scope=scope, grid=grid, cell_id=cell_id, id_cap=LINK_IDS_CAP)
+    props = feature["properties"]
+    ids = props.pop("customer_ids")
     props["links"] = {
-        "customers": f"/api/v1/grids/{gid}/cells/{quote(cell_id)}/customers",
+        "customers": f"/api/v1/grids/{grid['id']}/cells/{quote(cell_id)}/customers",
         # Each id encoded on its own (a comma inside an id must not read as two ids).
         **cell_links(link, ids),
-        "customer_ids_in_links": len(ids), "capped": n > len(ids),
+        "customer_ids_in_links": len(ids), "capped": props["customers_visible"] > len(ids),
     }
-    return {"type": "Feature", "id": cell_id, "geometry": geojson_geometries(cells.geometry)[0],
-            "properties": jsonable(props)}
+    return feature

@@ -24,7 +24,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.settings import Settings
@@ -278,16 +277,12 @@ def step_province(ctx: DemoContext) -> dict:
 def step_users(ctx: DemoContext) -> dict:
     """Demo users of every role in the demo county's legal entity (password printed below)."""
     from api.auth import hash_password
-    from geodata import users
+    from geodata import grids, territories, users
 
     with ctx.engine.begin() as conn:
-        le = conn.execute(text("SELECT legal_entity_id FROM county WHERE adcode = :c"), {"c": ctx.county}).scalar()
-        row = conn.execute(
-            text("SELECT r.code, r.outlet_code FROM territory t JOIN rm r ON r.code = t.rm_code "
-                 "JOIN grid g ON g.id = t.grid_id WHERE g.county_code = :c AND t.valid_to IS NULL "
-                 "GROUP BY r.code, r.outlet_code ORDER BY count(*) DESC, r.code LIMIT 1"), {"c": ctx.county},
-        ).first()
-        rm_code, outlet = (row[0], row[1]) if row else (None, None)
+        le = grids.load_county(conn, code=ctx.county)["legal_entity_id"]
+        busiest = territories.busiest_rm(conn, county_code=ctx.county)
+        rm_code, outlet = (busiest["rm_code"], busiest["outlet_code"]) if busiest else (None, None)
         pw = hash_password(DEMO_PASSWORD)
         made = []
         specs = [("admin", "admin", None, None, []), ("planner", "planner", le, None, []),
@@ -296,7 +291,7 @@ def step_users(ctx: DemoContext) -> dict:
         for username, role, le_id, rm, outlets in specs:
             if role == "rm" and rm is None:
                 continue
-            conn.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": username})
+            users.delete_user(conn, username=username)
             users.create_user(conn, username=username, password_hash=pw, role=role, legal_entity_id=le_id,
                               rm_code=rm, outlet_codes=outlets)
             made.append({"username": username, "role": role, "rm_code": rm, "outlets": outlets})
@@ -306,6 +301,7 @@ def step_users(ctx: DemoContext) -> dict:
 def step_maps(ctx: DemoContext) -> dict:
     """Export the dashboard, one RM's phone map, the planner preview and a scenario compare as offline pages."""
     from api import map_pages as pages_of
+    from geodata import territories
 
     out_dir = ctx.workdir / "maps"
     opts = pages_of.page_options(ctx.settings)
@@ -314,8 +310,8 @@ def step_maps(ctx: DemoContext) -> dict:
     files: dict[str, str] = {}
     with ctx.engine.connect() as conn:
         if rm_code is None:  # no demo RM user: the RM owning most cells
-            rm_code = conn.execute(text("SELECT rm_code FROM territory WHERE grid_id = :g AND valid_to IS NULL "
-                                        "GROUP BY rm_code ORDER BY count(*) DESC, rm_code LIMIT 1"), {"g": h3}).scalar()
+            busiest = territories.busiest_rm(conn, grid_id=h3)
+            rm_code = busiest["rm_code"] if busiest else None
         pages = {
             "dashboard": lambda: pages_of.dashboard_html(conn, grid_id=h3, options=opts),
             "rm": lambda: pages_of.rm_html(conn, grid_id=h3, rm_code=rm_code, options=opts),

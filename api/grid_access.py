@@ -1,32 +1,28 @@
-"""Shared pieces of the grid, territory, scenario, gap and export routes: scoped lookups, jobs, JSON.
+"""Shared pieces of the grid, territory, scenario, gap and export routes: path types, scoped lookups, jobs.
 
-Every rule of who sees what comes from ``geodata.scope``; this module only
-applies it to one grid, cell or scenario and answers 404 (never the data)
-when the object is outside the user's scope.
+Every rule of who sees what lives in ``geodata.scope`` and is applied in SQL by
+``geodata.reads``; the lookups here only adapt it to the routes (a grid
+dependency that answers 404, never the data, when the grid is out of scope).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import numpy as np
-import pandas as pd
 from fastapi import Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from api.auth import CurrentUser
 from api.deps import ConnDep, Page, UserDep
 from geodata import audit
-from geodata.errors import NotFound
-from geodata.grids import get_grid
-from geodata.scope import Scope, where
+from geodata.reads import access
+from geodata.reads.access import LE_WIDE
+from geodata.reads.values import jsonable, records
+from geodata.scope import Scope
 
-# Roles that see the whole legal entity (every RM's cells and customers, masked for some).
-LE_WIDE = ("admin", "planner", "analyst")
+__all__ = ["LE_WIDE", "jsonable", "records"]  # re-exported for the routes
 
 # Free text may hold anything but NUL, which PostgreSQL text refuses.
 NO_NUL = r"^[^\x00]*$"
@@ -46,12 +42,7 @@ class JobStarted(BaseModel):
 
 def scoped_grid(conn: Connection, scope: Scope, grid_id: int) -> dict[str, Any]:
     """The grid's summary if ``scope`` may see it; NotFound otherwise (also when out of scope)."""
-    cond = where(scope, "grid", "g")
-    seen = conn.execute(text(f"SELECT 1 FROM grid g WHERE g.id = :gid AND {cond.sql}"),
-                        {**cond.params, "gid": grid_id}).first()
-    if seen is None:
-        raise NotFound(f"grid {grid_id} does not exist")
-    return get_grid(conn, grid_id=grid_id)
+    return access.scoped_grid(conn, scope=scope, grid_id=grid_id)
 
 
 def _grid_dep(grid_id: GridIdPath, conn: ConnDep, user: UserDep) -> dict[str, Any]:
@@ -65,36 +56,22 @@ GridDep = Annotated[dict, Depends(_grid_dep)]
 
 def cell_in_scope(conn: Connection, scope: Scope, grid_id: int, cell_id: str) -> None:
     """NotFound unless the cell exists and ``scope`` may see it (an RM: cells they own)."""
-    cond = where(scope, "cell", "c")
-    seen = conn.execute(text(f"SELECT 1 FROM cell c WHERE c.grid_id = :gid AND c.cell_id = :cid AND {cond.sql}"),
-                        {**cond.params, "gid": grid_id, "cid": cell_id}).first()
-    if seen is None:
-        raise NotFound(f"grid {grid_id} has no cell {cell_id!r}")
+    access.check_cell(conn, scope=scope, grid_id=grid_id, cell_id=cell_id)
 
 
 def visible_cells(conn: Connection, scope: Scope, grid_id: int) -> set[str] | None:
     """Cells of a grid whose person-tied figures ``scope`` may see (None: all of them)."""
-    if scope.role in LE_WIDE:
-        return None
-    cond = where(scope, "cell", "c")
-    rows = conn.execute(text(f"SELECT c.cell_id FROM cell c WHERE c.grid_id = :gid AND {cond.sql}"),
-                        {**cond.params, "gid": grid_id})
-    return {r[0] for r in rows}
+    return access.visible_cells(conn, scope=scope, grid_id=grid_id)
 
 
 def unowned_cells(conn: Connection, grid_id: int) -> set[str]:
     """Cells with no current owner (blank areas belong to no one's territory)."""
-    rows = conn.execute(text(
-        "SELECT c.cell_id FROM cell c WHERE c.grid_id = :gid AND NOT EXISTS (SELECT 1 FROM territory t"
-        " WHERE t.grid_id = c.grid_id AND t.cell_id = c.cell_id AND t.role = 'owner' AND t.valid_to IS NULL)"),
-        {"gid": grid_id})
-    return {r[0] for r in rows}
+    return access.unowned_cells(conn, grid_id=grid_id)
 
 
 def visible_rms(conn: Connection, scope: Scope) -> set[str]:
     """RM codes ``scope`` may see (an RM: themselves; a branch manager: their outlets' RMs)."""
-    cond = where(scope, "rm", "r")
-    return {r[0] for r in conn.execute(text(f"SELECT r.code FROM rm r WHERE {cond.sql}"), cond.params)}
+    return access.visible_rms(conn, scope=scope)
 
 
 def require_le_wide(user: CurrentUser, what: str) -> None:
@@ -123,32 +100,3 @@ def items(rows: list[Any], total: int, page: Page) -> dict[str, Any]:
     """The usual list answer ``{items, total, next_offset}``."""
     nxt = page.offset + len(rows)
     return {"items": rows, "total": total, "next_offset": nxt if nxt < total else None}
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values from numpy/pandas scalars, timestamps and NaN (→ None), recursively."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "__float__") and not isinstance(value, (int, str)):
-        return float(value)  # Decimal from NUMERIC columns
-    return value
-
-
-def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a DataFrame as JSON-ready dicts (geometry columns left out)."""
-    cols = [c for c in df.columns if c != "geometry"]
-    return [jsonable(dict(zip(cols, row, strict=True))) for row in df[cols].itertuples(index=False, name=None)]

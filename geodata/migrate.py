@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -38,6 +39,21 @@ def current(engine: Engine) -> str | None:
     """The revision the database is at (None for an empty database)."""
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def answers(engine: Engine) -> bool:
+    """Whether the database answers a trivial query (False for any failure to connect or query)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+def postgis_version(conn: Connection) -> str:
+    """The PostGIS library version of the server (fails when PostGIS is not installed)."""
+    return conn.execute(text("SELECT postgis_lib_version()")).scalar()
 
 
 def head() -> str:

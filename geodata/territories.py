@@ -242,6 +242,18 @@ def history(conn: Connection, *, grid_id: int, cell_id: str | None = None, rm_co
     return [dict(r) for r in rows]
 
 
+def busiest_rm(conn: Connection, *, grid_id: int | None = None, county_code: str | None = None) -> dict | None:
+    """The RM with the most current territory rows (of one grid, or of every grid of a county), with
+    their outlet; ties go to the smallest code. None when no cell has an RM."""
+    row = conn.execute(text(
+        "SELECT r.code AS rm_code, r.outlet_code FROM territory t JOIN rm r ON r.code = t.rm_code"
+        " JOIN grid g ON g.id = t.grid_id WHERE t.valid_to IS NULL"
+        " AND (CAST(:g AS integer) IS NULL OR t.grid_id = :g) AND (CAST(:c AS text) IS NULL OR g.county_code = :c)"
+        " GROUP BY r.code, r.outlet_code ORDER BY count(*) DESC, r.code LIMIT 1"),
+        {"g": grid_id, "c": county_code}).mappings().first()
+    return dict(row) if row else None
+
+
 def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None,
             rm_codes: list[str] | None = None, also_inactive: list[str] | None = None) -> pd.DataFrame:
     """Active RMs (and those of ``also_inactive``) with home points: named ones, those of the chosen

@@ -126,3 +126,8 @@ def enable_user(conn: Connection, *, username: str) -> dict[str, Any]:
     if not done:
         raise NotFound(f"user {username!r} does not exist")
     return get_user(conn, username=username)
+
+
+def delete_user(conn: Connection, *, username: str) -> bool:
+    """Delete a user outright (demo set-up re-creating its users); whether one was deleted."""
+    return bool(conn.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": username}).rowcount)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url
 
 from api.cli import cli, settings
 from api.cli.output import command
@@ -62,7 +62,7 @@ def db_status(ctx):
         try:
             eng = create_engine(url)
             with eng.connect() as conn:
-                result["postgis"] = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+                result["postgis"] = migrate.postgis_version(conn)
             result["revision"] = migrate.current(eng)
             result["head"] = migrate.head()
             result["reachable"] = True

@@ -12,23 +12,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 
-from api.cells import geojson_geometries
 from api.deps import BboxQuery, ConnDep, PageDep, UserDep, permitted
-from api.grid_access import (
-    CellIdPath,
-    GridDep,
-    JobStarted,
-    jsonable,
-    records,
-    require_le_wide,
-    start_job,
-    unowned_cells,
-    visible_cells,
-)
+from api.grid_access import CellIdPath, GridDep, JobStarted, require_le_wide, start_job
 from geodata import gaps, grids
 from geodata.errors import BadInput, NotFound
+from geodata.reads import gaps as reads
+from geodata.reads.values import feature_collection, geojson_geometries
 from grid.gaps import GapConfig, GapConfigError
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}/gaps", tags=["gaps"])
@@ -50,22 +40,6 @@ class SitesRequest(BaseModel):
 
     count: int = Field(ge=1, le=100, description="Most new sites to choose.")
     radius_km: float = Field(gt=0, le=100, description="Coverage radius in km (straight line).")
-
-
-def _visible(conn, user, grid_id: int) -> set[str] | None:
-    """Cells whose scores the user may see (None: all)."""
-    mine = visible_cells(conn, user.scope, grid_id)
-    return None if mine is None else mine | unowned_cells(conn, grid_id)
-
-
-def _scores(conn, user, grid_id: int, gap_class: str | None = None, cell_ids: list[str] | None = None):
-    df = gaps.latest_scores(conn, grid_id=grid_id, gap_class=gap_class, cell_ids=cell_ids)
-    run = df.attrs["gap_run"]
-    keep = _visible(conn, user, grid_id)
-    rows = records(df) if len(df) else []
-    if keep is not None:
-        rows = [r for r in rows if r["cell_id"] in keep]
-    return rows, jsonable(run)
 
 
 @router.post("/score", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
@@ -92,22 +66,14 @@ def latest_scores(
     whether they are `stale` (a manual territory change or a new customer assignment since, or customers
     imported but not placed again since the grid was assigned: see `stale_reasons`; imports and publishing
     re-assign and rescore by themselves)."""
-    rows, run = _scores(conn, user, grid["id"], gap_class)
-    if bbox is not None:
-        inside = {r[0] for r in conn.execute(text(
-            "SELECT cell_id FROM cell WHERE grid_id = :g AND ST_Intersects(geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"),
-            {"g": grid["id"], "x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3]})}
-        rows = [r for r in rows if r["cell_id"] in inside]
-    part = rows[page.offset:page.offset + page.limit]
+    part, total, run = reads.latest_scores(conn, scope=user.scope, grid_id=grid["id"], gap_class=gap_class,
+                                           bbox=bbox, limit=page.limit, offset=page.offset)
     geoms: dict[str, Any] = {}
     if part:
         cells = grids.load_cells(conn, grid_id=grid["id"], cell_ids=[r["cell_id"] for r in part], with_stats=False)
         geoms = dict(zip(cells["cell_id"], geojson_geometries(cells.geometry), strict=True))
-    nxt = page.offset + len(part)
-    return {"type": "FeatureCollection", "gap_run": run, "numberMatched": len(rows), "numberReturned": len(part),
-            "next_offset": nxt if nxt < len(rows) else None,
-            "features": [{"type": "Feature", "id": r["cell_id"], "geometry": geoms.get(r["cell_id"]),
-                          "properties": r} for r in part]}
+    return feature_collection([{"type": "Feature", "id": r["cell_id"], "geometry": geoms.get(r["cell_id"]),
+                                "properties": r} for r in part], total, offset=page.offset, gap_run=run)
 
 
 @router.get("/blank")
@@ -116,11 +82,8 @@ def blank_areas(
     top: Annotated[int, Query(ge=1, le=1000, description="How many blank areas to return.")] = 50,
 ) -> dict:
     """Blank areas (业务空白区域) ranked by score, each with the reason in plain words (zh and en)."""
-    keep = _visible(conn, user, grid["id"])
-    rows = gaps.blank_areas(conn, grid_id=grid["id"], top=top if keep is None else 1_000_000)
-    if keep is not None:
-        rows = [r for r in rows if r["cell_id"] in keep][:top]
-    return {"grid_id": grid["id"], "items": [{"rank": i, **r} for i, r in enumerate(jsonable(rows), start=1)]}
+    rows, _, _ = reads.latest_scores(conn, scope=user.scope, grid_id=grid["id"], gap_class="blank", limit=top)
+    return {"grid_id": grid["id"], "items": [{"rank": i, **r} for i, r in enumerate(rows, start=1)]}
 
 
 @router.get("/cells/{cell_id}")
@@ -128,10 +91,9 @@ def explain_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDe
     """Why one cell scores as it does: score, class, each component's value, weight (points at value 1)
     and contribution = weight × value (largest first), the measures behind them and the reasons in zh/en
     (404 outside your scope)."""
-    keep = _visible(conn, user, grid["id"])
-    if keep is not None and cell_id not in keep:
+    if not reads.score_visible(conn, scope=user.scope, grid_id=grid["id"], cell_id=cell_id):
         raise NotFound(f"grid {grid['id']} has no cell {cell_id!r}")
-    rows, run = _scores(conn, user, grid["id"], cell_ids=[cell_id])
+    rows, _, run = reads.latest_scores(conn, scope=user.scope, grid_id=grid["id"], cell_ids=[cell_id])
     if not rows:
         raise NotFound(f"grid {grid['id']} has no score for cell {cell_id!r}")
     r = rows[0]

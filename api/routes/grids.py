@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import AfterValidator, BaseModel, Field
-from sqlalchemy import text
 
 from api.cells import cell_collection, cell_detail, parse_properties
 from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, permitted
@@ -25,6 +24,7 @@ from api.masking import mask_record
 from api.services import customer_links
 from geodata import assign, audit, grids
 from geodata.errors import BadInput
+from geodata.reads.cells import unplaced_count
 
 router = APIRouter(prefix="/api/v1/grids", tags=["grids"])
 PlannerDep = permitted("plan")
@@ -143,8 +143,7 @@ def unplaced(grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep) -> dict
     planners, analysts and admins only (unplaced customers belong to no territory)."""
     require_le_wide(user, "unplaced customers")
     rows = assign.unplaced_customers(conn, grid_id=grid["id"], limit=page.limit, offset=page.offset)
-    total = conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g AND cell_id IS NULL"),
-                         {"g": grid["id"]}).scalar_one()
+    total = unplaced_count(conn, grid_id=grid["id"])
     audit.record(conn, username=user.username, action="view", object_type="unplaced_customers",
                  object_id=str(grid["id"]), detail={"returned": len(rows), "offset": page.offset})
     return items(rows, total, page)

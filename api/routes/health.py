@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from api.deps import EngineDep
 from geodata import migrate
@@ -15,10 +14,7 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 def health(engine: EngineDep) -> JSONResponse:
     """Whether the service runs and its database answers (503 when it does not)."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
+    if not migrate.answers(engine):
         return JSONResponse({"status": "unavailable", "database": False}, status_code=503)
     return JSONResponse({"status": "ok", "database": True})
 

@@ -10,13 +10,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel
-from sqlalchemy import text
 
 from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
 from api.uploads import discard_upload, receive_file, sniff
 from geodata import audit, refresh
 from geodata.errors import NotFound
-from geodata.scope import check_import_allowed, where
+from geodata.scope import check_import_allowed
+from geodata.reads.imports import import_runs
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 
@@ -24,11 +24,6 @@ Kind = Literal["legal-entities", "counties", "townships", "villages", "outlets",
                "rms", "customers", "visits", "leads", "tags"]
 ImportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Id of the import run.")]
 ViewerDep = permitted("view_imports")
-
-_RUN = ("r.id, r.kind, r.file_name, r.user_name, r.started_at, r.finished_at, r.status, r.dry_run,"
-        " r.synthetic, r.encoding, r.source_crs, r.counts, r.warnings, r.message,"
-        " r.rejects_path IS NOT NULL AS has_rejects")
-
 
 def _mapping(value: str | None) -> dict[str, str] | None:
     if value is None:
@@ -126,16 +121,11 @@ async def upload(
 
 
 def _runs(conn, user, page, run_id: int | None = None) -> tuple[list[dict], int]:
-    cond = where(user.scope, "import_run", "r")
-    extra = "" if run_id is None else " AND r.id = :run_id"
-    params = {**cond.params, "run_id": run_id, "lim": page.limit, "off": page.offset}
-    total = conn.execute(text(f"SELECT count(*) FROM import_run r WHERE {cond.sql}{extra}"), params).scalar_one()
-    rows = conn.execute(text(f"SELECT {_RUN}, r.rejects_path FROM import_run r WHERE {cond.sql}{extra}"
-                             " ORDER BY r.id DESC LIMIT :lim OFFSET :off"), params).mappings()
+    rows, total = import_runs(conn, scope=user.scope, limit=page.limit, offset=page.offset, run_id=run_id)
     out = []
     for r in rows:
-        d = {k: v for k, v in r.items() if k not in ("has_rejects", "rejects_path")}
-        d["rejects"] = f"/api/v1/imports/{r['id']}/rejects" if r["has_rejects"] else None
+        d = {k: v for k, v in r.items() if k != "rejects_path"}
+        d["rejects"] = f"/api/v1/imports/{r['id']}/rejects" if r["rejects_path"] is not None else None
         d["_rejects_path"] = r["rejects_path"]
         out.append(d)
     return out, total

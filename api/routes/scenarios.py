@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
 from api.grid_access import (
@@ -24,11 +23,10 @@ from api.grid_access import (
     require_le_wide,
     scoped_grid,
     start_job,
-    visible_rms,
 )
 from geodata import audit, refresh, scenarios
 from geodata.errors import NotFound
-from geodata.scope import where
+from geodata.reads import access
 
 router = APIRouter(prefix="/api/v1/scenarios", tags=["scenarios"])
 PlannerDep = permitted("plan")
@@ -72,10 +70,7 @@ class ScenarioEdit(BaseModel):
 
 def _scenario_dep(scenario_id: ScenarioIdPath, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     # Runs before the body is read: another's scenario answers 404 whatever was sent.
-    cond = where(user.scope, "scenario", "s")
-    if conn.execute(text(f"SELECT 1 FROM scenario s WHERE s.id = :sid AND {cond.sql}"),
-                    {**cond.params, "sid": scenario_id}).first() is None:
-        raise NotFound(f"scenario {scenario_id} does not exist")
+    access.check_scenario(conn, scope=user.scope, scenario_id=scenario_id)
     return scenarios.show_scenario(conn, scenario_id=scenario_id)
 
 
@@ -157,8 +152,7 @@ def show(scenario: ScenarioDep) -> dict:
 @router.patch("/{scenario_id}/cells")
 def edit_cells(body: ScenarioEdit, scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Edit a draft by hand: set the RM and/or lock flag of cells (409 when it is not a draft)."""
-    if body.rm_code is not None and body.rm_code not in visible_rms(conn, user.scope):
-        raise NotFound(f"RM {body.rm_code!r} does not exist")
+    access.check_rms(conn, scope=user.scope, codes=(body.rm_code,))
     out = scenarios.edit_scenario(conn, scenario_id=scenario["id"], cell_ids=body.cell_ids,
                                   rm_code=body.rm_code, locked=body.locked)
     _audit(conn, user, "update", scenario["id"], {**body.model_dump(exclude={"cell_ids"}), "cells": len(body.cell_ids)})

@@ -7,17 +7,16 @@ with the customers whose RM changes (the hand-over list) and is audited.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
-from api.grid_access import CODE, NO_NUL, GridDep, items, jsonable, visible_rms
+from api.grid_access import CODE, NO_NUL, GridDep, items, jsonable
 from geodata import audit, territories
-from geodata.errors import NotFound
-from geodata.scope import where
+from geodata.reads import access
+from geodata.reads import territories as reads
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}/territories", tags=["territories"])
 PlannerDep = permitted("plan")
@@ -75,25 +74,7 @@ class Handover(BaseModel):
 @router.get("")
 def list_territories(grid: GridDep, conn: ConnDep, user: UserDep) -> dict:
     """Current territory of each RM you may see: owned and co-owned cells, customers, locked cells."""
-    cond = where(user.scope, "rm", "r")
-    rows = conn.execute(text(
-        "SELECT r.code AS rm_code, r.outlet_code, t.role, array_agg(t.cell_id ORDER BY t.cell_id) AS cells,"
-        " count(*) FILTER (WHERE l.cell_id IS NOT NULL) AS locked,"
-        " coalesce(sum(s.customers), 0) AS customers FROM territory t JOIN rm r ON r.code = t.rm_code"
-        " LEFT JOIN cell_lock l ON l.grid_id = t.grid_id AND l.cell_id = t.cell_id"
-        " LEFT JOIN cell_stat s ON s.grid_id = t.grid_id AND s.cell_id = t.cell_id"
-        f" WHERE t.grid_id = :g AND t.valid_to IS NULL AND {cond.sql}"
-        " GROUP BY r.code, r.outlet_code, t.role ORDER BY r.code, t.role DESC"),
-        {**cond.params, "g": grid["id"]}).mappings().all()
-    per_rm: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        d = per_rm.setdefault(r["rm_code"], {"rm_code": r["rm_code"], "outlet_code": r["outlet_code"],
-                                             "cells": [], "co_owned_cells": [], "customers": 0, "locked_cells": 0})
-        if r["role"] == "owner":
-            d.update(cells=list(r["cells"]), customers=int(r["customers"]), locked_cells=int(r["locked"]))
-        else:
-            d["co_owned_cells"] = list(r["cells"])
-    out = [{**d, "cell_count": len(d["cells"])} for d in per_rm.values()]
+    out = reads.current(conn, scope=user.scope, grid_id=grid["id"])
     return {"grid_id": grid["id"], "territory_version": grid["territory_version"], "items": out}
 
 
@@ -105,40 +86,26 @@ def territory_history(
 ) -> dict:
     """Ownership history, newest first: RM, role, valid from/to, reason, who changed it, scenario.
     RMs and branch managers see the entries of the RMs they may see."""
-    rows = territories.history(conn, grid_id=grid["id"], cell_id=cell_id, rm_code=rm_code,
-                               limit=page.offset + page.limit + 1 if user.role in ("admin", "planner", "analyst")
-                               else 100_000)
-    if user.role not in ("admin", "planner", "analyst"):
-        mine = visible_rms(conn, user.scope)
-        rows = [r for r in rows if r["rm_code"] in mine]
-    part = rows[page.offset:page.offset + page.limit]
+    # One row past the page says whether there is a next one.
+    rows = reads.history(conn, scope=user.scope, grid_id=grid["id"], cell_id=cell_id, rm_code=rm_code,
+                         limit=page.limit + 1, offset=page.offset)
+    part = rows[:page.limit]
     nxt = page.offset + len(part)
-    return {"items": jsonable(part), "next_offset": nxt if len(rows) > nxt else None}
+    return {"items": jsonable(part), "next_offset": nxt if len(rows) > len(part) else None}
 
 
 @router.get("/{rm_code}")
 def rm_territory(grid: GridDep, rm_code: Annotated[str, Path(max_length=32, pattern=CODE, description="Code of the RM.")],
                  conn: ConnDep, user: UserDep, page: PageDep) -> dict:
     """Cells one RM currently owns in this grid, with their customers (404 for an RM outside your scope)."""
-    if rm_code not in visible_rms(conn, user.scope):
-        raise NotFound(f"RM {rm_code!r} does not exist")
-    rows = conn.execute(text(
-        "SELECT t.cell_id, t.valid_from, t.reason, coalesce(s.customers, 0) AS customers,"
-        " (l.cell_id IS NOT NULL) AS locked FROM territory t"
-        " LEFT JOIN cell_stat s ON s.grid_id = t.grid_id AND s.cell_id = t.cell_id"
-        " LEFT JOIN cell_lock l ON l.grid_id = t.grid_id AND l.cell_id = t.cell_id"
-        " WHERE t.grid_id = :g AND t.rm_code = :r AND t.role = 'owner' AND t.valid_to IS NULL"
-        " ORDER BY t.cell_id"), {"g": grid["id"], "r": rm_code}).mappings().all()
-    part = [dict(r) for r in rows[page.offset:page.offset + page.limit]]
-    return {"rm_code": rm_code, **items(jsonable(part), len(rows), page)}
+    access.check_rms(conn, scope=user.scope, codes=(rm_code,))
+    rows, total = reads.rm_cells(conn, grid_id=grid["id"], rm_code=rm_code, limit=page.limit, offset=page.offset)
+    return {"rm_code": rm_code, **items(jsonable(rows), total, page)}
 
 
 def _rms_in_scope(conn, user, *codes: str | None) -> None:
     # An RM of another legal entity is "not found", not "belongs elsewhere": no hint it exists.
-    mine = visible_rms(conn, user.scope)
-    for code in codes:
-        if code is not None and code not in mine:
-            raise NotFound(f"RM {code!r} does not exist")
+    access.check_rms(conn, scope=user.scope, codes=codes)
 
 
 def _changed(conn, user, grid: dict, what: str, out: dict, body: BaseModel) -> dict:

@@ -1,9 +1,7 @@
 """Per-cell figures from the bank's lead and tag services (or the local tables when none is set).
 
-The module is named so that it sorts before ``grids``/``cells``: routers are
-mounted in module-name order, and ``/grids/{grid_id}/cells/leads`` must be
-matched before a ``/grids/{grid_id}/cells/{cell_id}`` route would take
-``leads`` for a cell id.
+``api.app.ROUTERS`` mounts this router before ``grids``: ``/grids/{grid_id}/cells/leads``
+must be matched before ``/grids/{grid_id}/cells/{cell_id}`` would take ``leads`` for a cell id.
 """
 
 from __future__ import annotations
