@@ -13,8 +13,8 @@ The rules
   bound to a legal entity is scoped like a planner.
 - Nobody else ever sees a row of another legal entity (法人机构). Rows hang off
   a legal entity directly (``legal_entity_id``) or through their county.
-- Geography and network (legal entity, counties, villages, outlets, service
-  points, grids): the whole legal entity, for every role; these hold no
+- Geography and network (legal entity, counties, townships, villages, outlets,
+  service points, grids): the whole legal entity, for every role; these hold no
   personal data and every map needs them.
 - RMs: ``planner``/``analyst`` see all RMs of the legal entity; a
   ``branch_manager`` the RMs of their outlets; an ``rm`` only themselves.
@@ -130,7 +130,7 @@ def _legal_entity(kind: str) -> str:
         return "{a}.id = :scope_le"
     if kind in ("county", "outlet", "service_point", "rm", "customer"):
         return "{a}.legal_entity_id = :scope_le"
-    if kind in ("village", "grid"):
+    if kind in ("township", "village", "grid"):
         return _COUNTY_IN_LE.replace("{col}", "county_code")
     if kind == "cell":
         return (
@@ -153,7 +153,7 @@ def _legal_entity(kind: str) -> str:
 
 
 KINDS = (
-    "legal_entity", "county", "village", "outlet", "service_point", "rm", "customer",
+    "legal_entity", "county", "township", "village", "outlet", "service_point", "rm", "customer",
     "grid", "cell", "scenario", "import_run", "job",
 )
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from api.cells import cell_collection, cell_detail, parse_properties
 from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, permitted
-from api.geojson import GeoJSONResponse, select_one, select_rows
+from api.geojson import GeoJSONResponse
 from api.grid_access import (
     CellIdPath,
     GridDep,
@@ -23,19 +23,13 @@ from api.grid_access import (
 from api.masking import mask_record
 from api.services import customer_links
 from geodata import assign, audit, grids
+from geodata.catalog import COUNTIES, CUSTOMERS
 from geodata.errors import BadInput
-from geodata.reads.cells import unplaced_count
+from geodata.reads.cells import customers_in_cell, unplaced_count
+from geodata.reads.collections import get_item
 
 router = APIRouter(prefix="/api/v1/grids", tags=["grids"])
 PlannerDep = permitted("plan")
-
-_CUSTOMER = (
-    "c.customer_id, c.name, c.id_number, c.phone, c.village_code, c.segment,"
-    " c.deposit_balance::float8 AS deposit_balance, c.loan_balance::float8 AS loan_balance,"
-    " ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat"
-)
-_IN_CELL = ("EXISTS (SELECT 1 FROM customer_cell cc_ WHERE cc_.customer_id = c.customer_id"
-            " AND cc_.grid_id = :in_grid AND cc_.cell_id = :in_cell)")
 
 
 class GridCreate(BaseModel):
@@ -60,8 +54,7 @@ def list_grids(
 def build_grid(body: GridCreate, request: Request, conn: ConnDep, user: PlannerDep) -> JobStarted:
     """Build a new grid version for a county as a background job (planners and admins); 202 with the job to poll.
     Building again makes a new version; older versions and their assignments stay readable."""
-    select_one(conn, scope=user.scope, kind="county", table="county", alias="k", columns="k.adcode",
-               key="k.adcode", value=body.county_code, label="county")
+    get_item(conn, COUNTIES, scope=user.scope, key=body.county_code, geometry=False, fields=("adcode",))
     if body.kind == "h3" and body.resolution is None:
         raise BadInput("an H3 grid needs a resolution (6..10)")
 
@@ -114,14 +107,13 @@ def cell_customers(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: User
     """Customers placed in the cell that you may see, masked by role, each with tag/lead deep links.
     The view is recorded in the audit log."""
     cell_in_scope(conn, user.scope, grid["id"], cell_id)
-    rows, total = select_rows(conn, scope=user.scope, kind="customer", table="customer", alias="c",
-                              columns=_CUSTOMER, order="c.customer_id", page=page,
-                              filters=[(_IN_CELL, {"in_grid": grid["id"], "in_cell": cell_id})])
+    rows, total = customers_in_cell(conn, scope=user.scope, grid_id=grid["id"], cell_id=cell_id,
+                                    limit=page.limit, offset=page.offset)
     audit.record(conn, username=user.username, action="view", object_type="cell_customers",
                  object_id=f"{grid['id']}/{cell_id}", detail={"returned": len(rows), "offset": page.offset})
     out = []
     for r in rows:
-        d = mask_record(r, user.scope)
+        d = mask_record(r, user.scope, CUSTOMERS.masked)
         d["links"] = customer_links(settings.links, r["customer_id"])
         out.append(d)
     return items(out, total, page)

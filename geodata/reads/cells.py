@@ -15,8 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata import gaps, grids
+from geodata.catalog import CUSTOMERS
 from geodata.errors import NotFound
 from geodata.reads.access import LE_WIDE, visible_cells
+from geodata.reads.collections import list_items
 from geodata.reads.values import feature_collection, geojson_geometries, jsonable, records
 from geodata.scope import Scope, where
 
@@ -137,3 +139,17 @@ def unplaced_count(conn: Connection, *, grid_id: int) -> int:
     """How many customers of the grid's county got no cell."""
     return conn.execute(text("SELECT count(*) FROM customer_cell WHERE grid_id = :g AND cell_id IS NULL"),
                         {"g": grid_id}).scalar_one()
+
+
+#: What the list of a cell's customers shows of each (fields of ``geodata.catalog.CUSTOMERS``).
+CELL_CUSTOMER_FIELDS = ("customer_id", "name", "id_number", "phone", "village_code", "segment",
+                        "deposit_balance", "loan_balance", "lon", "lat")
+_IN_CELL = ("EXISTS (SELECT 1 FROM customer_cell cc_ WHERE cc_.customer_id = c.customer_id"
+            " AND cc_.grid_id = :in_grid AND cc_.cell_id = :in_cell)")
+
+
+def customers_in_cell(conn: Connection, *, scope: Scope, grid_id: int, cell_id: str, limit: int, offset: int
+                      ) -> tuple[list[dict[str, Any]], int]:
+    """One page of the customers placed in the cell that ``scope`` may see (unmasked), and how many."""
+    return list_items(conn, CUSTOMERS, scope=scope, limit=limit, offset=offset, geometry=False,
+                      fields=CELL_CUSTOMER_FIELDS, extra=[(_IN_CELL, {"in_grid": grid_id, "in_cell": cell_id})])
