@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import BboxQuery, ConnDep, PageDep, UserDep, permitted
 from api.grid_access import CellIdPath, GridDep, JobStarted, require_le_wide, start_job
+from api.schemas import BlankAreasPublic, GapCollection, GapExplanationPublic
 from geodata import gaps, grids
 from geodata.errors import BadInput, NotFound
 from geodata.reads import gaps as reads
@@ -56,7 +57,7 @@ def score(grid: GridDep, request: Request, conn: ConnDep, user: PlannerDep, body
                      fn=lambda jconn, progress: gaps.score_grid(jconn, grid_id=gid, config_text=cfg, trigger="api"))
 
 
-@router.get("")
+@router.get("", response_model=GapCollection, response_model_exclude_unset=True)
 def latest_scores(
     grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep, bbox: BboxQuery = None,
     gap_class: Annotated[GapClass | None, Query(description="Only cells of this class.")] = None,
@@ -76,7 +77,7 @@ def latest_scores(
                                 "properties": r} for r in part], total, offset=page.offset, gap_run=run)
 
 
-@router.get("/blank")
+@router.get("/blank", response_model=BlankAreasPublic, response_model_exclude_unset=True)
 def blank_areas(
     grid: GridDep, conn: ConnDep, user: UserDep,
     top: Annotated[int, Query(ge=1, le=1000, description="How many blank areas to return.")] = 50,
@@ -86,7 +87,7 @@ def blank_areas(
     return {"grid_id": grid["id"], "items": [{"rank": i, **r} for i, r in enumerate(rows, start=1)]}
 
 
-@router.get("/cells/{cell_id}")
+@router.get("/cells/{cell_id}", response_model=GapExplanationPublic, response_model_exclude_unset=True)
 def explain_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep) -> dict:
     """Why one cell scores as it does: score, class, each component's value, weight (points at value 1)
     and contribution = weight × value (largest first), the measures behind them and the reasons in zh/en

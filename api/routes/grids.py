@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from api.cells import cell_collection, cell_detail, parse_properties
 from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, permitted
+from api.factory import page_model, public_model
 from api.geojson import GeoJSONResponse
 from api.grid_access import (
     CellIdPath,
@@ -21,14 +22,26 @@ from api.grid_access import (
     start_job,
 )
 from api.masking import mask_record
+from api.schemas import (
+    CellCollection,
+    CellDetailPublic,
+    GridPublic,
+    GridsPublic,
+    UnplacedPagePublic,
+)
 from api.services import customer_links
 from geodata import assign, audit, grids
 from geodata.catalog import COUNTIES, CUSTOMERS
 from geodata.errors import BadInput
-from geodata.reads.cells import customers_in_cell, unplaced_count
+from geodata.reads.cells import CELL_CUSTOMER_FIELDS, customers_in_cell, unplaced_count
 from geodata.reads.collections import get_item
 
 router = APIRouter(prefix="/api/v1/grids", tags=["grids"])
+
+CellCustomerPublic = public_model(
+    CUSTOMERS, name="CellCustomerPublic", fields=CELL_CUSTOMER_FIELDS,
+    links=(dict[str, str], Field(description="Deep links to the customer's tag profile and leads.")))
+CellCustomersPublic = page_model(CellCustomerPublic, "CellCustomersPublic")
 PlannerDep = permitted("plan")
 
 
@@ -40,7 +53,7 @@ class GridCreate(BaseModel):
     resolution: int | None = Field(default=None, ge=6, le=10, description="H3 resolution 6..10 (h3 only).")
 
 
-@router.get("")
+@router.get("", response_model=GridsPublic, response_model_exclude_unset=True)
 def list_grids(
     conn: ConnDep, user: UserDep, page: PageDep,
     county_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="Only grids of this county (6-digit adcode).")] = None,
@@ -66,7 +79,7 @@ def build_grid(body: GridCreate, request: Request, conn: ConnDep, user: PlannerD
                      object_id=None, detail=body.model_dump())
 
 
-@router.get("/{grid_id}")
+@router.get("/{grid_id}", response_model=GridPublic, response_model_exclude_unset=True)
 def get_grid(grid: GridDep, conn: ConnDep) -> dict:
     """One grid version: county, kind, resolution, cell count, when built and assigned, build report, and
     `assignment_stale_reasons`: why the stored assignment no longer matches the customers (customers
@@ -74,7 +87,7 @@ def get_grid(grid: GridDep, conn: ConnDep) -> dict:
     return jsonable({**grid, "assignment_stale_reasons": assign.assignment_staleness(conn, grid_id=grid["id"])})
 
 
-@router.get("/{grid_id}/cells")
+@router.get("/{grid_id}/cells", response_model=CellCollection, response_class=GeoJSONResponse)
 def list_cells(
     grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep, bbox: BboxQuery = None,
     properties: Annotated[str | None, Query(
@@ -92,7 +105,7 @@ def list_cells(
         cell_collection(conn, user.scope, grid, bbox=bbox, page=page, properties=properties, res=res)))
 
 
-@router.get("/{grid_id}/cells/{cell_id}")
+@router.get("/{grid_id}/cells/{cell_id}", response_model=CellDetailPublic, response_model_exclude_unset=True)
 def get_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep, settings: SettingsDep) -> dict:
     """One cell as a GeoJSON Feature: statistics, owner and co-owners, lock, latest gap score with its
     components and reasons, and deep links to the tag and lead services for the cell's customers
@@ -101,7 +114,7 @@ def get_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep, s
     return cell_detail(conn, user.scope, grid, cell_id, settings.links)
 
 
-@router.get("/{grid_id}/cells/{cell_id}/customers")
+@router.get("/{grid_id}/cells/{cell_id}/customers", response_model=CellCustomersPublic, response_model_exclude_unset=True)
 def cell_customers(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep,
                    settings: SettingsDep, page: PageDep) -> dict:
     """Customers placed in the cell that you may see, masked by role, each with tag/lead deep links.
@@ -129,7 +142,7 @@ def assign_customers(grid: GridDep, request: Request, conn: ConnDep, user: Plann
                          jconn, grid_id=gid, progress=progress))
 
 
-@router.get("/{grid_id}/unplaced")
+@router.get("/{grid_id}/unplaced", response_model=UnplacedPagePublic, response_model_exclude_unset=True)
 def unplaced(grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep) -> dict:
     """Customers of the grid's county that got no cell, with the reason (`outside`, `no_location`):
     planners, analysts and admins only (unplaced customers belong to no territory)."""

@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import EngineDep
+from api.schemas import HealthPublic, ReadyPublic
 from geodata import migrate
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
 def health(engine: EngineDep) -> JSONResponse:
     """Whether the service runs and its database answers (503 when it does not)."""
     if not migrate.answers(engine):
@@ -19,7 +20,7 @@ def health(engine: EngineDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": True})
 
 
-@router.get("/ready")
+@router.get("/ready", response_model=ReadyPublic, responses={503: {"model": ReadyPublic}})
 def ready(engine: EngineDep) -> JSONResponse:
     """Whether the service can take requests: database reachable and its schema at the newest revision."""
     try:

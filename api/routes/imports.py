@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel
 
 from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
+from api.schemas import ImportRunPublic, ImportRunsPublic
 from api.uploads import discard_upload, receive_file, sniff
 from geodata import audit, refresh
 from geodata.errors import NotFound
@@ -131,7 +132,7 @@ def _runs(conn, user, page, run_id: int | None = None) -> tuple[list[dict], int]
     return out, total
 
 
-@router.get("")
+@router.get("", response_model=ImportRunsPublic, response_model_exclude_unset=True)
 def list_imports(conn: ConnDep, user: ViewerDep, page: PageDep) -> dict:
     """Import runs started by users of your legal entity, newest first, with their summaries."""
     rows, total = _runs(conn, user, page)
@@ -141,7 +142,7 @@ def list_imports(conn: ConnDep, user: ViewerDep, page: PageDep) -> dict:
     return {"items": rows, "total": total, "next_offset": nxt if nxt < total else None}
 
 
-@router.get("/{import_id}")
+@router.get("/{import_id}", response_model=ImportRunPublic, response_model_exclude_unset=True)
 def get_import(import_id: ImportId, conn: ConnDep, user: ViewerDep) -> dict:
     """One import run: counts, warnings, message and a link to its rejected rows."""
     rows, _ = _runs(conn, user, Page(1, 0), import_id)

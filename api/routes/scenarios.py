@@ -24,6 +24,7 @@ from api.grid_access import (
     scoped_grid,
     start_job,
 )
+from api.schemas import ComparePublic, ScenarioOutcomePublic, ScenarioPublic, ScenariosPublic
 from geodata import audit, refresh, scenarios
 from geodata.errors import NotFound
 from geodata.reads import access
@@ -82,7 +83,7 @@ def _audit(conn, user, action: str, scenario_id: int | None, detail: dict) -> No
                  object_id=None if scenario_id is None else str(scenario_id), detail=detail)
 
 
-@router.get("")
+@router.get("", response_model=ScenariosPublic, response_model_exclude_unset=True)
 def list_scenarios(
     conn: ConnDep, user: UserDep, page: PageDep,
     grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Only scenarios of this grid.")] = None,
@@ -95,7 +96,7 @@ def list_scenarios(
     return items(jsonable(rows[page.offset:page.offset + page.limit]), len(rows), page)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ScenarioPublic, response_model_exclude_unset=True)
 def create_scenario(body: ScenarioCreate, conn: ConnDep, user: PlannerDep) -> dict:
     """Create a draft from current assignments (or empty); 409 when a draft of that name exists."""
     scoped_grid(conn, user.scope, body.grid_id)
@@ -121,7 +122,7 @@ def plan(body: ScenarioPlan, request: Request, conn: ConnDep, user: PlannerDep) 
                      object_id=body.name, detail=body.model_dump())
 
 
-@router.get("/compare")
+@router.get("/compare", response_model=ComparePublic, response_model_exclude_unset=True)
 def compare(
     conn: ConnDep, user: UserDep,
     grid_id: Annotated[int, Query(ge=1, le=2**31 - 1, description="Grid version both sides belong to.")],
@@ -143,13 +144,13 @@ def compare(
     return jsonable(scenarios.compare(conn, grid_id=grid_id, a=a, b=b))
 
 
-@router.get("/{scenario_id}")
+@router.get("/{scenario_id}", response_model=ScenarioPublic, response_model_exclude_unset=True)
 def show(scenario: ScenarioDep) -> dict:
     """One scenario: status, base version, parameters, plan report and cells per RM."""
     return jsonable(scenario)
 
 
-@router.patch("/{scenario_id}/cells")
+@router.patch("/{scenario_id}/cells", response_model=ScenarioPublic, response_model_exclude_unset=True)
 def edit_cells(body: ScenarioEdit, scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Edit a draft by hand: set the RM and/or lock flag of cells (409 when it is not a draft)."""
     access.check_rms(conn, scope=user.scope, codes=(body.rm_code,))
@@ -159,7 +160,7 @@ def edit_cells(body: ScenarioEdit, scenario: ScenarioDep, conn: ConnDep, user: P
     return jsonable(out)
 
 
-@router.post("/{scenario_id}/publish")
+@router.post("/{scenario_id}/publish", response_model=ScenarioOutcomePublic, response_model_exclude_unset=True)
 def publish(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Make a draft current in one transaction, writing history; answers the hand-over list.
     409 when the grid's assignments changed since the draft was created (no lost updates)."""
@@ -170,7 +171,7 @@ def publish(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     return jsonable(out)
 
 
-@router.post("/{scenario_id}/discard")
+@router.post("/{scenario_id}/discard", response_model=ScenarioOutcomePublic, response_model_exclude_unset=True)
 def discard(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Throw a draft away (kept as `discarded` for the record)."""
     out = scenarios.discard(conn, scenario_id=scenario["id"])

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
 from api.grid_access import CODE, NO_NUL, GridDep, items, jsonable
+from api.schemas import HistoryPublic, RmTerritoryPublic, TerritoriesPublic, TerritoryChangePublic
 from geodata import audit, territories
 from geodata.reads import access
 from geodata.reads import territories as reads
@@ -71,14 +72,14 @@ class Handover(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the optimiser (reproducible spread).")
 
 
-@router.get("")
+@router.get("", response_model=TerritoriesPublic, response_model_exclude_unset=True)
 def list_territories(grid: GridDep, conn: ConnDep, user: UserDep) -> dict:
     """Current territory of each RM you may see: owned and co-owned cells, customers, locked cells."""
     out = reads.current(conn, scope=user.scope, grid_id=grid["id"])
     return {"grid_id": grid["id"], "territory_version": grid["territory_version"], "items": out}
 
 
-@router.get("/history")
+@router.get("/history", response_model=HistoryPublic, response_model_exclude_unset=True)
 def territory_history(
     grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep,
     cell_id: Annotated[str | None, Query(max_length=32, pattern=CODE, description="Only this cell's history.")] = None,
@@ -94,7 +95,7 @@ def territory_history(
     return {"items": jsonable(part), "next_offset": nxt if len(rows) > len(part) else None}
 
 
-@router.get("/{rm_code}")
+@router.get("/{rm_code}", response_model=RmTerritoryPublic, response_model_exclude_unset=True)
 def rm_territory(grid: GridDep, rm_code: Annotated[str, Path(max_length=32, pattern=CODE, description="Code of the RM.")],
                  conn: ConnDep, user: UserDep, page: PageDep) -> dict:
     """Cells one RM currently owns in this grid, with their customers (404 for an RM outside your scope)."""
@@ -115,7 +116,7 @@ def _changed(conn, user, grid: dict, what: str, out: dict, body: BaseModel) -> d
     return jsonable(out)
 
 
-@router.post("/assign")
+@router.post("/assign", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def assign(body: AssignCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Give cells to an RM (locked cells only with `force`); answers the hand-over list."""
     _rms_in_scope(conn, user, body.rm_code)
@@ -124,7 +125,7 @@ def assign(body: AssignCells, grid: GridDep, conn: ConnDep, user: PlannerDep) ->
     return _changed(conn, user, grid, "assign", out, body)
 
 
-@router.post("/move")
+@router.post("/move", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def move(body: MoveCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Move cells from one RM to another; answers the hand-over list."""
     _rms_in_scope(conn, user, body.from_rm, body.to_rm)
@@ -134,7 +135,7 @@ def move(body: MoveCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dic
     return _changed(conn, user, grid, "move", out, body)
 
 
-@router.post("/locks")
+@router.post("/locks", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def lock(body: LockCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Lock or unlock cells; locking moves no customer, so the hand-over list is empty."""
     out = territories.set_locks(conn, grid_id=grid["id"], cell_ids=body.cell_ids, locked=body.locked,
@@ -143,7 +144,7 @@ def lock(body: LockCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dic
                     {**out, "customers_changing_rm": 0, "handover": []}, body)
 
 
-@router.post("/co-owners")
+@router.post("/co-owners", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def co_owner(body: CoOwner, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Add or remove a co-owner on cells; owners do not change, so the hand-over list is empty."""
     _rms_in_scope(conn, user, body.rm_code)
@@ -152,7 +153,7 @@ def co_owner(body: CoOwner, grid: GridDep, conn: ConnDep, user: PlannerDep) -> d
     return _changed(conn, user, grid, "co-owner", {**out, "customers_changing_rm": 0, "handover": []}, body)
 
 
-@router.post("/handover")
+@router.post("/handover", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def handover(body: Handover, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Hand over all cells of an RM who leaves, to `to_rm` or spread over the grid's other RMs by the
     optimiser; answers the hand-over list."""
