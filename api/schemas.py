@@ -380,3 +380,23 @@ class ImportRunsPublic(BaseModel):
     items: list[ImportRunPublic]
     total: int = Total
     next_offset: int | None = NextOffset
+
+
+# --- audit -------------------------------------------------------------------------------------------
+
+class AuditEntryPublic(Open):
+    """Who viewed, exported, imported or changed what, and when."""
+
+    id: int
+    at: Timestamp
+    username: str
+    action: str
+    object_type: str
+    object_id: str | None = None
+    detail: Json | None = None
+
+
+class AuditPublic(BaseModel):
+    """A page of audit entries, newest first."""
+
+    items: list[AuditEntryPublic]

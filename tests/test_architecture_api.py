@@ -106,3 +106,27 @@ def test_app_does_not_discover_routes_by_file_name():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not {"pkgutil", "importlib"} & imported
+
+
+# Routes whose 2xx answer is not a JSON document of the API (files, tiles, pages, no content).
+NOT_JSON = {"/api/v1/grids/{grid_id}/export", "/api/v1/imports/{import_id}/rejects", "/tiles/{layer}/{z}/{x}/{y}.pbf",
+            "/api/v1/auth/logout", "/api/v1/auth/session"}
+
+
+def test_every_json_route_declares_its_response_model():
+    """The OpenAPI document shows each JSON answer's shape (a named model), not just 'object'."""
+    from api.app import create_app
+    from api.settings import Settings
+
+    doc = create_app(Settings.from_env()).openapi()
+    missing = []
+    for path, ops in doc["paths"].items():
+        if path in NOT_JSON or path.startswith("/maps"):
+            continue
+        for method, op in ops.items():
+            ok = [code for code in op["responses"] if code.startswith("2")]
+            content = op["responses"][ok[0]].get("content", {}) if ok else {}
+            schema = next((c.get("schema") for t, c in content.items() if "json" in t), None)
+            if not schema or "$ref" not in (schema.get("items") or schema):
+                missing.append(f"{method.upper()} {path}")
+    assert not missing, f"routes without a response model: {missing}"

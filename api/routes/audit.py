@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import ConnDep, PageDep, permitted
+from api.schemas import AuditPublic
 from geodata import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 AuditorDep = permitted("view_audit")
 
 
-@router.get("")
+@router.get("", response_model=AuditPublic, response_model_exclude_unset=True)
 def list_audit(
     conn: ConnDep, user: AuditorDep, page: PageDep,
     username: Annotated[str | None, Query(max_length=64, description="Only entries of this user.")] = None,
