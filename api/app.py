@@ -14,6 +14,7 @@ from api.routes import (
     audit,
     auth,
     customers,
+    docs,
     exports,
     gaps,
     grids,
@@ -45,6 +46,7 @@ for planners and analysts. Errors come as `{"error": type, "detail": message}`.
 #: (``/grids/{grid_id}/cells/leads`` before ``/grids/{grid_id}/cells/{cell_id}``).
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    docs.router,
     auth.router,
     session.router,
     users.router,
