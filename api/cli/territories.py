@@ -10,7 +10,8 @@ import click
 from api.cli import cli, settings
 from api.cli.output import command
 from api.db import open_engine
-from geodata import refresh
+from api.operations import scenarios as sc_ops
+from api.operations import territories as terr_ops
 from geodata import scenarios as sc
 from geodata import territories as terr
 
@@ -67,13 +68,13 @@ def plan(ctx, grid_id, outlets, name, seed, weights, keep_current, max_distance_
 @click.option("--rm", "rm_code", required=True, help="RM code (employee number).")
 @click.option("--cell", "cells", multiple=True, required=True, help="Cell id (repeatable).")
 @click.option("--force", is_flag=True, help="Also reassign locked cells.")
-@click.option("--reason", default="manual assignment", show_default=True)
+@click.option("--reason", default=None, help=f"Why (kept in the history; default {terr_ops.ASSIGN_REASON!r}).")
 @click.option("--user", default=None, help=USER_HELP)
 def assign_cmd(ctx, grid_id, rm_code, cells, force, reason, user):
     """Give cells to an RM now (history written; lists customers changing RM)."""
     with open_engine(settings().db).begin() as conn:
-        return terr.assign_cells(conn, grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code, user=_user(user),
-                                 reason=reason, force=force)
+        return terr_ops.assign(conn, actor=_user(user), grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code,
+                               reason=reason, force=force)
 
 
 @command(territories, "move")
@@ -81,13 +82,14 @@ def assign_cmd(ctx, grid_id, rm_code, cells, force, reason, user):
 @click.option("--from", "from_rm", required=True)
 @click.option("--to", "to_rm", required=True)
 @click.option("--cell", "cells", multiple=True, help="Cells to move (default: all of --from).")
-@click.option("--reason", default="manual move", show_default=True)
+@click.option("--force", is_flag=True, help="Also move locked cells.")
+@click.option("--reason", default=None, help=f"Why (kept in the history; default {terr_ops.MOVE_REASON!r}).")
 @click.option("--user", default=None, help=USER_HELP)
-def move_cmd(ctx, grid_id, from_rm, to_rm, cells, reason, user):
+def move_cmd(ctx, grid_id, from_rm, to_rm, cells, force, reason, user):
     """Move cells between RMs."""
     with open_engine(settings().db).begin() as conn:
-        return terr.move_cells(conn, grid_id=grid_id, from_rm=from_rm, to_rm=to_rm, cell_ids=list(cells) or None,
-                               user=_user(user), reason=reason)
+        return terr_ops.move(conn, actor=_user(user), grid_id=grid_id, from_rm=from_rm, to_rm=to_rm,
+                             cell_ids=list(cells) or None, reason=reason, force=force)
 
 
 @command(territories, "lock")
@@ -99,18 +101,33 @@ def move_cmd(ctx, grid_id, from_rm, to_rm, cells, reason, user):
 def lock_cmd(ctx, grid_id, cells, unlock, reason, user):
     """Lock cells so the optimiser never moves them (or --unlock)."""
     with open_engine(settings().db).begin() as conn:
-        return terr.set_locks(conn, grid_id=grid_id, cell_ids=list(cells), locked=not unlock, user=_user(user), reason=reason)
+        return terr_ops.lock(conn, actor=_user(user), grid_id=grid_id, cell_ids=list(cells), locked=not unlock,
+                             reason=reason)
+
+
+@command(territories, "co-owner")
+@click.option("--grid", "grid_id", type=int, required=True)
+@click.option("--rm", "rm_code", required=True, help="RM code of the co-owner.")
+@click.option("--cell", "cells", multiple=True, required=True)
+@click.option("--remove", is_flag=True, help="Remove the co-owner instead.")
+@click.option("--user", default=None, help=USER_HELP)
+def co_owner_cmd(ctx, grid_id, rm_code, cells, remove, user):
+    """Add a co-owner (e.g. an outlet head who oversees) on cells, or --remove them; owners stay."""
+    with open_engine(settings().db).begin() as conn:
+        return terr_ops.co_owner(conn, actor=_user(user), grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code,
+                                 add=not remove)
 
 
 @command(territories, "handover")
 @click.option("--grid", "grid_id", type=int, required=True)
 @click.option("--rm", "rm_code", required=True, help="The RM who leaves.")
 @click.option("--to", "to_rm", default=None, help="Give everything to this RM (default: spread by the optimiser).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the optimiser (reproducible spread).")
 @click.option("--user", default=None, help=USER_HELP)
-def handover_cmd(ctx, grid_id, rm_code, to_rm, user):
+def handover_cmd(ctx, grid_id, rm_code, to_rm, seed, user):
     """Hand over all cells of an RM who leaves."""
     with open_engine(settings().db).begin() as conn:
-        return terr.handover_rm(conn, grid_id=grid_id, rm_code=rm_code, to_rm=to_rm, user=_user(user))
+        return terr_ops.handover(conn, actor=_user(user), grid_id=grid_id, rm_code=rm_code, to_rm=to_rm, seed=seed)
 
 
 @command(territories, "history")
@@ -153,7 +170,7 @@ def show_cmd(ctx, name, grid_id):
 def create_cmd(ctx, name, grid_id, empty, user):
     """Create a draft scenario from current assignments (or empty)."""
     with open_engine(settings().db).begin() as conn:
-        return sc.create_scenario(conn, grid_id=grid_id, name=name, user=_user(user), from_current=not empty)
+        return sc_ops.create(conn, actor=_user(user), grid_id=grid_id, name=name, from_current=not empty)
 
 
 @command(scenarios, "edit")
@@ -162,11 +179,13 @@ def create_cmd(ctx, name, grid_id, empty, user):
 @click.option("--cell", "cells", multiple=True, required=True)
 @click.option("--rm", "rm_code", default=None, help="New owner of the cells in the draft.")
 @click.option("--lock/--unlock", "locked", default=None, help="Lock or unlock the cells in the draft.")
-def edit_cmd(ctx, name, grid_id, cells, rm_code, locked):
+@click.option("--user", default=None, help=USER_HELP)
+def edit_cmd(ctx, name, grid_id, cells, rm_code, locked, user):
     """Edit a draft by hand: give cells to an RM and/or lock them."""
     with open_engine(settings().db).begin() as conn:
         sid = sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"]
-        return sc.edit_scenario(conn, scenario_id=sid, cell_ids=list(cells), rm_code=rm_code, locked=locked)
+        return sc_ops.edit(conn, actor=_user(user), scenario_id=sid, cell_ids=list(cells), rm_code=rm_code,
+                           locked=locked)
 
 
 @command(scenarios, "compare")
@@ -186,16 +205,14 @@ def compare_cmd(ctx, a, b, grid_id):
 def publish_cmd(ctx, name, grid_id, user):
     """Make a draft current (history written, one transaction); refused if current changed since."""
     with open_engine(settings().db).begin() as conn:
-        found = sc.find_scenario(conn, ref=name, grid_id=grid_id)
-        out = sc.publish(conn, scenario_id=found["id"], user=_user(user))
-        out["rescored"] = refresh.after_publish(conn, grid_id=found["grid_id"], scenario=found["name"])
-        return out
+        return sc_ops.publish(conn, actor=_user(user), scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])
 
 
 @command(scenarios, "discard")
 @click.argument("name")
 @click.option("--grid", "grid_id", type=int, default=None)
-def discard_cmd(ctx, name, grid_id):
+@click.option("--user", default=None, help=USER_HELP)
+def discard_cmd(ctx, name, grid_id, user):
     """Discard a draft."""
     with open_engine(settings().db).begin() as conn:
-        return sc.discard(conn, scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])
+        return sc_ops.discard(conn, actor=_user(user), scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])

@@ -24,8 +24,9 @@ from api.grid_access import (
     scoped_grid,
     start_job,
 )
+from api.operations import scenarios as ops
 from api.schemas import ComparePublic, ScenarioOutcomePublic, ScenarioPublic, ScenariosPublic
-from geodata import audit, refresh, scenarios
+from geodata import scenarios
 from geodata.errors import NotFound
 from geodata.reads import access
 
@@ -78,11 +79,6 @@ def _scenario_dep(scenario_id: ScenarioIdPath, conn: ConnDep, user: UserDep) -> 
 ScenarioDep = Annotated[dict, Depends(_scenario_dep)]
 
 
-def _audit(conn, user, action: str, scenario_id: int | None, detail: dict) -> None:
-    audit.record(conn, username=user.username, action=action, object_type="scenario",
-                 object_id=None if scenario_id is None else str(scenario_id), detail=detail)
-
-
 @router.get("", response_model=ScenariosPublic, response_model_exclude_unset=True)
 def list_scenarios(
     conn: ConnDep, user: UserDep, page: PageDep,
@@ -99,11 +95,7 @@ def list_scenarios(
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ScenarioPublic, response_model_exclude_unset=True)
 def create_scenario(body: ScenarioCreate, conn: ConnDep, user: PlannerDep) -> dict:
     """Create a draft from current assignments (or empty); 409 when a draft of that name exists."""
-    scoped_grid(conn, user.scope, body.grid_id)
-    out = scenarios.create_scenario(conn, grid_id=body.grid_id, name=body.name, user=user.username,
-                                    from_current=body.from_current)
-    _audit(conn, user, "create", out["id"], body.model_dump())
-    return jsonable(out)
+    return jsonable(ops.create(conn, actor=user.username, scope=user.scope, **body.model_dump()))
 
 
 @router.post("/plan", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
@@ -153,28 +145,19 @@ def show(scenario: ScenarioDep) -> dict:
 @router.patch("/{scenario_id}/cells", response_model=ScenarioPublic, response_model_exclude_unset=True)
 def edit_cells(body: ScenarioEdit, scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Edit a draft by hand: set the RM and/or lock flag of cells (409 when it is not a draft)."""
-    access.check_rms(conn, scope=user.scope, codes=(body.rm_code,))
-    out = scenarios.edit_scenario(conn, scenario_id=scenario["id"], cell_ids=body.cell_ids,
-                                  rm_code=body.rm_code, locked=body.locked)
-    _audit(conn, user, "update", scenario["id"], {**body.model_dump(exclude={"cell_ids"}), "cells": len(body.cell_ids)})
-    return jsonable(out)
+    return jsonable(ops.edit(conn, actor=user.username, scope=user.scope, scenario_id=scenario["id"],
+                             **body.model_dump()))
 
 
 @router.post("/{scenario_id}/publish", response_model=ScenarioOutcomePublic, response_model_exclude_unset=True)
 def publish(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Make a draft current in one transaction, writing history; answers the hand-over list.
     409 when the grid's assignments changed since the draft was created (no lost updates)."""
-    out = scenarios.publish(conn, scenario_id=scenario["id"], user=user.username)
-    out["rescored"] = refresh.after_publish(conn, grid_id=scenario["grid_id"], scenario=scenario["name"])
-    _audit(conn, user, "publish", scenario["id"], {"cells_changed": out["cells_changed"],
-                                                   "customers_changing_rm": out["customers_changing_rm"]})
-    return jsonable(out)
+    return jsonable(ops.publish(conn, actor=user.username, scenario_id=scenario["id"]))
 
 
 @router.post("/{scenario_id}/discard", response_model=ScenarioOutcomePublic, response_model_exclude_unset=True)
 def discard(scenario: ScenarioDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Throw a draft away (kept as `discarded` for the record)."""
-    out = scenarios.discard(conn, scenario_id=scenario["id"])
-    _audit(conn, user, "delete", scenario["id"], {"name": scenario["name"]})
-    return jsonable(out)
+    return jsonable(ops.discard(conn, actor=user.username, scenario_id=scenario["id"]))
 

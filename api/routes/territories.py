@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import ConnDep, PageDep, UserDep, permitted
 from api.grid_access import CODE, NO_NUL, GridDep, items, jsonable
+from api.operations import territories as ops
 from api.schemas import HistoryPublic, RmTerritoryPublic, TerritoriesPublic, TerritoryChangePublic
-from geodata import audit, territories
 from geodata.reads import access
 from geodata.reads import territories as reads
 
@@ -104,60 +104,34 @@ def rm_territory(grid: GridDep, rm_code: Annotated[str, Path(max_length=32, patt
     return {"rm_code": rm_code, **items(jsonable(rows), total, page)}
 
 
-def _rms_in_scope(conn, user, *codes: str | None) -> None:
-    # An RM of another legal entity is "not found", not "belongs elsewhere": no hint it exists.
-    access.check_rms(conn, scope=user.scope, codes=codes)
-
-
-def _changed(conn, user, grid: dict, what: str, out: dict, body: BaseModel) -> dict:
-    audit.record(conn, username=user.username, action="update", object_type="territory",
-                 object_id=str(grid["id"]), detail={"change": what, **body.model_dump(exclude={"cell_ids"}),
-                                                    "cells": len(getattr(body, "cell_ids", None) or [])})
-    return jsonable(out)
-
-
 @router.post("/assign", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def assign(body: AssignCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Give cells to an RM (locked cells only with `force`); answers the hand-over list."""
-    _rms_in_scope(conn, user, body.rm_code)
-    out = territories.assign_cells(conn, grid_id=grid["id"], cell_ids=body.cell_ids, rm_code=body.rm_code,
-                                   user=user.username, reason=body.reason or "manual assignment", force=body.force)
-    return _changed(conn, user, grid, "assign", out, body)
+    return jsonable(ops.assign(conn, actor=user.username, scope=user.scope, grid_id=grid["id"], **body.model_dump()))
 
 
 @router.post("/move", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def move(body: MoveCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Move cells from one RM to another; answers the hand-over list."""
-    _rms_in_scope(conn, user, body.from_rm, body.to_rm)
-    out = territories.move_cells(conn, grid_id=grid["id"], from_rm=body.from_rm, to_rm=body.to_rm,
-                                 user=user.username, cell_ids=body.cell_ids,
-                                 reason=body.reason or "manual move", force=body.force)
-    return _changed(conn, user, grid, "move", out, body)
+    return jsonable(ops.move(conn, actor=user.username, scope=user.scope, grid_id=grid["id"], **body.model_dump()))
 
 
 @router.post("/locks", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def lock(body: LockCells, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Lock or unlock cells; locking moves no customer, so the hand-over list is empty."""
-    out = territories.set_locks(conn, grid_id=grid["id"], cell_ids=body.cell_ids, locked=body.locked,
-                                user=user.username, reason=body.reason)
-    return _changed(conn, user, grid, "lock" if body.locked else "unlock",
-                    {**out, "customers_changing_rm": 0, "handover": []}, body)
+    return jsonable(ops.lock(conn, actor=user.username, scope=user.scope, grid_id=grid["id"], **body.model_dump()))
 
 
 @router.post("/co-owners", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def co_owner(body: CoOwner, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Add or remove a co-owner on cells; owners do not change, so the hand-over list is empty."""
-    _rms_in_scope(conn, user, body.rm_code)
-    out = territories.set_co_owner(conn, grid_id=grid["id"], cell_ids=body.cell_ids, rm_code=body.rm_code,
-                                   user=user.username, add=body.add)
-    return _changed(conn, user, grid, "co-owner", {**out, "customers_changing_rm": 0, "handover": []}, body)
+    return jsonable(ops.co_owner(conn, actor=user.username, scope=user.scope, grid_id=grid["id"],
+                                 **body.model_dump()))
 
 
 @router.post("/handover", response_model=TerritoryChangePublic, response_model_exclude_unset=True)
 def handover(body: Handover, grid: GridDep, conn: ConnDep, user: PlannerDep) -> dict:
     """Hand over all cells of an RM who leaves, to `to_rm` or spread over the grid's other RMs by the
     optimiser; answers the hand-over list."""
-    _rms_in_scope(conn, user, body.rm_code, body.to_rm)
-    out = territories.handover_rm(conn, grid_id=grid["id"], rm_code=body.rm_code, user=user.username,
-                                  to_rm=body.to_rm, seed=body.seed)
-    return _changed(conn, user, grid, "handover", out, body)
+    return jsonable(ops.handover(conn, actor=user.username, scope=user.scope, grid_id=grid["id"],
+                                 **body.model_dump()))
