@@ -138,7 +138,7 @@ def test_cli_and_route_write_the_same_audit_row(case, client, auth, data, engine
 
 
 def test_the_cli_actor_is_the_os_user_without_user(data, engine, run_cli):
-    run_cli(["territories", "lock", "--grid", str(data["grid_a"]), "--cell", "a1"])
+    run_cli(["territories", "lock", "--grid", str(data["grid_a"]), "--cell", "a1", "--unlock"])
     row = _last_audit(engine)
     assert (row["username"], row["action"], row["object_type"]) == (getpass.getuser(), "update", "territory")
 
