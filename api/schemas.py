@@ -1,9 +1,8 @@
 """Response models (``*Public``) of the grid, territory, scenario, gap and import routes.
 
-They are what the OpenAPI document shows. Each names the fields every answer
-has; answers may carry more (``extra="allow"``: reports, summaries and
-parameters grow with the optimiser and importers, and are passed on as they
-are). Routes use them with ``response_model_exclude_unset=True``, so an answer
+They are what the OpenAPI document shows. Each names the fields every answer has; answers may carry
+more (``extra="allow"``: reports, summaries and parameters grow with the optimiser and importers, and
+are passed on as they are). Routes use them with ``response_model_exclude_unset=True``, so an answer
 holds exactly the keys it always held. The reference collections' models come from ``geodata.catalog`` (see
 ``api.factory``).
 """
@@ -74,8 +73,7 @@ class GridPublic(GridSummaryPublic):
     legal_entity_id: int | None = None
     territory_version: int
     report: Json = Field(default_factory=dict, description="What the build did (cells, merged villages, ...).")
-    assignment_stale_reasons: list[str] | None = Field(
-        default=None, description="Why the stored assignment no longer matches the customers; empty when it does.")
+    assignment_stale_reasons: list[str] | None = Field(None, description="Why the assignment is stale; [] if not.")
 
 
 class CellProperties(Open):
