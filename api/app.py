@@ -31,11 +31,13 @@ from api.routes import (
     users,
 )
 from api.settings import Settings
+from api.signin import SignInGate
 
 DESCRIPTION = """GIS grid marketing (网格化营销) for rural commercial banks.
 
 Sign in at `/api/v1/auth/token` (OAuth2 password flow) and send the token as
-`Authorization: Bearer ...`. Every answer is restricted to what the signed-in
+`Authorization: Bearer ...`. Repeated failed sign-ins lock the username or the
+client address out for a while (429 with `Retry-After`). Every answer is restricted to what the signed-in
 user may see (legal entity, outlets, own territory); personal data is masked
 for planners and analysts. Errors come as `{"error": type, "detail": message}`.
 """
@@ -80,9 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = open_engine(settings.db)
         app.state.engine = engine
         app.state.jobs = JobRunner(engine)
+        app.state.signin = SignInGate(settings.signin)
         try:
             yield
         finally:
+            app.state.signin.close()
             app.state.jobs.shutdown(wait=True)
             engine.dispose()
 

@@ -6,6 +6,7 @@ by ``create_app(settings=None)``, and tests build ``Settings`` directly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -127,6 +128,61 @@ class UploadSettings:
         )
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    """Sign-in limits: how many password checks run at once, and when failures lock sign-in out.
+
+    Failures are counted in the database (``login_failure``), per submitted username and per
+    client address, so every worker process sees the same counts and lockouts.
+    """
+
+    max_failures: int = 5  # per username within window_s, then locked for lockout_s
+    max_failures_per_address: int = 50  # per client address (all usernames) within window_s
+    window_s: int = 900
+    lockout_s: int = 900
+    concurrency: int = field(default_factory=_cores)  # password checks at once (argon2 is CPU- and memory-bound)
+    wait_s: float = 2.0  # how long a check waits for its turn before the answer is 503
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SignInSettings:
+        d = cls()
+        return cls(
+            max_failures=int(_env(env, "LOGIN_MAX_FAILURES", str(d.max_failures))),
+            max_failures_per_address=int(_env(env, "LOGIN_MAX_FAILURES_PER_ADDRESS",
+                                              str(d.max_failures_per_address))),
+            window_s=int(_env(env, "LOGIN_WINDOW_S", str(d.window_s))),
+            lockout_s=int(_env(env, "LOGIN_LOCKOUT_S", str(d.lockout_s))),
+            concurrency=max(1, int(_env(env, "LOGIN_CONCURRENCY", str(d.concurrency)))),
+            wait_s=float(_env(env, "LOGIN_WAIT_S", str(d.wait_s))),
+        )
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Reverse proxies (TLS terminators) whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed.
+
+    Empty (the default): the client is the TCP peer and the scheme is the connection's own.
+    """
+
+    trusted: tuple[str, ...] = ()  # addresses or CIDR blocks, e.g. ("10.0.0.5", "172.16.0.0/12")
+
+    def __post_init__(self) -> None:
+        for net in self.trusted:
+            ipaddress.ip_network(net, strict=False)  # a typo must fail at start-up, not trust nothing
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ProxySettings:
+        raw = _env(env, "TRUSTED_PROXIES", "") or ""
+        return cls(trusted=tuple(p.strip() for p in raw.split(",") if p.strip()))
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings of one gridmkt process."""
@@ -136,6 +192,8 @@ class Settings:
     links: LinkSettings = field(default_factory=LinkSettings)
     maps: MapSettings = field(default_factory=MapSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
+    signin: SignInSettings = field(default_factory=SignInSettings)
+    proxies: ProxySettings = field(default_factory=ProxySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,4 +205,6 @@ class Settings:
             links=LinkSettings.from_env(env),
             maps=MapSettings.from_env(env),
             uploads=UploadSettings.from_env(env, db.home),
+            signin=SignInSettings.from_env(env),
+            proxies=ProxySettings.from_env(env),
         )

@@ -431,6 +431,19 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
+# Failed sign-ins per submitted username (kind 'user') and per client address (kind 'address'):
+# shared by every worker process, so a lockout holds whichever worker answers.
+login_failure = Table(
+    "login_failure", metadata,
+    Column("kind", String(8), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", TZ, nullable=False, server_default=text("now()")),
+    Column("locked_until", TZ),
+    PrimaryKeyConstraint("kind", "key"),
+    CheckConstraint("kind IN ('user','address')", name="kind"),
+)
+
 job = Table(
     "job", metadata,
     Column("id", String(36), primary_key=True),

@@ -18,7 +18,11 @@ from api.cli.output import command, dumps
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(ctx, host: str, port: int, workers: int, log_level: str):
-    """Serve the API (OpenAPI docs at /docs) until interrupted; with --json, first print where."""
+    """Serve the API (OpenAPI docs at /docs) until interrupted; with --json, first print where.
+
+    Behind a TLS-terminating reverse proxy, list it in GRIDMKT_TRUSTED_PROXIES: only then are its
+    X-Forwarded-For / X-Forwarded-Proto headers believed (client address for sign-in limits,
+    Secure session cookie)."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
@@ -31,12 +35,14 @@ def serve(ctx, host: str, port: int, workers: int, log_level: str):
         click.echo(dumps({"ok": True, "url": f"http://{host}:{port}", "docs": f"http://{host}:{port}/docs",
                           "workers": workers}))
         ctx.printed = True
+    # uvicorn's own X-Forwarded-* handling trusts 127.0.0.1 by default: any local client could claim
+    # another address. The app reads those headers itself, from GRIDMKT_TRUSTED_PROXIES only.
+    opts = dict(host=host, port=port, log_level=log_level, log_config=log_config, proxy_headers=False)
     if workers == 1:
-        uvicorn.run(create_app(settings()), host=host, port=port, log_level=log_level, log_config=log_config)
+        uvicorn.run(create_app(settings()), **opts)
     else:
         # Each worker process builds its own app (and engine) from the environment.
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, log_config=log_config)
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **opts)
     from api.cli.demo import after_serving
 
     return None if ctx.as_json else after_serving(settings())

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from api.auth import PERMISSIONS, allowed, create_token, verify_password
-from api.deps import ConnDep, SettingsDep, UserDep
-from geodata import audit, users
-from geodata.errors import NotFound
+from api import signin
+from api.auth import PERMISSIONS, allowed, create_token
+from api.deps import EngineDep, SettingsDep, UserDep
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -35,20 +34,15 @@ class Me(BaseModel):
     permissions: list[str]
 
 
-@router.post("/token", response_model=Token)
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], conn: ConnDep,
-          settings: SettingsDep) -> Token:
-    """Exchange a username and password for a signed bearer token that expires."""
-    try:
-        user = users.get_user(conn, username=form.username, with_hash=True)
-    except NotFound:
-        user = None
-    ok = verify_password(form.password, user["password_hash"] if user else None)
-    if not ok or user is None or user["disabled"]:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
-                            headers={"WWW-Authenticate": "Bearer"})
-    audit.record(conn, username=user["username"], action="login", object_type="user",
-                 object_id=user["username"])
+@router.post("/token", response_model=Token, responses=signin.RESPONSES)
+async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], engine: EngineDep,
+                settings: SettingsDep) -> Token:
+    """Exchange a username and password for a signed bearer token that expires. Failed attempts are
+    counted per username and per client address: past `GRIDMKT_LOGIN_MAX_FAILURES` (or
+    `GRIDMKT_LOGIN_MAX_FAILURES_PER_ADDRESS`) within `GRIDMKT_LOGIN_WINDOW_S` seconds, sign-in is
+    refused with 429 and `Retry-After` for `GRIDMKT_LOGIN_LOCKOUT_S` seconds."""
+    user = await signin.check_password(request, engine=engine, settings=settings, username=form.username,
+                                       password=form.password)
     token = create_token(settings.auth, username=user["username"], role=user["role"])
     return Token(access_token=token, expires_in=settings.auth.token_minutes * 60)
 

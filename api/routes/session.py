@@ -1,9 +1,9 @@
 """Browser sign-in: a session cookie for pages and tiles, sign-out, and a plain login page.
 
 ``POST /api/v1/auth/session`` checks the password like ``/api/v1/auth/token``
-and puts the same signed token in an HttpOnly, SameSite=Strict cookie
-(``Secure`` over https) that :data:`api.deps.BrowserUserDep` accepts. Script on
-a page never sees the token. ``GET /maps/login`` is a form that posts there and
+(:mod:`api.signin`: lockouts, bounded checks) and puts the same signed token in an
+HttpOnly, SameSite=Strict cookie (``Secure`` over https, as a trusted proxy reports
+it) that :data:`api.deps.BrowserUserDep` accepts. Script on a page never sees the token. ``GET /maps/login`` is a form that posts there and
 comes back to ``next``; it loads nothing from elsewhere (bank intranets).
 """
 
@@ -17,10 +17,10 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from api.auth import create_token, verify_password
-from api.deps import SESSION_COOKIE, ConnDep, SettingsDep
-from geodata import audit, users
-from geodata.errors import NotFound
+from api import signin
+from api.auth import create_token
+from api.deps import SESSION_COOKIE, EngineDep, SettingsDep
+from api.proxies import client_scheme
 
 router = APIRouter(tags=["auth"])
 
@@ -62,19 +62,11 @@ def _refuse_cross_site(request: Request) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "sign-in and sign-out are refused from another site")
 
 
-def _check_password(conn, username: str, password: str) -> dict | None:
-    try:
-        user = users.get_user(conn, username=username, with_hash=True)
-    except NotFound:
-        user = None
-    ok = verify_password(password, user["password_hash"] if user else None)
-    return user if ok and user is not None and not user["disabled"] else None
-
-
 @router.post("/api/v1/auth/session", response_model=SessionPublic,
-             responses={303: {"description": "Signed in (or not) from the login form: back to `next`."}})
-def create_session(
-    request: Request, conn: ConnDep, settings: SettingsDep,
+             responses={303: {"description": "Signed in (or not) from the login form: back to `next`."},
+                        **signin.RESPONSES})
+async def create_session(
+    request: Request, engine: EngineDep, settings: SettingsDep,
     username: Annotated[str, Form(max_length=64, description="User name.")],
     password: Annotated[str, Form(max_length=1024, description="Password.")],
     next: Annotated[str | None, Form(max_length=2000, description=(
@@ -82,19 +74,21 @@ def create_session(
         "a failed attempt goes back to the login page."))] = None,
 ) -> Response:
     """Sign in with a username and password and get the `gridmkt_token` HttpOnly cookie
-    (SameSite=Strict, Secure over https) that tiles and map pages accept. Without `next`
-    the answer is JSON (401 on a wrong password); with `next` (the login form) a 303 redirect.
-    403 when a browser sends it from another site's page (its `Origin` is not this host)."""
+    (SameSite=Strict; Secure over https, as seen by a trusted proxy when `GRIDMKT_TRUSTED_PROXIES`
+    is set) that tiles and map pages accept. Without `next` the answer is JSON (401 on a wrong
+    password, 429 while locked out, 503 when too many sign-ins run at once, like
+    `/api/v1/auth/token`); with `next` (the login form) a 303 redirect. 403 when a browser sends it
+    from another site's page (its `Origin` is not this host)."""
     _refuse_cross_site(request)
-    user = _check_password(conn, username, password)
-    if user is None:
-        if next is not None:
-            target = f"{LOGIN_PAGE}?failed=1&next={quote(safe_next(next), safe='/')}"
-            return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
-                            headers={"WWW-Authenticate": "Bearer"})
-    audit.record(conn, username=user["username"], action="login", object_type="user",
-                 object_id=user["username"], detail={"session": True})
+    try:
+        user = await signin.check_password(request, engine=engine, settings=settings, username=username,
+                                           password=password, detail={"session": True})
+    except HTTPException as exc:
+        if next is None or exc.status_code not in (401, 429, 503):
+            raise
+        why = "failed=1" if exc.status_code == 401 else "retry=1"
+        target = f"{LOGIN_PAGE}?{why}&next={quote(safe_next(next), safe='/')}"
+        return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     token = create_token(settings.auth, username=user["username"], role=user["role"])
     max_age = settings.auth.token_minutes * 60
     if next is not None:
@@ -103,20 +97,20 @@ def create_session(
         resp = JSONResponse(SessionPublic(username=user["username"], role=user["role"],
                                           expires_in=max_age).model_dump())
     resp.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https")
+                    secure=client_scheme(request, settings.proxies) == "https")
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
 @router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(request: Request) -> Response:
+def logout(request: Request, settings: SettingsDep) -> Response:
     """Sign out of the browser session: the `gridmkt_token` cookie is cleared (tokens already
     handed out stay valid until they expire; disable the user to cut them off). 403 from another
     site's page."""
     _refuse_cross_site(request)
     resp = Response(status_code=status.HTTP_204_NO_CONTENT)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
-                       secure=request.url.scheme == "https")
+                       secure=client_scheme(request, settings.proxies) == "https")
     return resp
 
 
@@ -149,10 +143,13 @@ border-radius:4px}}.err{{color:#b00020}}
 def login_page(
     next: Annotated[str | None, Query(max_length=2000, description="Path to return to after signing in.")] = None,
     failed: Annotated[bool, Query(description="Show the 'wrong username or password' note.")] = False,
+    retry: Annotated[bool, Query(description="Show the 'too many sign-ins, try again later' note.")] = False,
 ) -> HTMLResponse:
     """A sign-in form for map pages (no scripts, nothing loaded from elsewhere): posts to
     `/api/v1/auth/session`, which sets the session cookie and redirects to `next`."""
-    error = '<p class="err" role="alert">用户名或密码错误 / Wrong username or password</p>' if failed else ""
+    error = ('<p class="err" role="alert">登录尝试过多，请稍后再试 / Too many sign-in attempts; try again later</p>'
+             if retry else
+             '<p class="err" role="alert">用户名或密码错误 / Wrong username or password</p>' if failed else "")
     body = _PAGE.format(error=error, next=html.escape(safe_next(next), quote=True))
     # No framing (clickjacking of the form), no scripts at all, posting only to ourselves.
     headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "

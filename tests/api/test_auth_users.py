@@ -64,7 +64,7 @@ def test_admin_creates_and_disables_a_user_and_it_is_audited(client, auth, engin
     with engine.connect() as c:
         actions = c.execute(text("SELECT action FROM audit_log WHERE object_type = 'user'"
                                  " AND object_id = 'analyst_x' ORDER BY id")).scalars().all()
-    assert actions == ["create", "login", "disable"]
+    assert actions == ["create", "login", "disable", "login_failed"]  # the refused sign-in is audited too
 
 
 def test_user_rules_give_clear_errors(client, auth):
