@@ -121,3 +121,58 @@ def deviation_bound(
     if int((cap > 0).sum()) > len(w):
         bound = max(bound, 1.0)
     return bound, share, cell
+
+
+def unreachable_reasons(
+    workload: np.ndarray,
+    capacity: np.ndarray,
+    total: float | None = None,
+    *,
+    locked: np.ndarray | None = None,
+    goal: float = 0.05,
+) -> list[str]:
+    """Why no plan of whole cells can bring the raw max deviation to ``goal`` or below, in words (empty if it may).
+
+    Each reason is one of: fewer cells than RMs with capacity (someone gets
+    none); a cell heavier than the largest target by more than ``goal``; an
+    RM's locked cells already over its target by more than ``goal``.
+
+    Examples
+    --------
+    >>> unreachable_reasons(np.ones(2), np.ones(3))[0]
+    '2 cells for 3 RMs: at least one RM gets no cell (deviation 100%); use a finer grid or fewer RMs'
+    >>> unreachable_reasons(np.array([5.0, 1, 1, 1]), np.ones(4))
+    ['the heaviest cell (row 0) holds 2.50 times the largest target: its RM is at least 150.0% over; refine the grid where it is too coarse']
+    >>> unreachable_reasons(np.ones(8), np.ones(4))
+    []
+    """
+    w = np.asarray(workload, dtype=float)
+    cap = np.clip(np.asarray(capacity, dtype=float), 0, None)
+    active = int((cap > 0).sum())
+    out: list[str] = []
+    if active > len(w):
+        out.append(
+            f"{len(w)} cells for {active} RMs: at least one RM gets no cell (deviation 100%); "
+            "use a finer grid or fewer RMs"
+        )
+    total = float(w.sum()) if total is None else float(total)
+    if len(w) == 0 or cap.sum() <= 0 or total <= 0:
+        return out
+    target = total * cap / cap.sum()
+    cell = int(np.argmax(w))
+    share = float(w[cell] / target.max())
+    if share - 1.0 > goal:
+        out.append(
+            f"the heaviest cell (row {cell}) holds {share:.2f} times the largest target: its RM is at least "
+            f"{share - 1.0:.1%} over; refine the grid where it is too coarse"
+        )
+    if locked is not None:
+        lk = np.asarray(locked)
+        mine = lk >= 0
+        if mine.any():
+            held = np.bincount(lk[mine], weights=w[mine], minlength=len(cap))[: len(cap)]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                over = np.where(cap > 0, held / target - 1.0, -np.inf)
+            for r in np.flatnonzero(over > goal).tolist():
+                out.append(f"RM row {r}'s locked cells hold {over[r] + 1:.2f} times its target ({over[r]:.1%} over)")
+    return out

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from grid.territories.bounds import achievable_targets, deviation_bound, heaviest_cell
+from grid.territories.bounds import achievable_targets, deviation_bound, heaviest_cell, unreachable_reasons
 from grid.territories.graph import pieces_per_owner
 
 
@@ -34,6 +34,8 @@ class PlanReport:
     indivisible_share: float = 0.0
     adjusted_max_deviation: float = 0.0
     per_region: pd.DataFrame | None = None
+    # Why the raw max deviation cannot reach 5% (in words, per region when there are regions); empty if it can.
+    unreachable: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Plan totals as a plain dict (JSON-ready)."""
@@ -55,6 +57,7 @@ class PlanReport:
             "indivisible_share": round(self.indivisible_share, 4),
             "adjusted_max_deviation": round(self.adjusted_max_deviation, 4),
             "regions": 1 if self.per_region is None else int(len(self.per_region)),
+            "unreachable_5pct": list(self.unreachable),
         }
 
 
@@ -227,6 +230,8 @@ def plan_report(
         )
     elif bound > 0:
         notes.append(f"locked cells or too few cells: the max deviation cannot go below {bound:.1%}")
+    if balance["reasons"]:
+        notes.append("a raw max deviation of 5% cannot be reached: " + "; ".join(balance["reasons"]))
     return PlanReport(
         per_rm=per_rm,
         max_abs_deviation=float(np.nanmax(np.abs(dev))) if active.any() else 0.0,
@@ -245,6 +250,7 @@ def plan_report(
         indivisible_share=float(balance["share"]),
         adjusted_max_deviation=float(balance["adjusted"]),
         per_region=balance["per_region"],
+        unreachable=balance["reasons"],
     )
 
 
@@ -264,7 +270,7 @@ def _balance(a, cell_w, base, load, cap, regions, locked) -> dict:
     labels, creg, rreg = _region_rows(regions, n, k)
     target = np.zeros(k)
     floor = heaviest_cell(a, cell_w, k)
-    rows, bound, share, adjusted = [], 0.0, 0.0, 0.0
+    rows, bound, share, adjusted, reasons = [], 0.0, 0.0, 0.0, []
     for g, label in enumerate(labels):
         rms, cells = rreg == g, creg == g
         total = float(load[rms].sum())
@@ -273,6 +279,8 @@ def _balance(a, cell_w, base, load, cap, regions, locked) -> dict:
             target[rms] = total * c[rms] / c.sum()
         lk = None if locked is None else np.where(np.asarray(locked)[cells] >= 0, np.asarray(locked)[cells], -1)
         b, sh, _ = deviation_bound(base[cells], c, total, locked=lk)
+        why = unreachable_reasons(base[cells], c, total, locked=lk)
+        reasons += [why_ if label is None else f"{label}: {why_}" for why_ in why]
         act = rms & (cap > 0)
         adj = 0.0
         if act.any() and total > 0:
@@ -290,8 +298,10 @@ def _balance(a, cell_w, base, load, cap, regions, locked) -> dict:
             "max_abs_deviation": float(np.nanmax(np.abs(dev))) if act.any() else 0.0,
             "cv": float(np.nanstd(ratio) / np.nanmean(ratio)) if act.any() and np.nanmean(ratio) > 0 else 0.0,
             "deviation_bound": b, "indivisible_share": sh, "adjusted_max_deviation": adj,
+            "unreachable_5pct": "; ".join(why),
         })
         bound, share, adjusted = max(bound, b), max(share, sh), max(adjusted, adj)
     per_region = None if regions is None else pd.DataFrame(rows)
-    return {"target": target, "bound": bound, "share": share, "adjusted": adjusted, "per_region": per_region}
+    return {"target": target, "bound": bound, "share": share, "adjusted": adjusted, "per_region": per_region,
+            "reasons": reasons}
 

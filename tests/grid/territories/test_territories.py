@@ -627,3 +627,36 @@ def test_three_way_recombination_keeps_locks_range_and_penalised_plans():
     plan = TerritoryPlan.from_arrays(w, adj, xy[[0, 3, 5]], xy, np.ones(3), current=a0)
     a = recombine_triples(plan._problem(move_penalty=True), a0.copy(), tolerance=0.0)
     assert a.tolist() == a0.tolist()
+
+
+def test_report_says_in_words_why_5pct_cannot_be_reached():
+    # 3 cells for 4 RMs: someone gets nothing, and each cell is 4/3 of a target.
+    adj, xy = grid_arrays(1, 3)
+    few = TerritoryPlan.from_arrays(np.ones(3), adj, xy[[0, 1, 2, 2]], xy, np.ones(4)).solve().report
+    assert few.max_abs_deviation == pytest.approx(1.0) and few.empty_rms == 1
+    assert any("3 cells for 4 RMs" in why for why in few.unreachable)
+    assert any("cannot be reached" in note and "3 cells for 4 RMs" in note for note in few.notes)
+    assert few.summary()["unreachable_5pct"] == few.unreachable
+    # A heavy cell: its owner is 80% over; the report says the grid is too coarse there.
+    adj, xy = grid_arrays(3, 4)
+    w = np.ones(12)
+    w[5] = 9.0
+    heavy = TerritoryPlan.from_arrays(w, adj, xy[[0, 3, 8, 11]], xy, np.ones(4)).solve().report
+    assert len(heavy.unreachable) == 1 and "1.80 times the largest target" in heavy.unreachable[0]
+    assert "refine the grid" in heavy.unreachable[0]
+    # Balanced data: nothing to excuse.
+    ok = TerritoryPlan.from_arrays(np.ones(12), adj, xy[[0, 3, 8, 11]], xy, np.ones(4)).solve().report
+    assert ok.unreachable == [] and ok.max_abs_deviation <= 0.05
+
+
+def test_report_reasons_per_region():
+    adj, xy = grid_arrays(2, 4)
+    cells = np.array(["a"] * 4 + ["b"] * 4, dtype=object)
+    # Region a: 4 cells, 2 RMs (fine); region b: 4 cells for 5 RMs.
+    rms = np.array(["a", "a", "b", "b", "b", "b", "b"], dtype=object)
+    homes = xy[[0, 3, 4, 5, 6, 7, 7]]
+    plan = TerritoryPlan.from_arrays(np.ones(8), adj, homes, xy, np.ones(7), regions=(cells, rms)).solve()
+    pr = plan.report.per_region.set_index("region")
+    assert pr.loc["a", "unreachable_5pct"] == ""
+    assert "4 cells for 5 RMs" in pr.loc["b", "unreachable_5pct"]
+    assert any(why.startswith("b: 4 cells for 5 RMs") for why in plan.report.unreachable)
