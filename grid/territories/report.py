@@ -9,7 +9,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from grid.territories.bounds import achievable_targets, deviation_bound, heaviest_cell, unreachable_reasons
+from grid.territories.bounds import (
+    achievable_targets,
+    deviation_bound,
+    heaviest_cell,
+    unreachable_reasons,
+)
 from grid.territories.graph import pieces_per_owner
 
 
