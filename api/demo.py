@@ -28,8 +28,8 @@ from sqlalchemy.engine import Engine
 
 from api.settings import Settings
 from geodata import DEMO_DATA
+from geodata.visit_measures import reference_time
 from geodata.importers.spatial import to_multipolygons
-from grid.synth import AS_OF as SYNTH_AS_OF
 
 DATA = DEMO_DATA
 USER = "demo"
@@ -57,8 +57,15 @@ class DemoContext:
     progress: Callable[[str], ProgressFn] = lambda label: (lambda f, m="": None)
     results: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
-    # The synthetic activity is dated up to grid.synth.AS_OF; measure "last 90 days" from there.
-    as_of: str = str(SYNTH_AS_OF)
+    # The demo's one reference date: when it runs. Synthetic visits and leads are dated up to the day
+    # before (activity_day), customers are assigned and gaps scored as of it, so that scoring again
+    # later (gridmkt gaps score, or after an import or a publish, both as of now) gives the same classes.
+    as_of: str = field(default_factory=lambda: reference_time().isoformat())
+
+    @property
+    def activity_day(self) -> np.datetime64:
+        """The day synthetic activity is dated up to (exclusive): the day the demo runs (UTC)."""
+        return np.datetime64(pd.Timestamp(self.as_of).tz_convert("UTC").date(), "D")
 
 
 def _import(ctx: DemoContext, kind: str, path: Path, *, crs: str = "wgs84", synthetic: bool = True,
@@ -154,8 +161,9 @@ def step_synthetic(ctx: DemoContext) -> dict:
     custs = pd.concat(sample, ignore_index=True)
     files["customers"] = cpath
     local_staff = staff[staff["outlet_code"].isin(outs.loc[outs["county_code"] == ctx.county, "code"])]
-    for kind, df in (("visits", synth.visits(custs, local_staff, rng=rng, outlets=outs)),
-                     ("leads", synth.leads(custs, rng)), ("tags", synth.tags(custs, rng))):
+    day = ctx.activity_day
+    for kind, df in (("visits", synth.visits(custs, local_staff, rng=rng, outlets=outs, as_of=day)),
+                     ("leads", synth.leads(custs, rng, as_of=day)), ("tags", synth.tags(custs, rng))):
         files[kind] = ctx.workdir / f"{kind}.csv"
         df.to_csv(files[kind], index=False)
     out = {"entities": len(entities), "outlets": len(outs), "service_points": len(points), "rms": len(staff),

@@ -32,6 +32,7 @@ from geodata.grids import (
     load_villages,
 )
 from geodata.importers.load import encode_binary
+from geodata.visit_measures import partition_of, reference_time, visit_counts_sql
 
 ProgressFn = Callable[[float, str], None]
 UNPLACED_SAMPLE = 50
@@ -214,12 +215,14 @@ def potential_per_cell(conn: Connection, *, grid_id: int, kind: str, county_code
 
 
 def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = None) -> dict:
-    """Recompute customers, balances, households and visits per cell of a grid."""
+    """Recompute customers, balances, households and visits per cell of a grid.
+
+    Visits are counted as of ``as_of`` (default now), recorded in ``cell_stat.as_of``.
+    """
     g = get_grid(conn, grid_id=grid_id)
     gid = int(grid_id)
-    part = f"customer_cell_g{gid}"
-    if not conn.execute(text("SELECT to_regclass(:t)"), {"t": part}).scalar():
-        part = "(SELECT NULL::varchar AS customer_id, NULL::varchar AS cell_id WHERE false)"
+    when = reference_time(as_of)
+    part = partition_of(conn, gid)
     cells = load_cells(conn, grid_id=gid, with_stats=False)
     pot, pot_report = potential_per_cell(conn, grid_id=gid, kind=g["kind"], county_code=g["county_code"], cells=cells)
     conn.execute(text("DROP TABLE IF EXISTS tmp_potential"))
@@ -233,10 +236,11 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
     conn.execute(
         text(f"""
         INSERT INTO cell_stat (grid_id, cell_id, customers, households, population, apportioned,
-                               deposit, loan, visits_90d, customers_visited_90d, last_visit_at, computed_at)
+                               deposit, loan, visits_90d, customers_visited_90d, last_visit_at, computed_at, as_of)
         SELECT c.grid_id, c.cell_id, coalesce(a.customers, 0), coalesce(p.households, 0),
                coalesce(p.population, 0), coalesce(p.apportioned, false), coalesce(a.deposit, 0),
-               coalesce(a.loan, 0), coalesce(v.visits_90d, 0), coalesce(v.visited_90d, 0), v.last_visit_at, now()
+               coalesce(a.loan, 0), coalesce(v.visits_90d, 0), coalesce(v.visited_90d, 0), v.last_visit_at, now(),
+               CAST(:as_of AS timestamptz)
         FROM cell c
         LEFT JOIN tmp_potential p ON p.cell_id = c.cell_id
         LEFT JOIN (
@@ -244,25 +248,19 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
             FROM {part} cc JOIN customer cu ON cu.customer_id = cc.customer_id
             WHERE cc.cell_id IS NOT NULL GROUP BY cc.cell_id
         ) a ON a.cell_id = c.cell_id
-        LEFT JOIN (
-            SELECT cc.cell_id,
-                   count(*) FILTER (WHERE vi.visited_at >= t.as_of - interval '90 days') AS visits_90d,
-                   count(DISTINCT vi.customer_id) FILTER (WHERE vi.visited_at >= t.as_of - interval '90 days') AS visited_90d,
-                   max(vi.visited_at) AS last_visit_at
-            FROM visit vi JOIN {part} cc ON cc.customer_id = vi.customer_id
-            CROSS JOIN (SELECT coalesce(CAST(:as_of AS timestamptz), now()) AS as_of) t
-            WHERE cc.cell_id IS NOT NULL AND vi.visited_at <= t.as_of GROUP BY cc.cell_id
+        LEFT JOIN ({visit_counts_sql(part)}
         ) v ON v.cell_id = c.cell_id
         WHERE c.grid_id = :g
         """),
-        {"g": gid, "as_of": as_of},
+        {"g": gid, "as_of": when.to_pydatetime()},
     )
     totals = conn.execute(
         text("SELECT count(*) AS cells, sum(customers) AS customers, sum(households) AS households, "
              "sum(visits_90d) AS visits_90d FROM cell_stat WHERE grid_id = :g"),
         {"g": gid},
     ).mappings().one()
-    return {**{k: (float(v) if v is not None else 0.0) for k, v in totals.items()}, "potential": pot_report}
+    return {**{k: (float(v) if v is not None else 0.0) for k, v in totals.items()}, "potential": pot_report,
+            "as_of": when.isoformat()}
 
 
 def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | None = None,

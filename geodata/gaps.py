@@ -6,6 +6,11 @@ until they are handed over), leads, and straight-line distances to the nearest o
 service point, measured in the metric projection (grid.projection). Scores
 are stored per computation run (``gap_run``) with the grid version and time,
 so the latest one is what maps and exports show.
+
+One reference date per run (``gap_run.as_of``, default now): the visit
+measures (``visits_90d``, ``customers_visited_90d``, ``last_visit_at`` in
+``cell_stat``) are counted again as of it before scoring, and "days since the
+last visit" is measured from it, so a reason never contradicts a measure.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata import assign
+from geodata.visit_measures import reference_time, refresh_visit_stats
 from geodata.errors import BadInput, NotFound
 from geodata.grids import get_grid, load_cells
 from grid.projection import metric_crs, project_points
@@ -64,7 +70,11 @@ _ACTIVE_OWNERS = ("SELECT t.cell_id, t.rm_code FROM territory t JOIN rm r ON r.c
 
 
 def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -> gpd.GeoDataFrame:
-    """One row per cell with the columns grid.gaps.score_cells expects, plus geometry."""
+    """One row per cell with the columns grid.gaps.score_cells expects, plus geometry.
+
+    ``days_since_visit`` is measured from ``as_of`` (default now); the visit counts are read from
+    ``cell_stat`` as stored (:func:`score_grid` counts them again as of the same date first).
+    """
     g = get_grid(conn, grid_id=grid_id)
     if g["assigned_at"] is None:
         raise BadInput(f"grid {grid_id} has no customer assignment yet: run gridmkt assign customers --grid {grid_id}")
@@ -74,9 +84,7 @@ def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -
         text("SELECT cc.cell_id, count(*) FROM lead l JOIN customer_cell cc ON cc.customer_id = l.customer_id "
              "AND cc.grid_id = :g WHERE l.status = 'open' AND cc.cell_id IS NOT NULL GROUP BY cc.cell_id"),
         {"g": grid_id}).all())
-    now = pd.Timestamp(as_of) if as_of else pd.Timestamp.now(tz="UTC")
-    if now.tzinfo is None:
-        now = now.tz_localize("UTC")
+    now = reference_time(as_of)
     reps = shapely.point_on_surface(cells.geometry.to_numpy())
     lonlat = shapely.get_coordinates(reps)
     crs = metric_crs(cells)
@@ -106,22 +114,25 @@ def score_grid(conn: Connection, *, grid_id: int, config_text: str | None = None
     """Score every cell, store the run, return a summary with the top blank areas.
 
     The weights are ``config`` (a :class:`grid.gaps.GapConfig`), else ``config_text`` (TOML), else the
-    packaged defaults."""
+    packaged defaults. ``as_of`` (default now) is the run's one reference date: the cells' visit
+    measures are counted again as of it, days since the last visit measured from it, and it is
+    stored on the run (``gap_run.as_of``) and returned."""
     from grid.gaps import GapConfig, rank_blank_areas, score_cells
 
     if config is None:
         config = GapConfig.from_toml_text(config_text) if config_text else GapConfig.default()
-    measures = cell_measures(conn, grid_id=grid_id, as_of=as_of)
+    when = refresh_visit_stats(conn, grid_id=grid_id, as_of=as_of)
+    measures = cell_measures(conn, grid_id=grid_id, as_of=when)
     scores = score_cells(pd.DataFrame(measures.drop(columns=["geometry", "label"])), config)
     run_id = conn.execute(
-        text("INSERT INTO gap_run (grid_id, config, trigger) VALUES (:g, CAST(:c AS jsonb), :t) RETURNING id"),
-        {"g": grid_id, "c": json.dumps(_config_dict(config), default=float), "t": trigger},
+        text("INSERT INTO gap_run (grid_id, config, trigger, as_of) VALUES (:g, CAST(:c AS jsonb), :t, :a) RETURNING id"),
+        {"g": grid_id, "c": json.dumps(_config_dict(config), default=float), "t": trigger, "a": when.to_pydatetime()},
     ).scalar_one()
     _copy_scores(conn, run_id, scores, measures)
     blanks = rank_blank_areas(scores, top=20)
     counts = scores["gap_class"].value_counts().to_dict()
     return {
-        "grid_id": grid_id, "gap_run_id": run_id, "cells": len(scores),
+        "grid_id": grid_id, "gap_run_id": run_id, "as_of": when.isoformat(), "cells": len(scores),
         "classes": {k: int(counts.get(k, 0)) for k in ("blank", "under-served", "covered")},
         "score_mean": round(float(scores["score"].mean()), 2) if len(scores) else 0.0,
         "top_blank": blanks[["cell_id", "score", "reason_zh", "reason_en"]].to_dict("records"),
@@ -203,9 +214,10 @@ def _config_dict(config) -> dict:
 
 
 def latest_run(conn: Connection, *, grid_id: int) -> dict | None:
-    """The newest gap run of a grid (None when never scored), with the weights and thresholds it used."""
+    """The newest gap run of a grid (None when never scored): when computed, the date it scored as of
+    (``as_of``), and the weights and thresholds it used."""
     row = conn.execute(
-        text("SELECT id, computed_at, trigger, config FROM gap_run WHERE grid_id = :g ORDER BY id DESC LIMIT 1"),
+        text("SELECT id, computed_at, as_of, trigger, config FROM gap_run WHERE grid_id = :g ORDER BY id DESC LIMIT 1"),
         {"g": grid_id},
     ).mappings().first()
     return dict(row) if row else None

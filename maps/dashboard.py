@@ -81,10 +81,24 @@ def dashboard_summary(cells: pd.DataFrame, county_customers: int | None = None) 
             "coverage": None if coverage is None else round(coverage, 4), "blank_cells": blank, "rms": len(owners)}
 
 
+def _local(value) -> pd.Timestamp | None:
+    """A stored time in Asia/Shanghai (times without a zone are UTC); None when missing."""
+    if value is None:
+        return None
+    t = pd.Timestamp(value)
+    if pd.isna(t):
+        return None
+    return (t if t.tzinfo else t.tz_localize("UTC")).tz_convert("Asia/Shanghai")
+
+
 def scored_note(gap_run: Mapping) -> str:
-    """When the scores were computed, and why they are out of date if they are."""
-    at = pd.Timestamp(gap_run["computed_at"])
-    note = at.strftime("%Y-%m-%d %H:%M") if not pd.isna(at) else "?"
+    """When the scores were computed, the date they measure as of (visits in the 90 days before it,
+    days since the last visit), and why they are out of date if they are. Times in Asia/Shanghai."""
+    at = _local(gap_run.get("computed_at"))
+    note = at.strftime("%Y-%m-%d %H:%M") if at is not None else "?"
+    as_of = _local(gap_run.get("as_of"))
+    if as_of is not None:
+        note += " · 截至 as of " + as_of.strftime("%Y-%m-%d %H:%M")
     if gap_run.get("stale"):
         note += " · 已过期 out of date: " + "; ".join(gap_run.get("stale_reasons") or [])
     return note

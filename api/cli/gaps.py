@@ -22,7 +22,9 @@ def gaps() -> None:
 @click.option("--grid", "grid_id", type=int, required=True, help="Grid id (customers assigned).")
 @click.option("--weights", "weights_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="TOML file with [weights], [thresholds], [normalisation] overriding the defaults (layout and defaults: docs/gap_weights.toml).")
-@click.option("--as-of", default=None, help="Score as of this date (default now), e.g. 2026-11-01.")
+@click.option("--as-of", default=None,
+              help="Score as of this date or time (default now), e.g. 2026-11-01: visits in the last 90 days and "
+                   "days since the last visit are both counted as of it, and it is recorded on the run.")
 def score(ctx, grid_id, weights_file, as_of):
     """Score every cell of a grid and store the run with its time."""
     if as_of is not None:

@@ -12,6 +12,7 @@ _CHANNEL_P = np.array([0.55, 0.35, 0.10])
 OUTCOMES = np.array(["有意向", "营销成功", "无意向", "客户不在", "日常维护"])
 _OUTCOME_P = np.array([0.25, 0.15, 0.20, 0.10, 0.30])
 NEGLECTED_SHARE = 0.2  # villages with no visit in the last 90 days
+RECENT_DAYS = 90  # the window of "recent" visits (cell_stat.visits_90d)
 LEAD_TYPES = ("客户关怀", "产品到期", "逾期提醒", "大额资金变动")
 TAGS = ("代发工资", "高净值", "有贷户", "手机银行", "惠农卡")
 
@@ -36,13 +37,14 @@ def visits(
     outlets: pd.DataFrame | None = None,
     as_of=AS_OF,
 ) -> pd.DataFrame:
-    """RM visits to customers over the ``days`` before ``as_of``, with coverage gaps.
+    """RM visits to customers over the ``days`` before ``as_of`` (all before that day), with coverage gaps.
 
     Each village (customers without one: their county) is looked after by one
     active RM of its county's outlets, who makes about 80 % of its visits.
     About 20 % of villages are neglected: their visits, if any, are all older
-    than 90 days; every other village gets at least one visit in the last 90
-    days.  Richer customers are visited more often.  上门 visits carry a GPS
+    than 92 days; every other village gets at least one visit in the last 89
+    days (clear of the 90-day window's edge, so that scoring on ``as_of`` or the
+    day after sees the same gaps).  Richer customers are visited more often.  上门 visits carry a GPS
     point near the customer; 网点 visits the outlet's point (when ``outlets`` is
     given); 电话 none.  Customers in counties without active RMs get no visits.
 
@@ -93,8 +95,8 @@ def visits(
     lam = np.clip(0.3 + 0.4 * np.log10(1.0 + wealth / 10_000.0), 0.2, 4.0)
     count = rng.poisson(lam)
     # Half of the neglected areas are not visited at all in the window (all of them
-    # when the window is too short to hold a visit older than 90 days).
-    silent = neglected & ((rng.random(len(areas)) < 0.5) | (days <= 91))
+    # when the window is too short to hold a visit older than 92 days).
+    silent = neglected & ((rng.random(len(areas)) < 0.5) | (days <= RECENT_DAYS + 2))
     count[silent[area_id]] = 0
     who = np.repeat(np.arange(n), count)
     recent = np.zeros(who.size, dtype=bool)
@@ -108,11 +110,14 @@ def visits(
     m = who.size
 
     a = area_id[who]
-    lo_day = np.where(neglected[a], 91, 0)
-    hi_day = np.where(recent, min(90, days), days)
+    # Clear of the 90-day window's edge on both sides: a looked-after area's recent visit is at most
+    # 88 days before ``as_of``, a neglected area's visits at least 92 days, so scoring up to a day
+    # after ``as_of`` counts the same areas as visited (the demo scores as of the day it runs).
+    lo_day = np.where(neglected[a], RECENT_DAYS + 2, 0)
+    hi_day = np.where(recent, min(RECENT_DAYS - 2, days), days)
     ago = (lo_day + rng.random(m) * np.maximum(hi_day - lo_day, 0)).astype(np.int64)
-    # Working hours only: 08:00-18:00 on the chosen day.
-    day = (as_of - ago.astype("timedelta64[D]")).astype("datetime64[s]")
+    # Working hours only: 08:00-18:00 on the chosen day, always a day before ``as_of`` (never after it).
+    day = (as_of - (ago + 1).astype("timedelta64[D]")).astype("datetime64[s]")
     at = day + (8 * 3600 + rng.integers(0, 10 * 3600, m)).astype("timedelta64[s]")
 
     rm_i = owner[a].copy()

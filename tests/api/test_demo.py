@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -62,6 +63,31 @@ def test_grids_assignment_territories_gaps_users(engine, results):
         owners = conn.execute(text("SELECT count(*) FROM territory WHERE valid_to IS NULL AND grid_id = :g"),
                               {"g": grids["h3"]["grid_id"]}).scalar()
     assert owners == grids["h3"]["cells"]
+
+
+def test_rescoring_later_gives_the_demo_s_classes(engine, demo_ctx, results):
+    """Issue 15: rescoring the demo from the command line (as of now) turned 1,570 of 1,600 cells blank, with
+    'no visit in 90 days' on cells with visits_90d 41: the synthetic visits were dated 2025-06-30 and the
+    demo scored as of then. Activity is now dated up to the day the demo runs and the demo scores as of
+    then, recorded on the run; a later rescoring gives every cell the class the demo gave it."""
+    from geodata import gaps
+
+    for kind in ("h3", "village"):
+        gid = results["grids"][kind]["grid_id"]
+        with engine.connect() as conn:
+            demo_run = gaps.latest_run(conn, grid_id=gid)
+            before = gaps.latest_scores(conn, grid_id=gid).set_index("cell_id")["gap_class"]
+        assert demo_run["id"] == results["gaps"][kind]["gap_run_id"] and demo_run["trigger"] == "demo"
+        assert pd.Timestamp(demo_run["as_of"]) == pd.Timestamp(demo_ctx.as_of)
+        with engine.begin() as conn:
+            again = gaps.score_grid(conn, grid_id=gid, trigger="cli")  # what gridmkt gaps score does
+        with engine.connect() as conn:
+            after = gaps.latest_scores(conn, grid_id=gid)
+        assert pd.Timestamp(again["as_of"]) >= pd.Timestamp(demo_ctx.as_of) and again["classes"] == results["gaps"][kind]["classes"]
+        assert after.set_index("cell_id")["gap_class"].reindex(before.index).eq(before).all()
+        for m, reason in zip(after["measures"], after["reason_en"], strict=True):
+            if m["visits_90d"] > 0:
+                assert m["days_since_visit"] <= 90 and "no visit in 90 days" not in reason
 
 
 # Two small counties (金凤区 513 H3 cells, 隆德县 1,803): the whole province takes minutes. The demo county

@@ -168,3 +168,42 @@ def test_scores_say_when_territories_or_assignment_changed_since(engine, square_
     with engine.connect() as conn:
         run = gaps.latest_scores(conn, grid_id=square_grid).attrs["gap_run"]
     assert run["stale"] is True and run["stale_reasons"] == ["customers were assigned to cells again after scoring"]
+
+
+def test_measures_and_score_use_one_reference_date(engine, square_grid):
+    """Issue 15: customers assigned (and visits counted) as of one date, scored as of another (now), read
+    'no visit in 90 days' on a cell whose visits_90d was 41. A run now counts the visit measures as of its
+    own date, records it (gap_run.as_of, cell_stat.as_of) and never contradicts itself."""
+    from geodata import assign
+
+    with engine.begin() as conn:
+        # Every customer of the first village visited in June 2025 (the demo's old synthetic date).
+        conn.execute(text(
+            "INSERT INTO visit (customer_id, rm_code, visited_at) SELECT c.customer_id, 'R1', "
+            "TIMESTAMPTZ '2025-06-01 09:00+00' + d * interval '1 day' FROM customer c, generate_series(0, 20) d "
+            "WHERE c.village_code = '640121100001'"))
+        assign.assign_customers(conn, grid_id=square_grid, as_of="2025-06-30")
+        then = gaps.score_grid(conn, grid_id=square_grid, trigger="test", as_of="2025-06-30")
+        stat_then = conn.execute(text("SELECT visits_90d, as_of FROM cell_stat WHERE grid_id = :g AND "
+                                      "cell_id = '640121100001'"), {"g": square_grid}).one()
+        now = gaps.score_grid(conn, grid_id=square_grid, trigger="cli")  # gridmkt gaps score: as of now
+        stat_now = conn.execute(text("SELECT visits_90d, customers_visited_90d, as_of FROM cell_stat "
+                                     "WHERE grid_id = :g AND cell_id = '640121100001'"), {"g": square_grid}).one()
+        runs = dict(conn.execute(text("SELECT id, as_of FROM gap_run WHERE id = ANY(:r)"),
+                                 {"r": [then["gap_run_id"], now["gap_run_id"]]}).all())
+        df = gaps.latest_scores(conn, grid_id=square_grid)
+    assert stat_then.visits_90d == 63 and str(stat_then.as_of.date()) == "2025-06-30"
+    assert then["as_of"] == "2025-06-30T00:00:00+00:00" and str(runs[then["gap_run_id"]].date()) == "2025-06-30"
+    # As of now, June 2025 is more than 90 days ago: the measures say so as well as the reasons.
+    age = pd.Timestamp.now(tz="UTC") - runs[now["gap_run_id"]]
+    assert abs(age.total_seconds()) < 600 and pd.Timestamp(now["as_of"]) == runs[now["gap_run_id"]]
+    assert stat_now.visits_90d == 0 and stat_now.customers_visited_90d == 0 and stat_now.as_of == runs[now["gap_run_id"]]
+    assert df.attrs["gap_run"]["as_of"] == runs[now["gap_run_id"]]
+    for m, reason in zip(df["measures"], df["reason_en"], strict=True):
+        days = m["days_since_visit"]
+        if m["visits_90d"] > 0:
+            assert days is not None and days <= 90 and "no visit in 90 days" not in reason
+        if days is not None and days > 90:
+            assert m["visits_90d"] == 0
+    cell = df.set_index("cell_id").loc["640121100001"]
+    assert cell["measures"]["visits_90d"] == 0 and cell["measures"]["days_since_visit"] > 500

@@ -223,7 +223,11 @@ def test_page_geometry_keeps_shape_and_gcj_shift_is_small(lon, lat, w, h):
 
 def test_dashboard_says_when_scores_were_computed_and_if_out_of_date():
     fresh = _dashboard(gap_run={"computed_at": "2026-12-01T08:30:00+00:00", "stale": False, "stale_reasons": []})
-    assert "评分于 scored" in fresh and "2026-12-01 08:30" in fresh and "已过期" not in fresh
+    # Times are shown in Asia/Shanghai (UTC+8), with the date the run measured as of.
+    assert "评分于 scored" in fresh and "2026-12-01 16:30" in fresh and "已过期" not in fresh
+    as_of = _dashboard(gap_run={"computed_at": "2026-12-01T08:30:00+00:00", "as_of": "2026-11-30T16:00:00+00:00",
+                                "stale": False, "stale_reasons": []})
+    assert "2026-12-01 16:30 · 截至 as of 2026-12-01 00:00" in as_of
     stale = _dashboard(gap_run={"computed_at": "2026-12-01T08:30:00+00:00", "stale": True,
                                 "stale_reasons": ["2 cell(s) have another owner than when scored"]})
     assert "已过期 out of date: 2 cell(s) have another owner than when scored" in stale

@@ -410,6 +410,22 @@ def test_visits_come_from_county_rms_and_leave_gaps(world):
     assert 0.1 < stale.mean() < 0.35
 
 
+def test_visits_lie_before_as_of_and_clear_of_the_90_day_edge(world):
+    """Issue 15: the demo dates activity up to the day it runs and scores as of then; a rescoring later
+    that day (or the next) must count the same villages as visited. No visit on or after ``as_of``
+    (it would be in the future when scored), and no village's last visit within two days of the
+    90-day window's edge."""
+    c, r, o = world["customers"], world["rms"], world["outlets"]
+    day = np.datetime64("2026-12-07", "D")
+    vis = visits(c, r, rng=np.random.default_rng(5), outlets=o, as_of=day)
+    start = pd.Timestamp("2026-12-07")
+    assert (vis["visited_at"] < start).all() and (vis["visited_at"] >= start - pd.Timedelta(days=180)).all()
+    last = vis.merge(c[["customer_id", "village_code"]]).groupby("village_code")["visited_at"].max()
+    age = (start - last).dt.total_seconds() / 86400
+    assert not age.between(88, 92).any()
+    assert 0.05 < (age > 92).mean() < 0.35  # neglected villages that were visited long ago
+
+
 def test_leads_and_tags(world):
     ld, tg, c = world["leads"], world["tags"], world["customers"]
     assert ld["lead_id"].is_unique and ld["lead_id"].str.fullmatch(r"L\d{10}").all()
