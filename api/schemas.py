@@ -3,8 +3,7 @@
 They are what the OpenAPI document shows. Each names the fields every answer has; answers may carry
 more (``extra="allow"``: reports, summaries and parameters grow with the optimiser and importers, and
 are passed on as they are). Routes use them with ``response_model_exclude_unset=True``, so an answer
-holds exactly the keys it always held. The reference collections' models come from ``geodata.catalog`` (see
-``api.factory``).
+holds exactly the keys it always held. Reference collections' models: ``geodata.catalog`` (``api.factory``).
 """
 
 from __future__ import annotations
@@ -294,6 +293,7 @@ class GapRunPublic(Open):
 
     id: int
     computed_at: Timestamp
+    as_of: Timestamp | None = Field(None, description="Date scored as of (90-day visits, days since visit).")
     trigger: str | None = None
     config: Json | None = None
     stale: bool
