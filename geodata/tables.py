@@ -314,7 +314,7 @@ cell_stat = Table(
     Column("customers_visited_90d", Integer, nullable=False, server_default=text("0")),
     Column("last_visit_at", TZ),
     Column("computed_at", TZ, nullable=False, server_default=text("now()")),
-    # The reference date of the visit measures (visits_90d: the 90 days before it); migration 0009.
+    # The reference date of the visit measures (visits_90d: the 90 days before it); migration 0010.
     Column("as_of", TZ),
     PrimaryKeyConstraint("grid_id", "cell_id"),
     ForeignKeyConstraint(["grid_id", "cell_id"], ["cell.grid_id", "cell.cell_id"], ondelete="CASCADE"),
@@ -390,7 +390,7 @@ gap_run = Table(
     Column("computed_at", TZ, nullable=False, server_default=text("now()")),
     Column("config", JSONB, nullable=False),
     Column("trigger", Text, nullable=False),
-    # The date the run scored as of; its visit measures were counted as of the same date (migration 0009).
+    # The date the run scored as of; its visit measures were counted as of the same date (migration 0010).
     Column("as_of", TZ),
 )
 

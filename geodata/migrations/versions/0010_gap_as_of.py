@@ -6,14 +6,14 @@ had been counted as of another (the assignment's), so a cell with 41 visits in
 the last 90 days could read "no visit in 90 days". Both now record the date
 they are measured at; scoring recounts the visit measures as of its own date.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
