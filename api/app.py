@@ -29,6 +29,7 @@ from api.routes import (
     territories,
     tiles,
     users,
+    visits,
 )
 from api.settings import Settings
 from api.signin import SignInGate
@@ -63,6 +64,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     scenarios.router,
     gaps.router,
     exports.router,
+    visits.router,
     tiles.router,
     map_pages.router,
 )

@@ -27,6 +27,7 @@ STATUS: dict[type[Exception], int] = {
     gd.Conflict: 409,
     gd.BadInput: 422,
     gd.DatabaseUnavailable: 503,
+    gd.Busy: 503,  # with Retry-After: a retry racing its original, or a lock held too long
     OperationalError: 503,
     PoolTimeout: 503,  # every pooled connection busy for pool_timeout seconds: overloaded, not broken
     ge.InvalidInput: 422,  # and its subclasses: GapConfigError, GapInputError, SiteInputError, Visit*Error

@@ -184,6 +184,45 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
+class VisitSettings:
+    """The RM's day (docs/visits.md): check-in flags, how long raw positions are kept, routing, the report.
+
+    ``position_days``: raw check-in positions (and their accuracy) are personal data; they are
+    nulled that many days after they were received (distance and flags stay).
+    """
+
+    far_m: float = 500.0
+    short_min: float = 5.0
+    position_days: int = 180
+    timezone: str = "Asia/Shanghai"
+    day_start: str = "08:30"
+    day_end: str = "17:30"
+    detour_factor: float = 1.4
+    speed_kmh: float = 30.0
+    time_limit_s: float = 1.5
+    weights_file: Path | None = None  # TOML like grid/visits/visit_weights.toml
+    process_weights: str = ""  # name=number pairs, e.g. completion=40,coverage=30,gap_cells=20,clean=10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VisitSettings:
+        d = cls()
+        wf = _env(env, "VISIT_WEIGHTS")
+        return cls(
+            far_m=float(_env(env, "CHECKIN_FAR_M", str(d.far_m))),
+            short_min=float(_env(env, "VISIT_SHORT_MIN", str(d.short_min))),
+            position_days=int(_env(env, "CHECKIN_POSITION_DAYS", str(d.position_days))),
+            timezone=_env(env, "TIMEZONE", d.timezone),
+            day_start=_env(env, "WORKDAY_START", d.day_start),
+            day_end=_env(env, "WORKDAY_END", d.day_end),
+            detour_factor=float(_env(env, "ROUTE_DETOUR_FACTOR", str(d.detour_factor))),
+            speed_kmh=float(_env(env, "ROUTE_SPEED_KMH", str(d.speed_kmh))),
+            time_limit_s=float(_env(env, "ROUTE_TIME_LIMIT_S", str(d.time_limit_s))),
+            weights_file=Path(wf) if wf else None,
+            process_weights=_env(env, "PROCESS_WEIGHTS", ""),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of one gridmkt process."""
 
@@ -194,6 +233,7 @@ class Settings:
     uploads: UploadSettings = field(default_factory=UploadSettings)
     signin: SignInSettings = field(default_factory=SignInSettings)
     proxies: ProxySettings = field(default_factory=ProxySettings)
+    visits: VisitSettings = field(default_factory=VisitSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -207,4 +247,5 @@ class Settings:
             uploads=UploadSettings.from_env(env, db.home),
             signin=SignInSettings.from_env(env),
             proxies=ProxySettings.from_env(env),
+            visits=VisitSettings.from_env(env),
         )

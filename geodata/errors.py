@@ -9,6 +9,10 @@ class DatabaseUnavailable(GeodataError):
     """No database can be reached or started (e.g. PostGIS missing)."""
 
 
+class Busy(GeodataError):
+    """The same thing is being done by another request right now (e.g. a retry racing its original): retry."""
+
+
 class NotFound(GeodataError):
     """A named object (grid, scenario, RM, ...) does not exist or is out of scope."""
 

@@ -227,10 +227,11 @@ def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
     """What changed since a gap run that its scores do not show yet.
 
     Publishing a scenario and imports rescore by themselves (``geodata.refresh``);
-    a manual territory change (assign, move, hand-over) or a new customer
-    assignment does not. Counted: cells whose active owner is not the one the
-    run scored, whether customers were assigned again after it, and customers
-    imported after the grid was last assigned (``assign.assignment_staleness``).
+    a manual territory change (assign, move, hand-over), a new customer
+    assignment or a check-in does not. Counted: cells whose active owner is not
+    the one the run scored, whether customers were assigned again after it,
+    customers imported after the grid was last assigned
+    (``assign.assignment_staleness``), and visits checked in since.
     """
     owners_changed = conn.execute(text(
         f"SELECT count(*) FROM gap_score s LEFT JOIN ({_ACTIVE_OWNERS}) o ON o.cell_id = s.cell_id"
@@ -238,7 +239,13 @@ def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
         {"g": grid_id, "r": run["id"]}).scalar_one()
     assigned_since = bool(conn.execute(text("SELECT coalesce(assigned_at > :t, false) FROM grid WHERE id = :g"),
                                        {"g": grid_id, "t": run["computed_at"]}).scalar())
+    # Check-ins update their cell's visit measures at once (geodata.visits.checkins); the scores wait for a rescore.
+    checkins = conn.execute(text(
+        "SELECT count(*) FROM visit v JOIN customer_cell cc ON cc.grid_id = :g AND cc.customer_id = v.customer_id"
+        " WHERE v.received_at > :t"), {"g": grid_id, "t": run["computed_at"]}).scalar_one()
     reasons = []
+    if checkins:
+        reasons.append(f"{checkins} visit(s) checked in since scoring")
     if owners_changed:
         reasons.append(f"{owners_changed} cell(s) have another owner than when scored")
     if assigned_since:
@@ -246,7 +253,8 @@ def staleness(conn: Connection, *, grid_id: int, run: dict) -> dict:
     # Customers imported after the last assignment (its automatic re-run never happened, a crash):
     # scores and cell figures count them where they were.
     reasons += assign.assignment_staleness(conn, grid_id=grid_id)
-    return {"stale": bool(reasons), "stale_reasons": reasons, "cells_owner_changed": int(owners_changed)}
+    return {"stale": bool(reasons), "stale_reasons": reasons, "cells_owner_changed": int(owners_changed),
+            "checkins_since": int(checkins)}
 
 
 def latest_scores(conn: Connection, *, grid_id: int, gap_class: str | None = None,

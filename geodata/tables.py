@@ -20,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -31,7 +32,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, UUID
 
 metadata = MetaData(
     naming_convention={
@@ -217,7 +218,26 @@ visit = Table(
     Column("synthetic", Boolean, nullable=False, server_default=text("false")),
     _source_crs(),
     _import_ref(),
+    # Check-ins from the phone (issue 16; docs/visits.md): the same table as imported visits.
+    Column("visit_id", BigInteger, Identity(), nullable=False, unique=True),
+    Column("source", String(8), nullable=False, server_default=text("'import'")),
+    Column("kind", Text),  # 面访 (in person) / 电访 (by phone)
+    Column("plan_id", Integer),
+    Column("checkin_at", TZ),  # the phone's time
+    Column("received_at", TZ, index=True),  # the server's
+    Column("checkin_geom", Geometry("POINT", srid=4326, spatial_index=False)),
+    Column("accuracy_m", Float),
+    Column("distance_m", Float),
+    Column("place_source", String(8)),
+    Column("checkout_at", TZ),
+    Column("note", Text),
+    Column("flag_far", Boolean, nullable=False, server_default=text("false")),
+    Column("flag_short", Boolean, nullable=False, server_default=text("false")),
+    Column("idempotency_key", UUID(as_uuid=False), unique=True),
+    Column("checkout_key", UUID(as_uuid=False), unique=True),
     PrimaryKeyConstraint("customer_id", "rm_code", "visited_at"),
+    CheckConstraint("source IN ('import','checkin')", name="source"),
+    CheckConstraint("kind IN ('面访','电访')", name="kind"),
 )
 
 lead = Table(

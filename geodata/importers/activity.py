@@ -6,6 +6,7 @@ import pandas as pd
 
 from geodata import tables
 from geodata.importers.base import Kind
+from geodata.visits.checkins import merge_imported
 
 
 def _check_visit(f: pd.DataFrame, out: dict, ctx, rej) -> None:
@@ -17,12 +18,19 @@ def _check_visit(f: pd.DataFrame, out: dict, ctx, rej) -> None:
         rej.add(missing.to_numpy(), "rm_code", "no such RM (import rms first)", f["rm_code"])
 
 
+def _merge_checkins(cur, ctx) -> None:
+    """Imported visits and check-ins are the same data: an imported row near a check-in folds into it."""
+    merged = merge_imported(cur)
+    if merged:
+        ctx.extra["merged_with_checkins"] = merged
+
+
 VISITS = Kind(
     name="visits", table=tables.visit, key=("customer_id", "rm_code", "visited_at"),
     fields={"customer_id": "text", "rm_code": "text", "visited_at": "datetime", "channel": "text",
             "outcome": "text", "lon": "lon", "lat": "lat"},
     required=("customer_id", "rm_code", "visited_at"), point="optional", check=_check_visit,
-    streaming=True,
+    streaming=True, after=_merge_checkins,
 )
 
 LEADS = Kind(

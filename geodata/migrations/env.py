@@ -3,6 +3,7 @@
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
+import geodata.visit_tables  # noqa: F401  (registers the visit plan tables on metadata)
 from geodata.tables import metadata
 
 config = context.config

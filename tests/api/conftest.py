@@ -119,6 +119,7 @@ def seed(engine, password_hash: str, rejects_dir: Path) -> dict:
                 x(text("INSERT INTO territory (grid_id, cell_id, rm_code, reason, changed_by)"
                        " VALUES (:g, :c, :r, 'test', 'test')"), {"g": gid, "c": cell, "r": rm})
         seed_grid_objects(c, ids)
+        seed_visit_objects(c, ids)
         for name, spec in USERS.items():
             users.create_user(c, username=name, password_hash=password_hash, role=spec["role"],
                               legal_entity_id=ids[spec["le"]] if spec["le"] else None,
@@ -170,6 +171,33 @@ def seed_grid_objects(c, ids: dict) -> None:
                "comp": json.dumps({"contrib_no_recent_visit": 40.0 if blank else 0.0}),
                "m": json.dumps({"customers": 1, "owner_rm": None}),
                "zh": "90天内无走访" if blank else "", "en": "no visit in 90 days" if blank else ""})
+
+
+def seed_visit_objects(c, ids: dict) -> None:
+    """A day plan and a checked-in visit of RA2 (customer CA2) and of RB1 (customer CB1), a task for RA2.
+
+    ``plan_ra2``, ``plan_rb1``, ``visit_ra2``, ``visit_rb1``, ``task_ra2``: objects rm_a1 and bm_a must
+    not reach (RA2 is of outlet OA2), nor anyone of LEA (RB1's). Received a day ago, before the gap runs.
+    """
+    x = c.execute
+    for rm, cid, lon, lat in (("RA2", "CA2", 106.1, 38.5), ("RB1", "CB1", 106.35, 38.55)):
+        key = rm[1:].lower()
+        ids[f"plan_{key}"] = x(text(
+            "INSERT INTO visit_plan (rm_code, plan_date, start_source, start_geom, weights, solver, created_by,"
+            " length_m) VALUES (:rm, current_date, 'outlet', ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326), '{}',"
+            " 'pyvrp', 'test', 1000) RETURNING plan_id"), {"rm": rm}).scalar_one()
+        x(text("INSERT INTO plan_stop (plan_id, customer_id, rank, kind, reasons, reason_zh, reason_en, place_source,"
+               " geom, service_min, route_seq) VALUES (:p, :c, 1, 'proposed', '{overdue_visit}', '从未拜访',"
+               " 'never visited', 'customer', ST_SetSRID(ST_MakePoint(:x, :y), 4326), 20, 1)"),
+          {"p": ids[f"plan_{key}"], "c": cid, "x": lon, "y": lat})
+        ids[f"visit_{key}"] = x(text(
+            "INSERT INTO visit (customer_id, rm_code, visited_at, source, kind, checkin_at, received_at, checkin_geom,"
+            " accuracy_m, distance_m, place_source, idempotency_key) VALUES (:c, :rm, now() - interval '1 day',"
+            " 'checkin', '面访', now() - interval '1 day', now() - interval '1 day',"
+            " ST_SetSRID(ST_MakePoint(:x, :y), 4326), 10, 0, 'customer', gen_random_uuid()) RETURNING visit_id"),
+            {"c": cid, "rm": rm, "x": lon, "y": lat}).scalar_one()
+    ids["task_ra2"] = x(text("INSERT INTO visit_task (customer_id, rm_code, assigned_by, due_date)"
+                             " VALUES ('CA2', 'RA2', 'admin', current_date) RETURNING task_id")).scalar_one()
 
 
 @pytest.fixture(scope="module")

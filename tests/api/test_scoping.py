@@ -27,9 +27,13 @@ OTHER_ENTITY = {
     "job_id": lambda d: [d["job_planner_b"]],
     "kind": lambda d: ["customers"],
     "grid_id": lambda d: [d["grid_b"]],
+    "plan_id": lambda d: [d["plan_b1"]],
+    "visit_id": lambda d: [d["visit_b1"]],
 }
 FOREIGN = {
     "rm_a1": {
+        "plan_id": lambda d: [d["plan_a2"], d["plan_b1"]],
+        "visit_id": lambda d: [d["visit_a2"], d["visit_b1"]],
         "customer_id": lambda d: ["CA2", "CB1", "CA3"],
         "rm_code": lambda d: ["RA2", "RB1"],
         "import_id": lambda d: [d["run_planner_b"], d["run_planner_a"]],
@@ -38,6 +42,8 @@ FOREIGN = {
         "scenario_id": lambda d: [d["scenario_a"], d["scenario_b"]],
     },
     "bm_a": {
+        "plan_id": lambda d: [d["plan_a2"], d["plan_b1"]],
+        "visit_id": lambda d: [d["visit_a2"], d["visit_b1"]],
         "customer_id": lambda d: ["CA2", "CB1"],
         "rm_code": lambda d: ["RA2", "RB1"],
         "import_id": lambda d: [d["run_planner_b"]],

@@ -5,6 +5,7 @@ from alembic.runtime.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, inspect, text
 
+import geodata.visit_tables  # noqa: F401  (its tables are on metadata too)
 from geodata import migrate
 from geodata.tables import metadata
 
