@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -46,7 +47,6 @@ CUSTOMER_COLUMNS = [
     ("rm_code", "客户经理编号", "RM code", "text"),
     ("rm_name", "客户经理", "RM name", "text"),
     ("cell_id", "网格编号", "cell", "text"),
-    ("cell_label", "网格名称", "cell name", "text"),
     ("village_code", "村代码", "village code", "text"),
     ("village_name", "村名", "village", "text"),
     ("customer_id", "客户号", "customer id", "text"),
@@ -116,14 +116,13 @@ def workbook_data(conn: Connection, *, grid_id: int, scope: Scope, limit: int = 
     cells = cells.assign(owner_name=cells["owner_rm"].map(dict(zip(rms["rm_code"], rms["rm_name"], strict=True))))
     cells = _with_place_names(conn, cells).sort_values(["owner_rm", "cell_id"]).reset_index(drop=True)
     rows = conn.execute(text(
-        "SELECT t.rm_code, r.name AS rm_name, cc.cell_id, ce.label AS cell_label, c.village_code,"
+        "SELECT t.rm_code, r.name AS rm_name, cc.cell_id, c.village_code,"
         " v.name AS village_name, c.customer_id, c.name, c.phone, c.id_number, c.segment,"
         " c.deposit_balance::float8 AS deposit_balance, c.loan_balance::float8 AS loan_balance, c.opened_on"
         " FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id AND cc.grid_id = :g"
         " JOIN territory t ON t.grid_id = cc.grid_id AND t.cell_id = cc.cell_id AND t.role = 'owner'"
         " AND t.valid_to IS NULL"
         " JOIN rm r ON r.code = t.rm_code"
-        " JOIN cell ce ON ce.grid_id = cc.grid_id AND ce.cell_id = cc.cell_id"
         " LEFT JOIN village v ON v.code = c.village_code"
         f" WHERE {rm_cond.sql} AND {cust_cond.sql}"
         " ORDER BY t.rm_code, cc.cell_id, c.customer_id LIMIT :lim"), {**params, "lim": limit + 1}).mappings().all()
@@ -204,14 +203,49 @@ def _table(ws, columns, df: pd.DataFrame, head_zh, head_en, formats, total=None)
     keys = [k for k, *_ in columns]
     kinds = [kind for *_, kind in columns]
     frame = df.reindex(columns=keys)
-    for r, values in enumerate(frame.itertuples(index=False, name=None), start=2):
-        for c, (v, kind) in enumerate(zip(values, kinds, strict=True)):
-            _cell(ws, r, c, v, kind, formats)
+    # Values converted a column at a time (None where missing); then one typed write per present value.
+    columns_ = [_column_values(frame[k], kind) for k, kind in zip(keys, kinds, strict=True)]
+    writers = [_WRITER.get(kind, "write_string") for kind in kinds]
+    calls = [(getattr(ws, w), formats.get(kind)) for w, kind in zip(writers, kinds, strict=True)]
+    for r, values in enumerate(zip(*columns_, strict=True), start=2):
+        for c, v in enumerate(values):
+            if v is not None:
+                write, fmt = calls[c]
+                write(r, c, v, fmt)
     if total is not None:
         values, fmts = total
         for c, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
             if key in values:
                 _cell(ws, last + 1, c, values[key], kind, fmts)
+
+
+_WRITER = {"int": "write_number", "money": "write_number", "num2": "write_number", "score": "write_number",
+           "datetime": "write_datetime", "date": "write_datetime", "bool": "write_boolean"}
+
+
+def _column_values(col: pd.Series, kind: str) -> list:
+    """A column as the Python values xlsxwriter writes, None where missing (or not a finite number)."""
+    if kind in ("int", "money", "num2", "score"):
+        x = pd.to_numeric(col, errors="coerce").astype("float64")
+        x = x.where(np.isfinite(x))
+        if kind == "int":
+            x = x.round()
+        return [None if v != v else (int(v) if kind == "int" else v) for v in x.tolist()]
+    if kind == "datetime":
+        try:
+            ts = pd.to_datetime(col)
+        except (TypeError, ValueError):  # several zones in one column
+            ts = pd.to_datetime(col, utc=True)
+        if getattr(ts.dt, "tz", None) is None:
+            ts = ts.dt.tz_localize(CHINA_TZ)
+        ts = ts.dt.tz_convert(CHINA_TZ).dt.tz_localize(None)  # Excel has no zones: China time
+        return [None if pd.isna(v) else v.to_pydatetime() for v in ts]
+    if kind == "date":
+        d = pd.to_datetime(col, errors="coerce")
+        return [None if pd.isna(v) else v.to_pydatetime() for v in d]
+    if kind == "bool":
+        return [None if _missing(v) else bool(v) for v in col.tolist()]
+    return [None if _missing(v) else str(v) for v in col.tolist()]
 
 
 def _missing(v) -> bool:

@@ -49,8 +49,8 @@ def test_a_few_sheets_with_bilingual_frozen_filtered_headers(client, auth, dated
         assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A2:"), name
         assert all(ws.column_dimensions[col].width >= 8 for col in ("A", "B", "C")), name
     customers = wb["客户 Customers"]
-    assert [c.value for c in customers[1]][:8] == ["客户经理编号", "客户经理", "网格编号", "网格名称", "村代码", "村名",
-                                                   "客户号", "姓名"]
+    assert [c.value for c in customers[1]][:8] == ["客户经理编号", "客户经理", "网格编号", "村代码", "村名", "客户号",
+                                                   "姓名", "电话"]
     assert [c.value for c in customers[2]][:3] == ["RM code", "RM name", "cell"]
     about = [c.value for row in wb["说明 About"].iter_rows() for c in row if c.value is not None]
     assert "存款余额（元）" in about and "deposit balance (yuan)" in about  # the glossary
@@ -103,3 +103,19 @@ def test_an_rm_sees_only_their_rows_unmasked(client, auth, dated):
     customers = _rows(wb["客户 Customers"])
     assert [r["customer id"].value for r in customers] == ["CA1"] and customers[0]["name"].value == "张三"
     assert {r["cell"].value for r in _rows(wb["网格 Cells"])} == {"a1"}
+
+
+def test_column_values_missing_and_zones():
+    """Missing and non-finite numbers are empty cells; aware times are China time, naive ones read as China time."""
+    import pandas as pd
+
+    from geodata.workbook import _column_values
+
+    assert _column_values(pd.Series([1.6, None, float("nan"), float("inf"), "x"]), "int") == [2, None, None, None, None]
+    assert _column_values(pd.Series([1234.5, None], dtype=object), "money") == [1234.5, None]
+    aware = pd.Series([pd.Timestamp("2026-03-04 01:30", tz="UTC"), None])
+    assert _column_values(aware, "datetime") == [dt.datetime(2026, 3, 4, 9, 30), None]
+    naive = pd.Series([dt.datetime(2026, 3, 4, 9, 30)])
+    assert _column_values(naive, "datetime") == [dt.datetime(2026, 3, 4, 9, 30)]
+    assert _column_values(pd.Series([dt.date(2021, 5, 6), None]), "date") == [dt.datetime(2021, 5, 6), None]
+    assert _column_values(pd.Series(["640104", None, float("nan")]), "text") == ["640104", None, None]
