@@ -5,7 +5,8 @@ boundaries in GCJ-02, the official village and township list with its best
 known points); the bank's own data (legal entities, outlets, service points,
 RMs, customers, visits, leads, tags) is generated, seeded and labelled
 synthetic. Later steps build grids, assign customers, plan and publish
-territories, score gaps, suggest sites, create demo users and export maps.
+territories, score gaps, suggest sites, create demo users, make today's visit
+plans of the county's RMs and export maps.
 With ``province`` set, one more step gives every other county an H3 grid
 (and a modest number of synthetic customers) for the province overview.
 
@@ -306,6 +307,27 @@ def step_users(ctx: DemoContext) -> dict:
     return {"password": DEMO_PASSWORD, "users": made}
 
 
+def step_visits(ctx: DemoContext) -> dict:
+    """Today's visit plan and route for every RM of the demo county (the phone page of one: /maps/rm/{rm}/day)."""
+    from dataclasses import replace
+
+    from api.operations import visits as ops
+    from geodata.visits import plans
+
+    settings = replace(ctx.settings, visits=replace(ctx.settings.visits, time_limit_s=0.5))
+    with ctx.engine.connect() as conn:
+        rms = plans.rms_with_territory(conn, county_code=ctx.county)
+    made, stops, dropped = 0, 0, 0
+    for rm in rms:
+        with ctx.engine.begin() as conn:  # one plan per transaction: a failing RM keeps the others' plans
+            day = ops.make_plan(conn, actor=USER, scope=None, settings=settings, rm_code=rm)
+        made, stops, dropped = made + 1, stops + len(day["stops"]), dropped + len(day["dropped"])
+    rm_code = next((u["rm_code"] for u in ctx.results.get("users", {}).get("users", []) if u.get("rm_code")),
+                   rms[0] if rms else None)
+    return {"plans": made, "stops": stops, "dropped": dropped, "rm_code": rm_code,
+            "day_path": f"/maps/rm/{rm_code}/day" if rm_code else None}
+
+
 def step_maps(ctx: DemoContext) -> dict:
     """Export the dashboard, one RM's phone map, the planner preview and a scenario compare as offline pages."""
     from api import map_pages as pages_of
@@ -340,6 +362,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], dict]]] = [
     ("gaps", step_gaps),
     ("province", step_province),
     ("users", step_users),
+    ("visits", step_visits),
     ("maps", step_maps),
 ]
 # Optional steps run only when their condition holds (the default demo stays one county).

@@ -69,6 +69,22 @@ def get_current_user(token: Annotated[str, Depends(_bearer)], settings: Settings
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]
 
 
+def get_user_briefly(token: Annotated[str, Depends(_bearer)], settings: SettingsDep,
+                     engine: EngineDep) -> CurrentUser:
+    """The user of a valid bearer token, read on a connection held only for that read.
+
+    For routes many phones call at once (check-in): such a route opens its own transaction in one
+    worker-thread call, so no request ever holds a pooled connection while it waits for a worker
+    thread (with ``ConnDep`` it does between dependencies, and hundreds of requests at once then
+    starve the pool and the thread pool of each other).
+    """
+    with engine.connect() as conn:
+        return _user_of_token(token, settings, conn)
+
+
+BriefUserDep = Annotated[CurrentUser, Depends(get_user_briefly)]
+
+
 def get_browser_user(bearer: Annotated[str | None, Depends(_optional_bearer)],
                      cookie: Annotated[str | None, Depends(_session_cookie)],
                      settings: SettingsDep, conn: ConnDep) -> CurrentUser:

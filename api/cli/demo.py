@@ -53,11 +53,13 @@ def demo(ctx, county, n_customers, seed, res, province, province_customers, no_s
         "sign in": f"{base}/maps/login",
         "dashboard": f"{base}/maps/dashboard?grid_id={h3}",
         "rm map": f"{base}/maps/rm?grid_id={h3}&rm_code={rm_code}",
+        "rm day": f"{base}{results['visits']['day_path']}" if results.get("visits", {}).get("day_path") else None,
         "planner preview": f"{base}/maps/preview?grid_id={village}",
         "scenario compare": f"{base}/maps/compare?grid_id={h3}&a=current&b=demo-travel",
         "province": f"{base}/maps/province",
         **{f"offline {k.removeprefix('map ')}": v for k, v in results.get("maps", {}).get("urls", {}).items()},
     }
+    results["urls"] = {k: v for k, v in results["urls"].items() if v}
     for name, url in results["urls"].items():
         ctx.say(f"  {name:18} {url}")
     if no_serve:

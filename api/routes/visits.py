@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api.deps import ConnDep, PageDep, SettingsDep, UserDep
+from api.deps import BriefUserDep, ConnDep, EngineDep, PageDep, SettingsDep, UserDep
 from api.grid_access import CODE, NO_NUL
 from api.operations import visits as ops
 from api.visit_schemas import (
@@ -48,8 +48,9 @@ def _plan_in_scope(plan_id: Annotated[int, Path(ge=1, le=2**31 - 1, description=
 
 
 def _visit_in_scope(visit_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Id of the visit.")],
-                    conn: ConnDep, user: UserDep) -> int:
-    visit_rm(conn, scope=user.scope, visit_id=visit_id)
+                    engine: EngineDep, user: BriefUserDep) -> int:
+    with engine.connect() as conn:
+        visit_rm(conn, scope=user.scope, visit_id=visit_id)
     return visit_id
 
 
@@ -147,12 +148,15 @@ class CheckinCreate(BaseModel):
 
 @router.post("/checkins", response_model=CheckinPublic, status_code=201,
              responses={200: {"model": CheckinPublic, "description": "A replay: the check-in stored under this key."}})
-def checkin(body: CheckinCreate, response: Response, conn: ConnDep, user: UserDep, settings: SettingsDep) -> dict:
+def checkin(body: CheckinCreate, response: Response, engine: EngineDep, user: BriefUserDep,
+            settings: SettingsDep) -> dict:
     """Record a check-in (RMs only): distance to the stop's place and the far flag; a replay answers 200, same body."""
-    out, created = ops.check_in(conn, actor=user.username, scope=user.scope, settings=settings,
-                                key=body.idempotency_key.lower(), customer_id=body.customer_id, kind=body.kind,
-                                at=body.at, lon=body.lon, lat=body.lat, accuracy_m=body.accuracy_m,
-                                plan_id=body.plan_id)
+    # One transaction within this one call (see api.deps.get_user_briefly): many phones check in at once.
+    with engine.begin() as conn:
+        out, created = ops.check_in(conn, actor=user.username, scope=user.scope, settings=settings,
+                                    key=body.idempotency_key.lower(), customer_id=body.customer_id, kind=body.kind,
+                                    at=body.at, lon=body.lon, lat=body.lat, accuracy_m=body.accuracy_m,
+                                    plan_id=body.plan_id)
     response.status_code = 201 if created else 200
     return out
 
@@ -168,10 +172,12 @@ class CheckoutCreate(BaseModel):
 
 @router.post("/{visit_id}/checkout", response_model=CheckoutPublic,
              responses={409: {"description": "Already checked out under another key."}})
-def checkout(visit_id: VisitId, body: CheckoutCreate, conn: ConnDep, user: UserDep, settings: SettingsDep) -> dict:
+def checkout(visit_id: VisitId, body: CheckoutCreate, engine: EngineDep, user: BriefUserDep,
+             settings: SettingsDep) -> dict:
     """Record the end of a visit (its RM only); the short flag; idempotent per key like check-in."""
-    out, _ = ops.check_out(conn, actor=user.username, scope=user.scope, settings=settings, visit_id=visit_id,
-                           key=body.idempotency_key.lower(), at=body.at, note=body.note, outcome=body.outcome)
+    with engine.begin() as conn:
+        out, _ = ops.check_out(conn, actor=user.username, scope=user.scope, settings=settings, visit_id=visit_id,
+                               key=body.idempotency_key.lower(), at=body.at, note=body.note, outcome=body.outcome)
     return out
 
 

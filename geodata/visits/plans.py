@@ -237,3 +237,11 @@ def remove_stop(conn: Connection, *, scope: Scope | None, plan_id: int, customer
 def clock(t: dt.time | None) -> str | None:
     """'HH:MM' of a stored time (None stays None)."""
     return None if t is None else minutes_to_clock(t.hour * 60 + t.minute)
+
+
+def rms_with_territory(conn: Connection, *, county_code: str) -> list[str]:
+    """Active RMs owning cells of the county's newest assigned grids, by code."""
+    return list(conn.execute(text(
+        "SELECT DISTINCT t.rm_code FROM territory t JOIN grid g ON g.id = t.grid_id JOIN rm r ON r.code = t.rm_code"
+        " WHERE g.county_code = :k AND g.assigned_at IS NOT NULL AND t.role = 'owner' AND t.valid_to IS NULL"
+        " AND r.active ORDER BY t.rm_code"), {"k": county_code}).scalars())

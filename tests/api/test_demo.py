@@ -65,6 +65,19 @@ def test_grids_assignment_territories_gaps_users(engine, results):
     assert owners == grids["h3"]["cells"]
 
 
+def test_todays_plans_for_the_county_s_rms(engine, results):
+    """The visits step plans today for every RM with a territory; the demo RM's day is /maps/rm/{rm}/day."""
+    v = results["visits"]
+    rm = next(u["rm_code"] for u in results["users"]["users"] if u["role"] == "rm")
+    assert v["rm_code"] == rm and v["day_path"] == f"/maps/rm/{rm}/day"
+    with engine.connect() as conn:
+        rms = conn.execute(text("SELECT count(DISTINCT rm_code) FROM territory WHERE valid_to IS NULL")).scalar()
+        plans = conn.execute(text("SELECT count(DISTINCT rm_code), count(*) FROM visit_plan")).one()
+        routed = conn.execute(text("SELECT count(*) FROM plan_stop WHERE route_seq IS NOT NULL")).scalar()
+    assert v["plans"] == plans[0] == plans[1] == rms > 0
+    assert routed == v["stops"] > 0
+
+
 def test_rescoring_later_gives_the_demo_s_classes(engine, demo_ctx, results):
     """Issue 15: rescoring the demo from the command line (as of now) turned 1,570 of 1,600 cells blank, with
     'no visit in 90 days' on cells with visits_90d 41: the synthetic visits were dated 2025-06-30 and the
@@ -101,7 +114,7 @@ def _counties_with(conn, table: str) -> list[str]:
 
 def test_province_step_grids_every_other_county(engine, demo_ctx, results, monkeypatch):
     # The default demo: one county, and no province step.
-    assert results["_steps"] == ["reference", "synthetic", "grids", "territories", "gaps", "users", "maps"]
+    assert results["_steps"] == ["reference", "synthetic", "grids", "territories", "gaps", "users", "visits", "maps"]
     with engine.connect() as conn:
         assert _counties_with(conn, "grid") == _counties_with(conn, "customer") == ["640121"]
     ctx = replace(demo_ctx, province=True, province_customers=600, province_counties=PROVINCE, results={})
