@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection
 
 from api.auth import CurrentUser
 from api.deps import ConnDep, Page, UserDep
-from geodata import audit
 from geodata.reads import access
 from geodata.reads.access import LE_WIDE
 from geodata.reads.values import jsonable, records
@@ -80,10 +79,10 @@ def require_le_wide(user: CurrentUser, what: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role!r} may not see {what}")
 
 
-def start_job(request: Request, *, kind: str, user: CurrentUser, fn: Callable[[Any], dict | None],
-              conn: Connection, object_type: str, object_id: str | None,
-              detail: dict[str, Any] | None = None) -> JobStarted:
-    """Submit ``fn(conn, progress)`` as a background job in its own transaction; audited."""
+def start_job(request: Request, *, kind: str, user: CurrentUser, fn: Callable[[Any, Any], dict | None]) -> JobStarted:
+    """Submit ``fn(conn, progress)`` as a background job in its own transaction.
+
+    ``fn`` calls an operation (``api.operations``), which writes the audit row in that transaction."""
     engine = request.app.state.engine
 
     def job(progress) -> dict[str, Any] | None:
@@ -91,8 +90,6 @@ def start_job(request: Request, *, kind: str, user: CurrentUser, fn: Callable[[A
             return jsonable(fn(jconn, progress))
 
     job_id = request.app.state.jobs.submit(kind=kind, user=user, fn=job)
-    audit.record(conn, username=user.username, action="create", object_type=object_type,
-                 object_id=object_id, detail={"job_id": job_id, **(detail or {})})
     return JobStarted(job_id=job_id, poll=f"/api/v1/jobs/{job_id}")
 
 

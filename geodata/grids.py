@@ -71,7 +71,7 @@ def build_cells(conn: Connection, *, county_code: str, kind: str, resolution: in
         from grid.h3cells import build_h3_cells
 
         if resolution is None:
-            raise BadInput("an H3 grid needs a resolution (--res 6..10)")
+            raise BadInput("an H3 grid needs a resolution (6..10)")
         cells = build_h3_cells(county["geometry"], resolution)
         cells = cells.assign(label=cells["cell_id"], village_codes=None, township_code=None)
         report = {"method": "h3", "resolution": resolution, "cells": len(cells),

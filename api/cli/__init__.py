@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 
 import click
@@ -38,6 +39,15 @@ def cli() -> None:
     under $GRIDMKT_HOME (default ./.gridmkt), starting it when needed.
     Every command takes --json and then prints one JSON object.
     """
+
+
+USER_HELP = "Who makes the change (recorded in the audit log and history; default: the OS user)."
+user_option = click.option("--user", default=None, help=USER_HELP)
+
+
+def actor(user: str | None) -> str:
+    """Who a command acts as: ``--user``, else the operating-system user (as the API records the signed-in user)."""
+    return user or getpass.getuser()
 
 
 def settings() -> Settings:

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from api.cli import cli, settings
+from api.cli import actor, cli, settings, user_option
 from api.cli.output import command
 from api.db import open_engine
+from api.operations import gaps as gap_ops
 from geodata import gaps as gaps_mod
 
 
@@ -25,7 +26,8 @@ def gaps() -> None:
 @click.option("--as-of", default=None,
               help="Score as of this date or time (default now), e.g. 2026-11-01: visits in the last 90 days and "
                    "days since the last visit are both counted as of it, and it is recorded on the run.")
-def score(ctx, grid_id, weights_file, as_of):
+@user_option
+def score(ctx, grid_id, weights_file, as_of, user):
     """Score every cell of a grid and store the run with its time."""
     if as_of is not None:
         try:
@@ -33,8 +35,9 @@ def score(ctx, grid_id, weights_file, as_of):
         except ValueError:
             raise click.BadParameter(f"{as_of!r} is not a date, e.g. 2026-11-01", param_hint="--as-of") from None
     text_ = weights_file.read_text(encoding="utf-8") if weights_file else None
+    gap_ops.check_config(text_)
     with open_engine(settings().db).begin() as conn:
-        return gaps_mod.score_grid(conn, grid_id=grid_id, config_text=text_, trigger="cli", as_of=as_of)
+        return gap_ops.score(conn, actor=actor(user), grid_id=grid_id, config_text=text_, trigger="cli", as_of=as_of)
 
 
 @command(gaps, "blank")
@@ -69,13 +72,16 @@ def sites() -> None:
 
 @command(sites, "suggest")
 @click.option("--grid", "grid_id", type=int, required=True)
-@click.option("--count", type=click.IntRange(1, 500), required=True, help="Most new sites to choose.")
-@click.option("--radius-km", type=click.FloatRange(0.1, 100), required=True, help="Coverage radius in km.")
+@click.option("--count", type=click.IntRange(1, gap_ops.SITES_MAX_COUNT), required=True, help=f"Most new sites to choose (1..{gap_ops.SITES_MAX_COUNT}).")
+@click.option("--radius-km", type=click.FloatRange(0, gap_ops.SITES_MAX_RADIUS_KM, min_open=True), required=True,
+              help=f"Coverage radius in km (above 0, at most {gap_ops.SITES_MAX_RADIUS_KM:g}).")
 @click.option("--candidates", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV with lon,lat[,name] (WGS84) of candidate points (those outside the county are left out); "
                    "default: every cell of the grid.")
-def suggest(ctx, grid_id, count, radius_km, candidates):
+@user_option
+def suggest(ctx, grid_id, count, radius_km, candidates, user):
     """Maximal covering location with existing outlets and service points kept fixed (HiGHS MILP)."""
+    gap_ops.check_sites(count=count, radius_km=radius_km)
     cand = None
     if candidates is not None:
         try:
@@ -85,5 +91,6 @@ def suggest(ctx, grid_id, count, radius_km, candidates):
         missing = {"lon", "lat"} - set(cand.columns)
         if missing:
             raise click.BadParameter(f"{candidates} lacks column(s) {', '.join(sorted(missing))}", param_hint="--candidates")
-    with open_engine(settings().db).connect() as conn:
-        return gaps_mod.suggest_sites(conn, grid_id=grid_id, count=count, radius_km=radius_km, candidates=cand)
+    with open_engine(settings().db).begin() as conn:
+        return gap_ops.sites(conn, actor=actor(user), grid_id=grid_id, count=count, radius_km=radius_km,
+                             candidates=cand)

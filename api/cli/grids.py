@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from api.cli import cli, settings
+from api.cli import actor, cli, settings, user_option
 from api.cli.output import command
 from api.db import open_engine
-from geodata import assign as assign_mod
+from api.operations import grids as grid_ops
 from geodata import grids
 
 
@@ -18,15 +18,19 @@ def grid() -> None:
 
 @command(grid, "build")
 @click.option("--county", "county_code", required=True, help="6-digit county adcode, e.g. 640121.")
-@click.option("--kind", type=click.Choice(grids.KINDS), default="h3", show_default=True, help="h3 hexagons or village cells.")
-@click.option("--res", "resolution", type=click.IntRange(6, 10), default=None, help="H3 resolution 6..10 (h3 grids; default 8).")
-def grid_build(ctx, county_code: str, kind: str, resolution: int | None):
+@click.option("--kind", type=click.Choice(grid_ops.KINDS), default="h3", show_default=True, help="h3 hexagons or village cells.")
+@click.option("--res", "resolution", type=click.IntRange(*grid_ops.H3_RESOLUTIONS), default=None,
+              help=f"H3 resolution {grid_ops.H3_RESOLUTIONS[0]}..{grid_ops.H3_RESOLUTIONS[1]} (h3 grids; "
+                   f"default {grid_ops.DEFAULT_H3_RESOLUTION}, as through the API).")
+@user_option
+def grid_build(ctx, county_code: str, kind: str, resolution: int | None, user: str | None):
     """Cut a county into cells; building again makes a new grid version."""
-    if kind == "h3" and resolution is None:
-        resolution = 8
     eng = open_engine(settings().db)
+    with eng.begin() as conn:  # checked before the progress bar starts (the same checks as the API's)
+        grid_ops.build_params(conn, county_code=county_code, kind=kind, resolution=resolution)
     with ctx.progress(f"grid {county_code} {kind}") as bar, eng.begin() as conn:
-        return grids.build_grid(conn, county_code=county_code, kind=kind, resolution=resolution, progress=bar)
+        return grid_ops.build(conn, actor=actor(user), county_code=county_code, kind=kind, resolution=resolution,
+                              progress=bar)
 
 
 @command(grid, "list")
@@ -57,8 +61,9 @@ def assign() -> None:
 
 @command(assign, "customers")
 @click.option("--grid", "grid_id", type=int, required=True, help="Grid id (see gridmkt grid list).")
-def assign_customers(ctx, grid_id: int):
+@user_option
+def assign_customers(ctx, grid_id: int, user: str | None):
     """Put every customer of the grid's county into exactly one cell (or list why not)."""
     eng = open_engine(settings().db)
     with ctx.progress(f"assign grid {grid_id}") as bar, eng.begin() as conn:
-        return assign_mod.assign_customers(conn, grid_id=grid_id, progress=bar, workers=2)
+        return grid_ops.assign(conn, actor=actor(user), grid_id=grid_id, progress=bar, workers=2)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import click
 
-from api.cli import cli, settings
+from api.cli import actor, cli, settings, user_option
 from api.cli.output import command
 from api.db import open_engine
-from geodata import refresh, users
+from api.operations import exports as export_ops
+from api.operations import imports as import_ops
+from geodata import users
 from geodata.errors import BadInput
-from geodata.export import EXPORT_TABLES, export
-from geodata.importers import KINDS, run_import
+from geodata.export import EXPORT_TABLES
+from geodata.importers import KINDS
 
 
 def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -38,7 +39,7 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--rejects", "rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the rejects CSV (default: $GRIDMKT_HOME/rejects/).")
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
-@click.option("--user", default=None, help="Recorded as who imported (default: login name).")
+@click.option("--user", default=None, help="Recorded as who imported, in the import run and the audit log (default: the OS user).")
 @click.option("--legal-entity", "legal_entity", default=None, metavar="CODE",
               help="Import on behalf of this legal entity, as its planners do through the API: only its own rows"
                    " (another entity's id: 'id not available'); shared kinds are refused.")
@@ -58,14 +59,12 @@ def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user,
             with engine.connect() as conn:
                 le_id = users.legal_entity_id(conn, code=legal_entity)
         with ctx.progress(f"import {kind}") as progress:
-            summary = run_import(
-                engine, kind=kind, path=file, user=user or getpass.getuser(), crs=crs,
+            summary = import_ops.run(
+                engine, actor=actor(user), kind=kind, path=file, crs=crs,
                 encoding=encoding, mapping=_mapping(maps), sheet=sheet,
                 rejects_dir=s.db.home / "rejects", rejects_path=rejects, dry_run=dry_run,
                 progress=progress, legal_entity_id=le_id,
             )
-        if not dry_run and summary.get("status") == "ok":
-            summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
     finally:
         engine.dispose()
     summary["ok"] = summary.get("status") != "rejected"
@@ -87,45 +86,36 @@ GRID_LAYERS = ("cells", "territories", "gaps", "workbook")
 @click.option("--grid", "grid_id", type=int, default=None,
               help="Grid id, for cells (statistics, owner, latest gap score, class and components), "
                    "territories (one shape per RM), gaps, and workbook (summary, customers, cells, glossary).")
-def export_(ctx, kind, output, grid_id):
+@user_option
+def export_(ctx, kind, output, grid_id, user):
     """Write what is stored for KIND (WGS84, with each row's source coordinate system), or a grid's layers."""
     if grid_id is not None and kind not in GRID_LAYERS:
         raise BadInput(f"--grid is for {', '.join(GRID_LAYERS)}; export {kind} writes every stored row")
     engine = open_engine(settings().db)
     try:
         if kind in GRID_LAYERS:
-            return {"ok": True, **_export_grid(engine, kind=kind, grid_id=grid_id, output=output)}
-        result = export(engine, kind=kind, path=output)
+            return {"ok": True, **_export_grid(engine, actor=actor(user), kind=kind, grid_id=grid_id, output=output)}
+        result = export_ops.stored_rows(engine, actor=actor(user), kind=kind, path=output)
     finally:
         engine.dispose()
     return {"ok": True, **result}
 
 
-def _export_grid(engine, *, kind: str, grid_id: int | None, output: Path) -> dict:
-    from geodata import exports_grid, workbook
-    from geodata.scope import Scope
-
+def _export_grid(engine, *, actor: str, kind: str, grid_id: int | None, output: Path) -> dict:
+    """Same work as the export route (``api.operations.exports.grid_file``), as a local administrator."""
     if grid_id is None:
         raise BadInput(f"export {kind} needs --grid GRID_ID (see gridmkt grid list)")
-    everything = Scope(role="admin", legal_entity_id=None)  # the command line is a local administrator's tool
-    with engine.connect() as conn:
-        if kind == "workbook":
-            if output.suffix.lower() != ".xlsx":
-                raise BadInput("a workbook is written as .xlsx")
-            output.parent.mkdir(parents=True, exist_ok=True)  # as geodata.export does for stored kinds
-            data = workbook.workbook_data(conn, grid_id=grid_id, scope=everything)
-            workbook.write_workbook(output, data)
-            return {"kind": kind, "grid_id": grid_id, "path": str(output), "rms": len(data.summary),
-                    "customers": len(data.customers)}
+    if kind == "workbook":
+        if output.suffix.lower() != ".xlsx":
+            raise BadInput("a workbook is written as .xlsx")
+        fmt = "xlsx"
+    else:
         fmt = output.suffix.lower().lstrip(".")
         if fmt not in ("gpkg", "geojson", "csv"):
             raise BadInput(f"write {kind} as .gpkg, .geojson or .csv, not {output.suffix or 'no extension'}")
-        if kind == "cells":
-            layer = exports_grid.cells_layer(conn, grid_id=grid_id)
-        elif kind == "territories":
-            layer = exports_grid.territories_layer(conn, grid_id=grid_id, scope=everything)
-        else:
-            layer = exports_grid.gaps_layer(conn, grid_id=grid_id)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    exports_grid.write_layer(layer, output, fmt=fmt, layer=kind)
-    return {"kind": kind, "grid_id": grid_id, "path": str(output), "format": fmt, "rows": len(layer)}
+    with engine.begin() as conn:
+        out = export_ops.grid_file(conn, actor=actor, grid_id=grid_id, fmt=fmt, layer=kind, path=output)
+    out.pop("layer", None)
+    if "features" in out:
+        out["rows"] = out.pop("features")
+    return {"kind": kind, "path": str(output), **out}

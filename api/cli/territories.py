@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 
 import click
 
-from api.cli import cli, settings
+from api.cli import actor, cli, settings, user_option
 from api.cli.output import command
 from api.db import open_engine
 from api.operations import scenarios as sc_ops
 from api.operations import territories as terr_ops
 from geodata import scenarios as sc
 from geodata import territories as terr
-
-USER_HELP = "Who makes the change (recorded in history; default: the OS user)."
-
-
-def _user(user: str | None) -> str:
-    return user or getpass.getuser()
 
 
 def _weights(text_: str | None) -> dict | None:
@@ -52,15 +45,14 @@ def territories() -> None:
 @click.option("--weights", default=None, help="Workload weights, e.g. customers=0.4,households=0.3,deposit=0.15,loan=0.15,travel=0.1")
 @click.option("--keep-current", is_flag=True, help="Keep current owners unless balance needs a move.")
 @click.option("--max-distance-km", type=float, default=None, help="Cells farther than this from an RM's home outlet are not given to that RM.")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def plan(ctx, grid_id, outlets, name, seed, weights, keep_current, max_distance_km, user):
     """Divide a grid's cells among RMs (balanced, contiguous, compact) into a draft scenario."""
     eng = open_engine(settings().db)
     with ctx.progress("planning") as bar, eng.begin() as conn:
-        return sc.plan_scenario(
-            conn, grid_id=grid_id, name=name, user=_user(user), outlets=list(outlets) or None, seed=seed,
-            weights=_weights(weights), keep_current=keep_current, max_distance_km=max_distance_km, progress=bar,
-        )
+        return sc_ops.plan(conn, actor=actor(user), grid_id=grid_id, name=name, outlets=list(outlets) or None,
+                           seed=seed, weights=_weights(weights), keep_current=keep_current,
+                           max_distance_km=max_distance_km, progress=bar)
 
 
 @command(territories, "assign")
@@ -69,11 +61,11 @@ def plan(ctx, grid_id, outlets, name, seed, weights, keep_current, max_distance_
 @click.option("--cell", "cells", multiple=True, required=True, help="Cell id (repeatable).")
 @click.option("--force", is_flag=True, help="Also reassign locked cells.")
 @click.option("--reason", default=None, help=f"Why (kept in the history; default {terr_ops.ASSIGN_REASON!r}).")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def assign_cmd(ctx, grid_id, rm_code, cells, force, reason, user):
     """Give cells to an RM now (history written; lists customers changing RM)."""
     with open_engine(settings().db).begin() as conn:
-        return terr_ops.assign(conn, actor=_user(user), grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code,
+        return terr_ops.assign(conn, actor=actor(user), grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code,
                                reason=reason, force=force)
 
 
@@ -84,11 +76,11 @@ def assign_cmd(ctx, grid_id, rm_code, cells, force, reason, user):
 @click.option("--cell", "cells", multiple=True, help="Cells to move (default: all of --from).")
 @click.option("--force", is_flag=True, help="Also move locked cells.")
 @click.option("--reason", default=None, help=f"Why (kept in the history; default {terr_ops.MOVE_REASON!r}).")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def move_cmd(ctx, grid_id, from_rm, to_rm, cells, force, reason, user):
     """Move cells between RMs."""
     with open_engine(settings().db).begin() as conn:
-        return terr_ops.move(conn, actor=_user(user), grid_id=grid_id, from_rm=from_rm, to_rm=to_rm,
+        return terr_ops.move(conn, actor=actor(user), grid_id=grid_id, from_rm=from_rm, to_rm=to_rm,
                              cell_ids=list(cells) or None, reason=reason, force=force)
 
 
@@ -97,11 +89,11 @@ def move_cmd(ctx, grid_id, from_rm, to_rm, cells, force, reason, user):
 @click.option("--cell", "cells", multiple=True, required=True)
 @click.option("--unlock", is_flag=True, help="Remove the lock instead.")
 @click.option("--reason", default=None)
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def lock_cmd(ctx, grid_id, cells, unlock, reason, user):
     """Lock cells so the optimiser never moves them (or --unlock)."""
     with open_engine(settings().db).begin() as conn:
-        return terr_ops.lock(conn, actor=_user(user), grid_id=grid_id, cell_ids=list(cells), locked=not unlock,
+        return terr_ops.lock(conn, actor=actor(user), grid_id=grid_id, cell_ids=list(cells), locked=not unlock,
                              reason=reason)
 
 
@@ -110,11 +102,11 @@ def lock_cmd(ctx, grid_id, cells, unlock, reason, user):
 @click.option("--rm", "rm_code", required=True, help="RM code of the co-owner.")
 @click.option("--cell", "cells", multiple=True, required=True)
 @click.option("--remove", is_flag=True, help="Remove the co-owner instead.")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def co_owner_cmd(ctx, grid_id, rm_code, cells, remove, user):
     """Add a co-owner (e.g. an outlet head who oversees) on cells, or --remove them; owners stay."""
     with open_engine(settings().db).begin() as conn:
-        return terr_ops.co_owner(conn, actor=_user(user), grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code,
+        return terr_ops.co_owner(conn, actor=actor(user), grid_id=grid_id, cell_ids=list(cells), rm_code=rm_code,
                                  add=not remove)
 
 
@@ -123,11 +115,11 @@ def co_owner_cmd(ctx, grid_id, rm_code, cells, remove, user):
 @click.option("--rm", "rm_code", required=True, help="The RM who leaves.")
 @click.option("--to", "to_rm", default=None, help="Give everything to this RM (default: spread by the optimiser).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the optimiser (reproducible spread).")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def handover_cmd(ctx, grid_id, rm_code, to_rm, seed, user):
     """Hand over all cells of an RM who leaves."""
     with open_engine(settings().db).begin() as conn:
-        return terr_ops.handover(conn, actor=_user(user), grid_id=grid_id, rm_code=rm_code, to_rm=to_rm, seed=seed)
+        return terr_ops.handover(conn, actor=actor(user), grid_id=grid_id, rm_code=rm_code, to_rm=to_rm, seed=seed)
 
 
 @command(territories, "history")
@@ -166,11 +158,11 @@ def show_cmd(ctx, name, grid_id):
 @click.argument("name")
 @click.option("--grid", "grid_id", type=int, required=True)
 @click.option("--empty", is_flag=True, help="Start empty instead of from current assignments.")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def create_cmd(ctx, name, grid_id, empty, user):
     """Create a draft scenario from current assignments (or empty)."""
     with open_engine(settings().db).begin() as conn:
-        return sc_ops.create(conn, actor=_user(user), grid_id=grid_id, name=name, from_current=not empty)
+        return sc_ops.create(conn, actor=actor(user), grid_id=grid_id, name=name, from_current=not empty)
 
 
 @command(scenarios, "edit")
@@ -179,12 +171,12 @@ def create_cmd(ctx, name, grid_id, empty, user):
 @click.option("--cell", "cells", multiple=True, required=True)
 @click.option("--rm", "rm_code", default=None, help="New owner of the cells in the draft.")
 @click.option("--lock/--unlock", "locked", default=None, help="Lock or unlock the cells in the draft.")
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def edit_cmd(ctx, name, grid_id, cells, rm_code, locked, user):
     """Edit a draft by hand: give cells to an RM and/or lock them."""
     with open_engine(settings().db).begin() as conn:
         sid = sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"]
-        return sc_ops.edit(conn, actor=_user(user), scenario_id=sid, cell_ids=list(cells), rm_code=rm_code,
+        return sc_ops.edit(conn, actor=actor(user), scenario_id=sid, cell_ids=list(cells), rm_code=rm_code,
                            locked=locked)
 
 
@@ -201,18 +193,18 @@ def compare_cmd(ctx, a, b, grid_id):
 @command(scenarios, "publish")
 @click.argument("name")
 @click.option("--grid", "grid_id", type=int, default=None)
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def publish_cmd(ctx, name, grid_id, user):
     """Make a draft current (history written, one transaction); refused if current changed since."""
     with open_engine(settings().db).begin() as conn:
-        return sc_ops.publish(conn, actor=_user(user), scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])
+        return sc_ops.publish(conn, actor=actor(user), scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])
 
 
 @command(scenarios, "discard")
 @click.argument("name")
 @click.option("--grid", "grid_id", type=int, default=None)
-@click.option("--user", default=None, help=USER_HELP)
+@user_option
 def discard_cmd(ctx, name, grid_id, user):
     """Discard a draft."""
     with open_engine(settings().db).begin() as conn:
-        return sc_ops.discard(conn, actor=_user(user), scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])
+        return sc_ops.discard(conn, actor=actor(user), scenario_id=sc.find_scenario(conn, ref=name, grid_id=grid_id)["id"])

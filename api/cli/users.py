@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from api.auth import hash_password
-from api.cli import cli, settings
+from api.cli import actor, cli, settings, user_option
 from api.cli.output import command
 from api.db import open_engine
-from geodata import audit, users
+from api.operations import users as ops
+from geodata import users
 from geodata.errors import BadInput
 from geodata.scope import ROLES
 
@@ -34,23 +34,18 @@ def users_group() -> None:
 @click.option("--outlet", "outlets", multiple=True, help="Outlet code a branch manager manages (repeatable).")
 @click.option("--password", help="The password (visible in shell history; prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
-def users_add(ctx, username, role, legal_entity, rm_code, outlets, password, password_stdin):
+@user_option
+def users_add(ctx, username, role, legal_entity, rm_code, outlets, password, password_stdin, user):
     """Add a user; the password is stored as an argon2 hash."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise BadInput("give a password with --password-stdin or --password")
-    if len(password) < 8:
-        raise BadInput("the password needs at least 8 characters")
     eng = open_engine(settings().db)
     try:
         with eng.begin() as conn:
-            le_id = users.legal_entity_id(conn, code=legal_entity) if legal_entity else None
-            row = users.create_user(conn, username=username, password_hash=hash_password(password),
-                                    role=role, legal_entity_id=le_id, rm_code=rm_code,
-                                    outlet_codes=list(outlets))
-            audit.record(conn, username="cli", action="create", object_type="user",
-                         object_id=username, detail={"role": role, "legal_entity_id": le_id})
+            row = ops.create(conn, actor=actor(user), username=username, password=password, role=role,
+                             legal_entity_code=legal_entity, rm_code=rm_code, outlet_codes=list(outlets))
     finally:
         eng.dispose()
     return {"ok": True, **_public(row)}
@@ -70,14 +65,14 @@ def users_list(ctx):
 
 @command(users_group, "disable")
 @click.argument("username")
-def users_disable(ctx, username):
+@user_option
+def users_disable(ctx, username, user):
     """Disable a user: sign-in is refused and existing tokens stop working (refused for the last
     active system-wide admin)."""
     eng = open_engine(settings().db)
     try:
         with eng.begin() as conn:
-            row = users.disable_user(conn, username=username)
-            audit.record(conn, username="cli", action="disable", object_type="user", object_id=username)
+            row = ops.disable(conn, actor=actor(user), username=username)
     finally:
         eng.dispose()
     return {"ok": True, **_public(row)}
@@ -85,13 +80,13 @@ def users_disable(ctx, username):
 
 @command(users_group, "enable")
 @click.argument("username")
-def users_enable(ctx, username):
+@user_option
+def users_enable(ctx, username, user):
     """Enable a disabled user again: they may sign in."""
     eng = open_engine(settings().db)
     try:
         with eng.begin() as conn:
-            row = users.enable_user(conn, username=username)
-            audit.record(conn, username="cli", action="enable", object_type="user", object_id=username)
+            row = ops.enable(conn, actor=actor(user), username=username)
     finally:
         eng.dispose()
     return {"ok": True, **_public(row)}

@@ -1,5 +1,5 @@
-"""Changes to scenarios (the sandbox): create, edit, publish (then rescore), discard; each writes one
-audit row on ``scenario <id>``."""
+"""Changes to scenarios (the sandbox): create, plan (the optimiser), edit, publish (then rescore),
+discard; each writes one audit row on ``scenario <id>``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,19 @@ def create(conn: Connection, *, actor: str, grid_id: int, name: str, from_curren
         access.scoped_grid(conn, scope=scope, grid_id=grid_id)
     out = store.create_scenario(conn, grid_id=grid_id, name=name, user=actor, from_current=from_current)
     _audit(conn, actor, "create", out["id"], {"grid_id": grid_id, "name": name, "from_current": from_current})
+    return out
+
+
+def plan(conn: Connection, *, actor: str, grid_id: int, name: str, outlets: list[str] | None = None, seed: int = 0,
+         weights: dict[str, float] | None = None, keep_current: bool = False, max_distance_km: float | None = None,
+         progress=None, scope: Scope | None = None) -> dict[str, Any]:
+    """Balance the grid's cells over the RMs into a (new or redone) draft; audit ``create scenario <id>``."""
+    if scope is not None:
+        access.scoped_grid(conn, scope=scope, grid_id=grid_id)
+    params = {"grid_id": grid_id, "name": name, "outlets": outlets or None, "seed": seed, "weights": weights,
+              "keep_current": keep_current, "max_distance_km": max_distance_km}
+    out = store.plan_scenario(conn, user=actor, progress=progress, **params)
+    _audit(conn, actor, "create", out["id"], {"planned": True, **params})
     return out
 
 

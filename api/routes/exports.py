@@ -4,6 +4,7 @@ and the RM workbook (Excel: summary, customers, cells and a glossary; ``geodata.
 What goes in follows ``geodata.scope``: an RM exports their own cells, territory and customers, a
 branch manager their outlets' RMs'; gap layers add the cells nobody owns (as the gap routes do).
 Customer names, phones and ID numbers are masked as ``api.masking`` masks them. Every export is audited.
+The work (scope, masking, audit row) is ``api.operations.exports.grid_file``, which ``gridmkt export`` calls too.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
-import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.deps import ConnDep, permitted
-from api.grid_access import GridDep, unowned_cells, visible_cells
-from api.masking import mask_id_number, mask_name, mask_phone
-from geodata import audit, exports_grid, workbook
-from geodata.scope import Scope, sees_pii
+from api.grid_access import GridDep
+from api.operations import exports as ops
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}", tags=["exports"])
 ExporterDep = permitted("export")
@@ -33,18 +31,6 @@ MEDIA = {
     "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-_MASKS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number}
-
-
-def mask_frame(df: pd.DataFrame, scope: Scope) -> pd.DataFrame:
-    """A copy with personal columns masked unless ``scope`` may see them (as ``mask_record`` does)."""
-    if sees_pii(scope):
-        return df
-    out = df.copy()
-    for col, fn in _MASKS.items():
-        if col in out:
-            out[col] = out[col].map(fn)
-    return out
 
 
 @router.get("/export", response_class=FileResponse, responses={200: {
@@ -64,29 +50,12 @@ def export(
     personal data is masked for planners and analysts. Recorded in the audit log."""
     gid = grid["id"]
     tmp = FsPath(tempfile.mkdtemp(prefix="gridmkt-export-"))
+    name = f"grid{gid}_rms.xlsx" if fmt == "xlsx" else f"grid{gid}_{layer}.{fmt}"
     try:
-        if fmt == "xlsx":
-            data = workbook.workbook_data(conn, grid_id=gid, scope=user.scope)
-            data.customers = mask_frame(data.customers, user.scope)
-            name = f"grid{gid}_rms.xlsx"
-            workbook.write_workbook(tmp / name, data)
-            count = {"rms": len(data.summary), "customers": len(data.customers)}
-        else:
-            mine = visible_cells(conn, user.scope, gid)
-            if layer == "cells":
-                gdf = exports_grid.cells_layer(conn, grid_id=gid, cell_ids=mine)
-            elif layer == "gaps":
-                keep = None if mine is None else mine | unowned_cells(conn, gid)
-                gdf = exports_grid.gaps_layer(conn, grid_id=gid, cell_ids=keep)
-            else:
-                gdf = exports_grid.territories_layer(conn, grid_id=gid, scope=user.scope)
-            name = f"grid{gid}_{layer}.{fmt}"
-            exports_grid.write_layer(gdf, tmp / name, fmt=fmt, layer=layer)
-            count = {"features": len(gdf)}
+        ops.grid_file(conn, actor=user.username, grid_id=gid, fmt=fmt, layer=layer, path=tmp / name,
+                      scope=user.scope)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    audit.record(conn, username=user.username, action="export", object_type=f"grid_{'workbook' if fmt == 'xlsx' else layer}",
-                 object_id=str(gid), detail={"format": fmt, "layer": layer, **count})
     return FileResponse(tmp / name, media_type=MEDIA[fmt], filename=name,
                         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))

@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import BboxQuery, ConnDep, PageDep, UserDep, permitted
 from api.grid_access import CellIdPath, GridDep, JobStarted, require_le_wide, start_job
+from api.operations import gaps as gap_ops
 from api.schemas import BlankAreasPublic, GapCollection, GapExplanationPublic
-from geodata import gaps, grids
-from geodata.errors import BadInput, NotFound
+from geodata import grids
+from geodata.errors import NotFound
 from geodata.reads import gaps as reads
 from geodata.reads.values import feature_collection, geojson_geometries
-from grid.gaps import GapConfig, GapConfigError
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}/gaps", tags=["gaps"])
 PlannerDep = permitted("plan")
@@ -39,8 +39,8 @@ class SitesRequest(BaseModel):
 
     model_config = ConfigDict(allow_inf_nan=False)  # NaN, Infinity, 1e400: 422, not a number
 
-    count: int = Field(ge=1, le=100, description="Most new sites to choose.")
-    radius_km: float = Field(gt=0, le=100, description="Coverage radius in km (straight line).")
+    count: int = Field(ge=1, le=gap_ops.SITES_MAX_COUNT, description="Most new sites to choose.")
+    radius_km: float = Field(gt=0, le=gap_ops.SITES_MAX_RADIUS_KM, description="Coverage radius in km (straight line).")
 
 
 @router.post("/score", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
@@ -48,13 +48,9 @@ def score(grid: GridDep, request: Request, conn: ConnDep, user: PlannerDep, body
     """Score every cell 0–100 from normalised components as a background job (planners and admins);
     the run is stored with the grid version and time, and its summary is the job's result."""
     gid, cfg = grid["id"], body.config_toml if body else None
-    if cfg:
-        try:  # a mistake in the weights is the request's fault: say so now, not in a failed job
-            GapConfig.from_toml_text(cfg)
-        except GapConfigError as exc:
-            raise BadInput(f"config_toml: {exc}") from exc
-    return start_job(request, kind="gaps:score", user=user, conn=conn, object_type="gap_run", object_id=str(gid),
-                     fn=lambda jconn, progress: gaps.score_grid(jconn, grid_id=gid, config_text=cfg, trigger="api"))
+    gap_ops.check_config(cfg)  # a mistake in the weights is the request's fault: say so now, not in a failed job
+    return start_job(request, kind="gaps:score", user=user, fn=lambda jconn, progress: gap_ops.score(
+        jconn, actor=user.username, grid_id=gid, config_text=cfg, trigger="api"))
 
 
 @router.get("", response_model=GapCollection, response_model_exclude_unset=True)
@@ -124,7 +120,5 @@ def suggest_sites(body: SitesRequest, grid: GridDep, request: Request, conn: Con
     after, per suggestion."""
     require_le_wide(user, "site suggestions")
     gid = grid["id"]
-    return start_job(request, kind="gaps:sites", user=user, conn=conn, object_type="site_suggestion",
-                     object_id=str(gid), detail=body.model_dump(),
-                     fn=lambda jconn, progress: gaps.suggest_sites(jconn, grid_id=gid, count=body.count,
-                                                                   radius_km=body.radius_km))
+    return start_job(request, kind="gaps:sites", user=user, fn=lambda jconn, progress: gap_ops.sites(
+        jconn, actor=user.username, grid_id=gid, count=body.count, radius_km=body.radius_km))

@@ -22,6 +22,7 @@ from api.grid_access import (
     start_job,
 )
 from api.masking import mask_record
+from api.operations import grids as grid_ops
 from api.schemas import (
     CellCollection,
     CellDetailPublic,
@@ -31,10 +32,8 @@ from api.schemas import (
 )
 from api.services import customer_links
 from geodata import assign, audit, grids
-from geodata.catalog import COUNTIES, CUSTOMERS
-from geodata.errors import BadInput
+from geodata.catalog import CUSTOMERS
 from geodata.reads.cells import CELL_CUSTOMER_FIELDS, customers_in_cell, unplaced_count
-from geodata.reads.collections import get_item
 
 router = APIRouter(prefix="/api/v1/grids", tags=["grids"])
 
@@ -50,7 +49,8 @@ class GridCreate(BaseModel):
 
     county_code: str = Field(pattern=r"^[0-9]{6}$", description="6-digit adcode of the county to cut.")
     kind: Literal["h3", "village"] = Field(description="`h3` hexagons or `village` cells.")
-    resolution: int | None = Field(default=None, ge=6, le=10, description="H3 resolution 6..10 (h3 only).")
+    resolution: int | None = Field(default=None, ge=6, le=10, description=(
+        f"H3 resolution 6..10 (h3 only; default {grid_ops.DEFAULT_H3_RESOLUTION}, as from the command line)."))
 
 
 @router.get("", response_model=GridsPublic, response_model_exclude_unset=True)
@@ -67,16 +67,13 @@ def list_grids(
 def build_grid(body: GridCreate, request: Request, conn: ConnDep, user: PlannerDep) -> JobStarted:
     """Build a new grid version for a county as a background job (planners and admins); 202 with the job to poll.
     Building again makes a new version; older versions and their assignments stay readable."""
-    get_item(conn, COUNTIES, scope=user.scope, key=body.county_code, geometry=False, fields=("adcode",))
-    if body.kind == "h3" and body.resolution is None:
-        raise BadInput("an H3 grid needs a resolution (6..10)")
+    # checked now (404 out of scope, the default resolution), not in a failed job
+    params = grid_ops.build_params(conn, scope=user.scope, **body.model_dump())
 
     def fn(jconn, progress):
-        return grids.build_grid(jconn, county_code=body.county_code, kind=body.kind,
-                                resolution=body.resolution, progress=progress)
+        return grid_ops.build(jconn, actor=user.username, progress=progress, **params)
 
-    return start_job(request, kind="grid:build", user=user, fn=fn, conn=conn, object_type="grid",
-                     object_id=None, detail=body.model_dump())
+    return start_job(request, kind="grid:build", user=user, fn=fn)
 
 
 @router.get("/{grid_id}", response_model=GridPublic, response_model_exclude_unset=True)
@@ -137,9 +134,8 @@ def assign_customers(grid: GridDep, request: Request, conn: ConnDep, user: Plann
     """Place every customer of the grid's county in exactly one cell and refresh the per-cell statistics,
     as a background job (planners and admins); 202 with the job to poll."""
     gid = grid["id"]
-    return start_job(request, kind="grid:assign", user=user, conn=conn, object_type="grid_assignment",
-                     object_id=str(gid), fn=lambda jconn, progress: assign.assign_customers(
-                         jconn, grid_id=gid, progress=progress))
+    return start_job(request, kind="grid:assign", user=user, fn=lambda jconn, progress: grid_ops.assign(
+        jconn, actor=user.username, grid_id=gid, progress=progress))
 
 
 @router.get("/{grid_id}/unplaced", response_model=UnplacedPagePublic, response_model_exclude_unset=True)

@@ -12,12 +12,13 @@ from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel
 
 from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
+from api.operations import imports as import_ops
 from api.schemas import ImportRunPublic, ImportRunsPublic
 from api.uploads import discard_upload, receive_file, sniff
-from geodata import audit, refresh
+from geodata import audit
 from geodata.errors import NotFound
-from geodata.scope import check_import_allowed
 from geodata.reads.imports import import_runs
+from geodata.scope import check_import_allowed
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 
@@ -66,7 +67,7 @@ def importer(request: Request):
                                          "description": "CSV, XLSX, GeoJSON, GeoPackage or zipped shapefile."}}}}}}})
 async def upload(
     kind: Annotated[Kind, Path(description="What the file holds (see docs/fields.md).")],
-    request: Request, conn: ConnDep, user: ImporterDep,
+    request: Request, user: ImporterDep,
     crs: Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate system of lon/lat in the file.")] = "wgs84",
     encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$", description="Text encoding of a CSV (detected when omitted).")] = None,
     mapping: Annotated[str | None, Query(max_length=4000, description="JSON object mapping file headers to canonical field names."), AfterValidator(_mapping)] = None,
@@ -81,7 +82,8 @@ async def upload(
     are refused with 415 (by extension and by content). The file is deleted when
     the job ends unless `GRIDMKT_UPLOAD_KEEP` is set. Answers 202 with the job to
     poll; the finished job's result is the import run with its summary (`status`
-    'rejected' when every row was rejected: nothing was imported).
+    'rejected' when every row was rejected: nothing was imported). The finished import is recorded in
+    the audit log (as `gridmkt import` records it).
 
     A user of one legal entity imports only that entity's rows: a row whose id
     is stored for another entity is rejected ('id not available'). Legal
@@ -97,17 +99,14 @@ async def upload(
 
     def job(progress) -> dict[str, Any]:
         try:
-            summary = run(engine, kind=kind, path=path, user=user.username, crs=crs, encoding=encoding,
-                          mapping=mapping, rejects_dir=folder / "rejects", dry_run=dry_run,
-                          synthetic=synthetic, progress=progress,
-                          # a user bound to a legal entity imports only that entity's rows
-                          legal_entity_id=user.scope.legal_entity_id)
+            return import_ops.run(engine, actor=user.username, kind=kind, path=path, importer=run, crs=crs,
+                                  encoding=encoding, mapping=mapping, rejects_dir=folder / "rejects",
+                                  dry_run=dry_run, synthetic=synthetic, progress=progress,
+                                  # a user bound to a legal entity imports only that entity's rows
+                                  legal_entity_id=user.scope.legal_entity_id)
         finally:
             if not keep:  # the upload holds unmasked personal data: gone once imported (or failed)
                 discard_upload(path, folder=folder)
-        if not dry_run and summary.get("status") == "ok" and "run_id" in summary:
-            summary["refreshed"] = refresh.after_import(engine, kind=kind, run_id=summary["run_id"])
-        return summary
 
     try:
         fmt = await run_in_threadpool(sniff, path, max_bytes=settings.uploads.max_bytes)
@@ -115,9 +114,6 @@ async def upload(
     except BaseException:
         discard_upload(path, folder=folder)  # refused (415/413) or never started
         raise
-    await run_in_threadpool(audit.record, conn, username=user.username, action="import",
-                            object_type=kind, object_id=job_id,
-                            detail={"file": path.name, "format": fmt, "dry_run": dry_run})
     return ImportStarted(job_id=job_id, poll=f"/api/v1/jobs/{job_id}", file_name=path.name, format=fmt)
 
 

@@ -105,13 +105,9 @@ def plan(body: ScenarioPlan, request: Request, conn: ConnDep, user: PlannerDep) 
     scoped_grid(conn, user.scope, body.grid_id)
 
     def fn(jconn, progress):
-        return scenarios.plan_scenario(jconn, grid_id=body.grid_id, name=body.name, user=user.username,
-                                       outlets=body.outlets, seed=body.seed, weights=body.weights,
-                                       keep_current=body.keep_current, max_distance_km=body.max_distance_km,
-                                       progress=progress)
+        return ops.plan(jconn, actor=user.username, progress=progress, **body.model_dump())
 
-    return start_job(request, kind="scenario:plan", user=user, fn=fn, conn=conn, object_type="scenario",
-                     object_id=body.name, detail=body.model_dump())
+    return start_job(request, kind="scenario:plan", user=user, fn=fn)
 
 
 @router.get("/compare", response_model=ComparePublic, response_model_exclude_unset=True)

@@ -39,7 +39,7 @@ def test_masks_take_numbers_typed_as_numbers():
 
 def test_frame_masking_of_missing_phones():
     """The export's frame masking over a column with NaN, as pandas builds it for customers without a phone."""
-    from api.routes.exports import mask_frame
+    from api.operations.exports import mask_frame
 
     df = pd.DataFrame({"name": ["张三", float("nan")], "phone": [float("nan"), "13812341234"],
                        "id_number": [None, float("nan")]})

@@ -134,13 +134,14 @@ def test_writes_are_for_planners(client, auth, data):
         assert client.post(f"/api/v1/grids/{data['grid_a']}/assignment", headers=auth(who)).status_code == 403
 
 
-def test_build_for_another_legal_entity_county_is_404(client, auth):
-    """A planner cannot build a grid for a county of another legal entity."""
+def test_build_for_another_legal_entity_county_is_404(client, app, auth):
+    """A planner cannot build a grid for a county of another legal entity. Without a resolution an H3 grid
+    is built at 8, as ``gridmkt grid build`` builds it (issue 14: one default for both faces; it was 422)."""
     r = client.post("/api/v1/grids", json={"county_code": "640122", "kind": "h3", "resolution": 7},
                     headers=auth("planner_a"))
     assert r.status_code == 404
     r = client.post("/api/v1/grids", json={"county_code": "640104", "kind": "h3"}, headers=auth("planner_a"))
-    assert r.status_code == 422
+    assert _wait(client, app, auth, "planner_a", r)["resolution"] == 8
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,200 @@
+"""Every state-changing ``gridmkt`` command writes the same audit row as its route (issue 14, "Done when").
+
+Builds on ``test_operations_audit.py`` (the territory and scenario changes): here the commands that
+run as background jobs through the API (grid build, assignment, gap scoring, site suggestions,
+territory planning), imports, exports and user management. Each case runs once from the command line
+and once through the route after the same set-up, and compares the newest audit row of each.
+``test_every_state_changing_command_is_covered`` walks the CLI so that a new command that changes
+state must be added to one of the two case lists (or named read-only, with its reason).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from api.cli import _register, cli
+from geodata import assign, grids, users
+from tests.api.test_operations_audit import CASES as TERRITORY_CASES
+from tests.api.test_operations_audit import _draft, _no_draft
+
+RMS_CSV = "code,name,outlet_code\n{code},新经理,OA1\n"
+
+
+def _user_state(username: str, *, disabled: bool | None = None, exists: bool = True):
+    def setup(conn, ctx):
+        if not exists:
+            users.delete_user(conn, username=username)
+        elif disabled is True:
+            users.disable_user(conn, username=username)
+        elif disabled is False:
+            users.enable_user(conn, username=username)
+
+    return setup
+
+
+def _rms_file(conn, ctx):
+    # a new RM per face, so both imports change a row (the same file twice would be 'unchanged')
+    ctx["n"] = ctx.get("n", 0) + 1
+    path = ctx["tmp"] / f"face{ctx['n']}" / "rms.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(RMS_CSV.format(code=f"RNEW{ctx['n']}"), encoding="utf-8")
+    ctx["file"] = path
+
+
+def _nothing(conn, ctx):
+    return None
+
+
+# name: (actor, set-up(conn, ctx), CLI arguments, route (method, path, JSON body, extra request arguments),
+#        audit fields that name a new object (a grid, scenario or import run made by each face))
+S = "/api/v1/grids/{h}"
+CASES = {
+    "grid build": ("planner_a", _nothing, ["grid", "build", "--county", "640104", "--res", "6"],
+                   ("post", "/api/v1/grids", {"county_code": "640104", "kind": "h3", "resolution": 6}, {}),
+                   {"object_id"}),
+    "grid build (default resolution)": (
+        "planner_a", _nothing, ["grid", "build", "--county", "640104"],
+        ("post", "/api/v1/grids", {"county_code": "640104", "kind": "h3"}, {}), {"object_id"}),
+    "assign customers": ("planner_a", _nothing, ["assign", "customers", "--grid", "{h}"],
+                         ("post", S + "/assignment", None, {}), set()),
+    "gaps score": ("planner_a", _nothing, ["gaps", "score", "--grid", "{h}"],
+                   ("post", S + "/gaps/score", None, {}), set()),
+    "sites suggest": ("planner_a", _nothing, ["sites", "suggest", "--grid", "{h}", "--count", "1", "--radius-km", "2"],
+                      ("post", S + "/gaps/sites", {"count": 1, "radius_km": 2}, {}), set()),
+    "territories plan": ("planner_a", lambda c, ctx: _no_draft(c, ctx["g"], "pl"),
+                         ["territories", "plan", "--grid", "{g}", "--scenario", "pl"],
+                         ("post", "/api/v1/scenarios/plan", {"grid_id": "{g}", "name": "pl"}, {}), {"object_id"}),
+    "import": ("planner_a", _rms_file, ["import", "rms", "{file}", "--legal-entity", "LEA"],
+               ("post", "/api/v1/imports/rms", None, {"files": "{file}"}), {"object_id"}),
+    "export": ("planner_a", _nothing, ["export", "cells", "--grid", "{h}", "-o", "{tmp}/cells.geojson"],
+               ("get", S + "/export", None, {"params": {"format": "geojson", "layer": "cells"}}), set()),
+    "export workbook": ("planner_a", _nothing, ["export", "workbook", "--grid", "{h}", "-o", "{tmp}/rms.xlsx"],
+                        ("get", S + "/export", None, {"params": {"format": "xlsx"}}), set()),
+    "users add": ("admin", _user_state("newbie", exists=False),
+                  ["users", "add", "newbie", "--role", "analyst", "--legal-entity", "LEA", "--password", "pw-123456"],
+                  ("post", "/api/v1/users", {"username": "newbie", "password": "pw-123456", "role": "analyst",
+                                             "legal_entity_code": "LEA"}, {}), set()),
+    "users disable": ("admin", _user_state("analyst_a", disabled=False), ["users", "disable", "analyst_a"],
+                      ("post", "/api/v1/users/analyst_a/disable", None, {}), set()),
+    "users enable": ("admin", _user_state("analyst_a", disabled=True), ["users", "enable", "analyst_a"],
+                     ("post", "/api/v1/users/analyst_a/enable", None, {}), set()),
+}
+# Commands that change nothing a user owns, each with why it has no audit row.
+READ_ONLY = {
+    "grid list", "grid rollup", "gaps blank", "gaps cell", "territories history", "scenarios list",
+    "scenarios show", "scenarios compare", "users list",
+    "map dashboard", "map rm", "map preview", "map compare",  # write a local HTML file of what the reader sees
+    # the machine, not the data: no route does these
+    "db up", "db down", "db status", "db url", "db migrate", "serve", "demo",
+}
+
+
+def _fill(value, subs):
+    if isinstance(value, str):
+        if value.startswith("{") and value.endswith("}") and value[1:-1] in subs and not isinstance(subs[value[1:-1]], str):
+            return subs[value[1:-1]]
+        return value.format(**{k: str(v) for k, v in subs.items()})
+    if isinstance(value, list):
+        return [_fill(v, subs) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, subs) for k, v in value.items()}
+    return value
+
+
+def _last_audit(engine):
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT username, action, object_type, object_id, detail FROM audit_log"
+                                      " ORDER BY id DESC LIMIT 1")).mappings().one())
+
+
+@pytest.fixture(scope="module")
+def built(engine, data):
+    """An H3 grid (res 6) of county 640104 with its customers assigned: what jobs and exports work on."""
+    with engine.begin() as conn:
+        gid = grids.build_grid(conn, county_code="640104", kind="h3", resolution=6)["id"]
+        assign.assign_customers(conn, grid_id=gid)
+    return gid
+
+
+@pytest.fixture()
+def run_cli(db_url, settings, monkeypatch):
+    monkeypatch.setenv("GRIDMKT_DATABASE_URL", db_url)
+    monkeypatch.setenv("GRIDMKT_SECRET_KEY", settings.auth.secret_key)
+    _register()
+
+    def run(args):
+        r = CliRunner().invoke(cli, [*args, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    return run
+
+
+def _request(client, app, auth, actor, method, path, body, extra, ctx):
+    kw = dict(_fill(extra, ctx))
+    if "files" in kw:
+        path_ = kw.pop("files")
+        kw["files"] = {"file": (path_.name, path_.read_bytes(), "text/csv")}
+    r = client.request(method, path, json=body, headers=auth(actor), **kw)
+    assert r.status_code < 300, r.text
+    if r.status_code == 202:  # a background job: its operation writes the row when the work is done
+        job_id = r.json()["job_id"]
+        app.state.jobs.wait(job_id, timeout=120)
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=auth(actor)).json()
+        assert job["status"] == "done", job
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_cli_and_route_write_the_same_audit_row(case, client, app, auth, data, built, engine, run_cli, tmp_path):
+    actor, setup, args, (method, path, body, extra), new_object = CASES[case]
+    rows = {}
+    ctx = {"g": data["grid_a"], "h": built, "tmp": tmp_path}
+    for face in ("cli", "api"):
+        with engine.begin() as conn:
+            setup(conn, ctx)
+        if face == "cli":
+            run_cli([*map(str, _fill(args, ctx)), "--user", actor])
+        else:
+            _request(client, app, auth, actor, method, _fill(path, ctx), _fill(body, ctx), extra, ctx)
+        row = _last_audit(engine)
+        for field in new_object:  # each face made its own grid / scenario / import run
+            assert row[field] is not None
+            row[field] = "<new>"
+        rows[face] = row
+    assert rows["cli"] == rows["api"]
+    assert rows["cli"]["username"] == actor
+
+
+def _commands(group: click.Group, prefix: str = ""):
+    for name, cmd in group.commands.items():
+        full = f"{prefix}{name}"
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, full + " ")
+        else:
+            yield full
+
+
+def test_every_state_changing_command_is_covered():
+    _register()
+    covered = {c.split(" (")[0].split(" --")[0] for c in (*CASES, *TERRITORY_CASES)}
+    covered.add("scenarios edit")
+    missing = set(_commands(cli)) - covered - READ_ONLY
+    assert not missing, f"commands that change state without a same-audit-row case: {sorted(missing)}"
+
+
+def test_the_grid_build_default_is_the_same_for_both_faces(client, app, auth, data, engine, run_cli):
+    """No resolution: both faces build res 8 (the API answered 422 before, the CLI built 8)."""
+    out = run_cli(["grid", "build", "--county", "640104", "--user", "planner_a"])
+    r = client.post("/api/v1/grids", json={"county_code": "640104", "kind": "h3"}, headers=auth("planner_a"))
+    assert r.status_code == 202, r.text
+    app.state.jobs.wait(r.json()["job_id"], timeout=120)
+    job = client.get(r.json()["poll"], headers=auth("planner_a")).json()
+    assert (out["resolution"], job["result"]["resolution"]) == (8, 8)
+
+
+__all__ = ["_draft"]
