@@ -77,7 +77,7 @@ def cell_measures(conn: Connection, *, grid_id: int, as_of: str | None = None) -
     """
     g = get_grid(conn, grid_id=grid_id)
     if g["assigned_at"] is None:
-        raise BadInput(f"grid {grid_id} has no customer assignment yet: run gridmkt assign customers --grid {grid_id}")
+        raise BadInput(f"grid {grid_id} has no customer assignment yet: assign its customers first")
     cells = _cells(conn, grid_id)
     owners = dict(conn.execute(text(_ACTIVE_OWNERS), {"g": grid_id}).all())
     leads = dict(conn.execute(
@@ -263,7 +263,7 @@ def latest_scores(conn: Connection, *, grid_id: int, gap_class: str | None = Non
     with :func:`staleness` (``stale``, ``stale_reasons``, ``cells_owner_changed``)."""
     run = latest_run(conn, grid_id=grid_id)
     if run is None:
-        raise NotFound(f"grid {grid_id} has no gap scores yet: run gridmkt gaps score --grid {grid_id}")
+        raise NotFound(f"grid {grid_id} has no gap scores yet: score it first")
     run = {**run, **staleness(conn, grid_id=grid_id, run=run)}
     rows = conn.execute(
         text("SELECT cell_id, score, gap_class, components, measures, reason_zh, reason_en FROM gap_score "
@@ -292,10 +292,10 @@ def suggest_sites(conn: Connection, *, grid_id: int, count: int, radius_km: floa
     from grid.sites import suggest_sites as mclp
 
     if count < 1 or radius_km <= 0:
-        raise BadInput("--count must be at least 1 and --radius-km above 0")
+        raise BadInput("count must be at least 1 and radius_km above 0")
     cells = _cells(conn, grid_id)
     if cells["households"].isna().all():
-        raise BadInput(f"grid {grid_id} has no household statistics: run gridmkt assign customers --grid {grid_id}")
+        raise BadInput(f"grid {grid_id} has no household statistics: assign its customers first")
     crs = metric_crs(cells)
     demand = shapely.get_coordinates(shapely.point_on_surface(cells.geometry.to_numpy()))
     dx, dy = project_points(demand[:, 0], demand[:, 1], crs)

@@ -117,7 +117,7 @@ def detect_encoding(path: Path) -> str:
                         for ln in lines):
             return "gb18030"  # GBK lines and UTF-8 lines (that GB18030 cannot read): mostly GBK
         raise BadInput(
-            f"{path.name}: not UTF-8 and not GBK/GB18030 (byte {exc.start}); give --encoding"
+            f"{path.name}: not UTF-8 and not GBK/GB18030 (byte {exc.start}); name its encoding (e.g. gbk)"
         ) from None
 
 
@@ -346,7 +346,7 @@ class TableSource:
                     bad = line[exc.start:exc.end + 1].hex(" ")
                     return BadInput(
                         f"{self.path.name}, line {number}: bytes {bad} are not valid {self.encoding}; nothing was"
-                        " stored. Correct or remove that line, or pass --encoding if the file is in another one.")
+                        " stored. Correct or remove that line, or name the file's encoding if it is in another one.")
         return BadInput(f"{self.path.name}: not valid {self.encoding}; nothing was stored")
 
     def _csv_batches(self, chunk_size: int, bad: set[int], on_invalid) -> Iterator[pd.DataFrame]:
@@ -559,10 +559,10 @@ def _map_columns(
     by_norm = {normalise_header(c): c for c in columns}
     for src, fld in explicit.items():
         if fld not in fields:
-            raise BadInput(f"--map {src}={fld}: unknown field {fld!r}; fields: {', '.join(fields)}")
+            raise BadInput(f"mapping {src}={fld}: unknown field {fld!r}; fields: {', '.join(fields)}")
         col = src if src in columns else by_norm.get(normalise_header(src))
         if col is None:
-            raise BadInput(f"--map {src}={fld}: {file_name} has no column {src!r}; columns: {', '.join(columns)}")
+            raise BadInput(f"mapping {src}={fld}: {file_name} has no column {src!r}; columns: {', '.join(columns)}")
         out[col] = fld
     taken = set(out.values())
     for c in columns:

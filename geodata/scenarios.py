@@ -48,7 +48,7 @@ def find_scenario(conn: Connection, *, ref: str | int, grid_id: int | None = Non
     if not rows:
         raise NotFound(f"no scenario named {ref!r}" + (f" for grid {grid_id}" if grid_id else ""))
     if len({r[1] for r in rows}) > 1:
-        raise BadInput(f"scenario name {ref!r} is used in several grids; add --grid")
+        raise BadInput(f"scenario name {ref!r} is used in several grids; name the grid")
     return _row(conn, rows[0][0])
 
 

@@ -169,7 +169,7 @@ def assign_cells(conn: Connection, *, grid_id: int, cell_ids: list[str], rm_code
     check_rm(conn, grid_id, rm_code)
     locked = current_locks(conn, grid_id=grid_id) & set(cell_ids)
     if locked and not force:
-        raise Conflict(f"cell(s) {', '.join(sorted(locked)[:10])} are locked; unlock them or use --force")
+        raise Conflict(f"cell(s) {', '.join(sorted(locked)[:10])} are locked; unlock them or force the change")
     return apply_owner_changes(conn, grid_id=grid_id, changes=dict.fromkeys(cell_ids, rm_code), user=user, reason=reason)
 
 
@@ -279,7 +279,7 @@ def rms_for(conn: Connection, *, grid_id: int, outlets: list[str] | None = None,
         if unknown:
             raise NotFound(f"no active RMs at outlet(s) {', '.join(sorted(unknown))}")
     if df.empty:
-        raise BadInput(f"no active RMs for grid {grid_id} (import rms, or name outlets with --outlet)")
+        raise BadInput(f"no active RMs for grid {grid_id} (import rms, or plan for other outlets)")
     return df
 
 
@@ -309,7 +309,7 @@ def handover_rm(conn: Connection, *, grid_id: int, rm_code: str, user: str, to_r
     # the leaving RM is usually already inactive, but the plan must know whose cells it spreads
     rms = rms_for(conn, grid_id=grid_id, rm_codes=sorted(set(owners.values())), also_inactive=[rm_code])
     if len(rms) < 2:
-        raise BadInput(f"RM {rm_code!r} is the only owner in grid {grid_id}: name who takes over with --to")
+        raise BadInput(f"RM {rm_code!r} is the only owner in grid {grid_id}: name who takes over")
     plan = TerritoryPlan.from_geodataframe(cells, rms, weights=check_weights(weights), current=owners, seed=seed)
     result = handover(plan, rm_code)
     new = result.assignment_series().to_dict()

@@ -33,7 +33,7 @@ def _check(conn: Connection, role: str, le_id: int | None, rm_code: str | None,
     if role != "admin" and le_id is None:
         raise BadInput(f"a {role} needs a legal entity")
     if role == "rm" and not rm_code:
-        raise BadInput("an rm user needs --rm (their employee code)")
+        raise BadInput("an rm user needs an RM code (their employee code)")
     if role == "branch_manager" and not outlets:
         raise BadInput("a branch_manager needs at least one outlet")
     if le_id is not None and conn.execute(

@@ -91,7 +91,7 @@ def _require(source, kind: Kind) -> None:
         raise BadInput(
             f"{source.path.name}: no column for required field(s) {', '.join(missing)}"
             f" (header on line {source.header_line}); columns found: {', '.join(source.columns)}."
-            " Rename the column, add an alias to geodata/aliases.toml, or pass --map 列名=field"
+            " Rename the column, add an alias to geodata/aliases.toml, or map the column to the field (列名=field)"
         )
 
 

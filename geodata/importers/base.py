@@ -210,7 +210,7 @@ _ADVICE = {
     "no such outlet": "import the outlets first (gridmkt import outlets FILE), then this file again",
     "no such RM": "import the RMs first (gridmkt import rms FILE), then this file again",
     "no customer with this id": "import the customers first (gridmkt import customers FILE), then this file again",
-    "required field is empty": "fill in the required column, or name the right column with --map 列名=field",
+    "required field is empty": "fill in the required column, or map the right column to the field (列名=field)",
 }
 
 

@@ -48,7 +48,7 @@ def latest_scores(conn: Connection, *, scope: Scope, grid_id: int, gap_class: st
     """
     run = gaps.latest_run(conn, grid_id=grid_id)
     if run is None:
-        raise NotFound(f"grid {grid_id} has no gap scores yet: run gridmkt gaps score --grid {grid_id}")
+        raise NotFound(f"grid {grid_id} has no gap scores yet: score it first")
     run = {**run, **gaps.staleness(conn, grid_id=grid_id, run=run)}
     seen, params = _visible(scope, "c")
     x0, y0, x1, y1 = bbox or (None,) * 4

@@ -70,7 +70,7 @@ def test_admin_creates_and_disables_a_user_and_it_is_audited(client, auth, engin
 def test_user_rules_give_clear_errors(client, auth):
     bad = {"username": "rm_x", "password": "long enough pw", "role": "rm", "legal_entity_code": "LEA"}
     r = client.post("/api/v1/users", json=bad, headers=auth("admin"))
-    assert r.status_code == 422 and r.json()["error"] == "BadInput" and "--rm" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["error"] == "BadInput" and "RM code" in r.json()["detail"]
     cross = {**bad, "rm_code": "RB1"}
     assert client.post("/api/v1/users", json=cross, headers=auth("admin")).status_code == 422
     missing = {**bad, "legal_entity_code": "NOPE", "rm_code": "RA1"}
