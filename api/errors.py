@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geodata import errors as gd
 from grid import errors as ge
+from maps.site import error_page
 
 log = logging.getLogger("gridmkt.api")
 
@@ -67,7 +70,38 @@ def _detail(exc: Exception, status: int) -> str:
     return str(exc) if status < 500 or isinstance(exc, gd.GeodataError) else "internal error"
 
 
-async def _handle(request: Request, exc: Exception) -> JSONResponse:
+def wants_page(request: Request) -> bool:
+    """A browser opening a map page (GET /maps/..., Accept: text/html) gets an HTML error page, not JSON."""
+    path = request.url.path
+    return (request.method == "GET" and (path == "/maps" or path.startswith("/maps/"))
+            and not path.startswith("/maps/static/") and "text/html" in request.headers.get("accept", ""))
+
+
+def _page(status: int, detail: object, request: Request, headers: dict | None = None) -> HTMLResponse:
+    return HTMLResponse(error_page(status, detail, path=request.url.path), status_code=status, headers=headers)
+
+
+def _status_name(status: int) -> str:
+    """'Unauthorized', 'Forbidden', 'NotFound', ...: the ``error`` of an HTTP-level failure."""
+    try:
+        return "".join(HTTPStatus(status).phrase.title().split())
+    except ValueError:
+        return "HTTPError"
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """HTTPException (401, 403, an unknown path's 404, 405): ``{"error", "detail"}`` like every other error,
+    or a page for a browser on /maps."""
+    headers = getattr(exc, "headers", None)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    if wants_page(request):
+        return _page(exc.status_code, exc.detail, request, headers)
+    return JSONResponse({"error": _status_name(exc.status_code), "detail": exc.detail}, status_code=exc.status_code,
+                        headers=headers)
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -78,6 +112,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
             else "InternalError" if status >= 500 and not isinstance(exc, gd.GeodataError)
             else type(exc).__name__)
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if wants_page(request):
+        return _page(status, _detail(exc, status), request, headers)
     return JSONResponse({"error": name, "detail": _detail(exc, status)}, status_code=status, headers=headers)
 
 
@@ -92,10 +128,12 @@ def _finite(value: Any) -> Any:
     return value
 
 
-async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     """FastAPI's 422 (``detail`` lists each error with its ``loc``), plus ``error`` like every other
-    error body; rejected non-finite numbers are echoed as strings."""
+    error body; rejected non-finite numbers are echoed as strings. A browser on /maps gets a page."""
     detail = _finite(jsonable_encoder(exc.errors()))
+    if wants_page(request):
+        return _page(422, detail, request)
     return JSONResponse({"error": "RequestValidationError", "detail": detail}, status_code=422)
 
 
@@ -137,5 +175,6 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(cls, _handle)
     # Only NUL-in-text ValueErrors become 422; any other ValueError still answers 500 (and is logged).
     app.add_exception_handler(ValueError, _handle)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_middleware(CatchAll)

@@ -10,7 +10,6 @@ planners, analysts and admins everything of their legal entity.
 
 from __future__ import annotations
 
-import html as htmllib
 from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote
@@ -18,7 +17,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from api import map_pages
@@ -26,10 +24,11 @@ from api.auth import CurrentUser
 from api.deps import SESSION_COOKIE, ConnDep, SettingsDep, _user_of_token
 from api.grid_access import scoped_grid, visible_rms
 from api.masking import mask_name
-from geodata import audit, scenarios
-from geodata.scope import sees_pii, where
+from geodata import audit, map_data, scenarios
+from geodata.scope import sees_pii
 from maps.assets import asset_files
 from maps.dashboard import MEASURES
+from maps.site import index_page
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
@@ -74,33 +73,18 @@ def _only(user: CurrentUser, roles: tuple[str, ...], why: str) -> None:
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
-    """Links to the pages the signed-in user may open (sign-in page when not signed in)."""
+    """The pages the signed-in user may open, per grid (sign-in page when not signed in): an RM their phone
+    map; a branch manager the dashboard and their RMs' maps; planners, analysts and admins also scenario
+    compare and the previews of village grids."""
     user = _viewer(request, conn, settings)
     if user is None:
         return _login(request)
-    from geodata import grids
-
-    cond = where(user.scope, "grid", "g")
-    visible = {r[0] for r in conn.execute(text(f"SELECT g.id FROM grid g WHERE {cond.sql}"), cond.params)}
-    rows = [g for g in grids.list_grids(conn) if g["id"] in visible]
-    links = []
-    for g in rows:
-        # County names come from imported files: text, never markup.
-        name = htmllib.escape(
-            f"{g['county_name']} · {g['kind']}{'' if g['resolution'] is None else ' r' + str(g['resolution'])} · #{g['id']}")
-        if user.scope.role == "rm":
-            links.append(f'<li><a href="/maps/rm?grid_id={g["id"]}&rm_code={quote(user.scope.rm_code or "")}">{name}</a></li>')
-        else:
-            links.append(f'<li>{name}: <a href="/maps/dashboard?grid_id={g["id"]}">看板 dashboard</a>'
-                         + ("" if user.scope.role == "branch_manager" else
-                            f' · <a href="/maps/preview?grid_id={g["id"]}">预览 preview</a>') + "</li>")
-    body = "".join(links) or "<li>no grids yet</li>"
-    if user.scope.role != "rm" and rows:
-        body = ('<li>全域 province: <a href="/maps/province">H3</a> · <a href="/maps/province?kind=village">'
-                "村网格 village</a></li>" + body)
-    return _page(f"<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-                 f"<title>gridmkt maps</title><h1>gridmkt 营销沙盘</h1><p>{htmllib.escape(user.username)} ({user.scope.role})</p>"
-                 f"<ul>{body}</ul><form method='post' action='/api/v1/auth/logout'><button>sign out</button></form>")
+    scope = user.scope
+    grids = map_data.visible_grids(conn, scope=scope)
+    rms = map_data.visible_rm_owners(conn, scope=scope) if scope.role != "rm" else []
+    found = map_data.visible_scenarios(conn, scope=scope) if scope.role in PLANNERS else []
+    return _page(index_page(username=user.username, role=scope.role, grids=grids, rms=rms, scenarios=found,
+                            own_rm=scope.rm_code))
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -181,11 +165,8 @@ def preview(request: Request, conn: ConnDep, settings: SettingsDep,
         raise _missing("grid_id", "give grid_id or import_run")
     if grid_id is not None:
         scoped_grid(conn, user.scope, grid_id)
-    if import_run is not None:
-        cond = where(user.scope, "import_run", "r")
-        if conn.execute(text(f"SELECT 1 FROM import_run r WHERE r.id = :rid AND {cond.sql}"),
-                        {**cond.params, "rid": import_run}).first() is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"import run {import_run} not found")
+    if import_run is not None and not map_data.import_run_visible(conn, scope=user.scope, run_id=import_run):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"import run {import_run} not found")
     html = map_pages.preview_html(conn, options=map_pages.page_options(settings, inline=False),
                                   grid_id=grid_id, import_run=import_run)
     return _page(html)

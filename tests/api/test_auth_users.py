@@ -35,7 +35,7 @@ def test_login_gives_a_signed_expiring_token(client, settings, password):
 def test_wrong_password_and_unknown_user_are_refused_alike(client):
     for user, pw in (("rm_a1", "wrong password"), ("nobody", PASSWORD)):
         r = _login(client, user, pw)
-        assert r.status_code == 401 and r.json() == {"detail": "wrong username or password"}
+        assert r.status_code == 401 and r.json() == {"error": "Unauthorized", "detail": "wrong username or password"}
 
 
 def test_expired_forged_and_unknown_tokens_are_refused(client, settings):

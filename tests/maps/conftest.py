@@ -41,12 +41,14 @@ def browser():
         b.close()
 
 
-def signed_in_client(app, username: str, password: str) -> TestClient:
-    """A TestClient of ``app`` holding ``username``'s session cookie."""
-    c = TestClient(app)
-    r = c.post("/api/v1/auth/session", data={"username": username, "password": password})
-    assert r.status_code == 200 and "gridmkt_token" in r.cookies
-    return c
+@contextmanager
+def signed_in_client(app, username: str, password: str):
+    """A started TestClient of ``app`` holding ``username``'s session cookie (``with``: the app's lifespan runs
+    first, so a test signing in before any other client started it works on its own)."""
+    with TestClient(app) as c:
+        r = c.post("/api/v1/auth/session", data={"username": username, "password": password})
+        assert r.status_code == 200 and "gridmkt_token" in r.cookies
+        yield c
 
 
 @dataclass

@@ -115,3 +115,86 @@ def test_dashboard_draws_customers_from_vector_tiles(server, map_grid):
         page.screenshot(path=str(SHOTS / "served_dashboard_tiles.png"))
     assert seen.failed == [] and seen.outside == []
     assert 200 in tiles and all(s in (200, 204) for s in tiles)  # tiles come, scoped to the signed-in planner
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_a_browser_meets_a_bilingual_error_page_the_api_keeps_json(app, map_grid):
+    with _client(app, "rm1") as c:
+        forbidden = c.get(f"/maps/dashboard?grid_id={map_grid}", headers=HTML)
+        assert forbidden.status_code == 403 and forbidden.headers["content-type"].startswith("text/html")
+        assert "无权查看此页" in forbidden.text and "You may not open this page" in forbidden.text
+        assert 'href="/maps/"' in forbidden.text or "href='/maps/'" in forbidden.text  # a way back
+        missing = c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R3", headers=HTML)
+        assert missing.status_code == 404 and "未找到" in missing.text and "Not found" in missing.text
+        bad = c.get("/maps/dashboard?grid_id=abc", headers=HTML)
+        assert bad.status_code == 422 and "网址参数有误" in bad.text and "grid_id" in bad.text
+        nogrid = c.get("/maps/rm?grid_id=999999", headers=HTML)  # a domain NotFound, not an HTTPException
+        assert nogrid.status_code == 404 and "未找到" in nogrid.text
+        # Not a browser page: JSON, always with the documented `error` key.
+        token = c.post("/api/v1/auth/token", data={"username": "rm1", "password": PASSWORD}).json()["access_token"]
+        c.headers["Authorization"] = f"Bearer {token}"
+        for path, status, error in ((f"/maps/dashboard?grid_id={map_grid}", 403, "Forbidden"),
+                                    (f"/maps/rm?grid_id={map_grid}&rm_code=R3", 404, "NotFound"),
+                                    ("/maps/dashboard?grid_id=abc", 422, "RequestValidationError"),
+                                    ("/api/v1/grids/999999", 404, "NotFound"),
+                                    ("/api/v1/grids?limit=abc", 422, "RequestValidationError")):
+            r = c.get(path)
+            assert r.status_code == status and r.json()["error"] == error and r.json()["detail"], (path, r.text)
+        assert c.get("/api/v1/grids?limit=abc").json()["detail"][0]["loc"] == ["query", "limit"]
+        assert c.get("/maps/static/nope.js", headers=HTML).json()["error"] == "NotFound"  # assets stay JSON
+    with TestClient(app) as anon:
+        r = anon.get("/api/v1/auth/me")
+        assert r.status_code == 401 and r.json()["error"] == "Unauthorized" and "www-authenticate" in r.headers
+
+
+def _links(html: str) -> list[str]:
+    import html as h
+    import re
+
+    return [h.unescape(x) for x in re.findall(r'href="([^"]+)"', html)]
+
+
+def test_index_shows_each_role_the_pages_it_may_open(app, map_grid, preview_run):
+    village_grid = preview_run[0]
+    with _client(app, "rm1") as c:
+        links = _links(c.get("/maps/", headers=HTML).text)
+        assert f"/maps/rm?grid_id={map_grid}&rm_code=R1" in links
+        assert not any("/maps/dashboard" in x or "/maps/compare" in x or "/maps/province" in x for x in links)
+    with _client(app, "bm1") as c:
+        page = c.get("/maps/", headers=HTML).text
+        links = _links(page)
+        assert f"/maps/dashboard?grid_id={map_grid}" in links and "/maps/province?kind=village" in links
+        assert f"/maps/rm?grid_id={map_grid}&rm_code=R3" in links  # their outlet's RM
+        assert not any("rm_code=R1" in x or "/maps/compare" in x or "/maps/preview" in x for x in links)
+        assert "网点负责人 branch manager" in page
+    with _client(app, "planner") as c:
+        links = _links(c.get("/maps/", headers=HTML).text)
+        assert f"/maps/compare?grid_id={map_grid}&b=plan-b" in links
+        assert f"/maps/preview?grid_id={village_grid}" in links
+        assert f"/maps/rm?grid_id={map_grid}&rm_code=R1" in links
+        for link in (x for x in links if x.startswith("/maps/") and "logout" not in x):
+            assert c.get(link).status_code == 200, link  # every link opens
+    with _client(app, "other") as c:  # another legal entity: nothing of ours
+        links = _links(c.get("/maps/", headers=HTML).text)
+        assert not any(f"grid_id={map_grid}" in x for x in links)
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("who", ["rm1", "bm1", "planner"])
+def test_index_and_error_page_screenshots(server, map_grid, who):
+    for name, size in (("desktop", (1366, 900)), ("phone", (390, 844))):
+        with signed_in_page(server, "/maps/", who, PASSWORD, viewport=size) as seen:
+            page = seen.page
+            assert page.locator("section").count() >= 1
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"index_{who}_{name}.png"), full_page=True)
+            if who == "rm1":
+                r = page.goto(f"{server}/maps/dashboard?grid_id={map_grid}")
+                assert r.status == 403 and page.locator("text=无权查看此页").count() == 1
+                page.screenshot(path=str(SHOTS / f"error_403_{name}.png"))
+                page.click("text=地图首页 maps home")
+                page.wait_for_url("**/maps/")
+        assert seen.failed == [] and seen.outside == []
