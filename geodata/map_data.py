@@ -9,7 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata.errors import NotFound
-from geodata.scope import Scope, where
 
 
 def _frame(conn: Connection, sql: str, params: dict, cols: list[str]) -> pd.DataFrame:
@@ -134,40 +133,3 @@ def township_areas(conn: Connection, *, county_code: str) -> gpd.GeoDataFrame:
     return _shapes(_frame(conn, """
         SELECT code, name, ST_AsBinary(ST_SimplifyPreserveTopology(boundary, 0.0002)) AS wkb FROM township
          WHERE county_code = :c AND boundary IS NOT NULL ORDER BY code""", {"c": county_code}, ["code", "name", "wkb"]))
-
-
-def visible_grids(conn: Connection, *, scope: Scope) -> list[dict]:
-    """Grids ``scope`` may see with how many of their cells it sees (an RM: own cells; a branch manager: the
-    cells of their outlets' RMs), newest first per county: id, county_code, county_name, kind, resolution, cells, scored (has gap scores)."""
-    g_cond, c_cond = where(scope, "grid", "g"), where(scope, "cell", "c")
-    rows = conn.execute(text(f"""
-        SELECT g.id, g.county_code, k.name AS county_name, g.kind, g.resolution,
-               (SELECT count(*) FROM cell c WHERE c.grid_id = g.id AND {c_cond.sql}) AS cells,
-               EXISTS (SELECT 1 FROM gap_run r WHERE r.grid_id = g.id) AS scored
-          FROM grid g JOIN county k ON k.adcode = g.county_code
-         WHERE {g_cond.sql} ORDER BY k.name, g.county_code, g.id DESC"""), {**g_cond.params, **c_cond.params})
-    return [dict(r) for r in rows.mappings()]
-
-
-def visible_rm_owners(conn: Connection, *, scope: Scope) -> list[dict]:
-    """RMs ``scope`` may see who currently own cells, per grid: grid_id, code, name; by grid and code."""
-    cond = where(scope, "rm", "r")
-    rows = conn.execute(text(f"""
-        SELECT DISTINCT t.grid_id, r.code, r.name FROM territory t JOIN rm r ON r.code = t.rm_code
-         WHERE t.valid_to IS NULL AND t.role = 'owner' AND {cond.sql} ORDER BY t.grid_id, r.code"""), cond.params)
-    return [dict(r) for r in rows.mappings()]
-
-
-def visible_scenarios(conn: Connection, *, scope: Scope) -> list[dict]:
-    """Live (draft or published) scenarios ``scope`` may see: id, grid_id, name, status; newest first."""
-    cond = where(scope, "scenario", "s")
-    rows = conn.execute(text(f"SELECT s.id, s.grid_id, s.name, s.status FROM scenario s "
-                             f"WHERE s.status <> 'discarded' AND {cond.sql} ORDER BY s.grid_id, s.id DESC"), cond.params)
-    return [dict(r) for r in rows.mappings()]
-
-
-def import_run_visible(conn: Connection, *, scope: Scope, run_id: int) -> bool:
-    """Whether ``scope`` may see an import run (runs started by users of its legal entity)."""
-    cond = where(scope, "import_run", "r")
-    return conn.execute(text(f"SELECT 1 FROM import_run r WHERE r.id = :rid AND {cond.sql}"),
-                        {**cond.params, "rid": run_id}).first() is not None

@@ -24,7 +24,9 @@ from api.auth import CurrentUser
 from api.deps import SESSION_COOKIE, ConnDep, SettingsDep, _user_of_token
 from api.grid_access import scoped_grid, visible_rms
 from api.masking import mask_name
-from geodata import audit, map_data, scenarios
+from geodata import audit, scenarios
+from geodata.reads import imports as import_reads
+from geodata.reads import maps as index_reads
 from geodata.scope import sees_pii
 from maps.assets import asset_files
 from maps.dashboard import MEASURES
@@ -80,9 +82,9 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     if user is None:
         return _login(request)
     scope = user.scope
-    grids = map_data.visible_grids(conn, scope=scope)
-    rms = map_data.visible_rm_owners(conn, scope=scope) if scope.role != "rm" else []
-    found = map_data.visible_scenarios(conn, scope=scope) if scope.role in PLANNERS else []
+    grids = index_reads.visible_grids(conn, scope=scope)
+    rms = index_reads.visible_rm_owners(conn, scope=scope) if scope.role != "rm" else []
+    found = index_reads.visible_scenarios(conn, scope=scope) if scope.role in PLANNERS else []
     return _page(index_page(username=user.username, role=scope.role, grids=grids, rms=rms, scenarios=found,
                             own_rm=scope.rm_code))
 
@@ -165,7 +167,7 @@ def preview(request: Request, conn: ConnDep, settings: SettingsDep,
         raise _missing("grid_id", "give grid_id or import_run")
     if grid_id is not None:
         scoped_grid(conn, user.scope, grid_id)
-    if import_run is not None and not map_data.import_run_visible(conn, scope=user.scope, run_id=import_run):
+    if import_run is not None and not import_reads.import_run_visible(conn, scope=user.scope, run_id=import_run):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"import run {import_run} not found")
     html = map_pages.preview_html(conn, options=map_pages.page_options(settings, inline=False),
                                   grid_id=grid_id, import_run=import_run)

@@ -9,6 +9,7 @@ never fetched. One module per concept:
 - :mod:`~geodata.reads.territories`: current territories, one RM's cells, ownership history;
 - :mod:`~geodata.reads.gaps`: latest gap scores a user may see;
 - :mod:`~geodata.reads.imports`: import runs;
+- :mod:`~geodata.reads.maps`: what the map index lists (grids, RMs, scenarios in scope);
 - :mod:`~geodata.reads.values`: plain JSON values and list/collection envelopes.
 """
 

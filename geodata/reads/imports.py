@@ -26,3 +26,10 @@ def import_runs(conn: Connection, *, scope: Scope, limit: int, offset: int,
     rows = conn.execute(text(f"SELECT {_RUN} FROM import_run r WHERE {cond.sql}{extra}"
                              " ORDER BY r.id DESC LIMIT :lim OFFSET :off"), params).mappings()
     return [dict(r) for r in rows], total
+
+
+def import_run_visible(conn: Connection, *, scope: Scope, run_id: int) -> bool:
+    """Whether ``scope`` may see an import run (runs started by users of its legal entity)."""
+    cond = where(scope, "import_run", "r")
+    return conn.execute(text(f"SELECT 1 FROM import_run r WHERE r.id = :rid AND {cond.sql}"),
+                        {**cond.params, "rid": run_id}).first() is not None
