@@ -82,7 +82,10 @@ def _page(status: int, detail: object, request: Request, headers: dict | None = 
 
 
 def _status_name(status: int) -> str:
-    """'Unauthorized', 'Forbidden', 'NotFound', ...: the ``error`` of an HTTP-level failure."""
+    """'Unauthorized', 'Forbidden', 'NotFound', 'TooManyRequests', ...: the ``error`` of an HTTP-level failure;
+    a 503 is 'ServiceBusy' like the pool's (too many sign-ins at once)."""
+    if status == 503:
+        return "ServiceBusy"
     try:
         return "".join(HTTPStatus(status).phrase.title().split())
     except ValueError:

@@ -64,7 +64,7 @@ def test_failures_lock_the_username_even_for_the_right_password(client, engine):
         assert _token(client, "rm_a1", "wrong guess").status_code == 401
     r = _token(client, "rm_a1")
     assert r.status_code == 429, r.text
-    assert r.json() == {"detail": LOCKED}
+    assert r.json() == {"error": "TooManyRequests", "detail": LOCKED}
     assert 590 <= int(r.headers["Retry-After"]) <= 600
     # The lock is on the username, from any address.
     assert _token(client, "rm_a1", address="203.0.113.99").status_code == 429
@@ -83,7 +83,7 @@ def test_a_lockout_does_not_tell_whether_the_username_exists(client):
             assert _token(client, name, "wrong guess", address="203.0.113.2").status_code == 401
         r = _token(client, name, "wrong guess", address="203.0.113.3")
         answers.append((r.status_code, r.json(), r.headers["Retry-After"] in ("599", "600")))
-    assert answers[0] == answers[1] == (429, {"detail": LOCKED}, True)
+    assert answers[0] == answers[1] == (429, {"error": "TooManyRequests", "detail": LOCKED}, True)
 
 
 def test_the_lockout_holds_in_another_worker_and_ends(client, settings, engine):
@@ -102,7 +102,7 @@ def test_failures_from_one_address_lock_that_address(client, engine):
     for i in range(8):
         assert _token(client, f"guess{i}", "wrong guess", address="198.51.100.7").status_code == 401
     r = _token(client, "planner_b", address="198.51.100.7")
-    assert r.status_code == 429 and r.json() == {"detail": LOCKED}
+    assert r.status_code == 429 and r.json() == {"error": "TooManyRequests", "detail": LOCKED}
     assert _token(client, "planner_b", address="198.51.100.8").status_code == 200
     [lock] = _audit(engine, "lockout", "198.51.100.7")
     assert lock["object_type"] == "login_address" and lock["detail"]["failures"] == 8

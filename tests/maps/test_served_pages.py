@@ -147,6 +147,13 @@ def test_a_browser_meets_a_bilingual_error_page_the_api_keeps_json(app, map_grid
     with TestClient(app) as anon:
         r = anon.get("/api/v1/auth/me")
         assert r.status_code == 401 and r.json()["error"] == "Unauthorized" and "www-authenticate" in r.headers
+        r = anon.get("/api/v1/no-such-route")
+        assert r.status_code == 404 and r.json()["error"] == "NotFound"
+        page = anon.get("/maps/no-such-page", headers=HTML)
+        assert page.status_code == 404 and "未找到" in page.text and "/maps/" in page.text
+    from api.errors import _status_name
+
+    assert [_status_name(s) for s in (405, 429, 503)] == ["MethodNotAllowed", "TooManyRequests", "ServiceBusy"]
 
 
 def _links(html: str) -> list[str]:
