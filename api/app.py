@@ -23,6 +23,8 @@ from api.routes import (
     jobs,
     leads_tags,
     map_pages,
+    ogc,
+    ogc_tiles,
     reference,
     scenarios,
     session,
@@ -66,6 +68,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     exports.router,
     visits.router,
     tiles.router,
+    ogc.router,
+    ogc_tiles.router,
     map_pages.router,
 )
 

@@ -52,15 +52,16 @@ def emit(figures: dict) -> None:
 
 
 def start_api(db_url: str, port: int, *, factory: str = "api.app:create_app", workers: int = 1,
-              secret: str = "bench-secret-key-of-32-bytes-or-more") -> subprocess.Popen:
-    """uvicorn with an app factory in a subprocess on loopback; returns once /health answers (60 s at most)."""
+              secret: str = "bench-secret-key-of-32-bytes-or-more", timeout: float = 60) -> subprocess.Popen:
+    """uvicorn with an app factory in a subprocess on loopback; returns once /health answers (``timeout`` s at
+    most: a shared, busy machine may need more than the default)."""
     import httpx
 
     env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": secret, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the API did not start")
@@ -71,7 +72,7 @@ def start_api(db_url: str, port: int, *, factory: str = "api.app:create_app", wo
             pass
         time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("the API did not answer /health within 60 s")
+    raise RuntimeError(f"the API did not answer /health within {timeout:.0f} s")
 
 
 def stop_api(proc: subprocess.Popen) -> None:

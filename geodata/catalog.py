@@ -197,6 +197,44 @@ CUSTOMERS = Collection(
                    max_length=32)),
 )
 
+# A grid's layers, read from the qgis.* views (migration 0008: statistics, owner and score joined,
+# MultiPolygon 4326). Their OGC collection ids carry the grid id (``cells-12``); the grid is a filter.
+_GRID_FILTER = Param("grid_id", int, "The grid version.", ge=1, le=2**31 - 1)
+GRID_CELLS = Collection(
+    id="cells", model="GridCell", label="cell", table="qgis.cells", alias="qc", geometry="geom",
+    description="Cells of the grid with their latest statistics, current owner and latest gap score "
+                "(an RM: the cells they own; a branch manager: their outlets' RMs' cells).",
+    key=Param("cell_id", str, "Id of the cell (H3 index or village-grid id).", max_length=64), scope="cell",
+    fields=(*_f("qc", "cell_id", "grid_id", "county_code", "label", "township_code", "is_border",
+                types={"grid_id": int, "is_border": bool}),
+            Field("village_codes", "array_to_string(qc.village_codes, ',')", str, "Village codes, comma-separated."),
+            Field("area_km2", "qc.area_km2::float8", float),
+            *_f("qc", "customers", "households", "population", "apportioned",
+                types={"customers": int, "households": float, "population": float, "apportioned": bool}),
+            Field("deposit", "qc.deposit::float8", float), Field("loan", "qc.loan::float8", float),
+            *_f("qc", "visits_90d", "customers_visited_90d", "last_visit_at", "owner_rm", "owner_name",
+                "owner_outlet", types={"visits_90d": int, "customers_visited_90d": int,
+                                       "last_visit_at": dt.datetime}),
+            Field("score", "qc.score::float8", float), *_f("qc", "gap_class", "reason_zh", "reason_en")),
+    filters=(_eq("gap_class", "qc.gap_class", "Only cells of this gap class (blank, under_served, ...).",
+                 max_length=32),
+             _eq("owner_rm", "qc.owner_rm", "Only cells owned by this RM.", max_length=32)),
+)
+GRID_TERRITORIES = Collection(
+    id="territories", model="GridTerritory", label="territory", table="qgis.territories", alias="qt",
+    geometry="geom", description="One shape per RM owning cells of the grid, with totals (an RM: their own; "
+                                 "a branch manager: their outlets' RMs').",
+    key=Param("rm_code", str, "Code of the owning RM.", max_length=32), scope="territory",
+    fields=(*_f("qt", "rm_code", "rm_name", "outlet_code", "grid_id", "county_code", "cells",
+                types={"grid_id": int, "cells": int}),
+            Field("customers", "qt.customers::float8", float), Field("households", "qt.households::float8", float),
+            Field("deposit", "qt.deposit::float8", float), Field("loan", "qt.loan::float8", float),
+            Field("area_km2", "qt.area_km2::float8", float)),
+)
+#: Per-grid layers by id; their rows are filtered by :data:`GRID_FILTER` ``grid_id``.
+GRID_LAYERS: Mapping[str, Collection] = MappingProxyType({c.id: c for c in (GRID_CELLS, GRID_TERRITORIES)})
+GRID_FILTER = _GRID_FILTER
+
 #: Collections served by the generic list/get routes (``api.routes.reference``), in this order.
 REFERENCE = (LEGAL_ENTITIES, COUNTIES, VILLAGES, OUTLETS, SERVICE_POINTS, RMS)
 #: Every collection by id.

@@ -137,6 +137,11 @@ def _legal_entity(kind: str) -> str:
             "EXISTS (SELECT 1 FROM grid g_ JOIN county k_ ON k_.adcode = g_.county_code"
             " WHERE g_.id = {a}.grid_id AND k_.legal_entity_id = :scope_le)"
         )
+    if kind == "territory":
+        return (
+            "EXISTS (SELECT 1 FROM grid g_ JOIN county k_ ON k_.adcode = g_.county_code"
+            " WHERE g_.id = {a}.grid_id AND k_.legal_entity_id = :scope_le)"
+        )
     if kind == "scenario":
         return (
             "EXISTS (SELECT 1 FROM grid g_ JOIN county k_ ON k_.adcode = g_.county_code"
@@ -154,7 +159,7 @@ def _legal_entity(kind: str) -> str:
 
 KINDS = (
     "legal_entity", "county", "township", "village", "outlet", "service_point", "rm", "customer",
-    "grid", "cell", "scenario", "import_run", "job",
+    "grid", "cell", "territory", "scenario", "import_run", "job",
 )
 
 
@@ -193,6 +198,12 @@ def where(scope: Scope, kind: str, alias: str) -> Clause:
             parts.append(_CELL_MY_OUTLETS)
         elif scope.role == "rm":
             parts.append(_CELL_MINE)
+    elif kind == "territory":
+        # A territory row (grid_id, rm_code, outlet_code): an RM's own, a branch manager's outlets' RMs'.
+        if scope.role == "branch_manager":
+            parts.append("{a}.outlet_code = ANY(:scope_outlets)")
+        elif scope.role == "rm":
+            parts.append("{a}.rm_code = :scope_rm")
     sql = " AND ".join(f"({p})" for p in parts) if parts else TRUE
     return Clause(sql.replace("{a}", alias), scope.params())
 

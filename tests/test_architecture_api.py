@@ -107,7 +107,8 @@ def test_app_does_not_discover_routes_by_file_name():
 
 
 # Routes whose 2xx answer is not a JSON document of the API (files, tiles, pages, no content).
-NOT_JSON = {"/api/v1/grids/{grid_id}/export", "/api/v1/imports/{import_id}/rejects", "/tiles/{layer}/{z}/{x}/{y}.pbf",
+NOT_JSON = {"/ogc/collections/{collection_id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+            "/api/v1/grids/{grid_id}/export", "/api/v1/imports/{import_id}/rejects", "/tiles/{layer}/{z}/{x}/{y}.pbf",
             "/api/v1/auth/logout", "/api/v1/auth/session"}
 
 

@@ -11,9 +11,15 @@ rm_a1 (RA1), rm_a2 (RA2), planner_b, rm_b (RB1).
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -237,3 +243,25 @@ def tokens(settings) -> dict[str, str]:
 def auth(tokens):
     """``auth('rm_a1')`` -> headers carrying that user's token."""
     return lambda user: {"Authorization": f"Bearer {tokens[user]}"}
+
+
+@contextmanager
+def serve_app(app) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn on a free loopback port (proxy headers off, as ``gridmkt serve``
+    runs it); yields the base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, proxy_headers=False,
+                                        log_level="warning", limit_concurrency=None))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(30)

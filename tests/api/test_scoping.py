@@ -29,6 +29,9 @@ OTHER_ENTITY = {
     "grid_id": lambda d: [d["grid_b"]],
     "plan_id": lambda d: [d["plan_b1"]],
     "visit_id": lambda d: [d["visit_b1"]],
+    # /ogc: a grid layer of LEB's grid (reference collections have no owner: see tests/api/test_ogc.py).
+    "collection_id": lambda d: [f"cells-{d['grid_b']}", f"territories-{d['grid_b']}"],
+    "feature_id": lambda d: ["CB1", "b1", "RB1"],
 }
 FOREIGN = {
     "rm_a1": {
@@ -63,7 +66,8 @@ FOREIGN = {
 # Tiles (/tiles/{layer}/{z}/{x}/{y}.pbf?grid_id=): the z10 tile over the seeded data, every layer;
 # the object is the grid, filled in from "grid_id" above as a query parameter (see _query).
 TILE = {"layer": lambda d: ["cells", "territories", "customers"], "z": lambda d: [10],
-        "x": lambda d: [814], "y": lambda d: [393]}
+        "x": lambda d: [814], "y": lambda d: [393], "tileMatrixSetId": lambda d: ["WebMercatorQuad"],
+        "tileMatrix": lambda d: [10], "tileRow": lambda d: [393], "tileCol": lambda d: [814]}
 for _who, _own in FOREIGN.items():
     FOREIGN[_who] = {**OTHER_ENTITY, **_own, **TILE}  # a user's own entry wins over OTHER_ENTITY
 FOREIGN["planner_a"] = FOREIGN["analyst_a"]
@@ -79,7 +83,7 @@ MARKERS = {
 MARKERS["planner_a"] = MARKERS["analyst_a"]
 
 # Path parameters that name a kind of thing, not an object of someone (no 403/404 expected).
-NEUTRAL = {"kind", "layer", "z", "x", "y"}
+NEUTRAL = {"kind", "layer", "z", "x", "y", "tileMatrixSetId", "tileMatrix", "tileRow", "tileCol"}
 # Routes that need no login and touch no business data (sign-in, sign-out, the login page).
 PUBLIC = {"/health", "/ready", "/api/v1/auth/session", "/api/v1/auth/logout", "/maps/login"}
 # Required query parameters that name someone's object, filled in like path parameters (tiles).

@@ -15,20 +15,19 @@ for the dummy hash that unknown usernames are checked against.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
 
 import api.auth as api_auth
 from api.settings import AuthSettings, DatabaseSettings, Settings, SignInSettings, UploadSettings
+from tests.api.conftest import serve_app
 
 pytestmark = pytest.mark.slow
 
@@ -62,20 +61,8 @@ def server(app, engine, data, realistic_argon2):
         c.execute(text("INSERT INTO app_user (username, password_hash, role) VALUES ('victim', :h, 'analyst')"
                        " ON CONFLICT DO NOTHING"), {"h": realistic_argon2.hash(VICTIM_PASSWORD)})
         c.execute(text("UPDATE app_user SET legal_entity_id = :le WHERE username = 'victim'"), {"le": data["LEA"]})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, proxy_headers=False,
-                                        log_level="warning", limit_concurrency=None))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(30)
+    with serve_app(app) as url:
+        yield url
 
 
 def test_a_sign_in_flood_leaves_ordinary_requests_answering_within_a_second(server, auth):
