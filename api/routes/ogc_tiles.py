@@ -147,8 +147,11 @@ def tile(collection_id: CollectionId, tileMatrixSetId: TmsId,  # noqa: N803 (the
     """One vector tile of a grid's cells or territories as you may see it (the same tile as
     `/tiles/{layer}/{z}/{x}/{y}.pbf`); 204 when it holds nothing for you, 404 outside your scope."""
     _check_tms(tileMatrixSetId)
-    _, layer, grid = _layer(conn, user, collection_id)
-    body = tiles.tile(conn, layer=layer, z=tileMatrix, x=tileCol, y=tileRow, grid_id=grid["id"], scope=user.scope)
+    t = target(collection_id)
+    if t.grid_id is None:
+        raise NotFound(f"collection {collection_id!r} has no tiles (a grid's cells and territories have)")
+    # One statement, as /tiles: geodata.tiles checks the grid's scope itself (NotFound outside it).
+    body = tiles.tile(conn, layer=t.coll.id, z=tileMatrix, x=tileCol, y=tileRow, grid_id=t.grid_id, scope=user.scope)
     if not body:
         return Response(status_code=204, headers=_HEADERS)
     return Response(content=body, media_type=MVT, headers=_HEADERS)
