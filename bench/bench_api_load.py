@@ -119,7 +119,7 @@ def seed(engine, res: int, customers: int = 0) -> dict:
 
 def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
     """uvicorn in a subprocess on loopback (bench.common.start_api); returns once /health answers."""
-    return start_api(db_url, port, factory='api.app:create_app', secret=SECRET, workers=workers)
+    return start_api(db_url, port, factory='api.app:create_app', secret=SECRET, workers=workers, timeout=180)
 
 
 def make_request(rng: random.Random, path: str, bounds, pages: int | None = None) -> tuple[str, dict]:
@@ -208,7 +208,7 @@ def main() -> None:
         proc = start_server(engine.url.render_as_string(hide_password=False), port, args.workers)
         try:
             base = f"http://127.0.0.1:{port}"
-            paths = httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+            paths = httpx.get(f"{base}/openapi.json", timeout=120).json()["paths"]
             pages = None
             if args.route == "customers":
                 path, tokens = "/api/v1/customers", tokens[1:]  # the RM's
