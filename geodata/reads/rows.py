@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata.errors import NotFound
-from geodata.scope import Scope, where
+from geodata.scope import Scope, narrowed, where
 
 #: A SQL condition and the bound parameters it needs.
 Filter = tuple[str, dict[str, Any]]
@@ -52,6 +52,18 @@ def select_rows(conn: Connection, *, scope: Scope, kind: str, table: str, alias:
     cond, params = scoped_where(scope, kind, alias, filters)
     geo = f", ST_AsGeoJSON({alias}.{geometry}, 7)::json AS geometry" if geometry else ""
     base = f"FROM {table} {alias} WHERE {cond}"
+    if narrowed(scope, kind):
+        # The page and the count from one evaluation of the scope's join: an RM's customer list ran it
+        # twice (count, then page), each time reading every customer placed in every grid version.
+        rows = [dict(r) for r in conn.execute(
+            text(f"SELECT {columns}{geo}, count(*) OVER () AS matched_total_ {base}"
+                 f" ORDER BY {order} LIMIT :lim OFFSET :off"),
+            {**params, "lim": limit, "off": offset}).mappings()]
+        totals = {r.pop("matched_total_") for r in rows}
+        if totals or offset == 0:
+            return rows, int(next(iter(totals), 0))
+        # A page past the end: count on its own.
+        return rows, conn.execute(text(f"SELECT count(*) {base}"), params).scalar_one()
     total = conn.execute(text(f"SELECT count(*) {base}"), params).scalar_one()
     rows = conn.execute(
         text(f"SELECT {columns}{geo} {base} ORDER BY {order} LIMIT :lim OFFSET :off"),
