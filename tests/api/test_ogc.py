@@ -169,3 +169,22 @@ def test_every_collection_as_each_user_leaks_nothing(client, auth, data, who):
             one = client.get(f"/ogc/collections/{c['id']}/items/{feat['id']}", headers=h)
             assert one.status_code == 200 and not [m for m in MARKERS[who] if m in one.text]
     assert seen >= 5
+
+
+def test_datetime_filters_customers_by_opening_date(client, auth, data, engine):
+    with engine.begin() as c:
+        c.execute(text("UPDATE customer SET opened_on = '2020-06-15' WHERE customer_id = 'CA1'"))
+        c.execute(text("UPDATE customer SET opened_on = '2023-01-02' WHERE customer_id = 'CA2'"))
+    h = auth("admin")
+
+    def ids(q: str) -> set[str]:
+        r = client.get(f"/ogc/collections/customers/items?datetime={q}", headers=h)
+        assert r.status_code == 200, (q, r.text)
+        return {f["id"] for f in r.json()["features"]}
+
+    assert ids("2020-06-15") == {"CA1"}
+    assert ids("2020-01-01/2020-12-31") == {"CA1"}
+    assert ids("2021-01-01/..") == {"CA2"}
+    assert ids("../2024-01-01T00:00:00Z") == {"CA1", "CA2"}
+    assert client.get("/ogc/collections/customers/items?datetime=2024-01-01/2020-01-01",
+                      headers=h).status_code == 400
