@@ -156,12 +156,23 @@ def save_grid(
 
 def build_grid(
     conn: Connection, *, county_code: str, kind: str, resolution: int | None = None,
-    progress: ProgressFn | None = None,
+    progress: ProgressFn | None = None, refine=None,
 ) -> dict:
-    """Build and store a new grid version for a county; returns its summary."""
+    """Build and store a new grid version for a county; returns its summary.
+
+    ``refine`` (a :class:`geodata.refine_grid.RefineOptions`) splits the cells where the
+    county's customers are too much work for one cell (issue 17); the report says how.
+    """
     progress = progress or (lambda f, m="": None)
     progress(0.05, "building cells")
     cells, report = build_cells(conn, county_code=county_code, kind=kind, resolution=resolution)
+    if refine is not None:
+        from geodata.refine_grid import refine_cells
+
+        progress(0.4, "refining cells where the work is dense")
+        cells, report["refined"] = refine_cells(conn, county_code=county_code, kind=kind, resolution=resolution,
+                                                cells=cells, options=refine)
+        report["cells"] = len(cells)
     progress(0.7, f"storing {len(cells)} cells")
     grid_id = save_grid(conn, county_code=county_code, kind=kind, resolution=resolution, cells=cells, report=report)
     progress(0.85, "building the point lookup")
@@ -177,9 +188,19 @@ def _with_h3(cells: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return cells if "h3" in cells else cells.assign(h3=h3_of_ids(cells["cell_id"]))
 
 
+def _mixed(cells: gpd.GeoDataFrame) -> bool:
+    """True for a refined H3 grid (cells of several resolutions)."""
+    h = cells["h3"].to_numpy(dtype=np.uint64)
+    res = (h >> np.uint64(52)) & np.uint64(0xF)
+    return len(h) > 0 and bool((res != res[0]).any())
+
+
 def build_locator(kind: str, cells: gpd.GeoDataFrame, workers: int = 1):
-    """A new point lookup for the cells of a grid of ``kind`` (see :func:`grid_locator` for the stored one)."""
-    if kind == "h3":
+    """A new point lookup for the cells of a grid of ``kind`` (see :func:`grid_locator` for the stored one).
+
+    A refined H3 grid (several resolutions) gets the polygon lookup village grids use.
+    """
+    if kind == "h3" and not _mixed(_with_h3(cells)):
         from grid.locate import H3Locator
 
         return H3Locator(_with_h3(cells), workers=workers)
@@ -194,7 +215,8 @@ def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDat
     ``cells`` as :func:`load_cells` returns them (lookups answer row positions in
     them). An H3 grid gets a ``grid.locate.H3Locator`` (``workers`` > 1 forks:
     only from the CLI, never in the server), a village grid a
-    ``grid.locate.VillageLocator``. Grid versions never change, so the
+    ``grid.locate.VillageLocator`` (so does a refined H3 grid, whose cells are of
+    several resolutions). Grid versions never change, so the
     lookup is built once; a stored one of another format or for other cells
     (checked by a fingerprint) is rebuilt.
     """
@@ -203,10 +225,11 @@ def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDat
 
     if kind == "h3":
         cells = _with_h3(cells)
+    h3_lattice = kind == "h3" and not _mixed(cells)
     data = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": grid_id}).scalar()
     if data is not None:
         try:
-            if kind == "h3":
+            if h3_lattice:
                 return H3Locator.from_bytes(bytes(data), cells, workers=workers)
             return VillageLocator.from_bytes(bytes(data), cells)
         except InvalidInput:

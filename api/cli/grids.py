@@ -22,15 +22,30 @@ def grid() -> None:
 @click.option("--res", "resolution", type=click.IntRange(*grid_ops.H3_RESOLUTIONS), default=None,
               help=f"H3 resolution {grid_ops.H3_RESOLUTIONS[0]}..{grid_ops.H3_RESOLUTIONS[1]} (h3 grids; "
                    f"default {grid_ops.DEFAULT_H3_RESOLUTION}, as through the API).")
+@click.option("--refine-share", type=float, default=None,
+              help="Refine where the work is dense: split cells whose customers' workload exceeds this share of "
+                   "an RM's target (e.g. 0.5), recursively. Off when not given.")
+@click.option("--refine-rms", type=float, default=None,
+              help="RMs (capacity) sharing the county's work, for the target (default: its active RMs).")
+@click.option("--refine-max-res", type=click.IntRange(6, 13), default=None,
+              help="Finest H3 resolution refinement goes to (default 11).")
 @user_option
-def grid_build(ctx, county_code: str, kind: str, resolution: int | None, user: str | None):
-    """Cut a county into cells; building again makes a new grid version."""
+def grid_build(ctx, county_code: str, kind: str, resolution: int | None, refine_share: float | None,
+               refine_rms: float | None, refine_max_res: int | None, user: str | None):
+    """Cut a county into cells; building again makes a new grid version.
+
+    With --refine-share, H3 cells too busy for one RM are replaced by their children (clipped to the
+    county), and village cells by the H3 cells inside them, until each holds at most that share of an
+    RM's target; see docs/grids.md.
+    """
+    refine = {"share": refine_share, "rms": refine_rms, "max_res": refine_max_res}
     eng = open_engine(settings().db)
     with eng.begin() as conn:  # checked before the progress bar starts (the same checks as the API's)
-        grid_ops.build_params(conn, county_code=county_code, kind=kind, resolution=resolution)
+        params = grid_ops.build_params(conn, county_code=county_code, kind=kind, resolution=resolution)
+        grid_ops.refine_options(refine, resolution=params["resolution"])
     with ctx.progress(f"grid {county_code} {kind}") as bar, eng.begin() as conn:
         return grid_ops.build(conn, actor=actor(user), county_code=county_code, kind=kind, resolution=resolution,
-                              progress=bar)
+                              refine=refine, progress=bar)
 
 
 @command(grid, "list")

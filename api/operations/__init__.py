@@ -8,6 +8,6 @@ found"); the command line passes None: whoever reaches the database may change
 anything. Faces parse input and format output around these functions, nothing more.
 """
 
-from api.operations import scenarios, territories
+from api.operations import grids, scenarios, territories
 
-__all__ = ["scenarios", "territories"]
+__all__ = ["grids", "scenarios", "territories"]

@@ -1,5 +1,5 @@
-"""Grid changes: build a grid version (one default resolution for both faces) and assign customers to it;
-each writes one audit row."""
+"""Grid changes: build a grid version (one default resolution for both faces; refined where the work is
+dense when asked, issue 17) and assign customers to it; each writes one audit row."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from geodata import audit, grids
 from geodata.catalog import COUNTIES
 from geodata.errors import BadInput
 from geodata.reads.collections import get_item
+from geodata.refine_grid import RefineOptions
 from geodata.scope import Scope
 
 KINDS = grids.KINDS
@@ -38,13 +39,29 @@ def build_params(conn: Connection, *, county_code: str, kind: str, resolution: i
     return {"county_code": county_code, "kind": kind, "resolution": resolution}
 
 
+REFINE_FIELDS = ("share", "rms", "max_res", "village_res")
+
+
+def refine_options(refine: dict[str, Any] | None, *, resolution: int | None) -> RefineOptions | None:
+    """Checked refinement options from a face's fields (``share``, ``rms``, ``max_res``, ``village_res``;
+    None or absent = default); None (no refinement) unless a share is given."""
+    if not refine or refine.get("share") is None:
+        return None
+    unknown = set(refine) - set(REFINE_FIELDS)
+    if unknown:
+        raise BadInput(f"unknown refine option(s) {', '.join(sorted(unknown))}; use {', '.join(REFINE_FIELDS)}")
+    return RefineOptions(**{k: v for k, v in refine.items() if v is not None}).check(resolution)
+
+
 def build(conn: Connection, *, actor: str, county_code: str, kind: str, resolution: int | None = None,
-          progress=None, scope: Scope | None = None) -> dict[str, Any]:
-    """Cut a county into cells as a new grid version; audit ``create grid <id>``."""
+          progress=None, scope: Scope | None = None, refine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cut a county into cells as a new grid version, refined if ``refine`` says so; audit ``create grid <id>``."""
     params = build_params(conn, county_code=county_code, kind=kind, resolution=resolution, scope=scope)
-    out = grids.build_grid(conn, **params, progress=progress)
+    options = refine_options(refine, resolution=params["resolution"])
+    out = grids.build_grid(conn, **params, progress=progress, refine=options)
+    detail = params if options is None else {**params, "refine": {k: getattr(options, k) for k in REFINE_FIELDS}}
     audit.record(conn, username=actor, action="create", object_type="grid", object_id=str(out["id"]),
-                 detail=params)
+                 detail=detail)
     return out
 
 

@@ -44,6 +44,17 @@ CellCustomersPublic = page_model(CellCustomerPublic, "CellCustomersPublic")
 PlannerDep = permitted("plan")
 
 
+class GridRefine(BaseModel):
+    """Adaptive cells: split cells whose customers' workload exceeds a share of an RM's target, recursively."""
+
+    share: float = Field(gt=0, le=10, description="Share of one RM's target a cell may hold (e.g. 0.5).")
+    rms: float | None = Field(default=None, gt=0, description="RMs (capacity) sharing the county's work "
+                              "(default: the county's active RMs).")
+    max_res: int | None = Field(default=None, ge=6, le=13, description="Finest H3 resolution (default 11).")
+    village_res: int | None = Field(default=None, ge=6, le=12, description="Village grids: H3 resolution a "
+                                    "village over the limit is cut by (default 8).")
+
+
 class GridCreate(BaseModel):
     """A new grid version for a county: H3 cells at a resolution, or one cell per village."""
 
@@ -51,6 +62,8 @@ class GridCreate(BaseModel):
     kind: Literal["h3", "village"] = Field(description="`h3` hexagons or `village` cells.")
     resolution: int | None = Field(default=None, ge=6, le=10, description=(
         f"H3 resolution 6..10 (h3 only; default {grid_ops.DEFAULT_H3_RESOLUTION}, as from the command line)."))
+    refine: GridRefine | None = Field(default=None, description="Split cells too busy for one RM (off when absent); "
+                                      "see docs/grids.md.")
 
 
 @router.get("", response_model=GridsPublic, response_model_exclude_unset=True)
@@ -68,10 +81,12 @@ def build_grid(body: GridCreate, request: Request, conn: ConnDep, user: PlannerD
     """Build a new grid version for a county as a background job (planners and admins); 202 with the job to poll.
     Building again makes a new version; older versions and their assignments stay readable."""
     # checked now (404 out of scope, the default resolution), not in a failed job
-    params = grid_ops.build_params(conn, scope=user.scope, **body.model_dump())
+    params = grid_ops.build_params(conn, scope=user.scope, **body.model_dump(exclude={"refine"}))
+    refine = None if body.refine is None else body.refine.model_dump()
+    grid_ops.refine_options(refine, resolution=params["resolution"])  # a bad option fails now, not in the job
 
     def fn(jconn, progress):
-        return grid_ops.build(jconn, actor=user.username, progress=progress, **params)
+        return grid_ops.build(jconn, actor=user.username, progress=progress, refine=refine, **params)
 
     return start_job(request, kind="grid:build", user=user, fn=fn)
 

@@ -55,7 +55,9 @@ def cell_collection(conn: Connection, *, scope: Scope, grid: dict, bbox, limit: 
     """One page of a grid's cells (or of its H3 roll-up at ``res``) as a FeatureCollection."""
     names = properties or ALLOWED
     gid = grid["id"]
-    if res is not None and res != grid["resolution"]:
+    # A refined grid (issue 17) holds finer cells than its resolution: rolling up to it gives the unrefined cells.
+    refined = bool((grid.get("report") or {}).get("refined", {}).get("cells_split"))
+    if res is not None and (res != grid["resolution"] or refined):
         return _rollup(conn, scope, gid, res=res, bbox=bbox, limit=limit, offset=offset, names=names)
     x0, y0, x1, y1 = bbox or (None,) * 4
     cond = ("c.grid_id = :g AND (CAST(:x0 AS float8) IS NULL OR "

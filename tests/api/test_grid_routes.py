@@ -226,3 +226,36 @@ def test_score_and_sites_jobs_on_a_real_grid(client, app, auth, built):
         f"/api/v1/grids/{gid}/gaps/sites", json={"count": 2, "radius_km": 3}, headers=auth("analyst_a")))
     assert sites["households_covered_after"] >= sites["households_covered_before"]
     assert len(sites["suggestions"]) <= 2
+
+
+def test_refined_grid_through_the_api_works_like_any_grid(client, app, auth, built, tmp_path):
+    """POST /grids with refine (issue 17): cells holding customers split to res 9; assignment, roll-up to the
+    base resolution, gap scores, GeoPackage export and vector tiles work on the mixed-resolution grid."""
+    gid7, plain, _ = built
+    refined = _wait(client, app, auth, "planner_a", client.post(
+        "/api/v1/grids", json={"county_code": "640104", "kind": "h3", "resolution": 7,
+                               "refine": {"share": 0.01, "rms": 10, "max_res": 9}}, headers=auth("planner_a")))
+    gid = refined["id"]
+    assert refined["report"]["refined"]["cells_split"] >= 1 and refined["cell_count"] > plain["cell_count"]
+    assigned = _wait(client, app, auth, "planner_a", client.post(f"/api/v1/grids/{gid}/assignment",
+                                                                 headers=auth("planner_a")))
+    assert (assigned["customers"], assigned["by_point"]) == (2, 1)
+    fine = client.get(f"/api/v1/grids/{gid}/cells", params={"limit": 1000, "properties": "customers"},
+                      headers=auth("planner_a")).json()
+    placed = [f["id"] for f in fine["features"] if f["properties"]["customers"]]
+    assert len(placed) == 1 and placed[0][1] == "9"  # the customer's cell is a res-9 piece
+    coarse = client.get(f"/api/v1/grids/{gid}/cells", params={"res": 7, "limit": 1000, "properties": "customers"},
+                        headers=auth("planner_a")).json()
+    assert coarse["numberMatched"] == plain["cell_count"]
+    assert sum(f["properties"]["customers"] or 0 for f in coarse["features"]) == 1
+    _wait(client, app, auth, "planner_a", client.post(f"/api/v1/grids/{gid}/gaps/score", headers=auth("planner_a")))
+    assert client.get(f"/api/v1/grids/{gid}/gaps", params={"limit": 5}, headers=auth("planner_a")).status_code == 200
+    r = client.get(f"/api/v1/grids/{gid}/export", params={"format": "gpkg", "layer": "cells"},
+                   headers=auth("planner_a"))
+    assert r.status_code == 200, r.text
+    import pyogrio
+
+    (tmp_path / "r.gpkg").write_bytes(r.content)
+    assert len(pyogrio.read_dataframe(tmp_path / "r.gpkg", layer="cells")) == refined["cell_count"]
+    tile = client.get("/tiles/cells/10/815/397.pbf", params={"grid_id": gid}, headers=auth("planner_a"))
+    assert tile.status_code in (200, 204), tile.text

@@ -193,3 +193,79 @@ def test_h3_grid_assign_and_rollup_keep_totals(loaded):
     assert abs(fine["households"].sum() - 700) < 1e-6
     assert abs(shapely.area(coarse.geometry.values).sum() - COUNTY.area) < 1e-9 * COUNTY.area
     assert len(coarse) < len(fine)
+
+
+def test_refined_grids_tile_the_county_and_assign_exactly(loaded):
+    """Refinement (issue 17): cells holding a customer are split to res 10; the stored lookup of the mixed
+    grid is the polygon lookup and answers as an exact join; every customer lands once; roll-ups keep totals."""
+    import numpy as np
+
+    from geodata.refine_grid import RefineOptions
+    from grid.locate import locate_exact
+
+    opts = RefineOptions(share=0.01, rms=10, max_res=10)
+    with loaded.begin() as conn:
+        base = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8)
+        g = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8, refine=opts)
+        rep = assign.assign_customers(conn, grid_id=g["id"])
+        union_area = conn.execute(
+            text("SELECT ST_Area(ST_Union(geom)) / ST_Area(ST_GeomFromText(:w, 4326)) FROM cell WHERE grid_id = :g"),
+            {"w": COUNTY.wkt, "g": g["id"]},
+        ).scalar()
+        data = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": g["id"]}).scalar()
+        rows = dict(conn.execute(text("SELECT customer_id, cell_id FROM customer_cell WHERE grid_id = :g"),
+                                 {"g": g["id"]}).all())
+        coarse = grids.rollup_cells(conn, grid_id=g["id"], res=8)
+        fine = grids.load_cells(conn, grid_id=g["id"])
+    refined = g["report"]["refined"]
+    assert refined["cells_split"] == 4 and g["cell_count"] == base["cell_count"] + 4 * (6 + 7 - 1)  # 6 res-9 cells and 7 res-10 ones each
+    assert g["report"]["cells"] == g["cell_count"] and abs(union_area - 1) < 1e-9
+    assert {len(c) for c in fine["cell_id"]} == {15} and len({int(c[1], 16) for c in fine["cell_id"]}) == 3
+    # Same figures as the unrefined grid, each customer once, the point customers in res-10 cells.
+    assert (rep["customers"], rep["by_point"], rep["by_village_code"]) == (8, 4, 2) and len(rows) == 8
+    assert all(rows[c][1] == "a" for c in ("C1", "C2", "C3", "C4"))
+    assert coarse["customers"].sum() == fine["customers"].sum() == 6 and len(coarse) == base["cell_count"]
+    cells = grids.load_cells(loaded.connect(), grid_id=g["id"], with_stats=False)
+    locator = VillageLocator.from_bytes(bytes(data), cells)
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(105.99, 106.21, 100_000), rng.uniform(37.99, 38.21, 100_000)
+    vertices = shapely.get_coordinates(cells.geometry.to_numpy()[:50])
+    lon, lat = np.r_[lon, vertices[:, 0]], np.r_[lat, vertices[:, 1]]
+    assert np.array_equal(locator.locate(lon, lat), locate_exact(cells.geometry.to_numpy(), lon, lat))
+
+
+def test_refined_village_grid_splits_a_village_keeping_its_code(loaded):
+    from geodata.refine_grid import RefineOptions
+
+    with loaded.begin() as conn:
+        g = grids.build_grid(conn, county_code="640121", kind="village",
+                             refine=RefineOptions(share=0.01, rms=10, max_res=9, village_res=8))
+        rep = assign.assign_customers(conn, grid_id=g["id"])
+        union_area = conn.execute(
+            text("SELECT ST_Area(ST_Union(geom)) / ST_Area(ST_GeomFromText(:w, 4326)) FROM cell WHERE grid_id = :g"),
+            {"w": COUNTY.wkt, "g": g["id"]},
+        ).scalar()
+        cells = grids.load_cells(conn, grid_id=g["id"], with_stats=True)
+    parts = cells[cells["cell_id"].str.startswith("640121100001-")]
+    assert len(parts) > 5 and all(list(v) == ["640121100001"] for v in parts["village_codes"])
+    assert abs(union_area - 1) < 1e-9 and rep["customers"] == 8 and rep["by_point"] == 4
+    assert cells["customers"].fillna(0).sum() == 6
+
+
+def test_refine_options_are_checked(loaded):
+    from geodata.errors import BadInput
+    from geodata.refine_grid import RefineOptions
+
+    with loaded.begin() as conn, pytest.raises(BadInput, match="refine share"):
+        grids.build_grid(conn, county_code="640121", kind="h3", resolution=8, refine=RefineOptions(share=0))
+    with loaded.begin() as conn, pytest.raises(BadInput, match="max_res must be from the grid's resolution 8"):
+        grids.build_grid(conn, county_code="640121", kind="h3", resolution=8, refine=RefineOptions(max_res=7))
+    with loaded.begin() as conn, pytest.raises(BadInput, match="no active RMs"):
+        grids.build_grid(conn, county_code="640121", kind="h3", resolution=8, refine=RefineOptions())
+
+
+def test_refine_point_weights_are_the_planner_defaults():
+    from geodata.refine_grid import POINT_WEIGHTS
+    from geodata.territories import DEFAULT_WEIGHTS
+
+    assert POINT_WEIGHTS == {k: v for k, v in DEFAULT_WEIGHTS.items() if k != "households"}
