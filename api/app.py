@@ -14,6 +14,7 @@ from api.routes import (
     audit,
     auth,
     customers,
+    day,
     docs,
     exports,
     gaps,
@@ -71,6 +72,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     ogc.router,
     ogc_tiles.router,
     map_pages.router,
+    day.router,  # the RM's day on the phone: /maps/rm/{rm_code}/day and the page's JSON door
 )
 
 

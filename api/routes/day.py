@@ -1,0 +1,122 @@
+"""The RM's day on the phone: the page, its service worker, and the page's own door to the visits operations.
+
+``/maps/rm/{rm_code}/day`` is signed in like the other map pages (the session
+cookie), for the RM whose day it is: another RM's code is 404, other roles 403
+(managers read visits in ``/api/v1/visits/report``). The page's script cannot
+send a bearer token (the cookie is HttpOnly: script never sees it), and the
+``/api/v1`` routes are bearer-only, so the page reads and writes through
+``/maps/rm/{rm_code}/day/...``: the same operations (``api.operations.visits``)
+and the same bodies and answers as ``/api/v1/visits/...``, for that RM only.
+A write must come from this site's pages (``Origin``/``Sec-Fetch-Site``, on top
+of the SameSite=Strict cookie), as sign-in and sign-out do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from api import map_pages
+from api.auth import CurrentUser
+from api.deps import BrowserUserDep, ConnDep, SettingsDep
+from api.operations import visits as ops
+from api.routes.map_pages import _login, _page, _viewer
+from api.routes.session import from_this_site
+from api.routes.visits import CheckinCreate, CheckoutCreate, Lat, Lon
+from api.visit_schemas import CheckinPublic, CheckoutPublic, PlanPublic
+from geodata import audit
+from geodata.errors import BadInput
+from geodata.visits.common import visit_rm
+from maps.day import RM_CODE, day_page, service_worker
+
+router = APIRouter(prefix="/maps/rm", tags=["maps"])
+
+RmPath = Annotated[str, Path(max_length=32, pattern=f"^{RM_CODE}$", description="Your RM code.")]
+
+
+def _own_day(rm_code: RmPath, user: BrowserUserDep, request: Request) -> CurrentUser:
+    # A dependency, so another RM's day answers 404 (and a cross-site write 403) before any body is read.
+    if user.scope.role != "rm":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the day page is an RM's own; managers read the visits report")
+    if rm_code != user.scope.rm_code:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
+    if request.method != "GET" and not from_this_site(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
+    return user
+
+
+DayUser = Annotated[CurrentUser, Depends(_own_day)]
+
+
+def _own_visit(visit_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Id of the visit.")],
+               user: DayUser, conn: ConnDep) -> int:
+    visit_rm(conn, scope=user.scope, visit_id=visit_id)
+    return visit_id
+
+
+@router.get("/sw.js", include_in_schema=False)
+def day_worker() -> Response:
+    """The day page's service worker (scope /maps/rm/): keeps the page, its assets and today's plan offline."""
+    return Response(service_worker(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/{rm_code}/day", response_class=HTMLResponse)
+def day(request: Request, rm_code: RmPath, conn: ConnDep, settings: SettingsDep) -> Response:
+    """An RM's day on the phone: today's route with numbered stops, navigate links, 签到 check-in and 签退
+    check-out, working offline once loaded (RMs only, their own day)."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    if user.scope.role != "rm":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the day page is an RM's own; managers read the visits report")
+    if rm_code != user.scope.rm_code:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
+    html = day_page(rm_code=rm_code, options=map_pages.page_options(settings, inline=False))
+    audit.record(conn, username=user.username, action="view", object_type="map:day", object_id=rm_code)
+    return _page(html)
+
+
+@router.get("/{rm_code}/day/plan", response_model=PlanPublic)
+def day_plan(user: DayUser, conn: ConnDep, settings: SettingsDep) -> dict:
+    """Today's plan of the signed-in RM (as ``GET /api/v1/visits/plans/today``); 404 when none was made."""
+    return ops.today_plan(conn, scope=user.scope, settings=settings)
+
+
+class DayPlanCreate(BaseModel):
+    """Plan today from the outlet, or from where the phone is."""
+
+    start_lon: Lon | None = None
+    start_lat: Lat | None = None
+
+
+@router.post("/{rm_code}/day/plan", response_model=PlanPublic, status_code=201)
+def day_make_plan(body: DayPlanCreate, user: DayUser, conn: ConnDep, settings: SettingsDep) -> dict:
+    """Make (or make again) today's plan (as ``POST /api/v1/visits/plans``)."""
+    if (body.start_lon is None) != (body.start_lat is None):
+        raise BadInput("start_lon and start_lat: give both or neither")
+    start = None if body.start_lon is None else (body.start_lon, body.start_lat)
+    return ops.make_plan(conn, actor=user.username, scope=user.scope, settings=settings, start=start)
+
+
+@router.post("/{rm_code}/day/checkins", response_model=CheckinPublic, status_code=201,
+             responses={200: {"model": CheckinPublic, "description": "A replay: the check-in stored under this key."}})
+def day_checkin(body: CheckinCreate, response: Response, user: DayUser, conn: ConnDep, settings: SettingsDep) -> dict:
+    """签到 (as ``POST /api/v1/visits/checkins``): 201 recorded, 200 a replay of the key with the same body."""
+    out, created = ops.check_in(conn, actor=user.username, scope=user.scope, settings=settings,
+                                key=body.idempotency_key.lower(), customer_id=body.customer_id, kind=body.kind,
+                                at=body.at, lon=body.lon, lat=body.lat, accuracy_m=body.accuracy_m,
+                                plan_id=body.plan_id)
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.post("/{rm_code}/day/visits/{visit_id}/checkout", response_model=CheckoutPublic)
+def day_checkout(visit_id: Annotated[int, Depends(_own_visit)], body: CheckoutCreate, user: DayUser,
+                 conn: ConnDep, settings: SettingsDep) -> dict:
+    """签退 (as ``POST /api/v1/visits/{visit_id}/checkout``), idempotent per key."""
+    out, _ = ops.check_out(conn, actor=user.username, scope=user.scope, settings=settings, visit_id=visit_id,
+                           key=body.idempotency_key.lower(), at=body.at, note=body.note, outcome=body.outcome)
+    return out

@@ -1,0 +1,94 @@
+"""The RM's day on the phone: a page shell and its service worker (the data comes from the visits operations).
+
+The page holds no customer data: its script (``gridmkt-day.js``) reads today's
+plan from ``GET /maps/rm/{rm_code}/day/plan`` (the page's door to the visits
+operations, ``api/routes/day.py``) and sends check-ins through an outbox; a
+service worker (``gridmkt-day-sw.js``) keeps the page, its assets and the plan
+readable offline. So the same page works with or without signal, and nothing
+personal is baked into a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from maps.assets import BUNDLES, STATIC_DIR, asset_tags
+from maps.base import BACKGROUND_COLOR, PageOptions, esc, js
+
+DAY_BUNDLES = ("leaflet", "gridmkt", "gridmkt-day")
+# What a check-out may say came of the visit (code, label); the API stores the code.
+OUTCOMES = (("contacted", "已沟通 talked"), ("interested", "有意向 interested"), ("deal", "已成交 deal"),
+            ("not_home", "不在家 not at home"), ("declined", "无需求 declined"), ("follow_up", "需再访 visit again"))
+SW_SCOPE = "/maps/rm/"
+SW_URL = SW_SCOPE + "sw.js"
+RM_CODE = r"[A-Za-z0-9_\-]+"
+DAY_PATH = rf"^/maps/rm/{RM_CODE}/day$"
+PLAN_PATH = rf"^/maps/rm/{RM_CODE}/day/plan$"  # the page's door to today's plan (api/routes/day.py)
+
+
+def day_page(*, rm_code: str, options: PageOptions,
+             outcomes: tuple[tuple[str, str], ...] = OUTCOMES) -> str:
+    """The HTML shell of ``rm_code``'s day: bar, map, stop list; served pages only (assets linked, not inline).
+
+    >>> html = day_page(rm_code="R1", options=PageOptions(inline=False))
+    >>> '"rmCode":"R1"' in html and "/maps/static/gridmkt-day.js" in html
+    True
+    """
+    base = f"/maps/rm/{rm_code}/day"
+    config = {"rmCode": rm_code, "planUrl": f"{base}/plan", "checkinUrl": f"{base}/checkins",
+              "checkoutUrl": f"{base}/visits/{{visit_id}}/checkout", "swUrl": SW_URL, "swScope": SW_SCOPE,
+              "tileUrl": options.tile_url, "tileCrs": options.tile_crs, "attribution": options.attribution,
+              "outcomes": [list(o) for o in outcomes]}
+    title = f"今日拜访 Today's visits · {rm_code}"
+    head = asset_tags(DAY_BUNDLES, inline=False, prefix=options.static_prefix)
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<meta name="theme-color" content="#1f3b57">
+<link rel="icon" href="data:,">
+<title>{esc(title)}</title>
+<script>window.gridmktDay = {js(config)};</script>
+{head}
+</head>
+<body class="gd-body">
+<header class="gd-bar">
+  <h1>今日拜访 Today's visits <small>· {esc(rm_code)} · <span id="gd-date"></span></small></h1>
+  <div class="gd-badges"><span id="gd-net" class="gd-net">在线 online</span>
+    <span id="gd-outbox" class="gd-outbox" data-count="0"></span>
+    <button type="button" id="gd-replan">重排 re-plan</button></div>
+</header>
+<p id="gd-notice" class="gd-notice" role="status" hidden></p>
+<main class="gd-main">
+  <div id="gd-map" style="background:{BACKGROUND_COLOR}" aria-label="路线地图 route map"></div>
+  <section class="gd-side" aria-label="拜访列表 stops"><div id="gd-summary" class="gd-summary">载入中… loading…</div>
+    <ol id="gd-stops" class="gd-stops"></ol>
+    <div id="gd-dropped" class="gd-dropped"></div></section>
+</main>
+</body></html>
+"""
+
+
+def sw_assets(prefix: str) -> list[str]:
+    """URLs the service worker keeps: the page's scripts and styles and the images its styles use."""
+    urls = [f"{prefix}/{rel}" for name in DAY_BUNDLES for rel in BUNDLES[name]]
+    urls += [f"{prefix}/{p.relative_to(STATIC_DIR).as_posix()}"
+             for p in sorted((STATIC_DIR / "node_modules/leaflet/dist/images").glob("*.png"))]
+    return urls
+
+
+def service_worker(*, prefix: str = "/maps/static") -> str:
+    """The service worker's script: its settings, then ``gridmkt-day-sw.js``.
+
+    Its version is a hash of the assets it caches (and of itself), so a new
+    release replaces the cached files and a phone never mixes old and new.
+    """
+    assets = sw_assets(prefix)
+    digest = hashlib.sha256()
+    body = (STATIC_DIR / "gridmkt-day-sw.js").read_text(encoding="utf-8")
+    digest.update(body.encode())
+    for url in assets:
+        digest.update(url.encode())
+        digest.update((STATIC_DIR / url[len(prefix) + 1:]).read_bytes())
+    cfg = {"version": digest.hexdigest()[:16], "assets": assets, "pages": DAY_PATH, "plan": PLAN_PATH}
+    return f"self.GRIDMKT_SW = {js(cfg)};\n{body}"
+
