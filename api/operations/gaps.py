@@ -22,7 +22,7 @@ def check_config(config_text: str | None) -> None:
         try:
             GapConfig.from_toml_text(config_text)
         except GapConfigError as exc:
-            raise BadInput(f"gap configuration: {exc}") from exc
+            raise BadInput(f"config_toml: {exc}") from exc  # the API field; the CLI says the same (one message)
 
 
 def score(conn: Connection, *, actor: str, grid_id: int, config_text: str | None = None, trigger: str = "manual",
