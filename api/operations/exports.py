@@ -17,6 +17,7 @@ from geodata import audit, exports_grid, workbook
 from geodata.errors import BadInput
 from geodata.export import export as export_rows
 from geodata.reads import access
+from geodata.reads.workbook import workbook_data
 from geodata.scope import Scope, sees_pii
 
 LAYERS = ("cells", "territories", "gaps")
@@ -46,7 +47,7 @@ def grid_file(conn: Connection, *, actor: str, grid_id: int, fmt: str, layer: st
     scope = scope or EVERYTHING
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "xlsx":
-        data = workbook.workbook_data(conn, grid_id=grid_id, scope=scope)
+        data = workbook_data(conn, grid_id=grid_id, scope=scope)
         data.customers = mask_frame(data.customers, scope)
         workbook.write_workbook(path, data)
         layer, count = "workbook", {"rms": len(data.summary), "customers": len(data.customers)}

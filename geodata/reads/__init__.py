@@ -10,6 +10,7 @@ never fetched. One module per concept:
 - :mod:`~geodata.reads.gaps`: latest gap scores a user may see;
 - :mod:`~geodata.reads.imports`: import runs;
 - :mod:`~geodata.reads.maps`: what the map index lists (grids, RMs, scenarios in scope);
+- :mod:`~geodata.reads.workbook`: the RMs, cells and customers of the RM workbook;
 - :mod:`~geodata.reads.values`: plain JSON values and list/collection envelopes.
 """
 

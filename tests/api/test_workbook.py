@@ -109,7 +109,10 @@ def test_column_values_missing_and_zones():
     """Missing and non-finite numbers are empty cells; aware times are China time, naive ones read as China time."""
     import pandas as pd
 
-    from geodata.workbook import _column_values
+    from geodata.reads.workbook import CUSTOMER_KEYS
+    from geodata.workbook import CUSTOMER_COLUMNS, _column_values
+
+    assert [k for k, *_ in CUSTOMER_COLUMNS] == CUSTOMER_KEYS  # what is read is what is written
 
     assert _column_values(pd.Series([1.6, None, float("nan"), float("inf"), "x"]), "int") == [2, None, None, None, None]
     assert _column_values(pd.Series([1234.5, None], dtype=object), "money") == [1234.5, None]
