@@ -170,8 +170,9 @@ def build_grid(
         from geodata.refine_grid import refine_cells
 
         progress(0.4, "refining cells where the work is dense")
-        cells, report["refined"] = refine_cells(conn, county_code=county_code, kind=kind, resolution=resolution,
-                                                cells=cells, options=refine)
+        cells, report["refined"] = refine_cells(
+            conn, county_code=county_code, kind=kind, resolution=resolution, cells=cells, options=refine,
+            county=load_county(conn, code=county_code)["geometry"], villages=load_villages(conn, county_code=county_code))
         report["cells"] = len(cells)
     progress(0.7, f"storing {len(cells)} cells")
     grid_id = save_grid(conn, county_code=county_code, kind=kind, resolution=resolution, cells=cells, report=report)

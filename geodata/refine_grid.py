@@ -1,11 +1,13 @@
 """Refining a new grid where it is too coarse for the work (issue 17): the customers' workload, the RMs' target.
 
-The cells of a grid being built are split (:mod:`grid.refine`) where the
-workload of their customers exceeds ``share`` of one RM's target. The workload
-of a customer is the territory planner's default mix without households
-(households are spread over cells by area, not by point): each measure divided
-by its county total, weighted as :data:`geodata.territories.DEFAULT_WEIGHTS`
-(:data:`POINT_WEIGHTS`; not imported: geodata.territories reads grids).
+The cells of a grid being built are split (:mod:`grid.refine`) where their
+workload exceeds ``share`` of one RM's target. Workload is the territory
+planner's default mix: each measure divided by its county total, weighted as
+:data:`geodata.territories.DEFAULT_WEIGHTS` (copied here as :data:`POINT_WEIGHTS`
+and :data:`HOUSEHOLD_WEIGHT`: geodata.territories reads grids). Customers,
+deposit and loan sit at the customers' points; households where the
+apportioning rule puts them (:func:`grid.apportion.household_sources`: a
+village's own point, or spread over its group's area).
 An RM's target is the county's workload over the capacity of its active RMs
 (or over ``rms`` when given).
 """
@@ -21,8 +23,10 @@ from sqlalchemy.engine import Connection
 
 from geodata.errors import BadInput
 
-# The planner's default weights (geodata.territories.DEFAULT_WEIGHTS) of the measures customers carry.
+# The planner's default weights (geodata.territories.DEFAULT_WEIGHTS) of the measures customers carry,
+# and of households (placed by the apportioning rule: own village points, or spread over group areas).
 POINT_WEIGHTS = {"customers": 0.4, "deposit": 0.15, "loan": 0.15}
+HOUSEHOLD_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,23 @@ def county_rms(conn: Connection, *, county_code: str) -> float:
     ).scalar())
 
 
+def household_workload(villages, county) -> tuple[np.ndarray, np.ndarray, np.ndarray, gpd.GeoDataFrame]:
+    """Households as weighted points and areas (weights: HOUSEHOLD_WEIGHT over the county's placed households)."""
+    from grid.apportion import household_sources
+
+    pts, areas = household_sources(villages, county)
+    total = float(pts["households"].sum() + areas["households"].sum())
+    k = HOUSEHOLD_WEIGHT / total if total > 0 else 0.0
+    areas = areas.assign(weight=areas["households"] * k)
+    return pts["lon"].to_numpy(float), pts["lat"].to_numpy(float), pts["households"].to_numpy(float) * k, areas
+
+
 def refine_cells(
     conn: Connection, *, county_code: str, kind: str, resolution: int | None,
-    cells: gpd.GeoDataFrame, options: RefineOptions,
+    cells: gpd.GeoDataFrame, options: RefineOptions, county=None, villages=None,
 ) -> tuple[gpd.GeoDataFrame, dict]:
-    """The cells refined by the county's customers, and what was done (for the grid's build report)."""
+    """The cells refined by the county's work (customers; households when ``villages`` and ``county``
+    are given), and what was done (for the grid's build report)."""
     from grid.refine import refine_h3_cells, refine_limit, refine_village_cells
 
     options = options.check(resolution if kind == "h3" else None)
@@ -89,13 +105,18 @@ def refine_cells(
     if rms <= 0:
         raise BadInput(f"county {county_code} has no active RMs to size cells for: give refine rms")
     lon, lat, weight = workload_points(conn, county_code=county_code)
-    limit = refine_limit(float(weight.sum()), rms, options.share) if len(weight) else float("inf")
+    areas = None
+    if villages is not None and county is not None and len(villages):
+        hx, hy, hw, areas = household_workload(villages, county)
+        lon, lat, weight = np.r_[lon, hx], np.r_[lat, hy], np.r_[weight, hw]
+    total = float(weight.sum()) + (0.0 if areas is None else float(areas["weight"].sum()))
+    limit = refine_limit(total, rms, options.share) if total > 0 else float("inf")
     if kind == "h3":
-        fine = refine_h3_cells(cells, lon, lat, weight, limit=limit, max_res=options.max_res)
+        fine = refine_h3_cells(cells, lon, lat, weight, limit=limit, max_res=options.max_res, areas=areas)
         fine = fine.assign(label=fine["cell_id"], village_codes=None, township_code=None)
     else:
         fine = refine_village_cells(cells, lon, lat, weight, limit=limit, village_res=options.village_res,
-                                    max_res=options.max_res)
+                                    max_res=options.max_res, areas=areas)
         parts = fine["cell_id"] != fine["parent_id"]
         fine.loc[parts, "label"] = fine.loc[parts, "label"] + " · " + fine.loc[parts, "cell_id"].str[-6:]
     split = int(fine.loc[fine["cell_id"] != fine["parent_id"], "parent_id"].nunique())

@@ -110,3 +110,36 @@ def apportion_to_cells(
         "villages_without_point": int((~has_point).sum()),
     }
     return per_cell, report
+
+
+def household_sources(villages: pd.DataFrame, county: BaseGeometry) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
+    """Where households sit by the rule above: points (own-point villages) and areas (groups' Voronoi regions).
+
+    Returns ``points`` (``lon, lat, households``) and ``areas`` (``households``,
+    geometry EPSG:4326): a cell gets a point's households if it holds the point,
+    and an area's in proportion to the part of the area it covers. Used to
+    weigh cells while refining a grid (:mod:`grid.refine`), before cells exist.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> v = pd.DataFrame({"code": ["1", "2", "3"], "name": list("xyz"), "township_code": "t",
+    ...     "lon": [0.5, 1.5, 1.5], "lat": [0.5, 0.5, 0.5], "coord_level": ["village", "township", "township"],
+    ...     "households": [10, 20, 5], "population": [30, 60, 15]})
+    >>> pts, areas = household_sources(v, shapely.box(0, 0, 2, 1))
+    >>> pts["households"].tolist(), areas["households"].tolist()
+    ([10.0], [25.0])
+    """
+    v = villages.copy()
+    v["households"] = pd.to_numeric(v.get("households"), errors="coerce").fillna(0.0).astype(float)
+    has_point = v["lon"].notna() & v["lat"].notna()
+    own = has_point & (v["coord_level"] == "village")
+    points = pd.DataFrame({"lon": v.loc[own, "lon"].to_numpy(float), "lat": v.loc[own, "lat"].to_numpy(float),
+                           "households": v.loc[own, "households"].to_numpy(float)})
+    shared = v[has_point & ~own]
+    if len(shared) == 0:
+        return points, gpd.GeoDataFrame({"households": []}, geometry=[], crs=4326)
+    groups, _ = build_village_cells(county, shared)
+    hh = shared.set_index("code")["households"]
+    weights = [float(hh.loc[list(codes)].sum()) for codes in groups["village_codes"]]
+    return points, gpd.GeoDataFrame({"households": weights}, geometry=groups.geometry.to_numpy(), crs=4326)

@@ -90,11 +90,34 @@ def split_h3_cell(geom: shapely.Geometry, h3: int) -> tuple[np.ndarray, np.ndarr
     return kids[keep], pieces[keep]
 
 
-def _weights_by_row(geoms: np.ndarray, lon: np.ndarray, lat: np.ndarray, weight: np.ndarray):
-    """Row of each point (-1 outside) and the summed weight per row."""
+def _weights_by_row(geoms: np.ndarray, lon: np.ndarray, lat: np.ndarray, weight: np.ndarray, areas=None):
+    """Row of each point (-1 outside) and the summed weight per row (points, plus area shares of ``areas``)."""
     row = locate_exact(geoms, lon, lat) if len(lon) else np.empty(0, dtype=np.int64)
     inside = row >= 0
-    return row, np.bincount(row[inside], weights=weight[inside], minlength=len(geoms))
+    load = np.bincount(row[inside], weights=weight[inside], minlength=len(geoms)).astype(float)
+    if areas is not None and len(geoms):
+        tree, region, density = areas
+        gi, ri = tree.query(geoms, predicate="intersects")
+        if len(gi):
+            part = shapely.area(shapely.intersection(geoms[gi], region[ri]))
+            load += np.bincount(gi, weights=part * density[ri], minlength=len(geoms))
+    return row, load
+
+
+def _area_index(areas: gpd.GeoDataFrame | None):
+    """(tree, geometries, weight per square degree) of areas with positive weight and area, or None."""
+    if areas is None or len(areas) == 0:
+        return None
+    if "weight" not in areas:
+        raise InvalidInput("areas need a 'weight' column")
+    g = areas.geometry.to_numpy()
+    w = areas["weight"].to_numpy(dtype=float)
+    a = shapely.area(g)
+    ok = (a > 0) & np.isfinite(w) & (w > 0)
+    if not ok.any():
+        return None
+    g = g[ok]
+    return shapely.STRtree(g), g, w[ok] / a[ok]
 
 
 def _check_points(lon, lat, weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,9 +130,9 @@ def _check_points(lon, lat, weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return lon[ok], lat[ok], weight[ok]
 
 
-def _refine(h3: np.ndarray, geoms: np.ndarray, lon, lat, weight, limit: float, max_res: int):
+def _refine(h3: np.ndarray, geoms: np.ndarray, lon, lat, weight, limit: float, max_res: int, areas=None):
     """Refine cells (uint64, pieces) given their points; returns (h3, geoms, workload, whole-hexagon flag)."""
-    row, load = _weights_by_row(geoms, lon, lat, weight)
+    row, load = _weights_by_row(geoms, lon, lat, weight, areas)
     out_h, out_g, out_w, out_whole = [], [], [], []
     order = np.argsort(row, kind="stable")
     bounds = np.searchsorted(row[order], np.arange(len(geoms) + 1))
@@ -122,7 +145,7 @@ def _refine(h3: np.ndarray, geoms: np.ndarray, lon, lat, weight, limit: float, m
             continue
         kids, pieces = split_h3_cell(g, h)
         mine = order[bounds[i] : bounds[i + 1]]
-        kh, kg, kw, _ = _refine(kids, pieces, lon[mine], lat[mine], weight[mine], limit, max_res)
+        kh, kg, kw, _ = _refine(kids, pieces, lon[mine], lat[mine], weight[mine], limit, max_res, areas)
         out_h += kh
         out_g += kg
         out_w += kw
@@ -138,6 +161,7 @@ def refine_h3_cells(
     *,
     limit: float,
     max_res: int = MAX_REFINE_RES,
+    areas: gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Split the H3 cells of a grid whose points weigh more than ``limit``, recursively (see the module docstring).
 
@@ -153,6 +177,10 @@ def refine_h3_cells(
         A cell whose points weigh more than this is split.
     max_res : int
         No cell is split below this resolution (at most 15).
+    areas : GeoDataFrame, optional
+        Workload spread evenly over areas (a ``weight`` column, geometry EPSG:4326):
+        a cell weighs the share of each area it covers (households apportioned by
+        area, :func:`grid.apportion.household_sources`).
 
     Returns
     -------
@@ -176,6 +204,7 @@ def refine_h3_cells(
     if not (limit >= 0):
         raise InvalidInput(f"limit must be a number >= 0, got {limit!r}")
     lon, lat, weight = _check_points(lon, lat, weight)
+    area_index = _area_index(areas)
     h = cells["h3"].to_numpy(dtype=np.uint64) if "h3" in cells else h3_of_ids(cells["cell_id"])
     geoms = cells.geometry.to_numpy()
     border = cells["is_border"].to_numpy(dtype=bool) if "is_border" in cells else np.zeros(len(cells), bool)
@@ -186,7 +215,7 @@ def refine_h3_cells(
     for i in range(len(geoms)):
         mine = order[bounds[i] : bounds[i + 1]]
         kh, kg, kw, whole = _refine(h[i : i + 1], geoms[i : i + 1], lon[mine], lat[mine], weight[mine],
-                                    float(limit), int(max_res))
+                                    float(limit), int(max_res), area_index)
         for x, g, w, wh in zip(kh, kg, kw, whole, strict=True):
             rows.append((x, g, w, bool(border[i]) if wh is None else True, i))
     hh = np.array([r[0] for r in rows], dtype=np.uint64)
@@ -215,8 +244,10 @@ def refine_village_cells(
     limit: float,
     village_res: int = 8,
     max_res: int = MAX_REFINE_RES,
+    areas: gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
-    """Split village cells whose points weigh more than ``limit`` by the H3 cells inside them.
+    """Split village cells whose points (and ``areas``, as in :func:`refine_h3_cells`) weigh more than ``limit``
+    by the H3 cells inside them.
 
     A village cell over the limit becomes the H3 cells of ``village_res`` that
     cut its shape (:func:`grid.h3cells.build_h3_cells`), each refined further
@@ -236,7 +267,7 @@ def refine_village_cells(
     """
     lon, lat, weight = _check_points(lon, lat, weight)
     geoms = cells.geometry.to_numpy()
-    row, load = _weights_by_row(geoms, lon, lat, weight)
+    row, load = _weights_by_row(geoms, lon, lat, weight, _area_index(areas))
     order = np.argsort(row, kind="stable")
     bounds = np.searchsorted(row[order], np.arange(len(geoms) + 1))
     parts = []
@@ -248,7 +279,7 @@ def refine_village_cells(
             continue
         mine = order[bounds[i] : bounds[i + 1]]
         hexes = build_h3_cells(geoms[i], village_res)
-        fine = refine_h3_cells(hexes, lon[mine], lat[mine], weight[mine], limit=limit, max_res=max_res)
+        fine = refine_h3_cells(hexes, lon[mine], lat[mine], weight[mine], limit=limit, max_res=max_res, areas=areas)
         rep = base.loc[base.index.repeat(len(fine))].reset_index(drop=True)
         rep["parent_id"] = rep["cell_id"]
         rep["cell_id"] = [f"{cells['cell_id'].iloc[i]}-{x}" for x in fine["cell_id"]]

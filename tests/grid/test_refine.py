@@ -138,3 +138,23 @@ def test_village_over_the_limit_is_split_by_h3_cells_keeping_its_codes():
     assert (out["workload"] <= 60).all() or (out.loc[out["workload"] > 60, "cell_id"].str.len() > 0).all()
     assert out["workload"].sum() == 520
     assert_exact_tiling(out, county)
+
+
+def test_area_workload_is_spread_by_area_and_refined():
+    """Households spread over an area (apportioned by area) split the cells they make too heavy."""
+    from grid.apportion import household_sources
+
+    county = box(106.0, 38.0, 106.1, 38.1)
+    cells = build_h3_cells(county, 8)
+    town = box(106.04, 38.04, 106.06, 38.06)
+    areas = gpd.GeoDataFrame({"weight": [100.0]}, geometry=[town], crs=4326)
+    fine = refine_h3_cells(cells, [], [], [], limit=2.0, max_res=10, areas=areas)
+    assert fine["workload"].sum() == pytest.approx(100.0) and fine["workload"].max() <= 2.0
+    assert (fine.loc[fine.geometry.representative_point().within(town), "res"] >= 9).all()
+    assert (fine.loc[~fine.intersects(town.buffer(0.01)), "res"] == 8).all()
+    assert_exact_tiling(fine, county)
+    v = gpd.pd.DataFrame({"code": ["1", "2"], "name": ["a", "b"], "township_code": "t", "lon": [106.02, 106.08],
+                          "lat": [38.02, 38.08], "coord_level": ["village", "township"], "households": [7, 9]})
+    pts, regions = household_sources(v, county)
+    assert pts["households"].tolist() == [7.0] and regions["households"].tolist() == [9.0]
+    assert regions.geometry.iloc[0].area == pytest.approx(county.area)
