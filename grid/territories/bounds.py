@@ -141,8 +141,8 @@ def unreachable_reasons(
     --------
     >>> unreachable_reasons(np.ones(2), np.ones(3))[0]
     '2 cells for 3 RMs: at least one RM gets no cell (deviation 100%); use a finer grid or fewer RMs'
-    >>> unreachable_reasons(np.array([5.0, 1, 1, 1]), np.ones(4))
-    ['the heaviest cell (row 0) holds 2.50 times the largest target: its RM is at least 150.0% over; refine the grid where it is too coarse']
+    >>> unreachable_reasons(np.array([5.0, 1, 1, 1]), np.ones(4))[0][:66]
+    'the heaviest cell (row 0) holds 2.50 times the largest target: its'
     >>> unreachable_reasons(np.ones(8), np.ones(4))
     []
     """
@@ -164,7 +164,8 @@ def unreachable_reasons(
     if share - 1.0 > goal:
         out.append(
             f"the heaviest cell (row {cell}) holds {share:.2f} times the largest target: its RM is at least "
-            f"{share - 1.0:.1%} over; refine the grid where it is too coarse"
+            f"{share - 1.0:.1%} over; refine the grid where it is too coarse (a cell at the finest resolution "
+            "that is still this heavy holds one heavy customer or village point, which no grid can split)"
         )
     if locked is not None:
         lk = np.asarray(locked)
