@@ -1,22 +1,25 @@
-"""Benchmark of automatic territory balancing (grid/territories.py) against the nearest-outlet rule.
+"""Benchmark of territory balancing on the 22 real Ningxia counties, before and after adaptive cells (issue 17).
 
-(a) one real Ningxia county at H3 res 8, 20 RMs at 5 outlets: max deviation and
-    contiguity of the optimiser vs the nearest-outlet baseline on the same cells.
-(b) the whole province at res 8 (~84,000 cells) with 1,500 RMs: time to plan and balance,
-    in one pass over the province and by county (cells carry the county of their
-    centroid, RMs their outlet's county; each county's workload is split over its
-    own RMs, two worker processes), each against the nearest-outlet baseline
-    (within the county for the by-county plan).
+Data: the demo's synthetic bank (grid/synth, seeded as api/demo.py seeds it):
+villages with households estimated from the 2020 census, 17 outlets per county,
+their active RMs (about 1,500), and synthetic customers around the villages
+(``--customers`` over the province, spread as the demo spreads them). County
+outlines are converted from GCJ-02 to WGS84 as the importer does.
 
-Workload is synthetic (clearly so): every village point of the county
-(ningxia_villages.csv, WGS84) gets a lognormal weight spread over the cells
-around it by a Gaussian kernel, plus a small floor, giving skewed, clustered
-customers, households and deposits. County outlines are GCJ-02 (~500 m off
-WGS84), which does not matter for a benchmark. Outlets are seeded random
-village points. Last printed line: one JSON object with the figures.
+For every county: an H3 res-8 grid (``before``) and the same grid refined
+where a cell's customers hold more than ``--share`` of an RM's target
+(``after``, grid/refine.py, down to res 11). Each gets customers, deposit and
+loan from the points and households apportioned from the villages
+(grid/apportion.py), and is planned with the planner's default weights
+(customers 0.4, households 0.3, deposit 0.15, loan 0.15). Printed per county:
+cells, raw and adjusted max deviation, contiguity, compactness (mean
+Polsby-Popper), travel (mean and max km from the RM's outlet), empty RMs, time,
+and why 5% cannot be reached where it cannot. Then the province: every
+county's refined cells and RMs in one plan by county (two workers), timed
+from adjacency to the end of balancing. Last printed line: one JSON object.
 
-    python bench/bench_territories.py            # full run
-    python bench/bench_territories.py --quick    # smoke run (small county, few RMs)
+    python bench/bench_territories.py                 # all 22 counties and the province
+    python bench/bench_territories.py --quick         # two small counties, no province
 """
 
 from __future__ import annotations
@@ -30,219 +33,182 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
-from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grid.projection import metric_crs, project_points  # noqa: E402
-from grid.territories import TerritoryPlan, cell_adjacency, nearest_outlet_baseline  # noqa: E402
+from geodata import DEMO_DATA  # noqa: E402
+from geodata.importers.spatial import to_multipolygons  # noqa: E402
+from geodata.refine_grid import household_workload  # noqa: E402
+from grid import synth  # noqa: E402
+from grid.apportion import apportion_to_cells  # noqa: E402
+from grid.h3cells import build_h3_cells  # noqa: E402
+from grid.locate import VillageLocator  # noqa: E402
+from grid.refine import refine_h3_cells, refine_limit  # noqa: E402
+from grid.territories import TerritoryPlan, cell_adjacency  # noqa: E402
 
-DATA = Path("/work/shared/data")
-WAYS = (("single_pass", None), ("by_county", "county_code"))
-
-
-def load_cells(adcodes: list[str] | None, res: int) -> gpd.GeoDataFrame:
-    """H3 cells of the given counties (all when None), unioned; ``county_code`` of each cell's centroid."""
-    counties = gpd.read_file(DATA / "ningxia_counties_gcj02.geojson")
-    if adcodes is not None:
-        counties = counties[counties["adcode"].astype(str).isin(adcodes)]
-    shape = shapely.union_all(counties.geometry.values)
-    try:
-        from grid.h3cells import build_h3_cells
-
-        cells = build_h3_cells(shape, res)[["cell_id", "geometry"]]
-    except ImportError:
-        import h3
-
-        ids = sorted(h3.h3shape_to_cells(h3.geo_to_h3shape(shape.__geo_interface__), res))
-        polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in ids]
-        cells = gpd.GeoDataFrame({"cell_id": ids}, geometry=polys, crs=4326)
-    # A cell belongs to the county holding its centroid (the nearest one for slivers outside all).
-    crs = metric_crs(cells)
-    pts = gpd.GeoDataFrame(geometry=cells.geometry.to_crs(crs).centroid, crs=crs)
-    shapes = counties[["adcode", "geometry"]].to_crs(crs)
-    hit = gpd.sjoin_nearest(pts, shapes, how="left")
-    cells["county_code"] = hit.groupby(level=0)["adcode"].first().astype(str).to_numpy()
-    return cells
+SEED = 20261122
+WEIGHTS = {"customers": 0.4, "households": 0.3, "deposit": 0.15, "loan": 0.15}
+KEYS = ("max_abs_deviation", "adjusted_max_deviation", "contiguity", "compactness_mean", "mean_km", "max_km",
+        "empty_rms", "unreachable_5pct")
 
 
-def synthetic_workload(cells: gpd.GeoDataFrame, adcodes: list[str] | None, rng) -> gpd.GeoDataFrame:
-    """Skewed, clustered customers/households/deposit per cell from village points."""
-    v = pd.read_csv(DATA / "ningxia_villages.csv", dtype={"county_code": str})
-    if adcodes is not None:
-        v = v[v["county_code"].isin(adcodes)]
-    crs = metric_crs(cells)
-    xy = shapely.get_coordinates(shapely.centroid(cells.geometry.to_crs(crs).values))
-    vx, vy = project_points(v["lon_wgs84"], v["lat_wgs84"], crs)
-    # Villages sharing a township point are jittered so they do not stack on one cell.
-    vxy = np.column_stack([vx, vy]) + rng.normal(0, 1500, size=(len(v), 2))
-    weight = rng.lognormal(0.0, 1.0, size=len(v))
-    tree = cKDTree(xy)
-    cust = np.zeros(len(cells))
-    for p, w in zip(vxy, weight, strict=True):
-        idx = tree.query_ball_point(p, 4000)
-        if idx:
-            d2 = ((xy[idx] - p) ** 2).sum(axis=1)
-            k = np.exp(-d2 / (2 * 1200.0**2))
-            cust[idx] += 400 * w * k / k.sum()
-    cust += 0.2 * cust.mean() * rng.random(len(cells))
-    out = cells.copy()
-    out["customers"] = np.round(cust, 1)
-    out["households"] = np.round(cust * rng.uniform(0.6, 0.9, len(cells)), 1)
-    out["deposit"] = np.round(cust * rng.lognormal(0, 0.5, len(cells)) * 5.0, 1)
+def bank(n_customers: int) -> dict:
+    """Counties (WGS84), villages, active RMs with their outlet's point and county, customers: seeded as the demo."""
+    counties = gpd.read_file(DEMO_DATA / "ningxia_counties_gcj02.geojson")
+    counties["geometry"] = to_multipolygons(counties.geometry.to_numpy(), "gcj02")
+    pop = pd.read_csv(DEMO_DATA / "ningxia_county_population_2020.csv", dtype={"code": str})
+    county = pop[pop["level"] == "county"]
+    v = pd.read_csv(DEMO_DATA / "ningxia_villages.csv", dtype={"code": str, "street_code": str, "county_code": str})
+    v = v.rename(columns={"street_code": "township_code", "street_name": "township_name",
+                          "lon_wgs84": "lon", "lat_wgs84": "lat"})
+    villages = synth.village_households(v, dict(zip(county["code"], county["pop_2020_census"], strict=True)),
+                                       np.random.default_rng([SEED, 1]))
+    rng = np.random.default_rng([SEED, 2])
+    outs = synth.outlets(villages, gpd.read_file(DEMO_DATA / "ningxia_counties_gcj02.geojson"), 17, rng)
+    staff = synth.rms(outs, rng=rng)
+    staff = staff[staff["active"].astype(bool)].merge(
+        outs[["code", "county_code", "lon", "lat"]].rename(columns={"code": "outlet_code"}), on="outlet_code")
+    rms = pd.DataFrame({"rm_id": staff["code"], "lon": staff["lon"], "lat": staff["lat"],
+                        "capacity": staff["capacity"].astype(float), "county_code": staff["county_code"]})
+    within = dict(zip(counties["adcode"], counties.geometry, strict=True))
+    custs = pd.concat(list(synth.customers(villages, n_customers, np.random.default_rng([SEED, 3]), within=within)),
+                      ignore_index=True)
+    custs = custs[["county_code", "lon", "lat", "deposit_balance", "loan_balance"]].dropna(subset=["lon", "lat"])
+    return {"counties": counties, "villages": villages, "rms": rms, "customers": custs}
+
+
+def refine_inputs(c: pd.DataFrame, villages: pd.DataFrame, shape):
+    """Weighted points (customers, own-point villages' households) and household areas, as geodata/refine_grid.py."""
+    w = np.zeros(len(c))
+    for name, x in (("customers", np.ones(len(c))), ("deposit", c["deposit_balance"].to_numpy(float)),
+                    ("loan", c["loan_balance"].to_numpy(float))):
+        if x.sum() > 0:
+            w += WEIGHTS[name] * x / x.sum()
+    hx, hy, hw, areas = household_workload(villages, shape)
+    lon = np.r_[c["lon"].to_numpy(float), hx]
+    lat = np.r_[c["lat"].to_numpy(float), hy]
+    weight = np.r_[w, hw]
+    return lon, lat, weight, areas, float(weight.sum() + areas["weight"].sum())
+
+
+def with_measures(cells: gpd.GeoDataFrame, c: pd.DataFrame, villages: pd.DataFrame, shape) -> gpd.GeoDataFrame:
+    """Customers, deposit, loan (from points) and households (apportioned) per cell."""
+    row = VillageLocator(cells).locate(c["lon"].to_numpy(float), c["lat"].to_numpy(float))
+    ok = row >= 0
+    out = cells[["cell_id", "geometry"]].copy()
+    n = len(cells)
+    out["customers"] = np.bincount(row[ok], minlength=n).astype(float)
+    out["deposit"] = np.bincount(row[ok], weights=c["deposit_balance"].to_numpy(float)[ok], minlength=n)
+    out["loan"] = np.bincount(row[ok], weights=c["loan_balance"].to_numpy(float)[ok], minlength=n)
+    hh, _ = apportion_to_cells(out, villages, shape)
+    out["households"] = out["cell_id"].map(hh.set_index("cell_id")["households"]).fillna(0.0).to_numpy()
     return out
 
 
-def synthetic_rms(cells: gpd.GeoDataFrame, adcodes, n_outlets: int, n_rms: int, rng) -> pd.DataFrame:
-    """RMs at outlets in township seats (as rural banks have), more RMs where the work is (seeded).
-
-    Outlets: township seats of ningxia_townships.csv inside the area (the busiest
-    first when there are more seats than outlets), topped up with busy cells.
-    Each outlet gets at least one RM; the rest go by the workload nearest it.
-    About 10% of RMs are part-time (capacity 0.5).
-    """
-    crs = metric_crs(cells)
-    xy = shapely.get_coordinates(shapely.centroid(cells.geometry.to_crs(crs).values))
-    work = cells["customers"].to_numpy()
-    t = pd.read_csv(DATA / "ningxia_townships.csv", dtype={"county_code": str}).dropna(
-        subset=["lon_wgs84"]
-    )
-    if adcodes is not None:
-        t = t[t["county_code"].isin(adcodes)]
-    tx, ty = project_points(t["lon_wgs84"], t["lat_wgs84"], crs)
-    _, near = cKDTree(xy).query(np.column_stack([tx, ty]))
-    near = np.unique(near)
-    near = near[np.argsort(-work[near], kind="stable")][:n_outlets]
-    if len(near) < n_outlets:
-        p = work**2
-        p[near] = 0
-        extra = rng.choice(len(cells), size=n_outlets - len(near), replace=False, p=p / p.sum())
-        near = np.concatenate([near, extra])
-    _, owner = cKDTree(xy[near]).query(xy)
-    load = np.bincount(owner, weights=work, minlength=len(near))
-    per = np.ones(len(near), dtype=int)
-    share = load / load.sum() * (n_rms - len(near))
-    per += np.floor(share).astype(int)
-    rest = n_rms - per.sum()
-    per[np.argsort(-(share - np.floor(share)), kind="stable")[:rest]] += 1
-    lon, lat = project_points_inverse(xy[near], crs)
-    rows = []
-    for o, m in enumerate(per):
-        for j in range(m):
-            cap = 0.5 if rng.random() < 0.1 else 1.0
-            rows.append({"rm_id": f"O{o:03d}-{j}", "lon": lon[o], "lat": lat[o], "capacity": cap,
-                         "county_code": cells["county_code"].iloc[near[o]]})
-    return pd.DataFrame(rows)
-
-
-def project_points_inverse(xy: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
-    """Metric points back to WGS84 lon/lat."""
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs(crs, 4326, always_xy=True)
-    return tr.transform(xy[:, 0], xy[:, 1])
-
-
-def key_figures(report) -> dict:
-    """The figures printed for each plan."""
-    s = report.summary()
-    keys = ("max_abs_deviation", "cv", "contiguity", "compactness_mean", "mean_km", "max_km", "empty_rms",
-            "deviation_bound", "indivisible_share", "adjusted_max_deviation")
-    return {k: s[k] for k in keys}
-
-
-def run_county(adcode: str, n_outlets: int, n_rms: int, seed: int) -> dict:
-    """Part (a): one county, optimiser vs baseline."""
-    rng = np.random.default_rng(seed)
-    cells = synthetic_workload(load_cells([adcode], 8), [adcode], rng)
-    rms = synthetic_rms(cells, [adcode], n_outlets, n_rms, rng)
-    weights = {"customers": 1.0, "households": 0.5, "deposit": 0.5, "travel": 0.3}
+def plan(cells: gpd.GeoDataFrame, rms: pd.DataFrame, budget_s: float) -> tuple[dict, float]:
+    """Plan one county; its key figures and the time from adjacency to the end of balancing."""
     t0 = time.perf_counter()
-    plan = TerritoryPlan.from_geodataframe(cells, rms, weights=weights, seed=seed).solve()
-    t_plan = time.perf_counter() - t0
+    p = TerritoryPlan.from_geodataframe(cells, rms, weights=WEIGHTS, seed=7).solve(time_limit_s=budget_s)
+    elapsed = time.perf_counter() - t0
+    s = p.report.summary()
+    return {k: s[k] for k in KEYS} | {"cells": len(cells)}, elapsed
+
+
+def run_county(code: str, b: dict, share: float, budget_s: float) -> dict:
+    """Before (res 8) and after (refined) for one county."""
+    shape = b["counties"].set_index("adcode").geometry.loc[code]
+    c = b["customers"][b["customers"]["county_code"] == code]
+    rms = b["rms"][b["rms"]["county_code"] == code].reset_index(drop=True)
+    villages = b["villages"][b["villages"]["county_code"] == code]
+    base = build_h3_cells(shape, 8)
     t0 = time.perf_counter()
-    base = nearest_outlet_baseline(plan)
-    t_base = time.perf_counter() - t0
-    ours, theirs = key_figures(plan.report), key_figures(base.report)
-    print(f"(a) county {adcode}: {len(cells)} cells, {n_rms} RMs at {n_outlets} outlets")
-    print(f"    optimiser {t_plan:.2f} s: {ours}")
-    print(f"    baseline  {t_base:.2f} s: {theirs}")
-    ratio = theirs["max_abs_deviation"] / max(ours["max_abs_deviation"], 1e-9)
-    print(f"    baseline max deviation / ours = {ratio:.1f}x")
-    return {
-        "county": adcode,
-        "cells": len(cells),
-        "rms": n_rms,
-        "plan_s": round(t_plan, 2),
-        "ours": ours,
-        "baseline": theirs,
-        "deviation_ratio": round(ratio, 1),
-    }
-
-
-def run_province(
-    adcodes: list[str] | None, n_outlets: int, n_rms: int, seed: int, budget_s: float = 57.0, workers: int = 2
-) -> dict:
-    """Part (b): many cells and RMs, planned in one pass and by county; time of adjacency + plan, and the figures."""
-    rng = np.random.default_rng(seed)
-    cells = synthetic_workload(load_cells(adcodes, 8), adcodes, rng)
-    rms = synthetic_rms(cells, adcodes, n_outlets, n_rms, rng)
-    weights = {"customers": 1.0, "households": 0.5, "deposit": 0.5, "travel": 0.3}
-    print(f"(b) {len(cells)} cells in {cells['county_code'].nunique()} counties, {n_rms} RMs at {n_outlets} outlets")
-    out: dict = {"cells": len(cells), "rms": n_rms, "counties": int(cells["county_code"].nunique()), "budget_s": budget_s}
-    for way, region in WAYS:
-        t0 = time.perf_counter()
-        adj = cell_adjacency(cells, return_virtual=True)
-        t_adj = time.perf_counter() - t0
-        plan = TerritoryPlan.from_geodataframe(
-            cells, rms, weights=weights, seed=seed, adjacency=adj, region_column=region
-        )
-        t1 = time.perf_counter()
-        # The issue's budget is 60 s for the whole plan: refinement gets what is left of it.
-        plan.solve(time_limit_s=max(5.0, budget_s - (t1 - t0)), report=False, workers=workers)
-        t_total = time.perf_counter() - t0
-        t_solve = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        plan.report = plan.evaluate(plan.assignment)
-        t_report = time.perf_counter() - t2
-        base = nearest_outlet_baseline(plan)
-        ours, theirs = key_figures(plan.report), key_figures(base.report)
-        print(f"    {way}: adjacency {t_adj:.1f} s, solve {t_solve:.1f} s, total {t_total:.1f} s; report {t_report:.1f} s")
-        print(f"      optimiser: {ours}")
-        print(f"      baseline:  {theirs}")
-        if plan.report.per_region is not None:
-            pr = plan.report.per_region
-            worst = pr.sort_values("adjusted_max_deviation").tail(3)
-            print("      worst counties:\n" + worst.round(3).to_string(index=False))
-            ours["regions_over_5pct"] = int((pr["max_abs_deviation"] > 0.05).sum())
-            ours["regions_over_bound_5pct"] = int((pr["max_abs_deviation"] > pr["deviation_bound"] + 0.05).sum())
-        out[way] = {
-            "adjacency_s": round(t_adj, 2),
-            "solve_s": round(t_solve, 2),
-            "total_s": round(t_total, 2),
-            "report_s": round(t_report, 2),
-            "ours": ours,
-            "baseline": theirs,
-        }
+    lon, lat, w, areas, total = refine_inputs(c, villages, shape)
+    limit = refine_limit(total, float(rms["capacity"].sum()), share)
+    fine = refine_h3_cells(base, lon, lat, w, limit=limit, max_res=11, areas=areas)
+    t_refine = time.perf_counter() - t0
+    out = {"county": code, "rms": len(rms), "customers": len(c), "refine_s": round(t_refine, 2)}
+    for label, cells in (("before", base), ("after", fine)):
+        figures, t = plan(with_measures(cells, c, villages, shape), rms, budget_s)
+        out[label] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()} | {
+            "plan_s": round(t, 2)}
     return out
+
+
+def run_province(b: dict, codes: list[str], share: float, budget_s: float) -> dict:
+    """All counties' refined cells and RMs, planned by county in one call (two workers), timed."""
+    parts = []
+    for code in codes:
+        shape = b["counties"].set_index("adcode").geometry.loc[code]
+        c = b["customers"][b["customers"]["county_code"] == code]
+        rms = b["rms"][b["rms"]["county_code"] == code]
+        villages = b["villages"][b["villages"]["county_code"] == code]
+        lon, lat, w, areas, total = refine_inputs(c, villages, shape)
+        fine = refine_h3_cells(build_h3_cells(shape, 8), lon, lat, w, areas=areas,
+                               limit=refine_limit(total, float(rms["capacity"].sum()), share), max_res=11)
+        parts.append(with_measures(fine, c, villages, shape).assign(county_code=code,
+                                                                     cell_id=lambda d, k=code: k + ":" + d["cell_id"]))
+    cells = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
+    rms = b["rms"][b["rms"]["county_code"].isin(codes)].reset_index(drop=True)
+    t0 = time.perf_counter()
+    adj = cell_adjacency(cells, return_virtual=True)
+    t_adj = time.perf_counter() - t0
+    p = TerritoryPlan.from_geodataframe(cells, rms, weights=WEIGHTS, seed=7, adjacency=adj,
+                                        region_column="county_code")
+    p.solve(time_limit_s=max(5.0, budget_s - t_adj), report=False, workers=2)
+    total = time.perf_counter() - t0
+    rep = p.evaluate(p.assignment)
+    pr = rep.per_region
+    return {"cells": len(cells), "rms": len(rms), "adjacency_s": round(t_adj, 2), "total_s": round(total, 2),
+            "max_abs_deviation": round(rep.max_abs_deviation, 4), "contiguity": round(rep.contiguity, 4),
+            "empty_rms": rep.empty_rms, "counties_over_5pct": int((pr["max_abs_deviation"] > 0.05).sum())}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse arguments and run both parts."""
+    """Parse arguments, run every county before/after, then the province."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small smoke run")
-    ap.add_argument("--county", default="640121", help="adcode for part (a)")
-    ap.add_argument("--rms", type=int, default=1500, help="RMs for part (b)")
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="two small counties, no province")
+    ap.add_argument("--customers", type=int, default=600_000, help="synthetic customers over the province")
+    ap.add_argument("--share", type=float, default=0.5, help="refine cells above this share of an RM's target")
+    ap.add_argument("--county-budget", type=float, default=20.0, help="seconds of balancing per county plan")
+    ap.add_argument("--province-budget", type=float, default=57.0, help="seconds for the province plan")
+    ap.add_argument("--counties", default=None, help="comma-separated adcodes (default: all 22)")
     args = ap.parse_args(argv)
-    if args.quick:
-        county = run_county("640424", 3, 6, args.seed)
-        province = run_province(["640424", "640423"], 20, min(args.rms, 60), args.seed)
-    else:
-        county = run_county(args.county, 5, 20, args.seed)
-        province = run_province(None, 385, args.rms, args.seed)
-    print(json.dumps({"bench": "territories", "quick": args.quick, "county": county, "province": province}))
+    b = bank(60_000 if args.quick else args.customers)
+    codes = sorted(b["counties"]["adcode"].astype(str))
+    if args.counties:
+        codes = args.counties.split(",")
+    elif args.quick:
+        codes = ["640424", "640423"]
+    rows = []
+    for code in codes:
+        r = run_county(code, b, args.share, args.county_budget)
+        rows.append(r)
+        be, af = r["before"], r["after"]
+        print(f"{code}: {r['rms']} RMs, {r['customers']} customers, refine {r['refine_s']} s")
+        for label, f in (("before", be), ("after ", af)):
+            print(f"  {label} {f['cells']:6d} cells  raw {f['max_abs_deviation']:.1%}  adjusted "
+                  f"{f['adjusted_max_deviation']:.1%}  contiguity {f['contiguity']:.0%}  compactness "
+                  f"{f['compactness_mean']}  km {f['mean_km']}/{f['max_km']}  empty {f['empty_rms']}  "
+                  f"{f['plan_s']} s")
+        if af["unreachable_5pct"]:
+            print("    5% unreachable after refining: " + "; ".join(af["unreachable_5pct"]))
+        sys.stdout.flush()
+    after = [r["after"] for r in rows]
+    summary = {
+        "counties": len(rows),
+        "within_5pct_before": sum(r["before"]["max_abs_deviation"] <= 0.05 for r in rows),
+        "within_5pct_after": sum(f["max_abs_deviation"] <= 0.05 for f in after),
+        "worst_after": max(f["max_abs_deviation"] for f in after),
+        "all_contiguous_after": all(f["contiguity"] == 1.0 for f in after),
+        "empty_rms_after": sum(f["empty_rms"] for f in after),
+    }
+    print("summary:", summary)
+    province = None
+    if not args.quick:
+        province = run_province(b, codes, args.share, args.province_budget)
+        print("province:", province)
+    print(json.dumps({"bench": "territories", "quick": args.quick, "share": args.share, "summary": summary,
+                      "counties": rows, "province": province}))
 
 
 if __name__ == "__main__":
