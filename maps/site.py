@@ -80,7 +80,7 @@ def index_page(*, username: str, role: str, grids: Sequence[Mapping], rms: Seque
     planner = role in ("admin", "planner", "analyst")
     sections = []
     if role == "rm" and own_rm:
-        day = _link(f"/maps/rm/{quote(own_rm, safe='')}/day", "今天的路线与签到 today's route and check-in")
+        day = _link(f"/maps/rm/{quote(own_rm, safe='')}/day", "今日路线与签到 route & check‑in")
         sections.append("<section><h2>今日拜访 Today's visits</h2><div class='meta'>手机上用，离线也能签到 "
                         f"for the phone, check-in works offline</div><ul class='links'>{day}</ul></section>")
     shown = [g for g in grids if g.get("cells")]
