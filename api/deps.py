@@ -90,18 +90,34 @@ def get_browser_user(bearer: Annotated[str | None, Depends(_optional_bearer)],
                      settings: SettingsDep, conn: ConnDep) -> CurrentUser:
     """The user of a bearer header or, failing that, of the session cookie (401 when neither is valid).
 
-    Only for GET routes a browser loads by itself (tiles, map pages). The
-    /api/v1 routes stay bearer-only, so a cookie alone can never drive a
-    write (no cross-site request forgery surface beyond SameSite=Strict).
+    For GET routes a browser loads by itself (tiles, map pages). The /api/v1
+    routes stay bearer-only, so a cookie alone never drives a write there; the
+    one cookie-driven write is the RM's day page's own door (api/routes/day.py),
+    which also refuses requests from other sites' pages (``from_this_site``).
     """
-    token = bearer or cookie
-    if not token:
+    return _user_of_token(_browser_token(bearer, cookie), settings, conn)
+
+
+def _browser_token(bearer: str | None, cookie: str | None) -> str:
+    if not (bearer or cookie):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in",
                             headers={"WWW-Authenticate": "Bearer"})
-    return _user_of_token(token, settings, conn)
+    return bearer or cookie
 
 
 BrowserUserDep = Annotated[CurrentUser, Depends(get_browser_user)]
+
+
+def get_browser_user_briefly(bearer: Annotated[str | None, Depends(_optional_bearer)],
+                             cookie: Annotated[str | None, Depends(_session_cookie)],
+                             settings: SettingsDep, engine: EngineDep) -> CurrentUser:
+    """:func:`get_browser_user` on a connection held only for that read (the phone page's check-ins, which
+    many phones send at once: see :func:`get_user_briefly`)."""
+    with engine.connect() as conn:
+        return _user_of_token(_browser_token(bearer, cookie), settings, conn)
+
+
+BriefBrowserUserDep = Annotated[CurrentUser, Depends(get_browser_user_briefly)]
 
 
 def get_scope(user: UserDep) -> Scope:

@@ -6,7 +6,9 @@ network returns (also when the first answer is lost on the way back).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -227,6 +229,27 @@ def test_rm_day_on_the_phone_checkins_and_offline_queue(server, engine):
                 assert conn.execute(text("SELECT count(*) FROM visit WHERE customer_id = :c AND source = 'checkin'"),
                                     {"c": third["customer_id"]}).scalar_one() == 1
             phone.shot("day_synced_390x844")
+            page.set_viewport_size({"width": 1366, "height": 900})  # a desktop: the list beside the map
+            page.wait_for_timeout(300)
+            phone.shot("day_synced_1366x900")
             assert phone.outside == [] and phone.errors == []
         finally:
             browser.close()
+
+
+def test_the_pages_door_takes_writes_of_its_rm_from_this_site_only(app):
+    """Cookie-driven writes (the page cannot send a bearer token): another site's page is refused (403), another
+    RM's door is 404, and a check-in through the door is idempotent like /api/v1/visits/checkins."""
+    body = {"idempotency_key": str(uuid.uuid4()), "customer_id": "C0010", "kind": "面访",
+            "at": dt.datetime.now(dt.UTC).isoformat(), "lon": 106.05, "lat": 38.05, "accuracy_m": 10}
+    with signed_in_client(app, "rm1", PASSWORD) as c:
+        assert c.post("/maps/rm/R1/day/checkins", json=body, headers={"Origin": "https://evil.example"}).status_code == 403
+        assert c.post("/maps/rm/R1/day/checkins", json=body, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+        assert c.post("/maps/rm/R3/day/checkins", json=body).status_code == 404
+        first = c.post("/maps/rm/R1/day/checkins", json=body, headers={"Origin": str(c.base_url)})
+        again = c.post("/maps/rm/R1/day/checkins", json=body)
+        assert (first.status_code, again.status_code) == (201, 200) and first.json() == again.json()
+    with signed_in_client(app, "rm3", PASSWORD) as c:
+        vid = first.json()["visit_id"]
+        out = {"idempotency_key": str(uuid.uuid4()), "at": dt.datetime.now(dt.UTC).isoformat()}
+        assert c.post(f"/maps/rm/R3/day/visits/{vid}/checkout", json=out).status_code == 404  # R1's visit
