@@ -158,3 +158,31 @@ def test_area_workload_is_spread_by_area_and_refined():
     pts, regions = household_sources(v, county)
     assert pts["households"].tolist() == [7.0] and regions["households"].tolist() == [9.0]
     assert regions.geometry.iloc[0].area == pytest.approx(county.area)
+
+
+@settings(max_examples=4, deadline=None)
+@given(counties(), st.integers(3, 6), st.integers(0, 2**31))
+def test_plans_on_refined_grids_keep_locks_and_contiguity(case, k, seed):
+    """Territories on a mixed-resolution grid: every cell owned, every lock kept, every territory one piece."""
+    import pandas as pd
+
+    from grid.territories import TerritoryPlan
+
+    county, cseed = case
+    if not county.is_valid:
+        return
+    cells = build_h3_cells(county, 7)
+    lon, lat, w = clustered_points(county, cseed, n=800)
+    fine = refine_h3_cells(cells, lon, lat, w, limit=0.1 * w.sum() / k, max_res=9)
+    row = locate_exact(fine.geometry.to_numpy(), lon, lat)
+    fine["customers"] = np.bincount(row[row >= 0], weights=w[row >= 0], minlength=len(fine)) + 0.01
+    rng = np.random.default_rng(seed)
+    homes = fine.geometry.representative_point().iloc[rng.choice(len(fine), k, replace=False)]
+    rms = pd.DataFrame({"rm_id": [f"r{i}" for i in range(k)], "lon": homes.x.to_numpy(), "lat": homes.y.to_numpy(),
+                        "capacity": 1.0})
+    locked = {fine["cell_id"].iloc[int(i)]: f"r{j}" for j, i in enumerate(rng.choice(len(fine), 2, replace=False))}
+    plan = TerritoryPlan.from_geodataframe(fine, rms, locked=locked, seed=seed).solve(time_limit_s=5)
+    owner = plan.assignment_series()
+    assert owner.notna().all()
+    assert all(owner[c] == r for c, r in locked.items())
+    assert plan.report.contiguity == 1.0
