@@ -31,7 +31,7 @@ from geodata.grids import (
     load_county,
     load_villages,
 )
-from geodata.importers.load import encode_binary
+from geodata.pgcopy import encode_binary
 from geodata.visit_measures import partition_of, reference_time, visit_counts_sql
 
 ProgressFn = Callable[[float, str], None]

@@ -1,23 +1,14 @@
-"""Reading planners' tables: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX, header row found under titles.
-
-A :class:`TableSource` yields chunks of strings (``''`` for empty cells) under
-the file's own column names plus ``_line``, the 1-based line a planner sees in
-Excel or a text editor. Which column means which canonical field is decided
-here too, through ``geodata/aliases.toml`` or an explicit mapping.
-"""
+"""Opening a planner's table: :class:`TableSource` yields chunks of strings (``''`` for empty cells)
+under the file's own column names plus ``_line``, the 1-based line a planner sees in Excel or a text
+editor, over CSV (``csvtext``) or XLSX (``xlsx``); headers and field mapping from ``headers``."""
 
 from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import io
-import re
-import tomllib
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,220 +17,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from geodata.errors import BadInput
-
-LINE = "_line"
-HEADER_SCAN_ROWS = 10
-_SNIFF_BYTES = 1 << 20
-_BRACKET_TAIL = re.compile(r"\([^()]*\)$")
-
-
-def normalise_header(text: object) -> str:
-    """Header as matched against aliases: NFKC (full-width → half-width), lower case, no whitespace."""
-    s = unicodedata.normalize("NFKC", str(text if text is not None else ""))
-    return re.sub(r"\s+", "", s).lower()
-
-
-@lru_cache(maxsize=1)
-def _alias_file() -> dict:
-    return tomllib.loads(Path(__file__).with_name("aliases.toml").read_text("utf-8"))
-
-
-@lru_cache(maxsize=32)
-def aliases(kind: str, fields: tuple[str, ...]) -> dict[str, str]:
-    """Normalised header → canonical field for ``kind``, restricted to ``fields``."""
-    table = _alias_file()
-    out: dict[str, str] = {}
-    # Kind-specific aliases are entered first so they win over [common] ones.
-    for section in (table.get("kinds", {}).get(kind, {}), table.get("common", {})):
-        for fld, names in section.items():
-            if fld not in fields:
-                continue
-            for name in [fld, *names]:
-                out.setdefault(normalise_header(name), fld)
-    return out
-
-
-def match_field(header: str, alias_map: Mapping[str, str]) -> str | None:
-    """The field a header names, trying once more without a trailing bracketed note."""
-    h = normalise_header(header)
-    if h in alias_map:
-        return alias_map[h]
-    stripped = _BRACKET_TAIL.sub("", h)
-    return alias_map.get(stripped) if stripped and stripped != h else None
-
-
-_UTF8 = ("utf-8", "utf-8-sig")
-_GB = ("gb18030", "gbk", "gb2312")
-_SCAN_BLOCK = 1 << 20
-# A line of a GBK file that decodes as UTF-8 *and* then holds a CJK ideograph is UTF-8 text: GBK bytes
-# that happen to be valid UTF-8 decode to Latin, Greek or Cyrillic letters, almost never to ideographs.
-_IDEOGRAPH = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def _gb_line(line: bytes) -> str | None:
-    """The line as GB18030 text if it is not UTF-8 but decodes cleanly as GB18030; else None."""
-    try:
-        line.decode("utf-8")
-        return None
-    except UnicodeDecodeError:
-        pass
-    try:
-        return line.decode("gb18030")
-    except UnicodeDecodeError:
-        return None
-
-
-def detect_encoding(path: Path) -> str:
-    """'utf-8-sig' (with BOM), 'utf-8', or 'gb18030' (superset of GBK) from the file's first MB."""
-    with open(path, "rb") as f:
-        head = f.read(_SNIFF_BYTES)
-    if head.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    # A cut multi-byte character at the end of the sample must not count against UTF-8.
-    if len(head) == _SNIFF_BYTES and b"\n" in head:
-        head = head[: head.rfind(b"\n")]
-    try:
-        head.decode("utf-8", errors="strict")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # Mixed encodings: the file is in the encoding of most of its non-ASCII lines; the lines in the
-    # other one are rejected while reading (``mixed_encoding_lines``).
-    lines = [ln for ln in head.split(b"\n") if not ln.isascii()]
-    utf8 = sum(1 for ln in lines if "\ufffd" not in (t := ln.decode("utf-8", errors="replace")) and _IDEOGRAPH.search(t))
-    if utf8 > len(lines) - utf8:
-        return "utf-8"
-    try:
-        head.decode("gb18030", errors="strict")
-        return "gb18030"
-    except UnicodeDecodeError as exc:
-        if utf8 and all(_gb_line(ln) is not None or "\ufffd" not in ln.decode("utf-8", errors="replace")
-                        for ln in lines):
-            return "gb18030"  # GBK lines and UTF-8 lines (that GB18030 cannot read): mostly GBK
-        raise BadInput(
-            f"{path.name}: not UTF-8 and not GBK/GB18030 (byte {exc.start}); name its encoding (e.g. gbk)"
-        ) from None
-
-
-def mixed_encoding_lines(path: Path, encoding: str, *, after_line: int = 0) -> list[tuple[int, str, str]]:
-    """``(line, text, other encoding)`` of the lines past ``after_line`` written in the other encoding.
-
-    A UTF-8 file's lines that are GBK, or a GBK/GB18030 file's lines that are UTF-8. The file is read in
-    blocks of whole lines and each block is decoded at once (C speed); only a UTF-8 file's blocks that do
-    not decode are looked at line by line. Bytes valid in neither encoding are left to the reader's error.
-    """
-    if encoding not in _UTF8 + _GB:
-        return []
-    found: list[tuple[int, str, str]] = []
-    number = 0  # lines before the block
-    with open(path, "rb") as fh:
-        if encoding == "utf-8-sig":
-            fh.read(3)
-        while block := fh.read(_SCAN_BLOCK):
-            block += fh.readline()  # whole lines only (a GBK character never spans a line break)
-            count = block.count(b"\n")
-            if not block.endswith(b"\n"):
-                count += 1
-            if block.isascii():
-                pass
-            elif encoding in _UTF8:
-                try:
-                    block.decode("utf-8")
-                except UnicodeDecodeError:
-                    for i, line in enumerate(block.split(b"\n"), start=number + 1):
-                        text = _gb_line(line) if i > after_line else None
-                        if text is not None:
-                            found.append((i, text.rstrip("\r"), "GBK/GB18030"))
-            else:
-                # Undecodable UTF-8 becomes U+FFFD: a line without one that holds an ideograph is UTF-8.
-                # GBK decoded so holds almost no ideographs, so few lines are looked at.
-                text = block.decode("utf-8", errors="replace")
-                done, i, counted = -1, number + 1, 0
-                for m in _IDEOGRAPH.finditer(text):
-                    if m.start() <= done:
-                        continue
-                    start = text.rfind("\n", 0, m.start()) + 1
-                    done = text.find("\n", m.start())
-                    done = len(text) if done < 0 else done
-                    i += text.count("\n", counted, start)
-                    counted = start
-                    line = text[start:done]
-                    if i > after_line and "\ufffd" not in line:
-                        found.append((i, line.rstrip("\r"), "UTF-8"))
-            number += count
-    return found
-
-
-class _Blanked(io.RawIOBase):
-    """A binary file with some lines (1-based numbers) read as empty lines, so that line numbers hold."""
-
-    def __init__(self, fh, lines: set[int]):
-        self._fh, self._lines, self._number, self._buf = fh, lines, 0, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        if not self._buf:
-            block = self._fh.read(_SCAN_BLOCK)
-            if block:
-                block += self._fh.readline()
-                parts = block.split(b"\n")
-                first = self._number + 1
-                count = block.count(b"\n")
-                if any(first <= n <= first + count for n in self._lines):
-                    parts = [b"" if n in self._lines else part for n, part in enumerate(parts, start=first)]
-                self._number += count
-                self._buf = b"\n".join(parts)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
-def _cell_text(v: object) -> str:
-    """An XLSX cell as the text a CSV export would hold."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dt.datetime):
-        return v.date().isoformat() if v.time() == dt.time() else v.isoformat(sep=" ")
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    if isinstance(v, float):
-        # Codes typed as numbers come back as 640104001002.0; planners mean the digits.
-        return str(int(v)) if v.is_integer() and abs(v) < 1e17 else repr(v)
-    return str(v).strip()
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Column names made unique (blank ones named by position) so no cell is lost."""
-    seen: dict[str, int] = {}
-    out = []
-    for i, n in enumerate(names):
-        n = (n or "").strip() or f"column_{i + 1}"
-        if n in seen:
-            seen[n] += 1
-            n = f"{n}_{seen[n]}"
-        else:
-            seen[n] = 1
-        out.append(n)
-    return out
-
-
-def find_header(rows: list[list[str]], alias_map: Mapping[str, str]) -> int:
-    """Index of the row (among the first few) whose cells name the most known fields."""
-    best, best_score = 0, 0
-    for i, row in enumerate(rows[:HEADER_SCAN_ROWS]):
-        score = len({match_field(c, alias_map) for c in row if c} - {None})
-        if score > best_score:
-            best, best_score = i, score
-    return best
+from geodata.readers.csvtext import _Blanked, detect_encoding, mixed_encoding_lines
+from geodata.readers.headers import (
+    HEADER_SCAN_ROWS,
+    LINE,
+    _map_columns,
+    _unique,
+    aliases,
+    find_header,
+)
+from geodata.readers.xlsx import _cell_text, _drop_blank, _open_sheet, _xlsx_frame
 
 
 @dataclass
@@ -436,36 +223,6 @@ class TableSource:
             wb.close()
 
 
-def _xlsx_frame(rows, lines, columns) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=columns, dtype="str")
-    frame[LINE] = lines
-    return _drop_blank(frame)
-
-
-def _drop_blank(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows with every cell empty are spacing, not data: dropped without a reject."""
-    cols = [c for c in frame.columns if c != LINE]
-    if not len(frame) or not cols:
-        return frame
-    blank = (frame[cols] == "").all(axis=1)
-    return frame[~blank].reset_index(drop=True) if blank.any() else frame
-
-
-def _open_sheet(path: Path, sheet: str | None):
-    import openpyxl
-
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a broken or foreign file
-        raise BadInput(f"{path.name}: cannot be read as an XLSX workbook ({exc})") from None
-    if sheet is None:
-        return wb, wb.worksheets[0]
-    if sheet not in wb.sheetnames:
-        names = ", ".join(wb.sheetnames)
-        wb.close()
-        raise BadInput(f"{path.name}: no sheet {sheet!r}; sheets: {names}")
-    return wb, wb[sheet]
-
 
 def _head_rows(path: Path, fmt: str, encoding: str | None, sheet: str | None) -> list[list[str]]:
     """The first rows of the file as text cells, for finding the header."""
@@ -550,26 +307,3 @@ def open_table(
     )
 
 
-def _map_columns(
-    columns: list[str], alias_map: Mapping[str, str], fields: tuple[str, ...],
-    explicit: Mapping[str, str], file_name: str,
-) -> dict[str, str]:
-    """column -> field; explicit entries first, then aliases, each field taken once."""
-    out: dict[str, str] = {}
-    by_norm = {normalise_header(c): c for c in columns}
-    for src, fld in explicit.items():
-        if fld not in fields:
-            raise BadInput(f"mapping {src}={fld}: unknown field {fld!r}; fields: {', '.join(fields)}")
-        col = src if src in columns else by_norm.get(normalise_header(src))
-        if col is None:
-            raise BadInput(f"mapping {src}={fld}: {file_name} has no column {src!r}; columns: {', '.join(columns)}")
-        out[col] = fld
-    taken = set(out.values())
-    for c in columns:
-        if c in out:
-            continue
-        fld = match_field(c, alias_map)
-        if fld and fld not in taken:
-            out[c] = fld
-            taken.add(fld)
-    return out

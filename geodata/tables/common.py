@@ -1,0 +1,46 @@
+"""What every table module shares: the metadata (naming convention), column helpers, value lists."""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+COORD_LEVELS = ("village", "township", "county", "none")
+SOURCE_CRS = ("wgs84", "gcj02", "bd09")
+TZ = TIMESTAMP(timezone=True)
+
+
+def _point(nullable: bool = True) -> Column:
+    return Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=nullable)
+
+
+def _now() -> Column:
+    return Column("created_at", TZ, nullable=False, server_default=text("now()"))
+
+
+def _import_ref() -> Column:
+    return Column("import_run_id", Integer, ForeignKey("import_run.id", ondelete="SET NULL"))
+
+
+def _source_crs() -> Column:
+    return Column("source_crs", String(8), nullable=True)
+
+
