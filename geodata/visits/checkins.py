@@ -45,7 +45,7 @@ ST_X(v.checkin_geom) AS lon, ST_Y(v.checkin_geom) AS lat, v.accuracy_m, v.distan
 v.flag_far, v.flag_short, v.checkout_at, v.note, v.outcome, v.idempotency_key, v.checkout_key, v.source"""
 
 
-def _lock(conn: Connection, key: str) -> None:
+def _lock(conn: Connection, key: str) -> dt.datetime:
     """Hold the key for this transaction, or answer Busy at once: never wait for it.
 
     A request waiting on a lock holds a connection and a worker thread; the request holding the lock
@@ -53,11 +53,12 @@ def _lock(conn: Connection, key: str) -> None:
     once), so a second request with a key in progress is told to retry (503, Retry-After), and any
     other lock (a cell's figures) is waited for at most ``LOCK_TIMEOUT``.
     """
-    got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:c, hashtext(:k))"),
-                       {"c": KEY_LOCK_CLASS, "k": key}).scalar()
+    got, _, now = conn.execute(text(
+        "SELECT pg_try_advisory_xact_lock(:c, hashtext(:k)), set_config('lock_timeout', :t, true), now()"),
+        {"c": KEY_LOCK_CLASS, "k": key, "t": LOCK_TIMEOUT}).one()
     if not got:
         raise Busy(f"a request with idempotency key {key} is being recorded right now: retry in a moment")
-    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    return now  # the transaction's time, as the server's clock says
 
 
 @contextmanager
@@ -112,13 +113,12 @@ def check_in(conn: Connection, *, scope: Scope | None, rm_code: str, key: str, c
 
 def _check_in(conn: Connection, *, scope, rm_code, key, customer_id, kind, at, lon, lat, accuracy_m, plan_id,
               far_m, dedup_min) -> tuple[dict[str, Any], bool]:
-    _lock(conn, key)
+    now = _lock(conn, key)
     stored = _by(conn, "idempotency_key", key)
     if stored is not None:
         if stored["rm_code"] != rm_code or stored["customer_id"] != customer_id:
             raise Conflict(f"idempotency key {key} was already used for another check-in")
         return stored, False
-    now = conn.execute(text("SELECT now()")).scalar_one()
     _check_time(at, now, "at")
     if kind not in ("面访", "电访"):
         raise BadInput(f"kind: {kind!r} is not 面访 or 电访")
@@ -143,7 +143,9 @@ def _check_in(conn: Connection, *, scope, rm_code, key, customer_id, kind, at, l
               " checkin_geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326), accuracy_m = :acc, place_source = :src,"
               " distance_m = ST_Distance(ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography,"
               " ST_GeomFromEWKT(CAST(:place AS text))::geography),"
-              " idempotency_key = CAST(:key AS uuid), source = 'checkin'")
+              " idempotency_key = CAST(:key AS uuid), source = 'checkin',"
+              " flag_far = coalesce(ST_Distance(ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography,"
+              " ST_GeomFromEWKT(CAST(:place AS text))::geography) - coalesce(CAST(:acc AS float8), 0) > :far, false)")
     merged = conn.execute(text(
         f"UPDATE visit v SET {fields} WHERE v.visit_id = (SELECT i.visit_id FROM visit i WHERE i.customer_id = :c"
         " AND i.rm_code = :rm AND i.source = 'import' AND i.idempotency_key IS NULL"
@@ -158,8 +160,6 @@ def _check_in(conn: Connection, *, scope, rm_code, key, customer_id, kind, at, l
         if merged is None:
             raise Conflict(f"customer {customer_id!r} already has a visit by {rm_code} at {at.isoformat()}")
         conn.execute(text(f"UPDATE visit v SET {fields} WHERE v.visit_id = :id"), {**params, "id": merged})
-    conn.execute(text("UPDATE visit SET flag_far = coalesce(distance_m - coalesce(accuracy_m, 0) > :far, false)"
-                      " WHERE visit_id = :id"), {"id": merged, "far": far_m})
     conn.execute(text("UPDATE visit_task SET status = 'done', done_visit_id = :id WHERE rm_code = :rm"
                       " AND customer_id = :c AND status = 'open'"), {"id": merged, "rm": rm_code, "c": customer_id})
     refresh_customer_cells(conn, customer_id=customer_id)
@@ -180,7 +180,7 @@ def _check_out(conn: Connection, *, scope, rm_code, visit_id, key, at, note, out
     owner = visit_rm(conn, scope=scope, visit_id=visit_id)
     if rm_code is not None and owner != rm_code:
         raise Forbidden(f"visit {visit_id} is {owner}'s: only that RM checks out")
-    _lock(conn, key)
+    now = _lock(conn, key)
     stored = _by(conn, "checkout_key", key)
     if stored is not None:
         if stored["visit_id"] != visit_id:
@@ -192,7 +192,6 @@ def _check_out(conn: Connection, *, scope, rm_code, visit_id, key, at, note, out
         raise Conflict(f"visit {visit_id} was imported, not checked in: there is nothing to check out")
     if row["checkout_key"] is not None:
         raise Conflict(f"visit {visit_id} is already checked out")
-    now = conn.execute(text("SELECT now()")).scalar_one()
     _check_time(at, now, "at")
     if at < row["checkin_at"]:
         raise BadInput(f"at: check-out {at.isoformat()} is before the check-in {row['checkin_at'].isoformat()}")

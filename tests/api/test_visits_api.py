@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
@@ -160,19 +161,33 @@ def test_tasks_come_first_and_follow_scope(client, auth):
     mine = client.get("/api/v1/visits/tasks", headers=auth("rm_a1")).json()
     assert [t["customer_id"] for t in mine["items"]] == ["CA1"]
     assert client.get("/api/v1/visits/tasks", headers=auth("rm_a2")).json()["items"][0]["rm_code"] == "RA2"
+    seen = {t["customer_id"]: t["name"] for t in client.get("/api/v1/visits/tasks", headers=auth("analyst_a")).json()["items"]}
+    assert seen == {"CA1": "张*", "CA2": "李*"}  # the legal entity's tasks, names masked
     plan = client.post("/api/v1/visits/plans", json={}, headers=auth("rm_a1")).json()
     first = plan["stops"][0]
     assert first["kind"] == "task" and first["window_start"] == "10:00"
     assert client.delete(f"/api/v1/visits/plans/{plan['plan_id']}/stops/CA1", headers=auth("rm_a1")).status_code == 409
 
 
+def _week(t: dt.datetime) -> str:
+    y, w, _ = t.astimezone(ZoneInfo("Asia/Shanghai")).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
 def test_week_report_for_the_branch_manager(client, auth):
     r = client.get("/api/v1/visits/report", headers=auth("bm_a"))
     assert r.status_code == 200, r.text
     rep = r.json()
+    assert rep["week"] == _week(dt.datetime.now(dt.UTC)) and rep["from"] < rep["to"]
     assert [i["rm_code"] for i in rep["items"]] == ["RA1"]
     row = rep["items"][0]
-    assert row["planned"] >= 1 and row["visits"] >= 5 and row["flag_far"] >= 1 and row["flag_short"] >= 1
+    # RA1's seven check-ins above, from 20 minutes to 2 days old, may span two ISO weeks (China time).
+    ages = [dt.timedelta(minutes=20)] + [dt.timedelta(hours=h) for h in (3, 5, 7, 9, 11)] + [dt.timedelta(days=2)]
+    weeks = sorted({_week(NOW - a) for a in ages})
+    rows = [client.get(f"/api/v1/visits/report?week={w}", headers=auth("bm_a")).json()["items"][0] for w in weeks]
+    assert sum(x["visits"] for x in rows) == 7 and sum(x["checkins"] for x in rows) == 7
+    assert sum(x["flag_far"] for x in rows) == 1 and sum(x["flag_short"] for x in rows) == 1
+    assert row["planned"] >= 1
     assert row["territory_customers"] == 1 and row["customers_visited"] == 1 and row["coverage_share"] == 1.0
     assert 0 < row["process_score"] <= 100 and set(rep["weights"]) == {"completion", "coverage", "gap_cells", "clean"}
     assert client.get("/api/v1/visits/report?week=2026-W99", headers=auth("bm_a")).status_code == 422

@@ -68,3 +68,22 @@ def test_checkin_refuses_others_customers_and_bad_times(engine, data):
     with engine.begin() as conn, pytest.raises(BadInput):
         checkins.check_in(conn, key=str(uuid.uuid4()), customer_id="CA1",
                           at=dt.datetime.now(UTC) + dt.timedelta(hours=2), **base)
+
+
+def test_a_visits_import_folds_into_a_checkin(engine, data, tmp_path):
+    """The import path (its after-hook on the import's cursor): a row 15 minutes from a check-in is that visit."""
+    from geodata.importers import run_import
+
+    at = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(days=3)
+    with engine.begin() as conn:
+        row, _ = checkins.check_in(conn, scope=_rm(data), rm_code="RA1", key=str(uuid.uuid4()), customer_id="CA1",
+                                   kind="电访", at=at, lon=106.28, lat=38.47, accuracy_m=5.0)
+    f = tmp_path / "visits.csv"
+    f.write_text("customer_id,rm_code,visited_at,channel,outcome\n"
+                 f"CA1,RA1,{(at + dt.timedelta(minutes=15)).strftime('%Y-%m-%d %H:%M:%S')}+00:00,电话,成交\n")
+    run_import(engine, kind="visits", path=f, user="test", rejects_dir=tmp_path)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT visit_id, source, channel, outcome FROM visit WHERE customer_id = 'CA1'"
+                                 " AND visited_at BETWEEN :a AND :b"),
+                            {"a": at - dt.timedelta(hours=1), "b": at + dt.timedelta(hours=1)}).all()
+    assert [tuple(r) for r in rows] == [(row["visit_id"], "checkin", "电访", "成交")]
