@@ -78,6 +78,8 @@ def make_plan(conn: Connection, *, actor: str, scope: Scope | None, settings: Se
               plan_date: dt.date | None = None, start: tuple[float, float] | None = None,
               leave: str | None = None) -> dict[str, Any]:
     """Propose and route an RM's day (tasks first), store it as the day's current plan, answer the day."""
+    if scope is not None and scope.role == "analyst":
+        raise Forbidden("analysts read plans; the RM, their branch manager or a planner makes them")
     code = _rm_of(scope, rm_code)
     v = settings.visits
     checkins.purge_positions(conn, days=v.position_days)

@@ -45,6 +45,7 @@ def test_plans_follow_scope_and_mask_names(client, auth):
     assert client.post("/api/v1/visits/plans", json={"rm_code": "RA2"}, headers=auth("rm_a1")).status_code == 404
     assert client.post("/api/v1/visits/plans", json={"rm_code": "RA2"}, headers=auth("bm_a")).status_code == 404
     assert client.post("/api/v1/visits/plans", json={"rm_code": "RB1"}, headers=auth("planner_a")).status_code == 404
+    assert client.post("/api/v1/visits/plans", json={"rm_code": "RA1"}, headers=auth("analyst_a")).status_code == 403
     r = client.post("/api/v1/visits/plans", json={"rm_code": "RA1", "start_lon": 106.27, "start_lat": 38.46},
                     headers=auth("bm_a"))
     assert r.status_code == 201 and r.json()["start"]["source"] == "phone"
