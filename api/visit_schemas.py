@@ -14,6 +14,13 @@ from pydantic import BaseModel, Field
 from api.schemas import NextOffset, Open, Timestamp, Total
 
 
+class ErrorPublic(BaseModel):
+    """An error: ``detail`` is a message, or FastAPI's list of invalid fields (``RequestValidationError``)."""
+
+    error: str
+    detail: str | list[dict[str, Any]]
+
+
 class StartPublic(BaseModel):
     """Where the day starts: the RM's outlet, or where the phone was."""
 
@@ -162,5 +169,3 @@ class ReportPublic(BaseModel):
 
     model_config = {"populate_by_name": True}
 
-
-Json = dict[str, Any]

@@ -20,6 +20,7 @@ from api.operations import visits as ops
 from api.visit_schemas import (
     CheckinPublic,
     CheckoutPublic,
+    ErrorPublic,
     PlanPublic,
     ReportPublic,
     TaskPublic,
@@ -28,7 +29,9 @@ from api.visit_schemas import (
 from geodata.errors import BadInput
 from geodata.visits.common import plan_rm, visit_rm
 
-router = APIRouter(prefix="/api/v1/visits", tags=["visits"])
+# 422 is also the domain's bad input (BadInput: a message naming the field), not only FastAPI's field list.
+router = APIRouter(prefix="/api/v1/visits", tags=["visits"], responses={
+    422: {"model": ErrorPublic, "description": "Invalid request: the field and the reason."}})
 
 RmCode = Annotated[str, Field(min_length=1, max_length=32, pattern=CODE, description="Code of the RM.")]
 CustomerId = Annotated[str, Field(min_length=1, max_length=32, pattern=CODE, description="Id of the customer.")]
@@ -110,7 +113,8 @@ def add_stop(plan_id: PlanId, body: StopAdd, conn: ConnDep, user: UserDep, setti
 
 
 @router.delete("/plans/{plan_id}/stops/{customer_id}", response_model=PlanPublic)
-def remove_stop(plan_id: PlanId, customer_id: Annotated[str, Path(max_length=32, pattern=CODE)], conn: ConnDep,
+def remove_stop(plan_id: PlanId, customer_id: Annotated[str, Path(max_length=32, pattern=CODE,
+                                                                 description="The stop's customer.")], conn: ConnDep,
                 user: UserDep, settings: SettingsDep) -> dict:
     """Take a stop off the plan (a manager's task stays: 409) and route the day again."""
     return ops.change_stop(conn, actor=user.username, scope=user.scope, settings=settings, plan_id=plan_id,
@@ -202,8 +206,10 @@ def create_task(body: TaskCreate, conn: ConnDep, user: UserDep) -> dict:
 
 @router.get("/tasks", response_model=TasksPublic)
 def list_tasks(conn: ConnDep, user: UserDep, page: PageDep,
-               rm_code: Annotated[str | None, Query(max_length=32, pattern=CODE)] = None,
-               status: Annotated[Literal["open", "done", "cancelled"] | None, Query()] = None) -> dict:
+               rm_code: Annotated[str | None, Query(max_length=32, pattern=CODE,
+                                                    description="Only this RM's tasks.")] = None,
+               status: Annotated[Literal["open", "done", "cancelled"] | None,
+                                 Query(description="Only tasks in this state.")] = None) -> dict:
     """Visit tasks you may see (an RM: their own), latest due first."""
     return ops.list_tasks(conn, scope=user.scope, rm_code=rm_code, status=status, limit=page.limit,
                           offset=page.offset)
