@@ -172,8 +172,34 @@ class CatchAll:
             await response(scope, receive, send)
 
 
+def _document_422(app: FastAPI) -> None:
+    """The OpenAPI document's 422 shape says what 422 answers hold: ``error`` and a ``detail`` that is
+    FastAPI's list of field errors (RequestValidationError) or one sentence (BadInput and the other
+    domain errors mapped to 422). FastAPI's default promised the list only."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = generate()
+            shape = doc.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+            if shape is not None:
+                listed = shape["properties"]["detail"]
+                shape["properties"] = {
+                    "error": {"type": "string", "title": "Error",
+                              "description": "RequestValidationError, BadInput, or another domain error's name."},
+                    "detail": {"title": "Detail", "anyOf": [{k: v for k, v in listed.items() if k != "title"},
+                                                             {"type": "string"}],
+                               "description": "The field errors, or one sentence naming the field and the reason."},
+                }
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers for every class of the table, and the catch-all for everything else."""
+    _document_422(app)
     for cls in STATUS:
         app.add_exception_handler(cls, _handle)
     # Only NUL-in-text ValueErrors become 422; any other ValueError still answers 500 (and is logged).
