@@ -17,6 +17,7 @@ from api.masking import mask_name
 from api.settings import Settings
 from geodata import gaps, grids, map_data, province, scenarios, territories
 from geodata.errors import BadInput, NotFound
+from geodata.reads.figures import grid_figures
 from geodata.scope import Scope
 from maps.base import Background, PageOptions
 from maps.classify import class_breaks
@@ -74,9 +75,17 @@ def dashboard_cells(conn: Connection, grid_id: int):
 
 
 def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, measure: str = "gap_score",
-                   outlets: list[str] | None = None) -> str:
-    """The branch dashboard of a grid (only cells of the given outlets' RMs when outlets are named)."""
+                   outlets: list[str] | None = None, scope: Scope | None = None) -> str:
+    """The branch dashboard of a grid (only cells of the given outlets' RMs when outlets are named).
+
+    Its summary figures (入格率 and the rest) are counted within ``scope``, numerator and denominator
+    alike (``geodata.reads.figures``); without one, that of a manager of ``outlets`` (or system-wide).
+    """
     g = grids.get_grid(conn, grid_id=grid_id)
+    if scope is None:
+        le = g.get("legal_entity_id")
+        scope = (Scope("branch_manager", le, outlet_codes=tuple(outlets)) if outlets and le is not None
+                 else Scope("admin", None))
     cells = dashboard_cells(conn, grid_id)
     gap_run = cells.attrs.get("gap_run")  # before filtering, which need not keep attrs
     if measure == "gap_score" and "score" not in cells:
@@ -95,11 +104,10 @@ def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, meas
         if cells.empty:
             raise NotFound(f"the RMs of outlet(s) {', '.join(outlets)} own no cells of grid {grid_id}")
     out, sp = map_data.facilities(conn, county_code=g["county_code"], outlets=outlets)
-    total = map_data.county_customer_count(conn, county_code=g["county_code"])
     return dashboard_page(
         cells, options=options, measure=measure, rms=rms[["rm_id", "name"]], outlets=out, service_points=sp,
         cell_customers=map_data.cell_customer_ids(conn, grid_id=grid_id, limit=options.max_link_ids),
-        county_customers=total, gap_run=gap_run,
+        figures=grid_figures(conn, scope=scope, grid_ids=[grid_id])[grid_id], gap_run=gap_run,
         background=background(conn, g["county_code"]), title=f"{g['county_name']} 网格看板 dashboard",
     )
 

@@ -49,11 +49,6 @@ def cell_customer_ids(conn: Connection, *, grid_id: int, limit: int) -> dict[str
     return {c: list(ids) for c, ids in rows}
 
 
-def county_customer_count(conn: Connection, *, county_code: str) -> int:
-    """Customers of a county (placed or not): the denominator of the coverage ratio 入格率."""
-    return int(conn.execute(text("SELECT count(*) FROM customer WHERE county_code = :c"), {"c": county_code}).scalar() or 0)
-
-
 def customers_in_cells(conn: Connection, *, grid_id: int, cell_ids: list[str]) -> pd.DataFrame:
     """Customers in the given cells with their point (NaN when unknown) and open lead count."""
     return _frame(conn, (

@@ -1,9 +1,10 @@
 """A province / legal-entity overview: the latest grid of each visible county and its figures.
 
 The province map page draws every county's grid from vector tiles; what it embeds comes
-from here, in two statements whatever the number of counties: :func:`province_grids`
-(counties, their latest grid of a kind, simplified outlines, per-grid figures with the
-coverage ratio 入格率, and the box of the cells the user may see) and
+from here, in three statements whatever the number of counties: :func:`province_grids`
+(counties, their latest grid of a kind, simplified outlines, per-grid figures, and the box
+of the cells the user may see; customers and the coverage ratio 入格率 from
+:func:`geodata.reads.figures.grid_figures`, within the user's scope) and
 :func:`score_quantiles` (the spread of gap scores for the legend). Both are
 restricted by :func:`geodata.scope.where` only: counties and grids by the legal
 entity, cells by the ``cell`` scope (a branch manager: cells of their outlets'
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from geodata.errors import BadInput
 from geodata.grids import KINDS
+from geodata.reads.figures import grid_figures
 from geodata.scope import Scope, where
 
 # About 100 m: county outlines for a province-wide view stay a few KB each.
@@ -30,22 +32,22 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
 
     Each row: ``county_code``, ``county_name``, ``outline`` (shapely, simplified),
     ``grid_id`` (None when the county has no such grid), ``resolution``,
-    ``cells`` (cells the scope reaches), ``customers`` (placed in those cells,
-    from the cell statistics of the last assignment), ``county_customers``
-    (every customer of the county, placed or not, counted as
-    :func:`geodata.map_data.county_customer_count` does; 0 without a grid),
-    ``coverage`` (入格率: ``customers / county_customers``, None without a grid
-    or customers; for a branch manager the share of the county's customers
-    placed in the cells they see, as on the dashboard), ``blank_cells``
+    ``cells`` (cells the scope reaches), and as
+    :func:`geodata.reads.figures.grid_figures` counts them within ``scope``
+    (0 without a grid): ``customers`` (the scope's customers placed in those
+    cells), ``unplaced``, ``scope_customers`` (the scope's customers of the
+    county as the grid sees them) and ``coverage`` (入格率: ``customers /
+    scope_customers``, None without a grid or customers; a branch manager's
+    is that of their territory's customers, as on the dashboard), ``blank_cells``
     (latest gap run, None when the grid has no scores), ``rms`` (current
     owners of those cells within the ``rm`` scope) and ``bounds`` ((xmin, ymin,
-    xmax, ymax) of those cells, None when there are none). One statement.
+    xmax, ymax) of those cells, None when there are none). Two statements.
     """
     if kind not in KINDS:
         raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     county, grid = where(scope, "county", "k"), where(scope, "grid", "g")
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
-    stat, scored = where(scope, "cell", "cs"), where(scope, "cell", "sc")
+    scored = where(scope, "cell", "sc")
     sql = f"""
     WITH k AS (SELECT k.adcode, k.name, k.geom FROM county k WHERE {county.sql}),
     lg AS (SELECT DISTINCT ON (g.county_code) g.id, g.county_code, g.resolution
@@ -58,11 +60,6 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
     -- directly, without joining the cells (and their geometry) again.
     box AS (SELECT c.grid_id, count(*) AS cells, ST_Extent(c.geom) AS box
               FROM lg JOIN cell c ON c.grid_id = lg.id WHERE {cell.sql} GROUP BY c.grid_id),
-    cust AS (SELECT cs.grid_id, sum(cs.customers) AS customers
-               FROM lg JOIN cell_stat cs ON cs.grid_id = lg.id WHERE {stat.sql} GROUP BY cs.grid_id),
-    -- The denominator of 入格率: the whole county (index on customer.county_code), counties with a grid only.
-    tot AS (SELECT cu.county_code, count(*) AS county_customers
-              FROM lg JOIN customer cu ON cu.county_code = lg.county_code GROUP BY cu.county_code),
     blank AS (SELECT sc.grid_id, count(*) AS blank_cells
                 FROM (SELECT run.grid_id, s.cell_id FROM run JOIN gap_score s
                          ON s.gap_run_id = run.run_id AND s.gap_class = 'blank') sc
@@ -77,30 +74,31 @@ def province_grids(conn: Connection, *, scope: Scope, kind: str = "h3", resoluti
     SELECT k.adcode AS county_code, k.name AS county_name,
            ST_AsBinary(ST_SimplifyPreserveTopology(k.geom, :tol)) AS wkb,
            lg.id AS grid_id, lg.resolution, COALESCE(box.cells, 0) AS cells,
-           COALESCE(cust.customers, 0) AS customers, COALESCE(tot.county_customers, 0) AS county_customers,
            CASE WHEN run.run_id IS NULL THEN NULL ELSE COALESCE(blank.blank_cells, 0) END AS blank_cells,
            COALESCE(own.rms, 0) AS rms, ST_XMin(box.box) AS xmin, ST_YMin(box.box) AS ymin,
            ST_XMax(box.box) AS xmax, ST_YMax(box.box) AS ymax
       FROM k LEFT JOIN lg ON lg.county_code = k.adcode
       LEFT JOIN run ON run.grid_id = lg.id
       LEFT JOIN box ON box.grid_id = lg.id
-      LEFT JOIN cust ON cust.grid_id = lg.id
-      LEFT JOIN tot ON tot.county_code = lg.county_code
       LEFT JOIN blank ON blank.grid_id = lg.id
       LEFT JOIN own ON own.grid_id = lg.id
      ORDER BY k.adcode"""
     params = {**county.params, **grid.params, **cell.params, **rm.params,
               "kind": kind, "res": resolution, "tol": outline_tolerance}
     out = []
-    for r in conn.execute(text(sql), params).mappings():
+    rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]
+    figures = grid_figures(conn, scope=scope, grid_ids=[r["grid_id"] for r in rows if r["grid_id"] is not None])
+    for r in rows:
         row = dict(r)
         wkb = row.pop("wkb")
         row["outline"] = shapely.from_wkb(bytes(wkb)) if wkb is not None else None
         box = tuple(row.pop(k) for k in ("xmin", "ymin", "xmax", "ymax"))
         row["bounds"] = None if box[0] is None else tuple(float(v) for v in box)
-        for k in ("cells", "customers", "county_customers", "rms"):
+        for k in ("cells", "rms"):
             row[k] = int(row[k])
-        row["coverage"] = row["customers"] / row["county_customers"] if row["county_customers"] else None
+        f = figures.get(row["grid_id"], {})
+        row["customers"], row["unplaced"] = f.get("customers", 0), f.get("unplaced", 0)
+        row["scope_customers"], row["coverage"] = f.get("scope_customers", 0), f.get("coverage")
         if row["blank_cells"] is not None:
             row["blank_cells"] = int(row["blank_cells"])
         out.append(row)

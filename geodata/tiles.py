@@ -8,7 +8,8 @@ parameter; the layer name picks a query from an allow-list. Every layer is
 restricted by :func:`geodata.scope.where`:
 
 ``cells``
-    Cell polygons with ``cell_id``, ``customers``, ``households``, ``rm`` (the
+    Cell polygons with ``cell_id``, ``customers``, ``households`` (rounded; ``apportioned`` says
+    when it is a share of a township or county figure), ``rm`` (the
     current owner, only when that RM is in the user's ``rm`` scope), ``score``
     and ``gap_class`` of the latest gap run. Only cells the user's ``cell``
     scope reaches (an RM: cells they own or co-own).
@@ -150,7 +151,8 @@ def _cells_sql(scope: Scope) -> str:
     cell, rm = where(scope, "cell", "c"), where(scope, "rm", "r")
     return _select(_grid_cte(scope), "cells", f"""{_BOUNDS},
     f AS (
-    SELECT CAST(c.cell_id AS text) AS cell_id, cs.customers, cs.households, CAST(r.code AS text) AS rm,
+    SELECT CAST(c.cell_id AS text) AS cell_id, cs.customers, CAST(round(cs.households) AS integer) AS households,
+           cs.apportioned, CAST(r.code AS text) AS rm,
            s.score, CAST(s.gap_class AS text) AS gap_class, {_MVT_GEOM_SIMPLE.format(g="c.geom_3857")} AS geom
       FROM b, cell c
       LEFT JOIN cell_stat cs ON cs.grid_id = c.grid_id AND cs.cell_id = c.cell_id

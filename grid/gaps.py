@@ -253,19 +253,21 @@ def rank_blank_areas(scores: pd.DataFrame, top: int | None = None) -> pd.DataFra
     return ranked
 
 
-def _fmt_households(h: float) -> str:
-    """Households as a whole number, or one decimal when apportioned shares are fractional."""
-    return f"{h:.0f}" if float(h).is_integer() else f"{h:.1f}"
+def _fmt_households(h: float) -> tuple[str, str]:
+    """Households as a whole number in Chinese and English text, marked 约 / ≈ when the stored figure is a
+    fractional (apportioned) share: "约46户" / "≈46 households", never "45.5户"."""
+    n = f"{round(float(h)):,}"
+    return (n, n) if float(h).is_integer() else (f"约{n}", f"≈{n}")
 
 
 def _phrase(c: str, i: int, d: dict[str, list], cfg: GapConfig) -> tuple[str, str]:
     """Chinese and English phrase of component ``c`` for cell ``i``."""
     w = cfg.recent_visit_days
     if c in ("potential", "potential+no_owner"):
-        hh = _fmt_households(d["households"][i])
+        hz, he = _fmt_households(d["households"][i])
         zh, en = (
-            (f"有潜力（{hh}户，按共用的乡镇/县点位分摊）", f"potential ({hh} households, apportioned from a shared township/county point)")
-            if d["apportioned"][i] else (f"有潜力（{hh}户）", f"potential ({hh} households)")
+            (f"有潜力（{hz}户，按共用的乡镇/县点位分摊）", f"potential ({he} households, apportioned from a shared township/county point)")
+            if d["apportioned"][i] else (f"有潜力（{hz}户）", f"potential ({he} households)")
         )
         return (f"{zh}但无客户经理负责", f"{en} but no RM owns it") if c != "potential" else (zh, en)
     if c == "no_owner":
@@ -313,9 +315,9 @@ def _reasons(out: pd.DataFrame, arrays: dict[str, np.ndarray], blank: np.ndarray
         if not d["has"][i]:
             hh = d["households"][i]
             if hh > 0:  # known, but below min_households
-                n, lo = _fmt_households(hh), f"{cfg.min_households:g}"
-                zh_all.append(f"{n}户，少于计入的{lo}户，无需覆盖")
-                en_all.append(f"{n} households, fewer than the {lo} that count; nothing to serve")
+                (nz, ne), lo = _fmt_households(hh), f"{cfg.min_households:g}"
+                zh_all.append(f"{nz}户，少于计入的{lo}户，无需覆盖")
+                en_all.append(f"{ne} households, fewer than the {lo} that count; nothing to serve")
             else:
                 zh_all.append("无已知户数，无需覆盖")
                 en_all.append("no known households; nothing to serve")

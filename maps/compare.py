@@ -28,7 +28,7 @@ from maps.base import (
 from grid.colouring import colour_territories
 from grid.territories import cell_adjacency
 from maps.classify import TERRITORY_COLORS
-from maps.panels import collapsible, summary_html, swatches_html, table_html
+from maps.panels import collapsible, shown_measures, summary_html, swatches_html, table_html
 from maps.places import cell_title
 
 CELL_LABELS = {"customers": "客户 customers", "households": "户数 households"}
@@ -117,7 +117,7 @@ def compare_page(
         props.append({"id": c, "t": title, "sub": sub, "a": before, "b": after, "moved": c in moved,
                       "ch": change_class(before, after), "tc": colors.get(after),
                       "an": names.get(before), "bn": names.get(after),
-                      "m": {k: r.get(k) for k in CELL_LABELS if k in r}})
+                      "m": shown_measures(r, CELL_LABELS)})
     geoms = cells.geometry.to_numpy()
     m = new_map(bounds_of(geoms, options), options, link_labels=CELL_LABELS)
     add_background(m, background, options)

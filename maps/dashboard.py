@@ -26,7 +26,7 @@ from maps.base import (
     render,
 )
 from maps.classify import class_breaks, rm_colors
-from maps.panels import collapsible, legend_html, summary_html, swatches_html
+from maps.panels import approx, collapsible, legend_html, shown_measures, summary_html, swatches_html
 from maps.places import cell_title
 
 # measure name -> (column, legend title)
@@ -67,18 +67,41 @@ def with_penetration(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.assign(penetration=np.where(hh > 0, cust / hh.where(hh > 0, 1.0), np.nan))
 
 
-def dashboard_summary(cells: pd.DataFrame, county_customers: int | None = None) -> dict:
+def dashboard_summary(cells: pd.DataFrame, scope_customers: int | None = None) -> dict:
     """Customers placed in cells, coverage ratio 入格率, blank cells and RMs of the page's cells.
 
-    The coverage ratio is customers placed in a cell over all customers of the
-    county (None when that total is unknown or zero).
+    The coverage ratio is customers placed in the page's cells over
+    ``scope_customers``, the reader's customers (None when unknown or zero). The
+    served pages pass figures counted in SQL within the reader's scope instead
+    (``geodata.reads.figures.grid_figures``); this is for pages given cells only.
     """
     placed = int(pd.to_numeric(cells.get("customers", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
     blank = int((cells["gap_class"] == "blank").sum()) if "gap_class" in cells else 0
     owners = cells["owner_rm"].dropna().unique() if "owner_rm" in cells else []
-    coverage = placed / county_customers if county_customers else None
-    return {"cells": len(cells), "customers": placed, "county_customers": county_customers,
-            "coverage": None if coverage is None else round(coverage, 4), "blank_cells": blank, "rms": len(owners)}
+    coverage = placed / scope_customers if scope_customers else None
+    hh = pd.to_numeric(cells.get("households", pd.Series(dtype=float)), errors="coerce").fillna(0)
+    shared = cells["apportioned"].fillna(False).astype(bool) if "apportioned" in cells else pd.Series(False, index=cells.index)
+    return {"cells": len(cells), "customers": placed, "scope_customers": scope_customers,
+            "coverage": None if coverage is None else round(coverage, 4), "blank_cells": blank, "rms": len(owners),
+            "households": float(hh.sum()), "apportioned_cells": int(shared.sum())}
+
+
+def summary_rows(s: Mapping) -> list[tuple[str, object]]:
+    """The summary panel's labelled figures: 入格率 with its numerator and denominator, households rounded
+    and marked ≈ when some are apportioned."""
+    coverage = None
+    if s.get("coverage") is not None:
+        coverage = f"{s['coverage']:.1%} ({s['customers']:,} / {s['scope_customers']:,})"
+    rows: list[tuple[str, object]] = [
+        ("网格 cells", s["cells"]), ("入格客户 customers in cells", s["customers"]),
+        ("入格率 coverage", coverage),
+    ]
+    if s.get("unplaced"):
+        rows.append(("未入格客户 customers not placed", s["unplaced"]))
+    if s.get("households") is not None:
+        rows.append(("户数 households", approx(s["households"], bool(s.get("apportioned_cells")))))
+    rows += [("空白网格 blank cells", s["blank_cells"]), ("客户经理 RMs", s["rms"])]
+    return rows
 
 
 def _local(value) -> pd.Timestamp | None:
@@ -116,7 +139,7 @@ def _popup_props(row: Mapping, ids: Sequence[str], cap: int, colors: Mapping[str
         "o": f"{owner} {rm_names.get(owner, '')}".strip() if owner else None,
         "oc": colors.get(owner) if owner else None, "c": fill,
         "s": row.get("score"), "g": GAP_CLASSES.get(gap, gap), "r": row.get("reason_zh"),
-        "m": {k: row.get(k) for k in LABELS if k in row},
+        "m": shown_measures(row, LABELS),
         "k": {k: v for k, v in comps.items() if k.startswith(COMPONENT_PREFIX)},
         "ids": list(ids[:cap]), "n": len(ids),
     }
@@ -134,7 +157,7 @@ def dashboard_page(
     cells: gpd.GeoDataFrame, *, options: PageOptions, measure: str = "gap_score",
     rms: pd.DataFrame | None = None, outlets: pd.DataFrame | None = None,
     service_points: pd.DataFrame | None = None, cell_customers: Mapping[str, Sequence[str]] | None = None,
-    county_customers: int | None = None, background: Background | None = None, title: str = "网格看板 dashboard",
+    figures: Mapping | None = None, background: Background | None = None, title: str = "网格看板 dashboard",
     gap_run: Mapping | None = None,
 ) -> str:
     """The branch dashboard as one HTML page.
@@ -147,6 +170,10 @@ def dashboard_page(
     lead links (capped at ``options.max_link_ids``). ``gap_run``: the scores'
     run (``computed_at``, and ``stale`` with ``stale_reasons``), shown in the
     summary so a manager sees when the scores predate territory changes.
+    ``figures``: the summary counted within the reader's scope
+    (``geodata.reads.figures.grid_figures``: cells, customers, unplaced,
+    scope_customers, coverage, households, apportioned_cells, blank_cells,
+    rms); without it the summary counts the given cells and shows no coverage.
     """
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
@@ -184,12 +211,9 @@ def dashboard_page(
         bundles = ("leaflet", "vectorgrid", "gridmkt")
     folium.LayerControl(collapsed=True).add_to(m)
 
-    s = dashboard_summary(cells, county_customers)
+    s = dict(figures) if figures is not None else dashboard_summary(cells)
     summary = summary_html(title, [
-        ("网格 cells", s["cells"]), ("入格客户 customers in cells", s["customers"]),
-        ("入格率 coverage", None if s["coverage"] is None else f"{s['coverage']:.1%}"),
-        ("空白网格 blank cells", s["blank_cells"]), ("客户经理 RMs", s["rms"]),
-        *([("评分于 scored", scored_note(gap_run))] if gap_run else []),
+        *summary_rows(s), *([("评分于 scored", scored_note(gap_run))] if gap_run else []),
     ])
     Panel(collapsible("概况 summary", summary), "topright", "gm-summary-panel").add_to(m)
     legend = legend_html(legend_title, classes)

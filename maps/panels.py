@@ -18,6 +18,29 @@ def _num(v) -> str:
     return esc(v)
 
 
+APPORTIONED = ("households", "population")
+
+
+def approx(value, apportioned: bool = False) -> str | None:
+    """A household or population figure as shown: a whole number with thousands separators, "≈" before it
+    when it is apportioned (a share of a township or county figure; stored with decimals). None stays None.
+
+    >>> approx(3.25, True), approx(1234.0), approx(None)
+    ('≈3', '1,234', None)
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    n = f"{round(float(value)):,}"
+    return f"≈{n}" if apportioned or not float(value).is_integer() else n
+
+
+def shown_measures(row: Mapping, keys) -> dict:
+    """The popup figures of a cell: households and population through :func:`approx` (by the cell's
+    ``apportioned`` flag), the others as they are."""
+    shared = bool(row.get("apportioned")) and row.get("apportioned") == row.get("apportioned")
+    return {k: approx(row.get(k), shared) if k in APPORTIONED else row.get(k) for k in keys if k in row}
+
+
 def collapsible(title: str, body: str, *, collapsed: bool = False) -> str:
     """A panel body under a title that toggles it (small screens start collapsed)."""
     cls = " gm-collapsed" if collapsed else ""

@@ -78,9 +78,9 @@ def _summary(rows: list[Mapping], missing: list[str], kind: str, dashboard_url: 
         f"<td>{_num(r['rms'])}</td><td><a href=\"{esc(_fill(dashboard_url, grid_id=r['grid_id']))}\">"
         f"看板 dashboard</a></td></tr>" for r in rows)
     blanks = [r["blank_cells"] for r in rows if r["blank_cells"] is not None]
-    # Overall 入格率 over the counties that report their customer total.
-    counted = [r for r in rows if r.get("county_customers")]
-    overall = (sum(r["customers"] for r in counted) / sum(r["county_customers"] for r in counted)
+    # Overall 入格率 over the counties that report the reader's customer total.
+    counted = [r for r in rows if r.get("scope_customers")]
+    overall = (sum(r["customers"] for r in counted) / sum(r["scope_customers"] for r in counted)
                if counted else None)
     total = (f"<tr class=\"gm-total\"><th>合计 total</th><td>{len(rows)}</td>"
              f"<td>{_num(sum(r['customers'] for r in rows))}</td><td class=\"gm-coverage\">{_share(overall)}</td>"
@@ -111,7 +111,8 @@ def province_page(rows: Sequence[Mapping], *, options: PageOptions, score_classe
     ``rows``: one per county, as :func:`geodata.province.province_grids` gives
     them (``county_name``, ``outline``, ``grid_id``, ``resolution``,
     ``bounds``, ``cells``, ``customers``, ``blank_cells``, ``rms``, and for the
-    coverage ratio 入格率 ``coverage`` and ``county_customers``); a county
+    coverage ratio 入格率 ``coverage`` and ``scope_customers``, all within the
+    reader's scope); a county
     is drawn when it has a grid and ``bounds``, listed as without a grid when
     ``grid_id`` is None. ``tile_url``: a template with ``{layer}``,
     ``{grid_id}`` and Leaflet's ``{z}/{x}/{y}``; ``dashboard_url`` one with

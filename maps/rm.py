@@ -26,7 +26,7 @@ from maps.base import (
     render,
 )
 from maps.classify import rm_colors
-from maps.panels import collapsible, summary_html
+from maps.panels import collapsible, shown_measures, summary_html
 from maps.places import cell_title
 
 CELL_LABELS = {"customers": "客户 customers", "households": "户数 households", "open_leads": "待跟进线索 open leads",
@@ -101,7 +101,7 @@ def rm_page(
         cell_ids = [str(c) for c in ids.get(r["cell_id"], ())]
         title, sub = cell_title(r)
         props.append({"id": r["cell_id"], "t": title, "sub": sub, "o": f"{rm_code} {rm_name}".strip(),
-                      "oc": color, "c": "#c6dbef", "m": {k: r.get(k) for k in CELL_LABELS if k in r},
+                      "oc": color, "c": "#c6dbef", "m": shown_measures(r, CELL_LABELS),
                       "ids": cell_ids[:options.max_link_ids], "n": len(cell_ids)})
 
     geoms = cells.geometry.to_numpy()

@@ -34,6 +34,7 @@ from api.services import customer_links
 from geodata import assign, audit, grids
 from geodata.catalog import CUSTOMERS
 from geodata.reads.cells import CELL_CUSTOMER_FIELDS, customers_in_cell, unplaced_count
+from geodata.reads.figures import grid_figures
 
 router = APIRouter(prefix="/api/v1/grids", tags=["grids"])
 
@@ -97,6 +98,30 @@ def get_grid(grid: GridDep, conn: ConnDep) -> dict:
     `assignment_stale_reasons`: why the stored assignment no longer matches the customers (customers
     imported after it that were never placed again, e.g. after a crash), empty when it does."""
     return jsonable({**grid, "assignment_stale_reasons": assign.assignment_staleness(conn, grid_id=grid["id"])})
+
+
+class GridFiguresPublic(BaseModel):
+    """A grid's summary figures, each counted within your scope (numerator and denominator alike)."""
+
+    grid_id: int
+    cells: int = Field(description="Cells you may see (an RM: own; a branch manager: their outlets' RMs').")
+    customers: int = Field(description="Your customers placed in those cells (入格客户).")
+    unplaced: int = Field(description="Your customers of the grid's county placed in no cell of the grid.")
+    scope_customers: int = Field(description="customers + unplaced: the denominator of 入格率.")
+    coverage: float | None = Field(description="入格率 = customers / scope_customers (null when that is 0).")
+    households: float = Field(description="Households of those cells, as stored (apportioned shares have decimals).")
+    population: float
+    apportioned_cells: int = Field(description="Cells whose households are apportioned from a shared point.")
+    blank_cells: int | None = Field(description="Those cells the latest gap run calls blank (null: never scored).")
+    rms: int = Field(description="Current owners of those cells that you may see.")
+
+
+@router.get("/{grid_id}/summary", response_model=GridFiguresPublic)
+def grid_summary(grid: GridDep, conn: ConnDep, user: UserDep) -> dict:
+    """The figures the dashboard and province overview show for this grid (cells, customers placed, 入格率,
+    households, blank cells, RMs), counted within your scope: a branch manager's coverage is that of the
+    customers of their outlets' territories, an RM's that of their own, a planner's the county's."""
+    return grid_figures(conn, scope=user.scope, grid_ids=[grid["id"]])[grid["id"]]
 
 
 @router.get("/{grid_id}/cells", response_model=CellCollection, response_class=GeoJSONResponse)

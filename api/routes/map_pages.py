@@ -104,7 +104,8 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Set
         raise HTTPException(status.HTTP_403_FORBIDDEN, "no outlets are assigned to you")
     options = replace(map_pages.page_options(settings, inline=False),
                       customer_tiles_url=f"/tiles/customers/{{z}}/{{x}}/{{y}}.pbf?grid_id={grid_id}")
-    html = map_pages.dashboard_html(conn, grid_id=grid_id, options=options, measure=measure, outlets=outlets)
+    html = map_pages.dashboard_html(conn, grid_id=grid_id, options=options, measure=measure, outlets=outlets,
+                                    scope=user.scope)
     audit.record(conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
     return _page(html)
 

@@ -8,6 +8,7 @@ never fetched. One module per concept:
 - :mod:`~geodata.reads.cells`: a grid's cells as GeoJSON, roll-ups, one cell in detail;
 - :mod:`~geodata.reads.territories`: current territories, one RM's cells, ownership history;
 - :mod:`~geodata.reads.gaps`: latest gap scores a user may see;
+- :mod:`~geodata.reads.figures`: a grid's summary figures (入格率 and the rest) within a user's scope;
 - :mod:`~geodata.reads.imports`: import runs;
 - :mod:`~geodata.reads.maps`: what the map index lists (grids, RMs, scenarios in scope);
 - :mod:`~geodata.reads.workbook`: the RMs, cells and customers of the RM workbook;

@@ -235,7 +235,9 @@
     var h = "<div class=\"gm-pop\"><div class=\"gm-title\">" + esc(p.cell_id) + "</div><div class=\"gm-id\">" + esc(g.county) + " · #" + esc(g.grid) + "</div>";
     if (p.rm) h += "<div>客户经理 RM: <b class=\"gm-owner\">" + esc(p.rm) + "</b></div>";
     if (p.score !== undefined && p.score !== null) h += "<div>缺口评分 gap score: <b>" + num(p.score) + "</b> " + esc(p.gap_class || "") + "</div>";
-    h += table({ customers: p.customers, households: p.households });
+    // households arrive rounded; "≈" where they are apportioned from a shared township/county point
+    var hh = p.households === undefined || p.households === null ? null : (p.apportioned ? "≈" : "") + num(p.households);
+    h += table({ customers: p.customers, households: hh });
     return h + "<div class=\"gm-links\"><a class=\"gm-btn\" href=\"" + esc(g.dashboard) + "\">看板 dashboard</a></div></div>";
   }
   // The cell of `group` (one VectorGrid per grid) under `latlng`, found in the drawn tiles: {vg, feature, id} or null.

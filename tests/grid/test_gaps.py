@@ -118,8 +118,9 @@ def test_zero_household_cell_scores_zero_and_is_not_blank():
 def test_apportioned_potential_says_so():
     m = frame(cell("v1", households=45.5, owner_rm=None, apportioned=True))
     s = score_cells(m, CAP100).iloc[0]
-    assert "45.5户，按共用的乡镇/县点位分摊" in s["reason_zh"]
-    assert "apportioned from a shared township/county point" in s["reason_en"]
+    # An apportioned share is stored as it is and said rounded, marked 约 / ≈ (issue 15: it read 45.5户).
+    assert "约46户，按共用的乡镇/县点位分摊" in s["reason_zh"] and "45.5" not in s["reason_zh"]
+    assert "potential (≈46 households, apportioned from a shared township/county point)" in s["reason_en"]
     texts = frame(cell("t", apportioned="true"), cell("f", apportioned="false"), cell("n", apportioned=NAN))
     flags = score_cells(texts, CAP100).set_index("cell_id")["reason_en"].str.contains("apportioned")
     assert flags.to_dict() == {"f": False, "n": False, "t": True}

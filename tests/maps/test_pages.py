@@ -26,7 +26,8 @@ from tests.maps.samples import CDN_MARKERS, OPTIONS
 
 def _dashboard(**kw) -> str:
     args = dict(options=OPTIONS, rms=samples.RMS, outlets=samples.OUTLETS, service_points=samples.SERVICE_POINTS,
-                cell_customers=samples.CELL_CUSTOMERS, county_customers=8, background=samples.BACKGROUND)
+                cell_customers=samples.CELL_CUSTOMERS, figures=dashboard_summary(samples.cells(), scope_customers=8),
+                background=samples.BACKGROUND)
     return dashboard_page(samples.cells(), **{**args, **kw})
 
 
@@ -48,8 +49,8 @@ def test_dashboard_has_cells_legend_summary_and_link_data():
     # Legend: the four distinct scores are their own classes; territory swatches name the RMs.
     assert "缺口评分 gap score" in html and all(f">{v}<" in html for v in ("20", "35", "55", "90"))
     assert "R1 张*" in html and "R2 李*" in html
-    # Summary: 6 customers in cells of 8 in the county, 1 blank cell, 2 RMs.
-    assert "75.0%" in html and ">6<" in html
+    # Summary: 6 customers in cells of the reader's 8, 1 blank cell, 2 RMs; households whole.
+    assert "75.0% (6 / 8)" in html and ">6<" in html and r"户数 households<\/th><td>230<" in html
     cfg = _config(html)
     assert cfg["tagCellUrl"] == "https://tags.bank.test/customers?ids={customer_ids}"
     assert cfg["leadCellUrl"] == "https://leads.bank.test/leads?customers={customer_ids}"
@@ -58,8 +59,9 @@ def test_dashboard_has_cells_legend_summary_and_link_data():
 
 
 def test_dashboard_summary_counts():
-    s = dashboard_summary(samples.cells(), county_customers=8)
-    assert s == {"cells": 4, "customers": 6, "county_customers": 8, "coverage": 0.75, "blank_cells": 1, "rms": 2}
+    s = dashboard_summary(samples.cells(), scope_customers=8)
+    assert s == {"cells": 4, "customers": 6, "scope_customers": 8, "coverage": 0.75, "blank_cells": 1, "rms": 2,
+                 "households": 230.0, "apportioned_cells": 0}
     assert dashboard_summary(samples.cells())["coverage"] is None
 
 
@@ -264,3 +266,16 @@ def test_compare_cells_coloured_by_change_and_popups_titled_by_place():
     html = compare_page(samples.cells(), a, b, options=OPTIONS, rms=samples.RMS)
     assert '"ch":"kept"' in html and '"ch":"in"' in html and "调入 moved in (2)" in html and "调出 moved out (1)" in html
     assert '"t":"甲村"' in html and "R2 李*" in html  # titled by place; RMs labelled with their names
+
+
+def test_apportioned_households_are_shown_rounded_with_approx():
+    """Issue 15: popups read '户数 households 3.25'. Stored as apportioned, shown whole and marked ≈."""
+    cells = samples.cells()
+    cells["households"] = [3.25, 50.0, 0.0, 1234.5]
+    cells["population"] = [9.75, 150.0, 0.0, 3703.5]
+    cells["apportioned"] = [True, False, False, True]
+    html = dashboard_page(cells, options=OPTIONS, rms=samples.RMS, cell_customers=samples.CELL_CUSTOMERS)
+    assert '"households":"≈3"' in html and '"population":"≈10"' in html
+    assert '"households":"50"' in html and '"households":"≈1,234"' in html
+    assert "3.25" not in html and "1234.5" not in html and "9.75" not in html
+    assert r"户数 households<\/th><td>≈1,288<" in html  # the summary: apportioned cells among them

@@ -70,6 +70,10 @@ def world(engine, map_grid):
         _customers(conn, "640221", 2, 107.05, 20)
         _unplaced(conn, "640121", 2, 105.5)
         _unplaced(conn, "640122", 5, None)
+        # Every customer belongs to its county's legal entity (as imports and the demo give them): figures
+        # are counted within the reader's scope, and a customer of no legal entity is in no planner's.
+        conn.execute(text("UPDATE customer c SET legal_entity_id = k.legal_entity_id FROM county k "
+                          "WHERE k.adcode = c.county_code AND c.legal_entity_id IS NULL"))
         out = {"village": map_grid}
         west = grids.build_grid(conn, county_code="640121", kind="h3", resolution=7)["id"]
         assign.assign_customers(conn, grid_id=west)
@@ -126,8 +130,8 @@ def test_province_grids_one_scoped_statement(engine, world):
     west, east = rows["640121"], rows["640122"]
     assert west["grid_id"] == world["h3_west"] and east["grid_id"] == world["h3_east"]  # the latest, not h3_east_old
     assert west["customers"] == 48 and east["customers"] == 40 and west["rms"] == 2 and east["rms"] == 1
-    # 入格率: placed over every customer of the county.
-    assert (west["county_customers"], east["county_customers"]) == (50, 45)
+    # 入格率: placed over every customer of the county (a planner's scope is the whole legal entity).
+    assert (west["scope_customers"], east["scope_customers"]) == (50, 45) and west["unplaced"] == 2
     assert west["coverage"] == 48 / 50 and east["coverage"] == 40 / 45
     for row, gid in ((west, world["h3_west"]), (east, world["h3_east"])):
         with engine.connect() as conn:
@@ -137,7 +141,9 @@ def test_province_grids_one_scoped_statement(engine, world):
     # Branch manager of O2 (R3 only): R3's four village cells, their twelve customers, their box.
     r3 = bm["640121"]
     assert (r3["grid_id"], r3["cells"], r3["customers"], r3["rms"]) == (world["village"], 4, 12, 1)
-    assert r3["coverage"] == 12 / 50  # the share of the county's customers in the cells they see
+    # Issue 15: within the manager's scope, numerator and denominator alike (it was 12 / 50: their placed
+    # customers over the whole county's).
+    assert (r3["scope_customers"], r3["unplaced"], r3["coverage"]) == (12, 0, 1.0)
     assert r3["bounds"][0] == pytest.approx(106.3) and r3["bounds"][2] == pytest.approx(106.4)
     assert bm["640122"]["grid_id"] is None  # 贺兰县 has no village grid
     assert len(quantiles) == 201 and quantiles == sorted(quantiles)
@@ -223,7 +229,9 @@ def test_summary_coverage_per_county(app, engine, world):
     assert _coverage_cells(page)["total"] == "92.6%"
     with _client(app, "bm1") as c:  # R3's cells of the village grid only
         shown = _coverage_cells(c.get("/maps/province?kind=village").text)
-    assert shown == {str(world["village"]): f"{r3[0] / r3[1]:.1%}", "total": "24.0%"}
+    # Issue 15: within the manager's scope, numerator and denominator alike: R3's 12 placed customers are
+    # all the customers they may see (it read 24.0%, 12 of the whole county's 50).
+    assert shown == {str(world["village"]): "100.0%", "total": "100.0%"}
 
 
 def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -296,7 +304,7 @@ def test_province_page_from_literal_rows():
 
     rows = [
         {"county_code": "640121", "county_name": "永宁县", "outline": shapely.box(106.0, 38.0, 106.4, 38.4),
-         "grid_id": 7, "resolution": 8, "cells": 10, "customers": 30, "county_customers": 40, "coverage": 0.75,
+         "grid_id": 7, "resolution": 8, "cells": 10, "customers": 30, "scope_customers": 40, "coverage": 0.75,
          "blank_cells": 2, "rms": 3, "bounds": (106.0, 38.0, 106.4, 38.4)},
         {"county_code": "640122", "county_name": "贺兰县", "outline": EAST, "grid_id": None, "resolution": None,
          "cells": 0, "customers": 0, "blank_cells": None, "rms": 0, "bounds": None},
