@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -167,9 +168,13 @@ def edit_scenario(conn: Connection, *, scenario_id: int, cell_ids: list[str], rm
 def plan_scenario(
     conn: Connection, *, grid_id: int, name: str, user: str, outlets: list[str] | None = None,
     seed: int = 0, weights: dict | None = None, keep_current: bool = False,
-    max_distance_km: float | None = None, progress=None,
+    max_distance_km: float | None = None, progress=None, without_rms: list[str] | None = None,
 ) -> dict:
-    """Balance the grid's cells over the RMs of the chosen outlets into a (new or redone) draft."""
+    """Balance the grid's cells over the RMs of the chosen outlets into a (new or redone) draft.
+
+    ``without_rms``: RMs left out of the plan (one who leaves, or a plan with one RM fewer); their cells
+    are free, and with ``keep_current`` every other cell stays with its owner unless balance needs it.
+    """
     from grid.territories import TerritoryPlan, nearest_outlet_baseline
 
     progress = progress or (lambda f, m="": None)
@@ -178,7 +183,8 @@ def plan_scenario(
         text("SELECT id FROM scenario WHERE grid_id = :g AND name = :n AND status = 'draft'"), {"g": grid_id, "n": name}
     ).scalar()
     params = {"outlets": outlets, "seed": seed, "weights": weights, "keep_current": keep_current,
-              "max_distance_km": max_distance_km, "optimiser": "grid.territories"}
+              "max_distance_km": max_distance_km, "optimiser": "grid.territories",
+              **({"without_rms": sorted(without_rms)} if without_rms else {})}
     if existing is None:
         sc = create_scenario(conn, grid_id=grid_id, name=name, user=user, from_current=True, params=params)
         sid = sc["id"]
@@ -187,6 +193,13 @@ def plan_scenario(
     progress(0.1, "loading cells and RMs")
     cells = cells_for_planning(conn, grid_id=grid_id)
     rms = rms_for(conn, grid_id=grid_id, outlets=outlets)
+    if without_rms:
+        unknown = sorted(set(without_rms) - set(rms["rm_id"]))
+        if unknown:
+            raise NotFound(f"RM(s) {', '.join(unknown)} are not among the RMs planned for grid {grid_id}")
+        rms = rms[~rms["rm_id"].isin(set(without_rms))].reset_index(drop=True)
+        if rms.empty:
+            raise BadInput("no RM is left to plan for")
     start = scenario_assignment(conn, scenario_id=sid)
     locked_cells = {r[0] for r in conn.execute(
         text("SELECT cell_id FROM scenario_cell WHERE scenario_id = :s AND locked"), {"s": sid})}
@@ -234,20 +247,50 @@ def compare(conn: Connection, *, grid_id: int, a: str | int = CURRENT, b: str | 
     ]}
     if len(rms):
         known = set(rms["rm_id"])  # once, not once per cell
-        ra = evaluate_assignment(cells, rms, {c: r for c, r in first.items() if r in known}, weights=weights)
-        rb = evaluate_assignment(cells, rms, {c: r for c, r in second.items() if r in known}, weights=weights)
-        pa, pb = ra.per_rm.set_index("rm"), rb.per_rm.set_index("rm")
+        sides = []
+        for owners in (first, second):
+            mine = {c: r for c, r in owners.items() if r in known}
+            # An RM who owns nothing in a plan (one who leaves in it) has no target there: the others share it.
+            cap = pd.to_numeric(rms["capacity"], errors="coerce").fillna(1.0)
+            staff = rms.assign(capacity=cap.where(rms["rm_id"].isin(set(mine.values())), 0.0)) if mine else rms
+            rep = evaluate_assignment(cells, staff, mine, weights=weights)
+            sides.append((rep, rep.per_rm.set_index("rm"), _sums_per_rm(cells, mine, rms["rm_id"])))
+        (ra, pa, sa), (rb, pb, sb) = sides
         result["per_rm"] = [
             {"rm_id": r, "cells_a": int(pa.loc[r, "cells"]), "cells_b": int(pb.loc[r, "cells"]),
+             "customers_a": int(sa.at[r, "customers"]), "customers_b": int(sb.at[r, "customers"]),
+             "households_a": round(float(sa.at[r, "households"]), 1),
+             "households_b": round(float(sb.at[r, "households"]), 1),
+             "target_pct_a": _pct(pa.loc[r, "workload"], pa.loc[r, "target"]),
+             "target_pct_b": _pct(pb.loc[r, "workload"], pb.loc[r, "target"]),
              "workload_a": round(float(pa.loc[r, "workload"]), 6), "workload_b": round(float(pb.loc[r, "workload"]), 6),
-             "deviation_a": round(float(pa.loc[r, "deviation"]), 4), "deviation_b": round(float(pb.loc[r, "deviation"]), 4)}
+             "deviation_a": _round(pa.loc[r, "deviation"]), "deviation_b": _round(pb.loc[r, "deviation"])}
             for r in pa.index
         ]
         result["summary_a"], result["summary_b"] = ra.summary(), rb.summary()
+        result["customers_moved"] = int(cells.set_index("cell_id")["customers"].reindex(moved).fillna(0).sum())
     customers = _customers_between(conn, grid_id, first, second, moved)
     result["customers_changing_rm"] = customers["count"]
     result["handover_sample"] = customers["sample"]
     return result
+
+
+def _sums_per_rm(cells: pd.DataFrame, owners: dict, rm_ids) -> pd.DataFrame:
+    """Customers and households per RM of ``rm_ids`` under ``owners`` (cell_id → RM), 0 for RMs without cells."""
+    rm = cells["cell_id"].astype(str).map(owners)
+    sums = cells.assign(rm=rm)[rm.notna()].groupby("rm")[["customers", "households"]].sum()
+    return sums.reindex(list(rm_ids)).fillna(0.0)
+
+
+def _pct(workload, target) -> float | None:
+    """Workload as a percentage of the RM's target (None for an RM without one)."""
+    w, t = float(workload), float(target)
+    return round(100.0 * w / t, 1) if t > 0 and np.isfinite(t) and np.isfinite(w) else None
+
+
+def _round(v, digits: int = 4) -> float | None:
+    v = float(v)
+    return round(v, digits) if np.isfinite(v) else None
 
 
 def _customers_between(conn: Connection, grid_id: int, first: dict, second: dict, moved: list[str]) -> dict:

@@ -28,7 +28,7 @@ from maps.base import (
 from grid.colouring import colour_territories
 from grid.territories import cell_adjacency
 from maps.classify import TERRITORY_COLORS
-from maps.panels import collapsible, shown_measures, summary_html, swatches_html, table_html
+from maps.panels import approx, collapsible, shown_measures, summary_html, swatches_html, table_html
 from maps.places import cell_title
 
 CELL_LABELS = {"customers": "客户 customers", "households": "户数 households"}
@@ -37,18 +37,53 @@ CHANGE_NAMES = {"kept": "未变 kept", "in": "调入 moved in", "out": "调出 m
 CHANGE_COLORS = {"kept": "#f4f4f4", "in": "#f1a340", "out": "#998ec3", "none": "#d9d9d9"}
 
 
-def workload_table(cells: pd.DataFrame, a: Mapping[str, str], b: Mapping[str, str],
-                   measure: str = "customers") -> list[dict]:
-    """Per RM: cells and ``measure`` summed under assignment ``a`` and ``b`` (used when no workload is given)."""
-    values = (pd.to_numeric(cells[measure], errors="coerce").fillna(0) if measure in cells
-              else pd.Series(0.0, index=cells.index))
+def workload_table(cells: pd.DataFrame, a: Mapping[str, str], b: Mapping[str, str]) -> list[dict]:
+    """Per RM: cells, customers and households under assignment ``a`` and ``b`` (used when no per-RM rows
+    are given; no share of a target then)."""
     ids = cells["cell_id"].astype(str)
+    col = {k: (pd.to_numeric(cells[k], errors="coerce").fillna(0) if k in cells else pd.Series(0.0, index=cells.index))
+           for k in ("customers", "households")}
     rows = []
     for rm in sorted({*a.values(), *b.values()} - {None}):
         in_a, in_b = ids.map(a).eq(rm), ids.map(b).eq(rm)
         rows.append({"rm_id": rm, "cells_a": int(in_a.sum()), "cells_b": int(in_b.sum()),
-                     "workload_a": float(values[in_a].sum()), "workload_b": float(values[in_b].sum())})
+                     "customers_a": int(col["customers"][in_a].sum()), "customers_b": int(col["customers"][in_b].sum()),
+                     "households_a": float(col["households"][in_a].sum()),
+                     "households_b": float(col["households"][in_b].sum())})
     return rows
+
+
+def _pair(before, after, fmt) -> str:
+    """``before → after`` (one value when unchanged; – for a missing one)."""
+    x, y = fmt(before), fmt(after)
+    return x if x == y else f"{x} → {y}"
+
+
+def workload_rows(rows: Sequence[Mapping], names: Mapping[str, str] | None = None) -> list[dict]:
+    """The compare table: per RM, cells, customers, households (≈, apportioned) and the share of the RM's
+    target workload in %, each ``before → after``; RMs whose customers change most first."""
+    names = names or {}
+
+    def whole(v):
+        return "–" if v is None else f"{round(float(v)):,}"
+
+    def pct(v):
+        return "–" if v is None else f"{float(v):.0f}%"
+
+    def hh(v):
+        return "–" if v is None else approx(v)
+
+    out = []
+    for r in rows:
+        change = abs((r.get("customers_b") or 0) - (r.get("customers_a") or 0))
+        out.append({"rm": f"{r['rm_id']} {names.get(r['rm_id'], '')}".strip(), "_change": change,
+                    "_moved": r.get("cells_a") != r.get("cells_b"),
+                    "cells": _pair(r.get("cells_a"), r.get("cells_b"), whole),
+                    "customers": _pair(r.get("customers_a"), r.get("customers_b"), whole),
+                    "households": _pair(r.get("households_a"), r.get("households_b"), hh),
+                    "target": _pair(r.get("target_pct_a"), r.get("target_pct_b"), pct)})
+    out.sort(key=lambda r: (-r["_change"], not r["_moved"], r["rm"]))
+    return out
 
 
 def moved_cells(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:
@@ -98,9 +133,9 @@ def compare_page(
     Cells are filled by :func:`change_class` (kept cells faintly in their territory's
     colour); each territory under ``b`` is outlined in a colour none of its neighbours
     has and labelled with its RM at a point inside it. ``a``/``b``: cell_id → rm code.
-    ``per_rm``: rows with rm_id, cells_a, cells_b, workload_a, workload_b (e.g.
-    ``geodata.scenarios.compare(...)["per_rm"]``); computed from cell customers when not
-    given. ``rms``: rm_id, name for the labels. ``cells`` may carry ``place``,
+    ``per_rm``: rows with rm_id, cells_a/b, customers_a/b, households_a/b and
+    target_pct_a/b (e.g. ``geodata.scenarios.compare(...)["per_rm"]``); computed from
+    the cells (without target shares) when not given. ``rms``: rm_id, name for the labels. ``cells`` may carry ``place``,
     ``place_inside`` and ``township`` for the popup titles (maps.places).
     """
     if cells.empty:
@@ -133,17 +168,20 @@ def compare_page(
         PointLayer(point_rows(label_rows, ["name"], options), "label", "客户经理 RM labels").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
 
-    rows = [dict(r) for r in (per_rm if per_rm is not None else workload_table(cells, a, b))]
-    for r in rows:
-        r["delta"] = (r.get("workload_b") or 0) - (r.get("workload_a") or 0)
-    table = table_html([("rm_id", "客户经理 RM"), ("cells_a", f"网格 {labels[0]}"), ("cells_b", f"网格 {labels[1]}"),
-                        ("workload_a", f"工作量 {labels[0]}"), ("workload_b", f"工作量 {labels[1]}"),
-                        ("delta", "变化 Δ")], rows, css_class="gm-workload")
+    rows = workload_rows(per_rm if per_rm is not None else workload_table(cells, a, b), names)
+    table = table_html([("rm", "客户经理 RM"), ("cells", "网格 cells"), ("customers", "客户 customers"),
+                        ("households", "户数 households"), ("target", "占目标 % of target")],
+                       rows, css_class="gm-workload")
     counts = pd.Series([p["ch"] for p in props]).value_counts().to_dict()
+    moved_customers = int(pd.to_numeric(cells.loc[cells["cell_id"].astype(str).isin(moved), "customers"],
+                                        errors="coerce").fillna(0).sum()) if "customers" in cells else None
     summary = summary_html(f"方案对比 {labels[0]} → {labels[1]}", [
         ("网格 cells", len(cells)), ("调整网格 cells moved", len(moved)),
-        ("换经理客户 customers changing RM", customers_changing),
-    ])
+        ("换经理客户 customers changing RM", customers_changing if customers_changing is not None else moved_customers),
+        ("客户经理 RMs", _pair(len({*a.values()} - {None}), len({*b.values()} - {None}), str)),
+    ]) + ('<div class="gm-note">每行 前 → 后 before → after；占目标：工作量占该客户经理目标的百分比 '
+          "% of target: the RM's workload (customers, households, balances as weighted in the plan) "
+          "over their share of the total</div>")
     Panel(collapsible("工作量 workload", summary + table), "topright", "gm-compare-panel").add_to(m)
     legend = swatches_html("变化 change", {f"{CHANGE_NAMES[k]} ({counts.get(k, 0)})": CHANGE_COLORS[k]
                                            for k in CHANGE_NAMES}, outline=False)

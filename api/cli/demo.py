@@ -29,7 +29,7 @@ def demo(ctx, county, n_customers, seed, res, province, province_customers, no_s
     Grids, territories and maps are built for one county; with --province every other county
     also gets an H3 grid with customers assigned and gaps scored (pipeline step "province").
     """
-    from api.demo import DemoContext, run_demo
+    from api.demo import ALT_SCENARIO, DemoContext, run_demo
 
     s = settings()
     engine = open_engine(s.db)
@@ -55,7 +55,7 @@ def demo(ctx, county, n_customers, seed, res, province, province_customers, no_s
         "rm map": f"{base}/maps/rm?grid_id={h3}&rm_code={rm_code}",
         "rm day": f"{base}{results['visits']['day_path']}" if results.get("visits", {}).get("day_path") else None,
         "planner preview": f"{base}/maps/preview?grid_id={village}",
-        "scenario compare": f"{base}/maps/compare?grid_id={h3}&a=current&b=demo-travel",
+        "scenario compare": f"{base}/maps/compare?grid_id={h3}&a=current&b={ALT_SCENARIO}",
         "province": f"{base}/maps/province",
         **{f"offline {k.removeprefix('map ')}": v for k, v in results.get("maps", {}).get("urls", {}).items()},
     }
@@ -89,6 +89,13 @@ def after_serving(s) -> dict:
                         "(./run gridmkt db down from the project folder)"}
 
 
+def _second(c: dict) -> str:
+    """What the demo's second scenario changes, in words."""
+    who = f"{c['rm_leaving']} leaves" if c.get("rm_leaving") else "same RMs"
+    return (f"{c['scenario']} ({who}): {c['cells_moved']:,} of {c['cells']:,} cells and "
+            f"{c.get('customers_moved') or 0:,} customers change RM")
+
+
 def _summary(results: dict) -> dict:
     """What a person wants to read at the end of the demo (``--json`` gives everything)."""
     grids = results["grids"]
@@ -102,6 +109,7 @@ def _summary(results: dict) -> dict:
         "village grid": f"#{grids['village']['grid_id']}: {grids['village']['cells']} cells "
                         f"({grids['village']['report'].get('merged_villages', 0)} villages merged at shared points)",
         "territories": f"{plan['rms']} RMs, contiguity {plan['contiguity']:.0%}, CV {plan['cv']:.2f}",
+        "second scenario": _second(results["territories"]["h3"]["compare"]),
         "gap classes (H3)": ", ".join(f"{k} {v}" for k, v in results["gaps"]["h3"]["classes"].items()),
         **({"province": f"{prov['counties']} more counties: {prov['cells']:,} H3 cells, "
                         f"{prov['placed']:,} of {prov['customers']:,} customers placed"} if prov else {}),

@@ -45,14 +45,16 @@ def territories() -> None:
 @click.option("--weights", default=None, help="Workload weights, e.g. customers=0.4,households=0.3,deposit=0.15,loan=0.15,travel=0.1")
 @click.option("--keep-current", is_flag=True, help="Keep current owners unless balance needs a move.")
 @click.option("--max-distance-km", type=float, default=None, help="Cells farther than this from an RM's home outlet are not given to that RM.")
+@click.option("--without", "without_rms", multiple=True,
+              help="Leave this RM out (repeatable): a plan with one RM fewer; with --keep-current the others keep their cells unless balance needs a move.")
 @user_option
-def plan(ctx, grid_id, outlets, name, seed, weights, keep_current, max_distance_km, user):
+def plan(ctx, grid_id, outlets, name, seed, weights, keep_current, max_distance_km, without_rms, user):
     """Divide a grid's cells among RMs (balanced, contiguous, compact) into a draft scenario."""
     eng = open_engine(settings().db)
     with ctx.progress("planning") as bar, eng.begin() as conn:
         return sc_ops.plan(conn, actor=actor(user), grid_id=grid_id, name=name, outlets=list(outlets) or None,
                            seed=seed, weights=_weights(weights), keep_current=keep_current,
-                           max_distance_km=max_distance_km, progress=bar)
+                           max_distance_km=max_distance_km, progress=bar, without_rms=list(without_rms) or None)
 
 
 @command(territories, "assign")

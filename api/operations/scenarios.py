@@ -30,12 +30,14 @@ def create(conn: Connection, *, actor: str, grid_id: int, name: str, from_curren
 
 def plan(conn: Connection, *, actor: str, grid_id: int, name: str, outlets: list[str] | None = None, seed: int = 0,
          weights: dict[str, float] | None = None, keep_current: bool = False, max_distance_km: float | None = None,
-         progress=None, scope: Scope | None = None) -> dict[str, Any]:
-    """Balance the grid's cells over the RMs into a (new or redone) draft; audit ``create scenario <id>``."""
+         progress=None, scope: Scope | None = None, without_rms: list[str] | None = None) -> dict[str, Any]:
+    """Balance the grid's cells over the RMs (but ``without_rms``) into a (new or redone) draft; audit
+    ``create scenario <id>``."""
     if scope is not None:
         access.scoped_grid(conn, scope=scope, grid_id=grid_id)
     params = {"grid_id": grid_id, "name": name, "outlets": outlets or None, "seed": seed, "weights": weights,
-              "keep_current": keep_current, "max_distance_km": max_distance_km}
+              "keep_current": keep_current, "max_distance_km": max_distance_km,
+              **({"without_rms": without_rms} if without_rms else {})}
     out = store.plan_scenario(conn, user=actor, progress=progress, **params)
     _audit(conn, actor, "create", out["id"], {"planned": True, **params})
     return out

@@ -103,6 +103,32 @@ def test_rescoring_later_gives_the_demo_s_classes(engine, demo_ctx, results):
                 assert m["days_since_visit"] <= 90 and "no visit in 90 days" not in reason
 
 
+def test_second_scenario_is_plausible_and_says_what_it_changes(engine, results):
+    """Issue 15: the demo's second scenario (travel-weighted) moved 1,234 of 1,600 cells and 55,779 customers.
+    Now one RM fewer (the least loaded leaves, the others keep their cells unless balance needs a move);
+    the demo reports who leaves and how many cells and customers change RM."""
+    from geodata import scenarios
+
+    terr, cells = results["territories"]["h3"], results["grids"]["h3"]["cells"]
+    c = terr["compare"]
+    assert c["scenario"] == "demo-one-fewer" and c["rm_leaving"] and c["cells"] == cells
+    with engine.connect() as conn:
+        owned = conn.execute(text("SELECT count(*) FROM territory WHERE grid_id = :g AND valid_to IS NULL "
+                                  "AND rm_code = :r"), {"g": terr["grid_id"], "r": c["rm_leaving"]}).scalar()
+        cmp = scenarios.compare(conn, grid_id=terr["grid_id"], a="current", b="demo-one-fewer")
+    assert 0 < owned <= c["cells_moved"] <= 0.25 * cells  # the leaver's cells, and a few around them
+    assert c["cells_moved"] == cmp["cells_moved"] and c["customers_moved"] == cmp["customers_moved"]
+    assert 0 < c["customers_moved"] <= 0.25 * results["grids"]["h3"]["customers"]
+    # Issue 15: the compare workload is customers, households and % of the RM's target, not 0.01 / 0.02.
+    rows = {r["rm_id"]: r for r in cmp["per_rm"]}
+    gone = rows[c["rm_leaving"]]
+    assert gone["customers_a"] > 0 and gone["customers_b"] == 0 and gone["cells_b"] == 0
+    assert gone["target_pct_a"] > 0 and gone["target_pct_b"] is None  # no target in a plan without them
+    assert sum(r["customers_a"] for r in rows.values()) == sum(r["customers_b"] for r in rows.values())
+    stay = [r["target_pct_b"] for r in rows.values() if r["rm_id"] != c["rm_leaving"]]
+    assert 90 < sum(stay) / len(stay) < 110 and all(r["households_a"] >= 0 for r in rows.values())
+
+
 # Two small counties (金凤区 513 H3 cells, 隆德县 1,803): the whole province takes minutes. The demo county
 # in the list is skipped: it has its grids already.
 PROVINCE = ("640106", "640423", "640121")

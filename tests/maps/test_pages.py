@@ -181,12 +181,32 @@ def test_compare_moved_cells_and_workload():
     assert moved_cells(a, b) == ["B", "D"]
     rows = workload_table(samples.cells(), a, b)
     assert rows == [
-        {"rm_id": "R1", "cells_a": 2, "cells_b": 1, "workload_a": 5.0, "workload_b": 3.0},
-        {"rm_id": "R2", "cells_a": 1, "cells_b": 3, "workload_a": 1.0, "workload_b": 3.0},
+        {"rm_id": "R1", "cells_a": 2, "cells_b": 1, "customers_a": 5, "customers_b": 3,
+         "households_a": 150.0, "households_b": 100.0},
+        {"rm_id": "R2", "cells_a": 1, "cells_b": 3, "customers_a": 1, "customers_b": 3,
+         "households_a": 0.0, "households_b": 130.0},
     ]
     html = compare_page(samples.cells(), a, b, options=OPTIONS, labels=("current", "plan-1"))
     assert "调整网格 cells moved" in html and ">2<" in html and "current → plan-1" in html
     assert '"moved":true' in html
+
+
+def test_compare_workload_in_customers_households_and_percent_of_target():
+    """Issue 15: the compare table read '0.01 / 0.02' with no unit. Per RM it now says cells, customers,
+    households and the share of the RM's target workload, each before → after."""
+    a, b = {"A": "R1", "B": "R1", "C": "R2"}, {"A": "R1", "B": "R2", "C": "R2", "D": "R2"}
+    per_rm = [{"rm_id": "R1", "cells_a": 2, "cells_b": 1, "customers_a": 5, "customers_b": 3,
+               "households_a": 150.5, "households_b": 100.25, "target_pct_a": 125.04, "target_pct_b": 75.0,
+               "workload_a": 0.0123, "workload_b": 0.0234},
+              {"rm_id": "R2", "cells_a": 1, "cells_b": 3, "customers_a": 1, "customers_b": 3,
+               "households_a": 0.0, "households_b": 130.0, "target_pct_a": 75.0, "target_pct_b": 125.0}]
+    html = compare_page(samples.cells(), a, b, options=OPTIONS, per_rm=per_rm, rms=samples.RMS).replace("<\\/", "</")
+    table = html[html.index("gm-workload"):]
+    table = table[:table.index("</table>")]
+    for header in ("客户 customers", "户数 households", "占目标 % of target"):
+        assert header in table
+    assert "5 → 3" in table and "≈150 → ≈100" in table and "125% → 75%" in table
+    assert "R1 张*" in table and "0.01" not in table and "0.02" not in table and "工作量 current" not in table
 
 
 _PAGES: dict[str, str] = {}
