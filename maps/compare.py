@@ -70,8 +70,10 @@ def workload_rows(rows: Sequence[Mapping], names: Mapping[str, str] | None = Non
     def pct(v):
         return "–" if v is None else f"{float(v):.0f}%"
 
-    def hh(v):
-        return "–" if v is None else approx(v)
+    def households(a_, b_) -> str:
+        # sums of apportioned shares: both sides marked ≈ when either is (never "≈3,012 → 2,914")
+        shared = any(v is not None and not float(v).is_integer() for v in (a_, b_))
+        return _pair(a_, b_, lambda v: "–" if v is None else (approx(v, shared) if v else "0"))
 
     out = []
     for r in rows:
@@ -80,7 +82,7 @@ def workload_rows(rows: Sequence[Mapping], names: Mapping[str, str] | None = Non
                     "_moved": r.get("cells_a") != r.get("cells_b"),
                     "cells": _pair(r.get("cells_a"), r.get("cells_b"), whole),
                     "customers": _pair(r.get("customers_a"), r.get("customers_b"), whole),
-                    "households": _pair(r.get("households_a"), r.get("households_b"), hh),
+                    "households": households(r.get("households_a"), r.get("households_b")),
                     "target": _pair(r.get("target_pct_a"), r.get("target_pct_b"), pct)})
     out.sort(key=lambda r: (-r["_change"], not r["_moved"], r["rm"]))
     return out
@@ -179,9 +181,8 @@ def compare_page(
         ("网格 cells", len(cells)), ("调整网格 cells moved", len(moved)),
         ("换经理客户 customers changing RM", customers_changing if customers_changing is not None else moved_customers),
         ("客户经理 RMs", _pair(len({*a.values()} - {None}), len({*b.values()} - {None}), str)),
-    ]) + ('<div class="gm-note">每行 前 → 后 before → after；占目标：工作量占该客户经理目标的百分比 '
-          "% of target: the RM's workload (customers, households, balances as weighted in the plan) "
-          "over their share of the total</div>")
+    ]) + ('<div class="gm-note">前 → 后 before → after · 占目标：工作量÷目标 % of target: the RM\'s '
+          "weighted workload over their share of the total</div>")
     Panel(collapsible("工作量 workload", summary + table), "topright", "gm-compare-panel").add_to(m)
     legend = swatches_html("变化 change", {f"{CHANGE_NAMES[k]} ({counts.get(k, 0)})": CHANGE_COLORS[k]
                                            for k in CHANGE_NAMES}, outline=False)

@@ -201,7 +201,7 @@ def test_compare_workload_in_customers_households_and_percent_of_target():
               {"rm_id": "R2", "cells_a": 1, "cells_b": 3, "customers_a": 1, "customers_b": 3,
                "households_a": 0.0, "households_b": 130.0, "target_pct_a": 75.0, "target_pct_b": 125.0}]
     html = compare_page(samples.cells(), a, b, options=OPTIONS, per_rm=per_rm, rms=samples.RMS).replace("<\\/", "</")
-    table = html[html.index("gm-workload"):]
+    table = html[html.index('class=\\"gm-workload'):]  # the panel's table (the CSS names the class too)
     table = table[:table.index("</table>")]
     for header in ("客户 customers", "户数 households", "占目标 % of target"):
         assert header in table
