@@ -121,5 +121,6 @@ def test_openapi_describes_every_operation_and_parameter(app):
             assert op.get("description") or op.get("summary"), (method, path)
             for p in op.get("parameters", []):
                 assert p.get("description"), (method, path, p["name"])
-    # the versioned API, health checks, vector tiles and the map pages (HTML behind the same sign-in)
-    assert all(p.startswith(("/api/v1/", "/health", "/ready", "/tiles/", "/maps/")) for p in spec["paths"])
+    # the versioned API, health checks, vector tiles, the map pages (HTML behind the same sign-in) and OGC API
+    # Features/Tiles (/ogc, for QGIS and GDAL)
+    assert all(p.startswith(("/api/v1/", "/health", "/ready", "/tiles/", "/maps/", "/ogc")) for p in spec["paths"])
