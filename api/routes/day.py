@@ -25,10 +25,17 @@ from api.deps import BriefBrowserUserDep, ConnDep, EngineDep, SettingsDep
 from api.operations import visits as ops
 from api.routes.map_pages import _login, _page, _viewer
 from api.routes.session import from_this_site
-from api.routes.visits import CheckinCreate, CheckoutCreate, Lat, Lon
+from api.routes.visits import (
+    CheckinCreate,
+    CheckoutCreate,
+    Lat,
+    Lon,
+    record_checkin,
+    record_checkout,
+    start_point,
+)
 from api.visit_schemas import CheckinPublic, CheckoutPublic, PlanPublic
 from geodata import audit
-from geodata.errors import BadInput
 from geodata.visits.common import visit_rm
 from maps.day import RM_CODE, day_page, service_worker
 
@@ -96,10 +103,8 @@ class DayPlanCreate(BaseModel):
 @router.post("/{rm_code}/day/plan", response_model=PlanPublic, status_code=201)
 def day_make_plan(body: DayPlanCreate, user: DayUser, conn: ConnDep, settings: SettingsDep) -> dict:
     """Make (or make again) today's plan (as ``POST /api/v1/visits/plans``)."""
-    if (body.start_lon is None) != (body.start_lat is None):
-        raise BadInput("start_lon and start_lat: give both or neither")
-    start = None if body.start_lon is None else (body.start_lon, body.start_lat)
-    return ops.make_plan(conn, actor=user.username, scope=user.scope, settings=settings, start=start)
+    return ops.make_plan(conn, actor=user.username, scope=user.scope, settings=settings,
+                         start=start_point(body.start_lon, body.start_lat))
 
 
 @router.post("/{rm_code}/day/checkins", response_model=CheckinPublic, status_code=201,
@@ -107,22 +112,13 @@ def day_make_plan(body: DayPlanCreate, user: DayUser, conn: ConnDep, settings: S
 def day_checkin(body: CheckinCreate, response: Response, user: DayUser, engine: EngineDep,
                 settings: SettingsDep) -> dict:
     """签到 (as ``POST /api/v1/visits/checkins``): 201 recorded, 200 a replay of the key with the same body."""
-    # One transaction within this one call, no pooled connection held between dependencies (as /api/v1): a
-    # village of phones regaining signal sends its outboxes at once.
-    with engine.begin() as conn:
-        out, created = ops.check_in(conn, actor=user.username, scope=user.scope, settings=settings,
-                                    key=body.idempotency_key.lower(), customer_id=body.customer_id, kind=body.kind,
-                                    at=body.at, lon=body.lon, lat=body.lat, accuracy_m=body.accuracy_m,
-                                    plan_id=body.plan_id)
-    response.status_code = 201 if created else 200
-    return out
+    # As /api/v1, no pooled connection held between dependencies: a village of phones regaining signal
+    # sends its outboxes at once.
+    return record_checkin(engine, user, settings, body, response)
 
 
 @router.post("/{rm_code}/day/visits/{visit_id}/checkout", response_model=CheckoutPublic)
 def day_checkout(visit_id: Annotated[int, Depends(_own_visit)], body: CheckoutCreate, user: DayUser,
                  engine: EngineDep, settings: SettingsDep) -> dict:
     """签退 (as ``POST /api/v1/visits/{visit_id}/checkout``), idempotent per key."""
-    with engine.begin() as conn:
-        out, _ = ops.check_out(conn, actor=user.username, scope=user.scope, settings=settings, visit_id=visit_id,
-                               key=body.idempotency_key.lower(), at=body.at, note=body.note, outcome=body.outcome)
-    return out
+    return record_checkout(engine, user, settings, visit_id, body)

@@ -71,7 +71,8 @@ class PlanCreate(BaseModel):
     leave: Clock | None = Field(None, description="When the RM leaves the start (default: start of work).")
 
 
-def _start(lon: float | None, lat: float | None) -> tuple[float, float] | None:
+def start_point(lon: float | None, lat: float | None) -> tuple[float, float] | None:
+    """The plan's start from ``start_lon``/``start_lat`` (None: the RM's outlet); both or neither."""
     if (lon is None) != (lat is None):
         raise BadInput("start_lon and start_lat: give both or neither")
     return None if lon is None else (lon, lat)
@@ -81,7 +82,7 @@ def _start(lon: float | None, lat: float | None) -> tuple[float, float] | None:
 def create_plan(body: PlanCreate, conn: ConnDep, user: UserDep, settings: SettingsDep) -> dict:
     """Propose today's stops (tasks first, then the best reasons), route them, store the plan (the day's current one)."""
     return ops.make_plan(conn, actor=user.username, scope=user.scope, settings=settings, rm_code=body.rm_code,
-                         plan_date=body.date, start=_start(body.start_lon, body.start_lat), leave=body.leave)
+                         plan_date=body.date, start=start_point(body.start_lon, body.start_lat), leave=body.leave)
 
 
 @router.get("/plans/today", response_model=PlanPublic)
@@ -133,7 +134,7 @@ class RouteFrom(BaseModel):
 def reroute(plan_id: PlanId, body: RouteFrom, conn: ConnDep, user: UserDep, settings: SettingsDep) -> dict:
     """Solve the day again over its stops (from the phone's position, leaving at ``leave``, when given)."""
     return ops.route_from(conn, actor=user.username, scope=user.scope, settings=settings, plan_id=plan_id,
-                          start=_start(body.start_lon, body.start_lat), leave=body.leave)
+                          start=start_point(body.start_lon, body.start_lat), leave=body.leave)
 
 
 class CheckinCreate(BaseModel):
@@ -150,12 +151,9 @@ class CheckinCreate(BaseModel):
     plan_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
-@router.post("/checkins", response_model=CheckinPublic, status_code=201,
-             responses={200: {"model": CheckinPublic, "description": "A replay: the check-in stored under this key."}})
-def checkin(body: CheckinCreate, response: Response, engine: EngineDep, user: BriefUserDep,
-            settings: SettingsDep) -> dict:
-    """Record a check-in (RMs only): distance to the stop's place and the far flag; a replay answers 200, same body."""
-    # One transaction within this one call (see api.deps.get_user_briefly): many phones check in at once.
+def record_checkin(engine, user, settings, body: CheckinCreate, response: Response) -> dict:
+    """Check in within one transaction of this one call (see api.deps.get_user_briefly: many phones check in
+    at once); the answer's status is 201 when recorded, 200 for a replay of its key. Shared with the phone page."""
     with engine.begin() as conn:
         out, created = ops.check_in(conn, actor=user.username, scope=user.scope, settings=settings,
                                     key=body.idempotency_key.lower(), customer_id=body.customer_id, kind=body.kind,
@@ -163,6 +161,14 @@ def checkin(body: CheckinCreate, response: Response, engine: EngineDep, user: Br
                                     plan_id=body.plan_id)
     response.status_code = 201 if created else 200
     return out
+
+
+@router.post("/checkins", response_model=CheckinPublic, status_code=201,
+             responses={200: {"model": CheckinPublic, "description": "A replay: the check-in stored under this key."}})
+def checkin(body: CheckinCreate, response: Response, engine: EngineDep, user: BriefUserDep,
+            settings: SettingsDep) -> dict:
+    """Record a check-in (RMs only): distance to the stop's place and the far flag; a replay answers 200, same body."""
+    return record_checkin(engine, user, settings, body, response)
 
 
 class CheckoutCreate(BaseModel):
@@ -174,15 +180,20 @@ class CheckoutCreate(BaseModel):
     outcome: Annotated[str | None, Field(default=None, max_length=200, pattern=NO_NUL)] = None
 
 
+def record_checkout(engine, user, settings, visit_id: int, body: CheckoutCreate) -> dict:
+    """Check out within one transaction of this one call, idempotent per key. Shared with the phone page."""
+    with engine.begin() as conn:
+        out, _ = ops.check_out(conn, actor=user.username, scope=user.scope, settings=settings, visit_id=visit_id,
+                               key=body.idempotency_key.lower(), at=body.at, note=body.note, outcome=body.outcome)
+    return out
+
+
 @router.post("/{visit_id}/checkout", response_model=CheckoutPublic,
              responses={409: {"description": "Already checked out under another key."}})
 def checkout(visit_id: VisitId, body: CheckoutCreate, engine: EngineDep, user: BriefUserDep,
              settings: SettingsDep) -> dict:
     """Record the end of a visit (its RM only); the short flag; idempotent per key like check-in."""
-    with engine.begin() as conn:
-        out, _ = ops.check_out(conn, actor=user.username, scope=user.scope, settings=settings, visit_id=visit_id,
-                               key=body.idempotency_key.lower(), at=body.at, note=body.note, outcome=body.outcome)
-    return out
+    return record_checkout(engine, user, settings, visit_id, body)
 
 
 class TaskCreate(BaseModel):
