@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import BrowserUserDep, ConnDep
-from api.ogc import JSON, MVT, Link, Open, link, target
+from api.ogc import JSON, MVT, Link, Open, Target, link, target
 from api.routes.ogc import CollectionId, _base
 from geodata import tiles
 from geodata.errors import NotFound
@@ -93,10 +93,16 @@ def tile_matrix_set(tileMatrixSetId: TmsId, user: BrowserUserDep) -> JSONRespons
                          "tileMatrices": _matrices()})
 
 
-def _layer(conn, user, collection_id: str) -> tuple[str, str, dict[str, Any]]:
+def _tiled(collection_id: str) -> Target:
+    """The grid layer a collection id names (NotFound for one without tiles)."""
     t = target(collection_id)
     if t.grid_id is None:
         raise NotFound(f"collection {collection_id!r} has no tiles (a grid's cells and territories have)")
+    return t
+
+
+def _layer(conn, user, collection_id: str) -> tuple[str, str, dict[str, Any]]:
+    t = _tiled(collection_id)
     return t.id, t.coll.id, reads.grid(conn, scope=user.scope, grid_id=t.grid_id)
 
 
@@ -147,9 +153,7 @@ def tile(collection_id: CollectionId, tileMatrixSetId: TmsId,  # noqa: N803 (the
     """One vector tile of a grid's cells or territories as you may see it (the same tile as
     `/tiles/{layer}/{z}/{x}/{y}.pbf`); 204 when it holds nothing for you, 404 outside your scope."""
     _check_tms(tileMatrixSetId)
-    t = target(collection_id)
-    if t.grid_id is None:
-        raise NotFound(f"collection {collection_id!r} has no tiles (a grid's cells and territories have)")
+    t = _tiled(collection_id)
     # One statement, as /tiles: geodata.tiles checks the grid's scope itself (NotFound outside it).
     body = tiles.tile(conn, layer=t.coll.id, z=tileMatrix, x=tileCol, y=tileRow, grid_id=t.grid_id, scope=user.scope)
     if not body:
