@@ -7,7 +7,7 @@ named fields are always there, further fields are passed on.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +27,18 @@ class StartPublic(BaseModel):
     lon: float
     lat: float
     source: Literal["outlet", "phone"]
+
+
+StopState = Annotated[Literal["planned", "checked_in", "done"], Field(
+    description="Where the stop stands today: `planned` (no visit yet), `checked_in` (签到, not checked out yet) or"
+                " `done` (checked out, or a visit imported for today).")]
+
+
+class TerritoryPublic(BaseModel):
+    """The RM's territory now: the newest grid they own cells in and the box of those cells (WGS84)."""
+
+    grid_id: int
+    bbox: list[float] = Field(description="[min lon, min lat, max lon, max lat].")
 
 
 class StopPublic(Open):
@@ -51,6 +63,16 @@ class StopPublic(Open):
     amap_uri: str | None = Field(None, description="Amap navigation URI, in GCJ-02 as Amap wants.")
     tag_url: str
     lead_url: str
+    state: StopState = "planned"
+    visit_id: int | None = Field(None, description="Today's visit of this stop by the plan's RM, if any.")
+    visit_kind: Literal["面访", "电访"] | None = None
+    visited_at: Timestamp | None = None
+    checkin_at: Timestamp | None = Field(None, description="签到 time (null: not checked in, or an imported visit).")
+    checkout_at: Timestamp | None = None
+    outcome: str | None = None
+    distance_m: float | None = Field(None, description="Metres from the check-in position to the stop's place.")
+    flag_far: bool = False
+    flag_short: bool = False
 
 
 class DroppedPublic(Open):
@@ -58,6 +80,8 @@ class DroppedPublic(Open):
 
     customer_id: str
     drop_reason: str | None = None
+    state: StopState = "planned"
+    visit_id: int | None = None
 
 
 class LineString(BaseModel):
@@ -78,6 +102,12 @@ class PlanPublic(Open):
     dropped: list[DroppedPublic]
     route: LineString
     length_m: float
+    remaining_route: LineString | None = Field(
+        None, description="The route still ahead: from the stop checked in last (else the start) through the stops"
+                          " not visited yet, back to the start; null when every stop is visited.")
+    visited: int = Field(0, description="Stops visited today (checked in or done).")
+    done: int = Field(0, description="Stops done today (checked out).")
+    territory: TerritoryPublic | None = None
 
 
 class CheckinPublic(BaseModel):

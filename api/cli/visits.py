@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import uuid
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -44,20 +45,57 @@ def visits() -> None:
     """The RM's day: plans and routes, check-in and check-out, visit tasks, the week report (docs/visits.md)."""
 
 
+def stop_state(stop: dict, tz: str) -> str:
+    """One stop's day as text: planned, checked in at HH:MM, or done at HH:MM with its outcome; flags."""
+    def hhmm(t: dt.datetime | None) -> str:
+        return t.astimezone(ZoneInfo(tz)).strftime("%H:%M") if t else "?"
+    state = stop.get("state", "planned")
+    if state == "checked_in":
+        text = f"checked in {hhmm(stop['checkin_at'])}"
+    elif state == "done":
+        text = f"done {hhmm(stop['checkout_at'] or stop['visited_at'])}" + (f" {stop['outcome']}" if stop["outcome"] else "")
+    else:
+        text = "planned"
+    return text + "".join(f" [{f}]" for f in ("far", "short") if stop.get(f"flag_{f}"))
+
+
+def readable_day(day: dict, tz: str) -> dict:
+    """The day for a terminal: its figures, then one short row per stop (``--json`` prints every field)."""
+    stops = [{"seq": s["seq"], "customer_id": s["customer_id"], "name": s["name"],
+              "arrive": s["arrive_at"].astimezone(ZoneInfo(tz)).strftime("%H:%M") if s["arrive_at"] else "",
+              "place": s["place_source"], "reason": s["reason_en"], "state": stop_state(s, tz)} for s in day["stops"]]
+    return {"plan_id": day["plan_id"], "rm_code": day["rm_code"], "plan_date": day["plan_date"],
+            "start": day["start"]["source"], "length_km": round(day["length_m"] / 1000, 1),
+            "visited": f"{day['visited']}/{len(stops)} (done {day['done']})", "stops": stops,
+            "dropped": [{"customer_id": d["customer_id"], "name": d["name"], "why": d["drop_reason"],
+                         "state": d["state"]} for d in day["dropped"]]}
+
+
 @command(visits, "plan")
 @click.option("--rm", "rm_code", required=True, help="RM code.")
+@click.option("--show", is_flag=True, help="Show the day's current plan and where each stop stands (planned,"
+              " checked in, done, flags) instead of making a new one.")
 @click.option("--date", "plan_date", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Day (default: today).")
 @click.option("--start-lon", type=float, default=None, help="Start here instead of at the RM's outlet.")
 @click.option("--start-lat", type=float, default=None)
 @click.option("--leave", default=None, help="Leave the start at HH:MM (default: start of work).")
 @click.option("--user", default=None, help=USER_HELP)
-def plan_cmd(ctx, rm_code, plan_date, start_lon, start_lat, leave, user):
-    """Propose, route and store an RM's day (the day's current plan)."""
+def plan_cmd(ctx, rm_code, show, plan_date, start_lon, start_lat, leave, user):
+    """Propose, route and store an RM's day (the day's current plan); with --show, print the current one.
+
+    Each stop says where it stands today: planned, checked in at HH:MM, or done with its outcome, and the
+    far/short flags (``--json``: ``state``, ``checkin_at``, ``checkout_at``, ``outcome``, ``flag_far``,
+    ``flag_short`` per stop, and ``remaining_route``).
+    """
     s = settings()
+    day = plan_date.date() if plan_date else None
     with open_engine(s.db).begin() as conn:
-        return ops.make_plan(conn, actor=_user(user), scope=None, settings=s, rm_code=rm_code,
-                             plan_date=plan_date.date() if plan_date else None,
-                             start=_start(start_lon, start_lat), leave=leave)
+        if show:
+            out = ops.today_plan(conn, scope=None, settings=s, rm_code=rm_code, plan_date=day)
+        else:
+            out = ops.make_plan(conn, actor=_user(user), scope=None, settings=s, rm_code=rm_code, plan_date=day,
+                                start=_start(start_lon, start_lat), leave=leave)
+    return out if ctx.as_json else readable_day(out, s.visits.timezone)
 
 
 @command(visits, "route")

@@ -65,7 +65,7 @@ def _links(stop: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 def day_view(conn: Connection, *, scope: Scope | None, settings: Settings, plan_id: int) -> dict[str, Any]:
     """A stored plan as the phone shows it: stops with masked names and navigation, dropped, the route line."""
-    p = reads.plan(conn, scope=scope, plan_id=plan_id)
+    p = reads.plan(conn, scope=scope, plan_id=plan_id, tz=settings.visits.timezone)
     stops = []
     for s in p["stops"]:
         s = mask_record(s, scope, {"name": "name"}) if scope is not None else s

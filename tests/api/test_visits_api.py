@@ -194,3 +194,43 @@ def test_week_report_for_the_branch_manager(client, auth):
     assert client.get("/api/v1/visits/report?week=2026-W99", headers=auth("bm_a")).status_code == 422
     analyst = client.get("/api/v1/visits/report", headers=auth("analyst_a")).json()
     assert {i["rm_code"] for i in analyst["items"]} == {"RA1", "RA2"}
+
+
+def test_the_plan_says_where_each_stop_stands_today(client, auth):
+    """A check-in marks the stop checked in (time, distance, far flag), a check-out marks it done (outcome, short
+    flag); the /api/v1 plan answers with that state, and the route still ahead leaves visited stops out."""
+    plan = client.post("/api/v1/visits/plans", json={}, headers=auth("rm_a1")).json()
+    before = next(s for s in plan["stops"] if s["customer_id"] == "CA1")
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)  # the latest visit of CA1 today
+    v = client.post("/api/v1/visits/checkins", json=_ci(at=at, lon=106.29, plan_id=plan["plan_id"]),
+                    headers=auth("rm_a1")).json()
+    p = client.get("/api/v1/visits/plans/today", headers=auth("rm_a1")).json()
+    s = next(s for s in p["stops"] if s["customer_id"] == "CA1")
+    assert s["state"] == "checked_in" and s["visit_id"] == v["visit_id"] and s["flag_far"] is True
+    assert dt.datetime.fromisoformat(s["checkin_at"]) == at and s["checkout_at"] is None and 800 < s["distance_m"]
+    assert p["visited"] == 1 and p["done"] == 0 and p["remaining_route"] is None  # CA1 is RA1's only stop
+    assert p["territory"]["grid_id"] and len(p["territory"]["bbox"]) == 4
+    out = {"idempotency_key": str(uuid.uuid4()), "at": dt.datetime.now(dt.UTC).isoformat(), "outcome": "interested"}
+    assert client.post(f"/api/v1/visits/{v['visit_id']}/checkout", json=out, headers=auth("rm_a1")).status_code == 200
+    s = client.get(f"/api/v1/visits/plans/{plan['plan_id']}", headers=auth("rm_a1")).json()["stops"][0]
+    assert (s["state"], s["outcome"], s["flag_short"], s["flag_far"]) == ("done", "interested", True, True)
+    assert before["seq"] == s["seq"]
+    # The branch manager reads the same state; another RM's plan stays out of reach.
+    bm = client.get("/api/v1/visits/plans/today?rm_code=RA1", headers=auth("bm_a")).json()
+    assert bm["stops"][0]["state"] == "done"
+    assert client.get(f"/api/v1/visits/plans/{plan['plan_id']}", headers=auth("rm_a2")).status_code == 404
+
+
+def test_remaining_route_starts_at_the_last_check_in():
+    from geodata.reads.visits import remaining_route
+
+    t = dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC)
+    start = {"lon": 0.0, "lat": 0.0}
+    stops = [{"lon": 1.0, "lat": 0.0, "state": "done", "visited_at": t},
+             {"lon": 2.0, "lat": 0.0, "state": "planned", "visited_at": None},
+             {"lon": 3.0, "lat": 0.0, "state": "checked_in", "visited_at": t + dt.timedelta(hours=1)},
+             {"lon": None, "lat": None, "state": "planned", "visited_at": None},
+             {"lon": 4.0, "lat": 0.0, "state": "planned", "visited_at": None}]
+    assert remaining_route(start, stops)["coordinates"] == [[3.0, 0.0], [2.0, 0.0], [4.0, 0.0], [0.0, 0.0]]
+    assert remaining_route(start, [dict(s, state="planned") for s in stops])["coordinates"][0] == [0.0, 0.0]
+    assert remaining_route(start, [dict(s, state="done") for s in stops]) is None

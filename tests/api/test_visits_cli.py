@@ -32,8 +32,13 @@ def test_visits_commands(db_url, data, monkeypatch, tmp_path):
     again = _run("checkin", "--rm", "RA1", "--customer", "CA1", "--lon", "106.28", "--lat", "38.47",
                  "--accuracy", "10", "--at", at, "--key", key)
     assert first.pop("created") is True and again.pop("created") is False and again == first
-    out = _run("checkout", "--visit", str(first["visit_id"]), "--note", "ok")
+    shown = _run("plan", "--rm", "RA1", "--show")
+    assert shown["plan_id"] == plan["plan_id"] and shown["stops"][0]["state"] == "checked_in"
+    assert shown["stops"][0]["visit_id"] == first["visit_id"] and shown["remaining_route"] is None
+    out = _run("checkout", "--visit", str(first["visit_id"]), "--note", "ok", "--outcome", "deal")
     assert out["flag_short"] is False and out["duration_min"] >= 10
+    text_out = CliRunner().invoke(cli, ["visits", "plan", "--rm", "RA1", "--show"])
+    assert text_out.exit_code == 0 and "done" in text_out.output and "deal" in text_out.output, text_out.output
     due = (dt.date.today() + dt.timedelta(days=2)).isoformat()
     task = _run("tasks", "--add", "--rm", "RA1", "--customer", "CA1", "--due", due, "--window", "09:00-10:00")
     assert task["window_start"] == "09:00" and task["status"] == "open"
