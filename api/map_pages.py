@@ -7,18 +7,25 @@ by the viewer's scope).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy.engine import Connection
 
 from api.masking import mask_name
+from api.operations import visits as visit_ops
 from api.settings import Settings
 from geodata import gaps, grids, map_data, province, scenarios, territories
 from geodata.errors import BadInput, NotFound
+from geodata.reads import maps as index_reads
+from geodata.reads.access import visible_rms
 from geodata.reads.figures import grid_figures
 from geodata.scope import Scope
+from geodata.visits import coverage
 from maps.base import Background, PageOptions
 from maps.classify import class_breaks
 from maps.compare import compare_page
@@ -26,6 +33,7 @@ from maps.dashboard import dashboard_page
 from maps.preview import preview_page, village_status
 from maps.province import province_page
 from maps.rm import rm_page
+from maps.visits import visits_page
 
 MaskFn = Callable[[str | None], str | None]
 
@@ -108,6 +116,8 @@ def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, meas
         cells, options=options, measure=measure, rms=rms[["rm_id", "name"]], outlets=out, service_points=sp,
         cell_customers=map_data.cell_customer_ids(conn, grid_id=grid_id, limit=options.max_link_ids),
         figures=grid_figures(conn, scope=scope, grid_ids=[grid_id])[grid_id], gap_run=gap_run,
+        visit_cover=coverage.cell_cover(conn, scope=scope, grid_id=grid_id, until=dt.datetime.now(dt.UTC)),
+        cover_days=coverage.WINDOW_DAYS,
         background=background(conn, g["county_code"]), title=f"{g['county_name']} 网格看板 dashboard",
     )
 
@@ -176,6 +186,52 @@ def compare_html(conn: Connection, *, grid_id: int, a: str, b: str = scenarios.C
                         per_rm=result.get("per_rm"), labels=(str(a), str(b)), rms=rms[["rm_id", "name"]],
                         customers_changing=result.get("customers_changing_rm"),
                         background=background(conn, g["county_code"]))
+
+
+def recent_weeks(week: str, tz: str, n: int = 12) -> list[str]:
+    """This week and the ``n - 1`` before it, newest first (and ``week`` if it is older)."""
+    today = dt.datetime.now(dt.UTC).astimezone(ZoneInfo(tz)).date()
+    out = []
+    for i in range(n):
+        y, w, _ = (today - dt.timedelta(weeks=i)).isocalendar()
+        out.append(f"{y}-W{w:02d}")
+    return out if week in out else [*out, week]
+
+
+def visits_html(conn: Connection, *, scope: Scope, settings: Settings, options: PageOptions,
+                week: str | None = None, grid_id: int | None = None) -> str:
+    """The branch manager's visits page: the week report of the RMs ``scope`` may see, their flagged visits, and
+    the visits layer on a grid (``grid_id``, else the newest grid with cells ``scope`` sees)."""
+    tz = settings.visits.timezone
+    report = visit_ops.week_report(conn, scope=scope, settings=settings, week=week)
+    flagged = visit_ops.flagged_visits(conn, scope=scope, settings=settings, week=report["week"])["items"]
+    seen = [g for g in index_reads.visible_grids(conn, scope=scope) if g["cells"]]
+    if grid_id is None and seen:
+        grid_id = max(g["id"] for g in seen)
+    rms = visible_rms(conn, scope=scope)
+    owners = [r for r in index_reads.visible_rm_owners(conn, scope=scope) if r["code"] in rms]
+    links = {}
+    for r in sorted(owners, key=lambda r: (r["grid_id"] != grid_id, -r["grid_id"])):
+        links.setdefault(r["code"], f"/maps/rm?grid_id={r['grid_id']}&rm_code={quote(r['code'], safe='')}")
+    cells = cover = out = bg = None
+    if grid_id is not None:
+        cover = visit_ops.cell_cover(conn, scope=scope, settings=settings, grid_id=grid_id, week=report["week"])
+        g = grids.get_grid(conn, grid_id=grid_id)
+        ids = [r["cell_id"] for r in cover["items"]]
+        if ids:
+            cells = with_places(conn, grids.load_cells(conn, grid_id=grid_id, cell_ids=ids, with_stats=False), grid_id)
+            owned = territories.current_owners(conn, grid_id=grid_id)
+            cells["owner_rm"] = cells["cell_id"].map(lambda c: owned.get(c) if owned.get(c) in rms else None)
+        mine = list(scope.outlet_codes) if scope.role == "branch_manager" else None
+        if scope.role == "rm":
+            rm = map_data.rm_row(conn, rm_code=scope.rm_code)
+            mine = [rm["outlet_code"]] if rm and rm.get("outlet_code") else []
+        out, _ = map_data.facilities(conn, county_code=g["county_code"], outlets=mine)
+        bg = background(conn, g["county_code"])
+    names = [(x["id"], f"{x['county_name']} · {x['kind']} #{x['id']}") for x in seen]
+    return visits_page(report, flagged=flagged, weeks=recent_weeks(report["week"], tz), options=options,
+                       rm_links=links, cells=cells, cover=cover, grid_id=grid_id, grids=names, outlets=out,
+                       background=bg)
 
 
 TILE_URL = "/tiles/{layer}/{z}/{x}/{y}.pbf?grid_id={grid_id}"

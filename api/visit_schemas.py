@@ -199,3 +199,50 @@ class ReportPublic(BaseModel):
 
     model_config = {"populate_by_name": True}
 
+
+
+class FlaggedPublic(BaseModel):
+    """A flagged visit of the week (far check-in, short visit): what the week's flag counts add up."""
+
+    visit_id: int
+    rm_code: str
+    visited_at: Timestamp
+    kind: str | None = None
+    source: str
+    flag_far: bool
+    flag_short: bool
+    distance_m: float | None = Field(None, description="Metres from the stop's place at check-in.")
+    accuracy_m: float | None = None
+    duration_min: float | None = Field(None, description="Minutes from check-in to check-out (null: not out).")
+    customer_id: str | None = Field(None, description="Null when the customer is not yours to see.")
+    customer_name: str | None = Field(None, description="Masked for planners and analysts.")
+
+
+class FlaggedListPublic(BaseModel):
+    """The week's flagged visits, newest first."""
+
+    week: str
+    items: list[FlaggedPublic]
+
+
+class CellCoverPublic(BaseModel):
+    """One cell: its customers you may see and their visits in the window (by anyone)."""
+
+    cell_id: str
+    customers: int
+    visits: int
+    customers_visited: int
+    visits_per_customer: float | None = Field(None, description="visits / customers (null: no customers).")
+    last_visit_at: Timestamp | None = None
+
+
+class CoverPublic(BaseModel):
+    """Where visits go on a grid: per cell you may see, customers and visits in the window up to ``until``."""
+
+    grid_id: int
+    until: Timestamp
+    window_days: int
+    customers: int = Field(description="Customers in these cells (the denominator).")
+    customers_visited: int = Field(description="Of those, visited in the window (the numerator).")
+    visits: int
+    items: list[CellCoverPublic]

@@ -26,6 +26,8 @@ from maps.base import (
     render,
 )
 from maps.classify import class_breaks, rm_colors
+from maps.cover import LABELS as COVER_LABELS
+from maps.cover import add_cover
 from maps.panels import approx, collapsible, legend_html, shown_measures, summary_html, swatches_html
 from maps.places import cell_title
 
@@ -158,7 +160,7 @@ def dashboard_page(
     rms: pd.DataFrame | None = None, outlets: pd.DataFrame | None = None,
     service_points: pd.DataFrame | None = None, cell_customers: Mapping[str, Sequence[str]] | None = None,
     figures: Mapping | None = None, background: Background | None = None, title: str = "网格看板 dashboard",
-    gap_run: Mapping | None = None,
+    gap_run: Mapping | None = None, visit_cover: Sequence[Mapping] | None = None, cover_days: int = 90,
 ) -> str:
     """The branch dashboard as one HTML page.
 
@@ -174,6 +176,8 @@ def dashboard_page(
     (``geodata.reads.figures.grid_figures``: cells, customers, unplaced,
     scope_customers, coverage, households, apportioned_cells, blank_cells,
     rms); without it the summary counts the given cells and shows no coverage.
+    ``visit_cover``: per cell, customers and visits in the last ``cover_days``
+    (``geodata.visits.coverage.cell_cover``): the visits layer (off at first, in the layer control).
     """
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
@@ -193,13 +197,14 @@ def dashboard_page(
              for r, f in zip(records, fills, strict=True)]
 
     geoms = cells.geometry.to_numpy()
-    m = new_map(bounds_of(geoms, options), options, link_labels={**_component_labels(props), **LABELS})
+    m = new_map(bounds_of(geoms, options), options, link_labels={**_component_labels(props), **LABELS, **COVER_LABELS})
     add_background(m, background, options)
     GeoLayer(feature_collection(geoms, props, options), "cell", f"网格 cells: {legend_title}").add_to(m)
     t_geoms, t_codes = territories(cells)
     if len(t_codes):
         GeoLayer(feature_collection(t_geoms, [{"oc": colors[c], "t": c} for c in t_codes], options),
                  "territory", "责任区 territories").add_to(m)
+    cover_legend = add_cover(m, cells, visit_cover, options, window_days=cover_days, show=False)
     if outlets is not None and len(outlets):
         PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
     if service_points is not None and len(service_points):
@@ -216,7 +221,7 @@ def dashboard_page(
         *summary_rows(s), *([("评分于 scored", scored_note(gap_run))] if gap_run else []),
     ])
     Panel(collapsible("概况 summary", summary), "topright", "gm-summary-panel").add_to(m)
-    legend = legend_html(legend_title, classes)
+    legend = legend_html(legend_title, classes) + cover_legend
     if colors:
         legend += swatches_html("责任区 territories", colors, rm_names)
     Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)

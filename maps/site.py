@@ -85,6 +85,10 @@ def index_page(*, username: str, role: str, grids: Sequence[Mapping], rms: Seque
                         f"for the phone, check-in works offline</div><ul class='links'>{day}</ul></section>")
     shown = [g for g in grids if g.get("cells")]
     kinds = {g["kind"] for g in shown}
+    week = _link("/maps/visits", "我的本周拜访 my week" if role == "rm" else "客户经理本周拜访 RMs' week")
+    sections.append("<section><h2>拜访过程 Visits by RM</h2><div class='meta'>计划完成、异常签到、过程积分、走访覆盖地图 "
+                    f"planned vs done, flagged check-ins, process score, where visits go</div><ul class='links'>{week}"
+                    "</ul></section>")
     if role != "rm" and kinds:
         sections.append("<section><h2>全域概览 Province overview</h2><div class='meta'>所有可见网格 every grid you may see</div>"
                         "<ul class='links'>"

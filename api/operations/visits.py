@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
@@ -20,9 +21,10 @@ from api.masking import mask_record
 from api.settings import Settings
 from geodata import audit
 from geodata.errors import BadInput, Forbidden
+from geodata.reads import access
 from geodata.reads import visits as reads
 from geodata.scope import Scope
-from geodata.visits import checkins, plans, report, tasks
+from geodata.visits import checkins, coverage, plans, report, tasks
 from geodata.visits.common import today
 from grid.chinacrs import wgs84_to_gcj02
 from grid.visits.process import ProcessWeights, process_score
@@ -205,3 +207,32 @@ def week_report(conn: Connection, *, scope: Scope | None, settings: Settings, we
         rows.append({**r, "coverage_share": s["coverage"], "process": s, "process_score": s["score"]})
     d0, d1 = report.week_bounds(week)
     return {"week": week, "from": d0, "to": d1, "weights": dict(weights.weights), "items": rows}
+
+
+def flagged_visits(conn: Connection, *, scope: Scope | None, settings: Settings, week: str | None = None) -> dict[str, Any]:
+    """The week's far and short visits of the RMs the requester may see (customer names masked for the role)."""
+    week = week or report.this_week(settings.visits.timezone)
+    rows = report.flagged_visits(conn, scope=scope, week=week, tz=settings.visits.timezone)
+    rows = [mask_record(r, scope, {"customer_name": "name"}) if scope is not None else r for r in rows]
+    return {"week": week, "items": rows}
+
+
+def week_end(week: str, tz: str) -> dt.datetime:
+    """Where a week's visit window ends: the next Monday's local midnight, or now while the week runs."""
+    _, sunday = report.week_bounds(week)
+    end = dt.datetime.combine(sunday + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(tz))
+    return min(end, dt.datetime.now(dt.UTC).astimezone(ZoneInfo(tz)))
+
+
+def cell_cover(conn: Connection, *, scope: Scope | None, settings: Settings, grid_id: int,
+               week: str | None = None) -> dict[str, Any]:
+    """Per cell of a grid the requester may see: customers and visits in the 90 days up to the week's end."""
+    if scope is not None:
+        access.scoped_grid(conn, scope=scope, grid_id=grid_id)
+    tz = settings.visits.timezone
+    until = week_end(week or report.this_week(tz), tz)
+    rows = coverage.cell_cover(conn, scope=scope, grid_id=grid_id, until=until)
+    for r in rows:
+        r["visits_per_customer"] = round(r["visits"] / r["customers"], 3) if r["customers"] else None
+    return {"grid_id": grid_id, "until": until, "window_days": coverage.WINDOW_DAYS, "items": rows,
+            **{k: sum(r[k] for r in rows) for k in ("customers", "customers_visited", "visits")}}

@@ -110,6 +110,29 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Set
     return _page(html)
 
 
+@router.get("/visits", response_class=HTMLResponse)
+def visits(request: Request, conn: ConnDep, settings: SettingsDep,
+           week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$",
+                                             description="ISO week, e.g. 2026-W50 (default: this week).")] = None,
+           grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(
+               "Grid of the visits map (default: the newest grid with cells you see)."))] = None) -> Response:
+    """拜访过程: per RM you may see and week, planned vs done, flagged check-ins, visits in blank or under-served
+    cells, customers visited in 90 days, the process score explained; and a map of visits per customer per cell
+    (where nobody goes). Branch managers: their outlets' RMs; an RM: themselves; planners and analysts (names
+    masked): the legal entity."""
+    user = _viewer(request, conn, settings)
+    if user is None:
+        return _login(request)
+    if user.scope.role == "branch_manager" and not user.scope.outlet_codes:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "no outlets are assigned to you")
+    if grid_id is not None:
+        scoped_grid(conn, user.scope, grid_id)
+    html = map_pages.visits_html(conn, scope=user.scope, settings=settings, week=week, grid_id=grid_id,
+                                 options=map_pages.page_options(settings, inline=False))
+    audit.record(conn, username=user.username, action="view", object_type="map:visits", object_id=week or "")
+    return _page(html)
+
+
 @router.get("/province", response_class=HTMLResponse)
 def province(request: Request, conn: ConnDep, settings: SettingsDep,
              kind: Annotated[str, Query(pattern="^(h3|village)$", description="Grid kind to draw.")] = "h3",

@@ -20,7 +20,9 @@ from api.operations import visits as ops
 from api.visit_schemas import (
     CheckinPublic,
     CheckoutPublic,
+    CoverPublic,
     ErrorPublic,
+    FlaggedListPublic,
     PlanPublic,
     ReportPublic,
     TaskPublic,
@@ -233,3 +235,22 @@ def week_report(conn: ConnDep, user: UserDep, settings: SettingsDep,
     """Per RM you may see: planned vs done, check-in flags, visits in blank/under-served cells, share of the
     territory's customers visited in the window, and the process score (过程积分)."""
     return ops.week_report(conn, scope=user.scope, settings=settings, week=week)
+
+
+Week = Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", description="ISO week, e.g. 2026-W50 (default: this week).")]
+
+
+@router.get("/flagged", response_model=FlaggedListPublic)
+def flagged(conn: ConnDep, user: UserDep, settings: SettingsDep, week: Week = None) -> dict:
+    """The week's flagged visits (far check-in, short visit) of the RMs you may see, newest first: every visit
+    the report's flag counts add up (a customer not yours to see is listed without their id and name)."""
+    return ops.flagged_visits(conn, scope=user.scope, settings=settings, week=week)
+
+
+@router.get("/coverage", response_model=CoverPublic)
+def coverage(conn: ConnDep, user: UserDep, settings: SettingsDep,
+             grid_id: Annotated[int, Query(ge=1, le=2**31 - 1, description="Grid id (see /api/v1/grids).")],
+             week: Week = None) -> dict:
+    """Where visits go: per cell of the grid you may see, its customers you may see and their visits (by
+    anyone) in the 90 days up to the week's end (or now); the totals are the page's numerator and denominator."""
+    return ops.cell_cover(conn, scope=user.scope, settings=settings, grid_id=grid_id, week=week)

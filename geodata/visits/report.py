@@ -101,3 +101,27 @@ def week_rows(conn: Connection, *, scope: Scope | None, week: str, tz: str,
                         {**(cond.params if cond else {}), "d0": d0, "d1": d1, "t0": t0, "t1": t1, "tz": tz,
                          "win": dt.timedelta(days=window_days)}).mappings().all()
     return [dict(r) for r in rows]
+
+
+_FLAGGED = """
+SELECT v.visit_id, v.rm_code, v.visited_at, v.kind, v.source, v.flag_far, v.flag_short, v.distance_m, v.accuracy_m,
+       round(CAST(extract(epoch FROM v.checkout_at - v.checkin_at) / 60.0 AS numeric), 1)::float8 AS duration_min,
+       CASE WHEN {cust} THEN c.customer_id END AS customer_id, CASE WHEN {cust} THEN c.name END AS customer_name
+  FROM visit v JOIN rm r ON r.code = v.rm_code LEFT JOIN customer c ON c.customer_id = v.customer_id
+ WHERE (v.flag_far OR v.flag_short) AND {rms} AND v.visited_at >= :t0 AND v.visited_at < :t1
+ ORDER BY v.visited_at DESC, v.visit_id DESC LIMIT :n
+"""
+
+
+def flagged_visits(conn: Connection, *, scope: Scope | None, week: str, tz: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The week's flagged visits (far, short) of the RMs ``scope`` may see, newest first: the ones the week's
+    counts add up (never dropped). The customer is named only when ``scope`` may see them (else null)."""
+    d0, d1 = week_bounds(week)
+    rms = where(scope, "rm", "r") if scope is not None else None
+    cust = where(scope, "customer", "c") if scope is not None else None
+    z = ZoneInfo(tz)
+    sql = _FLAGGED.format(rms=rms.sql if rms else "TRUE", cust=cust.sql if cust else "TRUE")
+    rows = conn.execute(text(sql), {**(rms.params if rms else {}), "n": limit,
+                                    "t0": dt.datetime.combine(d0, dt.time(0), tzinfo=z),
+                                    "t1": dt.datetime.combine(d1 + dt.timedelta(days=1), dt.time(0), tzinfo=z)})
+    return [dict(r) for r in rows.mappings()]

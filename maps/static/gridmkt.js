@@ -97,14 +97,33 @@
       };
       return c[p.ch] || c.none;
     },
-    preview: function (p) { return { color: "#3b6ea8", weight: 1.2, fillColor: p.c || "#9ecae1", fillOpacity: 0.35 }; }
+    preview: function (p) { return { color: "#3b6ea8", weight: 1.2, fillColor: p.c || "#9ecae1", fillOpacity: 0.35 }; },
+    // Visits per customer (maps/cover.py): a cell without customers is outlined only.
+    cover: function (p) {
+      return p.c ? { color: "#555", weight: 0.7, fillColor: p.c, fillOpacity: 0.78 }
+        : { color: "#999", weight: 0.7, dashArray: "3 3", fillColor: "#fff", fillOpacity: 0.05 };
+    }
   };
-  var POPUPS = { cell: cellPopup, compare: comparePopup, preview: previewPopup };
+  function coverPopup(p) {
+    var h = head(p);
+    h += p.v === null || p.v === undefined ? "<div class=\"gm-note\">本格无客户 no customers in this cell</div>"
+      : "<div>走访/客户 visits per customer: <b>" + num(p.v) + "</b></div>";
+    return h + table(p.m) + "</div>";
+  }
+  var POPUPS = { cell: cellPopup, compare: comparePopup, preview: previewPopup, cover: coverPopup };
+  // A layer's legend (class gm-<kind>-legend) shows only while the layer is on the map.
+  function legendFollows(layer, kind) {
+    function set(on) {
+      var els = document.querySelectorAll(".gm-" + kind + "-legend");
+      for (var i = 0; i < els.length; i++) els[i].classList[on ? "remove" : "add"]("gm-off");
+    }
+    layer.on("add", function () { set(true); }).on("remove", function () { set(false); });
+  }
   var CONTEXT = { county: 1, neighbour: 1, township_area: 1 };
 
   function geoLayer(data, kind, extra) {
     var bg = cfg().background;
-    return L.geoJSON(data, {
+    var layer = L.geoJSON(data, {
       style: function (f) { return L.extend(STYLES[kind](f.properties, bg), extra || {}); },
       onEachFeature: function (f, layer) {
         var popup = POPUPS[kind];
@@ -114,6 +133,8 @@
         if (f.properties && f.properties.t && !CONTEXT[kind]) layer.bindTooltip(esc(f.properties.t), { sticky: true });
       }
     });
+    if (kind === "cover") legendFollows(layer, kind);
+    return layer;
   }
 
   var POINTS = {

@@ -1,0 +1,93 @@
+"""The visits map layer (走访覆盖): cells coloured by visits per customer, to show where nobody goes.
+
+A per-cell choropleth of the visits a cell's customers had in the window over its customers, with
+fixed classes a manager reads at a glance (red: customers and not one visit; green: at least one
+visit per customer); cells without customers are outlined only. Drawn from the counts it is given
+(``geodata.visits.coverage.cell_cover``), toggled in the layer control; its legend shows while the
+layer does (``gridmkt.js``, kind ``cover``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import folium
+import geopandas as gpd
+import pandas as pd
+
+from maps.base import GeoLayer, PageOptions, esc, feature_collection
+from maps.places import cell_title
+
+# Upper bounds (exclusive) of visits per customer, colour, label; the last class is open-ended.
+CLASSES: tuple[tuple[float, str, str], ...] = (
+    (1e-9, "#d73027", "0 无人走访 nobody went"),
+    (0.25, "#fc8d59", "0 – 0.25"),
+    (0.5, "#fee08b", "0.25 – 0.5"),
+    (1.0, "#91cf60", "0.5 – 1"),
+    (float("inf"), "#1a9850", "≥ 1 人均一次以上 one or more each"),
+)
+NO_CUSTOMERS = "无客户 no customers"
+LAYER_NAME = "走访覆盖 visits per customer"
+# Popup labels (gridmkt.config labels), bilingual like the rest.
+LABELS: dict[str, str] = {
+    "cv_customers": "客户 customers", "cv_visited": "已走访客户 customers visited",
+    "cv_visits": "走访次数 visits", "cv_last": "最近走访 last visit",
+}
+
+
+def cover_color(visits: float, customers: float) -> str | None:
+    """The fill of a cell: by visits per customer; None without customers (outline only).
+
+    >>> cover_color(0, 12), cover_color(3, 4), cover_color(5, 0)
+    ('#d73027', '#91cf60', None)
+    """
+    if not customers:
+        return None
+    ratio = visits / customers
+    return next(color for bound, color, _ in CLASSES if ratio < bound)
+
+
+def legend_html(window_days: int, *, shown: bool = True) -> str:
+    """The layer's legend: its classes and the no-customer outline, hidden while the layer is off."""
+    rows = "".join(f'<div><i style="background:{c}"></i>{esc(label)}</div>' for _, c, label in CLASSES)
+    rows += f'<div><i style="background:#fff;border:1px dashed #999"></i>{esc(NO_CUSTOMERS)}</div>'
+    off = "" if shown else " gm-off"
+    return (f'<div class="gm-legend gm-cover-legend{off}"><h3>近{window_days}天走访/客户 visits per customer, '
+            f'{window_days} days</h3>{rows}</div>')
+
+
+def _day(value) -> str | None:
+    t = pd.Timestamp(value) if value is not None else None
+    if t is None or pd.isna(t):
+        return None
+    return (t if t.tzinfo else t.tz_localize("UTC")).tz_convert("Asia/Shanghai").strftime("%Y-%m-%d")
+
+
+def cover_layer(cells: gpd.GeoDataFrame, cover: Sequence[Mapping], options: PageOptions, *,
+                show: bool = True) -> GeoLayer | None:
+    """The layer over ``cells`` (cell_id, geometry, places for titles) of the cells in ``cover`` (cell_id,
+    customers, visits, customers_visited, last_visit_at); None when no cell is left to draw."""
+    counts = {r["cell_id"]: r for r in cover}
+    drawn = cells[cells["cell_id"].isin(counts)]
+    if drawn.empty:
+        return None
+    props = []
+    for row in drawn.drop(columns="geometry").to_dict("records"):
+        c = counts[row["cell_id"]]
+        title, sub = cell_title(row)
+        n, v = int(c["customers"]), int(c["visits"])
+        props.append({"id": row["cell_id"], "t": title, "sub": sub, "c": cover_color(v, n),
+                      "v": round(v / n, 2) if n else None,
+                      "m": {"cv_customers": n, "cv_visited": int(c["customers_visited"]), "cv_visits": v,
+                            "cv_last": _day(c.get("last_visit_at"))}})
+    return GeoLayer(feature_collection(drawn.geometry.to_numpy(), props, options), "cover", LAYER_NAME, show=show)
+
+
+def add_cover(m: folium.Map, cells: gpd.GeoDataFrame, cover: Sequence[Mapping] | None, options: PageOptions, *,
+              window_days: int, show: bool = True) -> str:
+    """Add the layer to ``m`` (if there is anything to draw); the legend HTML to put in the page's legend."""
+    layer = cover_layer(cells, cover, options, show=show) if cover is not None else None
+    if layer is None:
+        return ""
+    layer.add_to(m)
+    return legend_html(window_days, shown=show)

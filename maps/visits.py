@@ -1,0 +1,190 @@
+"""The branch manager's visits page (拜访过程管理): per RM and week, the process report, flagged visits and
+the visits map layer (where nobody goes).
+
+Takes what it shows as arguments, already scoped and masked by the caller (``api.map_pages.visits_html``):
+the week report (``/api/v1/visits/report``), the week's flagged visits (``/api/v1/visits/flagged``) and
+the cells with their visit counts (``/api/v1/visits/coverage``). Every value is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlencode
+
+import folium
+import geopandas as gpd
+import pandas as pd
+from branca.element import Element
+
+from maps.base import (
+    Background,
+    GeoLayer,
+    PageOptions,
+    Panel,
+    PointLayer,
+    add_background,
+    bounds_of,
+    esc,
+    feature_collection,
+    new_map,
+    point_rows,
+    render,
+)
+from maps.classify import rm_colors
+from maps.cover import LABELS as COVER_LABELS
+from maps.cover import add_cover
+from maps.dashboard import territories
+from maps.panels import collapsible
+from maps.visits_text import COMPONENTS, STYLE, explain_html, flagged_html
+
+PATH = "/maps/visits"
+
+
+def _pct(part: int, whole: int) -> str:
+    """'8 / 10 · 80%' (a share with its numerator and denominator); '0 / 0' when there is nothing to count."""
+    if not whole:
+        return f"{part:,} / {whole:,}"
+    return f"{part:,} / {whole:,} · {part / whole:.0%}"
+
+
+def _points(row: Mapping, weights: Mapping[str, float]) -> str:
+    total = sum(weights.values()) or 1.0
+    shares = row.get("process") or {}
+    parts = [f"{COMPONENTS[c][0]} {100 * weights.get(c, 0) * float(shares.get(c, 0)) / total:.0f}" for c in COMPONENTS]
+    return " + ".join(parts)
+
+
+def _flags(row: Mapping) -> str:
+    far, short = int(row.get("flag_far") or 0), int(row.get("flag_short") or 0)
+    if not far and not short:
+        return '<span class="gv-ok">无 none</span>'
+    out = []
+    if far:
+        out.append(f'<span class="gv-flag">距离远 far {far}</span>')
+    if short:
+        out.append(f'<span class="gv-flag">时长短 short {short}</span>')
+    return " ".join(out)
+
+
+RM_COLUMNS = (("rm", "客户经理 RM"), ("planned", "计划完成 planned → done"), ("visits", "走访 visits (签到 check-ins)"),
+              ("flags", "异常签到 flags"), ("gap", "空白/服务不足网格走访 visits in blank or under-served cells"),
+              ("cover", "责任区客户覆盖 territory customers visited, 90 days"), ("score", "过程积分 process score"))
+
+
+def _rm_cell(row: Mapping, links: Mapping[str, str]) -> str:
+    code, name = str(row["rm_code"]), row.get("rm_name") or ""
+    label = esc(f"{code} {name}".strip())
+    link = links.get(code)
+    shown = f'<a href="{esc(link)}">{label}</a>' if link else label
+    return shown + (f'<div class="gv-sub">网点 outlet {esc(row["outlet_code"])}</div>' if row.get("outlet_code") else "")
+
+
+def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapping[str, str]) -> str:
+    """One row per RM (cards on a phone: each cell labelled), and a total row over them."""
+    head = "".join(f"<th>{esc(h)}</th>" for _, h in RM_COLUMNS)
+    body = []
+    for r in items:
+        cells = {
+            "rm": _rm_cell(r, links),
+            "planned": esc(_pct(int(r["planned_done"]), int(r["planned"]))),
+            "visits": esc(f"{int(r['visits']):,} ({int(r['checkins']):,})"),
+            "flags": _flags(r),
+            "gap": esc(_pct(int(r["gap_visits"]), int(r["visits"]))),
+            "cover": esc(_pct(int(r["customers_visited"]), int(r["territory_customers"]))),
+            "score": f'<b class="gv-score">{float(r["process_score"]):.1f}</b>'
+                     f'<div class="gv-sub">{esc(_points(r, weights))}</div>',
+        }
+        body.append("<tr>" + "".join(f'<td data-label="{esc(h)}">{cells[k]}</td>' for k, h in RM_COLUMNS) + "</tr>")
+    if len(items) > 1:
+        s = {k: sum(int(r[k]) for r in items) for k in ("planned", "planned_done", "visits", "checkins", "flag_far",
+                                                       "flag_short", "gap_visits", "territory_customers",
+                                                       "customers_visited")}
+        total = {"rm": "<b>合计 total</b>", "planned": esc(_pct(s["planned_done"], s["planned"])),
+                 "visits": esc(f"{s['visits']:,} ({s['checkins']:,})"), "flags": _flags(s),
+                 "gap": esc(_pct(s["gap_visits"], s["visits"])),
+                 "cover": esc(_pct(s["customers_visited"], s["territory_customers"])), "score": ""}
+        body.append('<tr class="gv-total">' + "".join(f'<td data-label="{esc(h)}">{total[k]}</td>'
+                                                      for k, h in RM_COLUMNS) + "</tr>")
+    if not items:
+        return '<p class="gv-empty">没有可查看的客户经理 No RM to show</p>'
+    return f'<table class="gv-rms"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def week_form(week: str, weeks: Sequence[str], grid_id: int | None, grids: Sequence[tuple[int, str]]) -> str:
+    """Previous/next week links and a week (and grid) selector that reloads the page (GET)."""
+    def url(w: str) -> str:
+        return PATH + "?" + urlencode({"week": w, **({"grid_id": grid_id} if grid_id else {})})
+
+    i = weeks.index(week) if week in weeks else -1
+    prev = f'<a class="gv-btn" href="{esc(url(weeks[i + 1]))}">‹ 上周 previous</a>' if 0 <= i < len(weeks) - 1 else ""
+    nxt = f'<a class="gv-btn" href="{esc(url(weeks[i - 1]))}">下周 next ›</a>' if i > 0 else ""
+    opts = "".join(f'<option value="{esc(w)}"{" selected" if w == week else ""}>{esc(w)}</option>' for w in weeks)
+    grid_sel = ""
+    if grids:
+        g_opts = "".join(f'<option value="{g}"{" selected" if g == grid_id else ""}>{esc(label)}</option>'
+                         for g, label in grids)
+        grid_sel = f'<label>网格 grid <select name="grid_id" onchange="this.form.submit()">{g_opts}</select></label>'
+    return (f'<form class="gv-week" method="get" action="{PATH}">{prev}<label>周 week <select name="week" '
+            f'onchange="this.form.submit()">{opts}</select></label>{nxt}{grid_sel}'
+            '<noscript><button class="gv-btn">查看 show</button></noscript></form>')
+
+
+def visits_page(report: Mapping, *, flagged: Sequence[Mapping], weeks: Sequence[str], options: PageOptions,
+                rm_links: Mapping[str, str] | None = None, cells: gpd.GeoDataFrame | None = None,
+                cover: Mapping | None = None, grid_id: int | None = None, grids: Sequence[tuple[int, str]] = (),
+                outlets: pd.DataFrame | None = None, background: Background | None = None,
+                title: str = "拜访过程 Visits by RM") -> str:
+    """The page: header with the week selector, the RM table, the visits map, flagged visits, the score explained.
+
+    ``report``: week, from, to, weights, items (as ``api.operations.visits.week_report``); ``flagged``: the
+    week's flagged visits; ``cells``: cell_id, geometry, places, owner_rm of the grid's cells the reader
+    sees; ``cover``: window_days, customers, customers_visited, visits, items (``cell_cover``).
+    """
+    week, weights = report["week"], report.get("weights") or {}
+    items = list(report.get("items") or [])
+    have_map = cells is not None and not cells.empty
+    geoms = cells.geometry.to_numpy() if have_map else None
+    bounds = bounds_of(geoms, options) if have_map else [[35.0, 105.0], [39.5, 107.7]]
+    m = new_map(bounds, options, link_labels=COVER_LABELS)
+    days = int(cover.get("window_days", 90)) if cover else 90
+    legend = ""
+    if have_map:
+        add_background(m, background, options)
+        legend = add_cover(m, cells, (cover or {}).get("items"), options, window_days=days)
+        t_geoms, t_codes = territories(cells)
+        colors = rm_colors(t_codes)
+        if len(t_codes):
+            GeoLayer(feature_collection(t_geoms, [{"oc": colors[c], "t": c} for c in t_codes], options),
+                     "territory", "责任区 territories").add_to(m)
+        if outlets is not None and len(outlets):
+            PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
+        folium.LayerControl(collapsed=True).add_to(m)
+        if legend:
+            Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)
+
+    header = (f'<header class="gv-head"><h1>{esc(title)} <small>{esc(week)} · {esc(report["from"])} – '
+              f'{esc(report["to"])}</small></h1>{week_form(week, weeks, grid_id, grids)}'
+              '<a class="gv-btn gv-home" href="/maps/">地图首页 maps home</a></header>')
+    root = m.get_root()
+    root.header.add_child(Element(STYLE), name="gv_style")
+    root.html.add_child(Element(header + '<main class="gv-main"><section><h2>本周客户经理 RMs this week</h2>'
+                                + rm_table(items, weights, rm_links or {}) + "</section>"
+                                + _map_head(cover, have_map)), name="gv_top", index=0)
+    # The map's div takes this place when the page renders (folium adds it under the map's own name).
+    root.html.add_child(Element(""), name=m.get_name())
+    root.html.add_child(Element("</section>" + flagged_html(flagged, week) + explain_html(weights, days)
+                                + "</main>"), name="gv_bottom")
+    return render(m, options.__class__(**{**options.__dict__, "title": f"{title} · {week}"}))
+
+
+def _map_head(cover: Mapping | None, have_map: bool) -> str:
+    head = '<section class="gv-map"><h2>走访覆盖地图 Where visits go</h2>'
+    if not have_map:
+        return head + '<p class="gv-empty">没有可显示的网格 No grid to draw</p>'
+    if cover:
+        n, v = int(cover.get("customers") or 0), int(cover.get("customers_visited") or 0)
+        head += (f'<p class="gv-meta">近{int(cover.get("window_days", 90))}天（截至本周末）已走访客户 customers visited in '
+                 f'the {int(cover.get("window_days", 90))} days to the week\'s end: <b>{esc(_pct(v, n))}</b> · '
+                 f'走访 visits {int(cover.get("visits") or 0):,}. 红色网格有客户却无人走访 red cells: customers, '
+                 'and nobody went.</p>')
+    return head

@@ -1,0 +1,106 @@
+"""The branch manager's side of the RM's day (issue 16 §4): flagged visits, the visits layer's counts and the
+/maps/visits page, per role, with numerator and denominator counted within the reader's scope.
+
+Seeded (tests/api/conftest.py): grid_a has a1 (RA1 of OA1, bm_a's; customer CA1) and a2 (RA2 of OA2; CA2,
+visited by RA2 a day ago); RB1 of the other legal entity. Here RA1 checks in far from CA1 and checks out
+two minutes later: one visit, flagged far and short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
+
+import pytest
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _week(t: dt.datetime) -> str:
+    y, w, _ = t.astimezone(ZoneInfo("Asia/Shanghai")).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+WEEK = _week(NOW - dt.timedelta(minutes=3))
+
+
+@pytest.fixture(scope="module")
+def flagged_visit(client, auth) -> int:
+    at = NOW - dt.timedelta(minutes=3)
+    r = client.post("/api/v1/visits/checkins", headers=auth("rm_a1"), json={
+        "idempotency_key": str(uuid.uuid4()), "customer_id": "CA1", "kind": "面访", "at": at.isoformat(),
+        "lon": 106.38, "lat": 38.47, "accuracy_m": 20})
+    assert r.status_code == 201 and r.json()["flag_far"] is True, r.text
+    vid = r.json()["visit_id"]
+    out = client.post(f"/api/v1/visits/{vid}/checkout", headers=auth("rm_a1"), json={
+        "idempotency_key": str(uuid.uuid4()), "at": (at + dt.timedelta(minutes=2)).isoformat()})
+    assert out.status_code == 200 and out.json()["flag_short"] is True, out.text
+    return vid
+
+
+def test_flagged_visits_per_role(client, auth, flagged_visit):
+    bm = client.get(f"/api/v1/visits/flagged?week={WEEK}", headers=auth("bm_a"))
+    assert bm.status_code == 200, bm.text
+    [row] = bm.json()["items"]
+    assert row["visit_id"] == flagged_visit and row["rm_code"] == "RA1" and row["customer_id"] == "CA1"
+    assert row["customer_name"] == "张三" and row["flag_far"] and row["flag_short"]
+    assert 8000 < row["distance_m"] < 9500 and row["duration_min"] == 2.0
+    # The analyst sees the same visit, the customer's name masked; RA2's clean visit is never listed.
+    [masked] = client.get(f"/api/v1/visits/flagged?week={WEEK}", headers=auth("analyst_a")).json()["items"]
+    assert masked["customer_name"] == "张*" and masked["visit_id"] == flagged_visit
+    assert client.get(f"/api/v1/visits/flagged?week={WEEK}", headers=auth("rm_a2")).json()["items"] == []
+    assert client.get(f"/api/v1/visits/flagged?week={WEEK}", headers=auth("rm_b")).json()["items"] == []
+    # The week's flag counts are exactly the listed visits (flags are never dropped between the two).
+    rep = client.get(f"/api/v1/visits/report?week={WEEK}", headers=auth("bm_a")).json()["items"][0]
+    assert rep["flag_far"] == 1 and rep["flag_short"] == 1
+
+
+@pytest.mark.parametrize("who, cells, customers, visited, visits", [
+    ("bm_a", ["a1"], 1, 1, 1),          # bm_a's outlet OA1: RA1's cell only
+    ("rm_a1", ["a1"], 1, 1, 1),
+    ("rm_a2", ["a2"], 1, 1, 1),         # RA2's seeded visit a day ago
+    ("analyst_a", ["a1", "a2"], 2, 2, 2),
+    ("planner_a", ["a1", "a2"], 2, 2, 2),
+])
+def test_cover_counts_within_scope(client, auth, data, flagged_visit, who, cells, customers, visited, visits):
+    r = client.get(f"/api/v1/visits/coverage?grid_id={data['grid_a']}&week={WEEK}", headers=auth(who))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["cell_id"] for c in body["items"]] == cells
+    assert (body["customers"], body["customers_visited"], body["visits"]) == (customers, visited, visits)
+    assert body["window_days"] == 90 and all(c["visits_per_customer"] == 1.0 for c in body["items"])
+
+
+def test_cover_of_an_old_week_and_of_others_grid(client, auth, data, flagged_visit):
+    old = client.get(f"/api/v1/visits/coverage?grid_id={data['grid_a']}&week=2020-W01", headers=auth("bm_a")).json()
+    assert old["customers"] == 1 and old["customers_visited"] == 0 and old["visits"] == 0
+    assert old["items"][0]["visits_per_customer"] == 0.0 and old["until"].startswith("2020-01-06")
+    for who in ("bm_a", "rm_a1", "analyst_a"):
+        assert client.get(f"/api/v1/visits/coverage?grid_id={data['grid_b']}",
+                          headers=auth(who)).status_code == 404
+
+
+def test_visits_page_per_role(client, auth, data, flagged_visit):
+    bm = client.get(f"/maps/visits?week={WEEK}", headers=auth("bm_a"))
+    assert bm.status_code == 200, bm.text
+    html = bm.text
+    assert "RA1" in html and "RA2" not in html and "李四" not in html
+    assert "距离远 far 1" in html and "时长短 short 1" in html and "张三" in html
+    assert f"/maps/rm?grid_id={data['grid_a']}&amp;rm_code=RA1" in html
+    assert "过程积分怎么算" in html and "走访覆盖地图" in html and "gm-cover-legend" in html
+    # RA1: 1 of 1 territory customers visited in 90 days; the page says so with both numbers.
+    assert "1 / 1 · 100%" in html
+    rm = client.get(f"/maps/visits?week={WEEK}", headers=auth("rm_a1")).text
+    assert "RA1" in rm and "RA2" not in rm
+    analyst = client.get(f"/maps/visits?week={WEEK}", headers=auth("analyst_a")).text
+    assert "RA1" in analyst and "RA2" in analyst and "张*" in analyst and "张三" not in analyst
+    assert client.get(f"/maps/visits?grid_id={data['grid_b']}", headers=auth("bm_a")).status_code == 404
+    assert client.get("/maps/visits?week=2026-W99", headers=auth("bm_a")).status_code == 422
+    index = client.get("/maps/", headers=auth("bm_a")).text
+    assert 'href="/maps/visits"' in index
+
+
+def test_dashboard_has_the_visits_layer_off(client, auth, data, flagged_visit):
+    html = client.get(f"/maps/dashboard?grid_id={data['grid_a']}", headers=auth("bm_a")).text
+    assert '"cover"' in html and "gm-cover-legend gm-off" in html and "visits per customer" in html
