@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.db import open_engine
 from api.jobs import JobRunner
+from api.replicas import ReadRouter, ReadYourWrites
 from api.routes import (
     audit,
     auth,
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = open_engine(settings.db)
         app.state.engine = engine
+        app.state.reads = ReadRouter.open(engine, settings.replicas)
+        app.state.reads.start()
         app.state.jobs = JobRunner(engine)
         app.state.signin = SignInGate(settings.signin)
         try:
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.signin.close()
             app.state.jobs.shutdown(wait=True)
+            app.state.reads.close()
             engine.dispose()
 
     app = FastAPI(
@@ -109,6 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    if settings.replicas.urls:
+        app.add_middleware(ReadYourWrites, key=settings.auth.secret_key,
+                           window_s=settings.replicas.read_your_writes_s)
     for router in routers():
         app.include_router(router)
     return app

@@ -12,6 +12,7 @@ from pydantic import AfterValidator
 from sqlalchemy.engine import Connection, Engine
 
 from api.auth import CurrentUser, decode_token, require
+from api.replicas import FRESH_COOKIE, READ_METHODS, ReadRouter, wrote_recently
 from api.settings import Settings
 from geodata import users
 from geodata.errors import NotFound
@@ -41,13 +42,37 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_conn(engine: EngineDep) -> Iterator[Connection]:
-    """One connection and transaction per request, committed when the route succeeds."""
-    with engine.begin() as conn:
+def get_conn(request: Request, engine: EngineDep) -> Iterator[Connection]:
+    """One connection and transaction per request, committed when the route succeeds.
+
+    On a read replica for a GET or HEAD when replicas are configured and this client has not written
+    within the read-your-writes window (api/replicas.py); on the primary otherwise.
+    """
+    reads: ReadRouter | None = getattr(request.app.state, "reads", None)
+    if reads is None or not reads.replicas:
+        conn = engine.connect()
+    else:
+        settings = request.app.state.settings
+        conn = reads.connect(on_replica=request.method in READ_METHODS and not wrote_recently(
+            settings.auth.secret_key, request.cookies.get(FRESH_COOKIE), settings.replicas.read_your_writes_s))
+    with conn, conn.begin():
         yield conn
 
 
 ConnDep = Annotated[Connection, Depends(get_conn)]
+
+
+def get_write_conn(conn: ConnDep, engine: EngineDep) -> Iterator[Connection]:
+    """A transaction on the primary for what a GET writes (its audit row): the request's own when that
+    is on the primary (one commit, as before), else a short one of its own."""
+    if conn.engine is engine:
+        yield conn
+        return
+    with engine.begin() as primary:
+        yield primary
+
+
+WriteConnDep = Annotated[Connection, Depends(get_write_conn)]
 
 
 def _user_of_token(token: str, settings: Settings, conn: Connection) -> CurrentUser:

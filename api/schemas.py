@@ -28,21 +28,6 @@ class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class HealthPublic(Open):
-    """Liveness: whether the service and its database answer."""
-
-    status: Literal["ok", "unavailable"]
-    database: bool
-
-
-class ReadyPublic(Open):
-    """Readiness: database reachable and its schema at the newest revision."""
-
-    ready: bool
-    revision: str | None = None
-    reason: str | None = None
-
-
 # --- grids and cells ---------------------------------------------------------------------------------
 
 class GridSummaryPublic(Open):

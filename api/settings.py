@@ -32,6 +32,44 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class ReplicaSettings:
+    """Hot-standby replicas for reads (docs/replicas.md); none configured: everything on the primary.
+
+    A replica serves a GET only while it is known to hold every commit older than ``max_lag_s``
+    (its replay position checked against the primary's every ``check_s`` by each worker). A client
+    that has just written reads from the primary for ``read_your_writes_s`` (a signed cookie, so any
+    worker process honours it); that window must cover ``max_lag_s``. A replica that refuses a
+    connection is skipped until the next check finds it back.
+    """
+
+    urls: tuple[str, ...] = ()
+    max_lag_s: float = 5.0
+    check_s: float = 1.0
+    read_your_writes_s: float = 6.0
+    connect_timeout_s: int = 2
+
+    def __post_init__(self) -> None:
+        if self.read_your_writes_s < self.max_lag_s:
+            raise ValueError(f"GRIDMKT_READ_YOUR_WRITES_S ({self.read_your_writes_s}) must be at least"
+                             f" GRIDMKT_REPLICA_MAX_LAG_S ({self.max_lag_s}): a client could read a replica"
+                             " that does not hold its write yet")
+        if not (0 < self.check_s < self.max_lag_s):
+            raise ValueError("GRIDMKT_REPLICA_CHECK_S must be positive and below GRIDMKT_REPLICA_MAX_LAG_S")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReplicaSettings:
+        d = cls()
+        raw = _env(env, "READ_DATABASE_URLS", "") or ""
+        return cls(
+            urls=tuple(u.strip() for u in raw.split(",") if u.strip()),
+            max_lag_s=float(_env(env, "REPLICA_MAX_LAG_S", str(d.max_lag_s))),
+            check_s=float(_env(env, "REPLICA_CHECK_S", str(d.check_s))),
+            read_your_writes_s=float(_env(env, "READ_YOUR_WRITES_S", str(d.read_your_writes_s))),
+            connect_timeout_s=int(_env(env, "REPLICA_CONNECT_TIMEOUT_S", str(d.connect_timeout_s))),
+        )
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """Token signing; the key is generated once and kept under the home folder when unset."""
 
@@ -227,6 +265,7 @@ class Settings:
     """All settings of one gridmkt process."""
 
     db: DatabaseSettings = field(default_factory=DatabaseSettings)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     links: LinkSettings = field(default_factory=LinkSettings)
     maps: MapSettings = field(default_factory=MapSettings)
@@ -241,6 +280,7 @@ class Settings:
         db = DatabaseSettings.from_env(env)
         return cls(
             db=db,
+            replicas=ReplicaSettings.from_env(env),
             auth=AuthSettings.from_env(env, db.home),
             links=LinkSettings.from_env(env),
             maps=MapSettings.from_env(env),

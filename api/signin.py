@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import verify_password
 from api.proxies import client_address
+from api.replicas import nothing_to_read_back
 from api.settings import Settings, SignInSettings
 from geodata import audit, logins, users
 from geodata.errors import NotFound
@@ -138,8 +139,11 @@ async def check_password(request: Request, *, engine: Engine, settings: Settings
                          password: str, detail: dict | None = None) -> dict:
     """The signed-in user's row, or HTTPException 401 (wrong), 429 (locked out) or 503 (busy).
 
-    A success clears the username's failure count and is audited as ``login`` with ``detail``.
+    A success clears the username's failure count and is audited as ``login`` with ``detail``. Those
+    writes (always on the primary) open no read-your-writes window: the pages that follow a sign-in
+    may read from a replica.
     """
+    nothing_to_read_back(request)
     address = client_address(request, settings.proxies)
     keys = _keys(username, address)
     gate: SignInGate = request.app.state.signin

@@ -38,8 +38,11 @@ def mask_frame(df: pd.DataFrame, scope: Scope) -> pd.DataFrame:
 
 
 def grid_file(conn: Connection, *, actor: str, grid_id: int, fmt: str, layer: str, path: Path,
-              scope: Scope | None = None) -> dict[str, Any]:
-    """Write a grid layer (or, for ``fmt`` xlsx, the RM workbook) to ``path``; answers what was written."""
+              scope: Scope | None = None, audit_conn: Connection | None = None) -> dict[str, Any]:
+    """Write a grid layer (or, for ``fmt`` xlsx, the RM workbook) to ``path``; answers what was written.
+
+    Read on ``conn``; the audit row goes on ``audit_conn`` when given (the primary, when ``conn`` is a
+    read replica's), else on ``conn``."""
     if fmt not in FORMATS:
         raise BadInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt != "xlsx" and layer not in LAYERS:
@@ -62,7 +65,7 @@ def grid_file(conn: Connection, *, actor: str, grid_id: int, fmt: str, layer: st
             gdf = exports_grid.territories_layer(conn, grid_id=grid_id, scope=scope)
         exports_grid.write_layer(gdf, path, fmt=fmt, layer=layer)
         count = {"features": len(gdf)}
-    audit.record(conn, username=actor, action="export", object_type=f"grid_{layer}", object_id=str(grid_id),
+    audit.record(audit_conn or conn, username=actor, action="export", object_type=f"grid_{layer}", object_id=str(grid_id),
                  detail={"format": fmt, "layer": layer, **count})
     return {"grid_id": grid_id, "format": fmt, "layer": layer, **count}
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
-from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep
+from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, WriteConnDep
 from api.factory import page_model, public_model
 from api.masking import mask_record
 from api.services import customer_links
@@ -30,7 +30,7 @@ def _public(row: dict[str, Any], user, settings) -> dict[str, Any]:
 
 @router.get("", response_model=CustomerPage)
 def list_customers(
-    conn: ConnDep, user: UserDep, settings: SettingsDep, page: PageDep, bbox: BboxQuery = None,
+    conn: ConnDep, audit_conn: WriteConnDep, user: UserDep, settings: SettingsDep, page: PageDep, bbox: BboxQuery = None,
     county_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="Only customers of this county (6-digit adcode).")] = None,
     village_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$", description="Only customers of this village (12 digits).")] = None,
     segment: Annotated[str | None, Query(max_length=64, description="Only customers of this segment.")] = None,
@@ -43,7 +43,7 @@ def list_customers(
                                    bbox=bbox, filters={"county_code": county_code, "village_code": village_code,
                                                        "segment": segment, "rm_code": rm_code},
                                    geometry=False)  # lon/lat are fields
-    audit.record(conn, username=user.username, action="view", object_type="customer_list",
+    audit.record(audit_conn, username=user.username, action="view", object_type="customer_list",
                  detail={"filters": {"county_code": county_code, "village_code": village_code,
                                      "segment": segment, "rm_code": rm_code, "bbox": bbox},
                          "returned": len(rows), "offset": page.offset})
@@ -55,11 +55,11 @@ def list_customers(
 @router.get("/{customer_id}", response_model=CustomerPublic)
 def get_customer(
     customer_id: Annotated[str, Path(max_length=32, description="The bank's customer id.")],
-    conn: ConnDep, user: UserDep, settings: SettingsDep,
+    conn: ConnDep, audit_conn: WriteConnDep, user: UserDep, settings: SettingsDep,
 ) -> dict:
     """One customer with links to their tag profile and leads (404 outside your scope).
     The view is recorded in the audit log."""
     row = reads.get_item(conn, CUSTOMERS, scope=user.scope, key=customer_id, geometry=False)
-    audit.record(conn, username=user.username, action="view", object_type="customer",
+    audit.record(audit_conn, username=user.username, action="view", object_type="customer",
                  object_id=customer_id)
     return _public(row, user, settings)

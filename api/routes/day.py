@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from api import map_pages
 from api.auth import CurrentUser
-from api.deps import BriefBrowserUserDep, ConnDep, EngineDep, SettingsDep
+from api.deps import BriefBrowserUserDep, ConnDep, EngineDep, SettingsDep, WriteConnDep
 from api.operations import visits as ops
 from api.routes.map_pages import _login, _page, _viewer
 from api.routes.session import from_this_site
@@ -72,7 +72,7 @@ def day_worker() -> Response:
 
 
 @router.get("/{rm_code}/day", response_class=HTMLResponse)
-def day(request: Request, rm_code: RmPath, conn: ConnDep, settings: SettingsDep) -> Response:
+def day(request: Request, rm_code: RmPath, conn: ConnDep, audit_conn: WriteConnDep, settings: SettingsDep) -> Response:
     """An RM's day on the phone: today's route with numbered stops, navigate links, 签到 check-in and 签退
     check-out, working offline once loaded (RMs only, their own day)."""
     user = _viewer(request, conn, settings)
@@ -83,7 +83,7 @@ def day(request: Request, rm_code: RmPath, conn: ConnDep, settings: SettingsDep)
     if rm_code != user.scope.rm_code:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
     html = day_page(rm_code=rm_code, options=map_pages.page_options(settings, inline=False))
-    audit.record(conn, username=user.username, action="view", object_type="map:day", object_id=rm_code)
+    audit.record(audit_conn, username=user.username, action="view", object_type="map:day", object_id=rm_code)
     return _page(html)
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import ConnDep, permitted
+from api.deps import ConnDep, WriteConnDep, permitted
 from api.grid_access import GridDep
 from api.operations import exports as ops
 
@@ -36,7 +36,7 @@ MEDIA = {
 @router.get("/export", response_class=FileResponse, responses={200: {
     "content": {m: {} for m in MEDIA.values()}, "description": "The file, as a download."}})
 def export(
-    grid: GridDep, conn: ConnDep, user: ExporterDep,
+    grid: GridDep, conn: ConnDep, audit_conn: WriteConnDep, user: ExporterDep,
     fmt: Annotated[Literal["gpkg", "geojson", "csv", "xlsx"], Query(
         alias="format", description="File format: `gpkg` (GeoPackage), `geojson`, `csv` (WKT plus lon/lat, "
         "UTF-8 with BOM) or `xlsx` (the RM workbook; `layer` is then ignored).")] = "geojson",
@@ -53,7 +53,7 @@ def export(
     name = f"grid{gid}_rms.xlsx" if fmt == "xlsx" else f"grid{gid}_{layer}.{fmt}"
     try:
         ops.grid_file(conn, actor=user.username, grid_id=gid, fmt=fmt, layer=layer, path=tmp / name,
-                      scope=user.scope)
+                      scope=user.scope, audit_conn=audit_conn)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

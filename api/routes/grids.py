@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import AfterValidator, BaseModel, Field
 
 from api.cells import cell_collection, cell_detail, parse_properties
-from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, permitted
+from api.deps import BboxQuery, ConnDep, PageDep, SettingsDep, UserDep, WriteConnDep, permitted
 from api.factory import page_model, public_model
 from api.geojson import GeoJSONResponse
 from api.grid_access import (
@@ -152,14 +152,14 @@ def get_cell(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep, s
 
 
 @router.get("/{grid_id}/cells/{cell_id}/customers", response_model=CellCustomersPublic, response_model_exclude_unset=True)
-def cell_customers(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, user: UserDep,
+def cell_customers(grid: GridDep, cell_id: CellIdPath, conn: ConnDep, audit_conn: WriteConnDep, user: UserDep,
                    settings: SettingsDep, page: PageDep) -> dict:
     """Customers placed in the cell that you may see, masked by role, each with tag/lead deep links.
     The view is recorded in the audit log."""
     cell_in_scope(conn, user.scope, grid["id"], cell_id)
     rows, total = customers_in_cell(conn, scope=user.scope, grid_id=grid["id"], cell_id=cell_id,
                                     limit=page.limit, offset=page.offset)
-    audit.record(conn, username=user.username, action="view", object_type="cell_customers",
+    audit.record(audit_conn, username=user.username, action="view", object_type="cell_customers",
                  object_id=f"{grid['id']}/{cell_id}", detail={"returned": len(rows), "offset": page.offset})
     out = []
     for r in rows:
@@ -179,12 +179,12 @@ def assign_customers(grid: GridDep, request: Request, conn: ConnDep, user: Plann
 
 
 @router.get("/{grid_id}/unplaced", response_model=UnplacedPagePublic, response_model_exclude_unset=True)
-def unplaced(grid: GridDep, conn: ConnDep, user: UserDep, page: PageDep) -> dict:
+def unplaced(grid: GridDep, conn: ConnDep, audit_conn: WriteConnDep, user: UserDep, page: PageDep) -> dict:
     """Customers of the grid's county that got no cell, with the reason (`outside`, `no_location`):
     planners, analysts and admins only (unplaced customers belong to no territory)."""
     require_le_wide(user, "unplaced customers")
     rows = assign.unplaced_customers(conn, grid_id=grid["id"], limit=page.limit, offset=page.offset)
     total = unplaced_count(conn, grid_id=grid["id"])
-    audit.record(conn, username=user.username, action="view", object_type="unplaced_customers",
+    audit.record(audit_conn, username=user.username, action="view", object_type="unplaced_customers",
                  object_id=str(grid["id"]), detail={"returned": len(rows), "offset": page.offset})
     return items(rows, total, page)

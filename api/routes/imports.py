@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel
 
-from api.deps import ConnDep, ImporterDep, Page, PageDep, permitted
+from api.deps import ConnDep, ImporterDep, Page, PageDep, WriteConnDep, permitted
 from api.operations import imports as import_ops
 from api.schemas import ImportRunPublic, ImportRunsPublic
 from api.uploads import discard_upload, receive_file, sniff
@@ -150,7 +150,7 @@ def get_import(import_id: ImportId, conn: ConnDep, user: ViewerDep) -> dict:
 
 @router.get("/{import_id}/rejects", response_class=FileResponse,
             responses={200: {"content": {"text/csv": {}}, "description": "The rejected rows with reasons."}})
-def get_rejects(import_id: ImportId, conn: ConnDep, user: ImporterDep) -> FileResponse:
+def get_rejects(import_id: ImportId, conn: ConnDep, audit_conn: WriteConnDep, user: ImporterDep) -> FileResponse:
     """The rejected rows of an import run as CSV, each with the reason (planners and admins:
     the rows are unmasked source data). Recorded in the audit log as an export."""
     rows, _ = _runs(conn, user, Page(1, 0), import_id)
@@ -159,6 +159,6 @@ def get_rejects(import_id: ImportId, conn: ConnDep, user: ImporterDep) -> FileRe
     path = rows[0]["_rejects_path"]
     if not path or not FsPath(path).is_file():
         raise NotFound(f"import run {import_id} has no rejects file")
-    audit.record(conn, username=user.username, action="export", object_type="import_rejects",
+    audit.record(audit_conn, username=user.username, action="export", object_type="import_rejects",
                  object_id=str(import_id))
     return FileResponse(path, media_type="text/csv", filename=f"rejects_{import_id}.csv")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, Field
 
-from api.deps import ConnDep, SettingsDep, UserDep
+from api.deps import ConnDep, SettingsDep, UserDep, WriteConnDep
 from api.services import Unavailable, open_leads_by_cell, tagged_customers_by_cell
 from geodata import audit, leads_tags
 
@@ -85,7 +85,7 @@ class TagCountsPublic(BaseModel):
 
 
 @router.get("/{grid_id}/cells/leads", response_model=LeadCountsPublic)
-def cell_leads(grid_id: GridDep, conn: ConnDep, user: UserDep, settings: SettingsDep,
+def cell_leads(grid_id: GridDep, conn: ConnDep, audit_conn: WriteConnDep, user: UserDep, settings: SettingsDep,
                cell_ids: CellIdsQuery = None) -> LeadCountsPublic:
     """Open leads (营销线索) per cell and lead type, for the cells you may see (an RM: the cells
     they own). From the lead service when `GRIDMKT_LEAD_API` is set, else from imported leads.
@@ -94,7 +94,7 @@ def cell_leads(grid_id: GridDep, conn: ConnDep, user: UserDep, settings: Setting
     source = "local" if settings.links.lead_api is None else "service"
     got = open_leads_by_cell(conn, grid_id=grid_id, cell_ids=cells, settings=settings.links,
                              scope=user.scope)
-    audit.record(conn, username=user.username, action="view", object_type="cell_leads",
+    audit.record(audit_conn, username=user.username, action="view", object_type="cell_leads",
                  object_id=str(grid_id), detail={"cells": len(cells), "available": not isinstance(got, Unavailable)})
     if isinstance(got, Unavailable):
         return LeadCountsPublic(grid_id=grid_id, available=False, source=source, reason=got.reason)
@@ -107,7 +107,7 @@ def cell_leads(grid_id: GridDep, conn: ConnDep, user: UserDep, settings: Setting
 
 @router.get("/{grid_id}/cells/tags", response_model=TagCountsPublic)
 def cell_tags(
-    grid_id: GridDep, conn: ConnDep, user: UserDep, settings: SettingsDep,
+    grid_id: GridDep, conn: ConnDep, audit_conn: WriteConnDep, user: UserDep, settings: SettingsDep,
     tag: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$",
                               description="The tag (客户标签), e.g. 高净值 (no control characters).",
                               examples=["高净值"])],
@@ -120,7 +120,7 @@ def cell_tags(
     source = "local" if settings.links.tag_api is None else "service"
     got = tagged_customers_by_cell(conn, grid_id=grid_id, cell_ids=cells, tag=tag,
                                    settings=settings.links, scope=user.scope)
-    audit.record(conn, username=user.username, action="view", object_type="cell_tags",
+    audit.record(audit_conn, username=user.username, action="view", object_type="cell_tags",
                  object_id=str(grid_id), detail={"cells": len(cells), "tag": tag, "available": not isinstance(got, Unavailable)})
     if isinstance(got, Unavailable):
         return TagCountsPublic(grid_id=grid_id, tag=tag, available=False, source=source, reason=got.reason)

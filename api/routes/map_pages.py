@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from api import map_pages
 from api.auth import CurrentUser
-from api.deps import SESSION_COOKIE, ConnDep, SettingsDep, _user_of_token
+from api.deps import SESSION_COOKIE, ConnDep, SettingsDep, WriteConnDep, _user_of_token
 from api.grid_access import scoped_grid, visible_rms
 from api.masking import mask_name
 from geodata import audit, scenarios
@@ -90,7 +90,7 @@ def index(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: SettingsDep,
+def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, audit_conn: WriteConnDep, settings: SettingsDep,
               measure: Annotated[str, Query(pattern="^(" + "|".join(MEASURES) + ")$",
                                             description="What colours the cells.")] = "gap_score") -> Response:
     """Branch dashboard: cells coloured by a measure, territories, outlets, summary (branch managers: their outlets)."""
@@ -106,7 +106,7 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Set
                       customer_tiles_url=f"/tiles/customers/{{z}}/{{x}}/{{y}}.pbf?grid_id={grid_id}")
     html = map_pages.dashboard_html(conn, grid_id=grid_id, options=options, measure=measure, outlets=outlets,
                                     scope=user.scope)
-    audit.record(conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
+    audit.record(audit_conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
     return _page(html)
 
 
@@ -134,7 +134,7 @@ def visits(request: Request, conn: ConnDep, settings: SettingsDep,
 
 
 @router.get("/province", response_class=HTMLResponse)
-def province(request: Request, conn: ConnDep, settings: SettingsDep,
+def province(request: Request, conn: ConnDep, audit_conn: WriteConnDep, settings: SettingsDep,
              kind: Annotated[str, Query(pattern="^(h3|village)$", description="Grid kind to draw.")] = "h3",
              res: Annotated[int | None, Query(ge=0, le=15, description=(
                  "Only H3 grids of this resolution (default: each county's latest grid of the kind)."))] = None
@@ -150,13 +150,13 @@ def province(request: Request, conn: ConnDep, settings: SettingsDep,
         raise HTTPException(status.HTTP_403_FORBIDDEN, "no outlets are assigned to you")
     html = map_pages.province_html(conn, scope=user.scope, kind=kind, resolution=res,
                                    options=map_pages.page_options(settings, inline=False))
-    audit.record(conn, username=user.username, action="view", object_type="map:province",
+    audit.record(audit_conn, username=user.username, action="view", object_type="map:province",
                  object_id=kind if res is None else f"{kind}/{res}")
     return _page(html)
 
 
 @router.get("/rm", response_class=HTMLResponse)
-def rm_map(request: Request, grid_id: GridQuery, conn: ConnDep, settings: SettingsDep,
+def rm_map(request: Request, grid_id: GridQuery, conn: ConnDep, audit_conn: WriteConnDep, settings: SettingsDep,
            rm_code: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
                                                 description="RM code (RMs: only their own; default their own).")] = None
            ) -> Response:
@@ -173,7 +173,7 @@ def rm_map(request: Request, grid_id: GridQuery, conn: ConnDep, settings: Settin
     mask = (lambda v: v) if sees_pii(user.scope) else mask_name
     html = map_pages.rm_html(conn, grid_id=grid_id, rm_code=rm_code,
                              options=map_pages.page_options(settings, inline=False), mask=mask)
-    audit.record(conn, username=user.username, action="view", object_type="map:rm", object_id=f"{grid_id}/{rm_code}")
+    audit.record(audit_conn, username=user.username, action="view", object_type="map:rm", object_id=f"{grid_id}/{rm_code}")
     return _page(html)
 
 

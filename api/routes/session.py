@@ -21,6 +21,7 @@ from api import signin
 from api.auth import create_token
 from api.deps import SESSION_COOKIE, EngineDep, SettingsDep
 from api.proxies import client_scheme
+from api.replicas import nothing_to_read_back
 
 router = APIRouter(tags=["auth"])
 
@@ -108,6 +109,7 @@ def logout(request: Request, settings: SettingsDep) -> Response:
     handed out stay valid until they expire; disable the user to cut them off). 403 from another
     site's page."""
     _refuse_cross_site(request)
+    nothing_to_read_back(request)
     resp = Response(status_code=status.HTTP_204_NO_CONTENT)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                        secure=client_scheme(request, settings.proxies) == "https")
