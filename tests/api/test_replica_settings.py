@@ -34,3 +34,23 @@ def test_the_cookie_holds_for_its_window_only_and_cannot_be_forged():
     far = fresh_cookie("key", 3600, now=1000.0)
     assert not wrote_recently("key", far, 6, now=1000.0)  # longer than this server's window
     assert not wrote_recently("key", None, 6) and not wrote_recently("key", "junk", 6)
+
+
+def test_get_routes_write_audit_rows_on_the_write_connection():
+    """A GET may read from a replica: the audit row it writes goes on ``WriteConnDep`` (the primary), never
+    on the request's ``conn`` (a standby refuses writes)."""
+    import ast
+    from pathlib import Path
+
+    routes = Path(__file__).resolve().parents[2] / "api" / "routes"
+    bad = []
+    for path in sorted(routes.glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef) or not any(
+                    isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "get" for d in fn.decorator_list):
+                continue
+            for call in ast.walk(fn):
+                if (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "record" and call.args
+                        and isinstance(call.args[0], ast.Name) and call.args[0].id == "conn"):
+                    bad.append(f"{path.name}:{fn.name}")
+    assert bad == []
