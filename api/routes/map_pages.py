@@ -111,7 +111,7 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, audit_conn: W
 
 
 @router.get("/visits", response_class=HTMLResponse)
-def visits(request: Request, conn: ConnDep, settings: SettingsDep,
+def visits(request: Request, conn: ConnDep, audit_conn: WriteConnDep, settings: SettingsDep,
            week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$",
                                              description="ISO week, e.g. 2026-W50 (default: this week).")] = None,
            grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(
@@ -129,7 +129,7 @@ def visits(request: Request, conn: ConnDep, settings: SettingsDep,
         scoped_grid(conn, user.scope, grid_id)
     html = map_pages.visits_html(conn, scope=user.scope, settings=settings, week=week, grid_id=grid_id,
                                  options=map_pages.page_options(settings, inline=False))
-    audit.record(conn, username=user.username, action="view", object_type="map:visits", object_id=week or "")
+    audit.record(audit_conn, username=user.username, action="view", object_type="map:visits", object_id=week or "")
     return _page(html)
 
 
