@@ -35,7 +35,9 @@ BUNDLES: dict[str, tuple[str, ...]] = {
     "vectorgrid": ("node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",),
     "gridmkt": ("gridmkt.css", "gridmkt.js"),
     # The RM's day on the phone (maps/day.py); its service worker is served by the API at /maps/rm/sw.js.
-    "gridmkt-day": ("gridmkt-day.css", "gridmkt-day.js"),
+    # Its script in six parts, loaded in this order (each adds to window.gridmktDayApp; gridmkt-day.js starts).
+    "gridmkt-day": ("gridmkt-day.css", "gridmkt-day-core.js", "gridmkt-day-plan.js", "gridmkt-day-checkin.js",
+                    "gridmkt-day-outbox.js", "gridmkt-day-offline.js", "gridmkt-day.js"),
     # The API's own documentation pages (/docs, /redoc), served like the map pages' files.
     "swagger": ("node_modules/swagger-ui-dist/swagger-ui.css", "node_modules/swagger-ui-dist/swagger-ui-bundle.js",
                 "node_modules/swagger-ui-dist/favicon-32x32.png"),

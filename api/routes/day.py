@@ -66,9 +66,11 @@ def _own_visit(visit_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Id
 
 
 @router.get("/sw.js", include_in_schema=False)
-def day_worker() -> Response:
-    """The day page's service worker (scope /maps/rm/): keeps the page, its assets and today's plan offline."""
-    return Response(service_worker(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+def day_worker(settings: SettingsDep) -> Response:
+    """The day page's service worker (scope /maps/rm/): keeps the page, its assets, today's plan and the map tiles
+    of the RM's territory offline."""
+    return Response(service_worker(tile_url=settings.maps.tile_url), media_type="text/javascript",
+                    headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/{rm_code}/day", response_class=HTMLResponse)
