@@ -13,7 +13,7 @@ from sqlalchemy import text
 from geodata import territories
 from maps.day import service_worker, tile_pattern
 from tests.maps.conftest import CHROMIUM_ARGS, needs_chromium
-from tests.maps.test_day_page import Phone, _visits, app  # noqa: F401  (app: this module's own database)
+from tests.maps.test_day_page import PASSWORD, Phone, _visits, app  # noqa: F401  (app: this module's own database)
 
 
 def _count(engine, customer_id: str) -> int:
@@ -175,6 +175,24 @@ def test_a_refused_checkin_is_shown_discarded_or_retried_once(server, engine, ma
             phone.row(back["seq"]).scroll_into_view_if_needed()
             phone.shot("day_retried_390x844")
             _move(engine, map_grid, gone["customer_id"], "R1")
+
+            # Signed out meanwhile (401): the entry stays on the phone, the page asks to sign in again; once
+            # signed in, the same entry goes, once.
+            late = stops[-3]
+            phone.ctx.clear_cookies()
+            phone.move_to(late["lon"], late["lat"], 10)
+            phone.row(late["seq"]).locator(".gd-checkin").click()
+            page.wait_for_selector("#gd-notice a[href^='/maps/login']")
+            assert "登录已过期" in page.locator("#gd-notice").inner_text()
+            assert page.locator("#gd-outbox").get_attribute("data-count") == "1"
+            assert phone.row(late["seq"]).get_attribute("data-state") == "queued"
+            key = phone.visit(late["customer_id"])["key"]
+            assert _visits(engine, key) == []
+            r = page.request.post(f"{server}/api/v1/auth/session", form={"username": "rm1", "password": PASSWORD})
+            assert r.ok
+            page.evaluate("window.gridmktDayApp.state.retries = 0; window.gridmktDayApp.flush()")
+            page.wait_for_selector("#gd-outbox[data-count='0']")
+            assert len(_visits(engine, key)) == 1 and phone.row(late["seq"]).get_attribute("data-state") == "in"
             assert phone.outside == [] and phone.errors == []
         finally:
             browser.close()
