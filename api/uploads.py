@@ -20,7 +20,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 # Extension -> the format it must sniff as.
 FORMATS = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".geojson": "geojson", ".json": "geojson",
-           ".gpkg": "gpkg", ".zip": "shapefile_zip"}
+           ".gpkg": "gpkg", ".zip": "shapefile_zip", ".parquet": "parquet"}
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _BINARY_MAGIC = (b"PK\x03\x04", b"SQLite format 3\x00", b"%PDF", b"\x7fELF", b"MZ", b"\x1f\x8b",
                  b"\xd0\xcf\x11\xe0")
@@ -44,7 +44,7 @@ def format_of(name: str) -> str:
     ext = Path(name).suffix.lower()
     if ext not in FORMATS:
         raise _refuse(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                      f"file type {ext or '(none)'!r} is not accepted: use CSV, XLSX, GeoJSON, GeoPackage or a zipped shapefile")
+                      f"file type {ext or '(none)'!r} is not accepted: use CSV, XLSX, GeoParquet, GeoJSON, GeoPackage or a zipped shapefile")
     return FORMATS[ext]
 
 
@@ -191,6 +191,12 @@ def sniff(path: Path, *, max_bytes: int) -> str:
             raise bad
     elif fmt == "gpkg":
         if not head.startswith(b"SQLite format 3\x00"):
+            raise bad
+    elif fmt == "parquet":
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 4))
+            tail = f.read(4)
+        if not head.startswith(b"PAR1") or tail != b"PAR1":
             raise bad
     elif fmt == "xlsx":
         if not head.startswith(b"PK\x03\x04"):

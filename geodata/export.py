@@ -1,7 +1,9 @@
 """Write stored rows back out so a planner can check an import in QGIS or Excel.
 
 Format by extension: ``.geojson``/``.json`` (GeoJSON), ``.gpkg`` (GeoPackage),
-``.csv`` (UTF-8 with BOM, points as ``lon``/``lat`` columns, polygons as WKT).
+``.csv`` (UTF-8 with BOM, points as ``lon``/``lat`` columns, polygons as WKT), ``.parquet`` (GeoParquet
+1.0: typed columns, the geometry as WKB, written in chunks so any size fits in memory; what data
+platforms hold, and what ``gridmkt import customers FILE.parquet`` reads back).
 Always WGS84; the ``source_crs`` column says what the file that loaded a row used. CSV times are
 China time (``+08``), as imports read them; a legal entity is named by its code. CSV text cells that
 a spreadsheet would run as a formula start with ``'`` (``geodata.csvsafe``); numeric columns are as stored.
@@ -22,6 +24,7 @@ from sqlalchemy.engine import Engine
 from geodata import tables
 from geodata.csvsafe import sql_safe_text
 from geodata.errors import BadInput
+from geodata.geoparquet import write_parquet
 
 EXPORT_TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
     "legal-entities": (tables.legal_entity, ("code",)),
@@ -36,7 +39,7 @@ EXPORT_TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
     "leads": (tables.lead, ("lead_id",)),
     "tags": (tables.customer_tag, ("customer_id", "tag")),
 }
-FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".csv": "csv"}
+FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".csv": "csv", ".parquet": "parquet"}
 _SKIP = {"geom", "boundary"}
 
 
@@ -76,11 +79,13 @@ def export(engine: Engine, *, kind: str, path: str | Path, chunk_size: int = 200
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise BadInput(f"{path.name}: use .geojson, .gpkg or .csv")
+        raise BadInput(f"{path.name}: use .geojson, .gpkg, .csv or .parquet")
     table, key = EXPORT_TABLES[kind]
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         rows = _csv(engine, _select(table, key, True), path)
+    elif fmt == "parquet":
+        rows = write_parquet(engine, _select(table, key, False), path, table=table, chunk_size=chunk_size)
     elif "geom" not in table.c:
         raise BadInput(f"{kind} has no geometry: export it as .csv")
     else:

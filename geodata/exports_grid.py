@@ -1,5 +1,5 @@
 """Exports of one grid version that planners send around: cells, territories and gaps as layers
-(GeoPackage, GeoJSON, CSV; every geometry a MultiPolygon). The RM workbook is ``geodata.workbook``.
+(GeoPackage, GeoJSON, CSV, GeoParquet; every geometry a MultiPolygon). The RM workbook is ``geodata.workbook``.
 
 Which cells, RMs and customers go in is decided by the caller: ``cell_ids`` (None = every cell) and
 a :class:`geodata.scope.Scope` for RMs and customers. Masking personal data is the caller's job too
@@ -25,7 +25,7 @@ from geodata.gaps import latest_scores
 from geodata.grids import as_multipolygons, load_cells
 from geodata.scope import Scope, where
 
-FORMATS = ("gpkg", "geojson", "csv", "xlsx")
+FORMATS = ("gpkg", "geojson", "csv", "parquet", "xlsx")
 LAYERS = ("cells", "territories", "gaps")
 CHINA_TZ = "Asia/Shanghai"
 
@@ -117,10 +117,10 @@ def _plain(df: pd.DataFrame, *, times_as_text: bool = True) -> pd.DataFrame:
 
 
 def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> Path:
-    """Write one layer as GeoPackage, GeoJSON or CSV (geometry as WKT plus a lon/lat inside it)."""
-    if fmt not in ("gpkg", "geojson", "csv"):
+    """Write one layer as GeoPackage, GeoJSON, CSV (geometry as WKT plus a lon/lat inside it) or GeoParquet."""
+    if fmt not in ("gpkg", "geojson", "csv", "parquet"):
         raise BadInput(f"unknown layer format {fmt!r}")
-    flat = _plain(gdf, times_as_text=fmt != "gpkg")
+    flat = _plain(gdf, times_as_text=fmt not in ("gpkg", "parquet"))
     if fmt == "csv":
         geoms = flat.geometry.to_numpy()
         inner = shapely.point_on_surface(geoms)
@@ -129,6 +129,9 @@ def write_layer(gdf: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str) -> P
         # utf-8-sig: Excel, which planners open CSVs with, needs the BOM to read Chinese; text cells that
         # Excel would run as formulas get a leading quote (numeric columns stay numbers).
         safe_frame(table).to_csv(path, index=False, encoding="utf-8-sig")
+    elif fmt == "parquet":
+        # GeoParquet 1.0 (WKB, the CRS in the 'geo' metadata), as data platforms read it.
+        flat.to_parquet(path, index=False, compression="zstd", schema_version="1.0.0")
     elif fmt == "gpkg":
         # Typed even when empty: QGIS and GDAL see a MultiPolygon layer, not "Unknown (any)".
         flat.to_file(path, driver="GPKG", layer=layer, engine="pyogrio", geometry_type="MultiPolygon")

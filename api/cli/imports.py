@@ -44,7 +44,7 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Import on behalf of this legal entity, as its planners do through the API: only its own rows"
                    " (another entity's id: 'id not available'); shared kinds are refused.")
 def import_(ctx, kind, file, crs, encoding, maps, sheet, rejects, dry_run, user, legal_entity):
-    """Import a planner's FILE of KIND (CSV/XLSX; counties: GeoJSON/Shapefile/GeoPackage).
+    """Import a planner's FILE of KIND (CSV/XLSX or GeoParquet; counties: GeoJSON/Shapefile/GeoPackage).
 
     Bad rows go to a rejects CSV with line, field and reason; good rows load in
     one transaction. The same file again changes nothing. A file whose every row
@@ -82,7 +82,7 @@ GRID_LAYERS = ("cells", "territories", "gaps", "workbook")
 @command(cli, "export")
 @click.argument("kind", type=click.Choice([*EXPORT_TABLES, *GRID_LAYERS]))
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="File to write: .geojson, .gpkg or .csv (UTF-8 with BOM); .xlsx for a workbook.")
+              help="File to write: .geojson, .gpkg, .csv (UTF-8 with BOM) or .parquet (GeoParquet); .xlsx for a workbook.")
 @click.option("--grid", "grid_id", type=int, default=None,
               help="Grid id, for cells (statistics, owner, latest gap score, class and components), "
                    "territories (one shape per RM), gaps, and workbook (summary, customers, cells, glossary).")
@@ -111,8 +111,8 @@ def _export_grid(engine, *, actor: str, kind: str, grid_id: int | None, output: 
         fmt = "xlsx"
     else:
         fmt = output.suffix.lower().lstrip(".")
-        if fmt not in ("gpkg", "geojson", "csv"):
-            raise BadInput(f"write {kind} as .gpkg, .geojson or .csv, not {output.suffix or 'no extension'}")
+        if fmt not in ("gpkg", "geojson", "csv", "parquet"):
+            raise BadInput(f"write {kind} as .gpkg, .geojson, .csv or .parquet, not {output.suffix or 'no extension'}")
     with engine.begin() as conn:
         out = export_ops.grid_file(conn, actor=actor, grid_id=grid_id, fmt=fmt, layer=kind, path=output)
     out.pop("layer", None)

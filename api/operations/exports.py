@@ -21,7 +21,7 @@ from geodata.reads.workbook import workbook_data
 from geodata.scope import Scope, sees_pii
 
 LAYERS = ("cells", "territories", "gaps")
-FORMATS = ("gpkg", "geojson", "csv", "xlsx")
+FORMATS = ("gpkg", "geojson", "csv", "parquet", "xlsx")
 _MASKS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number}
 EVERYTHING = Scope(role="admin", legal_entity_id=None)  # the command line is a local administrator's tool
 

@@ -29,6 +29,7 @@ MEDIA = {
     "gpkg": "application/geopackage+sqlite3",
     "geojson": "application/geo+json",
     "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
@@ -37,9 +38,9 @@ MEDIA = {
     "content": {m: {} for m in MEDIA.values()}, "description": "The file, as a download."}})
 def export(
     grid: GridDep, conn: ConnDep, audit_conn: WriteConnDep, user: ExporterDep,
-    fmt: Annotated[Literal["gpkg", "geojson", "csv", "xlsx"], Query(
+    fmt: Annotated[Literal["gpkg", "geojson", "csv", "parquet", "xlsx"], Query(
         alias="format", description="File format: `gpkg` (GeoPackage), `geojson`, `csv` (WKT plus lon/lat, "
-        "UTF-8 with BOM) or `xlsx` (the RM workbook; `layer` is then ignored).")] = "geojson",
+        "UTF-8 with BOM), `parquet` (GeoParquet 1.0) or `xlsx` (the RM workbook; `layer` is then ignored).")] = "geojson",
     layer: Annotated[Literal["cells", "territories", "gaps"], Query(
         description="`cells` with statistics, owner and latest score; `territories` one feature per RM; "
         "`gaps` latest scores with every component.")] = "cells",

@@ -64,7 +64,7 @@ def importer(request: Request):
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                  "type": "object", "required": ["file"],
                  "properties": {"file": {"type": "string", "format": "binary",
-                                         "description": "CSV, XLSX, GeoJSON, GeoPackage or zipped shapefile."}}}}}}})
+                                         "description": "CSV, XLSX, GeoParquet, GeoJSON, GeoPackage or zipped shapefile."}}}}}}})
 async def upload(
     kind: Annotated[Kind, Path(description="What the file holds (see docs/fields.md).")],
     request: Request, user: ImporterDep,
@@ -78,7 +78,7 @@ async def upload(
 
     The body is streamed to disk (readable by the service's user only) and refused
     with 413 past the configured size limit (`GRIDMKT_UPLOAD_MAX_BYTES`, 512 MiB by
-    default); types other than CSV, XLSX, GeoJSON, GeoPackage and zipped shapefiles
+    default); types other than CSV, XLSX, GeoParquet (.parquet), GeoJSON, GeoPackage and zipped shapefiles
     are refused with 415 (by extension and by content). The file is deleted when
     the job ends unless `GRIDMKT_UPLOAD_KEEP` is set. Answers 202 with the job to
     poll; the finished job's result is the import run with its summary (`status`

@@ -243,8 +243,8 @@ def _load(engine, spec, source, rejects, run_id, crs, synthetic, dry_run, chunk_
                         load.stage(cur, spec, good, chunk.prepared, lines)
                     staged += len(good)
                     progress(min(chunk.fraction, 0.97), f"{counts['rows']:,} rows read")
-            for line, text_, reason in source.invalid_rows:
-                rejects.write_raw(line, text_, reason)
+            for line, text_, reason, *fld in source.invalid_rows:
+                rejects.write_raw(line, text_, reason, field=fld[0] if fld else "")
             mixed = [line for line, _, _ in getattr(source, "mixed_lines", ())]
             ctx.warnings.add("mixed_encoding", mixed,
                              f"line in another encoding than the file's {source.encoding}: rejected, not stored"

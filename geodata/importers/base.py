@@ -163,11 +163,11 @@ class RejectsFile:
         self.count += len(frame)
         self.reasons.update(map(_reason_kind, reasons))
 
-    def write_raw(self, line: int | None, value: str, reason: str) -> None:
-        """A row that could not even be split into columns."""
+    def write_raw(self, line: int | None, value: str, reason: str, *, field: str = "") -> None:
+        """A row that could not even be split into columns (or, ``field`` named, whose geometry is no point)."""
         if self._w is None:
             self._open()
-        self._w.writerow([line if line is not None else "", "", safe_text(value), safe_text(reason)])
+        self._w.writerow([line if line is not None else "", safe_text(field), safe_text(value), safe_text(reason)])
         self.count += 1
         self.reasons[_reason_kind(reason)] += 1
 

@@ -26,6 +26,7 @@ from geodata.readers.headers import (
     aliases,
     find_header,
 )
+from geodata.readers.parquet import PARQUET_SUFFIXES, ParquetSource, open_parquet
 from geodata.readers.xlsx import _cell_text, _drop_blank, _open_sheet, _xlsx_frame
 
 
@@ -265,8 +266,8 @@ def open_table(
     encoding: str | None = None,
     sheet: str | None = None,
     mapping: Mapping[str, str] | None = None,
-) -> TableSource:
-    """Open a CSV/XLSX file, find its header row and map its columns to ``fields``.
+) -> TableSource | ParquetSource:
+    """Open a CSV/XLSX/(Geo)Parquet file, find its header row and map its columns to ``fields``.
 
     ``mapping`` is ``{source column: field}`` (from ``--map 源列=field``) and
     wins over the alias table. Raises BadInput when the file cannot be read.
@@ -275,6 +276,8 @@ def open_table(
     if not path.is_file():
         raise BadInput(f"no such file: {path}")
     suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return open_parquet(path, kind=kind, fields=tuple(fields), mapping=mapping)
     if suffix in (".xlsx", ".xlsm"):
         fmt, encoding = "xlsx", None
     elif suffix in (".csv", ".txt", ".tsv", ""):
@@ -289,7 +292,7 @@ def open_table(
     elif suffix == ".xls":
         raise BadInput(f"{path.name}: old .xls workbooks are not read; save it as .xlsx or CSV")
     else:
-        raise BadInput(f"{path.name}: unsupported file type {suffix!r} (CSV or XLSX)")
+        raise BadInput(f"{path.name}: unsupported file type {suffix!r} (CSV, XLSX or GeoParquet)")
     if fmt == "csv" and encoding in ("utf_8", "utf-8"):
         encoding = "utf-8-sig" if open(path, "rb").read(3) == b"\xef\xbb\xbf" else "utf-8"
     alias_map = aliases(kind, tuple(fields))

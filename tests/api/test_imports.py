@@ -200,3 +200,26 @@ def test_real_importer_end_to_end(app, client, auth, engine):
     with engine.connect() as c:
         path = Path(c.execute(text("SELECT rejects_path FROM import_run WHERE id = :i"), {"i": run["id"]}).scalar())
     assert _mode(path) == 0o600  # rejected rows are personal data too
+
+
+def test_geoparquet_upload_goes_through_the_same_importer(app, client, auth, engine):
+    """A .parquet upload is sniffed (PAR1 at both ends) and imported by the real importer, rejects and all."""
+    import geopandas as gpd
+    import shapely
+
+    app.state.importer = None
+    h = auth("admin")
+    assert _post(client, h, "x.parquet", b"a,b\n1,2\n").status_code == 415
+    buf = io.BytesIO()
+    gpd.GeoDataFrame({"customer_id": ["GP1", "GP2"], "deposit_balance": [10.0, -1.0]},
+                     geometry=[shapely.Point(106.3, 38.47), shapely.Point(106.3, 38.4)], crs=4326).to_parquet(buf)
+    r = _post(client, h, "客户.parquet", buf.getvalue())
+    assert r.status_code == 202, r.text
+    job = _poll(client, h, r.json()["poll"], timeout=60)
+    assert job["status"] == "done", job
+    with engine.connect() as c:
+        assert c.execute(text("SELECT ST_X(geom) FROM customer WHERE customer_id = 'GP1'")).scalar() == 106.3
+        assert c.execute(text("SELECT count(*) FROM customer WHERE customer_id = 'GP2'")).scalar() == 0
+    run = next(x for x in client.get("/api/v1/imports", headers=h).json()["items"] if x["kind"] == "customers")
+    rejects = client.get(run["rejects"], headers=h).text
+    assert "deposit_balance" in rejects and "\n2," in rejects.replace("\r\n", "\n")
