@@ -261,6 +261,17 @@ class VisitSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """The batch mode (docs/batch.md): a Dask scheduler to use (``tcp://host:8786``), else a LocalCluster."""
+
+    scheduler: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BatchSettings:
+        return cls(scheduler=_env(env, "DASK_SCHEDULER") or None)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of one gridmkt process."""
 
@@ -273,6 +284,7 @@ class Settings:
     signin: SignInSettings = field(default_factory=SignInSettings)
     proxies: ProxySettings = field(default_factory=ProxySettings)
     visits: VisitSettings = field(default_factory=VisitSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -288,4 +300,5 @@ class Settings:
             signin=SignInSettings.from_env(env),
             proxies=ProxySettings.from_env(env),
             visits=VisitSettings.from_env(env),
+            batch=BatchSettings.from_env(env),
         )

@@ -133,9 +133,12 @@ def _arrow_text(a: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(a), dtype=pd.ArrowDtype(pa.large_string()))
 
 
-def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> None:
+def new_partition(conn: Connection, grid_id: int) -> str:
+    """Create the empty table that becomes grid ``grid_id``'s assignment partition; returns its name.
+
+    Fill it, then :func:`swap_partition` (same transaction)."""
     gid = int(grid_id)  # identifiers below are built from this integer only
-    new, final = f"customer_cell_g{gid}_new", f"customer_cell_g{gid}"
+    new = f"customer_cell_g{gid}_new"
     # Partition DDL on customer_cell, one transaction at a time (whatever the grid): the new table is
     # made LIKE customer_cell (a share lock held to commit) and the swap then needs customer_cell
     # exclusively (DETACH). Two swaps each holding the share lock while waiting for the exclusive one
@@ -146,6 +149,12 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
     # checked row by row during COPY instead of by a second pass over the table.
     conn.execute(text(f"CREATE TABLE {new} (LIKE customer_cell INCLUDING DEFAULTS, "
                       f"CONSTRAINT {new}_grid CHECK (grid_id = {gid}))"))
+    return new
+
+
+def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> None:
+    gid = int(grid_id)
+    new = new_partition(conn, gid)
     # Binary COPY: the server parses no text; cell ids and reasons travel as Arrow dictionaries,
     # not as a Python string per row.
     code = placed["cell_index"].to_numpy(dtype=np.int64)  # from locate_customers
@@ -182,6 +191,13 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
         with _raw(conn).cursor() as cur:
             cur.copy_expert(f"COPY {new} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)", stream,
                             size=8 << 20)
+    swap_partition(conn, gid)
+
+
+def swap_partition(conn: Connection, grid_id: int) -> None:
+    """Index the filled :func:`new_partition` table (rows in cell id order) and swap it in for the grid's."""
+    gid = int(grid_id)
+    new, final = f"customer_cell_g{gid}_new", f"customer_cell_g{gid}"
     conn.execute(text(f"CREATE UNIQUE INDEX {new}_customer ON {new} (customer_id)"))
     # Rows are stored in cell id order: a BRIN index (block ranges) is exact enough and costs nothing.
     conn.execute(text(f"CREATE INDEX {new}_cell ON {new} USING brin (cell_id) WITH (pages_per_range = 8)"))
@@ -214,10 +230,13 @@ def potential_per_cell(conn: Connection, *, grid_id: int, kind: str, county_code
     return apportion_to_cells(cells, villages, county["geometry"])
 
 
-def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = None) -> dict:
+def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = None,
+                       totals: pd.DataFrame | None = None) -> dict:
     """Recompute customers, balances, households and visits per cell of a grid.
 
     Visits are counted as of ``as_of`` (default now), recorded in ``cell_stat.as_of``.
+    ``totals`` (cell_id, customers, deposit, loan): the customer figures already summed
+    from the placement (the batch mode's reduction), instead of a join over the customers.
     """
     g = get_grid(conn, grid_id=grid_id)
     gid = int(grid_id)
@@ -232,6 +251,21 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
     buf.seek(0)
     with _raw(conn).cursor() as cur:
         cur.copy_expert("COPY tmp_potential FROM STDIN", buf)
+    if totals is None:
+        summed = f"""SELECT cc.cell_id, count(*) AS customers, sum(cu.deposit_balance) AS deposit,
+                           sum(cu.loan_balance) AS loan
+            FROM {part} cc JOIN customer cu ON cu.customer_id = cc.customer_id
+            WHERE cc.cell_id IS NOT NULL GROUP BY cc.cell_id"""
+    else:
+        conn.execute(text("DROP TABLE IF EXISTS tmp_totals"))
+        conn.execute(text("CREATE TEMP TABLE tmp_totals (cell_id varchar(32), customers int8, deposit numeric,"
+                          " loan numeric) ON COMMIT DROP"))
+        buf = io.StringIO()
+        totals[["cell_id", "customers", "deposit", "loan"]].to_csv(buf, sep="\t", header=False, index=False)
+        buf.seek(0)
+        with _raw(conn).cursor() as cur:
+            cur.copy_expert("COPY tmp_totals FROM STDIN", buf)
+        summed = "SELECT * FROM tmp_totals"
     conn.execute(text("DELETE FROM cell_stat WHERE grid_id = :g"), {"g": gid})
     conn.execute(
         text(f"""
@@ -243,10 +277,7 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
                CAST(:as_of AS timestamptz)
         FROM cell c
         LEFT JOIN tmp_potential p ON p.cell_id = c.cell_id
-        LEFT JOIN (
-            SELECT cc.cell_id, count(*) AS customers, sum(cu.deposit_balance) AS deposit, sum(cu.loan_balance) AS loan
-            FROM {part} cc JOIN customer cu ON cu.customer_id = cc.customer_id
-            WHERE cc.cell_id IS NOT NULL GROUP BY cc.cell_id
+        LEFT JOIN ({summed}
         ) a ON a.cell_id = c.cell_id
         LEFT JOIN ({visit_counts_sql(part)}
         ) v ON v.cell_id = c.cell_id

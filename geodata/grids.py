@@ -242,6 +242,17 @@ def grid_locator(conn: Connection, *, grid_id: int, kind: str, cells: gpd.GeoDat
     return locator
 
 
+def locator_from_bytes(kind: str, cells: gpd.GeoDataFrame, data: bytes, workers: int = 1):
+    """A lookup made by :func:`grid_locator` (its ``to_bytes``) opened again for the same ``cells``."""
+    from grid.locate import H3Locator, VillageLocator
+
+    if kind == "h3":
+        cells = _with_h3(cells)
+    if kind == "h3" and not _mixed(cells):
+        return H3Locator.from_bytes(data, cells, workers=workers)
+    return VillageLocator.from_bytes(data, cells)
+
+
 def get_grid(conn: Connection, *, grid_id: int) -> dict:
     """One grid version's summary, or NotFound."""
     row = conn.execute(

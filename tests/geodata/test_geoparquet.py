@@ -121,6 +121,6 @@ def test_cli_import_and_export_parquet(db_url, tmp_path):
     src = _customers(tmp_path / "c.parquet", ROWS[:1])
     res = CliRunner().invoke(cli, ["import", "customers", str(src), "--dry-run", "--json"], env=env)
     s = json.loads(res.output.strip().splitlines()[-1])
-    assert res.exit_code == 0 and s["counts"]["inserted"] == 1, res.output
+    assert res.exit_code == 0 and s["counts"]["rows"] == 1 and s["counts"]["rejected"] == 0, res.output
     res = CliRunner().invoke(cli, ["export", "customers", "-o", str(tmp_path / "o.parquet"), "--json"], env=env)
     assert res.exit_code == 0 and json.loads(res.output.strip().splitlines()[-1])["format"] == "parquet"

@@ -1,0 +1,164 @@
+"""Customers in partitions for the batch mode: from the store (one county, or a hash slice of a big
+one, read with COPY) or from GeoParquet files (runs of row groups). Every partition reads as the same
+frame: customer_id, lon, lat, village_code, county_code, deposit and loan in cents (exact sums)."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from geodata.errors import BadInput
+
+COLUMNS = ("customer_id", "lon", "lat", "village_code", "county_code", "deposit_cents", "loan_cents")
+
+
+@dataclass(frozen=True)
+class StorePart:
+    """Customers of one county from the store; with ``of`` > 1 only hash slice ``slice`` of ``of``."""
+
+    county_code: str
+    slice: int = 0
+    of: int = 1
+
+
+@dataclass(frozen=True)
+class ParquetPart:
+    """Row groups ``row_groups`` of one (Geo)Parquet file."""
+
+    path: str
+    row_groups: tuple[int, ...]
+    rows: int
+
+
+def store_parts(conn: Connection, *, counties: list[str], rows_per_part: int) -> list[StorePart]:
+    """Partitions of the stored customers of ``counties``: a county, or slices of about ``rows_per_part``."""
+    counts = dict(conn.execute(text("SELECT county_code, count(*) FROM customer WHERE county_code = ANY(:c)"
+                                    " GROUP BY county_code"), {"c": list(counties)}).all())
+    out = []
+    for c in counties:
+        k = max(1, math.ceil(counts.get(c, 0) / max(1, rows_per_part)))
+        out += [StorePart(c, i, k) for i in range(k)]
+    return out
+
+
+def read_store(engine: Engine, part: StorePart) -> pd.DataFrame:
+    """One store partition (COPY; rows of another legal entity than the county's left out, as
+    ``geodata.assign.fetch_customers`` does)."""
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            inner = cur.mogrify(
+                "SELECT customer_id, ST_X(geom), ST_Y(geom), village_code, county_code,"
+                " (deposit_balance * 100)::int8, (loan_balance * 100)::int8 FROM customer WHERE county_code = %s"
+                " AND coalesce(legal_entity_id = (SELECT legal_entity_id FROM county WHERE adcode = %s), true)"
+                " AND (%s = 1 OR (hashtext(customer_id) & 2147483647) %% %s = %s)",
+                (part.county_code, part.county_code, part.of, part.of, part.slice)).decode()
+            buf = io.BytesIO()
+            cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)
+        raw.rollback()
+    finally:
+        raw.close()
+    types = {"customer_id": pa.large_string(), "lon": pa.float64(), "lat": pa.float64(),
+             "village_code": pa.large_string(), "county_code": pa.large_string(),
+             "deposit_cents": pa.int64(), "loan_cents": pa.int64()}
+    buf.seek(0)
+    if buf.getbuffer().nbytes == 0:
+        table = pa.table({k: pa.array([], type=t) for k, t in types.items()})
+    else:
+        table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=list(COLUMNS)),
+                               convert_options=pacsv.ConvertOptions(column_types=types))
+    return _frame(table)
+
+
+def parquet_parts(paths: list[Path], *, rows_per_part: int) -> list[ParquetPart]:
+    """Runs of whole row groups of about ``rows_per_part`` rows, file by file."""
+    out = []
+    for path in paths:
+        try:
+            meta = pq.read_metadata(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise BadInput(f"{Path(path).name}: cannot be read as a Parquet file ({exc})") from None
+        run, rows = [], 0
+        for i in range(meta.num_row_groups):
+            run.append(i)
+            rows += meta.row_group(i).num_rows
+            if rows >= rows_per_part:
+                out.append(ParquetPart(str(path), tuple(run), rows))
+                run, rows = [], 0
+        if run:
+            out.append(ParquetPart(str(path), tuple(run), rows))
+    return out
+
+
+def read_parquet(part: ParquetPart) -> pd.DataFrame:
+    """One Parquet partition: points from the GeoParquet geometry (or lon/lat columns), amounts in cents."""
+    pf = pq.ParquetFile(part.path)
+    names = set(pf.schema_arrow.names)
+    geo = pf.schema_arrow.metadata.get(b"geo") if pf.schema_arrow.metadata else None
+    import json
+
+    geom = json.loads(geo)["primary_column"] if geo else None
+    for need in ("customer_id", "county_code"):
+        if need not in names:
+            raise BadInput(f"{Path(part.path).name}: no {need} column (batch input needs customer_id and"
+                           " county_code, as gridmkt export customers writes them)")
+    cols = [c for c in ("customer_id", "village_code", "county_code", "deposit_balance", "loan_balance",
+                        "lon", "lat") if c in names] + ([geom] if geom else [])
+    t = pf.read_row_groups(list(part.row_groups), columns=cols)
+    if geom:
+        g = shapely.from_wkb(t.column(geom).to_numpy(zero_copy_only=False), on_invalid="ignore")
+        point = shapely.get_type_id(g) == 0
+        lon = np.where(point, shapely.get_x(g), np.nan)
+        lat = np.where(point, shapely.get_y(g), np.nan)
+    else:
+        lon = _floats(t, "lon")
+        lat = _floats(t, "lat")
+    n = t.num_rows
+
+    def text_col(name):
+        if name not in t.column_names:
+            return pa.nulls(n, pa.large_string())
+        return pc.cast(t.column(name).combine_chunks(), pa.large_string())
+
+    def cents(name):
+        if name not in t.column_names:
+            return pa.array(np.zeros(n, dtype=np.int64))
+        v = pc.cast(t.column(name).combine_chunks(), pa.float64()).to_numpy(zero_copy_only=False)
+        return pa.array(np.rint(np.nan_to_num(v) * 100).astype(np.int64))
+
+    return _frame(pa.table({"customer_id": text_col("customer_id"), "lon": pa.array(lon), "lat": pa.array(lat),
+                            "village_code": text_col("village_code"), "county_code": text_col("county_code"),
+                            "deposit_cents": cents("deposit_balance"), "loan_cents": cents("loan_balance")}))
+
+
+def _floats(t: pa.Table, name: str) -> np.ndarray:
+    if name not in t.column_names:
+        return np.full(t.num_rows, np.nan)
+    return pc.cast(t.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(float)
+
+
+def _text(a) -> pd.Series:
+    a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+    return pd.Series(pd.arrays.ArrowExtensionArray(a), dtype=pd.ArrowDtype(pa.large_string()))
+
+
+def _frame(t: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": _text(t["customer_id"]), "lon": t["lon"].to_numpy().astype(float),
+        "lat": t["lat"].to_numpy().astype(float), "village_code": _text(t["village_code"]),
+        "county_code": _text(t["county_code"]),
+        "deposit_cents": t["deposit_cents"].to_numpy().astype(np.int64),
+        "loan_cents": t["loan_cents"].to_numpy().astype(np.int64),
+    })

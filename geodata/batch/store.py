@@ -1,0 +1,148 @@
+"""The database side of a batch assignment: which grids, what each worker needs to place points, the
+staging tables the workers COPY placed rows into, and each county's write-back in its own transaction.
+
+Staging tables are ``batch_<token>_g<grid id>`` (UNLOGGED, one per grid, so a county's write-back
+reads only its own rows); ``token`` is made here (hex) and checked, never taken from a user.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from geodata.assign import (
+    ASSIGN_LOCK_CLASS,
+    HOW,
+    new_partition,
+    refresh_cell_stats,
+    swap_partition,
+)
+from geodata.errors import BadInput
+from geodata.grids import get_grid, grid_locator, load_cells, load_villages, locator_from_bytes
+from geodata.pgcopy import encode_binary
+
+_TOKEN = re.compile(r"^[0-9a-f]{8,32}$")
+
+
+@dataclass
+class GridBundle:
+    """What a worker needs to place one grid's customers, exactly as ``gridmkt assign customers`` does."""
+
+    grid_id: int
+    county_code: str
+    kind: str
+    cells: pd.DataFrame
+    villages: pd.DataFrame
+    lookup: bytes  # the grid's stored point lookup (``grid_locator``), opened once per worker
+    legal_entity: str | None = None  # the county's legal entity code (rows of another are left out)
+    _locator: object = field(default=None, repr=False, compare=False)
+
+    def locator(self):
+        """The lookup, opened on first use in this process and kept (the bundle is shipped once per worker)."""
+        if self._locator is None:
+            self._locator = locator_from_bytes(self.kind, self.cells, self.lookup)
+        return self._locator
+
+    def __getstate__(self):
+        return {**self.__dict__, "_locator": None}
+
+
+def target_grids(conn: Connection, *, grid_ids: list[int] | None = None, kind: str | None = None) -> list[dict]:
+    """The grids to assign: ``grid_ids``, else the newest grid of every county that has one (of ``kind``)."""
+    if grid_ids:
+        return [get_grid(conn, grid_id=int(g)) for g in grid_ids]
+    if kind is not None and kind not in ("h3", "village"):
+        raise BadInput(f"unknown grid kind {kind!r}; use h3 or village")
+    rows = conn.execute(text(
+        "SELECT DISTINCT ON (county_code) id FROM grid WHERE (CAST(:k AS text) IS NULL OR kind = :k)"
+        " ORDER BY county_code, id DESC"), {"k": kind}).scalars().all()
+    return [get_grid(conn, grid_id=g) for g in rows]
+
+
+def bundle(conn: Connection, grid: dict) -> GridBundle:
+    """Cells, villages and the stored lookup of ``grid`` (built and stored now if it has none)."""
+    gid = int(grid["id"])
+    cells = load_cells(conn, grid_id=gid, with_stats=False)
+    grid_locator(conn, grid_id=gid, kind=grid["kind"], cells=cells)
+    data = conn.execute(text("SELECT data FROM grid_lookup WHERE grid_id = :g"), {"g": gid}).scalar()
+    le = conn.execute(text("SELECT l.code FROM county c JOIN legal_entity l ON l.id = c.legal_entity_id"
+                           " WHERE c.adcode = :c"), {"c": grid["county_code"]}).scalar()
+    return GridBundle(grid_id=gid, county_code=grid["county_code"], kind=grid["kind"], cells=cells,
+                      villages=load_villages(conn, county_code=grid["county_code"]), lookup=bytes(data),
+                      legal_entity=le)
+
+
+def staging_name(token: str, grid_id: int) -> str:
+    if not _TOKEN.match(token):
+        raise ValueError(f"bad batch token {token!r}")
+    return f"batch_{token}_g{int(grid_id)}"
+
+
+def create_staging(conn: Connection, *, token: str, grid_ids: list[int]) -> None:
+    """One empty UNLOGGED staging table per grid (dropped by :func:`drop_staging`)."""
+    for gid in grid_ids:
+        name = staging_name(token, gid)
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE UNLOGGED TABLE {name} (LIKE customer_cell INCLUDING DEFAULTS)"))
+
+
+def drop_staging(engine: Engine, *, token: str, grid_ids: list[int]) -> None:
+    with engine.begin() as conn:
+        for gid in grid_ids:
+            conn.execute(text(f"DROP TABLE IF EXISTS {staging_name(token, gid)}"))
+
+
+def stage_placed(engine: Engine, *, token: str, grid_id: int, placed: pd.DataFrame) -> None:
+    """COPY (binary) one partition's placed rows (``locate_customers`` output) into the grid's staging table."""
+    if not len(placed):
+        return
+    frame = pd.DataFrame({
+        "grid_id": np.full(len(placed), int(grid_id), dtype=np.int32),
+        "customer_id": placed["customer_id"].reset_index(drop=True),
+        "cell_id": pd.Series(placed["cell_id"].to_numpy(), dtype=object),
+        "how": pd.Series(np.asarray(placed["how"], dtype=object)),
+    })
+    stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.copy_expert(f"COPY {staging_name(token, grid_id)} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary)",
+                            stream, size=8 << 20)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def totals_frame(cell_ids: np.ndarray, totals: np.ndarray) -> pd.DataFrame:
+    """Summed (customers, deposit cents, loan cents) per cell as ``refresh_cell_stats(totals=...)`` takes them."""
+    has = totals[0] > 0
+    cents = totals[1:, has]
+
+    def money(v: np.ndarray) -> list[str]:
+        return [f"{'-' if c < 0 else ''}{abs(int(c)) // 100}.{abs(int(c)) % 100:02d}" for c in v]
+
+    return pd.DataFrame({"cell_id": np.asarray(cell_ids, dtype=object)[has], "customers": totals[0, has],
+                         "deposit": money(cents[0]), "loan": money(cents[1])})
+
+
+def write_back(engine: Engine, *, token: str, grid_id: int, totals: pd.DataFrame, as_of: str | None = None) -> dict:
+    """One county's assignment from its staging table, in one transaction: the grid's partition swapped in
+    (rows in cell id order), cell statistics from the summed ``totals``, ``assigned_at`` set."""
+    gid = int(grid_id)
+    stage = staging_name(token, gid)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:c, :g)"), {"c": ASSIGN_LOCK_CLASS, "g": gid})
+        new = new_partition(conn, gid)
+        conn.execute(text(f"INSERT INTO {new} (grid_id, customer_id, cell_id, how) SELECT grid_id, customer_id,"
+                          f" cell_id, how FROM {stage} ORDER BY cell_id COLLATE \"C\" NULLS LAST"))
+        counts = dict(conn.execute(text(f"SELECT how, count(*) FROM {new} GROUP BY how")).all())
+        swap_partition(conn, gid)
+        stats = refresh_cell_stats(conn, grid_id=gid, as_of=as_of, totals=totals)
+        conn.execute(text("UPDATE grid SET assigned_at = now() WHERE id = :g"), {"g": gid})
+    return {"grid_id": gid, "customers": int(sum(counts.values())),
+            **{h: int(counts.get(h, 0)) for h in HOW}, "stats": stats}

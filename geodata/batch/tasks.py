@@ -1,0 +1,67 @@
+"""What runs on a batch worker: place one partition's customers with the shipped lookups, COPY the rows
+to staging and return the partition's per-cell totals; write one county back. Plain functions of
+picklable arguments, so any Dask scheduler (or none) can run them."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from geodata.assign import HOW, locate_customers
+from geodata.batch import sources, store
+from grid.totals import cell_totals
+
+_ENGINES: dict[str, Engine] = {}
+_MUTEX = threading.Lock()
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per database per worker process (no pool kept: a task holds one connection at a time)."""
+    with _MUTEX:
+        if url not in _ENGINES:
+            _ENGINES[url] = create_engine(url, poolclass=NullPool)
+        return _ENGINES[url]
+
+
+def read(db_url: str, part) -> pd.DataFrame:
+    if isinstance(part, sources.StorePart):
+        return sources.read_store(engine_for(db_url), part)
+    return sources.read_parquet(part)
+
+
+def place(part, bundles: dict[int, store.GridBundle], db_url: str, token: str) -> dict:
+    """Place one partition; returns ``{grid id: (totals (3, cells) int64, rows per how)}`` and ``rows``."""
+    customers = read(db_url, part)
+    by_county = {b.county_code: b for b in bundles.values()}
+    out: dict = {"rows": len(customers), "grids": {}}
+    if not len(customers):
+        return out
+    codes = customers["county_code"].to_numpy(dtype=object, na_value=None)
+    for county in pd.unique(codes):
+        b = by_county.get(county)
+        if b is None:
+            continue  # a county this run does not assign
+        mine = customers[codes == county].reset_index(drop=True)
+        placed = locate_customers(b.kind, b.cells, b.villages, mine, locator=b.locator())
+        store.stage_placed(engine_for(db_url), token=token, grid_id=b.grid_id, placed=placed)
+        totals = cell_totals(placed["cell_index"].to_numpy(), len(b.cells), mine["deposit_cents"].to_numpy(),
+                             mine["loan_cents"].to_numpy())
+        how = placed["how"].value_counts().reindex(list(HOW), fill_value=0).to_numpy(dtype=np.int64)
+        out["grids"][b.grid_id] = (totals, how)
+    return out
+
+
+def add(a: tuple | None, b: tuple) -> tuple:
+    """Two partitions' totals of one grid, added."""
+    return b if a is None else (a[0] + b[0], a[1] + b[1])
+
+
+def write_back(db_url: str, token: str, grid_id: int, cell_ids: np.ndarray, totals: np.ndarray,
+               as_of: str | None) -> dict:
+    return store.write_back(engine_for(db_url), token=token, grid_id=grid_id,
+                            totals=store.totals_frame(cell_ids, totals), as_of=as_of)
