@@ -97,8 +97,9 @@ def drop_staging(engine: Engine, *, token: str, grid_ids: list[int]) -> None:
             conn.execute(text(f"DROP TABLE IF EXISTS {staging_name(token, gid)}"))
 
 
-def stage_placed(engine: Engine, *, token: str, grid_id: int, placed: pd.DataFrame) -> None:
-    """COPY (binary) one partition's placed rows (``locate_customers`` output) into the grid's staging table."""
+def stage_placed(raw, *, token: str, grid_id: int, placed: pd.DataFrame) -> None:
+    """COPY (binary) one partition's placed rows (``locate_customers`` output) into the grid's staging table,
+    on the DB-API connection ``raw`` (the caller commits)."""
     if not len(placed):
         return
     frame = pd.DataFrame({
@@ -108,14 +109,9 @@ def stage_placed(engine: Engine, *, token: str, grid_id: int, placed: pd.DataFra
         "how": pd.Series(np.asarray(placed["how"], dtype=object)),
     })
     stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            cur.copy_expert(f"COPY {staging_name(token, grid_id)} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary)",
-                            stream, size=8 << 20)
-        raw.commit()
-    finally:
-        raw.close()
+    with raw.cursor() as cur:
+        cur.copy_expert(f"COPY {staging_name(token, grid_id)} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary)",
+                        stream, size=8 << 20)
 
 
 def totals_frame(cell_ids: np.ndarray, totals: np.ndarray) -> pd.DataFrame:

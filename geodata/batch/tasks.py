@@ -41,18 +41,25 @@ def place(part, bundles: dict[int, store.GridBundle], db_url: str, token: str) -
     out: dict = {"rows": len(customers), "grids": {}}
     if not len(customers):
         return out
-    codes = customers["county_code"].to_numpy(dtype=object, na_value=None)
-    for county in pd.unique(codes):
-        b = by_county.get(county)
-        if b is None:
-            continue  # a county this run does not assign
-        mine = customers[codes == county].reset_index(drop=True)
-        placed = locate_customers(b.kind, b.cells, b.villages, mine, locator=b.locator())
-        store.stage_placed(engine_for(db_url), token=token, grid_id=b.grid_id, placed=placed)
-        totals = cell_totals(placed["cell_index"].to_numpy(), len(b.cells), mine["deposit_cents"].to_numpy(),
-                             mine["loan_cents"].to_numpy())
-        how = placed["how"].value_counts().reindex(list(HOW), fill_value=0).to_numpy(dtype=np.int64)
-        out["grids"][b.grid_id] = (totals, how)
+    codes, names = pd.factorize(customers["county_code"], use_na_sentinel=True)
+    order = np.argsort(codes, kind="stable")  # each county's rows together, in file order
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    raw = engine_for(db_url).raw_connection()  # one connection for the partition's COPYs
+    try:
+        for k, county in enumerate(names):
+            b = by_county.get(county)
+            if b is None:
+                continue  # a county this run does not assign
+            mine = customers.iloc[order[bounds[k]:bounds[k + 1]]].reset_index(drop=True)
+            placed = locate_customers(b.kind, b.cells, b.villages, mine, locator=b.locator())
+            store.stage_placed(raw, token=token, grid_id=b.grid_id, placed=placed)
+            totals = cell_totals(placed["cell_index"].to_numpy(), len(b.cells), mine["deposit_cents"].to_numpy(),
+                                 mine["loan_cents"].to_numpy())
+            how = placed["how"].value_counts().reindex(list(HOW), fill_value=0).to_numpy(dtype=np.int64)
+            out["grids"][b.grid_id] = (totals, how)
+        raw.commit()
+    finally:
+        raw.close()
     return out
 
 
