@@ -57,7 +57,7 @@ def test_spatial_round_trip(engine, villages, tmp_path, suffix):
 
 
 def test_bad_extension(engine, tmp_path):
-    with pytest.raises(BadInput, match="use .geojson, .gpkg or .csv"):
+    with pytest.raises(BadInput, match="use .geojson, .gpkg, .csv or .parquet"):
         export(engine, kind="villages", path=tmp_path / "v.shp")
 
 
