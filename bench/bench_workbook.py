@@ -10,15 +10,19 @@ a published plan, gap scores), whole scope (as ``gridmkt export workbook``).
 
 Figures: seconds to build and write each, file size, and seconds for openpyxl
 to open each (``load_workbook``, every cell read: the nearest stand-in for a
-spreadsheet program here, which has none).
+spreadsheet program here, which has none). ``--previous REF`` also writes the
+same data with ``geodata/workbook.py`` as it was at git commit REF (for
+example the commit before a change to the writer), in the same run.
 
-    python bench/bench_workbook.py --customers 100000
+    python bench/bench_workbook.py --customers 100000 [--previous REF]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +103,19 @@ def baseline_write(path: Path, *, summary, sheets) -> Path:
     return path
 
 
+def writer_at(ref: str, out: Path):
+    """``geodata/workbook.py`` as it was at git commit ``ref``, loaded as a module of its own."""
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(["git", "-C", str(root), "show", f"{ref}:geodata/workbook.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = out / "workbook_previous.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("workbook_previous", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def open_seconds(path: Path) -> tuple[float, int]:
     """openpyxl opening the file whole (every cell parsed, as a spreadsheet program does); sheets."""
     import openpyxl
@@ -135,6 +152,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=100_000, help="the demo's default")
     ap.add_argument("--county", default="640121")
     ap.add_argument("--res", type=int, default=8)
+    ap.add_argument("--previous", metavar="REF", help="also write with geodata/workbook.py as at this git commit")
     args = ap.parse_args()
 
     from geodata import workbook
@@ -143,6 +161,7 @@ def main() -> None:
 
     everything = Scope(role="admin", legal_entity_id=None)
     out = Path(tempfile.mkdtemp(prefix="gridmkt-bench-workbook-"))
+    previous = writer_at(args.previous, out) if args.previous else None
     with throwaway_database() as (engine, _info):
         t0 = time.perf_counter()
         gid = demo_grid(engine, customers=args.customers, county=args.county, res=args.res, home=out)
@@ -156,21 +175,35 @@ def main() -> None:
             data = workbook_data(conn, grid_id=gid, scope=everything)
             new = workbook.write_workbook(out / "ours.xlsx", data)
             new_write = time.perf_counter() - t0
+            if previous is not None:
+                t0 = time.perf_counter()
+                data = workbook_data(conn, grid_id=gid, scope=everything)
+                prev = previous.write_workbook(out / "previous.xlsx", data)
+                prev_write = time.perf_counter() - t0
             cells = conn.execute(text("SELECT count(*) FROM cell WHERE grid_id = :g"), {"g": gid}).scalar()
     old_open, old_sheets = open_seconds(old)
     new_open, new_sheets = open_seconds(new)
+    figures = {}
+    if previous is not None:
+        prev_open, prev_sheets = open_seconds(prev)
+        figures["previous"] = {"ref": args.previous, "sheets": prev_sheets, "mb": round(prev.stat().st_size / 1e6, 2),
+                               "write_s": round(prev_write, 2), "open_s": round(prev_open, 2)}
     print(f"grid {gid}: {cells} cells, {len(data.summary)} RMs, {len(data.customers)} customers listed "
           f"(setup {setup:.0f} s)")
     print(f"baseline: {old_sheets} sheets, {old.stat().st_size / 1e6:.2f} MB, written in {old_write:.1f} s, "
           f"opened in {old_open:.1f} s")
     print(f"ours:     {new_sheets} sheets, {new.stat().st_size / 1e6:.2f} MB, written in {new_write:.1f} s, "
           f"opened in {new_open:.1f} s")
+    if previous is not None:
+        p = figures["previous"]
+        print(f"previous ({args.previous}): {p['sheets']} sheets, {p['mb']:.2f} MB, written in {p['write_s']:.1f} s, "
+              f"opened in {p['open_s']:.1f} s")
     emit({"bench": "workbook", "customers": args.customers, "cells": cells, "rms": len(data.summary),
           "customers_listed": len(data.customers),
           "baseline": {"sheets": old_sheets, "mb": round(old.stat().st_size / 1e6, 2),
                        "write_s": round(old_write, 2), "open_s": round(old_open, 2)},
           "ours": {"sheets": new_sheets, "mb": round(new.stat().st_size / 1e6, 2),
-                   "write_s": round(new_write, 2), "open_s": round(new_open, 2)}})
+                   "write_s": round(new_write, 2), "open_s": round(new_open, 2)}, **figures})
 
 
 if __name__ == "__main__":

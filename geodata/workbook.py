@@ -15,13 +15,16 @@ What goes in is read by :func:`geodata.reads.workbook.workbook_data` (the RMs, c
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from geodata.reads.workbook import CUSTOMER_LIMIT, WorkbookData
+from geodata.xlsxrows import Table, splice_rows
 
 CHINA_TZ = "Asia/Shanghai"
 # (key, 中文, English, format); formats: text, int, money, num2, score, datetime, date, bool.
@@ -83,11 +86,12 @@ SHEETS = ("汇总 Summary", "客户 Customers", "网格 Cells", "说明 About")
 
 
 def write_workbook(path: Path, data: WorkbookData) -> Path:
-    """Write ``data`` as the RM workbook (xlsxwriter, rows streamed: constant memory at any size)."""
+    """Write ``data`` as the RM workbook: xlsxwriter writes the frame, the rows are streamed in (``xlsxrows``)."""
     import xlsxwriter
 
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_urls": False,
-                                         "strings_to_formulas": False, "strings_to_numbers": False})
+    frame = io.BytesIO()
+    wb = xlsxwriter.Workbook(frame, {"in_memory": True, "strings_to_urls": False,
+                                     "strings_to_formulas": False, "strings_to_numbers": False})
     head_zh = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                              "valign": "vcenter"})
     head_en = wb.add_format({"italic": True, "font_color": "#595959", "bg_color": "#F2F2F2", "border": 1,
@@ -99,21 +103,24 @@ def write_workbook(path: Path, data: WorkbookData) -> Path:
     summary = data.summary
     totals = {"rm_code": "合计 Total", **{k: summary[k].sum() for k, _, _, kind in SUMMARY_COLUMNS
                                           if kind in ("int", "money", "num2")}}
-    _table(wb.add_worksheet(SHEETS[0]), SUMMARY_COLUMNS, summary, head_zh, head_en, formats,
-           total=(totals, bold))
-    _table(wb.add_worksheet(SHEETS[1]), CUSTOMER_COLUMNS, data.customers, head_zh, head_en, formats)
-    _table(wb.add_worksheet(SHEETS[2]), CELL_COLUMNS, data.cells, head_zh, head_en, formats)
+    tables = [
+        _table(wb.add_worksheet(SHEETS[0]), SUMMARY_COLUMNS, summary, head_zh, head_en, formats,
+               total=(totals, bold)),
+        _table(wb.add_worksheet(SHEETS[1]), CUSTOMER_COLUMNS, data.customers, head_zh, head_en, formats),
+        _table(wb.add_worksheet(SHEETS[2]), CELL_COLUMNS, data.cells, head_zh, head_en, formats),
+    ]
     _about(wb.add_worksheet(SHEETS[3]), data, head_zh, formats)
     wb.close()
-    return path
+    with zipfile.ZipFile(frame) as z:
+        return splice_rows(z, path, tables)
 
 
-def _table(ws, columns, df: pd.DataFrame, head_zh, head_en, formats, total=None) -> None:
-    """Two header rows (中文, English), frozen, an autofilter, widths, then one typed row per record."""
+def _table(ws, columns, df: pd.DataFrame, head_zh, head_en, formats, total=None) -> Table:
+    """Two header rows (中文, English), frozen, an autofilter, widths and number formats by column; the
+    data rows are returned as a :class:`Table` to stream in; a total row, if any, below them."""
     ws.set_row(0, 30)
-    # Rows are streamed (constant_memory): each row is written whole before the next one starts.
     for c, (key, zh, en, kind) in enumerate(columns):
-        ws.set_column(c, c, _width(zh, en, df[key] if key in df else None, kind))
+        ws.set_column(c, c, _width(zh, en, df[key] if key in df else None, kind), formats.get(kind))
     ws.write_row(0, 0, [zh for _, zh, _, _ in columns], head_zh)
     ws.write_row(1, 0, [en for _, _, en, _ in columns], head_en)
     ws.freeze_panes(2, 0)
@@ -122,25 +129,17 @@ def _table(ws, columns, df: pd.DataFrame, head_zh, head_en, formats, total=None)
     ws.autofilter(1, 0, max(last, 1), len(columns) - 1)
     keys = [k for k, *_ in columns]
     kinds = [kind for *_, kind in columns]
-    frame = df.reindex(columns=keys)
-    # Values converted a column at a time (None where missing); then one typed write per present value.
-    columns_ = [_column_values(frame[k], kind) for k, kind in zip(keys, kinds, strict=True)]
-    writers = [_WRITER.get(kind, "write_string") for kind in kinds]
-    calls = [(getattr(ws, w), formats.get(kind)) for w, kind in zip(writers, kinds, strict=True)]
-    for r, values in enumerate(zip(*columns_, strict=True), start=2):
-        for c, v in enumerate(values):
-            if v is not None:
-                write, fmt = calls[c]
-                write(r, c, v, fmt)
+    frame = df.reindex(columns=keys).reset_index(drop=True)
     if total is not None:
         values, fmts = total
         for c, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
             if key in values:
                 _cell(ws, last + 1, c, values[key], kind, fmts)
 
+    def column(c: int, start: int, stop: int) -> list:
+        return _column_values(frame[keys[c]].iloc[start:stop], kinds[c])
 
-_WRITER = {"int": "write_number", "money": "write_number", "num2": "write_number", "score": "write_number",
-           "datetime": "write_datetime", "date": "write_datetime", "bool": "write_boolean"}
+    return Table(sheet=ws.name, kinds=kinds, rows=len(frame), column=column)
 
 
 def _column_values(col: pd.Series, kind: str) -> list:
