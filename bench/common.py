@@ -52,12 +52,14 @@ def emit(figures: dict) -> None:
 
 
 def start_api(db_url: str, port: int, *, factory: str = "api.app:create_app", workers: int = 1,
-              secret: str = "bench-secret-key-of-32-bytes-or-more", timeout: float = 60) -> subprocess.Popen:
+              secret: str = "bench-secret-key-of-32-bytes-or-more", timeout: float = 60,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
     """uvicorn with an app factory in a subprocess on loopback; returns once /health answers (``timeout`` s at
-    most: a shared, busy machine may need more than the default)."""
+    most: a shared, busy machine may need more than the default). ``env``: more GRIDMKT_* settings."""
     import httpx
 
-    env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": secret, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "GRIDMKT_DATABASE_URL": db_url, "GRIDMKT_SECRET_KEY": secret, "PYTHONPATH": str(ROOT),
+           **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)

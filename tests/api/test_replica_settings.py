@@ -53,4 +53,5 @@ def test_get_routes_write_audit_rows_on_the_write_connection():
                 if (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "record" and call.args
                         and isinstance(call.args[0], ast.Name) and call.args[0].id == "conn"):
                     bad.append(f"{path.name}:{fn.name}")
-    assert bad == []
+    assert bad == [], ("these GET routes write their audit row on `conn`, which may be a read-only replica:"
+                       " add `audit_conn: WriteConnDep` (api/deps.py) and record on it (docs/replicas.md)")
