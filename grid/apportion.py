@@ -23,7 +23,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from grid.locate import locate_exact
-from grid.projection import metric_crs
+from grid.projection import metric_crs, metric_geometries
 from grid.villages import build_village_cells
 
 __all__ = ["apportion_to_cells"]
@@ -81,8 +81,8 @@ def apportion_to_cells(
         outside_hh += float(shared.loc[shared["code"].isin(rep["outside_county"]), "households"].sum())
         totals = shared.set_index("code")[["households", "population"]]
         crs = metric_crs(county.bounds)
-        g_m = gpd.GeoSeries(groups.geometry, crs=4326).to_crs(crs).to_numpy()
-        c_m = gpd.GeoSeries(cells.geometry, crs=4326).to_crs(crs).to_numpy()
+        g_m = metric_geometries(groups.geometry.to_numpy(), crs)
+        c_m = metric_geometries(cells.geometry.to_numpy(), crs)
         tree = shapely.STRtree(c_m)
         for gi, codes in enumerate(groups["village_codes"]):
             g_hh, g_pop = totals.loc[list(codes)].sum().to_numpy()

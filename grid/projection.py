@@ -10,6 +10,7 @@ import math
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from pyproj import CRS, Transformer
 
 EARTH_RADIUS_KM = 6371.0088
@@ -44,9 +45,66 @@ def metric_crs(geom_or_bounds) -> CRS:
     return CRS.from_epsg(utm_epsg((minx + maxx) / 2.0, (miny + maxy) / 2.0))
 
 
-def to_metric(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> gpd.GeoDataFrame | gpd.GeoSeries:
-    """Reproject EPSG:4326 data to its metric CRS (see :func:`metric_crs`)."""
-    return gdf.to_crs(metric_crs(gdf))
+# Edges of geometries that cross themselves once projected are cut to this length (degrees, about 10 m)
+# before projecting again: a straight edge in degrees bows by up to centimetres in metres, by micrometres
+# over 10 m.
+_DENSIFY_DEG = 1e-4
+
+
+def metric_geometries(geoms, crs) -> np.ndarray:
+    """EPSG:4326 geometries projected to ``crs`` (metres), each valid there.
+
+    A geometry is exact in degrees, where the grid is built and stored; a
+    straight edge in degrees is a curve in metres, drawn as the chord between
+    its projected ends, up to centimetres off the curve over a kilometre. A
+    needle narrower than that (a county outline folding back on itself, or a
+    cell clipped by one) can then cross itself in metres although it is valid
+    in degrees, and GEOS refuses to intersect or union it. Such geometries are
+    densified in degrees first (every edge then follows its curve within
+    micrometres) and made valid in metres, keeping their polygonal parts; all
+    others are projected as they are, vertex for vertex.
+
+    Examples
+    --------
+    >>> needle = shapely.Polygon([(105.558, 37.0), (105.532, 37.0), (105.541, 37.000000001),
+    ...                           (105.51, 37.03), (105.47, 37.004), (105.53, 36.991)])
+    >>> crs = metric_crs(needle.bounds)
+    >>> plain = gpd.GeoSeries([needle], crs=4326).to_crs(crs).iloc[0]
+    >>> bool(needle.is_valid), bool(plain.is_valid), bool(metric_geometries([needle], crs)[0].is_valid)
+    (True, False, True)
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    tr = Transformer.from_crs(4326, crs, always_xy=True)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+
+    out = shapely.transform(geoms, project)
+    bad = np.flatnonzero(~shapely.is_valid(out) & ~shapely.is_empty(out))
+    if len(bad):
+        fixed = shapely.make_valid(shapely.transform(shapely.segmentize(geoms[bad], _DENSIFY_DEG), project))
+        out[bad] = [_polygonal_part(g) if isinstance(orig, shapely.Polygon | shapely.MultiPolygon) else g
+                    for g, orig in zip(fixed, geoms[bad], strict=True)]
+    return out
+
+
+def _polygonal_part(g: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of ``g`` (make_valid may add the lines a collapsed needle leaves)."""
+    if isinstance(g, shapely.Polygon | shapely.MultiPolygon):
+        return g
+    parts = [p for p in shapely.get_parts(g) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def to_metric(gdf: gpd.GeoDataFrame | gpd.GeoSeries, crs=None) -> gpd.GeoDataFrame | gpd.GeoSeries:
+    """Reproject EPSG:4326 data to its metric CRS (see :func:`metric_crs`), every geometry valid there
+    (:func:`metric_geometries`)."""
+    crs = metric_crs(gdf) if crs is None else CRS.from_user_input(crs)
+    geoms = metric_geometries(gdf.geometry.to_crs(4326).to_numpy() if gdf.crs is not None else gdf.geometry.to_numpy(),
+                              crs)
+    if isinstance(gdf, gpd.GeoSeries):
+        return gpd.GeoSeries(geoms, index=gdf.index, crs=crs, name=gdf.name)
+    return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=crs), crs=crs)
 
 
 def areas_m2(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:

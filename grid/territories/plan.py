@@ -18,7 +18,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from grid.errors import InvalidInput
-from grid.projection import metric_crs, project_points
+from grid.projection import metric_crs, metric_geometries, project_points
 from grid.territories.chain import chain_moves
 from grid.territories.graph import cell_adjacency, neighbour_lists
 from grid.territories.recom import recombine, swap_territories
@@ -199,7 +199,7 @@ class TerritoryPlan:
             if total > 0:
                 base += weights.get(m, 1.0) * x / total
         crs = metric_crs(cells)
-        geoms = np.asarray(cells.geometry.to_crs(crs).values, dtype=object)
+        geoms = metric_geometries(cells.geometry.to_crs(4326).to_numpy(), crs)
         cell_xy = shapely.get_coordinates(shapely.centroid(geoms))
         hx, hy = project_points(rms["lon"], rms["lat"], crs)
         home_xy = np.column_stack([hx, hy])
