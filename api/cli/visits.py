@@ -107,7 +107,7 @@ def plan_cmd(ctx, rm_code, show, plan_date, start_lon, start_lat, leave, user):
 @click.option("--leave", default=None, help="Leaving at HH:MM.")
 @click.option("--user", default=None, help=USER_HELP)
 def route_cmd(ctx, plan_id, add, remove, start_lon, start_lat, leave, user):
-    """Change a plan's stops and/or route it again; prints the day."""
+    """Change a plan's stops and/or route it again; prints the day (each stop with its state, as plan --show)."""
     s = settings()
     with open_engine(s.db).begin() as conn:
         out = None
@@ -120,7 +120,7 @@ def route_cmd(ctx, plan_id, add, remove, start_lon, start_lat, leave, user):
         if out is None or start_lon is not None or leave:
             out = ops.route_from(conn, actor=_user(user), scope=None, settings=s, plan_id=plan_id,
                                  start=_start(start_lon, start_lat), leave=leave)
-        return out
+    return out if ctx.as_json else readable_day(out, s.visits.timezone)
 
 
 @command(visits, "checkin")

@@ -231,7 +231,8 @@
       var ul = el("ul");
       plan.dropped.forEach(function (d) {
         ul.appendChild(el("li", "", (d.name || d.customer_id) + " · " + (d.reason_zh && d.reason_en
-          ? d.reason_zh + " " + d.reason_en : DROPPED[d.drop_reason] || d.drop_reason || "")));
+          ? d.reason_zh + " " + d.reason_en : DROPPED[d.drop_reason] || d.drop_reason || "") +
+          (d.state === "done" ? " · 今天已拜访 visited today" : d.state === "checked_in" ? " · 已签到 checked in" : "")));
       });
       dropped.appendChild(ul);
     }

@@ -45,6 +45,8 @@ def test_visits_commands(db_url, data, monkeypatch, tmp_path):
     assert [t["task_id"] for t in _run("tasks", "--rm", "RA1")["items"]] == [task["task_id"]]
     route = _run("route", "--plan", str(plan["plan_id"]), "--remove", "CA1")
     assert route["stops"] == []
+    again = CliRunner().invoke(cli, ["visits", "route", "--plan", str(plan["plan_id"]), "--add", "CA1"])
+    assert again.exit_code == 0 and "done" in again.output and "CA1" in again.output, again.output
     rep = _run("report")
     assert {"RA1", "RA2", "RB1"} <= {i["rm_code"] for i in rep["items"]}
     bad = CliRunner().invoke(cli, ["visits", "checkin", "--rm", "RA1", "--customer", "CA1", "--lon", "106.28",

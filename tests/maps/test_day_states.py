@@ -1,6 +1,7 @@
 """The RM's day on the phone (390x844, Chromium, the real visits API), continued: where each stop stands after
 a reload and offline, the map tiles of the RM's territory kept offline with their age, and check-ins the server
-refuses (shown with its reason, discarded, or retried and recorded exactly once).
+refuses (shown with its reason, discarded, or retried and recorded exactly once), one the server is too busy
+for (sent again after the back-off) and one made after the session expired (kept until signed in again).
 """
 
 from __future__ import annotations
@@ -175,6 +176,27 @@ def test_a_refused_checkin_is_shown_discarded_or_retried_once(server, engine, ma
             phone.row(back["seq"]).scroll_into_view_if_needed()
             phone.shot("day_retried_390x844")
             _move(engine, map_grid, gone["customer_id"], "R1")
+
+            # The server is busy (503): the entry stays queued, not refused, and goes again after its back-off.
+            busy: list[str] = []
+
+            def once_busy(route):
+                if busy:
+                    route.fallback()
+                    return
+                busy.append(route.request.post_data_json["idempotency_key"])
+                route.fulfill(status=503, content_type="application/json", body='{"detail": "busy"}')
+
+            page.route("**/day/checkins", once_busy)
+            soon = stops[-4]
+            phone.move_to(soon["lon"], soon["lat"], 10)
+            phone.row(soon["seq"]).locator(".gd-checkin").click()
+            page.wait_for_function("window.gridmktDayApp.state.retries > 0")
+            assert page.locator("#gd-outbox").get_attribute("data-refused") == "0"
+            assert phone.row(soon["seq"]).get_attribute("data-state") == "queued"
+            page.wait_for_selector("#gd-outbox[data-count='0']", timeout=30_000)
+            assert phone.checkins.count(busy[0]) == 1 and len(_visits(engine, busy[0])) == 1
+            page.unroute("**/day/checkins", once_busy)
 
             # Signed out meanwhile (401): the entry stays on the phone, the page asks to sign in again; once
             # signed in, the same entry goes, once.
