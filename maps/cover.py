@@ -3,8 +3,8 @@
 A per-cell choropleth of the visits a cell's customers had in the window over its customers, with
 fixed classes a manager reads at a glance (red: customers and not one visit; green: at least one
 visit per customer); cells without customers are outlined only. Drawn from the counts it is given
-(``geodata.visits.coverage.cell_cover``), toggled in the layer control; its legend shows while the
-layer does (``gridmkt.js``, kind ``cover``).
+(``geodata.visits.coverage.cell_cover``), toggled in the layer control; its legend, in a panel of its
+own, shows while the layer does (``gridmkt.js``, kind ``cover``).
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
-from maps.base import GeoLayer, PageOptions, esc, feature_collection
+from maps.base import GeoLayer, PageOptions, Panel, esc, feature_collection
+from maps.panels import collapsible
 from maps.places import cell_title
 
 # Upper bounds (exclusive) of visits per customer, colour, label; the last class is open-ended.
 CLASSES: tuple[tuple[float, str, str], ...] = (
     (1e-9, "#d73027", "0 无人走访 nobody went"),
-    (0.25, "#fc8d59", "0 – 0.25"),
+    (0.25, "#fc8d59", "低于 below 0.25"),
     (0.5, "#fee08b", "0.25 – 0.5"),
     (1.0, "#91cf60", "0.5 – 1"),
-    (float("inf"), "#1a9850", "≥ 1 人均一次以上 one or more each"),
+    (float("inf"), "#1a9850", "1 及以上 1 or more"),
 )
 NO_CUSTOMERS = "无客户 no customers"
 LAYER_NAME = "走访覆盖 visits per customer"
@@ -47,12 +48,11 @@ def cover_color(visits: float, customers: float) -> str | None:
     return next(color for bound, color, _ in CLASSES if ratio < bound)
 
 
-def legend_html(window_days: int, *, shown: bool = True) -> str:
-    """The layer's legend: its classes and the no-customer outline, hidden while the layer is off."""
+def legend_html(window_days: int) -> str:
+    """The layer's legend: its classes and the no-customer outline."""
     rows = "".join(f'<div><i style="background:{c}"></i>{esc(label)}</div>' for _, c, label in CLASSES)
     rows += f'<div><i style="background:#fff;border:1px dashed #999"></i>{esc(NO_CUSTOMERS)}</div>'
-    off = "" if shown else " gm-off"
-    return (f'<div class="gm-legend gm-cover-legend{off}"><h3>近{window_days}天走访/客户 visits per customer, '
+    return (f'<div class="gm-legend gm-cover-legend"><h3>近{window_days}天走访/客户 visits per customer, '
             f'{window_days} days</h3>{rows}</div>')
 
 
@@ -84,10 +84,13 @@ def cover_layer(cells: gpd.GeoDataFrame, cover: Sequence[Mapping], options: Page
 
 
 def add_cover(m: folium.Map, cells: gpd.GeoDataFrame, cover: Sequence[Mapping] | None, options: PageOptions, *,
-              window_days: int, show: bool = True) -> str:
-    """Add the layer to ``m`` (if there is anything to draw); the legend HTML to put in the page's legend."""
+              window_days: int, show: bool = True, position: str = "bottomright") -> bool:
+    """Add the layer to ``m`` with its legend in a panel of its own at ``position`` (shown while the layer is,
+    so it never piles onto the page's other legend); False when there is nothing to draw."""
     layer = cover_layer(cells, cover, options, show=show) if cover is not None else None
     if layer is None:
-        return ""
+        return False
     layer.add_to(m)
-    return legend_html(window_days, shown=show)
+    off = "" if show else " gm-off"
+    Panel(collapsible("走访图例 visits legend", legend_html(window_days)), position, f"gm-cover-panel{off}").add_to(m)
+    return True

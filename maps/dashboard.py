@@ -28,7 +28,14 @@ from maps.base import (
 from maps.classify import class_breaks, rm_colors
 from maps.cover import LABELS as COVER_LABELS
 from maps.cover import add_cover
-from maps.panels import approx, collapsible, legend_html, shown_measures, summary_html, swatches_html
+from maps.panels import (
+    approx,
+    collapsible,
+    legend_html,
+    shown_measures,
+    summary_html,
+    swatches_html,
+)
 from maps.places import cell_title
 
 # measure name -> (column, legend title)
@@ -204,7 +211,7 @@ def dashboard_page(
     if len(t_codes):
         GeoLayer(feature_collection(t_geoms, [{"oc": colors[c], "t": c} for c in t_codes], options),
                  "territory", "责任区 territories").add_to(m)
-    cover_legend = add_cover(m, cells, visit_cover, options, window_days=cover_days, show=False)
+    add_cover(m, cells, visit_cover, options, window_days=cover_days, show=False, position="bottomleft")
     if outlets is not None and len(outlets):
         PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
     if service_points is not None and len(service_points):
@@ -221,7 +228,7 @@ def dashboard_page(
         *summary_rows(s), *([("评分于 scored", scored_note(gap_run))] if gap_run else []),
     ])
     Panel(collapsible("概况 summary", summary), "topright", "gm-summary-panel").add_to(m)
-    legend = legend_html(legend_title, classes) + cover_legend
+    legend = legend_html(legend_title, classes)
     if colors:
         legend += swatches_html("责任区 territories", colors, rm_names)
     Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)

@@ -20,7 +20,6 @@ from maps.base import (
     Background,
     GeoLayer,
     PageOptions,
-    Panel,
     PointLayer,
     add_background,
     bounds_of,
@@ -34,7 +33,6 @@ from maps.classify import rm_colors
 from maps.cover import LABELS as COVER_LABELS
 from maps.cover import add_cover
 from maps.dashboard import territories
-from maps.panels import collapsible
 from maps.visits_text import COMPONENTS, STYLE, explain_html, flagged_html
 
 PATH = "/maps/visits"
@@ -48,10 +46,11 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _points(row: Mapping, weights: Mapping[str, float]) -> str:
+    """Points per part of the score out of that part's full points: '完成 20/40 · 覆盖 8/30 · ...'."""
     total = sum(weights.values()) or 1.0
     shares = row.get("process") or {}
-    parts = [f"{COMPONENTS[c][0]} {100 * weights.get(c, 0) * float(shares.get(c, 0)) / total:.0f}" for c in COMPONENTS]
-    return " + ".join(parts)
+    full = {c: 100 * weights.get(c, 0) / total for c in COMPONENTS}
+    return " · ".join(f"{COMPONENTS[c][0]} {full[c] * float(shares.get(c, 0)):.0f}/{full[c]:.0f}" for c in COMPONENTS)
 
 
 def _flags(row: Mapping) -> str:
@@ -79,6 +78,11 @@ def _rm_cell(row: Mapping, links: Mapping[str, str]) -> str:
     return shown + (f'<div class="gv-sub">网点 outlet {esc(row["outlet_code"])}</div>' if row.get("outlet_code") else "")
 
 
+def _td(label: str, html: str) -> str:
+    # One value box per cell: on a phone the cell is a row of label (::before) and value.
+    return f'<td data-label="{esc(label)}"><div class="gv-v">{html}</div></td>'
+
+
 def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapping[str, str]) -> str:
     """One row per RM (cards on a phone: each cell labelled), and a total row over them."""
     head = "".join(f"<th>{esc(h)}</th>" for _, h in RM_COLUMNS)
@@ -86,7 +90,8 @@ def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapp
     for r in items:
         cells = {
             "rm": _rm_cell(r, links),
-            "planned": esc(_pct(int(r["planned_done"]), int(r["planned"]))),
+            "planned": esc(_pct(int(r["planned_done"]), int(r["planned"]))) if r["planned"]
+                       else '<span class="gv-sub">无计划 no plan</span>',
             "visits": esc(f"{int(r['visits']):,} ({int(r['checkins']):,})"),
             "flags": _flags(r),
             "gap": esc(_pct(int(r["gap_visits"]), int(r["visits"]))),
@@ -94,7 +99,7 @@ def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapp
             "score": f'<b class="gv-score">{float(r["process_score"]):.1f}</b>'
                      f'<div class="gv-sub">{esc(_points(r, weights))}</div>',
         }
-        body.append("<tr>" + "".join(f'<td data-label="{esc(h)}">{cells[k]}</td>' for k, h in RM_COLUMNS) + "</tr>")
+        body.append("<tr>" + "".join(_td(h, cells[k]) for k, h in RM_COLUMNS) + "</tr>")
     if len(items) > 1:
         s = {k: sum(int(r[k]) for r in items) for k in ("planned", "planned_done", "visits", "checkins", "flag_far",
                                                        "flag_short", "gap_visits", "territory_customers",
@@ -102,9 +107,8 @@ def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapp
         total = {"rm": "<b>合计 total</b>", "planned": esc(_pct(s["planned_done"], s["planned"])),
                  "visits": esc(f"{s['visits']:,} ({s['checkins']:,})"), "flags": _flags(s),
                  "gap": esc(_pct(s["gap_visits"], s["visits"])),
-                 "cover": esc(_pct(s["customers_visited"], s["territory_customers"])), "score": ""}
-        body.append('<tr class="gv-total">' + "".join(f'<td data-label="{esc(h)}">{total[k]}</td>'
-                                                      for k, h in RM_COLUMNS) + "</tr>")
+                 "cover": esc(_pct(s["customers_visited"], s["territory_customers"])), "score": "–"}
+        body.append('<tr class="gv-total">' + "".join(_td(h, total[k]) for k, h in RM_COLUMNS) + "</tr>")
     if not items:
         return '<p class="gv-empty">没有可查看的客户经理 No RM to show</p>'
     return f'<table class="gv-rms"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
@@ -147,10 +151,9 @@ def visits_page(report: Mapping, *, flagged: Sequence[Mapping], weeks: Sequence[
     bounds = bounds_of(geoms, options) if have_map else [[35.0, 105.0], [39.5, 107.7]]
     m = new_map(bounds, options, link_labels=COVER_LABELS)
     days = int(cover.get("window_days", 90)) if cover else 90
-    legend = ""
     if have_map:
         add_background(m, background, options)
-        legend = add_cover(m, cells, (cover or {}).get("items"), options, window_days=days)
+        add_cover(m, cells, (cover or {}).get("items"), options, window_days=days)
         t_geoms, t_codes = territories(cells)
         colors = rm_colors(t_codes)
         if len(t_codes):
@@ -159,8 +162,6 @@ def visits_page(report: Mapping, *, flagged: Sequence[Mapping], weeks: Sequence[
         if outlets is not None and len(outlets):
             PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
         folium.LayerControl(collapsed=True).add_to(m)
-        if legend:
-            Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)
 
     header = (f'<header class="gv-head"><h1>{esc(title)} <small>{esc(week)} · {esc(report["from"])} – '
               f'{esc(report["to"])}</small></h1>{week_form(week, weeks, grid_id, grids)}'
@@ -172,7 +173,7 @@ def visits_page(report: Mapping, *, flagged: Sequence[Mapping], weeks: Sequence[
                                 + _map_head(cover, have_map)), name="gv_top", index=0)
     # The map's div takes this place when the page renders (folium adds it under the map's own name).
     root.html.add_child(Element(""), name=m.get_name())
-    root.html.add_child(Element("</section>" + flagged_html(flagged, week) + explain_html(weights, days)
+    root.html.add_child(Element("</section>" + flagged_html(flagged, week, {r["rm_code"]: r.get("rm_name") for r in items}) + explain_html(weights, days)
                                 + "</main>"), name="gv_bottom")
     return render(m, options.__class__(**{**options.__dict__, "title": f"{title} · {week}"}))
 

@@ -41,7 +41,7 @@ def _time(value) -> str:
     return (t if t.tzinfo else t.tz_localize("UTC")).tz_convert("Asia/Shanghai").strftime("%m-%d %H:%M")
 
 
-def flagged_html(flagged: Sequence[Mapping], week: str) -> str:
+def flagged_html(flagged: Sequence[Mapping], week: str, rm_names: Mapping[str, str] | None = None) -> str:
     """The week's flagged visits (far check-in, short visit), newest first: each one, never summed away."""
     if not flagged:
         return (f"<section><h2>异常签到 Flagged visits · {esc(week)}</h2>"
@@ -56,8 +56,9 @@ def flagged_html(flagged: Sequence[Mapping], week: str) -> str:
             d = f.get("duration_min")
             why.append("时长短 short" + (f" {d:g} min" if d is not None else ""))
         who = " ".join(str(x) for x in (f.get("customer_id"), f.get("customer_name")) if x) or "–"
+        rm = f"{f['rm_code']} {(rm_names or {}).get(f['rm_code']) or ''}".strip()
         rows.append(f"<tr><td data-label='时间 time'>{esc(_time(f['visited_at']))}</td>"
-                    f"<td data-label='客户经理 RM'>{esc(f['rm_code'])}</td><td data-label='客户 customer'>{esc(who)}</td>"
+                    f"<td data-label='客户经理 RM'>{esc(rm)}</td><td data-label='客户 customer'>{esc(who)}</td>"
                     f"<td data-label='方式 kind'>{esc(f.get('kind') or '')}</td>"
                     f"<td data-label='标记 flag'><span class='gv-flag'>{esc(' · '.join(why))}</span></td></tr>")
     return (f"<section><h2>异常签到 Flagged visits · {esc(week)} ({len(flagged)})</h2>"
@@ -66,7 +67,7 @@ def flagged_html(flagged: Sequence[Mapping], week: str) -> str:
 
 
 STYLE = """<style>
-html,body{height:auto;overflow:auto}
+html,body{height:auto !important;overflow:auto !important}
 body{background:#f6f5f1;color:#222;font:15px/1.45 -apple-system,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif}
 .gv-head{background:#1f4e79;color:#fff;padding:8px 16px;display:flex;flex-wrap:wrap;align-items:center;gap:6px 14px}
 .gv-head h1{font-size:19px;margin:0;flex:1 1 auto}.gv-head h1 small{font-size:14px;font-weight:normal;opacity:.9}
@@ -83,9 +84,9 @@ table.gv-rms,table.gv-explain{border-collapse:collapse;width:100%;font-size:14px
 .gv-rms th,.gv-explain th{text-align:left;font-weight:normal;color:#555;font-size:13px;border-bottom:2px solid #ddd;
 padding:4px 8px;vertical-align:bottom}
 .gv-rms td,.gv-explain td{padding:6px 8px;border-bottom:1px solid #eee;vertical-align:top}
-.gv-rms a{color:#2b6cb0;font-weight:bold}.gv-sub{color:#666;font-size:12px}
+.gv-rms a{color:#2b6cb0;font-weight:bold;white-space:nowrap}.gv-sub{color:#666;font-size:12px}
 .gv-score{font-size:18px}.gv-num{text-align:right}
-.gv-flag{display:inline-block;background:#fde2e1;color:#a61b1b;border-radius:10px;padding:0 8px;font-weight:bold;
+.gv-flag{display:inline-block;white-space:nowrap;background:#fde2e1;color:#a61b1b;border-radius:10px;padding:0 8px;font-weight:bold;
 font-size:13px;margin:1px 0}
 .gv-ok{color:#2f7d32}.gv-total td{border-top:2px solid #bbb;font-weight:bold}
 .gv-map .folium-map{height:64vh !important;min-height:320px;border-radius:6px}
@@ -95,6 +96,7 @@ table.gv-rms thead{display:none}
 table.gv-rms tr{display:block;border:1px solid #e2e0d8;border-radius:6px;margin:8px 0;padding:4px 8px}
 table.gv-rms td{display:flex;justify-content:space-between;gap:10px;border:0;padding:3px 0;text-align:right}
 table.gv-rms td::before{content:attr(data-label);color:#666;font-size:12px;text-align:left;flex:0 1 45%}
+table.gv-rms td .gv-v{flex:1 1 55%}
 table.gv-rms td:first-child{font-size:16px}
 .gv-main{padding:2px 6px 16px}.gv-main section{padding:8px 10px}
 .gv-map .folium-map{height:58vh !important}

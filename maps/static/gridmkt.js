@@ -100,7 +100,8 @@
     preview: function (p) { return { color: "#3b6ea8", weight: 1.2, fillColor: p.c || "#9ecae1", fillOpacity: 0.35 }; },
     // Visits per customer (maps/cover.py): a cell without customers is outlined only.
     cover: function (p) {
-      return p.c ? { color: "#555", weight: 0.7, fillColor: p.c, fillOpacity: 0.78 }
+      // Nearly opaque: over the dashboard's gap-score cells its colours must read as they are, not blended.
+      return p.c ? { color: "#555", weight: 0.7, fillColor: p.c, fillOpacity: 0.9 }
         : { color: "#999", weight: 0.7, dashArray: "3 3", fillColor: "#fff", fillOpacity: 0.05 };
     }
   };
@@ -111,14 +112,19 @@
     return h + table(p.m) + "</div>";
   }
   var POPUPS = { cell: cellPopup, compare: comparePopup, preview: previewPopup, cover: coverPopup };
-  // A layer's legend (class gm-<kind>-legend) shows only while the layer is on the map.
+  // A layer's legend panel (class gm-<kind>-panel) shows only while the layer is on the map.
   function legendFollows(layer, kind) {
     function set(on) {
-      var els = document.querySelectorAll(".gm-" + kind + "-legend");
+      var els = document.querySelectorAll(".gm-" + kind + "-panel");
       for (var i = 0; i < els.length; i++) els[i].classList[on ? "remove" : "add"]("gm-off");
     }
-    layer.on("add", function () { set(true); }).on("remove", function () { set(false); });
+    // Switched on later, its cells land on top of the territory outlines and outlets: those go back on top.
+    layer.on("add", function () {
+      set(true);
+      if (this._map) this._map.eachLayer(function (l) { if (ABOVE[l.gmKind] && l.bringToFront) l.bringToFront(); });
+    }).on("remove", function () { set(false); });
   }
+  var ABOVE = { territory: 1, outlet: 1, service_point: 1 };
   var CONTEXT = { county: 1, neighbour: 1, township_area: 1 };
 
   function geoLayer(data, kind, extra) {
@@ -134,6 +140,7 @@
       }
     });
     if (kind === "cover") legendFollows(layer, kind);
+    layer.gmKind = kind;
     return layer;
   }
 
@@ -168,6 +175,7 @@
       }
       mk.addTo(group);
     });
+    group.gmKind = kind;
     return group;
   }
 
