@@ -103,4 +103,4 @@ def test_visits_page_per_role(client, auth, data, flagged_visit):
 
 def test_dashboard_has_the_visits_layer_off(client, auth, data, flagged_visit):
     html = client.get(f"/maps/dashboard?grid_id={data['grid_a']}", headers=auth("bm_a")).text
-    assert '"cover"' in html and "gm-cover-legend gm-off" in html and "visits per customer" in html
+    assert '"cover"' in html and "gm-cover-panel gm-off" in html and "visits per customer" in html
