@@ -172,11 +172,12 @@ def test_compare_offline_moved_cell(browser, pages):
 
 # --- Readable pages (issue 15 §2): popups on top, panels that collapse, nothing over the compare table. ---
 VIEWPORTS = {"desktop": (1366, 900), "phone": (390, 844)}
-PANELS = ".gm-panel"
+PANELS = ".gm-panel:not(.gm-off)"  # a hidden panel (a layer's legend while the layer is off) is not on screen
 
 
 def _expand_panels(v: Visit) -> None:
-    toggles = v.page.locator(".gm-collapsed > .gm-toggle")
+    # Not a hidden panel's (a layer's legend while the layer is off: nothing to click).
+    toggles = v.page.locator(".gm-panel:not(.gm-off) .gm-collapsed > .gm-toggle")
     for _ in range(10):
         if not toggles.count():
             return
