@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 from maps.base import esc
+from maps.error_text import bilingual
 
 _STYLE = """<style>
 *{box-sizing:border-box}
@@ -34,7 +35,7 @@ details summary{cursor:pointer;color:#1f4e79;min-height:32px;padding-top:4px}det
 .err{max-width:560px;margin:10vh auto;background:#fff;border:1px solid #e2e0d8;border-radius:8px;padding:20px 24px}
 .err .code{font-size:40px;font-weight:bold;color:#b03a2e;margin:0;line-height:1.1}
 .err h1{font-size:24px;margin:8px 0 4px}.err h1 small{display:block;font-size:17px;font-weight:normal;color:#444}
-.err .detail{color:#555;font-size:14px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f5f1;border-radius:4px;padding:6px 10px}
+.err .detail .en{color:#777}.err .detail{color:#333;font-size:14px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f5f1;border-radius:4px;padding:6px 10px}
 .err .back{display:flex;flex-wrap:wrap;gap:8px;margin:16px 0 0}
 @media (max-width:600px){.err{margin:24px 12px;padding:16px}.row .what{flex-basis:100%}}
 </style>"""
@@ -138,12 +139,12 @@ def index_page(*, username: str, role: str, grids: Sequence[Mapping], rms: Seque
 def error_page(status: int, detail: object, *, path: str = "") -> str:
     """A small bilingual error page with a way back (the map index, or signing in again)."""
     zh, en = ERRORS.get(status, ("出错了", "Something went wrong"))
-    if isinstance(detail, list):  # FastAPI's validation errors: name each parameter
-        detail = "\n".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or '?'}: {e.get('msg', '')}" for e in detail)
     back = "<a class='btn' href='/maps/'>← 地图首页 maps home</a>"
     if status in (401, 403):
         back += f"<a class='btn alt' href='/maps/login?next={quote(path or '/maps/', safe='')}'>换个账号登录 sign in as someone else</a>"
-    shown = f"<p class='detail'>{esc(detail)}</p>" if detail else ""
+    # The detail Chinese first, then the English the API answers with (maps.error_text).
+    shown = "".join(f"<p class='detail'><span lang='zh-CN'>{esc(zh)}</span>\n<span lang='en' class='en'>{esc(en)}</span></p>"
+                    for zh, en in bilingual(detail))
     body = (f"<main class='err'><p class='code'>{status}</p><h1>{esc(zh)}<small>{esc(en)}</small></h1>"
             f"{shown}<p class='back'>{back}</p></main>")
     return _doc(f"{status} {zh} {en}", body)

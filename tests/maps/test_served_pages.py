@@ -156,6 +156,36 @@ def test_a_browser_meets_a_bilingual_error_page_the_api_keeps_json(app, map_grid
     assert [_status_name(s) for s in (405, 429, 503)] == ["MethodNotAllowed", "TooManyRequests", "ServiceBusy"]
 
 
+
+def test_error_page_details_are_chinese_then_english(app, map_grid):
+    """A browser (Accept: text/html) reads each error's detail in Chinese first; the API's JSON keeps English."""
+    def order(page: str, zh: str, en: str) -> None:
+        import html
+
+        text = html.unescape(page)
+        assert zh in text and en in text and text.index(zh) < text.index(en), (zh, en, page)
+
+    with _client(app, "rm1") as c:
+        forbidden = c.get(f"/maps/dashboard?grid_id={map_grid}", headers=HTML)
+        order(forbidden.text, "此页面供支行行长和规划人员使用", "this page is for managers and planners")
+        order(c.get(f"/maps/rm?grid_id={map_grid}&rm_code=R3", headers=HTML).text, "未找到客户经理 R3", "RM 'R3' not found")
+        order(c.get("/maps/rm?grid_id=999999", headers=HTML).text, "未找到网格版本 999999", "grid 999999 does not exist")
+        bad = c.get("/maps/dashboard?grid_id=abc", headers=HTML)
+        assert bad.status_code == 422
+        order(bad.text, "参数 grid_id 应为整数", "grid_id: Input should be a valid integer")
+        order(c.get("/maps/rm/R3/day", headers=HTML).text, "未找到客户经理 R3", "RM 'R3' not found")
+        # The API: the same errors, English detail, the documented `error` key.
+        assert c.get(f"/maps/dashboard?grid_id={map_grid}").json() == {
+            "error": "Forbidden", "detail": "this page is for managers and planners; RMs open /maps/rm"}
+        assert c.get("/maps/rm?grid_id=999999").json() == {"error": "NotFound", "detail": "grid 999999 does not exist"}
+    with TestClient(app) as anon:
+        unsigned = anon.get("/maps/rm/R1/day/plan", headers=HTML)  # not signed in, not sent to sign in: a fetch
+        assert unsigned.status_code == 401
+        order(unsigned.text, "尚未登录：请先登录", "not signed in")
+        assert anon.get("/maps/rm/R1/day/plan").json() == {"error": "Unauthorized", "detail": "not signed in"}
+        order(anon.get("/maps/no-such-page", headers=HTML).text, "没有这个页面", "Not Found")
+
+
 def _links(html: str) -> list[str]:
     import html as h
     import re
