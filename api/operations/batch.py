@@ -108,6 +108,10 @@ def _run_on_cluster(engine, *, client, scheduler, workers, bundles, parts, token
             for gid, part in res["grids"].items():
                 sums[gid] = tasks.add(sums[gid], part)
             progress(0.8 * done / len(parts), f"{done}/{len(parts)} partitions, {rows:,} customers placed")
+            with engine.begin() as conn:  # each county's job shows how far the placement is
+                for jid in job_ids.values():
+                    jobs.update_job(conn, jid, progress=0.8 * done / len(parts),
+                                    message=f"placing: {done}/{len(parts)} partitions")
         t1 = time.perf_counter()
         with engine.begin() as conn:
             for jid in job_ids.values():
@@ -127,7 +131,8 @@ def _run_on_cluster(engine, *, client, scheduler, workers, bundles, parts, token
                     jobs.update_job(conn, job_ids[gid], status="failed", message=str(exc)[:2000])
                 raise
             with engine.begin() as conn:
-                jobs.update_job(conn, job_ids[gid], status="done", progress=1.0, result=r)
+                jobs.update_job(conn, job_ids[gid], status="done", progress=1.0, result=r,
+                                message=f"{r['customers']:,} customers assigned")
             results.append(r)
             progress(0.8 + 0.2 * len(results) / len(writes), f"{len(results)}/{len(writes)} counties written")
         t2 = time.perf_counter()

@@ -98,11 +98,12 @@ def test_batch_on_two_workers_matches_single_process(engine, county_grids, singl
     assert sorted(r["grid_id"] for r in out["grids"]) == sorted(gids) and out["customers"] == 4500
     assert _snapshot(engine, gids) == single
     with engine.connect() as conn:
-        jobs = conn.execute(text("SELECT status, progress FROM job WHERE kind = 'batch-assign'")).all()
+        jobs = conn.execute(text("SELECT status, progress, message FROM job WHERE kind = 'batch-assign'")).all()
         staging = conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'batch\\_%'")).scalar()
         assigned = conn.execute(text("SELECT count(*) FROM grid WHERE id = ANY(:g) AND assigned_at IS NOT NULL"),
                                 {"g": gids}).scalar()
-    assert jobs and all(s == "done" and p == 1.0 for s, p in jobs) and staging == 0 and assigned == 3
+    assert len(jobs) == 3 and all(s == "done" and p == 1.0 and m == "1,500 customers assigned" for s, p, m in jobs)
+    assert staging == 0 and assigned == 3
 
 
 def test_batch_from_geoparquet_matches_too(engine, county_grids, single, client, tmp_path):
