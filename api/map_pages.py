@@ -201,15 +201,17 @@ def recent_weeks(week: str, tz: str, n: int = 12) -> list[str]:
 def visits_html(conn: Connection, *, scope: Scope, settings: Settings, options: PageOptions,
                 week: str | None = None, grid_id: int | None = None) -> str:
     """The branch manager's visits page: the week report of the RMs ``scope`` may see, their flagged visits, and
-    the visits layer on a grid (``grid_id``, else the newest grid with cells ``scope`` sees)."""
+    the visits layer on a grid (``grid_id``, else the one most of those RMs own cells of, the newest of equals)."""
     tz = settings.visits.timezone
     report = visit_ops.week_report(conn, scope=scope, settings=settings, week=week)
     flagged = visit_ops.flagged_visits(conn, scope=scope, settings=settings, week=report["week"])["items"]
     seen = [g for g in index_reads.visible_grids(conn, scope=scope) if g["cells"]]
-    if grid_id is None and seen:
-        grid_id = max(g["id"] for g in seen)
     rms = visible_rms(conn, scope=scope)
     owners = [r for r in index_reads.visible_rm_owners(conn, scope=scope) if r["code"] in rms]
+    if grid_id is None and seen:
+        # The grid most of the reader's RMs own cells of (their territories), the newest of equals.
+        held = {g["id"]: sum(r["grid_id"] == g["id"] for r in owners) for g in seen}
+        grid_id = max(held, key=lambda gid: (held[gid], gid))
     links = {}
     for r in sorted(owners, key=lambda r: (r["grid_id"] != grid_id, -r["grid_id"])):
         links.setdefault(r["code"], f"/maps/rm?grid_id={r['grid_id']}&rm_code={quote(r['code'], safe='')}")

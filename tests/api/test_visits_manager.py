@@ -104,3 +104,17 @@ def test_visits_page_per_role(client, auth, data, flagged_visit):
 def test_dashboard_has_the_visits_layer_off(client, auth, data, flagged_visit):
     html = client.get(f"/maps/dashboard?grid_id={data['grid_a']}", headers=auth("bm_a")).text
     assert '"cover"' in html and "gm-cover-panel gm-off" in html and "visits per customer" in html
+
+
+def test_page_defaults_to_the_grid_the_rms_hold(client, auth, data, engine):
+    """A newer grid of the county that no RM holds yet (just built, not planned) does not become the default."""
+    from sqlalchemy import text
+
+    with engine.begin() as c:
+        gid = c.execute(text("INSERT INTO grid (county_code, kind, resolution) VALUES ('640104', 'h3', 9)"
+                             " RETURNING id")).scalar_one()
+        c.execute(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES (:g, 'n1', 1,"
+                       " ST_Multi(ST_Expand(ST_SetSRID(ST_MakePoint(106.3, 38.5), 4326), 0.001)))"), {"g": gid})
+    assert gid > data["grid_a"]
+    html = client.get(f"/maps/visits?week={WEEK}", headers=auth("analyst_a")).text
+    assert f'<option value="{data["grid_a"]}" selected>' in html and f'<option value="{gid}">' in html
