@@ -55,10 +55,11 @@ def run(engine: Engine, *, actor: str, grid_ids: list[int] | None = None, kind: 
         return {"grids": [], "customers": 0, "partitions": 0, "message": "no county has a grid"}
     token = uuid.uuid4().hex[:16]
     job_ids = {gid: str(uuid.uuid4()) for gid in bundles}
-    for jid in job_ids.values():
-        liveness.hold_job(engine, jid)
+    for key in [*job_ids.values(), store.owner_key(token)]:
+        liveness.hold_job(engine, key)
     try:
         with engine.begin() as conn:
+            store.drop_stale_staging(conn)  # left by a batch whose process was killed
             for gid, jid in job_ids.items():
                 jobs.create_job(conn, kind="batch-assign", username=actor, job_id=jid)
                 jobs.update_job(conn, jid, message=f"grid {gid} ({bundles[gid].county_code})")
@@ -73,8 +74,8 @@ def run(engine: Engine, *, actor: str, grid_ids: list[int] | None = None, kind: 
         raise
     finally:
         store.drop_staging(engine, token=token, grid_ids=list(bundles))
-        for jid in job_ids.values():
-            liveness.release_job(engine, jid)
+        for key in [*job_ids.values(), store.owner_key(token)]:
+            liveness.release_job(engine, key)
     with engine.begin() as conn:
         for r in out["grids"]:
             audit.record(conn, username=actor, action="create", object_type="grid_assignment",

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from geodata import liveness
 from geodata.assign import (
     ASSIGN_LOCK_CLASS,
     HOW,
@@ -89,6 +90,27 @@ def create_staging(conn: Connection, *, token: str, grid_ids: list[int]) -> None
         name = staging_name(token, gid)
         conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
         conn.execute(text(f"CREATE UNLOGGED TABLE {name} (LIKE customer_cell INCLUDING DEFAULTS)"))
+
+
+def owner_key(token: str) -> str:
+    """The liveness key a running batch holds (``liveness.hold_job``) while its staging tables exist."""
+    staging_name(token, 0)  # checks the token
+    return f"batch-{token}"
+
+
+def drop_stale_staging(conn: Connection) -> list[str]:
+    """Drop the staging tables of batches whose process is gone (killed mid-run); returns their names.
+
+    A live batch holds its :func:`owner_key` lock, so a try-lock on it fails and its tables stay."""
+    names = conn.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        " AND tablename ~ '^batch_[0-9a-f]{8,32}_g[0-9]+$'"
+        " AND pg_try_advisory_xact_lock(:c, hashtext('batch-' || split_part(tablename, '_', 2)))"),
+        {"c": liveness.JOB_LOCK_CLASS}).scalars().all()
+    for name in names:
+        if re.fullmatch(r"batch_[0-9a-f]{8,32}_g[0-9]+", name):  # identifiers from the pattern only
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    return list(names)
 
 
 def drop_staging(engine: Engine, *, token: str, grid_ids: list[int]) -> None:

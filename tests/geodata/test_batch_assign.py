@@ -134,3 +134,65 @@ def test_a_failed_county_leaves_no_job_running(engine, county_grids, client, mon
         failed = conn.execute(text("SELECT message FROM job WHERE kind = 'batch-assign' AND status = 'failed'")).all()
         staging = conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'batch\\_%'")).scalar()
     assert running == 0 and failed and "disk full" in failed[0][0] and staging == 0
+
+
+CRASHING = """
+import sys, time
+from distributed import Client, LocalCluster
+from sqlalchemy import create_engine
+from api.operations import batch
+from geodata.batch import tasks
+
+def stuck(*a, **k):  # a placement that never ends: the client is killed meanwhile
+    time.sleep(600)
+
+tasks.place = stuck
+client = Client(LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None))
+batch.run(create_engine(sys.argv[1]), actor="crash", client=client)
+"""
+
+
+def test_a_killed_client_leaves_no_job_running(engine, db_url, county_grids, client, tmp_path):
+    """kill -9 of the batch's process mid-run: while it lives, recovery leaves its running jobs alone; once it
+    is gone, the next process to open the database marks every one of them failed."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from geodata import liveness
+
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHING)
+    proc = subprocess.Popen([sys.executable, str(script), db_url], env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        deadline = time.monotonic() + 240
+        running = 0
+        while time.monotonic() < deadline and running < 3:
+            time.sleep(0.5)
+            assert proc.poll() is None, "the batch process ended by itself"
+            with engine.connect() as conn:
+                running = conn.execute(text("SELECT count(*) FROM job WHERE username = 'crash'"
+                                            " AND status = 'running'")).scalar()
+        assert running == 3
+        with engine.begin() as conn:
+            assert liveness.recover_interrupted(conn)["jobs"] == []  # held by a live process
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.begin() as conn:
+            liveness.recover_interrupted(conn)
+            left = conn.execute(text("SELECT status, count(*) FROM job WHERE username = 'crash' GROUP BY 1")).all()
+        if left == [("failed", 3)]:
+            break
+        time.sleep(0.5)
+    assert left == [("failed", 3)]
+    # Its staging tables stay until the next batch, which drops them (not those of a live batch).
+    with engine.connect() as conn:
+        stale = conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'batch\\_%'")).scalar()
+    assert stale == 3
+    batch_ops.run(engine, actor="t", grid_ids=[county_grids["640122"]], as_of=AS_OF, client=client)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'batch\\_%'")).scalar() == 0
