@@ -32,9 +32,11 @@ def plan(conn: Connection, *, actor: str, grid_id: int, name: str, outlets: list
          weights: dict[str, float] | None = None, keep_current: bool = False, max_distance_km: float | None = None,
          progress=None, scope: Scope | None = None, without_rms: list[str] | None = None) -> dict[str, Any]:
     """Balance the grid's cells over the RMs (but ``without_rms``) into a (new or redone) draft; audit
-    ``create scenario <id>``."""
+    ``create scenario <id>``. With ``scope``, the grid and every RM of ``without_rms`` must be in it (an RM of
+    another legal entity is "not found")."""
     if scope is not None:
         access.scoped_grid(conn, scope=scope, grid_id=grid_id)
+        access.check_rms(conn, scope=scope, codes=tuple(without_rms or ()))
     params = {"grid_id": grid_id, "name": name, "outlets": outlets or None, "seed": seed, "weights": weights,
               "keep_current": keep_current, "max_distance_km": max_distance_km,
               **({"without_rms": without_rms} if without_rms else {})}

@@ -60,6 +60,12 @@ class ScenarioPlan(BaseModel):
         default=None, description="Workload weights per measure, e.g. {\"customers\": 0.4, \"households\": 0.3}.")
     keep_current: bool = Field(default=False, description="Keep current owners where possible.")
     max_distance_km: float | None = Field(default=None, gt=0, le=1000, description="Farthest a cell may be from its RM's outlet.")
+    without_rms: list[Annotated[str, Field(max_length=32, pattern=CODE)]] | None = Field(
+        default=None, min_length=1, max_length=1000, description=(
+            "RM codes left out of the plan: a plan with one RM fewer (an RM who leaves), as `gridmkt territories plan"
+            " --without` and the demo's `demo-one-fewer` do. Their cells are shared among the others; with"
+            " `keep_current` every other cell stays with its owner unless balance needs it. An RM your legal entity"
+            " does not have answers 404; one not among the grid's planned RMs fails the job."))
 
 
 class ScenarioEdit(BaseModel):
@@ -101,11 +107,15 @@ def create_scenario(body: ScenarioCreate, conn: ConnDep, user: PlannerDep) -> di
 @router.post("/plan", status_code=status.HTTP_202_ACCEPTED, response_model=JobStarted)
 def plan(body: ScenarioPlan, request: Request, conn: ConnDep, user: PlannerDep) -> JobStarted:
     """Run the territory optimiser into a draft as a background job; the job's result is the plan report
-    (workload per RM, deviation, contiguity, compactness, distances, changes, nearest-outlet baseline)."""
+    (workload per RM, deviation, contiguity, compactness, distances, changes, nearest-outlet baseline).
+
+    A plan with one RM fewer: `{"grid_id": G, "name": "one-fewer", "without_rms": ["R000123"],
+    "keep_current": true}`, then `GET /api/v1/scenarios/compare?grid_id=G&b=one-fewer` says what it changes."""
     scoped_grid(conn, user.scope, body.grid_id)
+    access.check_rms(conn, scope=user.scope, codes=tuple(body.without_rms or ()))  # 404 now, not a failed job
 
     def fn(jconn, progress):
-        return ops.plan(jconn, actor=user.username, progress=progress, **body.model_dump())
+        return ops.plan(jconn, actor=user.username, progress=progress, scope=user.scope, **body.model_dump())
 
     return start_job(request, kind="scenario:plan", user=user, fn=fn)
 
