@@ -29,8 +29,8 @@ from sqlalchemy.engine import Engine
 
 from api.settings import Settings
 from geodata import DEMO_DATA
-from geodata.visit_measures import reference_time
 from geodata.importers.spatial import to_multipolygons
+from geodata.visit_measures import reference_time
 
 DATA = DEMO_DATA
 USER = "demo"
@@ -59,7 +59,8 @@ class DemoContext:
     results: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
     # The demo's one reference date: when it runs. Synthetic visits and leads are dated up to the day
-    # before (activity_day), customers are assigned and gaps scored as of it, so that scoring again
+    # before (activity_day), customers' birth and opening dates and RMs' hiring dates are seeded offsets
+    # before that day, customers are assigned and gaps scored as of it, so that scoring again
     # later (gridmkt gaps score, or after an import or a publish, both as of now) gives the same classes.
     as_of: str = field(default_factory=lambda: reference_time().isoformat())
 
@@ -143,7 +144,8 @@ def step_synthetic(ctx: DemoContext) -> dict:
     rng = np.random.default_rng([ctx.seed, 2])
     outs = synth.outlets(villages, counties, 17, rng)
     points = synth.service_points(villages, outs, 0.8, rng)
-    staff = synth.rms(outs, rng=rng)
+    day = ctx.activity_day  # every synthetic date is a seeded offset before the day the demo runs
+    staff = synth.rms(outs, rng=rng, as_of=day)
     files = {}
     for kind, df in (("outlets", outs), ("service-points", points), ("rms", staff)):
         files[kind] = ctx.workdir / f"{kind}.csv"
@@ -155,14 +157,13 @@ def step_synthetic(ctx: DemoContext) -> dict:
     sample = []
     with open(cpath, "w", encoding="utf-8", newline="") as fh:
         made = synth.customers(local, ctx.customers, rng, entity_of=synth.entity_by_county(entities),
-                               within=prep["within"])
+                               within=prep["within"], as_of=day)
         for i, chunk in enumerate(made):
             chunk.to_csv(fh, index=False, header=(i == 0))
             sample.append(chunk)
     custs = pd.concat(sample, ignore_index=True)
     files["customers"] = cpath
     local_staff = staff[staff["outlet_code"].isin(outs.loc[outs["county_code"] == ctx.county, "code"])]
-    day = ctx.activity_day
     for kind, df in (("visits", synth.visits(custs, local_staff, rng=rng, outlets=outs, as_of=day)),
                      ("leads", synth.leads(custs, rng, as_of=day)), ("tags", synth.tags(custs, rng))):
         files[kind] = ctx.workdir / f"{kind}.csv"
@@ -263,7 +264,7 @@ def _province_customers(ctx: DemoContext, codes: list[str]) -> dict:
         for i, chunk in enumerate(synth.customers(
                 villages, ctx.province_customers, np.random.default_rng([ctx.seed, 3]),
                 entity_of=synth.entity_by_county(prep["entities"]), id_offset=PROVINCE_ID_OFFSET,
-                within=prep["within"])):
+                within=prep["within"], as_of=ctx.activity_day)):
             chunk.to_csv(fh, index=False, header=(i == 0))
             made += len(chunk)
     return {"customers": made, "import customers": _import(ctx, "customers", path)}

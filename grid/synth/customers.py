@@ -14,6 +14,7 @@ from grid.synth.common import (
     as_rng,
     company_names,
     county_codes,
+    day_of,
     frame,
     id_numbers,
     jitter_km,
@@ -60,6 +61,7 @@ def customers(
     entity_of: Mapping[str, str] | None = None,
     id_offset: int = 0,
     within: Mapping[str, object] | None = None,
+    as_of=AS_OF,
 ) -> Iterator[pd.DataFrame]:
     """Yield ``n`` synthetic customers in DataFrames of at most ``chunk_size`` rows.
 
@@ -94,6 +96,11 @@ def customers(
         drawn again (up to 8 times), then put on the village point. Without
         it, customers near a boundary scatter across it (about 12 % of the
         province's, since most villages only have a seat point).
+    as_of : date-like, optional
+        The reference day: birth and account-opening dates are seeded offsets
+        before it (accounts opened up to that day, since a date 25.5 years
+        earlier: 2000-01-01 for the default 2025-06-30). The demo gives the day
+        it runs, so that its customers' dates stay as recent as its visits.
 
     Yields
     ------
@@ -116,6 +123,7 @@ def customers(
     seed = as_rng(rng).integers(0, 2**63)
     prep = _prepare(villages, entity_of)
     prep["within"] = _prepared_polygons(within)
+    prep["as_of"] = day_of(as_of)
     return _chunks(prep, int(n), int(chunk_size), np.random.default_rng(seed), int(id_offset))
 
 
@@ -226,13 +234,14 @@ def _one_chunk(prep, sigma, vi: np.ndarray, start: int, rng) -> pd.DataFrame:
 
     # Adults aged 18-85, most between 30 and 60.
     age_days = ((18 + 67 * rng.beta(2.0, 3.0, m)) * 365.25).astype(np.int64)
-    birth = AS_OF - age_days.astype("timedelta64[D]")
-    # Accounts opened since 2000, more of them recently, never before the 18th birthday.
-    first = np.datetime64("2000-01-01", "D")
-    span = int((AS_OF - first).astype(int))
+    as_of = prep["as_of"]
+    birth = as_of - age_days.astype("timedelta64[D]")
+    # Accounts opened in the 25.5 years before as_of (since 2000 for the default day), more of them
+    # recently, never before the 18th birthday.
+    span = int((AS_OF - np.datetime64("2000-01-01", "D")).astype(int))
     ago = np.minimum(rng.exponential(span / 3.0, m), span).astype(np.int64)
-    opened = np.maximum(AS_OF - ago.astype("timedelta64[D]"), birth + np.timedelta64(6575, "D"))
-    opened = np.minimum(opened, AS_OF)
+    opened = np.maximum(as_of - ago.astype("timedelta64[D]"), birth + np.timedelta64(6575, "D"))
+    opened = np.minimum(opened, as_of)
 
     names = person_names(rng, m)
     firms = seg == 2

@@ -18,6 +18,7 @@ from grid.synth.common import (
     AS_OF,
     as_rng,
     county_codes,
+    day_of,
     frame,
     jitter_km,
     padded,
@@ -278,11 +279,12 @@ def service_points(
     )
 
 
-def rms(outlets: pd.DataFrame, per_outlet: tuple[int, int] = (2, 6), *, rng) -> pd.DataFrame:
+def rms(outlets: pd.DataFrame, per_outlet: tuple[int, int] = (2, 6), *, rng, as_of=AS_OF) -> pd.DataFrame:
     """Relationship-manager roster: ``per_outlet`` (inclusive range) RMs at each outlet.
 
     About 8 % are part-time (capacity 0.5), about 4 % inactive; hiring dates
-    run from 2003 to a month before the reference day 2025-06-30.
+    run from about 22.5 years to a month before ``as_of`` (by default 2003-01-01
+    to a month before 2025-06-30; the same offsets before any other day).
 
     Returns
     -------
@@ -301,8 +303,9 @@ def rms(outlets: pd.DataFrame, per_outlet: tuple[int, int] = (2, 6), *, rng) -> 
     counts = rng.integers(lo, hi + 1, len(outlets))
     at = np.repeat(np.arange(len(outlets)), counts)
     n = at.size
-    start = np.datetime64("2003-01-01", "D")
-    span = int((AS_OF - np.timedelta64(30, "D") - start).astype(int))
+    day = day_of(as_of)
+    start = day - (AS_OF - np.datetime64("2003-01-01", "D"))
+    span = int((AS_OF - np.timedelta64(30, "D") - np.datetime64("2003-01-01", "D")).astype(int))
     hired = start + rng.integers(0, span, n).astype("timedelta64[D]")
     return frame(
         "rms",

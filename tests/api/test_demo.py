@@ -103,6 +103,19 @@ def test_rescoring_later_gives_the_demo_s_classes(engine, demo_ctx, results):
                 assert m["days_since_visit"] <= 90 and "no visit in 90 days" not in reason
 
 
+
+def test_customer_and_rm_dates_follow_the_day_the_demo_runs(engine, demo_ctx, results):
+    """Issue 15: customers' opened_on and RMs' hire dates were fixed around 2025-06-30 whatever the day; they are
+    now seeded offsets before the day the demo runs, like its visits."""
+    day = pd.Timestamp(demo_ctx.activity_day)
+    with engine.connect() as conn:
+        opened = conn.execute(text("SELECT min(opened_on), max(opened_on) FROM customer")).one()
+        hired = conn.execute(text("SELECT max(hired_on) FROM rm")).scalar()
+    assert day - pd.Timedelta(days=120) <= pd.Timestamp(opened[1]) <= day
+    assert pd.Timestamp(opened[0]) >= day - pd.Timedelta(days=9312)  # 25.5 years
+    assert day - pd.Timedelta(days=400) < pd.Timestamp(hired) < day - pd.Timedelta(days=29)
+
+
 def test_second_scenario_is_plausible_and_says_what_it_changes(engine, results):
     """Issue 15: the demo's second scenario (travel-weighted) moved 1,234 of 1,600 cells and 55,779 customers.
     Now one RM fewer (the least loaded leaves, the others keep their cells unless balance needs a move);

@@ -254,6 +254,35 @@ def test_rms_roster(world):
     assert r["active"].dtype == bool and r["active"].mean() > 0.85
 
 
+
+def test_customer_and_rm_dates_are_offsets_before_the_given_day(world):
+    """Issue 15: customers' opening (and birth) dates and RMs' hiring dates were fixed around 2025-06-30 while
+    visits follow the day the demo runs. Now every date is a seeded offset before ``as_of``: one seed and one
+    day give the same rows, another day the same rows with dates shifted by the difference."""
+    v, o = world["villages"], world["outlets"]
+    day, later = np.datetime64("2026-12-07", "D"), np.datetime64("2027-03-01", "D")
+    a = next(customers(v, 2_000, np.random.default_rng(5), as_of=day))
+    pd.testing.assert_frame_equal(a, next(customers(v, 2_000, np.random.default_rng(5), as_of=day)))
+    b = next(customers(v, 2_000, np.random.default_rng(5), as_of=later))
+    shift = pd.Timedelta(later - day)
+    assert (pd.to_datetime(b["opened_on"]) - pd.to_datetime(a["opened_on"]) == shift).all()
+    birth = {k: pd.to_datetime(x["id_number"].str[6:14], format="%Y%m%d") for k, x in (("a", a), ("b", b))}
+    assert (birth["b"] - birth["a"] == shift).all()
+    same = [c for c in a.columns if c not in ("opened_on", "id_number")]
+    pd.testing.assert_frame_equal(a[same], b[same])
+    opened = pd.to_datetime(a["opened_on"])
+    assert opened.max() <= pd.Timestamp(day) and opened.max() >= pd.Timestamp(day) - pd.Timedelta(days=120)
+    assert opened.min() >= pd.Timestamp(day) - pd.Timedelta(days=int((AS_OF - np.datetime64("2000-01-01")).astype(int)))
+    r1 = rms(o, rng=np.random.default_rng(2), as_of=day)
+    pd.testing.assert_frame_equal(r1, rms(o, rng=np.random.default_rng(2), as_of=day))
+    r2 = rms(o, rng=np.random.default_rng(2), as_of=later)
+    assert (pd.to_datetime(r2["hired_on"]) - pd.to_datetime(r1["hired_on"]) == shift).all()
+    hired = pd.to_datetime(r1["hired_on"])
+    assert hired.max() < pd.Timestamp(day) - pd.Timedelta(days=29) and hired.max() > pd.Timestamp(day) - pd.Timedelta(days=400)
+    # The default day stays 2025-06-30 (doctests and other callers unchanged).
+    assert pd.to_datetime(next(customers(v, 500, np.random.default_rng(5)))["opened_on"]).max() <= pd.Timestamp(AS_OF)
+
+
 def test_customers_chunks_are_bounded_and_ids_sequential(world):
     v = world["villages"]
     chunks = list(customers(v, 25_001, np.random.default_rng(3), chunk_size=10_000))
