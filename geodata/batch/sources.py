@@ -1,6 +1,7 @@
 """Customers in partitions for the batch mode: from the store (one county, or a hash slice of a big
 one, read with COPY) or from GeoParquet files (runs of row groups). Every partition reads as the same
-frame: customer_id, lon, lat, village_code, county_code, deposit and loan in cents (exact sums)."""
+frame: customer_id, lon, lat, village_code, county_code, deposit and loan in cents (exact sums); a Parquet
+partition also gives each row's legal entity code (``legal_entity``), when the file has one."""
 
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def read_parquet(part: ParquetPart) -> pd.DataFrame:
             raise BadInput(f"{Path(part.path).name}: no {need} column (batch input needs customer_id and"
                            " county_code, as gridmkt export customers writes them)")
     cols = [c for c in ("customer_id", "village_code", "county_code", "deposit_balance", "loan_balance",
-                        "lon", "lat") if c in names] + ([geom] if geom else [])
+                        "lon", "lat", "legal_entity") if c in names] + ([geom] if geom else [])
     t = pf.read_row_groups(list(part.row_groups), columns=cols)
     if geom:
         lon, lat = points_of(t.column(geom).combine_chunks())
@@ -135,9 +136,11 @@ def read_parquet(part: ParquetPart) -> pd.DataFrame:
         v = pc.cast(t.column(name).combine_chunks(), pa.float64()).to_numpy(zero_copy_only=False)
         return pa.array(np.rint(np.nan_to_num(v) * 100).astype(np.int64))
 
-    return _frame(pa.table({"customer_id": text_col("customer_id"), "lon": pa.array(lon), "lat": pa.array(lat),
-                            "village_code": text_col("village_code"), "county_code": text_col("county_code"),
-                            "deposit_cents": cents("deposit_balance"), "loan_cents": cents("loan_balance")}))
+    frame = _frame(pa.table({"customer_id": text_col("customer_id"), "lon": pa.array(lon), "lat": pa.array(lat),
+                             "village_code": text_col("village_code"), "county_code": text_col("county_code"),
+                             "deposit_cents": cents("deposit_balance"), "loan_cents": cents("loan_balance")}))
+    frame["legal_entity"] = _text(text_col("legal_entity"))
+    return frame
 
 
 def points_of(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray]:

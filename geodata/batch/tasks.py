@@ -51,6 +51,11 @@ def place(part, bundles: dict[int, store.GridBundle], db_url: str, token: str) -
             if b is None:
                 continue  # a county this run does not assign
             mine = customers.iloc[order[bounds[k]:bounds[k + 1]]].reset_index(drop=True)
+            if b.legal_entity is not None and "legal_entity" in mine:
+                # Another legal entity's customers stay out of this one's cells (as the store read does).
+                le = mine["legal_entity"]
+                keep = le.isna() | le.isin(["", b.legal_entity]).fillna(False)
+                mine = mine[keep.to_numpy(dtype=bool)].reset_index(drop=True)
             placed = locate_customers(b.kind, b.cells, b.villages, mine, locator=b.locator())
             store.stage_placed(raw, token=token, grid_id=b.grid_id, placed=placed)
             totals = cell_totals(placed["cell_index"].to_numpy(), len(b.cells), mine["deposit_cents"].to_numpy(),

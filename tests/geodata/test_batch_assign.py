@@ -3,6 +3,7 @@ gives, county by county: the same cell (and reason) for every customer and the s
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +28,9 @@ def county_grids(engine, counties, tmp_path_factory):
                    rejects_dir=d, mapping={"street_code": "township_code", "street_name": "township_name",
                                            "lon_gcj02": "lon", "lat_gcj02": "lat"})
     assert v["counts"]["rejected"] == 0
+    with engine.begin() as conn:  # 永宁县 is NX01's: another legal entity's customers stay out of its cells
+        conn.execute(text("UPDATE county SET legal_entity_id = (SELECT id FROM legal_entity WHERE code = 'NX01')"
+                          " WHERE adcode = '640121'"))
     rng = np.random.default_rng(19)
     rows = []
     with engine.connect() as conn:
@@ -110,6 +114,10 @@ def test_batch_from_geoparquet_matches_too(engine, county_grids, single, client,
     gids = list(county_grids.values())
     pq_path = tmp_path / "customers.parquet"
     export(engine, kind="customers", path=pq_path, chunk_size=1000)
+    # A customer of another legal entity in 永宁县 (NX01's county) stays out, as the store read leaves it out.
+    gdf = gpd.read_parquet(pq_path)
+    other = gdf[gdf["county_code"] == "640121"].head(1).assign(customer_id="OTHER1", legal_entity="NX99")
+    pd.concat([gdf, other], ignore_index=True).to_parquet(pq_path, index=False)
     with engine.begin() as conn:
         for g in gids:
             conn.execute(text(f"DROP TABLE IF EXISTS customer_cell_g{int(g)}"))
