@@ -19,7 +19,7 @@ from geodata.scope import Scope, where
 
 # One sheet holds at most 1,048,576 rows; two are headers.
 CUSTOMER_LIMIT = 1_000_000
-CUSTOMER_KEYS = ["rm_code", "rm_name", "cell_id", "village_code", "village_name", "customer_id", "name", "phone",
+CUSTOMER_KEYS = ["rm_code", "cell_id", "village_code", "village_name", "customer_id", "name", "phone",
                  "id_number", "segment", "deposit_balance", "loan_balance", "opened_on"]
 
 
@@ -52,7 +52,7 @@ def workbook_data(conn: Connection, *, grid_id: int, scope: Scope, limit: int = 
     cells = cells.assign(owner_name=cells["owner_rm"].map(dict(zip(rms["rm_code"], rms["rm_name"], strict=True))))
     cells = _with_place_names(conn, cells).sort_values(["owner_rm", "cell_id"]).reset_index(drop=True)
     rows = conn.execute(text(
-        "SELECT t.rm_code, r.name AS rm_name, cc.cell_id, c.village_code,"
+        "SELECT t.rm_code, cc.cell_id, c.village_code,"
         " v.name AS village_name, c.customer_id, c.name, c.phone, c.id_number, c.segment,"
         " c.deposit_balance::float8 AS deposit_balance, c.loan_balance::float8 AS loan_balance, c.opened_on"
         " FROM customer c JOIN customer_cell cc ON cc.customer_id = c.customer_id AND cc.grid_id = :g"

@@ -49,9 +49,11 @@ def test_a_few_sheets_with_bilingual_frozen_filtered_headers(client, auth, dated
         assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A2:"), name
         assert all(ws.column_dimensions[col].width >= 8 for col in ("A", "B", "C")), name
     customers = wb["客户 Customers"]
-    assert [c.value for c in customers[1]][:8] == ["客户经理编号", "客户经理", "网格编号", "村代码", "村名", "客户号",
-                                                   "姓名", "电话"]
-    assert [c.value for c in customers[2]][:3] == ["RM code", "RM name", "cell"]
+    assert [c.value for c in customers[1]][:8] == ["客户经理编号", "网格编号", "村代码", "村名", "客户号", "姓名", "电话",
+                                                   "证件号码"]
+    assert [c.value for c in customers[2]][:3] == ["RM code", "cell", "village code"]
+    assert "RM name" not in [c.value for c in customers[2]]  # on the summary, not on every customer row
+    assert [c.value for c in wb["汇总 Summary"][2]][:2] == ["RM code", "RM name"]
     about = [c.value for row in wb["说明 About"].iter_rows() for c in row if c.value is not None]
     assert "存款余额（元）" in about and "deposit balance (yuan)" in about  # the glossary
 
