@@ -149,7 +149,7 @@ def serve_and_run(args, primary_url: str, replica_url: str | None, grid_id: int,
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {"GRIDMKT_READ_DATABASE_URLS": replica_url} if replica_url else {}
-    proc = start_api(primary_url, port, secret=SECRET, workers=args.workers, timeout=180, env=env)
+    proc = start_api(primary_url, port, secret=SECRET, workers=args.workers, timeout=600, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         ready = httpx.get(f"{base}/ready", timeout=60).json()
