@@ -216,7 +216,7 @@ GRID_CELLS = Collection(
                 "owner_outlet", types={"visits_90d": int, "customers_visited_90d": int,
                                        "last_visit_at": dt.datetime}),
             Field("score", "qc.score::float8", float), *_f("qc", "gap_class", "reason_zh", "reason_en")),
-    filters=(_eq("gap_class", "qc.gap_class", "Only cells of this gap class (blank, under_served, ...).",
+    filters=(_eq("gap_class", "qc.gap_class", "Only cells of this gap class (blank, under-served, covered, no-potential).",
                  max_length=32),
              _eq("owner_rm", "qc.owner_rm", "Only cells owned by this RM.", max_length=32)),
 )

@@ -133,7 +133,7 @@ def score_grid(conn: Connection, *, grid_id: int, config_text: str | None = None
     counts = scores["gap_class"].value_counts().to_dict()
     return {
         "grid_id": grid_id, "gap_run_id": run_id, "as_of": when.isoformat(), "cells": len(scores),
-        "classes": {k: int(counts.get(k, 0)) for k in ("blank", "under-served", "covered")},
+        "classes": {k: int(counts.get(k, 0)) for k in ("blank", "under-served", "covered", "no-potential")},
         "score_mean": round(float(scores["score"].mean()), 2) if len(scores) else 0.0,
         "top_blank": blanks[["cell_id", "score", "reason_zh", "reason_en"]].to_dict("records"),
     }

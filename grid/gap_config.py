@@ -43,7 +43,7 @@ DEFAULT_TABLE: Mapping[str, Mapping[str, Any]] = MappingProxyType({
         "open_leads": 5,
     }),
     "thresholds": MappingProxyType({
-        "min_households": 1,
+        "min_households": 15,
         "recent_visit_days": 90,
         "under_served_score": 35.0,
     }),

@@ -39,9 +39,12 @@ Components, each normalised to [0, 1] so that a manager can read them:
   1 when no such facility is known.
 - ``open_leads``: open leads / ``open_leads_cap``, capped at 1.
 
-A cell with fewer than ``min_households`` households has no potential: all
-its components are 0, so it scores 0 and is never blank (otherwise the empty
-cells of an H3 grid, which nobody owns, would flood the ranking).
+A cell with fewer than ``min_households`` households and no customers has no
+potential: all its components are 0, it scores 0 and its class is
+``no-potential`` (无潜力), never blank. Otherwise the farm land and empty cells
+of an H3 grid, owned by an RM who has no reason to visit them, would flood the
+map and the ranking with "blank" cells. A cell with customers always counts,
+however few its households (its customers still need serving).
 
 ``contrib_<c> = 100 * weight_c / sum(weights) * comp_<c>`` and ``score`` is
 the row sum of the contributions, so the contributions add up to the score.
@@ -75,7 +78,7 @@ MEASURE_COLUMNS: tuple[str, ...] = (
     "visits_90d", "customers_visited_90d", "days_since_visit", "dist_outlet_km",
     "dist_service_point_km", "open_leads", "apportioned",
 )
-GAP_CLASSES: tuple[str, ...] = ("blank", "under-served", "covered")
+GAP_CLASSES: tuple[str, ...] = ("blank", "under-served", "covered", "no-potential")
 # the window of the measures visits_90d and customers_visited_90d (cell_stat)
 MEASURE_VISIT_DAYS = 90
 
@@ -88,7 +91,7 @@ def potential_cap(households, config: GapConfig | None = None) -> float:
     Examples
     --------
     >>> round(potential_cap([0, 10, 20, 30, 40, 1000]), 1)
-    808.0
+    856.0
     """
     cfg = config or GapConfig.default()
     if cfg.potential_cap_households > 0:
@@ -129,8 +132,9 @@ def _components(m: pd.DataFrame, cfg: GapConfig) -> tuple[dict[str, np.ndarray],
     """Normalised components and the derived values the reasons quote."""
     # not finite = unknown (nan_to_num would make inf the largest float, squashing every other cell)
     h = np.nan_to_num(_col(m, "households"), nan=0.0, posinf=0.0, neginf=0.0)
-    has = (h >= cfg.min_households) & (h > 0)
     customers = np.nan_to_num(_col(m, "customers"), nan=0.0)
+    # customers make a cell count whatever its households (unknown ones too): someone there is the bank's
+    has = ((h >= cfg.min_households) & (h > 0)) | (customers > 0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         penetration = np.where(h > 0, customers / h, np.nan)
         balance = (np.nan_to_num(_col(m, "deposit")) + np.nan_to_num(_col(m, "loan"))) / h
@@ -151,7 +155,9 @@ def _components(m: pd.DataFrame, cfg: GapConfig) -> tuple[dict[str, np.ndarray],
 
     comps = {
         "potential": np.clip(h / potential_cap(h, cfg), 0.0, 1.0),
-        "low_penetration": np.clip(1.0 - np.nan_to_num(penetration) / cfg.penetration_target, 0.0, 1.0),
+        # unknown households (penetration NaN): no penetration to measure, not "no customers per household"
+        "low_penetration": np.where(np.isnan(penetration), 0.0,
+                                    np.clip(1.0 - np.nan_to_num(penetration) / cfg.penetration_target, 0.0, 1.0)),
         "no_owner": no_owner.astype(float),
         "no_recent_visit": capped(days, cfg.recent_visit_days, 1.0),
         "unvisited_customers": np.clip(unvisited, 0.0, 1.0),
@@ -186,7 +192,7 @@ def score_cells(measures: pd.DataFrame, config: GapConfig | None = None) -> pd.D
         One row per cell, sorted by ``cell_id``: ``cell_id, households,
         penetration, balance_per_household, comp_<c>...`` (in [0, 1]),
         ``contrib_<c>...`` (points; they sum to ``score``), ``score`` (0–100),
-        ``gap_class`` ('blank' / 'under-served' / 'covered'), ``reason_zh``,
+        ``gap_class`` ('blank' / 'under-served' / 'covered' / 'no-potential'), ``reason_zh``,
         ``reason_en``. ``attrs['potential_cap_households']`` holds the cap used.
 
     Examples
@@ -221,9 +227,9 @@ def score_cells(measures: pd.DataFrame, config: GapConfig | None = None) -> pd.D
     # the score is defined as the row sum so that the contributions add up exactly
     out["score"] = out[contrib_cols].sum(axis=1)
     blank = d["has"] & (d["no_owner"] | d["stale"])
-    out["gap_class"] = np.where(
-        blank, "blank", np.where(out["score"].to_numpy() >= cfg.under_served_score, "under-served", "covered")
-    )
+    out["gap_class"] = np.select(
+        [blank, ~d["has"], out["score"].to_numpy() >= cfg.under_served_score],
+        ["blank", "no-potential", "under-served"], "covered")
     zh, en = _reasons(out, d, blank, cfg)
     out["reason_zh"] = zh
     out["reason_en"] = en
@@ -316,11 +322,11 @@ def _reasons(out: pd.DataFrame, arrays: dict[str, np.ndarray], blank: np.ndarray
             hh = d["households"][i]
             if hh > 0:  # known, but below min_households
                 (nz, ne), lo = _fmt_households(hh), f"{cfg.min_households:g}"
-                zh_all.append(f"{nz}户，少于计入的{lo}户，无需覆盖")
-                en_all.append(f"{ne} households, fewer than the {lo} that count; nothing to serve")
+                zh_all.append(f"无潜力：{nz}户（少于计入的{lo}户）且无客户")
+                en_all.append(f"no potential: {ne} households (fewer than the {lo} that count) and no customers")
             else:
-                zh_all.append("无已知户数，无需覆盖")
-                en_all.append("no known households; nothing to serve")
+                zh_all.append("无潜力：无已知户数且无客户")
+                en_all.append("no potential: no known households and no customers")
             continue
         forced: list[str] = []
         if blank[i]:

@@ -165,15 +165,17 @@ def compare_page(
                                                for c in codes], options),
                  "territory", f"责任区 territories ({esc(labels[1])})").add_to(m)
         spots = shapely.point_on_surface(outlines)
+        # Largest territory first: where labels would overlap, gridmkt.js keeps the earlier one.
         label_rows = pd.DataFrame({"name": [f"{c} {names.get(c, '')}".strip() for c in codes],
-                                   "lon": shapely.get_x(spots), "lat": shapely.get_y(spots)})
+                                   "lon": shapely.get_x(spots), "lat": shapely.get_y(spots),
+                                   "size": shapely.area(outlines)}).sort_values("size", ascending=False, kind="stable")
         PointLayer(point_rows(label_rows, ["name"], options), "label", "客户经理 RM labels").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
 
     rows = workload_rows(per_rm if per_rm is not None else workload_table(cells, a, b), names)
     table = table_html([("rm", "客户经理 RM"), ("cells", "网格 cells"), ("customers", "客户 customers"),
                         ("households", "户数 households"), ("target", "占目标 % of target")],
-                       rows, css_class="gm-workload")
+                       rows, css_class="gm-workload gm-stack")
     counts = pd.Series([p["ch"] for p in props]).value_counts().to_dict()
     moved_customers = int(pd.to_numeric(cells.loc[cells["cell_id"].astype(str).isin(moved), "customers"],
                                         errors="coerce").fillna(0).sum()) if "customers" in cells else None

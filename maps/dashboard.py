@@ -31,6 +31,7 @@ from maps.cover import add_cover
 from maps.panels import (
     approx,
     collapsible,
+    gap_classes_html,
     legend_html,
     shown_measures,
     summary_html,
@@ -64,7 +65,8 @@ COMPONENT_LABELS: dict[str, str] = {
     "contrib_far_service_point": "距服务点远 far from service point", "contrib_open_leads": "待跟进线索 open leads",
 }
 # Gap classes as stored (grid/gaps.py), shown bilingual.
-GAP_CLASSES = {"blank": "空白 blank", "under-served": "服务不足 under-served", "covered": "已覆盖 covered"}
+GAP_CLASSES = {"blank": "空白 blank", "under-served": "服务不足 under-served", "covered": "已覆盖 covered",
+               "no-potential": "无潜力 no potential"}
 
 
 def with_penetration(cells: pd.DataFrame) -> pd.DataFrame:
@@ -109,7 +111,10 @@ def summary_rows(s: Mapping) -> list[tuple[str, object]]:
         rows.append(("未入格客户 customers not placed", s["unplaced"]))
     if s.get("households") is not None:
         rows.append(("户数 households", approx(s["households"], bool(s.get("apportioned_cells")))))
-    rows += [("空白网格 blank cells", s["blank_cells"]), ("客户经理 RMs", s["rms"])]
+    rows.append(("空白网格 blank cells", s["blank_cells"]))
+    if s.get("no_potential_cells") is not None:
+        rows.append(("无潜力网格 no-potential cells", s["no_potential_cells"]))
+    rows.append(("客户经理 RMs", s["rms"]))
     return rows
 
 
@@ -147,7 +152,7 @@ def _popup_props(row: Mapping, ids: Sequence[str], cap: int, colors: Mapping[str
         "id": row["cell_id"], "t": title, "sub": sub,
         "o": f"{owner} {rm_names.get(owner, '')}".strip() if owner else None,
         "oc": colors.get(owner) if owner else None, "c": fill,
-        "s": row.get("score"), "g": GAP_CLASSES.get(gap, gap), "r": row.get("reason_zh"),
+        "s": row.get("score"), "g": GAP_CLASSES.get(gap, gap), "gc": gap, "r": row.get("reason_zh"),
         "m": shown_measures(row, LABELS),
         "k": {k: v for k, v in comps.items() if k.startswith(COMPONENT_PREFIX)},
         "ids": list(ids[:cap]), "n": len(ids),
@@ -193,7 +198,10 @@ def dashboard_page(
     cells = with_penetration(cells)
     column, legend_title = MEASURES[measure]
     values = pd.to_numeric(cells[column], errors="coerce") if column in cells else pd.Series(np.nan, index=cells.index)
-    classes = class_breaks(values.to_numpy(dtype=float), k=5)
+    # Cells with nothing to win are drawn faintly (gridmkt.js) and left out of the class breaks, so that
+    # the colours spread over the cells a manager can act on.
+    no_potential = cells["gap_class"].eq("no-potential") if "gap_class" in cells else pd.Series(False, index=cells.index)
+    classes = class_breaks(values[~no_potential].to_numpy(dtype=float), k=5)
     fills = classes.color_of(values.to_numpy(dtype=float))
     owners = cells["owner_rm"] if "owner_rm" in cells else pd.Series(None, index=cells.index)
     colors = rm_colors(owners.dropna().astype(str))
@@ -229,6 +237,8 @@ def dashboard_page(
     ])
     Panel(collapsible("概况 summary", summary), "topright", "gm-summary-panel").add_to(m)
     legend = legend_html(legend_title, classes)
+    if "gap_class" in cells:
+        legend += gap_classes_html((gap_run or {}).get("config"))
     if colors:
         legend += swatches_html("责任区 territories", colors, rm_names)
     Panel(collapsible("图例 legend", legend), "bottomright", "gm-legend-panel").add_to(m)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from grid.gap_config import DEFAULT_TABLE
 from maps.base import esc
 from maps.classify import Classes
+
+# How gridmkt.js draws the two gap classes a manager reads first (STYLES.cell, TILE_STYLES.cells).
+BLANK_OUTLINE = "#54278f"
+NO_POTENTIAL_FILL = "#ececec"
 
 
 def _num(v) -> str:
@@ -75,9 +80,26 @@ def summary_html(title: str, items: Sequence[tuple[str, object]]) -> str:
 
 
 def table_html(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping], *, css_class: str = "") -> str:
-    """A table from records; ``columns`` are (key, header) pairs."""
+    """A table from records; ``columns`` are (key, header) pairs. Each figure after the first column carries
+    its header (``data-label``): a ``gm-stack`` table shows it there on a phone, where the header row hides."""
     head = "".join(f"<th>{esc(h)}</th>" for _, h in columns)
+    labels = ["", *(f' data-label="{esc(h)}"' for _, h in columns[1:])]
     body = "".join(
-        "<tr>" + "".join(f"<td>{_num(r.get(k))}</td>" for k, _ in columns) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td{lab}>{_num(r.get(k))}</td>" for (k, _), lab in zip(columns, labels, strict=True))
+        + "</tr>" for r in rows
     )
     return f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def gap_classes_html(config: Mapping | None = None) -> str:
+    """What blank and no-potential cells are, in both languages, with the thresholds of the run that scored
+    them (``gap_run.config``: ``min_households``, ``recent_visit_days``; the defaults when not given)."""
+    cfg = {**DEFAULT_TABLE["thresholds"], **(config or {})}
+    n, w = f"{float(cfg['min_households']):g}", f"{int(cfg['recent_visit_days'])}"
+    return (
+        '<div class="gm-legend gm-gap-classes"><h3>网格类别 cell classes</h3>'
+        f'<div><i style="background:transparent;border:3px solid {BLANK_OUTLINE}"></i>'
+        f"空白 blank: 有潜力，但无人负责或{w}天内未走访 potential, but no RM owns it or no visit in {w} days</div>"
+        f'<div><i style="background:{NO_POTENTIAL_FILL};border-color:#ccc"></i>'
+        f"无潜力 no potential: 少于{n}户且无客户，淡色 fewer than {n} households and no customers, drawn faint</div>"
+        "</div>")

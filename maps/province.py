@@ -20,12 +20,12 @@ from jinja2 import Template
 
 from maps.base import GeoLayer, PageOptions, Panel, esc, feature_collection, js, new_map, render
 from maps.classify import NO_DATA, RM_COLORS, Classes
-from maps.panels import _num, collapsible, legend_html
+from maps.panels import BLANK_OUTLINE, _num, collapsible, gap_classes_html, legend_html
 
 LAYERS = ("cells", "territories", "customers")
 LAYER_NAMES = {"cells": "网格 cells: 缺口评分 gap score", "territories": "责任区 territories",
                "customers": "客户 customers"}
-BLANK_COLOR = "#54278f"
+BLANK_COLOR = BLANK_OUTLINE
 FOLD_SUMMARY_ABOVE = 6  # counties
 # Tile properties shown in a cell's popup, with their labels (gridmkt.js looks them up in the page config).
 LABELS = {"customers": "客户 customers", "households": "户数 households"}
@@ -68,34 +68,47 @@ def _share(v: float | None) -> str:
     return "–" if v is None else f"{v:.1%}"
 
 
+# Column headers; on a phone the header row hides and each cell carries its header (data-label, gridmkt.css),
+# so a county's figures wrap onto a few short lines instead of a table wider than the screen.
+COLUMNS = ("县 county", "网格 grid", "客户 customers", "入格率 coverage", "网格数 cells", "空白 blank", "客户经理 RMs", "")
+
+
+def _cells(values: Sequence[str], start: int = 0) -> str:
+    """<td>s of columns ``start``… (the coverage one classed gm-coverage), each figure labelled by its header."""
+    out = []
+    for i, v in enumerate(values, start=start):
+        cls = ' class="gm-coverage"' if i == 3 else ""
+        label = f' data-label="{esc(COLUMNS[i])}"' if 0 < i < len(COLUMNS) - 1 else ""
+        out.append(f"<td{cls}{label}>{v}</td>")
+    return "".join(out)
+
+
 def _summary(rows: list[Mapping], missing: list[str], kind: str, dashboard_url: str, title: str) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in ("县 county", "网格 grid", "客户 customers", "入格率 coverage",
-                                                  "网格数 cells", "空白 blank", "客户经理 RMs", ""))
+    head = "".join(f"<th>{esc(h)}</th>" for h in COLUMNS)
     body = "".join(
-        f"<tr data-grid=\"{r['grid_id']}\"><td>{esc(r['county_name'])}</td><td>{esc(_grid_label(r))}</td>"
-        f"<td>{_num(r['customers'])}</td><td class=\"gm-coverage\">{_share(r.get('coverage'))}</td>"
-        f"<td>{_num(r['cells'])}</td><td>{_num(r['blank_cells'])}</td>"
-        f"<td>{_num(r['rms'])}</td><td><a href=\"{esc(_fill(dashboard_url, grid_id=r['grid_id']))}\">"
-        f"看板 dashboard</a></td></tr>" for r in rows)
+        f"<tr data-grid=\"{r['grid_id']}\">" + _cells([
+            esc(r["county_name"]), esc(_grid_label(r)), _num(r["customers"]), _share(r.get("coverage")),
+            _num(r["cells"]), _num(r["blank_cells"]), _num(r["rms"]),
+            f"<a href=\"{esc(_fill(dashboard_url, grid_id=r['grid_id']))}\">看板 dashboard</a>"]) + "</tr>"
+        for r in rows)
     blanks = [r["blank_cells"] for r in rows if r["blank_cells"] is not None]
     # Overall 入格率 over the counties that report the reader's customer total.
     counted = [r for r in rows if r.get("scope_customers")]
     overall = (sum(r["customers"] for r in counted) / sum(r["scope_customers"] for r in counted)
                if counted else None)
-    total = (f"<tr class=\"gm-total\"><th>合计 total</th><td>{len(rows)}</td>"
-             f"<td>{_num(sum(r['customers'] for r in rows))}</td><td class=\"gm-coverage\">{_share(overall)}</td>"
-             f"<td>{_num(sum(r['cells'] for r in rows))}</td>"
-             f"<td>{_num(sum(blanks) if blanks else None)}</td><td>{_num(sum(r['rms'] for r in rows))}</td><td></td></tr>")
+    total = ("<tr class=\"gm-total\"><th>合计 total</th>" + _cells([
+        str(len(rows)), _num(sum(r["customers"] for r in rows)), _share(overall), _num(sum(r["cells"] for r in rows)),
+        _num(sum(blanks) if blanks else None), _num(sum(r["rms"] for r in rows)), ""], start=1) + "</tr>")
     note = (f'<div class="gm-note">无{esc(kind)}网格 no {esc(kind)} grid: {esc("、".join(missing))}</div>'
             if missing else "")
-    return (f'<h3>{esc(title)}</h3><table class="gm-summary gm-counties"><thead><tr>{head}</tr></thead>'
+    return (f'<h3>{esc(title)}</h3><table class="gm-summary gm-counties gm-stack"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody><tfoot>{total}</tfoot></table>{note}")
 
 
 def _legend(classes: Classes, shifted: bool) -> str:
     legend = legend_html("缺口评分 gap score", classes)
-    legend += (f'<div class="gm-legend"><div><i style="background:transparent;border:3px solid {BLANK_COLOR}"></i>'
-               "空白网格 blank cell (outlined from zoom 10)</div>"
+    legend += gap_classes_html()
+    legend += ('<div class="gm-legend"><div class="gm-note">空白网格从10级起描边 blank cells outlined from zoom 10</div>'
                f'<div><i style="background:transparent;border:3px solid {RM_COLORS[0]}"></i>'
                "责任区 territory: one colour per RM</div>"
                '<div><i style="background:#1f6fb2;border-radius:50%"></i>客户 customers (count per cell)</div></div>')

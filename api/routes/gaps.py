@@ -24,7 +24,7 @@ from geodata.reads.values import feature_collection, geojson_geometries
 
 router = APIRouter(prefix="/api/v1/grids/{grid_id}/gaps", tags=["gaps"])
 PlannerDep = permitted("plan")
-GapClass = Literal["blank", "under-served", "covered"]
+GapClass = Literal["blank", "under-served", "covered", "no-potential"]
 
 
 class ScoreRequest(BaseModel):

@@ -113,13 +113,15 @@ class GridFiguresPublic(BaseModel):
     population: float
     apportioned_cells: int = Field(description="Cells whose households are apportioned from a shared point.")
     blank_cells: int | None = Field(description="Those cells the latest gap run calls blank (null: never scored).")
+    no_potential_cells: int | None = Field(description="Those cells the latest gap run calls no-potential: too few "
+                                           "households and no customers, nothing to win (null: never scored).")
     rms: int = Field(description="Current owners of those cells that you may see.")
 
 
 @router.get("/{grid_id}/summary", response_model=GridFiguresPublic)
 def grid_summary(grid: GridDep, conn: ConnDep, user: UserDep) -> dict:
     """The figures the dashboard and province overview show for this grid (cells, customers placed, 入格率,
-    households, blank cells, RMs), counted within your scope: a branch manager's coverage is that of the
+    households, blank and no-potential cells, RMs), counted within your scope: a branch manager's coverage is that of the
     customers of their outlets' territories, an RM's that of their own, a planner's the county's."""
     return grid_figures(conn, scope=user.scope, grid_ids=[grid["id"]])[grid["id"]]
 

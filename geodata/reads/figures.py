@@ -16,7 +16,9 @@ counted in SQL under :func:`geodata.scope.where` only:
 - ``households``, ``population``: summed over those cells (apportioned figures,
   ``apportioned_cells`` says how many cells have some);
 - ``blank_cells``: those cells the grid's latest gap run calls blank (None
-  without a run); ``rms``: their current owners within the ``rm`` scope.
+  without a run), ``no_potential_cells``: those it calls no-potential (too few
+  households and no customers: nothing to win; None without a run);
+  ``rms``: their current owners within the ``rm`` scope.
 
 For planners, analysts and admins the scopes are the legal entity's, so
 coverage is the county's; for a branch manager it is that of the customers of
@@ -55,8 +57,10 @@ def grid_figures(conn: Connection, *, scope: Scope, grid_ids: list[int]) -> dict
              LEFT JOIN sc ON sc.grid_id = g.id AND sc.cell_id = cc.cell_id
             WHERE {cust.sql} GROUP BY g.id),
     run AS (SELECT r.grid_id, max(r.id) AS run_id FROM gap_run r JOIN g ON g.id = r.grid_id GROUP BY r.grid_id),
-    blank AS (SELECT sc.grid_id, count(*) AS blank_cells FROM sc JOIN run ON run.grid_id = sc.grid_id
-                JOIN gap_score s ON s.gap_run_id = run.run_id AND s.cell_id = sc.cell_id AND s.gap_class = 'blank'
+    blank AS (SELECT sc.grid_id, count(*) FILTER (WHERE s.gap_class = 'blank') AS blank_cells,
+                     count(*) FILTER (WHERE s.gap_class = 'no-potential') AS no_potential_cells
+                FROM sc JOIN run ON run.grid_id = sc.grid_id
+                JOIN gap_score s ON s.gap_run_id = run.run_id AND s.cell_id = sc.cell_id
                GROUP BY sc.grid_id),
     own AS (SELECT sc.grid_id, count(DISTINCT t.rm_code) AS rms FROM sc
               JOIN territory t ON t.grid_id = sc.grid_id AND t.cell_id = sc.cell_id AND t.valid_to IS NULL
@@ -66,6 +70,8 @@ def grid_figures(conn: Connection, *, scope: Scope, grid_ids: list[int]) -> dict
            COALESCE(cu.unplaced, 0) AS unplaced, COALESCE(st.households, 0) AS households,
            COALESCE(st.population, 0) AS population, COALESCE(st.apportioned_cells, 0) AS apportioned_cells,
            CASE WHEN run.run_id IS NULL THEN NULL ELSE COALESCE(blank.blank_cells, 0) END AS blank_cells,
+           CASE WHEN run.run_id IS NULL THEN NULL ELSE COALESCE(blank.no_potential_cells, 0) END
+             AS no_potential_cells,
            COALESCE(own.rms, 0) AS rms
       FROM g LEFT JOIN st ON st.grid_id = g.id LEFT JOIN cu ON cu.grid_id = g.id LEFT JOIN run ON run.grid_id = g.id
       LEFT JOIN blank ON blank.grid_id = g.id LEFT JOIN own ON own.grid_id = g.id"""

@@ -31,7 +31,7 @@ Candidate columns (only ``customer_id`` is required; a missing column means
 ``customer_id``, ``lon``, ``lat`` (customer point, WGS84), ``village_lon``,
 ``village_lat``, ``open_leads``, ``lead_priority`` (0-1), ``last_visit_date``
 or ``days_since_visit`` (empty = never visited), ``visit_window_days``,
-``gap_class`` ('blank' / 'under-served' / 'covered'), ``handed_over_unmet``,
+``gap_class`` ('blank' / 'under-served' / 'covered' / 'no-potential'), ``handed_over_unmet``,
 ``maturity_date``, ``maturing_product``.
 
 Task columns: ``task_id``, ``customer_id``, ``due_date``; optional
@@ -52,7 +52,7 @@ from grid.visits.checks import is_missing, row_date, row_flag, row_number, row_p
 from grid.visits.clock import clock_to_minutes, minutes_to_clock
 from grid.visits.weights import COMPONENTS, VisitWeights
 
-GAP_VALUES = ("blank", "under-served", "covered")
+GAP_VALUES = ("blank", "under-served", "covered", "no-potential")
 PLAN_COLUMNS: tuple[str, ...] = (
     "rank", "stop_id", "customer_id", "kind", "task_id", "due_date", "score", "reasons", "reason_zh",
     "reason_en", "place_source", "lon", "lat", "window_start", "window_end", "service_min", "priority",

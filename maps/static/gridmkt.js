@@ -85,7 +85,13 @@
     neighbour: function () { return { color: "#9a9a9a", weight: 1.5, dashArray: "6 4", fill: false, interactive: false }; },
     township_area: function () { return { color: "#8c7b6b", weight: 1, dashArray: "2 4", fill: false, interactive: false }; },
     county: function (p, bg) { return { color: "#555", weight: 2, fill: !!bg, fillColor: "#fffdf6", fillOpacity: bg ? 0.9 : 0, interactive: false }; },
-    cell: function (p) { return { color: p.oc || "#666", weight: 1.2, fillColor: p.c || "#ccc", fillOpacity: 0.72 }; },
+    // No potential (too few households, no customers): faint, so the cells worth acting on stand out; blank
+    // cells (potential, but nobody owns or visits them) outlined (maps/panels.py gap_classes_html).
+    cell: function (p) {
+      if (p.gc === "no-potential") return { color: "#c8c8c8", weight: 0.5, fillColor: "#ececec", fillOpacity: 0.35 };
+      return p.gc === "blank" ? { color: "#54278f", weight: 2.5, fillColor: p.c || "#ccc", fillOpacity: 0.8 }
+        : { color: p.oc || "#666", weight: 1.2, fillColor: p.c || "#ccc", fillOpacity: 0.72 };
+    },
     territory: function (p) { return { color: p.oc || "#333", weight: 3.5, opacity: 0.9, fill: false, interactive: false }; },
     // Filled by what changes (maps/compare.py CHANGE_COLORS); kept cells faintly in their territory's colour.
     compare: function (p) {
@@ -156,11 +162,12 @@
   function pointLayer(rows, kind, extra) {
     var group = L.featureGroup(), style = L.extend({}, POINTS[kind] || POINTS.village, extra || {});
     if (kind === "label" || kind === "county_label") {  // text only: an RM at a point inside their territory, a county
-      rows.forEach(function (r) {
-        L.marker([r[0], r[1]], { interactive: false, keyboard: false, pane: kind === "label" ? "markerPane" : "overlayPane",
+      var marks = rows.map(function (r) {
+        return L.marker([r[0], r[1]], { interactive: false, keyboard: false, pane: kind === "label" ? "markerPane" : "overlayPane",
           icon: L.divIcon({ className: "gm-" + kind.replace("_", "-"), html: "<span>" + esc(r[2]) + "</span>", iconSize: null })
         }).addTo(group);
       });
+      if (kind === "label") declutter(group, marks);
       return group;
     }
     rows.forEach(function (r) {
@@ -177,6 +184,30 @@
     });
     group.gmKind = kind;
     return group;
+  }
+
+  // Labels that fit: after every zoom or pan, each label (rows come most important first: the largest
+  // territory) is shown only if its box clears every label shown before it, so 68 RMs never pile up;
+  // zooming in makes room for more.
+  function declutter(group, marks) {
+    function fit() {
+      var map = group._map, shown = [], pad = 3;
+      if (!map) return;
+      var view = map.getContainer().getBoundingClientRect();
+      marks.forEach(function (mk) {
+        var el = mk.getElement(), span = el && el.firstChild;
+        if (!span) return;
+        var r = span.getBoundingClientRect();  // measured whether visible or not (visibility keeps the layout)
+        var off = r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom;
+        var hit = off || shown.some(function (s) {
+          return r.left < s.right + pad && r.right > s.left - pad && r.top < s.bottom + pad && r.bottom > s.top - pad;
+        });
+        L.DomUtil[hit ? "addClass" : "removeClass"](el, "gm-label-hidden");
+        if (!hit) shown.push(r);
+      });
+    }
+    group.on("add", function () { group._map.on("zoomend moveend resize", fit); fit(); });
+    group.on("remove", function (e) { e.target._map && e.target._map.off("zoomend moveend resize", fit); });
   }
 
   // FastMarkerCluster callback. row: [lat, lon, customer_id, masked name, open leads]
@@ -239,6 +270,9 @@
     cells: function (o) {
       return function (p, z) {
         var blank = p.gap_class === "blank";
+        if (p.gap_class === "no-potential") {  // nothing to win: faint, as on the dashboard
+          return { fill: true, fillColor: "#ececec", fillOpacity: 0.35, stroke: z >= 12, color: "#c8c8c8", weight: 0.5 };
+        }
         // Zoomed out a cell is a pixel or two: colour only, outlines would cover it.
         return { fill: true, fillColor: classColor(o, p.score), fillOpacity: 0.72, opacity: 0.9, stroke: z >= 10,
           color: blank ? o.blank : "#666", weight: blank ? (z >= 11 ? 2.5 : 1.2) : (z >= 11 ? 0.7 : 0.3) };

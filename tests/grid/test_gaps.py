@@ -110,8 +110,8 @@ def test_zero_household_cell_scores_zero_and_is_not_blank():
     s = score_cells(m).iloc[0]
     assert s["score"] == 0.0
     assert s["comp_potential"] == 0.0
-    assert s["gap_class"] == "covered"
-    assert s["reason_en"] == "no known households; nothing to serve"
+    assert s["gap_class"] == "no-potential"
+    assert s["reason_en"] == "no potential: no known households and no customers"
     assert math.isnan(s["penetration"])
 
 
@@ -128,12 +128,13 @@ def test_apportioned_potential_says_so():
 
 def test_potential_cap_is_the_95th_percentile_of_cells_with_potential():
     h = list(range(1, 101))
-    assert potential_cap(h + [0, 0, 0]) == pytest.approx(np.quantile(h, 0.95))
+    # cells below min_households (15 by default) have no potential and do not set the cap
+    assert potential_cap(h + [0, 0, 0]) == pytest.approx(np.quantile(h[14:], 0.95))
     m = frame(*[cell(f"c{i:03d}", households=v) for i, v in enumerate(h)])
     s = score_cells(m)
-    assert s.attrs["potential_cap_households"] == pytest.approx(95.05)
+    assert s.attrs["potential_cap_households"] == pytest.approx(np.quantile(h[14:], 0.95))
     assert s.set_index("cell_id").loc["c099", "comp_potential"] == 1.0
-    assert s.set_index("cell_id").loc["c009", "comp_potential"] == pytest.approx(10 / 95.05)
+    assert s.set_index("cell_id").loc["c009", "comp_potential"] == pytest.approx(10 / np.quantile(h[14:], 0.95))  # customers: it counts
 
 
 def test_contributions_sum_exactly_to_score():
@@ -275,10 +276,12 @@ def test_property_components_bounded_and_contributions_add_up(rows):
     assert ((comps >= 0) & (comps <= 1)).all()
     assert ((s["score"] >= 0) & (s["score"] <= 100 + 1e-9)).all()
     assert (s[CONTRIB].sum(axis=1) == s["score"]).all()
-    assert set(s["gap_class"]) <= {"blank", "under-served", "covered"}
-    no_potential = s["households"] < 1
+    assert set(s["gap_class"]) <= {"blank", "under-served", "covered", "no-potential"}
+    # fewer than min_households (15) and no customers: no potential, score 0; every other cell counts
+    no_potential = (s["households"] < 15).to_numpy() & (m["customers"].to_numpy() == 0)
     assert (s.loc[no_potential, "score"] == 0).all()
-    assert (s.loc[no_potential, "gap_class"] != "blank").all()
+    assert (s.loc[no_potential, "gap_class"] == "no-potential").all()
+    assert (s.loc[~no_potential, "gap_class"] != "no-potential").all()
     assert s["reason_en"].str.len().gt(0).all()
 
 

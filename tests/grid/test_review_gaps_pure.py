@@ -29,14 +29,35 @@ def test_blank_reason_names_what_makes_it_blank_even_at_weight_zero():
 
 
 def test_cell_below_min_households_is_not_explained_as_having_none():
-    # min_households = 10: a village of 5 households has no potential, but its households are known
+    # min_households = 10: a village of 5 households and no customers has no potential, its households known
     cfg = GapConfig.from_toml_text("[thresholds]\nmin_households = 10")
-    s = score_cells(pd.DataFrame([cell("few", households=5, owner_rm=None), cell("none", households=0),
-                                  cell("unknown", households=NAN)]), cfg).set_index("cell_id")
-    assert (s["score"] == 0).all() and (s["gap_class"] == "covered").all()
-    assert s.at["few", "reason_en"] == "5 households, fewer than the 10 that count; nothing to serve"
-    assert s.at["few", "reason_zh"] == "5户，少于计入的10户，无需覆盖"
-    assert s.at["none", "reason_en"] == s.at["unknown", "reason_en"] == "no known households; nothing to serve"
+    s = score_cells(pd.DataFrame([cell("few", households=5, owner_rm=None, customers=0),
+                                  cell("none", households=0, customers=0),
+                                  cell("unknown", households=NAN, customers=0)]), cfg).set_index("cell_id")
+    assert (s["score"] == 0).all() and (s["gap_class"] == "no-potential").all()
+    assert s.at["few", "reason_en"] == "no potential: 5 households (fewer than the 10 that count) and no customers"
+    assert s.at["few", "reason_zh"] == "无潜力：5户（少于计入的10户）且无客户"
+    assert s.at["none", "reason_en"] == s.at["unknown", "reason_en"] == \
+        "no potential: no known households and no customers"
+
+
+def test_no_potential_class_keeps_the_farm_land_out_of_the_blank_cells():
+    # Issue 15: a branch manager saw ~330 of 420 cells "blank", mostly farm land with a handful of
+    # apportioned households that the owning RM never visits. Those are 'no-potential' (score 0);
+    # a cell of few households with customers is still a real gap when nobody visits them.
+    farm = cell("farm", households=4.2, customers=0, customers_visited_90d=0, visits_90d=0,
+                days_since_visit=NAN, apportioned=True)
+    hamlet = cell("hamlet", households=4.2, customers=3, customers_visited_90d=0, visits_90d=0,
+                  days_since_visit=200.0)
+    village = cell("village", households=300, customers=20, customers_visited_90d=0, visits_90d=0,
+                   days_since_visit=NAN)
+    s = score_cells(pd.DataFrame([farm, hamlet, village])).set_index("cell_id")
+    assert s.at["farm", "gap_class"] == "no-potential" and s.at["farm", "score"] == 0.0
+    assert s.at["hamlet", "gap_class"] == "blank" and "no visit in 90 days" in s.at["hamlet", "reason_en"]
+    assert s.at["village", "gap_class"] == "blank"
+    # households unknown but customers there: scored, and not as "no customers per household"
+    unknown = score_cells(pd.DataFrame([cell("u", households=NAN, customers=5)])).iloc[0]
+    assert unknown["gap_class"] != "no-potential" and unknown["comp_low_penetration"] == 0.0
 
 
 def test_unvisited_customers_reason_names_the_window_of_its_measure():
@@ -55,11 +76,11 @@ def test_infinite_households_count_as_unknown_and_do_not_squash_the_others():
     # (1.8e308), so every other cell's potential became ~0; it is as unknown as NaN.
     cells = [cell("a", households=50), cell("b", households=100)]
     base = score_cells(pd.DataFrame(cells)).set_index("cell_id")
-    with_inf = score_cells(pd.DataFrame(cells + [cell("c", households=float("inf"))])).set_index("cell_id")
+    with_inf = score_cells(pd.DataFrame(cells + [cell("c", households=float("inf"), customers=0)])).set_index("cell_id")
     assert with_inf.attrs["potential_cap_households"] == base.attrs["potential_cap_households"]
     assert with_inf.loc[["a", "b"], "score"].tolist() == base["score"].tolist()
     assert with_inf.at["c", "score"] == 0.0
-    assert with_inf.at["c", "reason_en"] == "no known households; nothing to serve"
+    assert with_inf.at["c", "reason_en"] == "no potential: no known households and no customers"
 
 
 def test_sites_on_an_empty_grid_suggest_nothing():

@@ -96,5 +96,42 @@ def test_rm_page_and_province_agree_with_the_api(app, map_grid):
     for username in ("planner", "bm2"):
         with signed_in_client(app, username, PASSWORD) as c:
             province = c.get("/maps/province?kind=village").text.replace("<\\/", "</").replace('\\"', '"')
-        coverage = re.search(r'<tr data-grid="\d+">.*?<td class="gm-coverage">([^<]+)</td>', province).group(1)
+        coverage = re.search(r'<tr data-grid="\d+">.*?<td class="gm-coverage"[^>]*>([^<]+)</td>', province).group(1)
         assert coverage == f"{EXPECTED[username]['coverage']:.1%}"
+
+
+# --- No-potential cells (issue 15 §2): counted apart from the blank ones, within the reader's scope. ---
+NO_POTENTIAL = {"640121100001": "R1", "640121100013": "R3", "640121100014": "R3"}
+NO_POTENTIAL_SEEN = {"admin": 3, "planner": 3, "analyst": 3, "bm2": 2, "rm1": 1}
+
+
+@pytest.fixture()
+def no_potential_cells(engine, map_grid):
+    """Three cells of the latest gap run classed no-potential (R1's first, two of R3's), restored afterwards."""
+    run = "(SELECT max(id) FROM gap_run WHERE grid_id = :g)"
+    with engine.begin() as conn:
+        before = dict(conn.execute(text(f"SELECT cell_id, gap_class FROM gap_score WHERE gap_run_id = {run} "
+                                        "AND cell_id = ANY(:c)"), {"g": map_grid, "c": list(NO_POTENTIAL)}).all())
+        conn.execute(text(f"UPDATE gap_score SET gap_class = 'no-potential' WHERE gap_run_id = {run} "
+                          "AND cell_id = ANY(:c)"), {"g": map_grid, "c": list(NO_POTENTIAL)})
+    yield
+    with engine.begin() as conn:
+        for cell, cls in before.items():
+            conn.execute(text(f"UPDATE gap_score SET gap_class = :k WHERE gap_run_id = {run} AND cell_id = :c"),
+                         {"g": map_grid, "c": cell, "k": cls})
+
+
+@pytest.mark.parametrize("username", list(ROLES))
+def test_no_potential_cells_are_counted_within_the_reader_s_scope(app, map_grid, no_potential_cells, username):
+    got = _api(app, username, f"/api/v1/grids/{map_grid}/summary")
+    assert got["no_potential_cells"] == NO_POTENTIAL_SEEN[username]
+    assert got["no_potential_cells"] + got["blank_cells"] <= got["cells"]
+    if username == "rm1":
+        return  # an RM has no dashboard (their own map instead)
+    with signed_in_client(app, username, PASSWORD) as c:
+        page = c.get(f"/maps/dashboard?grid_id={map_grid}")
+    rows = _summary_rows(page.text)
+    assert rows["无潜力网格 no-potential cells"] == str(NO_POTENTIAL_SEEN[username])
+    assert rows["空白网格 blank cells"] == str(got["blank_cells"])
+    # the legend says what the class is, in both languages
+    assert "无潜力 no potential: 少于15户且无客户" in page.text and "fewer than 15 households and no customers" in page.text

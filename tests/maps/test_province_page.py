@@ -198,8 +198,8 @@ def _summary_panel(page: str) -> str:
 def _coverage_cells(page: str) -> dict[str, str]:
     """The 入格率 cell of each county row of the summary (by grid id), and of the total row ("total")."""
     html = _summary_panel(page)
-    found = dict(re.findall(r'<tr data-grid="(\d+)">.*?<td class="gm-coverage">([^<]*)</td>', html))
-    total = re.search(r'<tr class="gm-total">.*?<td class="gm-coverage">([^<]*)</td>', html)
+    found = dict(re.findall(r'<tr data-grid="(\d+)">.*?<td class="gm-coverage"[^>]*>([^<]*)</td>', html))
+    total = re.search(r'<tr class="gm-total">.*?<td class="gm-coverage"[^>]*>([^<]*)</td>', html)
     return found | {"total": total.group(1)}
 
 
