@@ -109,7 +109,8 @@ def score_quantiles(conn: Connection, *, scope: Scope, grid_ids: list[int], n: i
     """``n + 1`` evenly spaced quantiles of the latest gap scores of the cells ``scope`` reaches in ``grid_ids``.
 
     Enough to draw class breaks for the legend without reading every cell's
-    score ([] when no cell has a score). One statement.
+    score ([] when no cell has a score). No-potential cells (score 0, drawn faint) are left out, as on the
+    dashboard, so the colours spread over the cells worth acting on. One statement.
     """
     if not grid_ids:
         return []
@@ -118,7 +119,8 @@ def score_quantiles(conn: Connection, *, scope: Scope, grid_ids: list[int], n: i
     row = conn.execute(text(f"""
         WITH run AS (SELECT grid_id, max(id) AS run_id FROM gap_run WHERE grid_id = ANY(:gids) GROUP BY grid_id)
         SELECT percentile_disc(CAST(:fr AS float8[])) WITHIN GROUP (ORDER BY sc.score)
-          FROM (SELECT run.grid_id, s.cell_id, s.score FROM run JOIN gap_score s ON s.gap_run_id = run.run_id) sc
+          FROM (SELECT run.grid_id, s.cell_id, s.score FROM run JOIN gap_score s ON s.gap_run_id = run.run_id
+                 WHERE s.gap_class <> 'no-potential') sc
          WHERE {cell.sql}"""),
         {**cell.params, "fr": fractions, "gids": list(grid_ids)}).scalar()
     return [float(v) for v in row] if row else []

@@ -186,28 +186,39 @@
     return group;
   }
 
-  // Labels that fit: after every zoom or pan, each label (rows come most important first: the largest
-  // territory) is shown only if its box clears every label shown before it, so 68 RMs never pile up;
-  // zooming in makes room for more.
-  function declutter(group, marks) {
-    function fit() {
-      var map = group._map, shown = [], pad = 3;
-      if (!map) return;
-      var view = map.getContainer().getBoundingClientRect();
-      marks.forEach(function (mk) {
-        var el = mk.getElement(), span = el && el.firstChild;
-        if (!span) return;
-        var r = span.getBoundingClientRect();  // measured whether visible or not (visibility keeps the layout)
-        var off = r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom;
-        var hit = off || shown.some(function (s) {
+  // Labels that fit: after every zoom or pan, RM labels (most important first: the largest territory), then
+  // township names, are each shown only if their box clears every label shown before, so 68 RMs and a
+  // county's townships never pile up; zooming in makes room for more.
+  function settle(map) {
+    var view = map.getContainer().getBoundingClientRect(), shown = [], pad = 3;
+    function place(el, box) {
+      if (!el || !box) return;
+      var r = box.getBoundingClientRect();  // measured whether visible or not (visibility keeps the layout)
+      if (!r.width) return;
+      var hit = r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom ||
+        shown.some(function (s) {
           return r.left < s.right + pad && r.right > s.left - pad && r.top < s.bottom + pad && r.bottom > s.top - pad;
         });
-        L.DomUtil[hit ? "addClass" : "removeClass"](el, "gm-label-hidden");
-        if (!hit) shown.push(r);
-      });
+      L.DomUtil[hit ? "addClass" : "removeClass"](el, "gm-label-hidden");
+      if (!hit) shown.push(r);
     }
-    group.on("add", function () { group._map.on("zoomend moveend resize", fit); fit(); });
-    group.on("remove", function (e) { e.target._map && e.target._map.off("zoomend moveend resize", fit); });
+    (map._gmLabels || []).forEach(function (mk) { var el = mk.getElement(); place(el, el && el.firstChild); });
+    Array.prototype.forEach.call(map.getContainer().querySelectorAll(".gm-town"), function (el) { place(el, el); });
+  }
+  // Measured once the view settles too: labels added while the page's first fitBounds still animates were
+  // measured where they were about to leave (a phone showed 22 labels, piled up, until the first pan).
+  L.Map.addInitHook(function () {
+    var map = this;
+    map._gmSettle = function () { settle(map); setTimeout(function () { settle(map); }, 350); };
+    map.on("zoomend moveend resize viewreset", map._gmSettle);
+    map.whenReady(map._gmSettle);
+  });
+  function declutter(group, marks) {
+    group.on("add", function () { var map = group._map; map._gmLabels = (map._gmLabels || []).concat(marks); map._gmSettle(); });
+    group.on("remove", function (e) {
+      var map = e.target._map;
+      if (map) map._gmLabels = (map._gmLabels || []).filter(function (mk) { return marks.indexOf(mk) < 0; });
+    });
   }
 
   // FastMarkerCluster callback. row: [lat, lon, customer_id, masked name, open leads]
