@@ -203,8 +203,6 @@ def visits_html(conn: Connection, *, scope: Scope, settings: Settings, options: 
     """The branch manager's visits page: the week report of the RMs ``scope`` may see, their flagged visits, and
     the visits layer on a grid (``grid_id``, else the one most of those RMs own cells of, the newest of equals)."""
     tz = settings.visits.timezone
-    report = visit_ops.week_report(conn, scope=scope, settings=settings, week=week)
-    flagged = visit_ops.flagged_visits(conn, scope=scope, settings=settings, week=report["week"])["items"]
     seen = [g for g in index_reads.visible_grids(conn, scope=scope) if g["cells"]]
     rms = visible_rms(conn, scope=scope)
     owners = [r for r in index_reads.visible_rm_owners(conn, scope=scope) if r["code"] in rms]
@@ -212,6 +210,9 @@ def visits_html(conn: Connection, *, scope: Scope, settings: Settings, options: 
         # The grid most of the reader's RMs own cells of (their territories), the newest of equals.
         held = {g["id"]: sum(r["grid_id"] == g["id"] for r in owners) for g in seen}
         grid_id = max(held, key=lambda gid: (held[gid], gid))
+    # Territories counted on the map's grid: the table's customers add up to the map's.
+    report = visit_ops.week_report(conn, scope=scope, settings=settings, week=week, grid_id=grid_id)
+    flagged = visit_ops.flagged_visits(conn, scope=scope, settings=settings, week=report["week"])["items"]
     links = {}
     for r in sorted(owners, key=lambda r: (r["grid_id"] != grid_id, -r["grid_id"])):
         links.setdefault(r["code"], f"/maps/rm?grid_id={r['grid_id']}&rm_code={quote(r['code'], safe='')}")

@@ -192,13 +192,17 @@ def list_tasks(conn: Connection, *, scope: Scope | None, rm_code: str | None = N
     return {"items": rows, "total": total, "next_offset": nxt if nxt < total else None}
 
 
-def week_report(conn: Connection, *, scope: Scope | None, settings: Settings, week: str | None = None) -> dict[str, Any]:
-    """Per RM and ISO week: planned vs done, flags, gap-cell visits, coverage, process score (过程积分)."""
+def week_report(conn: Connection, *, scope: Scope | None, settings: Settings, week: str | None = None,
+                grid_id: int | None = None) -> dict[str, Any]:
+    """Per RM and ISO week: planned vs done, flags, gap-cell visits, coverage, process score (过程积分); with
+    ``grid_id``, territories (coverage) on that grid only."""
+    if grid_id is not None and scope is not None:
+        access.scoped_grid(conn, scope=scope, grid_id=grid_id)
     v = settings.visits
     week = week or report.this_week(v.timezone)
     weights = ProcessWeights.from_text(v.process_weights)
     rows = []
-    for r in report.week_rows(conn, scope=scope, week=week, tz=v.timezone):
+    for r in report.week_rows(conn, scope=scope, week=week, tz=v.timezone, grid_id=grid_id):
         s = process_score(planned=r["planned"], planned_done=r["planned_done"],
                           territory_customers=r["territory_customers"], customers_visited=r["customers_visited"],
                           visits=r["visits"], gap_visits=r["gap_visits"], checkins=r["checkins"],
@@ -218,10 +222,9 @@ def flagged_visits(conn: Connection, *, scope: Scope | None, settings: Settings,
 
 
 def week_end(week: str, tz: str) -> dt.datetime:
-    """Where a week's visit window ends: the next Monday's local midnight, or now while the week runs."""
+    """Where a week's visit window ends: the next Monday's local midnight (the week report's window too)."""
     _, sunday = report.week_bounds(week)
-    end = dt.datetime.combine(sunday + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(tz))
-    return min(end, dt.datetime.now(dt.UTC).astimezone(ZoneInfo(tz)))
+    return dt.datetime.combine(sunday + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(tz))
 
 
 def cell_cover(conn: Connection, *, scope: Scope | None, settings: Settings, grid_id: int,

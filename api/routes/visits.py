@@ -231,10 +231,13 @@ def list_tasks(conn: ConnDep, user: UserDep, page: PageDep,
 @router.get("/report", response_model=ReportPublic, response_model_by_alias=True)
 def week_report(conn: ConnDep, user: UserDep, settings: SettingsDep,
                 week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", description="ISO week, e.g. 2026-W50"
-                                                  " (default: this week).")] = None) -> dict:
+                                                  " (default: this week).")] = None,
+                grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(
+                    "Count each RM's territory on this grid only (default: each county's newest assigned grid"
+                    " of each kind)."))] = None) -> dict:
     """Per RM you may see: planned vs done, check-in flags, visits in blank/under-served cells, share of the
     territory's customers visited in the window, and the process score (过程积分)."""
-    return ops.week_report(conn, scope=user.scope, settings=settings, week=week)
+    return ops.week_report(conn, scope=user.scope, settings=settings, week=week, grid_id=grid_id)
 
 
 Week = Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", description="ISO week, e.g. 2026-W50 (default: this week).")]
@@ -252,5 +255,5 @@ def coverage(conn: ConnDep, user: UserDep, settings: SettingsDep,
              grid_id: Annotated[int, Query(ge=1, le=2**31 - 1, description="Grid id (see /api/v1/grids).")],
              week: Week = None) -> dict:
     """Where visits go: per cell of the grid you may see, its customers you may see and their visits (by
-    anyone) in the 90 days up to the week's end (or now); the totals are the page's numerator and denominator."""
+    anyone) in the 90 days up to the week's end; the totals are the page's numerator and denominator."""
     return ops.cell_cover(conn, scope=user.scope, settings=settings, grid_id=grid_id, week=week)

@@ -55,8 +55,10 @@ terr AS (SELECT t.rm_code, count(DISTINCT cc.customer_id) AS territory_customers
                       AND v.visited_at >= CAST(:t1 AS timestamptz) - CAST(:win AS interval))) AS customers_visited
            FROM territory t JOIN customer_cell cc ON cc.grid_id = t.grid_id AND cc.cell_id = t.cell_id
           WHERE t.rm_code IN (SELECT code FROM rms) AND t.role = 'owner' AND t.valid_to IS NULL
-            AND t.grid_id IN (SELECT DISTINCT ON (g.county_code, g.kind) g.id FROM grid g
-                               WHERE g.assigned_at IS NOT NULL ORDER BY g.county_code, g.kind, g.id DESC)
+            AND CASE WHEN CAST(:grid AS integer) IS NULL
+                     THEN t.grid_id IN (SELECT DISTINCT ON (g.county_code, g.kind) g.id FROM grid g
+                                         WHERE g.assigned_at IS NOT NULL ORDER BY g.county_code, g.kind, g.id DESC)
+                     ELSE t.grid_id = :grid END
           GROUP BY t.rm_code)
 SELECT rms.code AS rm_code, rms.name AS rm_name, rms.outlet_code,
        coalesce(planned.planned, 0) AS planned, coalesce(planned.planned_done, 0) AS planned_done,
@@ -90,8 +92,9 @@ def this_week(tz: str) -> str:
 
 
 def week_rows(conn: Connection, *, scope: Scope | None, week: str, tz: str,
-              window_days: int = 90) -> list[dict[str, Any]]:
-    """One row of counts per RM ``scope`` may see (see the module docstring)."""
+              window_days: int = 90, grid_id: int | None = None) -> list[dict[str, Any]]:
+    """One row of counts per RM ``scope`` may see (see the module docstring); with ``grid_id``, the
+    territory (``territory_customers``, ``customers_visited``) is the RM's cells of that grid only."""
     d0, d1 = week_bounds(week)
     cond = where(scope, "rm", "r") if scope is not None else None
     z = ZoneInfo(tz)
@@ -99,7 +102,7 @@ def week_rows(conn: Connection, *, scope: Scope | None, week: str, tz: str,
     t1 = dt.datetime.combine(d1 + dt.timedelta(days=1), dt.time(0), tzinfo=z)
     rows = conn.execute(text(_REPORT.format(cond=cond.sql if cond else "TRUE")),
                         {**(cond.params if cond else {}), "d0": d0, "d1": d1, "t0": t0, "t1": t1, "tz": tz,
-                         "win": dt.timedelta(days=window_days)}).mappings().all()
+                         "win": dt.timedelta(days=window_days), "grid": grid_id}).mappings().all()
     return [dict(r) for r in rows]
 
 

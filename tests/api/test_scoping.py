@@ -89,8 +89,8 @@ PUBLIC = {"/health", "/ready", "/api/v1/auth/session", "/api/v1/auth/logout", "/
 # Required query parameters that name someone's object, filled in like path parameters (tiles).
 OBJECT_QUERY = {"grid_id"}
 # Routes whose grid_id query parameter (required or not) names someone's grid: filled like a path parameter
-# (the branch manager's visits page and its layer's counts).
-GRID_QUERY = {"/api/v1/visits/coverage", "/maps/visits"}
+# (the branch manager's visits page, its report on one grid and its layer's counts).
+GRID_QUERY = {"/api/v1/visits/coverage", "/api/v1/visits/report", "/maps/visits"}
 
 
 def _operations(app):

@@ -72,6 +72,18 @@ def test_cover_counts_within_scope(client, auth, data, flagged_visit, who, cells
     assert body["window_days"] == 90 and all(c["visits_per_customer"] == 1.0 for c in body["items"])
 
 
+@pytest.mark.parametrize("who", ["bm_a", "rm_a1", "analyst_a"])
+def test_report_on_the_map_grid_adds_up_to_the_map(client, auth, data, flagged_visit, who):
+    """On one grid, the RMs' territory customers (and those visited) add up to the layer's denominator (and
+    numerator): the page's table and map never disagree."""
+    q = f"grid_id={data['grid_a']}&week={WEEK}"
+    rows = client.get(f"/api/v1/visits/report?{q}", headers=auth(who)).json()["items"]
+    cover = client.get(f"/api/v1/visits/coverage?{q}", headers=auth(who)).json()
+    assert sum(r["territory_customers"] for r in rows) == cover["customers"] > 0
+    assert sum(r["customers_visited"] for r in rows) == cover["customers_visited"]
+    assert client.get(f"/api/v1/visits/report?grid_id={data['grid_b']}", headers=auth(who)).status_code == 404
+
+
 def test_cover_of_an_old_week_and_of_others_grid(client, auth, data, flagged_visit):
     old = client.get(f"/api/v1/visits/coverage?grid_id={data['grid_a']}&week=2020-W01", headers=auth("bm_a")).json()
     assert old["customers"] == 1 and old["customers_visited"] == 0 and old["visits"] == 0
