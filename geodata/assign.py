@@ -23,22 +23,22 @@ import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geodata.grids import (
-    build_locator,
-    get_grid,
-    grid_locator,
-    load_cells,
-    load_county,
-    load_villages,
-)
-from geodata.pgcopy import encode_binary
-from geodata.visit_measures import partition_of, reference_time, visit_counts_sql
+from geodata.cell_stats import potential_per_cell, refresh_cell_stats, totals_frame
+from geodata.grids import build_locator, get_grid, grid_locator, load_cells, load_villages
+from geodata.pgcopy import encode_binary_chunks
+from grid.totals import cell_totals
 
 ProgressFn = Callable[[float, str], None]
 UNPLACED_SAMPLE = 50
+# The statistics live in geodata.cell_stats; still reachable here (refresh, the batch mode).
+__all__ = ["HOW", "assign_customers", "assignment_staleness", "fetch_customers", "locate_customers",
+           "new_partition", "potential_per_cell", "refresh_cell_stats", "swap_partition", "unplaced_customers"]
 # customer_cell.how: placed by point or by village code, or why not placed.
 HOW = ("point", "village", "outside", "no_location")
 
+
+# Rows of the assignment encoded per chunk, in a thread, while the previous chunk is stored.
+WRITE_CHUNK = 1_000_000
 
 # Advisory lock class ('as') held by an assignment of grid G as (ASSIGN_LOCK_CLASS, G) until it commits.
 ASSIGN_LOCK_CLASS = 0x6173
@@ -48,36 +48,49 @@ def _raw(conn: Connection):
     return conn.connection.dbapi_connection
 
 
+_READ = ("SELECT customer_id, ST_X(geom), ST_Y(geom), village_code, deposit_balance, loan_balance FROM customer"
+         " WHERE county_code = %s AND coalesce(legal_entity_id = (SELECT legal_entity_id FROM county WHERE adcode = %s), true)")
+_TYPES = {"customer_id": pa.large_string(), "lon": pa.float64(), "lat": pa.float64(), "village_code": pa.large_string(),
+          "deposit_cents": pa.decimal128(18, 2), "loan_cents": pa.decimal128(18, 2)}
+
+
 def fetch_customers(conn: Connection, *, county_code: str) -> pd.DataFrame:
-    """customer_id, lon, lat, village_code of every customer of a county (COPY, fast).
+    """customer_id, lon, lat, village_code, deposit_cents, loan_cents of every customer of a county (COPY, fast).
 
     Customers of another legal entity than the county's are left out: their
     figures must not reach this legal entity's cells. The two text columns
-    stay Arrow-backed: no Python string per customer.
+    stay Arrow-backed: no Python string per customer. Balances are exact integer
+    cents (read as decimals, never as floats), so per-cell sums match SQL's.
+
+    CSV parsed by Arrow, not binary COPY: psycopg2 hands over one row at a time
+    either way, and binary rows with text fields cannot be split without a loop
+    over rows; the server's time is the same (bench/bench_assign_store.py).
     """
-    raw = _raw(conn)
-    with raw.cursor() as cur:
-        inner = cur.mogrify(
-            "SELECT customer_id, ST_X(geom), ST_Y(geom), village_code FROM customer WHERE county_code = %s"
-            " AND coalesce(legal_entity_id = (SELECT legal_entity_id FROM county WHERE adcode = %s), true)",
-            (county_code, county_code),
-        ).decode()
+    with _raw(conn).cursor() as cur:
+        inner = cur.mogrify(_READ, (county_code, county_code)).decode()
         buf = io.BytesIO()
         cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)
     buf.seek(0)
-    names = ["customer_id", "lon", "lat", "village_code"]
-    types = {"customer_id": pa.large_string(), "lon": pa.float64(), "lat": pa.float64(),
-             "village_code": pa.large_string()}
     if buf.getbuffer().nbytes == 0:
-        table = pa.table({k: pa.array([], type=t) for k, t in types.items()})
+        table = pa.table({k: pa.array([], type=t) for k, t in _TYPES.items()})
     else:
-        table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=names),
-                               convert_options=pacsv.ConvertOptions(column_types=types))
+        table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=list(_TYPES)),
+                               convert_options=pacsv.ConvertOptions(column_types=_TYPES))
     return pd.DataFrame({
         "customer_id": _arrow_text(table["customer_id"].combine_chunks()),
         "lon": table["lon"].to_numpy(), "lat": table["lat"].to_numpy(),
         "village_code": _arrow_text(table["village_code"].combine_chunks()),
+        "deposit_cents": _cents(table["deposit_cents"]), "loan_cents": _cents(table["loan_cents"]),
     })
+
+
+def _cents(col: pa.ChunkedArray) -> np.ndarray:
+    """Integer cents of a decimal(18, 2) column: the low half of each 128-bit unscaled value."""
+    a = col.combine_chunks()
+    if a.null_count:
+        raise ValueError("a balance is NULL")
+    words = np.frombuffer(a.buffers()[1], dtype="<i8", count=2 * (a.offset + len(a)))
+    return words[2 * a.offset::2].copy()
 
 
 def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[str, str]:
@@ -95,10 +108,12 @@ def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[
 
 def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.DataFrame,
                      workers: int = 1, locator=None) -> pd.DataFrame:
-    """Pure placement step: returns customers with ``cell_id`` (None), ``how`` and ``cell_index``.
+    """Pure placement step: returns customers with ``cell_id``, ``how`` and ``cell_index``.
 
     ``cell_index`` is the cell's row in ``cells`` (-1 for none), so callers can
-    sort or group by cell without comparing strings.
+    sort or group by cell without comparing strings. ``cell_id`` and ``how`` are
+    categoricals (codes over the cell ids and :data:`HOW`; no string per customer):
+    compare them with ``.astype(object)`` or through ``cell_index``.
 
     ``workers`` > 1 forks processes for H3 grids: only from a single-threaded
     process (the CLI), never inside the server. ``locator``: one already built
@@ -112,21 +127,24 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
     idx = np.full(len(customers), -1, dtype=np.int64)
     if has_point.any():
         idx[has_point] = locator.locate(lon[has_point], lat[has_point])
-    how = np.where(idx >= 0, "point", np.where(has_point, "outside", "no_location")).astype(object)
-    need = idx < 0
-    if need.any():
+    how = np.where(idx >= 0, 0, np.where(has_point, 2, 3)).astype(np.int8)  # codes of HOW
+    need = np.flatnonzero(idx < 0)
+    if len(need):
         mapping = _village_to_cell(kind, cells, villages, locator)
         position = {c: i for i, c in enumerate(ids)}
         to_index = {v: position[c] for v, c in mapping.items() if c in position}
-        by_village = customers["village_code"].iloc[np.flatnonzero(need)].to_numpy(dtype=object)
-        found = pd.Series(by_village).map(to_index).fillna(-1).to_numpy(dtype=np.int64)
+        codes = pa.array(customers["village_code"], type=pa.large_string(), from_pandas=True).take(pa.array(need))
+        if isinstance(codes, pa.ChunkedArray):  # pandas' Arrow-backed strings
+            codes = codes.combine_chunks()
+        at = pc.index_in(codes, value_set=pa.array(list(to_index), type=pa.large_string()))
+        at = np.asarray(pc.fill_null(at, -1), dtype=np.int64)
+        found = np.append(np.fromiter(to_index.values(), dtype=np.int64, count=len(to_index)), -1)[at]
         ok = found >= 0
-        sel = np.flatnonzero(need)[ok]
-        idx[sel] = found[ok]
-        how[sel] = "village"
-    cell = np.where(idx >= 0, ids[np.maximum(idx, 0)], None).astype(object)
-    return pd.DataFrame({"customer_id": customers["customer_id"].reset_index(drop=True), "cell_id": cell,
-                         "how": pd.Categorical(how, categories=HOW), "cell_index": idx})
+        idx[need[ok]] = found[ok]
+        how[need[ok]] = 1
+    return pd.DataFrame({"customer_id": customers["customer_id"].reset_index(drop=True),
+                         "cell_id": pd.Categorical.from_codes(np.where(idx >= 0, idx, -1), categories=pd.Index(ids)),
+                         "how": pd.Categorical.from_codes(how, categories=HOW), "cell_index": idx})
 
 
 def _arrow_text(a: pa.Array) -> pd.Series:
@@ -176,21 +194,35 @@ def _write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> No
     cells = key[order].astype(np.int32)
     cells[cells == len(used)] = -1
     how = pd.Categorical(placed["how"])
-    take = pa.array(order)
-    frame = pd.DataFrame({
-        "grid_id": np.full(len(placed), gid, dtype=np.int32),
-        "customer_id": _arrow_text(pc.take(pa.array(placed["customer_id"], type=pa.large_string()), take)),
-        "cell_id": _arrow_text(pa.DictionaryArray.from_arrays(
-            pa.array(cells, mask=cells < 0), pa.array(list(cell_ids), type=pa.large_string())).cast(pa.large_string())),
-        "how": _arrow_text(pa.DictionaryArray.from_arrays(
-            pa.array(how.codes[order].astype(np.int32)), pa.array(list(how.categories), type=pa.large_string()))
-            .cast(pa.large_string())),
-    })
-    if len(frame):  # a county without customers gets an empty partition
-        stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
-        with _raw(conn).cursor() as cur:
-            cur.copy_expert(f"COPY {new} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)", stream,
-                            size=8 << 20)
+    ids = pa.array(placed["customer_id"], type=pa.large_string())
+    names = pa.array(list(cell_ids), type=pa.large_string())
+    reasons = pa.array(list(how.categories), type=pa.large_string())
+    how_codes = how.codes.astype(np.int32)
+
+    def chunks():  # run by the encoding thread, a chunk ahead of the COPY
+        for start in range(0, max(n, 1), WRITE_CHUNK):
+            part, c = order[start:start + WRITE_CHUNK], cells[start:start + WRITE_CHUNK]
+            yield pd.DataFrame({
+                "grid_id": np.full(len(part), gid, dtype=np.int32),
+                "customer_id": _arrow_text(pc.take(ids, pa.array(part))),
+                "cell_id": _arrow_text(pa.DictionaryArray.from_arrays(pa.array(c, mask=c < 0), names)
+                                       .cast(pa.large_string())),
+                "how": _arrow_text(pa.DictionaryArray.from_arrays(pa.array(how_codes[part]), reasons)
+                                   .cast(pa.large_string())),
+            })
+
+    if n:  # a county without customers gets an empty partition
+        stream, cols = encode_binary_chunks(chunks(), ["int4", "text", "text", "text"])
+        try:
+            with _raw(conn).cursor() as cur:
+                cur.copy_expert(f"COPY {new} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)",
+                                stream, size=8 << 20)
+        except Exception:
+            if stream.error is not None:  # the encoding failed, not the server: say what it was
+                raise stream.error from None
+            raise
+        finally:
+            stream.close()
     swap_partition(conn, gid)
 
 
@@ -210,88 +242,6 @@ def swap_partition(conn: Connection, grid_id: int) -> None:
     conn.execute(text(f"ALTER INDEX {new}_customer RENAME TO {final}_customer"))
     conn.execute(text(f"ALTER INDEX {new}_cell RENAME TO {final}_cell"))
     conn.execute(text(f"ALTER TABLE customer_cell ATTACH PARTITION {final} FOR VALUES IN ({gid})"))
-
-
-def potential_per_cell(conn: Connection, *, grid_id: int, kind: str, county_code: str, cells) -> tuple[pd.DataFrame, dict]:
-    """Households/population per cell from the village list (see grid.apportion for the rule)."""
-    villages = load_villages(conn, county_code=county_code)
-    if kind == "village":
-        v = villages.set_index("code")[["households", "population"]].fillna(0.0)
-        rows = []
-        for cid, codes in zip(cells["cell_id"], cells["village_codes"], strict=True):
-            codes = [c for c in (codes or []) if c in v.index]
-            s = v.loc[codes].sum() if codes else pd.Series({"households": 0.0, "population": 0.0})
-            rows.append((cid, float(s["households"]), float(s["population"]), False))
-        df = pd.DataFrame(rows, columns=["cell_id", "households", "population", "apportioned"])
-        return df, {"households_by_village": float(df["households"].sum())}
-    from grid.apportion import apportion_to_cells
-
-    county = load_county(conn, code=county_code)
-    return apportion_to_cells(cells, villages, county["geometry"])
-
-
-def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = None,
-                       totals: pd.DataFrame | None = None) -> dict:
-    """Recompute customers, balances, households and visits per cell of a grid.
-
-    Visits are counted as of ``as_of`` (default now), recorded in ``cell_stat.as_of``.
-    ``totals`` (cell_id, customers, deposit, loan): the customer figures already summed
-    from the placement (the batch mode's reduction), instead of a join over the customers.
-    """
-    g = get_grid(conn, grid_id=grid_id)
-    gid = int(grid_id)
-    when = reference_time(as_of)
-    part = partition_of(conn, gid)
-    cells = load_cells(conn, grid_id=gid, with_stats=False)
-    pot, pot_report = potential_per_cell(conn, grid_id=gid, kind=g["kind"], county_code=g["county_code"], cells=cells)
-    conn.execute(text("DROP TABLE IF EXISTS tmp_potential"))
-    conn.execute(text("CREATE TEMP TABLE tmp_potential (cell_id varchar(32), households float8, population float8, apportioned bool) ON COMMIT DROP"))
-    buf = io.StringIO()
-    pot.to_csv(buf, sep="\t", header=False, index=False)
-    buf.seek(0)
-    with _raw(conn).cursor() as cur:
-        cur.copy_expert("COPY tmp_potential FROM STDIN", buf)
-    if totals is None:
-        summed = f"""SELECT cc.cell_id, count(*) AS customers, sum(cu.deposit_balance) AS deposit,
-                           sum(cu.loan_balance) AS loan
-            FROM {part} cc JOIN customer cu ON cu.customer_id = cc.customer_id
-            WHERE cc.cell_id IS NOT NULL GROUP BY cc.cell_id"""
-    else:
-        conn.execute(text("DROP TABLE IF EXISTS tmp_totals"))
-        conn.execute(text("CREATE TEMP TABLE tmp_totals (cell_id varchar(32), customers int8, deposit numeric,"
-                          " loan numeric) ON COMMIT DROP"))
-        buf = io.StringIO()
-        totals[["cell_id", "customers", "deposit", "loan"]].to_csv(buf, sep="\t", header=False, index=False)
-        buf.seek(0)
-        with _raw(conn).cursor() as cur:
-            cur.copy_expert("COPY tmp_totals FROM STDIN", buf)
-        summed = "SELECT * FROM tmp_totals"
-    conn.execute(text("DELETE FROM cell_stat WHERE grid_id = :g"), {"g": gid})
-    conn.execute(
-        text(f"""
-        INSERT INTO cell_stat (grid_id, cell_id, customers, households, population, apportioned,
-                               deposit, loan, visits_90d, customers_visited_90d, last_visit_at, computed_at, as_of)
-        SELECT c.grid_id, c.cell_id, coalesce(a.customers, 0), coalesce(p.households, 0),
-               coalesce(p.population, 0), coalesce(p.apportioned, false), coalesce(a.deposit, 0),
-               coalesce(a.loan, 0), coalesce(v.visits_90d, 0), coalesce(v.visited_90d, 0), v.last_visit_at, now(),
-               CAST(:as_of AS timestamptz)
-        FROM cell c
-        LEFT JOIN tmp_potential p ON p.cell_id = c.cell_id
-        LEFT JOIN ({summed}
-        ) a ON a.cell_id = c.cell_id
-        LEFT JOIN ({visit_counts_sql(part)}
-        ) v ON v.cell_id = c.cell_id
-        WHERE c.grid_id = :g
-        """),
-        {"g": gid, "as_of": when.to_pydatetime()},
-    )
-    totals = conn.execute(
-        text("SELECT count(*) AS cells, sum(customers) AS customers, sum(households) AS households, "
-             "sum(visits_90d) AS visits_90d FROM cell_stat WHERE grid_id = :g"),
-        {"g": gid},
-    ).mappings().one()
-    return {**{k: (float(v) if v is not None else 0.0) for k, v in totals.items()}, "potential": pot_report,
-            "as_of": when.isoformat()}
 
 
 def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | None = None,
@@ -318,7 +268,11 @@ def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | N
     _write_partition(conn, grid_id, placed)
     t3 = time.perf_counter()
     progress(0.8, "cell statistics")
-    stats = refresh_cell_stats(conn, grid_id=grid_id, as_of=as_of)
+    # Counted from the placement in hand, not by joining the new partition back to the customers.
+    totals = cell_totals(placed["cell_index"].to_numpy(), len(cells), customers["deposit_cents"].to_numpy(),
+                         customers["loan_cents"].to_numpy())
+    stats = refresh_cell_stats(conn, grid_id=grid_id, as_of=as_of, totals=totals_frame(cells["cell_id"], totals),
+                               cells=cells)
     conn.execute(text("UPDATE grid SET assigned_at = now() WHERE id = :g"), {"g": grid_id})
     progress(1.0, "done")
     counts = placed["how"].value_counts().to_dict()

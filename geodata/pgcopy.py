@@ -4,6 +4,9 @@ arrive ready-made, so the server parses no text. Used by the importers and by th
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Collection, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -221,19 +224,28 @@ class _Stream:
 
 def encode_binary(frame: pd.DataFrame, types: list[str], ewkb: tuple[np.ndarray, np.ndarray] | None = None
                   ) -> tuple[_Stream, list[str]]:
-    """``frame`` as a whole binary COPY stream, and the column order it uses.
+    """``frame`` as a whole binary COPY stream, and the column order it uses (see :func:`_encode_rows`)."""
+    body, cols = _encode_rows(frame, types, ewkb)
+    return _Stream(_PGCOPY_HEAD, body, _PGCOPY_TAIL), cols
+
+
+def _encode_rows(frame: pd.DataFrame, types: list[str], ewkb: tuple[np.ndarray, np.ndarray] | None = None,
+                 variable: Collection[str] = ()) -> tuple[memoryview, list[str]]:
+    """The rows of ``frame`` in binary COPY (no header, no trailer), and the column order they use.
 
     ``types`` come from :func:`copy_type`, one per column; a 'geometry'
     column's values are ``ewkb``: an (n, 25) EWKB matrix and its NULL mask.
     Fields that are never (or always) NULL and of fixed width go first, as one
-    block per row, then the others; one Arrow join makes the rows.
+    block per row, then the others; one Arrow join makes the rows. A text column
+    named in ``variable`` stays a variable field even when it is NULL throughout (so
+    that chunks of one table keep one column order).
     """
     n = len(frame)
     solid, solid_cols, loose, loose_cols = [], [], [], []
     for name, typ in zip(frame.columns, types, strict=True):
         s = frame[name]
         if typ == "text":
-            if s.isna().all():
+            if s.isna().all() and name not in variable:
                 solid.append((np.empty((n, 0), dtype=np.uint8), np.ones(n, dtype=bool)))
                 solid_cols.append(name)
             else:
@@ -262,6 +274,70 @@ def encode_binary(frame: pd.DataFrame, types: list[str], ewkb: tuple[np.ndarray,
         rows = rows.combine_chunks()
     offsets, data = rows.buffers()[1:]
     ends = np.frombuffer(offsets, dtype=np.int64, count=n + 1, offset=rows.offset * 8)
-    return _Stream(_PGCOPY_HEAD, memoryview(data)[ends[0]:ends[-1]], _PGCOPY_TAIL), solid_cols + loose_cols
+    return memoryview(data)[ends[0]:ends[-1]], solid_cols + loose_cols
+
+
+class _Chunks:
+    """A read-only file over binary COPY rows that a background thread encodes chunk by chunk: the next
+    chunk is built while the previous one is sent and stored by the server (the two overlap)."""
+
+    def __init__(self, first: memoryview, rest: Iterator[pd.DataFrame], types: list[str], cols: list[str]):
+        self._now = _Stream(_PGCOPY_HEAD, first)
+        self.error: BaseException | None = None  # what stopped the encoding (psycopg2 reports only its text)
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._encode, args=(rest, types, cols), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _encode(self, rest, types, cols) -> None:
+        try:
+            for frame in rest:
+                body, c = _encode_rows(frame, types, variable=cols)
+                if c != cols:
+                    raise RuntimeError(f"a chunk's columns {c} differ from the first chunk's {cols}")
+                if not self._put(_Stream(body)):
+                    return
+            self._put(_Stream(_PGCOPY_TAIL))
+            self._put(None)
+        except BaseException as exc:  # handed to the reader, which raises it in the COPY
+            self._put(exc)
+
+    def read(self, size: int = -1) -> bytes:
+        while self._now is not None:
+            b = self._now.read(size)
+            if b:
+                return b
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self.error = item
+                self.close()
+                raise item
+            self._now = item
+        return b""
+
+    def close(self) -> None:
+        """Stop the encoding thread (after an error, or once the COPY is done)."""
+        self._stop.set()
+        self._thread.join()
+
+
+def encode_binary_chunks(frames: Iterator[pd.DataFrame], types: list[str]) -> tuple[_Chunks, list[str]]:
+    """Frames of one table as one binary COPY stream, encoded in a background thread while it is read.
+
+    The first frame is encoded at once (its column order names the COPY's columns); call
+    ``close()`` on the stream when the COPY ends, whatever its outcome.
+    """
+    first = next(frames)
+    body, cols = _encode_rows(first, types, variable=[c for c, t in zip(first.columns, types, strict=True) if t == "text"])
+    return _Chunks(body, frames, types, cols), cols
 
 
