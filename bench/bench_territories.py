@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two small counties, no province")
     ap.add_argument("--customers", type=int, default=600_000, help="synthetic customers over the province")
-    ap.add_argument("--share", type=float, default=0.5, help="refine cells above this share of an RM's target")
+    ap.add_argument("--share", type=float, default=0.2, help="refine cells above this share of an RM's target")
     ap.add_argument("--county-budget", type=float, default=20.0, help="seconds of balancing per county plan")
     ap.add_argument("--province-budget", type=float, default=57.0, help="seconds for the province plan")
     ap.add_argument("--counties", default=None, help="comma-separated adcodes (default: all 22)")

@@ -33,7 +33,7 @@ HOUSEHOLD_WEIGHT = 0.3
 class RefineOptions:
     """Refine a grid being built: cells over ``share`` of an RM's target are split, down to ``max_res``."""
 
-    share: float = 0.5
+    share: float = 0.2
     rms: float | None = None  # RMs (capacity) sharing the county's work; default: its active RMs
     max_res: int = 11
     village_res: int = 8  # village grids: the H3 resolution a village over the limit is cut by

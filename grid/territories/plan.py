@@ -25,6 +25,7 @@ from grid.territories.recom import recombine, swap_territories
 from grid.territories.regions import solve_regions
 from grid.territories.report import PlanReport, plan_report
 from grid.territories.seeds import choose_seeds, distinct_seeds, grow, orphan_cells
+from grid.territories.smooth import smooth
 from grid.territories.solver import Problem, polish, rebalance
 from grid.territories.start import balanced_start
 from grid.territories.triples import recombine_triples
@@ -335,6 +336,10 @@ class TerritoryPlan:
                 polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
                 if np.array_equal(a, before) or time.monotonic() > deadline:
                     break
+        if not keep:
+            # Ragged borders of fine grids shortened within a 3% band, then the balance polished again.
+            smooth(p, a, anchor, tolerance=self.tolerance, deadline=deadline + 0.1 * (time_limit_s or 0))
+            polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline + 0.1 * (time_limit_s or 0))
         self.assignment, self.seeds = a, seeds
         self.report = self.evaluate(a) if report else None
         return self

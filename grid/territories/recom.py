@@ -32,13 +32,22 @@ import numpy as np
 from grid.territories.solver import Problem, _boundary, _deviation, cell_loads
 
 
-def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Generator):
-    """Random spanning tree of ``cells``: its nodes (local rows) in depth-first preorder and their subtree sizes.
+def _local_edges(p: Problem, cells: list[int], where: dict[int, int]) -> list[tuple[int, int]]:
+    """Edges of the graph among ``cells`` as pairs of local rows (i < j)."""
+    get = where.get
+    return [(i, j) for i, c in enumerate(cells) for v in p.nbrs[c] if (j := get(v, -1)) > i]
 
-    The subtree of the node at preorder position ``i`` is positions ``i .. i + size - 1``; None if not connected.
+
+def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Generator, edges=None):
+    """Random spanning tree of ``cells``: its nodes (local rows) in depth-first preorder, their subtree sizes and parents.
+
+    The subtree of the node at preorder position ``i`` is positions ``i .. i + size - 1``; ``parent[i]`` is the
+    position of its parent (-1 for the root). None if not connected. ``edges`` (:func:`_local_edges`) may be
+    passed when several trees of the same cells are drawn.
     """
     m = len(cells)
-    edges = [(i, where[v]) for i, c in enumerate(cells) for v in p.nbrs[c] if where.get(v, -1) > i]
+    if edges is None:
+        edges = _local_edges(p, cells, where)
     root = list(range(m))
 
     def find(x: int) -> int:
@@ -49,6 +58,7 @@ def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Ge
 
     # Kruskal on random edge weights.
     adj: list[list[int]] = [[] for _ in range(m)]
+    joined = 0
     for e in np.argsort(rng.random(len(edges))).tolist():
         i, j = edges[e]
         ri, rj = find(i), find(j)
@@ -56,6 +66,9 @@ def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Ge
             root[ri] = rj
             adj[i].append(j)
             adj[j].append(i)
+            joined += 1
+            if joined == m - 1:
+                break
     start = int(rng.integers(m))
     pre, parent, seen = [], [], {start}
     stack = [(start, -1)]
@@ -72,7 +85,17 @@ def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Ge
     size = [1] * m
     for k in range(m - 1, 0, -1):
         size[parent[k]] += size[k]
-    return np.array(pre, dtype=np.int64), np.array(size, dtype=np.int64)
+    return np.array(pre, dtype=np.int64), np.array(size, dtype=np.int64), parent
+
+
+def _subtree_max(values: list[float], parent: list[int]) -> np.ndarray:
+    """Max of ``values`` (by preorder position) over the subtree of every position."""
+    out = list(values)
+    for k in range(len(out) - 1, 0, -1):
+        up = parent[k]
+        if out[k] > out[up]:
+            out[up] = out[k]
+    return np.array(out)
 
 
 def swap_territories(
@@ -276,12 +299,13 @@ def _best_split(p, cells_s, cells_t, s, t, level, cap_max, trees, tolerance, dev
     best_key = (float(cur_key[0][0]) - 1e-9, float(cur_key[1][0]) - 1e-12)
     best = None
     tot_s, tot_t = float(ws.sum()), float(wt.sum())
+    edges = _local_edges(p, cells, where)
     # Small pairs are cheap and their good splits rare among trees: draw more of them.
     for _ in range(max(trees, min(4 * trees, 1200 // m))):
-        tree = _tree(p, cells, where, p.rng)
+        tree = _tree(p, cells, where, p.rng, edges)
         if tree is None:
             return None
-        nodes, sizes = tree
+        nodes, sizes, parent = tree
         # Subtree of position i is nodes[i : i + sizes[i]]; prefix sums give their workloads.
         pws = np.concatenate([[0.0], np.cumsum(ws[nodes])])
         pwt = np.concatenate([[0.0], np.cumsum(wt[nodes])])
@@ -290,8 +314,8 @@ def _best_split(p, cells_s, cells_t, s, t, level, cap_max, trees, tolerance, dev
         sub_s, sub_t = pws[end] - pws[pos], pwt[end] - pwt[pos]
         # Max of a subtree and of its complement: sparse enough to do directly for small pairs.
         hs, ht = ws[nodes], wt[nodes]
-        in_hs = np.array([hs[i:j].max() for i, j in zip(pos.tolist(), end.tolist(), strict=True)])
-        in_ht = np.array([ht[i:j].max() for i, j in zip(pos.tolist(), end.tolist(), strict=True)])
+        in_hs = _subtree_max(hs.tolist(), parent)[1:]
+        in_ht = _subtree_max(ht.tolist(), parent)[1:]
         pre_s, pre_t = np.maximum.accumulate(hs), np.maximum.accumulate(ht)
         suf_s = np.maximum.accumulate(hs[::-1])[::-1]
         suf_t = np.maximum.accumulate(ht[::-1])[::-1]

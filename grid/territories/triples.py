@@ -22,7 +22,7 @@ from itertools import permutations
 
 import numpy as np
 
-from grid.territories.recom import _territories, _tree
+from grid.territories.recom import _local_edges, _territories, _tree
 from grid.territories.solver import Problem, _deviation
 
 _ORDERS = list(permutations(range(3)))
@@ -149,11 +149,12 @@ def _best_triple(p, rr, members, level, cap_max, trees, tolerance, dev):
     best_key = (max(float(np.abs(dev[rr]).max()), tolerance), float((dev[rr] ** 2).sum()), -math.inf)
     best = None
     pos = np.arange(m)
+    edges = _local_edges(p, cells, where)
     for _ in range(max(trees, min(4 * trees, 600 // m))):
-        tree = _tree(p, cells, where, p.rng)
+        tree = _tree(p, cells, where, p.rng, edges)
         if tree is None:
             return None
-        nodes, sizes = tree
+        nodes, sizes, _ = tree
         # in_sub[i, q]: position q lies in the subtree of position i (the part cut off by i's parent edge).
         in_sub = (pos[None, :] >= pos[1:, None]) & (pos[None, :] < (pos[1:] + sizes[1:])[:, None])
         i, j = np.triu_indices(m - 1, k=1)
