@@ -337,7 +337,7 @@ class TerritoryPlan:
                 if np.array_equal(a, before) or time.monotonic() > deadline:
                     break
         if not keep:
-            # Ragged borders of fine grids shortened within a 3% band, then the balance polished again.
+            # Ragged borders of fine grids shortened within a 4.5% band, then the balance polished again.
             smooth(p, a, anchor, tolerance=self.tolerance, deadline=deadline + 0.1 * (time_limit_s or 0))
             polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline + 0.1 * (time_limit_s or 0))
         self.assignment, self.seeds = a, seeds

@@ -11,7 +11,7 @@ shared border gets shorter, when
   least one cell and stays one piece (the checks of every move,
   :class:`grid.territories.solver._Mover`), and
 * neither RM ends further from its target than the band: the plan's max
-  deviation before smoothing, or ``slack`` (3%) if that is larger; so the
+  deviation before smoothing, or ``slack`` (4.5%) if that is larger; so the
   plan's max deviation never grows past either (the caller polishes the
   balance again afterwards).
 
