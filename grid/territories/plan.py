@@ -274,8 +274,10 @@ class TerritoryPlan:
             self.seeds = None
             self.report = self.evaluate(self.assignment) if report else None
             return self
-        deadline = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
         keep = self.keep_current and self.current is not None
+        end = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
+        # The last sixth of the time is kept for smoothing the borders (and polishing after it).
+        deadline = end - (0.0 if time_limit_s is None or keep else time_limit_s / 6)
         p = self._problem(move_penalty=keep)
         n, k = p.n, p.k
         a = np.full(n, -1, dtype=np.int64)
@@ -338,8 +340,8 @@ class TerritoryPlan:
                     break
         if not keep:
             # Ragged borders of fine grids shortened within a 4.5% band, then the balance polished again.
-            smooth(p, a, anchor, tolerance=self.tolerance, deadline=deadline + 0.1 * (time_limit_s or 0))
-            polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline + 0.1 * (time_limit_s or 0))
+            smooth(p, a, anchor, tolerance=self.tolerance, deadline=end)
+            polish(p, a, anchor, tolerance=self.tolerance, deadline=end)
         self.assignment, self.seeds = a, seeds
         self.report = self.evaluate(a) if report else None
         return self
