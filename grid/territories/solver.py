@@ -25,6 +25,9 @@ Algorithm (all on the cell adjacency graph, distances in metres):
    recombinations (:mod:`grid.territories.recom`: two neighbours' border
    redrawn along a random spanning tree, cells moving both ways at once)
    alternate with chains (:mod:`grid.territories.chain`) while they help.
+6. *Smoothing.* In the last sixth of the time, border cells go to the
+   neighbour owning more of their edges within a balance band
+   (:mod:`grid.territories.smooth`), and the balance is polished again.
 
 A move never takes a locked cell, never empties the donor and never cuts the
 donor in two (:func:`grid.territories.graph.stays_connected`, exact for
