@@ -108,6 +108,11 @@ def test_batch_on_two_workers_matches_single_process(engine, county_grids, singl
                                 {"g": gids}).scalar()
     assert len(jobs) == 3 and all(s == "done" and p == 1.0 and m == "1,500 customers assigned" for s, p, m in jobs)
     assert staging == 0 and assigned == 3
+    with engine.connect() as conn:  # one audit row per county, as gridmkt assign customers writes
+        audited = conn.execute(text("SELECT object_id, detail->>'customers', detail->>'batch' FROM audit_log"
+                                    " WHERE username = 't' AND action = 'create' AND object_type = 'grid_assignment'"
+                                    " ORDER BY object_id")).all()
+    assert audited == sorted((str(g), "1500", "true") for g in gids)
 
 
 def test_batch_from_geoparquet_matches_too(engine, county_grids, single, client, tmp_path):
