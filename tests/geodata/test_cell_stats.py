@@ -45,7 +45,7 @@ def _stats(conn, gid: int) -> pd.DataFrame:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, res, refine", [
     ("h3", 8, None), ("h3", 8, RefineOptions(share=0.05, max_res=10)),
-    ("village", None, None), ("village", None, RefineOptions(share=0.05, village_res=9)),
+    ("village", None, None), ("village", None, RefineOptions(share=0.05, village_res=8)),
 ])
 def test_statistics_from_the_placement_equal_the_sql_ones(engine, bank, kind, res, refine):
     with engine.begin() as conn:
