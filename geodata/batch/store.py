@@ -136,18 +136,6 @@ def stage_placed(raw, *, token: str, grid_id: int, placed: pd.DataFrame) -> None
                         stream, size=8 << 20)
 
 
-def totals_frame(cell_ids: np.ndarray, totals: np.ndarray) -> pd.DataFrame:
-    """Summed (customers, deposit cents, loan cents) per cell as ``refresh_cell_stats(totals=...)`` takes them."""
-    has = totals[0] > 0
-    cents = totals[1:, has]
-
-    def money(v: np.ndarray) -> list[str]:
-        return [f"{'-' if c < 0 else ''}{abs(int(c)) // 100}.{abs(int(c)) % 100:02d}" for c in v]
-
-    return pd.DataFrame({"cell_id": np.asarray(cell_ids, dtype=object)[has], "customers": totals[0, has],
-                         "deposit": money(cents[0]), "loan": money(cents[1])})
-
-
 def write_back(engine: Engine, *, token: str, grid_id: int, totals: pd.DataFrame, as_of: str | None = None) -> dict:
     """One county's assignment from its staging table, in one transaction: the grid's partition swapped in
     (rows in cell id order), cell statistics from the summed ``totals``, ``assigned_at`` set."""

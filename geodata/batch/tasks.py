@@ -14,6 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from geodata.assign import HOW, locate_customers
 from geodata.batch import sources, store
+from geodata.cell_stats import totals_frame
 from grid.totals import cell_totals
 
 _ENGINES: dict[str, Engine] = {}
@@ -76,4 +77,4 @@ def add(a: tuple | None, b: tuple) -> tuple:
 def write_back(db_url: str, token: str, grid_id: int, cell_ids: np.ndarray, totals: np.ndarray,
                as_of: str | None) -> dict:
     return store.write_back(engine_for(db_url), token=token, grid_id=grid_id,
-                            totals=store.totals_frame(cell_ids, totals), as_of=as_of)
+                            totals=totals_frame(cell_ids, totals), as_of=as_of)
