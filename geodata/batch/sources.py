@@ -5,7 +5,6 @@ partition also gives each row's legal entity code (``legal_entity``), when the f
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +13,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from geodata.assign import fetch_customers
 from geodata.errors import BadInput
-
-COLUMNS = ("customer_id", "lon", "lat", "village_code", "county_code", "deposit_cents", "loan_cents")
 
 
 @dataclass(frozen=True)
@@ -55,32 +52,12 @@ def store_parts(conn: Connection, *, counties: list[str], rows_per_part: int) ->
 
 
 def read_store(engine: Engine, part: StorePart) -> pd.DataFrame:
-    """One store partition (COPY; rows of another legal entity than the county's left out, as
-    ``geodata.assign.fetch_customers`` does)."""
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            inner = cur.mogrify(
-                "SELECT customer_id, ST_X(geom), ST_Y(geom), village_code, county_code,"
-                " (deposit_balance * 100)::int8, (loan_balance * 100)::int8 FROM customer WHERE county_code = %s"
-                " AND coalesce(legal_entity_id = (SELECT legal_entity_id FROM county WHERE adcode = %s), true)"
-                " AND (%s = 1 OR (hashtext(customer_id) & 2147483647) %% %s = %s)",
-                (part.county_code, part.county_code, part.of, part.of, part.slice)).decode()
-            buf = io.BytesIO()
-            cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)
-        raw.rollback()
-    finally:
-        raw.close()
-    types = {"customer_id": pa.large_string(), "lon": pa.float64(), "lat": pa.float64(),
-             "village_code": pa.large_string(), "county_code": pa.large_string(),
-             "deposit_cents": pa.int64(), "loan_cents": pa.int64()}
-    buf.seek(0)
-    if buf.getbuffer().nbytes == 0:
-        table = pa.table({k: pa.array([], type=t) for k, t in types.items()})
-    else:
-        table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=list(COLUMNS)),
-                               convert_options=pacsv.ConvertOptions(column_types=types))
-    return _frame(table)
+    """One store partition: ``geodata.assign.fetch_customers``'s read (COPY; rows of another legal entity than
+    the county's left out) of its county or hash slice, with the county's code on every row."""
+    with engine.connect() as conn:
+        frame = fetch_customers(conn, county_code=part.county_code, part=part.slice, parts=part.of)
+    frame.insert(4, "county_code", _text(pa.repeat(pa.scalar(part.county_code, pa.large_string()), len(frame))))
+    return frame
 
 
 def parquet_parts(paths: list[Path], *, rows_per_part: int) -> list[ParquetPart]:
