@@ -82,9 +82,9 @@
         D.drawCells(info.plan);
         D.drawPlan(info.plan);
         D.renderList(info.plan);
-        document.body.classList.add("gd-ready");
         if (state.fresh) D.warmTiles(info.plan);
-        return warn(info.plan, info);
+        // Ready once the notice (offline, saved data's age) is written too: it is part of what the RM reads.
+        return warn(info.plan, info).then(function () { document.body.classList.add("gd-ready"); });
       });
     }).then(D.renderOutbox).then(D.flush);
   }
