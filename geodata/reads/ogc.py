@@ -2,7 +2,9 @@
 
 Every read applies the collection's scope rule in SQL (``geodata.scope.where``
 through ``geodata.reads.rows``), exactly as the ``/api/v1`` routes do: the
-catalog entries are the same objects (``geodata.catalog``). A grid's layers
+catalog entries are the same objects (``geodata.catalog``) and features are read
+through the same ``geodata.reads.collections`` functions (bbox, filters, paging),
+with the grid and ``datetime`` as extra conditions. A grid's layers
 (cells, territories) are the catalog's :data:`~geodata.catalog.GRID_LAYERS`
 with the grid as a filter; the grid itself must be in the user's ``grid`` scope.
 """
@@ -16,10 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata.catalog import Collection
-from geodata.errors import BadInput, NotFound
+from geodata.errors import BadInput
 from geodata.reads.access import scoped_grid
-from geodata.reads.collections import _filters
-from geodata.reads.rows import Filter, bbox_filter, select_rows
+from geodata.reads.collections import get_item, list_items
+from geodata.reads.rows import Filter
 from geodata.reads.values import jsonable
 from geodata.scope import Scope, where
 
@@ -95,21 +97,12 @@ def features(conn: Connection, coll: Collection, *, scope: Scope, limit: int, of
             raise BadInput(f"{coll.id} has no properties {', '.join(unknown)}; "
                            f"choose from {', '.join(f.name for f in coll.fields)}")
         fields = tuple(dict.fromkeys((coll.key.name, *fields)))
-    where_ = (bbox_filter(coll.alias, bbox, coll.geometry) + _grid_filter(grid_id, coll)
-              + _temporal(coll, interval) + _filters(coll, {k: v for k, v in (filters or {}).items() if v is not None}))
-    rows, total = select_rows(conn, scope=scope, kind=coll.scope, table=coll.table, alias=coll.alias,
-                              columns=coll.columns(fields), order=coll.key_sql, filters=where_, limit=limit,
-                              offset=offset, geometry=coll.geometry)
+    rows, total = list_items(conn, coll, scope=scope, limit=limit, offset=offset, bbox=bbox, filters=filters,
+                             extra=_grid_filter(grid_id, coll) + _temporal(coll, interval), fields=fields)
     return [jsonable(r) for r in rows], total
 
 
 def feature(conn: Connection, coll: Collection, *, scope: Scope, key: Any,
             grid_id: int | None = None) -> dict[str, Any]:
     """The feature of ``coll`` with this key if ``scope`` may see it; NotFound otherwise."""
-    cond = [(f"{coll.key_sql} = :ogc_key", {"ogc_key": key})] + _grid_filter(grid_id, coll)
-    rows, _ = select_rows(conn, scope=scope, kind=coll.scope, table=coll.table, alias=coll.alias,
-                          columns=coll.columns(), order=coll.key_sql, filters=cond, limit=1, offset=0,
-                          geometry=coll.geometry)
-    if not rows:
-        raise NotFound(f"{coll.label} {key!r} does not exist")
-    return jsonable(rows[0])
+    return jsonable(get_item(conn, coll, scope=scope, key=key, extra=_grid_filter(grid_id, coll)))

@@ -74,10 +74,11 @@ def select_rows(conn: Connection, *, scope: Scope, kind: str, table: str, alias:
 
 def select_one(conn: Connection, *, scope: Scope, kind: str, table: str, alias: str,
                columns: str, key: str, value: Any, label: str,
-               geometry: str | None = None) -> dict[str, Any]:
-    """The one row with ``key = value`` visible to ``scope``; NotFound otherwise (also when out of scope)."""
+               geometry: str | None = None, extra: list[Filter] | None = None) -> dict[str, Any]:
+    """The one row with ``key = value`` visible to ``scope`` and meeting ``extra``; NotFound otherwise
+    (also when out of scope)."""
     rows, _ = select_rows(conn, scope=scope, kind=kind, table=table, alias=alias, columns=columns,
-                          order=key, filters=[(f"{key} = :key_value", {"key_value": value})],
+                          order=key, filters=[(f"{key} = :key_value", {"key_value": value}), *(extra or [])],
                           limit=1, offset=0, geometry=geometry)
     if not rows:
         raise NotFound(f"{label} {value!r} does not exist")

@@ -77,3 +77,19 @@ def test_an_entry_must_name_a_scope_rule_and_its_key():
         catalog.Collection(id="x", model="X", label="x", description="", table="t", alias="t",
                            key=catalog.Param("id"), scope="rm", fields=(catalog.Field("id", "t.id"),),
                            masked={"phone": "phone"})
+
+
+def test_item_filters_are_built_in_one_place_for_both_faces():
+    """``/api/v1`` lists and OGC features share these conditions: bbox only where there is a geometry,
+    a None value is not used, an unknown name is refused, the caller's extra conditions come last."""
+    box = (106.0, 38.0, 106.2, 38.2)
+    extra = [("v.code LIKE :p", {"p": "6401%"})]
+    conds = reads.item_filters(catalog.VILLAGES, bbox=box, filters={"county_code": "640121"}, extra=extra)
+    assert [c[1] for c in conds] == [{"bx0": 106.0, "by0": 38.0, "bx1": 106.2, "by1": 38.2},
+                                     {"county_code": "640121"}, {"p": "6401%"}]
+    assert conds[0][0].startswith("ST_Intersects(v.geom") and conds[1][0] == "v.county_code = :county_code"
+    assert reads.item_filters(catalog.VILLAGES, filters={"county_code": None, "nonsense": None}) == []
+    no_geometry = next(c for c in catalog.COLLECTIONS.values() if c.geometry is None)
+    assert reads.item_filters(no_geometry, bbox=box) == []
+    with pytest.raises(BadInput, match="cannot be filtered by nonsense"):
+        reads.item_filters(catalog.VILLAGES, filters={"nonsense": 1})
