@@ -28,9 +28,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geodata import assign
-from geodata.visit_measures import reference_time, refresh_visit_stats
 from geodata.errors import BadInput, NotFound
 from geodata.grids import get_grid, load_cells
+from geodata.visit_measures import reference_time, refresh_visit_stats
 from grid.projection import metric_crs, project_points
 
 

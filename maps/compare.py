@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from grid.colouring import colour_territories
+from grid.territories import cell_adjacency
 from maps.base import (
     Background,
     GeoLayer,
@@ -25,8 +27,6 @@ from maps.base import (
     point_rows,
     render,
 )
-from grid.colouring import colour_territories
-from grid.territories import cell_adjacency
 from maps.classify import TERRITORY_COLORS
 from maps.panels import approx, collapsible, shown_measures, summary_html, swatches_html, table_html
 from maps.places import cell_title
