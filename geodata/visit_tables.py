@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from geodata.tables import TZ, metadata
+from geodata.tables.common import _now
 
 # 走访任务: a branch manager asks one of their RMs to visit a customer by a date.
 visit_task = Table(
@@ -42,7 +43,7 @@ visit_task = Table(
     Column("note", Text),
     Column("status", String(10), nullable=False, server_default=text("'open'")),
     Column("done_visit_id", BigInteger),
-    Column("created_at", TZ, nullable=False, server_default=text("now()")),
+    _now(),
     CheckConstraint("status IN ('open','done','cancelled')", name="status"),
     Index("ix_visit_task_rm_status", "rm_code", "status"),
 )
@@ -61,7 +62,7 @@ visit_plan = Table(
     Column("seed", Integer, nullable=False, server_default=text("0")),
     Column("length_m", Float),
     Column("end_at", TZ),
-    Column("created_at", TZ, nullable=False, server_default=text("now()")),
+    _now(),
     Column("created_by", Text, nullable=False),
     CheckConstraint("start_source IN ('outlet','phone')", name="start_source"),
     Index("ix_visit_plan_rm_date", "rm_code", "plan_date"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    Boolean,
     Column,
     ForeignKey,
     Integer,
@@ -11,7 +12,7 @@ from sqlalchemy import (
     String,
     text,
 )
-from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 
 metadata = MetaData(
     naming_convention={
@@ -32,8 +33,24 @@ def _point(nullable: bool = True) -> Column:
     return Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=nullable)
 
 
-def _now() -> Column:
-    return Column("created_at", TZ, nullable=False, server_default=text("now()"))
+def _now(name: str = "created_at") -> Column:
+    """A timestamp the database sets when the row is written (``now()``)."""
+    return Column(name, TZ, nullable=False, server_default=text("now()"))
+
+
+def _synthetic() -> Column:
+    """True for rows of the seeded synthetic bank (the demo's, and tests')."""
+    return Column("synthetic", Boolean, nullable=False, server_default=text("false"))
+
+
+def _legal_entity() -> Column:
+    """The legal entity (法人机构) a row belongs to, which scope rules select on (indexed)."""
+    return Column("legal_entity_id", Integer, ForeignKey("legal_entity.id"), index=True)
+
+
+def _jsonb(name: str, empty: str = "{}") -> Column:
+    """A JSONB column that is never NULL: an empty object (or ``empty``) until written."""
+    return Column(name, JSONB, nullable=False, server_default=text(f"'{empty}'::jsonb"))
 
 
 def _import_ref() -> Column:
@@ -42,5 +59,3 @@ def _import_ref() -> Column:
 
 def _source_crs() -> Column:
     return Column("source_crs", String(8), nullable=True)
-
-

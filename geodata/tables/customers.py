@@ -10,7 +10,6 @@ from sqlalchemy import (
     Column,
     Date,
     Float,
-    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -26,8 +25,10 @@ from sqlalchemy.dialects.postgresql import UUID
 from geodata.tables.common import (
     TZ,
     _import_ref,
+    _legal_entity,
     _point,
     _source_crs,
+    _synthetic,
     metadata,
 )
 
@@ -37,7 +38,7 @@ customer = Table(
     Column("name", Text),
     Column("id_number", String(18)),
     Column("phone", String(20)),
-    Column("legal_entity_id", Integer, ForeignKey("legal_entity.id"), index=True),
+    _legal_entity(),
     Column("county_code", String(6), index=True),
     # No index on village_code: nothing selects customers by village (migration 0005).
     Column("village_code", String(12)),
@@ -46,7 +47,7 @@ customer = Table(
     Column("segment", Text),
     Column("opened_on", Date),
     _point(),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _source_crs(),
     _import_ref(),
 )
@@ -59,7 +60,7 @@ visit = Table(
     Column("channel", Text),
     Column("outcome", Text),
     _point(),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _source_crs(),
     _import_ref(),
     # Check-ins from the phone (issue 16; docs/visits.md): the same table as imported visits.
@@ -92,7 +93,7 @@ lead = Table(
     Column("status", String(10), nullable=False, server_default=text("'open'")),
     Column("created_at", TZ),
     Column("due_on", Date),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _import_ref(),
 )
 
@@ -100,7 +101,7 @@ customer_tag = Table(
     "customer_tag", metadata,
     Column("customer_id", String(32), nullable=False),
     Column("tag", Text, nullable=False),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _import_ref(),
     PrimaryKeyConstraint("customer_id", "tag"),
     Index("ix_customer_tag_tag", "tag"),

@@ -11,12 +11,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from geodata.tables.common import (
     TZ,
+    _now,
     metadata,
 )
 
@@ -26,7 +26,7 @@ gap_run = Table(
     "gap_run", metadata,
     Column("id", Integer, primary_key=True),
     Column("grid_id", Integer, ForeignKey("grid.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("computed_at", TZ, nullable=False, server_default=text("now()")),
+    _now("computed_at"),
     Column("config", JSONB, nullable=False),
     Column("trigger", Text, nullable=False),
     # The date the run scored as of; its visit measures were counted as of the same date (migration 0010).

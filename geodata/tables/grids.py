@@ -20,10 +20,11 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from geodata.tables.common import (
     TZ,
+    _jsonb,
     _now,
     metadata,
 )
@@ -38,7 +39,7 @@ grid = Table(
     Column("resolution", Integer),
     _now(),
     Column("cell_count", Integer, nullable=False, server_default=text("0")),
-    Column("report", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _jsonb("report"),
     # Bumped by every change of current ownership; scenarios remember the
     # version they started from so a stale one cannot be published.
     Column("territory_version", Integer, nullable=False, server_default=text("0")),
@@ -99,7 +100,7 @@ cell_stat = Table(
     Column("visits_90d", Integer, nullable=False, server_default=text("0")),
     Column("customers_visited_90d", Integer, nullable=False, server_default=text("0")),
     Column("last_visit_at", TZ),
-    Column("computed_at", TZ, nullable=False, server_default=text("now()")),
+    _now("computed_at"),
     # The reference date of the visit measures (visits_90d: the 90 days before it); migration 0010.
     Column("as_of", TZ),
     PrimaryKeyConstraint("grid_id", "cell_id"),

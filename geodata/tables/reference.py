@@ -17,13 +17,16 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from geodata.tables.common import (
     TZ,
     _import_ref,
+    _jsonb,
+    _legal_entity,
+    _now,
     _point,
     _source_crs,
+    _synthetic,
     metadata,
 )
 
@@ -32,7 +35,7 @@ legal_entity = Table(
     Column("id", Integer, primary_key=True),
     Column("code", String(32), nullable=False, unique=True),
     Column("name", Text, nullable=False),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _import_ref(),
 )
 
@@ -43,20 +46,20 @@ import_run = Table(
     Column("file_name", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("user_name", Text, nullable=False),
-    Column("started_at", TZ, nullable=False, server_default=text("now()")),
+    _now("started_at"),
     Column("finished_at", TZ),
     Column("status", String(16), nullable=False, server_default=text("'running'")),
     Column("dry_run", Boolean, nullable=False, server_default=text("false")),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     Column("encoding", String(32)),
     Column("source_crs", String(8)),
-    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _jsonb("counts"),
+    _jsonb("warnings", "[]"),
     Column("rejects_path", Text),
     Column("message", Text),
     # How the file was read (crs, encoding, sheet, column map): same file read
     # differently is a different import.
-    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _jsonb("options"),
     CheckConstraint("status IN ('running','ok','failed','unchanged','rejected')", name="status"),
 )
 
@@ -110,12 +113,12 @@ outlet = Table(
     "outlet", metadata,
     Column("code", String(32), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("legal_entity_id", Integer, ForeignKey("legal_entity.id"), index=True),
+    _legal_entity(),
     Column("county_code", String(6), index=True),
     Column("village_code", String(12)),
     Column("kind", Text),
     _point(nullable=False),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _source_crs(),
     _import_ref(),
 )
@@ -124,12 +127,12 @@ service_point = Table(
     "service_point", metadata,
     Column("code", String(32), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("legal_entity_id", Integer, ForeignKey("legal_entity.id"), index=True),
+    _legal_entity(),
     Column("outlet_code", String(32), ForeignKey("outlet.code", ondelete="SET NULL")),
     Column("county_code", String(6), index=True),
     Column("village_code", String(12)),
     _point(nullable=False),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _source_crs(),
     _import_ref(),
 )
@@ -138,13 +141,13 @@ rm = Table(
     "rm", metadata,
     Column("code", String(32), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("legal_entity_id", Integer, ForeignKey("legal_entity.id"), index=True),
+    _legal_entity(),
     Column("outlet_code", String(32), ForeignKey("outlet.code"), nullable=False, index=True),
     Column("phone", String(20)),
     Column("capacity", Float, nullable=False, server_default=text("1.0")),
     Column("hired_on", Date),
     Column("active", Boolean, nullable=False, server_default=text("true")),
-    Column("synthetic", Boolean, nullable=False, server_default=text("false")),
+    _synthetic(),
     _import_ref(),
     CheckConstraint("capacity > 0 AND capacity <= 2", name="capacity_range"),
 )

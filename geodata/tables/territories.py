@@ -16,10 +16,11 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from geodata.tables.common import (
     TZ,
+    _jsonb,
     _now,
     metadata,
 )
@@ -36,8 +37,8 @@ scenario = Table(
     Column("created_by", Text, nullable=False),
     _now(),
     Column("published_at", TZ),
-    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("report", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _jsonb("params"),
+    _jsonb("report"),
     CheckConstraint("status IN ('draft','published','discarded')", name="status"),
 )
 Index(
@@ -62,7 +63,7 @@ territory = Table(
     Column("cell_id", String(32), nullable=False),
     Column("rm_code", String(32), ForeignKey("rm.code"), nullable=False, index=True),
     Column("role", String(10), nullable=False, server_default=text("'owner'")),
-    Column("valid_from", TZ, nullable=False, server_default=text("now()")),
+    _now("valid_from"),
     Column("valid_to", TZ),
     Column("reason", Text, nullable=False),
     Column("changed_by", Text, nullable=False),
@@ -80,7 +81,7 @@ cell_lock = Table(
     Column("grid_id", Integer, ForeignKey("grid.id", ondelete="CASCADE"), nullable=False),
     Column("cell_id", String(32), nullable=False),
     Column("locked_by", Text, nullable=False),
-    Column("locked_at", TZ, nullable=False, server_default=text("now()")),
+    _now("locked_at"),
     Column("reason", Text),
     PrimaryKeyConstraint("grid_id", "cell_id"),
 )

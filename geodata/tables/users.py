@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from geodata.tables.common import (
     TZ,
+    _jsonb,
     _now,
     metadata,
 )
@@ -44,12 +45,12 @@ app_user = Table(
 audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("at", TZ, nullable=False, server_default=text("now()")),
+    _now("at"),
     Column("username", Text, nullable=False),
     Column("action", String(16), nullable=False),
     Column("object_type", Text, nullable=False),
     Column("object_id", Text),
-    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _jsonb("detail"),
     Index("ix_audit_log_at", "at"),
 )
 
@@ -60,7 +61,7 @@ login_failure = Table(
     Column("kind", String(8), nullable=False),
     Column("key", Text, nullable=False),
     Column("failures", Integer, nullable=False),
-    Column("window_start", TZ, nullable=False, server_default=text("now()")),
+    _now("window_start"),
     Column("locked_until", TZ),
     PrimaryKeyConstraint("kind", "key"),
     CheckConstraint("kind IN ('user','address')", name="kind"),
@@ -77,7 +78,7 @@ job = Table(
     Column("username", Text, nullable=False),
     Column("legal_entity_id", Integer),
     _now(),
-    Column("updated_at", TZ, nullable=False, server_default=text("now()")),
+    _now("updated_at"),
     CheckConstraint("status IN ('queued','running','done','failed')", name="status"),
 )
 
