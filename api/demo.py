@@ -357,7 +357,8 @@ def step_maps(ctx: DemoContext) -> dict:
             busiest = territories.busiest_rm(conn, grid_id=h3)
             rm_code = busiest["rm_code"] if busiest else None
         pages = {
-            "dashboard": lambda: pages_of.dashboard_html(conn, grid_id=h3, options=opts),
+            "dashboard": lambda: pages_of.dashboard_html(conn, grid_id=h3, options=opts,
+                                                            tz=ctx.settings.visits.timezone),
             "rm": lambda: pages_of.rm_html(conn, grid_id=h3, rm_code=rm_code, options=opts),
             "preview": lambda: pages_of.preview_html(conn, grid_id=village, options=opts),
             "compare": lambda: pages_of.compare_html(conn, grid_id=h3, a="current", b=ALT_SCENARIO, options=opts),

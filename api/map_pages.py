@@ -25,7 +25,6 @@ from geodata.reads import maps as index_reads
 from geodata.reads.access import visible_rms
 from geodata.reads.figures import grid_figures
 from geodata.scope import Scope
-from geodata.visits import coverage
 from maps.base import Background, PageOptions
 from maps.classify import class_breaks
 from maps.compare import compare_page
@@ -83,8 +82,11 @@ def dashboard_cells(conn: Connection, grid_id: int):
 
 
 def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, measure: str = "gap_score",
-                   outlets: list[str] | None = None, scope: Scope | None = None) -> str:
+                   outlets: list[str] | None = None, scope: Scope | None = None, tz: str = "Asia/Shanghai") -> str:
     """The branch dashboard of a grid (only cells of the given outlets' RMs when outlets are named).
+
+    Its visits layer counts the window /maps/visits shows for this week (90 days to the week's end, in
+    ``tz``), and its legend names the dates.
 
     Its summary figures (入格率 and the rest) are counted within ``scope``, numerator and denominator
     alike (``geodata.reads.figures``); without one, that of a manager of ``outlets`` (or system-wide).
@@ -116,8 +118,7 @@ def dashboard_html(conn: Connection, *, grid_id: int, options: PageOptions, meas
         cells, options=options, measure=measure, rms=rms[["rm_id", "name"]], outlets=out, service_points=sp,
         cell_customers=map_data.cell_customer_ids(conn, grid_id=grid_id, limit=options.max_link_ids),
         figures=grid_figures(conn, scope=scope, grid_ids=[grid_id])[grid_id], gap_run=gap_run,
-        visit_cover=coverage.cell_cover(conn, scope=scope, grid_id=grid_id, until=dt.datetime.now(dt.UTC)),
-        cover_days=coverage.WINDOW_DAYS,
+        visit_cover=visit_ops.cover_of(conn, scope=scope, tz=tz, grid_id=grid_id),
         background=background(conn, g["county_code"]), title=f"{g['county_name']} 网格看板 dashboard",
     )
 

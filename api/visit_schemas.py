@@ -242,6 +242,8 @@ class CoverPublic(BaseModel):
     grid_id: int
     until: Timestamp
     window_days: int
+    first_day: dt.date = Field(description="First local day of the window (GRIDMKT_TIMEZONE).")
+    last_day: dt.date = Field(description="Last local day counted: the week's Sunday, or today while the week runs.")
     customers: int = Field(description="Customers in these cells (the denominator).")
     customers_visited: int = Field(description="Of those, visited in the window (the numerator).")
     visits: int

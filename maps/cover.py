@@ -48,12 +48,21 @@ def cover_color(visits: float, customers: float) -> str | None:
     return next(color for bound, color, _ in CLASSES if ratio < bound)
 
 
-def legend_html(window_days: int) -> str:
-    """The layer's legend: its classes and the no-customer outline."""
+def window_label(cover: Mapping) -> str:
+    """The dates the layer counts, e.g. '2026-09-14 – 2026-12-07 (90天 days)' (``cell_cover``'s window)."""
+    days = int(cover.get("window_days", 90))
+    first, last = cover.get("first_day"), cover.get("last_day")
+    if first is None or last is None:
+        return f"近{days}天 last {days} days"
+    return f"{first} – {last} ({days}天 days)"
+
+
+def legend_html(cover: Mapping) -> str:
+    """The layer's legend: the dates it counts, its classes and the no-customer outline."""
     rows = "".join(f'<div><i style="background:{c}"></i>{esc(label)}</div>' for _, c, label in CLASSES)
     rows += f'<div><i style="background:#fff;border:1px dashed #999"></i>{esc(NO_CUSTOMERS)}</div>'
-    return (f'<div class="gm-legend gm-cover-legend"><h3>近{window_days}天走访/客户 visits per customer, '
-            f'{window_days} days</h3>{rows}</div>')
+    return (f'<div class="gm-legend gm-cover-legend"><h3>走访/客户 visits per customer</h3>'
+            f'<div class="gm-cover-window">{esc(window_label(cover))}</div>{rows}</div>')
 
 
 def _day(value) -> str | None:
@@ -83,14 +92,15 @@ def cover_layer(cells: gpd.GeoDataFrame, cover: Sequence[Mapping], options: Page
     return GeoLayer(feature_collection(drawn.geometry.to_numpy(), props, options), "cover", LAYER_NAME, show=show)
 
 
-def add_cover(m: folium.Map, cells: gpd.GeoDataFrame, cover: Sequence[Mapping] | None, options: PageOptions, *,
-              window_days: int, show: bool = True, position: str = "bottomright") -> bool:
-    """Add the layer to ``m`` with its legend in a panel of its own at ``position`` (shown while the layer is,
-    so it never piles onto the page's other legend); False when there is nothing to draw."""
-    layer = cover_layer(cells, cover, options, show=show) if cover is not None else None
+def add_cover(m: folium.Map, cells: gpd.GeoDataFrame, cover: Mapping | None, options: PageOptions, *,
+              show: bool = True, position: str = "bottomright") -> bool:
+    """Add the layer of ``cover`` (``cell_cover``: items, window_days, first_day, last_day) to ``m`` with its
+    legend, which names the dates counted, in a panel of its own at ``position`` (shown while the layer is, so
+    it never piles onto the page's other legend); False when there is nothing to draw."""
+    layer = cover_layer(cells, cover["items"], options, show=show) if cover is not None else None
     if layer is None:
         return False
     layer.add_to(m)
     off = "" if show else " gm-off"
-    Panel(collapsible("走访图例 visits legend", legend_html(window_days)), position, f"gm-cover-panel{off}").add_to(m)
+    Panel(collapsible("走访图例 visits legend", legend_html(cover)), position, f"gm-cover-panel{off}").add_to(m)
     return True

@@ -172,7 +172,7 @@ def dashboard_page(
     rms: pd.DataFrame | None = None, outlets: pd.DataFrame | None = None,
     service_points: pd.DataFrame | None = None, cell_customers: Mapping[str, Sequence[str]] | None = None,
     figures: Mapping | None = None, background: Background | None = None, title: str = "网格看板 dashboard",
-    gap_run: Mapping | None = None, visit_cover: Sequence[Mapping] | None = None, cover_days: int = 90,
+    gap_run: Mapping | None = None, visit_cover: Mapping | None = None,
 ) -> str:
     """The branch dashboard as one HTML page.
 
@@ -188,8 +188,8 @@ def dashboard_page(
     (``geodata.reads.figures.grid_figures``: cells, customers, unplaced,
     scope_customers, coverage, households, apportioned_cells, blank_cells,
     rms); without it the summary counts the given cells and shows no coverage.
-    ``visit_cover``: per cell, customers and visits in the last ``cover_days``
-    (``geodata.visits.coverage.cell_cover``): the visits layer (off at first, in the layer control).
+    ``visit_cover``: per cell, customers and visits in a window, with its dates
+    (``api.operations.visits.cell_cover``): the visits layer (off at first, in the layer control).
     """
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
@@ -219,7 +219,7 @@ def dashboard_page(
     if len(t_codes):
         GeoLayer(feature_collection(t_geoms, [{"oc": colors[c], "t": c} for c in t_codes], options),
                  "territory", "责任区 territories").add_to(m)
-    add_cover(m, cells, visit_cover, options, window_days=cover_days, show=False, position="bottomleft")
+    add_cover(m, cells, visit_cover, options, show=False, position="bottomleft")
     if outlets is not None and len(outlets):
         PointLayer(point_rows(outlets, ["name", "code"], options), "outlet", "网点 outlets").add_to(m)
     if service_points is not None and len(service_points):

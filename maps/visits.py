@@ -31,7 +31,7 @@ from maps.base import (
 )
 from maps.classify import rm_colors
 from maps.cover import LABELS as COVER_LABELS
-from maps.cover import add_cover
+from maps.cover import add_cover, window_label
 from maps.dashboard import territories
 from maps.visits_text import COMPONENTS, STYLE, explain_html, flagged_html
 
@@ -153,7 +153,7 @@ def visits_page(report: Mapping, *, flagged: Sequence[Mapping], weeks: Sequence[
     days = int(cover.get("window_days", 90)) if cover else 90
     if have_map:
         add_background(m, background, options)
-        add_cover(m, cells, (cover or {}).get("items"), options, window_days=days)
+        add_cover(m, cells, cover, options)
         t_geoms, t_codes = territories(cells)
         colors = rm_colors(t_codes)
         if len(t_codes):
@@ -184,8 +184,8 @@ def _map_head(cover: Mapping | None, have_map: bool) -> str:
         return head + '<p class="gv-empty">没有可显示的网格 No grid to draw</p>'
     if cover:
         n, v = int(cover.get("customers") or 0), int(cover.get("customers_visited") or 0)
-        head += (f'<p class="gv-meta">近{int(cover.get("window_days", 90))}天（截至本周末）已走访客户 customers visited in '
-                 f'the {int(cover.get("window_days", 90))} days to the week\'s end: <b>{esc(_pct(v, n))}</b> · '
+        head += (f'<p class="gv-meta">走访窗口 window {esc(window_label(cover))} · 已走访客户 customers '
+                 f'visited: <b>{esc(_pct(v, n))}</b> · '
                  f'走访 visits {int(cover.get("visits") or 0):,}. 红色网格有客户却无人走访 red cells: customers, '
                  'and nobody went.</p>')
     return head

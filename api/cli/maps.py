@@ -45,7 +45,7 @@ def map_dashboard(ctx, grid_id: int, outlets: tuple[str, ...], measure: str, out
     """Branch dashboard: cells by measure, territories, outlets, summary, cell popups with links."""
     with open_engine(settings().db).connect() as conn:
         html = dashboard_html(conn, grid_id=grid_id, options=page_options(settings()), measure=measure,
-                              outlets=list(outlets) or None)
+                              outlets=list(outlets) or None, tz=settings().visits.timezone)
     return write_page(html, output)
 
 

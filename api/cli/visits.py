@@ -13,6 +13,9 @@ from api.cli import cli, settings
 from api.cli.output import command
 from api.db import open_engine
 from api.operations import visits as ops
+from api.visit_schemas import CoverPublic, FlaggedListPublic
+from geodata import users
+from geodata.scope import Scope
 
 USER_HELP = "Who makes the change (recorded in the audit log; default: the OS user)."
 
@@ -183,10 +186,93 @@ def tasks_cmd(ctx, add, rm_code, customer_id, due, window, note, status, user):
                                due_date=due.date(), window_start=ws, window_end=we, note=note)
 
 
+WEEK_HELP = "ISO week YYYY-Www (default: this week)."
+AS_HELP = ("Answer as this API user would be answered (their role's scope, names masked for their role);"
+           " default: everything, unmasked (the command line has no role: whoever reaches the database).")
+
+
+def reader(conn, username: str | None) -> Scope | None:
+    """The scope of API user ``username`` (``--as``), or None: everything, as a local administrator."""
+    if not username:
+        return None
+    row = users.get_user(conn, username=username)
+    if row.get("disabled"):
+        raise click.BadParameter(f"user {username!r} is disabled", param_hint="--as")
+    return Scope.from_user(row)
+
+
+def _local(t: str | None, tz: str) -> str:
+    return dt.datetime.fromisoformat(t).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if t else ""
+
+
+def readable_flagged(out: dict, tz: str) -> dict:
+    """The flagged visits for a terminal: one short row each, times local (``--json`` prints every field)."""
+    def why(f: dict) -> str:
+        parts = []
+        if f["flag_far"]:
+            parts.append("far" + (f" {f['distance_m']:,.0f} m" if f["distance_m"] is not None else ""))
+        if f["flag_short"]:
+            parts.append("short" + (f" {f['duration_min']:g} min" if f["duration_min"] is not None else ""))
+        return ", ".join(parts)
+    rows = [{"visited_at": _local(f["visited_at"], tz), "rm_code": f["rm_code"], "customer_id": f["customer_id"] or "-",
+             "customer_name": f["customer_name"] or "-", "kind": f["kind"] or "", "flag": why(f),
+             "visit_id": f["visit_id"]} for f in out["items"]]
+    return {"week": out["week"], "flagged": len(rows), "visits": rows}
+
+
+def readable_cover(out: dict, tz: str) -> dict:
+    """Coverage for a terminal: the totals, then the cells with customers, where nobody went first."""
+    n, v = out["customers"], out["customers_visited"]
+    cells = sorted((c for c in out["items"] if c["customers"]),
+                   key=lambda c: (c["visits_per_customer"], -c["customers"], c["cell_id"]))
+    return {"grid_id": out["grid_id"], "window": f"{out['first_day']} – {out['last_day']} ({out['window_days']} days)",
+            "customers": n, "customers_visited": f"{v} ({v / n:.1%})" if n else f"{v}", "visits": out["visits"],
+            "cells": len(out["items"]), "cells_with_customers": len(cells),
+            "cells_nobody_visited": sum(1 for c in cells if not c["visits"]),
+            "by_cell": [{"cell_id": c["cell_id"], "customers": c["customers"], "visited": c["customers_visited"],
+                         "visits": c["visits"], "per_customer": c["visits_per_customer"],
+                         "last_visit": _local(c["last_visit_at"], tz)[:10]} for c in cells]}
+
+
+@command(visits, "flagged")
+@click.option("--week", default=None, help=WEEK_HELP)
+@click.option("--as", "as_user", default=None, metavar="USERNAME", help=AS_HELP)
+def flagged_cmd(ctx, week, as_user):
+    """The week's flagged visits (far check-in, short visit), newest first, as GET /api/v1/visits/flagged.
+
+    Every visit the week report's flag counts add up; with --as, of the RMs that user may see (a customer
+    they may not see is listed without id and name). Read-only: no audit row.
+    """
+    s = settings()
+    with open_engine(s.db).begin() as conn:
+        out = ops.flagged_visits(conn, scope=reader(conn, as_user), settings=s, week=week)
+    out = FlaggedListPublic.model_validate(out).model_dump(mode="json")  # what the route answers, field for field
+    return out if ctx.as_json else readable_flagged(out, s.visits.timezone)
+
+
+@command(visits, "coverage")
+@click.option("--grid", "grid_id", type=int, required=True, help="Grid id (gridmkt grid list).")
+@click.option("--week", default=None, help=WEEK_HELP + " The 90-day window ends at the week's end.")
+@click.option("--as", "as_user", default=None, metavar="USERNAME", help=AS_HELP)
+def coverage_cmd(ctx, grid_id, week, as_user):
+    """Where visits go, as GET /api/v1/visits/coverage: per cell, customers, visits and customers visited.
+
+    Visits by anyone in the 90 days to the week's end (the dates are printed); with --as, the cells and
+    customers that user may see (numerator and denominator alike). Plain text lists the cells with
+    customers, where nobody went first; --json every cell. Read-only: no audit row.
+    """
+    s = settings()
+    with open_engine(s.db).begin() as conn:
+        out = ops.cell_cover(conn, scope=reader(conn, as_user), settings=s, grid_id=grid_id, week=week)
+    out = CoverPublic.model_validate(out).model_dump(mode="json")
+    return out if ctx.as_json else readable_cover(out, s.visits.timezone)
+
+
 @command(visits, "report")
-@click.option("--week", default=None, help="ISO week YYYY-Www (default: this week).")
-def report_cmd(ctx, week):
+@click.option("--week", default=None, help=WEEK_HELP)
+@click.option("--as", "as_user", default=None, metavar="USERNAME", help=AS_HELP)
+def report_cmd(ctx, week, as_user):
     """Per RM: planned vs done, flags, gap-cell visits, coverage share, process score (过程积分)."""
     s = settings()
     with open_engine(s.db).begin() as conn:
-        return ops.week_report(conn, scope=None, settings=s, week=week)
+        return ops.week_report(conn, scope=reader(conn, as_user), settings=s, week=week)

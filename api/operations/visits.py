@@ -230,12 +230,19 @@ def week_end(week: str, tz: str) -> dt.datetime:
 def cell_cover(conn: Connection, *, scope: Scope | None, settings: Settings, grid_id: int,
                week: str | None = None) -> dict[str, Any]:
     """Per cell of a grid the requester may see: customers and visits in the 90 days up to the week's end."""
+    return cover_of(conn, scope=scope, tz=settings.visits.timezone, grid_id=grid_id, week=week)
+
+
+def cover_of(conn: Connection, *, scope: Scope | None, tz: str, grid_id: int, week: str | None = None) -> dict[str, Any]:
+    """``cell_cover`` with the timezone given: the one window of the visits layer wherever it is drawn (the
+    week's end, this week by default), with the local dates it covers (``first_day``, ``last_day``)."""
     if scope is not None:
         access.scoped_grid(conn, scope=scope, grid_id=grid_id)
-    tz = settings.visits.timezone
     until = week_end(week or report.this_week(tz), tz)
     rows = coverage.cell_cover(conn, scope=scope, grid_id=grid_id, until=until)
     for r in rows:
         r["visits_per_customer"] = round(r["visits"] / r["customers"], 3) if r["customers"] else None
-    return {"grid_id": grid_id, "until": until, "window_days": coverage.WINDOW_DAYS, "items": rows,
+    first, last = coverage.window_dates(until, tz)
+    return {"grid_id": grid_id, "until": until, "window_days": coverage.WINDOW_DAYS, "first_day": first,
+            "last_day": last, "items": rows,
             **{k: sum(r[k] for r in rows) for k in ("customers", "customers_visited", "visits")}}

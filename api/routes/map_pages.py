@@ -105,7 +105,7 @@ def dashboard(request: Request, grid_id: GridQuery, conn: ConnDep, audit_conn: W
     options = replace(map_pages.page_options(settings, inline=False),
                       customer_tiles_url=f"/tiles/customers/{{z}}/{{x}}/{{y}}.pbf?grid_id={grid_id}")
     html = map_pages.dashboard_html(conn, grid_id=grid_id, options=options, measure=measure, outlets=outlets,
-                                    scope=user.scope)
+                                    scope=user.scope, tz=settings.visits.timezone)
     audit.record(audit_conn, username=user.username, action="view", object_type="map:dashboard", object_id=str(grid_id))
     return _page(html)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -32,6 +33,22 @@ SELECT cells.cell_id, count(cust.customer_id) AS customers, coalesce(sum(vis.n),
   FROM cells LEFT JOIN cust ON cust.cell_id = cells.cell_id LEFT JOIN vis ON vis.customer_id = cust.customer_id
  GROUP BY cells.cell_id ORDER BY cells.cell_id
 """
+
+
+def window_dates(until: dt.datetime, tz: str, *, window_days: int = WINDOW_DAYS,
+                 now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """The local dates the window ``[until - window_days, until)`` covers: its first day, and its last day so
+    far (today while the window is still open: no visit is dated later), for a label that says what is counted.
+
+    >>> z = dt.timezone(dt.timedelta(hours=8))
+    >>> window_dates(dt.datetime(2026, 12, 14, tzinfo=z), "Asia/Shanghai", now=dt.datetime(2027, 1, 1, tzinfo=z))
+    (datetime.date(2026, 9, 15), datetime.date(2026, 12, 13))
+    >>> window_dates(dt.datetime(2026, 12, 14, tzinfo=z), "Asia/Shanghai", now=dt.datetime(2026, 12, 7, 9, tzinfo=z))
+    (datetime.date(2026, 9, 15), datetime.date(2026, 12, 7))
+    """
+    z = ZoneInfo(tz)
+    last = min(until, now or dt.datetime.now(dt.UTC)) - dt.timedelta(microseconds=1)
+    return (until - dt.timedelta(days=window_days)).astimezone(z).date(), last.astimezone(z).date()
 
 
 def cell_cover(conn: Connection, *, scope: Scope | None, grid_id: int, until: dt.datetime,

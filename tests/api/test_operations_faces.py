@@ -139,7 +139,7 @@ READ_ONLY = {
     "map dashboard", "map rm", "map preview", "map compare",  # write a local HTML file of what the reader sees
     # the machine, not the data: no route does these
     "db up", "db down", "db status", "db url", "db migrate", "serve", "demo",
-    "visits report",
+    "visits report", "visits flagged", "visits coverage",
 }
 # Commands that write through an operation (api/operations/visits.py: one audit call under both faces) but
 # have no CLI-vs-route case here yet: each face needs its own day plan made first.

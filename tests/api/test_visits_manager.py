@@ -130,3 +130,82 @@ def test_page_defaults_to_the_grid_the_rms_hold(client, auth, data, engine):
     assert gid > data["grid_a"]
     html = client.get(f"/maps/visits?week={WEEK}", headers=auth("analyst_a")).text
     assert f'<option value="{data["grid_a"]}" selected>' in html and f'<option value="{gid}">' in html
+
+
+@pytest.fixture()
+def run_cli(db_url, settings, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from api.cli import _register, cli
+
+    monkeypatch.setenv("GRIDMKT_DATABASE_URL", db_url)
+    monkeypatch.setenv("GRIDMKT_SECRET_KEY", settings.auth.secret_key)
+    _register()
+
+    def run(args, as_json=True):
+        r = CliRunner().invoke(cli, ["visits", *args, *(["--json"] if as_json else [])])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output) if as_json else r.output
+
+    return run
+
+
+def _audit_rows(engine) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as c:
+        return c.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+
+
+@pytest.mark.parametrize("who", ["bm_a", "rm_a1", "rm_a2", "analyst_a"])
+def test_cli_answers_as_the_routes(client, auth, data, engine, flagged_visit, run_cli, who):
+    """``gridmkt visits flagged|coverage --as USER`` prints what the routes answer that user, field for field
+    (scope in SQL, names masked for the role), and writes no audit row (read-only)."""
+    before = _audit_rows(engine)
+    flagged = client.get(f"/api/v1/visits/flagged?week={WEEK}", headers=auth(who)).json()
+    assert run_cli(["flagged", "--week", WEEK, "--as", who]) == flagged
+    q = f"grid_id={data['grid_a']}&week={WEEK}"
+    cover = client.get(f"/api/v1/visits/coverage?{q}", headers=auth(who)).json()
+    assert run_cli(["coverage", "--grid", str(data["grid_a"]), "--week", WEEK, "--as", who]) == cover
+    assert [i["visit_id"] for i in flagged["items"]] == ([flagged_visit] if who in ("bm_a", "rm_a1", "analyst_a") else [])
+    assert cover["customers"] == (2 if who == "analyst_a" else 1)
+    assert _audit_rows(engine) == before  # routes' GETs and the commands alike write nothing
+
+
+def test_cli_text_is_plain_and_scoped(data, flagged_visit, run_cli):
+    out = run_cli(["flagged", "--week", WEEK, "--as", "bm_a"], as_json=False)
+    assert "\x1b[" not in out
+    [line] = [ln for ln in out.splitlines() if "RA1" in ln]  # one row, never wrapped
+    assert "张三" in line and "far 8," in line and "short 2 min" in line
+    out = run_cli(["coverage", "--grid", str(data["grid_a"]), "--week", "2020-W01", "--as", "rm_a1"], as_json=False)
+    assert "\x1b[" not in out and "2019-10-08 – 2020-01-05 (90 days)" in out and "a2" not in out
+    # Without --as the command line has no role: every cell of the grid.
+    assert run_cli(["coverage", "--grid", str(data["grid_a"]), "--week", WEEK])["customers"] == 2
+
+
+def test_cli_refuses_unknown_reader(data, run_cli):
+    from click.testing import CliRunner
+
+    from api.cli import cli
+
+    r = CliRunner().invoke(cli, ["visits", "flagged", "--as", "nobody", "--json"])
+    assert r.exit_code == 2 and "nobody" in r.output
+
+
+def test_the_visits_layer_names_the_dates_it_counts(client, auth, data, flagged_visit):
+    """One window wherever the layer is drawn (90 days to the week's end), and every legend says its dates:
+    the dashboard (this week) and /maps/visits of the same week show the same dates; an old week its own."""
+    old = client.get(f"/api/v1/visits/coverage?grid_id={data['grid_a']}&week=2020-W01", headers=auth("bm_a")).json()
+    assert (old["first_day"], old["last_day"]) == ("2019-10-08", "2020-01-05")
+    page = client.get(f"/maps/visits?week=2020-W01&grid_id={data['grid_a']}", headers=auth("bm_a")).text
+    assert "2019-10-08 – 2020-01-05 (90天 days)" in page
+    now = client.get(f"/api/v1/visits/coverage?grid_id={data['grid_a']}", headers=auth("bm_a")).json()
+    label = f"{now['first_day']} – {now['last_day']} (90天 days)"
+    assert now["last_day"] == dt.datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat() or \
+        now["last_day"] == (dt.datetime.now(ZoneInfo("Asia/Shanghai")) - dt.timedelta(seconds=5)).date().isoformat()
+    visits_page = client.get(f"/maps/visits?grid_id={data['grid_a']}", headers=auth("bm_a")).text
+    dashboard = client.get(f"/maps/dashboard?grid_id={data['grid_a']}", headers=auth("bm_a")).text
+    assert visits_page.count(label) >= 2  # the legend and the line above the map
+    assert dashboard.count(label) == 1 and "gm-cover-window" in dashboard
