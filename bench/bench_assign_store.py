@@ -22,35 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import geopandas as gpd
 from sqlalchemy import text
 
-from bench.common import emit, peak_rss_mb, throwaway_database
+from bench.common import cluster_cpu_s, emit, peak_rss_mb, throwaway_database
 from bench.customers_cache import load
 
 __all__ = ["load"]  # bench_gap_store loads its customers through here
-
-
-def server_cpu_s(datadir: str) -> float:
-    """CPU seconds of the cluster's processes so far (live ones, and children the postmaster reaped)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pm = int(Path(datadir, "postmaster.pid").read_text().split()[0])
-    total = 0.0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(d.name), int(f[1])
-        if pid == pm:
-            total += (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / tick
-        elif ppid == pm:
-            total += (int(f[11]) + int(f[12])) / tick
-    return total
 
 
 def baseline(engine, grid_id: int, county: str, n: int) -> dict:
@@ -96,11 +75,11 @@ def main() -> None:
             cells = grids.load_cells(conn, grid_id=g["id"], with_stats=False)
             grids.grid_locator(conn, grid_id=g["id"], kind=args.kind, cells=cells)
         print(f"grid {g['id']}: {g['cell_count']:,} {args.kind} cells")
-        s0, c0, t = server_cpu_s(info.datadir), time.process_time(), time.perf_counter()
+        s0, c0, t = cluster_cpu_s(info), time.process_time(), time.perf_counter()
         with engine.begin() as conn:
             rep = assign.assign_customers(conn, grid_id=g["id"], workers=2)
         total = time.perf_counter() - t
-        client_cpu, server_cpu = time.process_time() - c0, server_cpu_s(info.datadir) - s0
+        client_cpu, server_cpu = time.process_time() - c0, cluster_cpu_s(info) - s0
         sec = rep["seconds"]
         print(f"ours: {rep['customers']:,} customers in {total:.2f} s ({rep['customers'] / total:,.0f}/s): "
               + ", ".join(f"{k} {v:.2f} s" for k, v in sec.items())

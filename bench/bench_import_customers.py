@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import DATA, emit, peak_rss_mb, throwaway_database  # noqa: E402
+from bench.common import DATA, cluster_cpu_s, emit, own_cpu_s, peak_rss_mb, throwaway_database  # noqa: E402
 
 SURNAMES = "王李张刘陈杨马田何吴赵周金丁"
 GIVEN = "明华国兵军伟芳秀英玉兰海建平忠福贵强丽霞娟"
@@ -101,35 +100,6 @@ def baseline(engine, path: Path, nrows: int | None = None) -> int:
     gdf = baseline_frame(path, nrows)
     gdf.to_postgis("customer", engine, if_exists="append", index=False, chunksize=100_000)
     return len(gdf)
-
-
-def _proc_cpu(pid: int, children: bool = False) -> float:
-    """CPU seconds (user + system) of one process, optionally with its reaped children."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def cluster_cpu_s(info) -> float:
-    """CPU seconds used so far by the throwaway PostgreSQL: postmaster, live and finished backends."""
-    pid = int((Path(info.datadir) / "postmaster.pid").read_text().split()[0])
-    total = _proc_cpu(pid, children=True)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            total += _proc_cpu(int(stat.parent.name))
-    return total
-
-
-def own_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_import_customers import baseline_frame, cluster_cpu_s, make_file, own_cpu_s  # noqa: E402
-from bench.common import DATA, emit, peak_rss_mb, throwaway_database  # noqa: E402
+from bench.bench_import_customers import baseline_frame, make_file  # noqa: E402
+from bench.common import DATA, cluster_cpu_s, emit, own_cpu_s, peak_rss_mb, throwaway_database  # noqa: E402
 
 BALANCE_SHARE, MOVED_SHARE, NEW_SHARE = 0.05, 0.01, 0.05
 CHUNK = 500_000

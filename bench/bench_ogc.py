@@ -21,7 +21,6 @@ Prints p50/p95 of each and the ratio ours/baseline; the last line is one JSON ob
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import socket
 import sys
@@ -31,14 +30,7 @@ import httpx
 import numpy as np
 
 from bench.bench_api_load import SECRET, seed
-from bench.common import ROOT, emit, start_api, stop_api, throwaway_database
-
-
-def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
+from bench.common import ROOT, emit, start_api, stop_api, throwaway_database, tile_of
 
 
 def _time(http: httpx.Client, urls: list[str], headers: dict) -> dict:
@@ -80,7 +72,7 @@ def main() -> None:
             tiles = []
             for i in range(args.rounds):
                 z = 10 + i % 4
-                x, y = _tile_of(x0 + (x1 - x0) * ((i * 0.37) % 1), y0 + (y1 - y0) * ((i * 0.61) % 1), z)
+                x, y = tile_of(x0 + (x1 - x0) * ((i * 0.37) % 1), y0 + (y1 - y0) * ((i * 0.61) % 1), z)
                 tiles.append((z, x, y))
             ogc_tiles = [f"{base}/ogc/collections/cells-{gid}/tiles/WebMercatorQuad/{z}/{y}/{x}" for z, x, y in tiles]
             api_tiles = [f"{base}/tiles/cells/{z}/{x}/{y}.pbf?grid_id={gid}" for z, x, y in tiles]

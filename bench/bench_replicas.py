@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import random
 import socket
@@ -39,7 +38,7 @@ import numpy as np
 from sqlalchemy import create_engine, text
 
 from bench.bench_api_load import seed as seed_county
-from bench.common import ROOT, emit, start_api, stop_api
+from bench.common import ROOT, emit, start_api, stop_api, tile_of
 
 SECRET = "bench-secret-key-of-at-least-32-bytes!"
 ZOOM = 14
@@ -69,12 +68,7 @@ def seed_rms(engine, grid_id: int, n: int) -> list[dict]:
             users.create_user(c, username=code.lower(), password_hash="-", role="rm", legal_entity_id=le,
                               rm_code=code)
         c.execute(text("ANALYZE"))
-    return [{"code": code, "tiles": sorted({_tile(x, y, ZOOM) for _, x, y in cs})} for code, cs in owned.items()]
-
-
-def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2**z
-    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return [{"code": code, "tiles": sorted({tile_of(x, y, ZOOM) for _, x, y in cs})} for code, cs in owned.items()]
 
 
 def commits(url: str) -> int:

@@ -48,7 +48,16 @@ from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from api.deps import ConnDep, UserDep, parse_bbox
-from bench.common import DATA, ROOT, emit, peak_rss_mb, start_api, stop_api, throwaway_database
+from bench.common import (
+    DATA,
+    ROOT,
+    emit,
+    peak_rss_mb,
+    start_api,
+    stop_api,
+    throwaway_database,
+    tile_of,
+)
 from geodata.scope import where
 
 COUNTIES = ("640104", "640105", "640106", "640121", "640122", "640181")
@@ -209,12 +218,6 @@ def seed(engine, n: int, seed_: int) -> dict:
 def start_server(db_url: str, port: int) -> subprocess.Popen:
     """uvicorn in a subprocess on loopback (bench.common.start_api); returns once /health answers."""
     return start_api(db_url, port, factory='bench.bench_tiles:bench_app', secret=SECRET)
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    """The z/x/y tile holding a WGS84 point."""
-    n = 2**z
-    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
 
 
 def tile_bbox(z: int, x: int, y: int) -> tuple[float, float, float, float]:

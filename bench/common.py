@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -38,6 +39,42 @@ def throwaway_database():
         eng.dispose()
         cluster.destroy(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The z/x/y tile (x, y) holding a WGS84 point (Web Mercator tiling)."""
+    n = 2**z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) of one process, optionally with its reaped children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu_s(info) -> float:
+    """CPU seconds used so far by the throwaway PostgreSQL: postmaster, live and finished backends."""
+    pid = int((Path(info.datadir) / "postmaster.pid").read_text().split()[0])
+    total = _proc_cpu(pid, children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            total += _proc_cpu(int(stat.parent.name))
+    return total
+
+
+def own_cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def peak_rss_mb(children: bool = False) -> float:
