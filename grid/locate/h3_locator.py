@@ -41,7 +41,7 @@ from h3.api import basic_int as h3i
 from grid.errors import GridError, InvalidInput
 from grid.h3cells import h3_parents
 from grid.locate.forked import run_forked
-from grid.locate.h3_points import cells_serial
+from grid.locate.h3_points import cells_serial, lonlat_arrays
 from grid.locate.lattice import _EMPTY, _HALO, FACE_DIRS, FaceTable, Lattice, unit_vectors
 from grid.locate.stored import cells_fingerprint, pack, unpack
 
@@ -300,12 +300,7 @@ class H3Locator:
         >>> loc.locate([106.0], [38.05])[0] >= 0   # on the county boundary: inside
         np.True_
         """
-        lon = np.ascontiguousarray(lon, dtype=float)
-        lat = np.ascontiguousarray(lat, dtype=float)
-        if lon.shape != lat.shape or lon.ndim != 1:
-            raise InvalidInput("lon and lat must be 1-d arrays of the same length")
-        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-            raise InvalidInput("lon and lat must be finite")
+        lon, lat = lonlat_arrays(lon, lat)
         if self._lattice is None:
             return self._exact(lon, lat)
         row, exact = run_forked(

@@ -16,6 +16,18 @@ from grid.h3cells import h3_parents
 from grid.locate.forked import run_forked
 
 
+def lonlat_arrays(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """``lon`` and ``lat`` as contiguous float arrays; InvalidInput unless both are 1-d, of one length
+    and finite."""
+    lon = np.ascontiguousarray(lon, dtype=float)
+    lat = np.ascontiguousarray(lat, dtype=float)
+    if lon.shape != lat.shape or lon.ndim != 1:
+        raise InvalidInput("lon and lat must be 1-d arrays of the same length")
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        raise InvalidInput("lon and lat must be finite")
+    return lon, lat
+
+
 def cells_serial(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
     """h3.latlng_to_cell over arrays (which takes lat first); ``map`` avoids Python bytecode per point."""
     f = h3i.latlng_to_cell
@@ -47,12 +59,7 @@ def lonlat_to_h3(lon, lat, res: int, workers: int = 2) -> np.ndarray:
     """
     if isinstance(res, bool) or not isinstance(res, int | np.integer) or not 0 <= res <= 15:
         raise InvalidInput(f"H3 resolution must be an integer from 0 to 15, got {res!r}")
-    lon = np.ascontiguousarray(lon, dtype=float)
-    lat = np.ascontiguousarray(lat, dtype=float)
-    if lon.shape != lat.shape or lon.ndim != 1:
-        raise InvalidInput("lon and lat must be 1-d arrays of the same length")
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise InvalidInput("lon and lat must be finite")
+    lon, lat = lonlat_arrays(lon, lat)
     (out,) = run_forked(
         len(lon), lambda a, b: (cells_serial(lon[a:b], lat[a:b], int(res)),), [np.uint64], workers
     )
