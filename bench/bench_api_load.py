@@ -39,7 +39,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import text
 
-from bench.common import DATA, ROOT, emit, start_api, stop_api, throwaway_database
+from bench.common import DATA, ROOT, emit, percentiles_ms, start_api, stop_api, throwaway_database
 
 COUNTY = "640104"
 SECRET = "bench-secret-key-of-at-least-32-bytes!"
@@ -168,10 +168,8 @@ async def run_clients(base: str, path: str, bounds, tokens: list[str], clients: 
 
 def summary(latencies: list[float], errors: int, requests: int, elapsed: float) -> dict:
     """Percentiles in milliseconds, throughput and error count."""
-    ms = np.asarray(latencies) * 1000 if latencies else np.asarray([np.nan])
     return {"requests": requests, "errors": errors, "rps": round(requests / elapsed, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1), "seconds": round(elapsed, 1)}
+            **percentiles_ms(np.asarray(latencies) * 1000), "seconds": round(elapsed, 1)}
 
 
 def main() -> None:

@@ -27,10 +27,17 @@ import sys
 import time
 
 import httpx
-import numpy as np
 
 from bench.bench_api_load import SECRET, seed
-from bench.common import ROOT, emit, start_api, stop_api, throwaway_database, tile_of
+from bench.common import (
+    ROOT,
+    emit,
+    percentiles_ms,
+    start_api,
+    stop_api,
+    throwaway_database,
+    tile_of,
+)
 
 
 def _time(http: httpx.Client, urls: list[str], headers: dict) -> dict:
@@ -40,9 +47,7 @@ def _time(http: httpx.Client, urls: list[str], headers: dict) -> dict:
         r = http.get(url, headers=headers)
         ms.append((time.perf_counter() - t) * 1000)
         assert r.status_code in (200, 204), (url, r.status_code, r.text[:200])
-    a = np.asarray(ms)
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(a, 50)), 1),
-            "p95_ms": round(float(np.percentile(a, 95)), 1)}
+    return {"n": len(ms), **percentiles_ms(ms, (50, 95))}
 
 
 def main() -> None:

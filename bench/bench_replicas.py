@@ -38,7 +38,7 @@ import numpy as np
 from sqlalchemy import create_engine, text
 
 from bench.bench_api_load import seed as seed_county
-from bench.common import ROOT, emit, start_api, stop_api, tile_of
+from bench.common import ROOT, emit, percentiles_ms, start_api, stop_api, tile_of
 
 SECRET = "bench-secret-key-of-at-least-32-bytes!"
 ZOOM = 14
@@ -125,8 +125,7 @@ async def morning(base: str, grid_id: int, rms: list[dict], tokens: dict[str, st
 
 
 def _pct(values: list[float]) -> dict:
-    ms = np.asarray(values) * 1000 if values else np.asarray([np.nan])
-    return {"n": len(values), **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}}
+    return {"n": len(values), **percentiles_ms(np.asarray(values) * 1000)}
 
 
 def summary(run: dict, workers: int) -> dict:

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import create_engine
 
 from geodata import DEMO_DATA
@@ -75,6 +76,12 @@ def own_cpu_s() -> float:
     """CPU seconds (user + system) of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def percentiles_ms(ms, qs=(50, 95, 99)) -> dict[str, float]:
+    """``{"p50_ms": ..., ...}``: percentiles of times in milliseconds, to 0.1 ms (NaN when there are none)."""
+    a = np.asarray(ms, dtype=float) if len(ms) else np.asarray([np.nan])
+    return {f"p{q}_ms": round(float(np.percentile(a, q)), 1) for q in qs}
 
 
 def peak_rss_mb(children: bool = False) -> float:
