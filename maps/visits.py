@@ -33,7 +33,7 @@ from maps.classify import rm_colors
 from maps.cover import LABELS as COVER_LABELS
 from maps.cover import add_cover, window_label
 from maps.dashboard import territories
-from maps.visits_text import COMPONENTS, STYLE, explain_html, flagged_html
+from maps.visits_text import COMPONENTS, STYLE, TABLE_SCRIPT, explain_html, flagged_html
 
 PATH = "/maps/visits"
 
@@ -78,18 +78,71 @@ def _rm_cell(row: Mapping, links: Mapping[str, str]) -> str:
     return shown + (f'<div class="gv-sub">网点 outlet {esc(row["outlet_code"])}</div>' if row.get("outlet_code") else "")
 
 
-def _td(label: str, html: str) -> str:
-    # One value box per cell: on a phone the cell is a row of label (::before) and value.
-    return f'<td data-label="{esc(label)}"><div class="gv-v">{html}</div></td>'
+def _td(label: str, html: str, key: str = "") -> str:
+    # One value box per cell: on a phone the RM table is a card per RM, its name on top, then flags, coverage
+    # and score side by side under short labels (data-short); the details (DETAIL columns) fold away until the
+    # card is opened, each a row of label (::before) and value.
+    cls = ' class="gv-detail"' if key in DETAIL else ""
+    return (f'<td data-label="{esc(label)}" data-short="{esc(SHORT.get(key, label))}"{cls}>'
+            f'<div class="gv-v">{html}</div></td>')
+
+
+SHORT = {"flags": "异常 flags", "cover": "覆盖 90天 coverage", "score": "积分 score"}
+# Columns a phone shows only on an opened card: what a manager acts on (RM, flags, coverage, score) stays.
+DETAIL = ("planned", "visits", "gap")
+PAGE_FROM = 10  # more RMs than this: find, sort and pages (the whole table without script)
+
+
+def _share(r: Mapping) -> float | None:
+    n = int(r["territory_customers"])
+    return int(r["customers_visited"]) / n if n else None
+
+
+def _flag_count(r: Mapping) -> int:
+    return int(r.get("flag_far") or 0) + int(r.get("flag_short") or 0)
+
+
+def action_order(items: Sequence[Mapping]) -> list[Mapping]:
+    """RMs in the order a manager acts on them: most flags first, then lowest coverage (RMs without territory
+    customers after those with), then lowest process score, then code."""
+    def key(r: Mapping):
+        share = _share(r)
+        return (-_flag_count(r), 2.0 if share is None else share, float(r["process_score"]), str(r["rm_code"]))
+    return sorted(items, key=key)
+
+
+def _row_data(r: Mapping) -> str:
+    share = _share(r)
+    find = " ".join(str(x) for x in (r["rm_code"], r.get("rm_name"), r.get("outlet_code")) if x).lower()
+    return (f' data-q="{esc(find)}" data-code="{esc(r["rm_code"])}" data-flags="{_flag_count(r)}"'
+            f' data-cover="{2.0 if share is None else round(share, 6)}" data-score="{float(r["process_score"]):.3f}"')
+
+
+def _tools(n: int) -> str:
+    sorts = (("action", "异常优先 flags first"), ("cover", "覆盖最低 lowest coverage"),
+             ("score", "积分最低 lowest score"), ("code", "编号 RM code"))
+    opts = "".join(f'<option value="{k}">{esc(label)}</option>' for k, label in sorts)
+    return ('<div class="gv-tools"><input type="search" class="gv-find" aria-label="查找客户经理 find an RM" '
+            'placeholder="查找 find: 编号/姓名/网点 code, name, outlet">'
+            f'<label>排序 sort <select class="gv-sort">{opts}</select></label>'
+            f'<span class="gv-range" aria-live="polite">{n} 人 RMs</span></div>')
+
+
+PAGER = ('<div class="gv-pager"><button type="button" class="gv-btn gv-prev">‹ 上一页 previous</button>'
+         '<span class="gv-range"></span><button type="button" class="gv-btn gv-next">下一页 next ›</button></div>')
 
 
 def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapping[str, str]) -> str:
-    """One row per RM (cards on a phone: each cell labelled), and a total row over them."""
+    """One row per RM in :func:`action_order` (cards on a phone: each cell labelled, details folded), a total
+    row over them; with more than :data:`PAGE_FROM` RMs, a search box, a sort and pages (``TABLE_SCRIPT``)."""
+    if not items:
+        return '<p class="gv-empty">没有可查看的客户经理 No RM to show</p>'
     head = "".join(f"<th>{esc(h)}</th>" for _, h in RM_COLUMNS)
+    more = '<button type="button" class="gv-more" aria-expanded="false">详情 more</button>'
     body = []
-    for r in items:
+    for r in action_order(items):
         cells = {
-            "rm": _rm_cell(r, links),
+            "rm": more + _rm_cell(r, links),
             "planned": esc(_pct(int(r["planned_done"]), int(r["planned"]))) if r["planned"]
                        else '<span class="gv-sub">无计划 no plan</span>',
             "visits": esc(f"{int(r['visits']):,} ({int(r['checkins']):,})"),
@@ -99,19 +152,22 @@ def rm_table(items: Sequence[Mapping], weights: Mapping[str, float], links: Mapp
             "score": f'<b class="gv-score">{float(r["process_score"]):.1f}</b>'
                      f'<div class="gv-sub">{esc(_points(r, weights))}</div>',
         }
-        body.append("<tr>" + "".join(_td(h, cells[k]) for k, h in RM_COLUMNS) + "</tr>")
+        body.append(f"<tr{_row_data(r)}>" + "".join(_td(h, cells[k], k) for k, h in RM_COLUMNS) + "</tr>")
+    foot = ""
     if len(items) > 1:
         s = {k: sum(int(r[k]) for r in items) for k in ("planned", "planned_done", "visits", "checkins", "flag_far",
                                                        "flag_short", "gap_visits", "territory_customers",
                                                        "customers_visited")}
-        total = {"rm": "<b>合计 total</b>", "planned": esc(_pct(s["planned_done"], s["planned"])),
+        total = {"rm": f'{more}<b>合计 total</b><div class="gv-sub">{len(items)} 人 RMs</div>',
+                 "planned": esc(_pct(s["planned_done"], s["planned"])),
                  "visits": esc(f"{s['visits']:,} ({s['checkins']:,})"), "flags": _flags(s),
                  "gap": esc(_pct(s["gap_visits"], s["visits"])),
                  "cover": esc(_pct(s["customers_visited"], s["territory_customers"])), "score": "–"}
-        body.append('<tr class="gv-total">' + "".join(_td(h, total[k]) for k, h in RM_COLUMNS) + "</tr>")
-    if not items:
-        return '<p class="gv-empty">没有可查看的客户经理 No RM to show</p>'
-    return f'<table class="gv-rms"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        foot = '<tfoot><tr class="gv-total">' + "".join(_td(h, total[k], k) for k, h in RM_COLUMNS) + "</tr></tfoot>"
+    paged = len(items) > PAGE_FROM
+    table = (f'<table class="gv-rms" data-rm-table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+             f'{foot}</table>')
+    return (_tools(len(items)) if paged else "") + table + (PAGER if paged else "") + TABLE_SCRIPT
 
 
 def week_form(week: str, weeks: Sequence[str], grid_id: int | None, grids: Sequence[tuple[int, str]]) -> str:

@@ -66,6 +66,63 @@ def flagged_html(flagged: Sequence[Mapping], week: str, rm_names: Mapping[str, s
             f"<th>方式 kind</th><th>标记 flag</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
 
 
+# The RM table's find, sort and pages (maps.visits.rm_table), and the phone's folded cards. Without script every
+# row shows, in the server's order. ``data-shown`` on the table says what is drawn ("from-to/matching/all").
+TABLE_SCRIPT = """<script>(function () {
+  var t = document.querySelector('table.gv-rms[data-rm-table]');
+  if (!t) return;
+  [].forEach.call(t.querySelectorAll('.gv-more'), function (b) {
+    b.addEventListener('click', function () {
+      var tr = b.closest('tr'), open = tr.classList.toggle('gv-open');
+      b.setAttribute('aria-expanded', String(open));
+      b.textContent = open ? '收起 less' : '详情 more';
+    });
+  });
+  var find = document.querySelector('.gv-find'), sort = document.querySelector('.gv-sort');
+  var pagers = [].slice.call(document.querySelectorAll('.gv-pager'));
+  if (!find || !sort) { t.setAttribute('data-shown', 'all'); return; }
+  var body = t.tBodies[0], rows = [].slice.call(body.rows), page = 0;
+  var phone = window.matchMedia('(max-width: 700px)');
+  var d = function (r, k) { return r.getAttribute('data-' + k); };
+  var keys = {
+    action: function (r) { return [-d(r, 'flags'), +d(r, 'cover'), +d(r, 'score'), d(r, 'code')]; },
+    cover: function (r) { return [+d(r, 'cover'), -d(r, 'flags'), +d(r, 'score'), d(r, 'code')]; },
+    score: function (r) { return [+d(r, 'score'), -d(r, 'flags'), +d(r, 'cover'), d(r, 'code')]; },
+    code: function (r) { return [d(r, 'code')]; }
+  };
+  function cmp(a, b) {
+    for (var i = 0; i < a.length; i++) { if (a[i] < b[i]) return -1; if (a[i] > b[i]) return 1; }
+    return 0;
+  }
+  function draw() {
+    var q = find.value.trim().toLowerCase(), key = keys[sort.value] || keys.action;
+    var shown = rows.filter(function (r) { return !q || d(r, 'q').indexOf(q) >= 0; });
+    shown.sort(function (a, b) { return cmp(key(a), key(b)); });
+    var n = phone.matches ? 10 : 25, pages = Math.max(1, Math.ceil(shown.length / n));
+    page = Math.max(0, Math.min(page, pages - 1));
+    rows.forEach(function (r) { r.hidden = true; });
+    shown.forEach(function (r, i) { body.appendChild(r); r.hidden = i < page * n || i >= (page + 1) * n; });
+    var from = shown.length ? page * n + 1 : 0, to = Math.min(shown.length, (page + 1) * n);
+    var text = shown.length ? from + '–' + to + ' / ' + shown.length + ' 人 RMs' : '没有匹配的客户经理 no RM matches';
+    if (shown.length < rows.length) text += ' (共 of ' + rows.length + ')';
+    [].forEach.call(document.querySelectorAll('.gv-range'), function (s) { s.textContent = text; });
+    pagers.forEach(function (p) {
+      p.querySelector('.gv-prev').disabled = page === 0;
+      p.querySelector('.gv-next').disabled = page >= pages - 1;
+    });
+    t.setAttribute('data-shown', from + '-' + to + '/' + shown.length + '/' + rows.length);
+  }
+  function go(step) { page += step; draw(); t.scrollIntoView({block: 'start'}); }
+  find.addEventListener('input', function () { page = 0; draw(); });
+  sort.addEventListener('change', function () { page = 0; draw(); });
+  pagers.forEach(function (p) {
+    p.querySelector('.gv-prev').addEventListener('click', function () { go(-1); });
+    p.querySelector('.gv-next').addEventListener('click', function () { go(1); });
+  });
+  (phone.addEventListener ? phone.addEventListener('change', draw) : phone.addListener(draw));
+  draw();
+})();</script>"""
+
 STYLE = """<style>
 html,body{height:auto !important;overflow:auto !important}
 body{background:#f6f5f1;color:#222;font:15px/1.45 -apple-system,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif}
@@ -90,7 +147,23 @@ padding:4px 8px;vertical-align:bottom}
 font-size:13px;margin:1px 0}
 .gv-ok{color:#2f7d32}.gv-total td{border-top:2px solid #bbb;font-weight:bold}
 .gv-map .folium-map{height:64vh !important;min-height:320px;border-radius:6px}
+table.gv-rms tr[hidden]{display:none !important}.gv-more{display:none}
+.gv-tools,.gv-pager{display:flex;flex-wrap:wrap;align-items:center;gap:6px 12px;margin:4px 0 8px}
+.gv-find{flex:1 1 220px;min-height:36px;font:inherit;padding:2px 8px;border:1px solid #bbb;border-radius:6px}
+.gv-tools select{min-height:36px;font:inherit;border-radius:6px;max-width:70vw}.gv-tools label{font-size:14px}
+.gv-range{color:#555;font-size:14px}.gv-pager .gv-btn{border-color:#1f4e79}.gv-pager .gv-btn:disabled{opacity:.4}
 @media (max-width:700px){
+table.gv-rms[data-rm-table] tr{display:grid;grid-template-columns:1fr 1.3fr 1fr;gap:0 8px;padding:6px 10px}
+table.gv-rms[data-rm-table] td{display:block;order:1;text-align:left;padding:2px 0}
+table.gv-rms[data-rm-table] td::before{content:attr(data-short);display:block}
+table.gv-rms[data-rm-table] td:first-child{grid-column:1/-1;order:0;padding-bottom:4px}
+table.gv-rms[data-rm-table] td:first-child::before{content:none}
+table.gv-rms[data-rm-table] td.gv-detail{grid-column:1/-1;order:2;display:flex;text-align:right;border-top:1px solid #eee}
+table.gv-rms[data-rm-table] td.gv-detail::before{content:attr(data-label)}
+table.gv-rms[data-rm-table] tr:not(.gv-open) td.gv-detail,table.gv-rms[data-rm-table] tr:not(.gv-open) .gv-score+.gv-sub{display:none}
+.gv-more{display:inline-block;float:right;min-height:32px;margin:0 0 0 8px;padding:2px 10px;font:inherit;font-size:13px;
+color:#1f4e79;background:#eef3f8;border:1px solid #c9d6e4;border-radius:6px}
+.gv-pager{justify-content:space-between}
 .gv-head h1{font-size:17px}
 table.gv-rms thead{display:none}
 table.gv-rms tr{display:block;border:1px solid #e2e0d8;border-radius:6px;margin:8px 0;padding:4px 8px}

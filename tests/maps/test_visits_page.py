@@ -24,6 +24,8 @@ VISITS = (("C0010", "R1", 0, False, False), ("C0020", "R1", 1, False, False), ("
           ("C0090", "R2", 0, False, False), ("C0091", "R2", 1, False, False), ("C0091", "R2", 2, False, False),
           ("C0130", "R3", 0, False, False))
 PLANNED = ("C0010", "C0020", "C0040", "C0060")  # R1's route today: the first two visited
+MANY = 68  # bm9's RMs
+MANY_FLAGS = (("Q047", 0, 2), ("Q013", 3, 0), ("Q066", 1, 0))  # (rm, far visits, short visits)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,20 @@ def app(engine, db_url, map_grid, tmp_path_factory):
             x(text("INSERT INTO plan_stop (plan_id, customer_id, rank, kind, reasons, place_source, geom, service_min,"
                    " route_seq) SELECT :p, :c, :s, 'proposed', '{overdue_visit}', 'customer', geom, 20, :s"
                    " FROM customer WHERE customer_id = :c"), {"p": plan, "c": cid, "s": seq})
+        # Another bank's branch with MANY RMs (Q001–Q068 of O9, bm9's): flagged visits by three of them, clean
+        # ones by every fifth; their customers are in no cell, so bank 1's figures above stay as they are.
+        le2 = x(text("INSERT INTO legal_entity (code, name) VALUES ('LE2', '另一家银行') RETURNING id")).scalar_one()
+        x(text("INSERT INTO outlet (code, name, legal_entity_id, county_code, geom) VALUES ('O9', '大支行', :le,"
+               " '640121', ST_SetSRID(ST_MakePoint(106.2, 38.2), 4326))"), {"le": le2})
+        x(text("INSERT INTO rm (code, name, legal_entity_id, outlet_code) SELECT 'Q' || lpad(n::text, 3, '0'),"
+               " '经理' || n, :le, 'O9' FROM generate_series(1, :n) n"), {"le": le2, "n": MANY})
+        users.create_user(conn, username="bm9", password_hash=pw, role="branch_manager", legal_entity_id=le2,
+                          outlet_codes=["O9"])
+        for rm, far, short in [*(r for r in MANY_FLAGS), *((f"Q{n:03d}", 0, 0) for n in range(5, MANY + 1, 5))]:
+            for i in range(max(far + short, 1)):
+                x(text("INSERT INTO visit (customer_id, rm_code, visited_at, source, kind, flag_far, flag_short,"
+                       " idempotency_key) VALUES (:c, :rm, :t, 'checkin', '面访', :far, :short, gen_random_uuid())"),
+                  {"c": f"QC{rm}{i}", "rm": rm, "t": t, "far": i < far, "short": far <= i < far + short})
     home = tmp_path_factory.mktemp("visits")
     return create_app(Settings(db=DatabaseSettings(url=db_url, home=home), auth=AuthSettings(secret_key="k" * 32)))
 
@@ -116,8 +132,10 @@ def test_visits_page_renders_flags_and_toggles_the_layer(server, size):
         page = seen.page
         page.wait_for_function("document.querySelectorAll('path.leaflet-interactive').length > 0")
         page.wait_for_timeout(500)
-        rows = page.locator("table.gv-rms:not(.gv-flagged) tbody tr")
-        assert rows.count() == 3  # R1, R2 and the total
+        page.wait_for_function("document.querySelector('table[data-rm-table]').getAttribute('data-shown') === 'all'")
+        rows = page.locator("table[data-rm-table] tbody tr, table[data-rm-table] tfoot tr")
+        assert rows.count() == 3  # R1, R2 and the total (two RMs: no find box, no pages)
+        assert page.locator(".gv-find").count() == 0
         flags = page.locator("table.gv-rms:not(.gv-flagged) .gv-flag")
         assert flags.count() >= 2 and all(flags.nth(i).is_visible() for i in range(flags.count()))
         assert page.locator("table.gv-flagged tbody tr").count() == 2
@@ -162,4 +180,41 @@ def test_dashboard_visits_layer_starts_off_and_toggles_on(server, map_grid):
             return outline.length > 0 && Math.min(...outline) > Math.max(...cover);
         }""")
         page.screenshot(path=str(SHOTS / "visits-dashboard-layer-1366.png"))
+        assert seen.outside == [] and seen.failed == []
+
+
+SHOWN = "document.querySelector('table[data-rm-table]').getAttribute('data-shown') === '{}'"
+ROWS = "[...document.querySelectorAll('table[data-rm-table] tbody tr:not([hidden])')].map(r => r.dataset.code)"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_chromium
+def test_many_rms_on_a_phone_find_fold_and_page(server):
+    """68 RMs on a 390×844 phone: ten folded cards a page, flags first (most first), a search box and pages;
+    the RM section stays within two and a half screens (it was one card of seven rows per RM, 68 of them)."""
+    from playwright.sync_api import expect
+
+    with signed_in_page(server, "/maps/visits", "bm9", PASSWORD, viewport=(390, 844)) as seen:
+        page = seen.page
+        page.wait_for_function(SHOWN.format(f"1-10/{MANY}/{MANY}"))
+        codes = page.evaluate(ROWS)
+        assert len(codes) == 10 and codes[:3] == ["Q013", "Q047", "Q066"]  # 3 flags, 2, 1
+        section = page.locator("section", has=page.locator("table[data-rm-table]"))
+        assert section.bounding_box()["height"] < 2.5 * 844
+        first = page.locator("table[data-rm-table] tbody tr:not([hidden])").first
+        expect(first.locator(".gv-flag").first).to_be_visible()
+        expect(first.locator("td.gv-detail").first).to_be_hidden()  # folded: RM, flags, coverage, score
+        first.locator(".gv-more").click()
+        expect(first.locator("td.gv-detail").first).to_be_visible()
+        page.screenshot(path=str(SHOTS / "visits-many-rms-390.png"), full_page=True)
+        page.locator(".gv-pager .gv-next").click()
+        page.wait_for_function(SHOWN.format(f"11-20/{MANY}/{MANY}"))
+        assert not set(page.evaluate(ROWS)) & set(codes)
+        page.fill(".gv-find", "q06")
+        page.wait_for_function(SHOWN.format(f"1-9/9/{MANY}"))  # Q060–Q069 of 68: Q060–Q068
+        assert page.evaluate(ROWS)[0] == "Q066" and sorted(page.evaluate(ROWS)) == [f"Q06{i}" for i in range(9)]
+        page.select_option(".gv-sort", "code")
+        page.wait_for_function(ROWS + "[0] === 'Q060'")
+        expect(page.locator(".gv-range").first).to_have_text(f"1–9 / 9 人 RMs (共 of {MANY})")
         assert seen.outside == [] and seen.failed == []
