@@ -69,6 +69,37 @@ def wait_for_lock_waiter(engine, thread: threading.Thread | None = None, *, time
         raise AssertionError("the second transaction never waited on a lock")
 
 
+def seed_two_counties(engine, d: Path, *, le_code: str, score: bool = False) -> tuple[int, int]:
+    """Two neighbouring square counties of legal entity ``le_code`` (added unless it exists), 640105 (west)
+    and 640106 (east); customers W1, W2 (west) and E1 (east) imported from a file written in ``d``; an H3
+    grid (res 8) for each, built, then assigned (and gap-scored with ``score``). Returns the grids' ids."""
+    import shapely
+
+    from geodata import assign, gaps, grids
+    from geodata.importers import run_import
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES (:le, '甲农商行') ON CONFLICT (code) DO NOTHING"),
+                     {"le": le_code})
+        for code, geom in (("640105", shapely.box(106.0, 38.0, 106.2, 38.2)),
+                           ("640106", shapely.box(106.2, 38.0, 106.4, 38.2))):
+            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES (:c, :c, "
+                              "(SELECT id FROM legal_entity WHERE code = :le), ST_Multi(ST_GeomFromText(:w, 4326)))"),
+                         {"c": code, "w": geom.wkt, "le": le_code})
+    f = d / "customers.csv"
+    f.write_text("customer_id,county_code,lon,lat,deposit_balance\n"
+                 "W1,640105,106.05,38.05,100\nW2,640105,106.15,38.15,200\nE1,640106,106.25,38.05,400\n",
+                 encoding="utf-8")
+    assert run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)["counts"]["inserted"] == 3
+    with engine.begin() as conn:
+        west, east = (grids.build_grid(conn, county_code=c, kind="h3", resolution=8)["id"] for c in ("640105", "640106"))
+        for g in (west, east):
+            assign.assign_customers(conn, grid_id=g)
+            if score:
+                gaps.score_grid(conn, grid_id=g, trigger="test")
+    return west, east
+
+
 @pytest.fixture(scope="module")
 def db_url(pg_cluster, request):
     """URL of a migrated database private to this test module."""

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import shapely
 from sqlalchemy import text
 
 from api.auth import create_token
 from api.settings import AuthSettings
-from geodata import assign, gaps, grids, liveness
-from geodata.importers import run_import
-from tests.conftest import wait_for_lock_waiter
+from geodata import assign, liveness
+from tests.conftest import seed_two_counties, wait_for_lock_waiter
 
 pytestmark = pytest.mark.slow
 
@@ -87,26 +85,13 @@ def world(engine, db_url, tmp_path_factory):
     d = tmp_path_factory.mktemp("crash")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LK', '甲农商行')"))
-        for code, geom in (("640105", shapely.box(106.0, 38.0, 106.2, 38.2)),
-                           ("640106", shapely.box(106.2, 38.0, 106.4, 38.2))):
-            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES (:c, :c, "
-                              "(SELECT id FROM legal_entity WHERE code = 'LK'), ST_Multi(ST_GeomFromText(:w, 4326)))"),
-                         {"c": code, "w": geom.wkt})
         conn.execute(text("INSERT INTO outlet (code, name, legal_entity_id, county_code, geom) VALUES ('O1', '网点',"
                           " (SELECT id FROM legal_entity WHERE code = 'LK'), '640105',"
                           " ST_SetSRID(ST_MakePoint(106.1, 38.1), 4326))"))
         conn.execute(text("INSERT INTO rm (code, name, legal_entity_id, outlet_code) VALUES ('R1', '客户经理',"
                           " (SELECT id FROM legal_entity WHERE code = 'LK'), 'O1')"))
         conn.execute(text("INSERT INTO app_user (username, password_hash, role) VALUES ('root', 'x', 'admin')"))
-    f = d / "customers.csv"
-    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640105,106.15,38.15,200\n"
-                 "E1,640106,106.25,38.05,400\n", encoding="utf-8")
-    assert run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)["counts"]["inserted"] == 3
-    with engine.begin() as conn:
-        ids = [grids.build_grid(conn, county_code=c, kind="h3", resolution=8)["id"] for c in ("640105", "640106")]
-        for g in ids:
-            assign.assign_customers(conn, grid_id=g)
-            gaps.score_grid(conn, grid_id=g, trigger="test")
+    ids = seed_two_counties(engine, d, le_code="LK", score=True)
     server = Server(db_url, d)
     headers = {"Authorization": "Bearer " + create_token(AuthSettings(secret_key=KEY), username="root",
                                                          role="admin")}

@@ -5,12 +5,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-import shapely
 from sqlalchemy import create_engine, text
 
 from geodata import assign, gaps, grids, jobs, liveness
 from geodata.importers import run_import
 from geodata.importers.base import finish_run, start_run
+from tests.conftest import seed_two_counties
 
 CUSTOMERS = "customer_id,county_code,lon,lat,deposit_balance\n"
 
@@ -79,23 +79,8 @@ def test_recovery_fails_dead_work_and_leaves_a_live_process_alone(engine, db_url
 def two(engine, tmp_path_factory):
     """Two neighbouring counties, an assigned and scored H3 grid each, three customers."""
     d = tmp_path_factory.mktemp("crash")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LC', '甲农商行')"))
-        for code, geom in (("640105", shapely.box(106.0, 38.0, 106.2, 38.2)),
-                           ("640106", shapely.box(106.2, 38.0, 106.4, 38.2))):
-            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES (:c, :c, "
-                              "(SELECT id FROM legal_entity WHERE code = 'LC'), ST_Multi(ST_GeomFromText(:w, 4326)))"),
-                         {"c": code, "w": geom.wkt})
-    f = d / "customers.csv"
-    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640105,106.15,38.15,200\n"
-                 "E1,640106,106.25,38.05,400\n", encoding="utf-8")
-    assert run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)["counts"]["inserted"] == 3
-    with engine.begin() as conn:
-        ids = [grids.build_grid(conn, county_code=c, kind="h3", resolution=8)["id"] for c in ("640105", "640106")]
-        for g in ids:
-            assign.assign_customers(conn, grid_id=g)
-            gaps.score_grid(conn, grid_id=g, trigger="test")
-    return ids[0], ids[1], d
+    west, east = seed_two_counties(engine, d, le_code="LC", score=True)
+    return west, east, d
 
 
 def _gap_run(engine, grid_id):

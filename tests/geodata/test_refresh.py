@@ -3,11 +3,11 @@
 import datetime as dt
 
 import pytest
-import shapely
 from sqlalchemy import text
 
-from geodata import assign, gaps, grids, refresh, scenarios
+from geodata import assign, gaps, refresh, scenarios
 from geodata.importers import run_import
+from tests.conftest import seed_two_counties
 
 CUSTOMERS = "customer_id,county_code,lon,lat,deposit_balance\n"
 
@@ -65,22 +65,7 @@ def test_rescoring_keeps_the_grids_own_weights(engine, square_grid):
 def two_counties(engine, tmp_path_factory):
     """Two neighbouring counties of one legal entity, each with an assigned H3 grid; three customers imported."""
     d = tmp_path_factory.mktemp("two")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO legal_entity (code, name) VALUES ('LE9', '甲农商行')"))
-        for code, geom in (("640105", shapely.box(106.0, 38.0, 106.2, 38.2)),
-                           ("640106", shapely.box(106.2, 38.0, 106.4, 38.2))):
-            conn.execute(text("INSERT INTO county (adcode, name, legal_entity_id, geom) VALUES (:c, :c, "
-                              "(SELECT id FROM legal_entity WHERE code = 'LE9'), ST_Multi(ST_GeomFromText(:w, 4326)))"),
-                         {"c": code, "w": geom.wkt})
-    f = d / "customers.csv"
-    f.write_text(CUSTOMERS + "W1,640105,106.05,38.05,100\nW2,640105,106.15,38.15,200\n"
-                 "E1,640106,106.25,38.05,400\n", encoding="utf-8")
-    assert run_import(engine, kind="customers", path=f, user="u", rejects_dir=d)["counts"]["inserted"] == 3
-    with engine.begin() as conn:
-        west = grids.build_grid(conn, county_code="640105", kind="h3", resolution=8)["id"]
-        east = grids.build_grid(conn, county_code="640106", kind="h3", resolution=8)["id"]
-        assign.assign_customers(conn, grid_id=west)
-        assign.assign_customers(conn, grid_id=east)
+    west, east = seed_two_counties(engine, d, le_code="LE9")
     return west, east, d
 
 
