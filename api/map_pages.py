@@ -202,15 +202,18 @@ def recent_weeks(week: str, tz: str, n: int = 12) -> list[str]:
 def visits_html(conn: Connection, *, scope: Scope, settings: Settings, options: PageOptions,
                 week: str | None = None, grid_id: int | None = None) -> str:
     """The branch manager's visits page: the week report of the RMs ``scope`` may see, their flagged visits, and
-    the visits layer on a grid (``grid_id``, else the one most of those RMs own cells of, the newest of equals)."""
+    the visits layer on a grid (``grid_id``, else the one most of those RMs own cells of; of equals the one with
+    more cells the reader sees, then the newest)."""
     tz = settings.visits.timezone
     seen = [g for g in index_reads.visible_grids(conn, scope=scope) if g["cells"]]
     rms = visible_rms(conn, scope=scope)
     owners = [r for r in index_reads.visible_rm_owners(conn, scope=scope) if r["code"] in rms]
     if grid_id is None and seen:
-        # The grid most of the reader's RMs own cells of (their territories), the newest of equals.
-        held = {g["id"]: sum(r["grid_id"] == g["id"] for r in owners) for g in seen}
-        grid_id = max(held, key=lambda gid: (held[gid], gid))
+        # The grid most of the reader's RMs own cells of (their territories); of equals, the one showing the
+        # reader more cells (an RM's 372 hexagons, not the one village cell they also hold on a village grid),
+        # then the newest.
+        held = {g["id"]: (sum(r["grid_id"] == g["id"] for r in owners), g["cells"], g["id"]) for g in seen}
+        grid_id = max(held, key=held.get)
     # Territories counted on the map's grid: the table's customers add up to the map's.
     report = visit_ops.week_report(conn, scope=scope, settings=settings, week=week, grid_id=grid_id)
     flagged = visit_ops.flagged_visits(conn, scope=scope, settings=settings, week=report["week"])["items"]

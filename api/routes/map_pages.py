@@ -115,7 +115,7 @@ def visits(request: Request, conn: ConnDep, audit_conn: WriteConnDep, settings: 
            week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$",
                                              description="ISO week, e.g. 2026-W50 (default: this week).")] = None,
            grid_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(
-               "Grid of the visits map (default: the grid most of your RMs own cells of, the newest of equals)."
+               "Grid of the visits map (default: the grid most of your RMs own cells of, of equals the one showing you more cells, then the newest)."
            ))] = None) -> Response:
     """拜访过程: per RM you may see and week, planned vs done, flagged check-ins, visits in blank or under-served
     cells, customers visited in 90 days, the process score explained; and a map of visits per customer per cell

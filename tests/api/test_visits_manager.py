@@ -209,3 +209,27 @@ def test_the_visits_layer_names_the_dates_it_counts(client, auth, data, flagged_
     dashboard = client.get(f"/maps/dashboard?grid_id={data['grid_a']}", headers=auth("bm_a")).text
     assert visits_page.count(label) >= 2  # the legend and the line above the map
     assert dashboard.count(label) == 1 and "gm-cover-window" in dashboard
+
+
+def test_page_defaults_to_the_grid_with_more_of_the_rms_cells(client, auth, engine):
+    """An RM holding cells on several grids: the page opens on the grid where they hold the most cells, not
+    the newest (seen on the demo: an RM's week opened on a village grid of one giant cell, beside 372 hexagons)."""
+    from sqlalchemy import text
+
+    from geodata import territories
+
+    made = {}
+    with engine.begin() as c:
+        for name, n in (("many", 3), ("one", 1)):  # "one" is the newer grid
+            gid = c.execute(text("INSERT INTO grid (county_code, kind, resolution) VALUES ('640104', 'h3', 9)"
+                                 " RETURNING id")).scalar_one()
+            ids = [f"{name}{i}" for i in range(n)]
+            for i, cid in enumerate(ids):
+                c.execute(text("INSERT INTO cell (grid_id, cell_id, area_km2, geom) VALUES (:g, :c, 1,"
+                               " ST_Multi(ST_Expand(ST_SetSRID(ST_MakePoint(106.3 + :i * 0.01, 38.5), 4326), 0.001)))"),
+                          {"g": gid, "c": cid, "i": i})
+            territories.assign_cells(c, grid_id=gid, cell_ids=ids, rm_code="RA1", user="t", reason="t", force=True)
+            made[name] = gid
+    assert made["one"] > made["many"]
+    html = client.get(f"/maps/visits?week={WEEK}", headers=auth("rm_a1")).text
+    assert f'<option value="{made["many"]}" selected>' in html
