@@ -233,6 +233,25 @@ def client(app):
         yield c
 
 
+@pytest.fixture()
+def run_cli(db_url, settings, monkeypatch):
+    """``run(args)``: ``gridmkt ARGS --json`` on this module's database; its JSON (the command must succeed)."""
+    from click.testing import CliRunner
+
+    from api.cli import _register, cli
+
+    monkeypatch.setenv("GRIDMKT_DATABASE_URL", db_url)
+    monkeypatch.setenv("GRIDMKT_SECRET_KEY", settings.auth.secret_key)
+    _register()
+
+    def run(args):
+        r = CliRunner().invoke(cli, [*args, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def tokens(settings) -> dict[str, str]:
     """A valid bearer token per fixture user (signed as the login route signs them)."""

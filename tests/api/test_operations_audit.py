@@ -8,13 +8,10 @@ planner_a), each after the same set-up, and compares the newest audit row of eac
 from __future__ import annotations
 
 import getpass
-import json
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import text
 
-from api.cli import _register, cli
 from geodata import scenarios, territories
 
 
@@ -96,20 +93,6 @@ def _last_audit(engine):
         row = conn.execute(text("SELECT username, action, object_type, object_id, detail FROM audit_log"
                                 " ORDER BY id DESC LIMIT 1")).mappings().one()
     return dict(row)
-
-
-@pytest.fixture()
-def run_cli(db_url, settings, monkeypatch):
-    monkeypatch.setenv("GRIDMKT_DATABASE_URL", db_url)
-    monkeypatch.setenv("GRIDMKT_SECRET_KEY", settings.auth.secret_key)
-    _register()
-
-    def run(args):
-        r = CliRunner().invoke(cli, [*args, "--json"])
-        assert r.exit_code == 0, r.output
-        return json.loads(r.output)
-
-    return run
 
 
 @pytest.mark.parametrize("case", list(CASES))

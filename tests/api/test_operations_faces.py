@@ -11,12 +11,10 @@ state must be added to one of the two case lists (or named read-only, with its r
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 
 import click
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import text
 
 from api.cli import _register, cli
@@ -175,20 +173,6 @@ def built(engine, data):
         gid = grids.build_grid(conn, county_code="640104", kind="h3", resolution=6)["id"]
         assign.assign_customers(conn, grid_id=gid)
     return gid
-
-
-@pytest.fixture()
-def run_cli(db_url, settings, monkeypatch):
-    monkeypatch.setenv("GRIDMKT_DATABASE_URL", db_url)
-    monkeypatch.setenv("GRIDMKT_SECRET_KEY", settings.auth.secret_key)
-    _register()
-
-    def run(args):
-        r = CliRunner().invoke(cli, [*args, "--json"])
-        assert r.exit_code == 0, r.output
-        return json.loads(r.output)
-
-    return run
 
 
 def _request(client, app, auth, actor, method, path, body, extra, ctx):

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from api.cli import _register, cli
 from geodata import territories
+from tests.api.test_operations_audit import _fill
 
 T = "/api/v1/grids/{g}/territories"
 # name: (actor, CLI arguments, (method, path, JSON body), same message on both faces)
@@ -53,16 +54,6 @@ CASES = {
         ("post", "/api/v1/users", {"username": "lost", "password": "pw-123456", "role": "analyst",
                                    "legal_entity_code": "NOPE"}), True),
 }
-
-
-def _fill(value, subs):
-    if isinstance(value, str):
-        return value.format(**subs)
-    if isinstance(value, list):
-        return [_fill(v, subs) for v in value]
-    if isinstance(value, dict):
-        return {k: (subs["g"] if v == "{g}" else _fill(v, subs)) for k, v in value.items()}
-    return value
 
 
 @pytest.fixture()
