@@ -17,8 +17,6 @@ contiguity hold after every chain.
 
 from __future__ import annotations
 
-import math
-import time
 from collections import deque
 
 import numpy as np
@@ -76,7 +74,6 @@ def chain_moves(
     max_chains: int | None = None,
     targets_per_rm: int = 6,
     max_hops: int = 8,
-    deadline: float = math.inf,
 ) -> np.ndarray:
     """Improve balance by chains of single border-cell moves (in place); see the module docstring.
 
@@ -97,12 +94,12 @@ def chain_moves(
     bad = _badness(p, a)
     tried: set[tuple[int, int]] = set()
     done = 0
-    while done < max_chains and bad[0] > tolerance and time.monotonic() < deadline:
+    while done < max_chains and bad[0] > tolerance and not p.budget.over():
         _, scale, dev = _deviation(p, a)
         nb, border = _rm_graph(p, a)
         improved = False
         for s in np.argsort(-np.abs(dev)).tolist():
-            if not act[s] or abs(dev[s]) <= tolerance or time.monotonic() > deadline:
+            if not act[s] or abs(dev[s]) <= tolerance or p.budget.over():
                 break
             over = dev[s] > 0
             goal = (dev < 0) if over else (dev > 0)

@@ -7,8 +7,6 @@ Workload and algorithm are described in :mod:`grid.territories` and
 from __future__ import annotations
 
 import copy
-import math
-import time
 
 import geopandas as gpd
 import numpy as np
@@ -19,16 +17,14 @@ from scipy.spatial import cKDTree
 
 from grid.errors import InvalidInput
 from grid.projection import metric_crs, metric_geometries, project_points
-from grid.territories.chain import chain_moves
+from grid.territories.budget import Budget, default_work
 from grid.territories.graph import cell_adjacency, neighbour_lists
-from grid.territories.recom import recombine, swap_territories
 from grid.territories.regions import solve_regions
 from grid.territories.report import PlanReport, plan_report
 from grid.territories.seeds import choose_seeds, distinct_seeds, grow, orphan_cells
-from grid.territories.smooth import smooth
-from grid.territories.solver import Problem, polish, rebalance
+from grid.territories.solver import Problem
+from grid.territories.stages import improve
 from grid.territories.start import balanced_start
-from grid.territories.triples import recombine_triples
 
 DEFAULT_MEASURES = ("customers", "households", "deposit", "loan")
 
@@ -94,6 +90,8 @@ class TerritoryPlan:
         self.seeds: np.ndarray | None = None
         self.report: PlanReport | None = None
         self.chains = True
+        self.work_used = 0.0
+        self.timed_out = False
 
     @classmethod
     def from_arrays(
@@ -260,25 +258,35 @@ class TerritoryPlan:
             rng=np.random.default_rng(self.seed),
         )
 
-    def solve(self, *, time_limit_s: float | None = None, report: bool = True, workers: int = 1) -> TerritoryPlan:
+    def solve(self, *, time_limit_s: float | None = None, work: float | None = None, report: bool = True,
+              workers: int = 1) -> TerritoryPlan:
         """Run the optimiser; fills ``assignment``, ``seeds`` and ``report`` and returns ``self``.
 
-        ``time_limit_s`` bounds the refinement: rounds stop once it has passed and
-        the best balance so far is kept (territories stay contiguous either way).
-        ``report=False`` skips the report (Polsby-Popper dissolves every territory,
-        which takes long on a province); ``evaluate(plan.assignment)`` makes it later.
-        With ``regions``, each region is solved on its own, in ``workers`` processes.
+        ``work`` bounds the improving stages in work units (:mod:`grid.territories.budget`;
+        default :func:`~grid.territories.budget.default_work` of the plan's size, ``math.inf``
+        for none): the same inputs and seed give the same plan on any machine, however
+        loaded. ``time_limit_s`` is only a safety net: if the wall clock runs out first the
+        best balance so far is kept and ``timed_out`` is set (territories stay contiguous
+        either way). ``work_used`` says how much was spent. ``report=False`` skips the
+        report (Polsby-Popper dissolves every territory, which takes long on a province);
+        ``evaluate(plan.assignment)`` makes it later. With ``regions``, each region is
+        solved on its own (with its own default budget), in ``workers`` processes.
         """
         if self.regions is not None:
-            self.assignment = solve_regions(self, time_limit_s=time_limit_s, workers=workers)
+            self.assignment, self.work_used, self.timed_out = solve_regions(
+                self, time_limit_s=time_limit_s, work=work, workers=workers)
             self.seeds = None
             self.report = self.evaluate(self.assignment) if report else None
             return self
         keep = self.keep_current and self.current is not None
-        end = math.inf if time_limit_s is None else time.monotonic() + time_limit_s
-        # The last sixth of the time is kept for smoothing the borders (and polishing after it).
-        deadline = end - (0.0 if time_limit_s is None or keep else time_limit_s / 6)
+        total = Budget(default_work(len(self.workload), len(self.capacity)) if work is None else work, time_limit_s)
+        # A sixth of the work (and of the time) is kept for smoothing the borders and polishing after it.
+        smoothing = total.part(1 / 6) if not keep else Budget(0.0)
+        budget = total.part(1.0 if keep else 5 / 6)
+        if time_limit_s is not None and not keep:
+            budget.end -= time_limit_s / 6
         p = self._problem(move_penalty=keep)
+        p.budget = budget
         n, k = p.n, p.k
         a = np.full(n, -1, dtype=np.int64)
         if keep:
@@ -296,7 +304,7 @@ class TerritoryPlan:
         if not keep:
             # A balanced contiguous start (grid.territories.start); locks are written over it and the
             # pieces they cut off regrown below. RMs anchor at their start's centre, unless locks seed them.
-            start, centre = balanced_start(p, deadline=deadline)
+            start, centre = balanced_start(p)
             free = (self.locked < 0) & (start >= 0)
             if p.max_distance_m is not None:
                 free &= np.hypot(*(self.cell_xy - self.rm_home_xy[np.maximum(start, 0)]).T) <= p.max_distance_m
@@ -320,28 +328,10 @@ class TerritoryPlan:
         if len(orphans):
             a[orphans] = -1
             grow(p, a, anchor)
-        for _ in range(2):
-            rebalance(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
-            polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
-        if self.chains:
-            swap_territories(p, a, anchor, tolerance=self.tolerance, seeds=seeds, deadline=deadline)
-            # Borders of neighbouring pairs redrawn at once where single moves are stuck; chains carry the rest.
-            # Each opens moves for the other: alternate in short bouts while they help.
-            tried: set = set()
-            for _ in range(8):
-                before = a.copy()
-                recombine(p, a, tolerance=self.tolerance, max_rounds=4, deadline=deadline)
-                # Where no two-way split helps, three neighbours' cells pooled and re-cut into three.
-                recombine_triples(p, a, tolerance=self.tolerance, deadline=deadline, tried=tried)
-                polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
-                chain_moves(p, a, anchor, tolerance=self.tolerance, max_chains=k + 10, deadline=deadline)
-                polish(p, a, anchor, tolerance=self.tolerance, deadline=deadline)
-                if np.array_equal(a, before) or time.monotonic() > deadline:
-                    break
-        if not keep:
-            # Ragged borders of fine grids shortened within a 4.5% band, then the balance polished again.
-            smooth(p, a, anchor, tolerance=self.tolerance, deadline=end)
-            polish(p, a, anchor, tolerance=self.tolerance, deadline=end)
+        improve(p, a, anchor, seeds, tolerance=self.tolerance, chains=self.chains, keep=keep, smoothing=smoothing)
+        total.absorb(budget)
+        total.absorb(smoothing)
+        self.work_used, self.timed_out = total.used, total.timed_out
         self.assignment, self.seeds = a, seeds
         self.report = self.evaluate(a) if report else None
         return self

@@ -24,9 +24,6 @@ do not change. Neither move runs when moves are penalised (``keep_current``).
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from grid.territories.solver import Problem, _boundary, _deviation, cell_loads
@@ -46,6 +43,7 @@ def _tree(p: Problem, cells: list[int], where: dict[int, int], rng: np.random.Ge
     passed when several trees of the same cells are drawn.
     """
     m = len(cells)
+    p.budget.spend(m / 8.0)
     if edges is None:
         edges = _local_edges(p, cells, where)
     root = list(range(m))
@@ -105,7 +103,6 @@ def swap_territories(
     *,
     tolerance: float,
     seeds: np.ndarray | None = None,
-    deadline: float = math.inf,
 ) -> np.ndarray:
     """RMs of one outlet trade whole territories where that improves their balance (in place, anchors and seeds too).
 
@@ -133,7 +130,7 @@ def swap_territories(
     locked = np.zeros(p.k, dtype=bool)
     locked[p.locked[p.locked >= 0]] = True
     for _ in range(p.k):
-        if time.monotonic() > deadline:
+        if p.budget.over():
             break
         load, scale, dev = _deviation(p, a)
         level = float((scale[active] / cap[active]).min())
@@ -199,7 +196,6 @@ def recombine(
     trees: int = 4,
     max_cells: int = 240,
     max_rounds: int = 20,
-    deadline: float = math.inf,
 ) -> np.ndarray:
     """Redraw borders of neighbouring pairs where that improves their balance (in place); see the module docstring.
 
@@ -224,7 +220,7 @@ def recombine(
     cap_max = float(cap[active].max())
     for _ in range(max_rounds):
         load, scale, dev = _deviation(p, a)
-        if np.abs(dev).max() <= tolerance or time.monotonic() > deadline:
+        if np.abs(dev).max() <= tolerance or p.budget.over():
             break
         level = float((scale[active] / cap[active]).min())
         w, heavy, nb, members = _territories(p, a)
@@ -233,7 +229,7 @@ def recombine(
         # The worst RMs first, down to half the worst deviation (the single moves see to the rest).
         floor = max(tolerance, 0.5 * float(np.abs(dev).max()))
         for s in np.argsort(-np.abs(dev)).tolist():
-            if abs(dev[s]) <= floor or time.monotonic() > deadline:
+            if abs(dev[s]) <= floor or p.budget.over():
                 break
             if not active[s] or s in changed:
                 continue

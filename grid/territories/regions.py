@@ -75,22 +75,27 @@ def sub_plan(plan, cells: np.ndarray, rms: np.ndarray):
     return sub, cells[virtual] if len(virtual) else virtual
 
 
-def _solve(sub, time_limit_s: float | None, deadline: float | None = None) -> np.ndarray:
-    """Solve one sub-plan without its report; its assignment (sub-plan RM rows).
+def _solve(sub, time_limit_s: float | None, deadline: float | None = None,
+           work: float | None = None) -> tuple[np.ndarray, float, bool]:
+    """Solve one sub-plan without its report: its assignment (sub-plan RM rows), work used, whether it timed out.
 
-    ``deadline`` (``time.monotonic()``, shared by the worker processes) caps the time limit.
+    ``deadline`` (``time.monotonic()``, shared by the worker processes) caps the time limit (a safety net:
+    the work budget decides when a sub-plan stops).
     """
     if len(sub.capacity) == 0 or not (sub.capacity > 0).any():
-        return np.full(len(sub.workload), -1, dtype=np.int64)
+        return np.full(len(sub.workload), -1, dtype=np.int64), 0.0, False
     if deadline is not None:
         time_limit_s = max(0.2, min(time_limit_s, deadline - time.monotonic()))
-    return sub.solve(time_limit_s=time_limit_s, report=False).assignment
+    sub.solve(time_limit_s=time_limit_s, work=work, report=False)
+    return sub.assignment, sub.work_used, sub.timed_out
 
 
-def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) -> np.ndarray:
-    """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own.
+def solve_regions(plan, *, time_limit_s: float | None = None, work: float | None = None,
+                  workers: int = 1) -> tuple[np.ndarray, float, bool]:
+    """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own; work used; timed out.
 
-    ``time_limit_s`` is the whole budget: each worker's share of it goes to the
+    Each region gets the default work budget of its size, or ``work`` split by cell count.
+    ``time_limit_s`` is the whole safety net: each worker's share of it goes to the
     regions by cell and RM count (none above the budget), and no region runs past it. Adds the regions' virtual edges to
     ``plan.adjacency`` and ``plan.virtual_edges``.
 
@@ -101,7 +106,7 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
     >>> xy = np.column_stack([np.arange(4.0), np.zeros(4)])
     >>> plan = TerritoryPlan.from_arrays(np.ones(4), adj, xy[[0, 3]], xy, np.ones(2),
     ...     regions=(["w", "w", "w", "e"], ["w", "e"]))
-    >>> solve_regions(plan).tolist()
+    >>> solve_regions(plan)[0].tolist()
     [0, 0, 0, 1]
     """
     cell_region, rm_region = plan.regions
@@ -124,13 +129,14 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
         crews = [len(r) for _, _, r in parts]
         share = [0.5 * (n / max(1, sum(sizes)) + m / max(1, sum(crews))) for n, m in zip(sizes, crews, strict=True)]
         limits = [min(time_limit_s, max(0.5, time_limit_s * use * x)) for x in share]
+    works = [None if work is None else work * n / max(1, sum(sizes)) for n in sizes]
     if workers > 1 and len(parts) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_solve, subs, limits, [deadline] * len(subs)))
+            results = list(pool.map(_solve, subs, limits, [deadline] * len(subs), works))
     else:
-        results = [_solve(s, t, deadline) for s, t in zip(subs, limits, strict=True)]
+        results = [_solve(s, t, deadline, w) for s, t, w in zip(subs, limits, works, strict=True)]
     a = np.full(len(plan.workload), -1, dtype=np.int64)
-    for (_, cells, rms), sub_a in zip(parts, results, strict=True):
+    for (_, cells, rms), (sub_a, _, _) in zip(parts, results, strict=True):
         if len(rms):
             a[cells] = np.where(sub_a >= 0, rms[np.maximum(sub_a, 0)], -1)
     ve = np.vstack(virtual)
@@ -138,5 +144,5 @@ def solve_regions(plan, *, time_limit_s: float | None = None, workers: int = 1) 
         rows, cols = sparse.triu(plan.adjacency, k=1).nonzero()
         plan.adjacency = pairs_to_csr(np.vstack([np.column_stack([rows, cols]), ve]), len(a))
         plan.virtual_edges = ve
-    return a
+    return a, sum(r[1] for r in results), any(r[2] for r in results)
 

@@ -21,9 +21,6 @@ same border, so a few passes shorten borders while balance holds.
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from grid.territories.solver import Problem, _boundary, _deviation, _Mover
@@ -37,7 +34,6 @@ def smooth(
     tolerance: float,
     slack: float = 0.045,
     max_passes: int = 20,
-    deadline: float = math.inf,
 ) -> np.ndarray:
     """Shorten borders by single border-cell moves that keep every RM within the band (in place).
 
@@ -59,7 +55,7 @@ def smooth(
     _, scale, dev = _deviation(p, a)
     band = max(tolerance, slack, float(np.abs(dev).max()))
     for _ in range(max_passes):
-        if time.monotonic() > deadline:
+        if p.budget.over():
             break
         _, scale, dev = _deviation(p, a)
         sc, dv = scale.tolist(), dev.tolist()
@@ -69,7 +65,7 @@ def smooth(
         al = mv.a
         moved = 0
         for i, c in enumerate(np.unique(src).tolist()):
-            if i % 512 == 0 and time.monotonic() > deadline:
+            if i % 512 == 0 and p.budget.over():
                 break
             donor = al[c]
             if not act[donor]:

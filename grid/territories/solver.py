@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +47,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
 
 from grid.territories.bounds import achievable_targets, heaviest_cell
+from grid.territories.budget import Budget
 from grid.territories.cuts import TerritoryCuts
 from grid.territories.graph import stays_connected
 
@@ -67,6 +67,8 @@ class Problem:
     max_distance_m: float | None
     move_penalty: np.ndarray | None  # (n,) current owner, when moves are penalised
     rng: np.random.Generator
+    # Work units left for the improving stages (grid.territories.budget); unlimited unless the plan sets one.
+    budget: Budget = field(default_factory=Budget, repr=False)
     # Plain-list copies: the move loops index single cells, where lists beat numpy.
     _cx: list[float] = field(init=False, repr=False)
     _cy: list[float] = field(init=False, repr=False)
@@ -145,6 +147,7 @@ class _Mover:
         """Whether ``c`` may leave its owner for ``receiver``."""
         p, a = self.p, self.a
         donor = a[c]
+        p.budget.used += 1.0
         return (
             p._locked[c] < 0
             and self.size[donor] > 1
@@ -232,7 +235,6 @@ def rebalance(
     *,
     tolerance: float,
     max_rounds: int = 40,
-    deadline: float = math.inf,
 ) -> np.ndarray:
     """Flow rebalancing rounds (in place); stops at ``tolerance`` or when rounds stop helping.
 
@@ -249,7 +251,7 @@ def rebalance(
     best, best_bad = a.copy(), badness(a)
     damping, stale = 1.0, 0
     for _ in range(max_rounds):
-        if best_bad[0] <= tolerance or stale >= 4 or time.monotonic() > deadline:
+        if best_bad[0] <= tolerance or stale >= 4 or p.budget.over():
             break
         a[:] = best
         _, scale, dev = _deviation(p, a)
@@ -268,7 +270,7 @@ def rebalance(
         mv = _Mover(p, a, anchor_xy)
         al = mv.a
         for e, ((f, donor, receiver), s0, s1) in enumerate(zip(edges, starts, ends, strict=True)):
-            if e % 256 == 0 and time.monotonic() > deadline:
+            if e % 256 == 0 and p.budget.over():
                 break
             cand = [(mv.score(c, donor, receiver), c) for c in set(src_s[s0:s1].tolist())]
             heapq.heapify(cand)
@@ -308,14 +310,13 @@ def polish(
     *,
     tolerance: float,
     max_passes: int = 10,
-    deadline: float = math.inf,
 ) -> np.ndarray:
     """Single border-cell moves lowering the sum of squared deviations (in place)."""
     active = p.capacity > 0
     act = active.tolist()
     for _ in range(max_passes):
         _, target, dev = _deviation(p, a)
-        if np.abs(dev).max() <= tolerance or time.monotonic() > deadline:
+        if np.abs(dev).max() <= tolerance or p.budget.over():
             break
         src, dst = _boundary(p, a)
         border: dict[int, list[tuple[int, int]]] = {}
@@ -326,7 +327,7 @@ def polish(
         tg, dv = target.tolist(), dev.tolist()
         moved = 0
         for i, r in enumerate(np.argsort(-np.abs(dev)).tolist()):
-            if abs(dv[r]) <= tolerance or not act[r] or (i % 256 == 0 and time.monotonic() > deadline):
+            if abs(dv[r]) <= tolerance or not act[r] or (i % 256 == 0 and p.budget.over()):
                 break
             # Overloaded: give a cell away; underloaded: take one from a neighbour.
             if dv[r] > 0:

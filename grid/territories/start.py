@@ -25,7 +25,6 @@ rest; locks and the maximum distance are applied by the caller.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from scipy import sparse
@@ -54,7 +53,7 @@ def _owner_of_top(pred: np.ndarray, top_label: np.ndarray) -> np.ndarray:
     return np.where(up >= 0, top_label[np.maximum(up, 0)], -1)
 
 
-def _catchments(p: Problem, src: np.ndarray, share: np.ndarray, home: np.ndarray, *, rounds: int, deadline: float):
+def _catchments(p: Problem, src: np.ndarray, share: np.ndarray, home: np.ndarray, *, rounds: int):
     """Outlet of every cell, shortest-path predecessors and path lengths, offsets tuned to ``share`` (module docstring)."""
     n, m = p.n, len(src)
     i, j = p.pairs[:, 0], p.pairs[:, 1]
@@ -71,6 +70,7 @@ def _catchments(p: Problem, src: np.ndarray, share: np.ndarray, home: np.ndarray
         lift = offset - offset.min() + 1.0
         g = sparse.csr_array((np.concatenate([length, length, lift]), (rows, cols)), shape=(n + 1, n + 1))
         dist, pred = dijkstra(g, directed=True, indices=n, return_predecessors=True)
+        p.budget.spend(n / 8.0)
         zone = _owner_of_top(pred, top_label)
         own = zone >= 0
         w = p.base[own].copy()
@@ -82,7 +82,7 @@ def _catchments(p: Problem, src: np.ndarray, share: np.ndarray, home: np.ndarray
         bad = (float(np.abs(dev).max()), float((dev**2).sum()))
         if best is None or bad < best[0]:
             best = (bad, zone, pred, dist)
-        if bad[0] <= 0.01 or time.monotonic() > deadline:
+        if bad[0] <= 0.01 or p.budget.over():
             break
         # Raising an offset by d moves the border in by about d / 2: steps scale with the catchment's radius
         # (~0.53 edge * sqrt(cells) for hexagons), times a factor per outlet that halves when its
@@ -152,7 +152,7 @@ def _split_catchment(nodes: np.ndarray, pred: np.ndarray, dist: np.ndarray, w: n
     return piece
 
 
-def balanced_start(p: Problem, *, rounds: int = 80, deadline: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+def balanced_start(p: Problem, *, rounds: int = 80) -> tuple[np.ndarray, np.ndarray]:
     """A contiguous, roughly balanced assignment of all reachable cells, and a centre cell per RM.
 
     Returns ``(assignment, centre)``: RM rows per cell (-1 when no outlet
@@ -184,7 +184,7 @@ def balanced_start(p: Problem, *, rounds: int = 80, deadline: float = math.inf) 
     cap = p.capacity[active]
     share = np.bincount(group, weights=cap, minlength=len(src)) / cap.sum()
     home = p.home_xy[active][np.unique(group, return_index=True)[1]]
-    zone, pred, dist = _catchments(p, src, share, home, rounds=rounds, deadline=deadline)
+    zone, pred, dist = _catchments(p, src, share, home, rounds=rounds)
     for o in range(len(src)):
         nodes = np.flatnonzero(zone == o)
         rms = active[group == o]

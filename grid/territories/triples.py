@@ -17,7 +17,6 @@ and nothing moves when moves are penalised (``keep_current``).
 from __future__ import annotations
 
 import math
-import time
 from itertools import permutations
 
 import numpy as np
@@ -38,7 +37,6 @@ def recombine_triples(
     trees: int = 6,
     max_cells: int = 24,
     max_rounds: int = 4,
-    deadline: float = math.inf,
     tried: set | None = None,
 ) -> np.ndarray:
     """Redraw the borders of three mutually near territories where that improves their balance (in place).
@@ -66,7 +64,7 @@ def recombine_triples(
     for _ in range(max_rounds):
         load, scale, dev = _deviation(p, a)
         worst = float(np.abs(dev).max())
-        if worst <= tolerance or time.monotonic() > deadline:
+        if worst <= tolerance or p.budget.over():
             break
         level = float((scale[active] / cap[active]).min())
         _, heavy, nb, members = _territories(p, a)
@@ -74,7 +72,7 @@ def recombine_triples(
         improved = 0
         floor = max(tolerance, 0.5 * worst)
         for s in np.argsort(-np.abs(dev)).tolist():
-            if abs(dev[s]) <= floor or time.monotonic() > deadline:
+            if abs(dev[s]) <= floor or p.budget.over():
                 break
             if not active[s] or s in changed:
                 continue
