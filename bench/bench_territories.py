@@ -11,12 +11,18 @@ where a cell's customers hold more than ``--share`` of an RM's target
 (``after``, grid/refine.py, down to res 11). Each gets customers, deposit and
 loan from the points and households apportioned from the villages
 (grid/apportion.py), and is planned with the planner's default weights
-(customers 0.4, households 0.3, deposit 0.15, loan 0.15). Printed per county:
-cells, raw and adjusted max deviation, contiguity, compactness (mean
-Polsby-Popper), travel (mean and max km from the RM's outlet), empty RMs, time,
-and why 5% cannot be reached where it cannot. Then the province: every
-county's refined cells and RMs in one plan by county (two workers), timed
-from adjacency to the end of balancing. Last printed line: one JSON object.
+(customers 0.4, households 0.3, deposit 0.15, loan 0.15). Plans stop on their
+deterministic work budget (grid/territories/budget.py, the default of their
+size) or at the 1% tolerance; the wall clock is only a safety net
+(``--county-budget``, ``--province-budget``) and ``timed_out`` says when it cut
+a plan short (only then does the machine's load change a plan). Printed per
+county: cells, cells invalid as stored (EPSG:4326) and in EPSG:3857 (the tiles'
+copy), raw and adjusted max deviation, contiguity, compactness (mean
+Polsby-Popper), travel (mean and max km from the RM's outlet), empty RMs, work
+units, wall and CPU seconds, and why 5% cannot be reached where it cannot. Then
+the province: every county's refined cells and RMs in one plan by county (two
+workers), timed from adjacency to the end of balancing (wall and CPU seconds,
+the workers' included). Last printed line: one JSON object.
 
     python bench/bench_territories.py                 # all 22 counties and the province
     python bench/bench_territories.py --quick         # two small counties, no province
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -33,10 +40,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from geodata import DEMO_DATA  # noqa: E402
+from geodata.grids import as_multipolygons  # noqa: E402
 from geodata.importers.spatial import to_multipolygons  # noqa: E402
 from geodata.refine_grid import household_workload  # noqa: E402
 from grid import synth  # noqa: E402
@@ -105,16 +114,30 @@ def with_measures(cells: gpd.GeoDataFrame, c: pd.DataFrame, villages: pd.DataFra
     return out
 
 
-def plan(cells: gpd.GeoDataFrame, rms: pd.DataFrame, budget_s: float) -> tuple[dict, float]:
+def cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the province's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def invalid_cells(cells: gpd.GeoDataFrame) -> tuple[int, int]:
+    """Cells invalid as the grid writer stores them (MultiPolygons, EPSG:4326) and once in EPSG:3857 (tiles)."""
+    g = as_multipolygons(cells.geometry.to_numpy())
+    g3857 = gpd.GeoSeries(g, crs=4326).to_crs(3857).to_numpy()
+    return int((~shapely.is_valid(g)).sum()), int((~shapely.is_valid(g3857)).sum())
+
+
+def plan(cells: gpd.GeoDataFrame, rms: pd.DataFrame, budget_s: float, work: float | None = None) -> tuple[dict, float]:
     """Plan one county; its key figures and the time from adjacency to the end of balancing."""
-    t0 = time.perf_counter()
-    p = TerritoryPlan.from_geodataframe(cells, rms, weights=WEIGHTS, seed=7).solve(time_limit_s=budget_s)
+    t0, c0 = time.perf_counter(), cpu_s()
+    p = TerritoryPlan.from_geodataframe(cells, rms, weights=WEIGHTS, seed=7).solve(time_limit_s=budget_s, work=work)
     elapsed = time.perf_counter() - t0
     s = p.report.summary()
-    return {k: s[k] for k in KEYS} | {"cells": len(cells)}, elapsed
+    return {k: s[k] for k in KEYS} | {"cells": len(cells), "work": round(p.work_used), "timed_out": p.timed_out,
+                                      "cpu_s": round(cpu_s() - c0, 2)}, elapsed
 
 
-def run_county(code: str, b: dict, share: float, budget_s: float) -> dict:
+def run_county(code: str, b: dict, share: float, budget_s: float, before_work: float | None = None) -> dict:
     """Before (res 8) and after (refined) for one county."""
     shape = b["counties"].set_index("adcode").geometry.loc[code]
     c = b["customers"][b["customers"]["county_code"] == code]
@@ -128,9 +151,11 @@ def run_county(code: str, b: dict, share: float, budget_s: float) -> dict:
     t_refine = time.perf_counter() - t0
     out = {"county": code, "rms": len(rms), "customers": len(c), "refine_s": round(t_refine, 2)}
     for label, cells in (("before", base), ("after", fine)):
-        figures, t = plan(with_measures(cells, c, villages, shape), rms, budget_s)
+        figures, t = plan(with_measures(cells, c, villages, shape), rms, budget_s,
+                          before_work if label == "before" else None)
+        bad4326, bad3857 = invalid_cells(cells)
         out[label] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()} | {
-            "plan_s": round(t, 2)}
+            "plan_s": round(t, 2), "invalid_4326": bad4326, "invalid_3857": bad3857}
     return out
 
 
@@ -149,17 +174,17 @@ def run_province(b: dict, codes: list[str], share: float, budget_s: float) -> di
                                                                      cell_id=lambda d, k=code: k + ":" + d["cell_id"]))
     cells = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
     rms = b["rms"][b["rms"]["county_code"].isin(codes)].reset_index(drop=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     adj = cell_adjacency(cells, return_virtual=True)
     t_adj = time.perf_counter() - t0
     p = TerritoryPlan.from_geodataframe(cells, rms, weights=WEIGHTS, seed=7, adjacency=adj,
                                         region_column="county_code")
     p.solve(time_limit_s=max(5.0, budget_s - t_adj), report=False, workers=2)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, cpu_s() - c0
     rep = p.evaluate(p.assignment)
     pr = rep.per_region
     return {"cells": len(cells), "rms": len(rms), "adjacency_s": round(t_adj, 2), "total_s": round(total, 2),
-            "max_abs_deviation": round(rep.max_abs_deviation, 4), "contiguity": round(rep.contiguity, 4),
+            "cpu_s": round(cpu, 2), "work": round(p.work_used), "timed_out": p.timed_out, "max_abs_deviation": round(rep.max_abs_deviation, 4), "contiguity": round(rep.contiguity, 4),
             "empty_rms": rep.empty_rms, "counties_over_5pct": int((pr["max_abs_deviation"] > 0.05).sum())}
 
 
@@ -169,10 +194,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="two small counties, no province")
     ap.add_argument("--customers", type=int, default=600_000, help="synthetic customers over the province")
     ap.add_argument("--share", type=float, default=0.2, help="refine cells above this share of an RM's target")
-    ap.add_argument("--county-budget", type=float, default=20.0, help="seconds of balancing per county plan")
-    ap.add_argument("--province-budget", type=float, default=57.0, help="seconds for the province plan")
+    ap.add_argument("--county-budget", type=float, default=900.0,
+                    help="wall-clock safety net per county plan, s (the work budget decides where plans stop)")
+    ap.add_argument("--before-work", type=float, default=100_000,
+                    help="work units for the unrefined plans (they cannot reach the tolerance; 0: their default budget)")
+    ap.add_argument("--province-budget", type=float, default=57.0, help="wall-clock safety net for the province plan, s")
     ap.add_argument("--counties", default=None, help="comma-separated adcodes (default: all 22)")
     args = ap.parse_args(argv)
+    with open("/proc/loadavg") as fh:
+        print("load average at the start:", " ".join(fh.read().split()[:3]), flush=True)
     b = bank(60_000 if args.quick else args.customers)
     codes = sorted(b["counties"]["adcode"].astype(str))
     if args.counties:
@@ -181,15 +211,16 @@ def main(argv: list[str] | None = None) -> None:
         codes = ["640424", "640423"]
     rows = []
     for code in codes:
-        r = run_county(code, b, args.share, args.county_budget)
+        r = run_county(code, b, args.share, args.county_budget, args.before_work or None)
         rows.append(r)
         be, af = r["before"], r["after"]
         print(f"{code}: {r['rms']} RMs, {r['customers']} customers, refine {r['refine_s']} s")
         for label, f in (("before", be), ("after ", af)):
-            print(f"  {label} {f['cells']:6d} cells  raw {f['max_abs_deviation']:.1%}  adjusted "
-                  f"{f['adjusted_max_deviation']:.1%}  contiguity {f['contiguity']:.0%}  compactness "
-                  f"{f['compactness_mean']}  km {f['mean_km']}/{f['max_km']}  empty {f['empty_rms']}  "
-                  f"{f['plan_s']} s")
+            print(f"  {label} {f['cells']:6d} cells (invalid {f['invalid_4326']}/{f['invalid_3857']})  raw "
+                  f"{f['max_abs_deviation']:.1%}  adjusted {f['adjusted_max_deviation']:.1%}  contiguity "
+                  f"{f['contiguity']:.0%}  compactness {f['compactness_mean']}  km {f['mean_km']}/{f['max_km']}  "
+                  f"empty {f['empty_rms']}  work {f['work']}{' TIMED OUT' if f['timed_out'] else ''}  "
+                  f"{f['plan_s']} s (CPU {f['cpu_s']} s)")
         if af["unreachable_5pct"]:
             print("    5% unreachable after refining: " + "; ".join(af["unreachable_5pct"]))
         sys.stdout.flush()
@@ -201,13 +232,19 @@ def main(argv: list[str] | None = None) -> None:
         "worst_after": max(f["max_abs_deviation"] for f in after),
         "all_contiguous_after": all(f["contiguity"] == 1.0 for f in after),
         "empty_rms_after": sum(f["empty_rms"] for f in after),
+        "timed_out": sum(f["timed_out"] for r in rows for f in (r["before"], r["after"])),
+        "invalid_cells_4326": sum(f["invalid_4326"] for r in rows for f in (r["before"], r["after"])),
+        "invalid_cells_3857": sum(f["invalid_3857"] for r in rows for f in (r["before"], r["after"])),
     }
     print("summary:", summary)
     province = None
     if not args.quick:
         province = run_province(b, codes, args.share, args.province_budget)
         print("province:", province)
-    print(json.dumps({"bench": "territories", "quick": args.quick, "share": args.share, "summary": summary,
+    with open("/proc/loadavg") as fh:
+        load = fh.read().split()[:3]
+    print("load average at the end:", " ".join(load))
+    print(json.dumps({"bench": "territories", "quick": args.quick, "loadavg_end": load, "share": args.share, "summary": summary,
                       "counties": rows, "province": province}))
 
 

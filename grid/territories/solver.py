@@ -25,9 +25,15 @@ Algorithm (all on the cell adjacency graph, distances in metres):
    recombinations (:mod:`grid.territories.recom`: two neighbours' border
    redrawn along a random spanning tree, cells moving both ways at once)
    alternate with chains (:mod:`grid.territories.chain`) while they help.
-6. *Smoothing.* In the last sixth of the time, border cells go to the
-   neighbour owning more of their edges within a balance band
+6. *Smoothing.* With the last sixth of the work budget, border cells go to
+   the neighbour owning more of their edges within a balance band
    (:mod:`grid.territories.smooth`), and the balance is polished again.
+
+Stages 1 and 3-6 stop at the tolerance or when the plan's work budget is
+spent (:mod:`grid.territories.budget`: counted moves and cells, not
+seconds), so a plan depends on its inputs and seed only, not on the
+machine's speed or load; the wall clock is a safety net
+(:mod:`grid.territories.stages` runs stages 2-6).
 
 A move never takes a locked cell, never empties the donor and never cuts the
 donor in two (:func:`grid.territories.graph.stays_connected`, exact for
