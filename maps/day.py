@@ -35,7 +35,7 @@ _TOKEN = re.compile(r"(\{[a-z_]+\})")
 
 
 def day_page(*, rm_code: str, options: PageOptions,
-             outcomes: tuple[tuple[str, str], ...] = OUTCOMES) -> str:
+             outcomes: tuple[tuple[str, str], ...] = OUTCOMES, tz: str = "Asia/Shanghai") -> str:
     """The HTML shell of ``rm_code``'s day: bar, map, stop list; served pages only (assets linked, not inline).
 
     >>> html = day_page(rm_code="R1", options=PageOptions(inline=False))
@@ -46,7 +46,8 @@ def day_page(*, rm_code: str, options: PageOptions,
     config = {"rmCode": rm_code, "planUrl": f"{base}/plan", "checkinUrl": f"{base}/checkins",
               "checkoutUrl": f"{base}/visits/{{visit_id}}/checkout", "swUrl": SW_URL, "swScope": SW_SCOPE,
               "tileUrl": options.tile_url, "tileCrs": options.tile_crs, "attribution": options.attribution,
-              "cellTilesUrl": CELL_TILES_URL, "tileBudget": TILE_BUDGET, "outcomes": [list(o) for o in outcomes]}
+              "cellTilesUrl": CELL_TILES_URL, "tileBudget": TILE_BUDGET, "outcomes": [list(o) for o in outcomes],
+              "tz": tz}  # times and "today" as the server counts them, whatever zone the phone is set to
     title = f"今日拜访 Today's visits · {rm_code}"
     head = asset_tags(DAY_BUNDLES, inline=False, prefix=options.static_prefix)
     return f"""<!doctype html>

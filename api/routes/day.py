@@ -84,7 +84,8 @@ def day(request: Request, rm_code: RmPath, conn: ConnDep, audit_conn: WriteConnD
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the day page is an RM's own; managers read the visits report")
     if rm_code != user.scope.rm_code:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
-    html = day_page(rm_code=rm_code, options=map_pages.page_options(settings, inline=False))
+    html = day_page(rm_code=rm_code, options=map_pages.page_options(settings, inline=False),
+                    tz=settings.visits.timezone)
     audit.record(audit_conn, username=user.username, action="view", object_type="map:day", object_id=rm_code)
     return _page(html)
 

@@ -30,7 +30,15 @@
     var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   };
-  D.clock = function (d) { return d.toTimeString().slice(0, 5); };
+  // Clock times and "today" in the bank's zone (GRIDMKT_TIMEZONE, C.tz), as the server counts the plan's day,
+  // whatever zone the phone is set to (the phone's own where the browser has no time zones).
+  function zoned(opts) {
+    try { return C.tz ? new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: C.tz }, opts)) : null; }
+    catch (e) { return null; }
+  }
+  var clockFmt = zoned({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  var dateFmt = zoned({ year: "numeric", month: "2-digit", day: "2-digit" });
+  D.clock = function (d) { return clockFmt ? clockFmt.format(d) : d.toTimeString().slice(0, 5); };
   // A timestamp (ISO, with its offset) as the phone's clock time; a bare 'HH:MM' (a task's window) as it is.
   D.hhmm = function (v) {
     if (!v) return "";
@@ -52,6 +60,11 @@
   };
   D.localDate = function () {
     var d = new Date();
+    if (dateFmt) {
+      var p = {};
+      dateFmt.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+      return p.year + "-" + p.month + "-" + p.day;
+    }
     return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
   };
   D.safeHref = function (u) {

@@ -76,11 +76,11 @@ def test_service_worker_caches_only_files_the_server_has(app):
 class Phone:
     """A signed-in 390x844 Chromium context with geolocation allowed, kept to the test server."""
 
-    def __init__(self, browser, server: str, username: str, position: tuple[float, float]):
+    def __init__(self, browser, server: str, username: str, position: tuple[float, float], tz: str = "Asia/Shanghai"):
         self.server = server
-        # The phone is where the bank is: its local date is the plan's (GRIDMKT_TIMEZONE, Asia/Shanghai).
+        # The phone is where the bank is (GRIDMKT_TIMEZONE, Asia/Shanghai) unless a test says otherwise.
         self.ctx = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["geolocation"],
-                                       timezone_id="Asia/Shanghai", locale="zh-CN",
+                                       timezone_id=tz, locale="zh-CN",
                                        geolocation={"longitude": position[0], "latitude": position[1], "accuracy": 15})
         self.outside, self.errors, self.checkins = [], [], []
         self.ctx.route("**/*", self._route)
@@ -253,3 +253,34 @@ def test_the_pages_door_takes_writes_of_its_rm_from_this_site_only(app):
         vid = first.json()["visit_id"]
         out = {"idempotency_key": str(uuid.uuid4()), "at": dt.datetime.now(dt.UTC).isoformat()}
         assert c.post(f"/maps/rm/R3/day/visits/{vid}/checkout", json=out).status_code == 404  # R1's visit
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_times_and_today_are_the_banks_whatever_zone_the_phone_is_set_to(server):
+    """A phone set to another zone (here Honolulu, 18 h behind) reads the plan's times and "today" as the server
+    counts them (Asia/Shanghai): seen in a UTC browser, the demo RM's day read 00:37 for an 08:37 stop, under
+    "this is not today's plan" above today's plan."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            phone = Phone(browser, server, "rm1", (106.05, 38.05), tz="Pacific/Honolulu")
+            page = phone.page
+            make = page.get_by_text("生成今日计划 make today's plan")
+            page.locator("body.gd-ready .gd-stop").or_(make).first.wait_for(timeout=60_000)
+            if make.count():  # the first test of the module made R1's plan, unless this one runs alone
+                make.click()
+            page.wait_for_selector("body.gd-ready .gd-stop", timeout=60_000)
+            stop = next(s for s in phone.plan()["stops"] if s["arrive_at"])
+            at = dt.datetime.fromisoformat(stop["arrive_at"]).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+            expect(phone.row(stop["seq"])).to_contain_text(at)
+            assert phone.plan()["plan_date"] == page.evaluate("window.gridmktDayApp.localDate()")
+            assert "不是今天" not in (page.locator("#gd-notice").text_content() or "")
+            assert phone.errors == [] and phone.outside == []
+        finally:
+            browser.close()
