@@ -40,11 +40,13 @@ def potential_per_cell(conn: Connection, *, grid_id: int, kind: str, county_code
     villages = load_villages(conn, county_code=county_code)
     if kind == "village":
         v = villages.set_index("code")[["households", "population"]].fillna(0.0)
+        # Plain dict look-ups: a .loc per cell cost seconds per thousand cells (refined grids have thousands).
+        hh = dict(zip(v.index, v["households"].tolist(), strict=True))
+        pop = dict(zip(v.index, v["population"].tolist(), strict=True))
         rows = []
         for cid, codes in zip(cells["cell_id"], cells["village_codes"], strict=True):
-            codes = [c for c in (codes or []) if c in v.index]
-            s = v.loc[codes].sum() if codes else pd.Series({"households": 0.0, "population": 0.0})
-            rows.append((cid, float(s["households"]), float(s["population"]), False))
+            codes = [c for c in (codes or []) if c in hh]
+            rows.append((cid, float(sum(hh[c] for c in codes)), float(sum(pop[c] for c in codes)), False))
         df = pd.DataFrame(rows, columns=["cell_id", "households", "population", "apportioned"])
         return df, {"households_by_village": float(df["households"].sum())}
     from grid.apportion import apportion_to_cells
@@ -69,6 +71,10 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
     part = partition_of(conn, gid)
     cells = cells if cells is not None else load_cells(conn, grid_id=gid, with_stats=False)
     pot, pot_report = potential_per_cell(conn, grid_id=gid, kind=g["kind"], county_code=g["county_code"], cells=cells)
+    # tmp_potential (one row per cell of the grid) drives the insert, not ``cell WHERE grid_id = :g``: the
+    # planner's statistics of cell predate a grid built in this transaction (estimate: 1 row), and it then
+    # nested-looped over the per-cell sums, quadratic in the cells (minutes for a refined grid's 10,000).
+    assert len(pot) == len(cells) and pot["cell_id"].is_unique
     conn.execute(text("DROP TABLE IF EXISTS tmp_potential"))
     conn.execute(text("CREATE TEMP TABLE tmp_potential (cell_id varchar(32), households float8, population float8, apportioned bool) ON COMMIT DROP"))
     buf = io.StringIO()
@@ -96,17 +102,15 @@ def refresh_cell_stats(conn: Connection, *, grid_id: int, as_of: str | None = No
         text(f"""
         INSERT INTO cell_stat (grid_id, cell_id, customers, households, population, apportioned,
                                deposit, loan, visits_90d, customers_visited_90d, last_visit_at, computed_at, as_of)
-        SELECT c.grid_id, c.cell_id, coalesce(a.customers, 0), coalesce(p.households, 0),
+        SELECT CAST(:g AS integer), p.cell_id, coalesce(a.customers, 0), coalesce(p.households, 0),
                coalesce(p.population, 0), coalesce(p.apportioned, false), coalesce(a.deposit, 0),
                coalesce(a.loan, 0), coalesce(v.visits_90d, 0), coalesce(v.visited_90d, 0), v.last_visit_at, now(),
                CAST(:as_of AS timestamptz)
-        FROM cell c
-        LEFT JOIN tmp_potential p ON p.cell_id = c.cell_id
+        FROM tmp_potential p
         LEFT JOIN ({summed}
-        ) a ON a.cell_id = c.cell_id
+        ) a ON a.cell_id = p.cell_id
         LEFT JOIN ({visit_counts_sql(part)}
-        ) v ON v.cell_id = c.cell_id
-        WHERE c.grid_id = :g
+        ) v ON v.cell_id = p.cell_id
         """),
         {"g": gid, "as_of": when.to_pydatetime()},
     )
