@@ -20,15 +20,24 @@ COUNTIES = DEMO_DATA / "ningxia_counties_gcj02.geojson"
 
 
 def reference(cells: gpd.GeoDataFrame, lon, lat) -> np.ndarray:
-    """The documented rule, written out slowly: intersects, H3's cell on ties, else min H3."""
+    """The documented rule, written out slowly: intersects, H3's cell on ties, else min H3.
+
+    Every cell a point intersects comes from an STRtree query with shapely's intersects predicate (the
+    same pairs as testing each point against every cell, which took seconds per 10,000 points), in cell
+    order per point."""
     geoms = cells.geometry.to_numpy()
     h = cells["h3"].to_numpy()
     res = h3i.get_resolution(int(h[0]))
     out = np.full(len(lon), -1)
-    for k, (x, y) in enumerate(zip(lon, lat, strict=True)):
-        hits = np.flatnonzero(shapely.intersects_xy(geoms, x, y))
-        if len(hits) == 0:
-            continue
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    pi, gi = shapely.STRtree(geoms).query(shapely.points(lon, lat), predicate="intersects")
+    order = np.lexsort((gi, pi))
+    pi, gi = pi[order], gi[order]
+    if len(pi) == 0:
+        return out
+    cuts = np.flatnonzero(np.diff(pi)) + 1
+    for k, hits in zip(pi[np.r_[0, cuts]], np.split(gi, cuts), strict=True):
+        x, y = lon[k], lat[k]
         own = h3i.latlng_to_cell(y, x, res)
         mine = hits[h[hits] == own]
         out[k] = mine[0] if len(mine) else hits[np.argmin(h[hits])]
