@@ -6,6 +6,7 @@ connections are scanned and formatted on as many (``geodata.assign.fetch_custome
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 
@@ -13,10 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 
-def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: str = "csv") -> list[io.BytesIO] | None:
+def read_slices(conn: Connection, inner: str, *, table: str, readers: int,
+                fmt: str = "csv") -> list[io.BytesIO] | None:
     """COPY output (``fmt``: csv or binary) of ``inner`` (a SELECT of ``table`` ending in a WHERE clause;
-    ``table`` and ``fmt`` from allow-lists) read as ``readers`` ranges of the table's pages over as many connections at once,
-    all under one snapshot; None when that cannot be done (read in one piece instead).
+    ``table`` and ``fmt`` from allow-lists) read as ``readers`` ranges of the table's pages over as many
+    connections at once, all under one snapshot; None when that cannot be done (read in one piece instead).
 
     The ranges cover every page (the last one is open-ended, whatever the table has grown to), and the
     readers share the snapshot the first one exports, so each row version is read exactly once. That
@@ -25,6 +27,9 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
     FREEZE of the write. Not when this transaction has written anything (other sessions never see its
     uncommitted rows: an import re-assigning in its transaction) or reads under an older snapshot
     (REPEATABLE READ), nor when the engine hands out one shared connection.
+
+    The ranges split the table's pages evenly, not the selected rows: rows that sit together (a county
+    imported in one go into a table of many) may fall mostly in one range, read by one connection.
     """
     if conn.engine.pool.__class__.__name__ in ("StaticPool", "SingletonThreadPool"):
         return None
@@ -65,7 +70,8 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
             t.join()
     finally:
         for raw in raws:
-            raw.rollback()
+            with contextlib.suppress(Exception):  # a broken connection: closing it is all that is left
+                raw.rollback()
             raw.close()
     for r in out:
         if isinstance(r, BaseException):
