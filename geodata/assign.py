@@ -76,8 +76,8 @@ def fetch_customers(conn: Connection, *, county_code: str, part: int = 0, parts:
     CSV parsed by Arrow, not binary COPY, measured with 10M customers: binary rows with text fields
     cannot be split without a loop over rows, so they must be made fixed-width on the server (padded
     text, cents as int8), which cost the server 21.8 CPU seconds instead of 12.6; or collected one
-    protocol message per row (psycopg2 calls ``write`` for each) and split with numpy, 27.6 CPU seconds
-    in the client instead of the 7.5 of reading and parsing the CSV (docs/grids.md).
+    protocol message per row (psycopg2 calls ``write`` for each) and split with numpy: 31 CPU seconds
+    in the client instead of the 11 of reading and parsing the CSV (docs/grids.md).
     """
     with _raw(conn).cursor() as cur:
         inner = cur.mogrify(_READ, (county_code, county_code, parts, parts, part)).decode()
