@@ -33,7 +33,8 @@ ProgressFn = Callable[[float, str], None]
 UNPLACED_SAMPLE = 50
 # The statistics live in geodata.cell_stats; still reachable here (refresh, the batch mode).
 __all__ = ["HOW", "assign_customers", "assignment_staleness", "fetch_customers", "locate_customers",
-           "new_partition", "potential_per_cell", "refresh_cell_stats", "swap_partition", "unplaced_customers"]
+           "new_partition", "potential_per_cell", "refresh_cell_stats", "swap_partition", "unplaced_customers",
+           "village_index"]
 # customer_cell.how: placed by point or by village code, or why not placed.
 HOW = ("point", "village", "outside", "no_location")
 
@@ -127,8 +128,15 @@ def _village_to_cell(kind: str, cells, villages: pd.DataFrame, locator) -> dict[
     return {code: ids[i] for code, i in zip(v["code"], idx, strict=True) if i >= 0}
 
 
+def village_index(kind: str, cells, villages: pd.DataFrame, locator) -> dict[str, int]:
+    """Village code -> row in ``cells`` of the cell a customer known only by that code goes to (a grid's
+    constant: the batch mode computes it once per worker, not once per partition)."""
+    position = {c: i for i, c in enumerate(cells["cell_id"].to_numpy())}
+    return {v: position[c] for v, c in _village_to_cell(kind, cells, villages, locator).items() if c in position}
+
+
 def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.DataFrame,
-                     workers: int = 1, locator=None) -> pd.DataFrame:
+                     workers: int = 1, locator=None, villages_to_cells: dict[str, int] | None = None) -> pd.DataFrame:
     """Pure placement step: returns customers with ``cell_id``, ``how`` and ``cell_index``.
 
     ``cell_index`` is the cell's row in ``cells`` (-1 for none), so callers can
@@ -138,7 +146,8 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
 
     ``workers`` > 1 forks processes for H3 grids: only from a single-threaded
     process (the CLI), never inside the server. ``locator``: one already built
-    for these cells (the grid's stored lookup), else one is built.
+    for these cells (the grid's stored lookup), else one is built. ``villages_to_cells``:
+    :func:`village_index` of these cells, if the caller has it.
     """
     locator = locator if locator is not None else build_locator(kind, cells, workers)
     ids = cells["cell_id"].to_numpy().astype(object)
@@ -151,9 +160,8 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
     how = np.where(idx >= 0, 0, np.where(has_point, 2, 3)).astype(np.int8)  # codes of HOW
     need = np.flatnonzero(idx < 0)
     if len(need):
-        mapping = _village_to_cell(kind, cells, villages, locator)
-        position = {c: i for i, c in enumerate(ids)}
-        to_index = {v: position[c] for v, c in mapping.items() if c in position}
+        to_index = villages_to_cells if villages_to_cells is not None else village_index(kind, cells, villages,
+                                                                                          locator)
         codes = pa.array(customers["village_code"], type=pa.large_string(), from_pandas=True).take(pa.array(need))
         if isinstance(codes, pa.ChunkedArray):  # pandas' Arrow-backed strings
             codes = codes.combine_chunks()

@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from geodata import audit, jobs, liveness
+from geodata.assign import HOW
 from geodata.batch import sources, store, tasks
 
 ProgressFn = Callable[[float, str], None]
@@ -119,8 +120,10 @@ def _run_on_cluster(engine, *, client, scheduler, workers, bundles, parts, token
                 jobs.update_job(conn, jid, progress=0.8, message="writing back")
         writes = {}
         for gid, b in bundles.items():
-            totals = sums[gid][0] if sums[gid] is not None else np.zeros((3, len(b.cells)), dtype=np.int64)
-            writes[client.submit(tasks.write_back, db_url, token, gid, b.cells["cell_id"].to_numpy(), totals, as_of,
+            totals, how = sums[gid] if sums[gid] is not None else (np.zeros((3, len(b.cells)), dtype=np.int64),
+                                                                   np.zeros(len(HOW), dtype=np.int64))
+            # The shipped bundle (a future already on every worker) serves the county's cells: none read again.
+            writes[client.submit(tasks.write_back, db_url, token, shipped[gid], totals, how, as_of,
                                  pure=False)] = gid
         results = []
         for fut in as_completed(list(writes)):

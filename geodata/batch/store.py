@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
@@ -22,6 +23,7 @@ from geodata.assign import (
     new_partition,
     refresh_cell_stats,
     swap_partition,
+    village_index,
 )
 from geodata.errors import BadInput
 from geodata.grids import get_grid, grid_locator, load_cells, load_villages, locator_from_bytes
@@ -42,6 +44,7 @@ class GridBundle:
     lookup: bytes  # the grid's stored point lookup (``grid_locator``), opened once per worker
     legal_entity: str | None = None  # the county's legal entity code (rows of another are left out)
     _locator: object = field(default=None, repr=False, compare=False)
+    _villages: dict | None = field(default=None, repr=False, compare=False)
 
     def locator(self):
         """The lookup, opened on first use in this process and kept (the bundle is shipped once per worker)."""
@@ -49,8 +52,14 @@ class GridBundle:
             self._locator = locator_from_bytes(self.kind, self.cells, self.lookup)
         return self._locator
 
+    def villages_to_cells(self) -> dict[str, int]:
+        """``geodata.assign.village_index`` of the grid, computed on first use in this process and kept."""
+        if self._villages is None:
+            self._villages = village_index(self.kind, self.cells, self.villages, self.locator())
+        return self._villages
+
     def __getstate__(self):
-        return {**self.__dict__, "_locator": None}
+        return {**self.__dict__, "_locator": None, "_villages": None}
 
 
 def target_grids(conn: Connection, *, grid_ids: list[int] | None = None, kind: str | None = None) -> list[dict]:
@@ -121,14 +130,16 @@ def drop_staging(engine: Engine, *, token: str, grid_ids: list[int]) -> None:
 
 def stage_placed(raw, *, token: str, grid_id: int, placed: pd.DataFrame) -> None:
     """COPY (binary) one partition's placed rows (``locate_customers`` output) into the grid's staging table,
-    on the DB-API connection ``raw`` (the caller commits)."""
+    on the DB-API connection ``raw`` (the caller commits). Cell ids and reasons travel as Arrow
+    dictionaries over their categories, not as a Python string per row."""
     if not len(placed):
         return
+    cell, how = placed["cell_id"].array, placed["how"].array  # categoricals (locate_customers)
     frame = pd.DataFrame({
         "grid_id": np.full(len(placed), int(grid_id), dtype=np.int32),
         "customer_id": placed["customer_id"].reset_index(drop=True),
-        "cell_id": pd.Series(placed["cell_id"].to_numpy(), dtype=object),
-        "how": pd.Series(np.asarray(placed["how"], dtype=object)),
+        "cell_id": _dict_text(cell.codes, cell.categories),
+        "how": _dict_text(how.codes, how.categories),
     })
     stream, cols = encode_binary(frame, ["int4", "text", "text", "text"])
     with raw.cursor() as cur:
@@ -136,19 +147,30 @@ def stage_placed(raw, *, token: str, grid_id: int, placed: pd.DataFrame) -> None
                         stream, size=8 << 20)
 
 
-def write_back(engine: Engine, *, token: str, grid_id: int, totals: pd.DataFrame, as_of: str | None = None) -> dict:
+def _dict_text(codes: np.ndarray, categories) -> pd.Series:
+    """Arrow-backed text of categorical ``codes`` (-1: NULL)."""
+    codes = np.asarray(codes, dtype=np.int32)
+    a = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                       pa.array(list(categories), type=pa.large_string()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(a.cast(pa.large_string())), dtype=pd.ArrowDtype(pa.large_string()))
+
+
+def write_back(engine: Engine, *, token: str, grid: GridBundle, totals: pd.DataFrame, how: dict[str, int],
+               as_of: str | None = None) -> dict:
     """One county's assignment from its staging table, in one transaction: the grid's partition swapped in
-    (rows in cell id order), cell statistics from the summed ``totals``, ``assigned_at`` set."""
-    gid = int(grid_id)
+    (rows in cell id order), cell statistics from the summed ``totals``, ``assigned_at`` set.
+
+    ``grid``: the shipped bundle (its cells serve the statistics, not read again); ``how``: the summed
+    counts per reason of the partitions' placements."""
+    gid = int(grid.grid_id)
     stage = staging_name(token, gid)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:c, :g)"), {"c": ASSIGN_LOCK_CLASS, "g": gid})
         new = new_partition(conn, gid)
         conn.execute(text(f"INSERT INTO {new} (grid_id, customer_id, cell_id, how) SELECT grid_id, customer_id,"
                           f" cell_id, how FROM {stage} ORDER BY cell_id COLLATE \"C\" NULLS LAST"))
-        counts = dict(conn.execute(text(f"SELECT how, count(*) FROM {new} GROUP BY how")).all())
         swap_partition(conn, gid)
-        stats = refresh_cell_stats(conn, grid_id=gid, as_of=as_of, totals=totals)
+        stats = refresh_cell_stats(conn, grid_id=gid, as_of=as_of, totals=totals, cells=grid.cells)
         conn.execute(text("UPDATE grid SET assigned_at = now() WHERE id = :g"), {"g": gid})
-    return {"grid_id": gid, "customers": int(sum(counts.values())),
-            **{h: int(counts.get(h, 0)) for h in HOW}, "stats": stats}
+    return {"grid_id": gid, "customers": int(sum(how.values())),
+            **{h: int(how.get(h, 0)) for h in HOW}, "stats": stats}
