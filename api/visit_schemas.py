@@ -35,7 +35,8 @@ StopState = Annotated[Literal["planned", "checked_in", "done"], Field(
 
 
 class TerritoryPublic(BaseModel):
-    """The RM's territory now: the newest grid they own cells in and the box of those cells (WGS84)."""
+    """The RM's territory on the plan's grid (the one placing most of its stops in cells the RM owns now; the
+    newest on a tie) and the box of the RM's cells on it (WGS84)."""
 
     grid_id: int
     bbox: list[float] = Field(description="[min lon, min lat, max lon, max lat].")

@@ -4,8 +4,9 @@ The page holds no customer data: its script (``gridmkt-day-*.js``, six parts
 listed in ``maps.assets.BUNDLES``) reads today's plan from
 ``GET /maps/rm/{rm_code}/day/plan`` (the page's door to the visits operations,
 ``api/routes/day.py``), draws the RM's cells from the vector tiles and sends
-check-ins through an outbox; a service worker (``gridmkt-day-sw.js``) keeps the
-page, its assets, the plan and the map tiles of the RM's territory readable
+check-ins through an outbox; the context layer (``day_context``: the RM's counties'
+outlines, townships and villages) comes in the page's config; a service worker
+(``gridmkt-day-sw.js``) keeps the page, its assets, the plan and the map tiles of the RM's territory readable
 offline. So the same page works with or without signal, and nothing personal is
 baked into a file.
 """
@@ -14,9 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
+
+import geopandas as gpd
 
 from maps.assets import BUNDLES, STATIC_DIR, asset_tags
-from maps.base import BACKGROUND_COLOR, PageOptions, esc, js
+from maps.base import (
+    BACKGROUND_COLOR,
+    Background,
+    PageOptions,
+    esc,
+    feature_collection,
+    js,
+    point_rows,
+)
 
 DAY_BUNDLES = ("leaflet", "vectorgrid", "gridmkt", "gridmkt-day")
 # What a check-out may say came of the visit (code, label); the API stores the code.
@@ -34,8 +46,31 @@ MAX_TILES = 1500  # tiles the service worker keeps at most (oldest dropped first
 _TOKEN = re.compile(r"(\{[a-z_]+\})")
 
 
-def day_page(*, rm_code: str, options: PageOptions,
-             outcomes: tuple[tuple[str, str], ...] = OUTCOMES, tz: str = "Asia/Shanghai") -> str:
+def day_context(backgrounds: Iterable[Background], opts: PageOptions) -> list[dict]:
+    """The context layer of the day page, as ``add_background`` draws it on the other pages but for the RM's
+    own counties only (no neighbours): per county its outline, township boundaries where known, township seats
+    and village points (named from zoom 13, gridmkt.js; not over a tile server's basemap). ``[{kind, geo | rows}]``,
+    drawn by ``gridmkt.geoLayer`` / ``gridmkt.pointLayer`` under the route; it travels in the page's config, so
+    the service worker's copy of the page has it offline.
+    """
+    out: list[dict] = []
+    for bg in backgrounds:
+        if bg.county is not None:
+            county = gpd.GeoSeries([bg.county], crs=4326).to_numpy()
+            out.append({"kind": "county",
+                        "geo": feature_collection(county, [{"t": bg.county_name or "县界 county"}], opts)})
+        if bg.township_areas is not None and len(bg.township_areas):
+            out.append({"kind": "township_area", "geo": feature_collection(
+                bg.township_areas.geometry.to_numpy(), [{"t": n} for n in bg.township_areas["name"]], opts)})
+        if bg.townships is not None and len(bg.townships):
+            out.append({"kind": "township", "rows": point_rows(bg.townships, ["name"], opts)})
+        if bg.villages is not None and len(bg.villages) and not opts.tile_url:  # tiles name places anyway
+            out.append({"kind": "village", "rows": point_rows(bg.villages, ["name"], opts)})
+    return out
+
+
+def day_page(*, rm_code: str, options: PageOptions, outcomes: tuple[tuple[str, str], ...] = OUTCOMES,
+             tz: str = "Asia/Shanghai", context: list[dict] | None = None) -> str:
     """The HTML shell of ``rm_code``'s day: bar, map, stop list; served pages only (assets linked, not inline).
 
     >>> html = day_page(rm_code="R1", options=PageOptions(inline=False))
@@ -47,7 +82,10 @@ def day_page(*, rm_code: str, options: PageOptions,
               "checkoutUrl": f"{base}/visits/{{visit_id}}/checkout", "swUrl": SW_URL, "swScope": SW_SCOPE,
               "tileUrl": options.tile_url, "tileCrs": options.tile_crs, "attribution": options.attribution,
               "cellTilesUrl": CELL_TILES_URL, "tileBudget": TILE_BUDGET, "outcomes": [list(o) for o in outcomes],
-              "tz": tz}  # times and "today" as the server counts them, whatever zone the phone is set to
+              "tz": tz,  # times and "today" as the server counts them, whatever zone the phone is set to
+              "context": context or []}
+    # gridmkt.js (which draws the context layer) names township seats permanently on the paper background.
+    shared = {"labels": {}, "background": None if options.tile_url else BACKGROUND_COLOR}
     title = f"今日拜访 Today's visits · {rm_code}"
     head = asset_tags(DAY_BUNDLES, inline=False, prefix=options.static_prefix)
     return f"""<!doctype html>
@@ -56,7 +94,7 @@ def day_page(*, rm_code: str, options: PageOptions,
 <meta name="theme-color" content="#1f3b57">
 <link rel="icon" href="data:,">
 <title>{esc(title)}</title>
-<script>window.gridmktDay = {js(config)};</script>
+<script>window.gridmktDay = {js(config)}; window.gridmktConfig = {js(shared)};</script>
 {head}
 </head>
 <body class="gd-body">

@@ -36,8 +36,9 @@ from api.routes.visits import (
 )
 from api.visit_schemas import CheckinPublic, CheckoutPublic, PlanPublic
 from geodata import audit
+from geodata.reads.maps import visible_counties
 from geodata.visits.common import visit_rm
-from maps.day import RM_CODE, day_page, service_worker
+from maps.day import RM_CODE, day_context, day_page, service_worker
 
 router = APIRouter(prefix="/maps/rm", tags=["maps"])
 
@@ -84,8 +85,10 @@ def day(request: Request, rm_code: RmPath, conn: ConnDep, audit_conn: WriteConnD
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the day page is an RM's own; managers read the visits report")
     if rm_code != user.scope.rm_code:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"RM {rm_code!r} not found")
-    html = day_page(rm_code=rm_code, options=map_pages.page_options(settings, inline=False),
-                    tz=settings.visits.timezone)
+    options = map_pages.page_options(settings, inline=False)
+    # The context layer of the counties the RM has cells in (outline, townships, villages), as the other pages.
+    context = day_context((map_pages.background(conn, c) for c in visible_counties(conn, scope=user.scope)), options)
+    html = day_page(rm_code=rm_code, options=options, tz=settings.visits.timezone, context=context)
     audit.record(audit_conn, username=user.username, action="view", object_type="map:day", object_id=rm_code)
     return _page(html)
 

@@ -21,6 +21,16 @@ def visible_grids(conn: Connection, *, scope: Scope) -> list[dict]:
     return [dict(r) for r in rows.mappings()]
 
 
+def visible_counties(conn: Connection, *, scope: Scope) -> list[str]:
+    """Codes of the counties in which ``scope`` sees cells (an RM: where they own cells now), in code order."""
+    g_cond, c_cond = where(scope, "grid", "g"), where(scope, "cell", "c")
+    rows = conn.execute(text(f"""
+        SELECT DISTINCT g.county_code FROM grid g
+         WHERE {g_cond.sql} AND EXISTS (SELECT 1 FROM cell c WHERE c.grid_id = g.id AND {c_cond.sql})
+         ORDER BY g.county_code"""), {**g_cond.params, **c_cond.params})
+    return [r[0] for r in rows]
+
+
 def visible_rm_owners(conn: Connection, *, scope: Scope) -> list[dict]:
     """RMs ``scope`` may see who currently own cells, per grid: grid_id, code, name; by grid and code."""
     cond = where(scope, "rm", "r")

@@ -4,7 +4,8 @@ A plan's stops carry where the day stands: each stop's visit by the plan's RM on
 the plan's day (``planned``, ``checked_in`` at a time, or ``done`` with its
 outcome and far/short flags), the route still ahead (from the last stop checked
 in, through the stops not yet visited, back to the start) and the box of the
-RM's territory (the phone caches its map for offline use).
+RM's territory on the grid the plan's stops are in (the phone draws those cells and caches their map for
+offline use).
 
 Who may read what follows ``geodata.scope``: a plan through its RM (an RM: their
 own; a branch manager: their outlets' RMs; planners and analysts: the legal
@@ -44,16 +45,26 @@ SELECT DISTINCT ON (v.customer_id) v.customer_id, v.visit_id, v.kind AS visit_ki
    AND v.customer_id IN (SELECT s.customer_id FROM plan_stop s WHERE s.plan_id = :p AND NOT s.removed)
  ORDER BY v.customer_id, v.visited_at DESC
 """
-# The RM's territory now: the newest grid in which they own cells, and the box of those cells.
+# The RM's territory on the plan's grid: of the grids in which the RM owns cells now, the one that places the
+# most of the plan's stops in a cell the RM owns (the plan took each customer from such a cell), the newest on
+# a tie; and the box of the RM's cells on it. Not merely the newest grid: a later grid in which the RM owns one
+# village cell left most stops of a plan made on the county grid outside the cells drawn.
 _TERRITORY = """
+WITH owned AS (SELECT o.grid_id, o.cell_id FROM territory o
+                WHERE o.rm_code = :rm AND o.role = 'owner' AND o.valid_to IS NULL),
+     pick AS (SELECT g.grid_id,
+                     (SELECT count(DISTINCT s.customer_id) FROM plan_stop s
+                        JOIN customer_cell cc ON cc.customer_id = s.customer_id AND cc.grid_id = g.grid_id
+                        JOIN owned w ON w.grid_id = cc.grid_id AND w.cell_id = cc.cell_id
+                       WHERE s.plan_id = :p AND NOT s.removed) AS placed
+                FROM (SELECT DISTINCT grid_id FROM owned) g
+               ORDER BY placed DESC, g.grid_id DESC LIMIT 1)
 SELECT t.grid_id, ST_XMin(e.box) AS xmin, ST_YMin(e.box) AS ymin, ST_XMax(e.box) AS xmax, ST_YMax(e.box) AS ymax
-  FROM (SELECT max(grid_id) AS grid_id FROM territory
-         WHERE rm_code = :rm AND role = 'owner' AND valid_to IS NULL) t
-  CROSS JOIN LATERAL (SELECT ST_Extent(c.geom)::geometry AS box FROM territory o
+  FROM pick t
+  CROSS JOIN LATERAL (SELECT ST_Extent(c.geom)::geometry AS box FROM owned o
                         JOIN cell c ON c.grid_id = o.grid_id AND c.cell_id = o.cell_id
-                       WHERE o.grid_id = t.grid_id AND o.rm_code = :rm AND o.role = 'owner'
-                         AND o.valid_to IS NULL) e
- WHERE t.grid_id IS NOT NULL AND e.box IS NOT NULL
+                       WHERE o.grid_id = t.grid_id) e
+ WHERE e.box IS NOT NULL
 """
 NO_VISIT = {"state": "planned", "visit_id": None, "visit_kind": None, "visited_at": None, "checkin_at": None,
             "checkout_at": None, "outcome": None, "distance_m": None, "flag_far": False, "flag_short": False}
@@ -82,9 +93,10 @@ def remaining_route(start: dict[str, Any], stops: list[dict[str, Any]]) -> dict[
     return {"type": "LineString", "coordinates": coords}
 
 
-def territory(conn: Connection, *, rm_code: str) -> dict[str, Any] | None:
-    """``{grid_id, bbox}`` of the cells the RM owns now in their newest grid; None without any."""
-    r = conn.execute(text(_TERRITORY), {"rm": rm_code}).mappings().first()
+def territory(conn: Connection, *, rm_code: str, plan_id: int) -> dict[str, Any] | None:
+    """``{grid_id, bbox}`` of the cells the RM owns now on the grid of plan ``plan_id``'s stops (that places
+    most of them in the RM's cells; the newest on a tie); None when the RM owns no cells."""
+    r = conn.execute(text(_TERRITORY), {"rm": rm_code, "p": plan_id}).mappings().first()
     if r is None:
         return None
     return {"grid_id": r["grid_id"], "bbox": [r["xmin"], r["ymin"], r["xmax"], r["ymax"]]}
@@ -123,7 +135,8 @@ def plan(conn: Connection, *, scope: Scope | None, plan_id: int, tz: str = DEFAU
         "created_by": p["created_by"], "solver": p["solver"], "seed": p["seed"],
         "stops": stops, "dropped": dropped,
         "route": {"type": "LineString", "coordinates": coords}, "length_m": p["length_m"] or 0.0,
-        "remaining_route": remaining_route(start, stops), "territory": territory(conn, rm_code=p["rm_code"]),
+        "remaining_route": remaining_route(start, stops),
+        "territory": territory(conn, rm_code=p["rm_code"], plan_id=plan_id),
         "visited": sum(s["state"] != "planned" for s in stops), "done": sum(s["state"] == "done" for s in stops),
     }
 

@@ -33,7 +33,26 @@
     L.control.scale({ imperial: false }).addTo(map);
     map.setView([38.5, 106.3], 9);
     state.map = map;
+    drawContext(map);
   };
+
+  // The context layer from the project's own data (maps/day.py day_context, in the page's config, so it is there
+  // offline too): the RM's counties' outlines, township boundaries and seats, village names from zoom 13; drawn
+  // as on the other pages (gridmkt.js), under the route. The county is not filled: the cells lie beneath it.
+  function drawContext(map) {
+    var G = window.gridmkt, group = L.featureGroup();
+    if (!G) return;
+    (C.context || []).forEach(function (c) {
+      if (c.geo) G.geoLayer(c.geo, c.kind, { fill: false, interactive: false }).addTo(group);
+      else if (c.rows) G.pointLayer(c.rows, c.kind).addTo(group);
+    });
+    group.addTo(map);
+    state.context = group;
+    if (group.getLayers().length) {
+      var b = group.getBounds();
+      if (b.isValid()) map.fitBounds(b);  // until the plan comes: the RM's county, not an empty map
+    }
+  }
 
   // The RM's own cells (the /tiles route answers only theirs), blank cells tinted: where to go next.
   D.drawCells = function (plan) {

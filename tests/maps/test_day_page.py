@@ -284,3 +284,86 @@ def test_times_and_today_are_the_banks_whatever_zone_the_phone_is_set_to(server)
             assert phone.errors == [] and phone.outside == []
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_the_day_draws_the_context_layer_and_the_cells_of_the_plans_grid(server, engine, map_grid):
+    """Seen in the demo: the day drew its stops on a blank map (no county outline, no township names, with no tile
+    server), and its cells from the RM's newest grid, in which the RM owned one village cell, so that 3 of 12
+    stops lay outside the cells drawn. Now: the RM's county's outline, townships and villages come in the page
+    (kept offline with it), and the cells are the RM's on the grid that places the plan's stops in them.
+    (Last in the module: it gives R1 a cell on a newer grid.)"""
+    from playwright.sync_api import sync_playwright
+
+    from geodata import assign, grids, territories
+    from tests.maps.conftest import R1_CELLS
+
+    with engine.begin() as conn:
+        # Two townships, seat and boundary each (the square county of the fixture has none).
+        conn.execute(text(
+            "INSERT INTO township (code, name, county_code, geom, boundary) VALUES"
+            " ('640121100', '望远镇', '640121', ST_SetSRID(ST_MakePoint(106.1, 38.2), 4326),"
+            "  ST_Multi(ST_MakeEnvelope(106.0, 38.0, 106.2, 38.4, 4326))),"
+            " ('640121101', '东镇', '640121', ST_SetSRID(ST_MakePoint(106.3, 38.2), 4326),"
+            "  ST_Multi(ST_MakeEnvelope(106.2, 38.0, 106.4, 38.4, 4326))) ON CONFLICT DO NOTHING"))
+        newer = grids.build_grid(conn, county_code="640121", kind="village")["id"]
+        assign.assign_customers(conn, grid_id=newer)
+        territories.assign_cells(conn, grid_id=newer, cell_ids=[R1_CELLS[-1]], rm_code="R1", user="test")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            phone = Phone(browser, server, "rm1", (106.05, 38.05))
+            page = phone.page
+            make = page.get_by_text("生成今日计划 make today's plan")
+            page.locator("body.gd-ready .gd-stop").or_(make).first.wait_for(timeout=60_000)
+            if make.count():  # the first test of the module made R1's plan, unless this one runs alone
+                make.click()
+                page.wait_for_selector("body.gd-ready .gd-stop", timeout=60_000)
+            # A new plan, made now that R1 owns a cell on the newer grid too.
+            page.once("dialog", lambda d: d.accept())
+            page.click("#gd-replan")
+            page.wait_for_function("(id) => document.body.dataset.planId && document.body.dataset.planId !== id",
+                                   arg=page.evaluate("document.body.dataset.planId"), timeout=60_000)
+            page.wait_for_selector("body.gd-ready .gd-stop", timeout=60_000)
+            plan = phone.plan()
+            ids = [s["customer_id"] for s in plan["stops"]]
+            with engine.connect() as conn:
+                placed = dict(conn.execute(text(
+                    "SELECT cc.customer_id, cc.cell_id FROM customer_cell cc WHERE cc.grid_id = :g"
+                    " AND cc.customer_id = ANY(:c)"), {"g": map_grid, "c": ids}).all())
+                owned = set(conn.execute(text(
+                    "SELECT cc.customer_id FROM customer_cell cc JOIN territory t ON t.grid_id = cc.grid_id"
+                    " AND t.cell_id = cc.cell_id AND t.rm_code = 'R1' AND t.role = 'owner' AND t.valid_to IS NULL"
+                    " WHERE cc.grid_id = :g AND cc.customer_id = ANY(:c)"),
+                    {"g": plan["territory"]["grid_id"], "c": ids}).scalars())
+            # The newest grid (R1's one cell there) would leave stops outside the cells drawn.
+            assert any(placed[c] != R1_CELLS[-1] for c in ids), placed
+            assert owned == set(ids), f"stops outside R1's cells of grid {plan['territory']['grid_id']}"
+            assert plan["territory"]["grid_id"] == map_grid
+            page.wait_for_function("window.gridmktDayApp.state.cells !== undefined && window.gridmktDayApp.state.cells"
+                                   " && window.gridmktDayApp.state.tiles.loaded > 0", timeout=30_000)
+            assert f"grid_id={map_grid}" in page.evaluate("window.gridmktDayApp.state.cells._url")
+
+            # The context layer: the county outline, township seats named, village points; offline too.
+            def context() -> dict:
+                page.wait_for_function("document.querySelectorAll('.gm-town').length > 0", timeout=30_000)
+                return page.evaluate("""() => {
+                    const kinds = {};
+                    window.gridmktDayApp.state.context.eachLayer(l => { kinds[l.gmKind] = l.getLayers().length; });
+                    return {kinds, towns: Array.from(document.querySelectorAll('.gm-town')).map(e => e.textContent)};
+                }""")
+            online = context()
+            assert online["kinds"].get("county") == 1 and online["kinds"].get("township_area") == 2, online
+            assert sorted(online["towns"]) == ["东镇", "望远镇"], online
+            assert online["kinds"].get("village") == 16, online
+            phone.shot("day_context_390x844")
+            page.wait_for_function("navigator.serviceWorker.controller !== null")
+            page.wait_for_function("caches.match(location.pathname).then(r => !!r)")
+            phone.ctx.set_offline(True)
+            page.reload()
+            page.wait_for_selector("body.gd-ready .gd-stop")
+            assert context() == online
+            assert phone.errors == [] and phone.outside == []
+        finally:
+            browser.close()
