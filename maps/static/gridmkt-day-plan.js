@@ -57,7 +57,13 @@
   // The RM's own cells (the /tiles route answers only theirs), blank cells tinted: where to go next.
   D.drawCells = function (plan) {
     var t = plan.territory;
-    if (state.cells || !t || !C.cellTilesUrl || !L.vectorGrid) return;
+    if (!t || !C.cellTilesUrl || !L.vectorGrid) return;
+    if (state.cells) {  // a new plan on another grid: that grid's cells
+      if (state.cellsGrid === t.grid_id) return;
+      state.map.removeLayer(state.cells);
+      state.cells = null;
+    }
+    state.cellsGrid = t.grid_id;
     var b = t.bbox, sw = gcj(b[1], b[0]), ne = gcj(b[3], b[2]);
     var vg = L.vectorGrid.protobuf(C.cellTilesUrl.replace("{grid_id}", encodeURIComponent(t.grid_id)), {
       bounds: L.latLngBounds(sw, ne), interactive: false, maxNativeZoom: 17, zIndex: 2,

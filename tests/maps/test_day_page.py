@@ -341,8 +341,8 @@ def test_the_day_draws_the_context_layer_and_the_cells_of_the_plans_grid(server,
             assert any(placed[c] != R1_CELLS[-1] for c in ids), placed
             assert owned == set(ids), f"stops outside R1's cells of grid {plan['territory']['grid_id']}"
             assert plan["territory"]["grid_id"] == map_grid
-            page.wait_for_function("window.gridmktDayApp.state.cells !== undefined && window.gridmktDayApp.state.cells"
-                                   " && window.gridmktDayApp.state.tiles.loaded > 0", timeout=30_000)
+            page.wait_for_function("!!window.gridmktDayApp.state.cells && window.gridmktDayApp.state.tiles.loaded > 0",
+                                   timeout=30_000)
             assert f"grid_id={map_grid}" in page.evaluate("window.gridmktDayApp.state.cells._url")
 
             # The context layer: the county outline, township seats named, village points; offline too.
