@@ -286,6 +286,7 @@ def test_times_and_today_are_the_banks_whatever_zone_the_phone_is_set_to(server)
             browser.close()
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_chromium
 def test_the_day_draws_the_context_layer_and_the_cells_of_the_plans_grid(server, engine, map_grid):
