@@ -40,11 +40,49 @@ def pg_cluster():
     shutil.rmtree(home, ignore_errors=True)
 
 
-def _fresh_db(info, name: str):
+def _fresh_db(info, name: str, template: str = TEMPLATE_DB):
     dbname = re.sub(r"[^a-z0-9_]", "_", name.lower())[-60:]
     cluster.drop_database(info, dbname)
-    cluster.create_database(info, dbname, template=TEMPLATE_DB)
+    cluster.create_database(info, dbname, template=template)
     return dbname
+
+
+# The default demo as tests run it: one county (640121), a small synthetic bank.
+DEMO_TEMPLATE_DB = "gridmkt_demo_template"
+DEMO_CUSTOMERS, DEMO_SEED = 3000, 7
+
+
+@pytest.fixture(scope="session")
+def demo_template(pg_cluster, tmp_path_factory) -> dict:
+    """The demo pipeline (every default step) run once per test run into a database that modules clone
+    (``demo_db_url``) instead of each running it again: ``as_of`` and ``steps`` of that run, its ``results``.
+
+    A module's clone is its own: what one module changes, no other sees."""
+    from api.demo import DemoContext, run_demo
+    from api.settings import AuthSettings, DatabaseSettings, Settings
+
+    home = tmp_path_factory.mktemp("demo-template")
+    cluster.drop_database(pg_cluster, DEMO_TEMPLATE_DB)
+    cluster.create_database(pg_cluster, DEMO_TEMPLATE_DB, template=TEMPLATE_DB)
+    url = pg_cluster.url(DEMO_TEMPLATE_DB)
+    eng = create_engine(url)
+    try:
+        ctx = DemoContext(engine=eng, settings=Settings(db=DatabaseSettings(url=url, home=home),
+                                                        auth=AuthSettings(secret_key="t")),
+                          customers=DEMO_CUSTOMERS, seed=DEMO_SEED, workdir=home / "demo")
+        steps: list[str] = []
+        results = run_demo(ctx, on_step=lambda name, r, sec: steps.append(name))
+    finally:
+        eng.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+    return {"as_of": ctx.as_of, "county": ctx.county, "steps": steps, "results": results}
+
+
+@pytest.fixture(scope="module")
+def demo_db_url(pg_cluster, demo_template, request):
+    """URL of a database private to this test module holding the demo (a copy of ``demo_template``'s)."""
+    dbname = _fresh_db(pg_cluster, "d_" + request.module.__name__.rsplit(".", 1)[-1], DEMO_TEMPLATE_DB)
+    yield pg_cluster.url(dbname)
+    cluster.drop_database(pg_cluster, dbname)
 
 
 def wait_for_lock_waiter(engine, thread: threading.Thread | None = None, *, timeout: float = 10.0,

@@ -1,5 +1,6 @@
 """The demo pipeline end to end on a small customer count: real data in, everything built on it."""
 
+import copy
 from dataclasses import replace
 
 import pandas as pd
@@ -12,21 +13,28 @@ from api.demo import DemoContext, run_demo
 from api.settings import AuthSettings, DatabaseSettings, Settings
 from geodata import province
 from geodata.scope import Scope
+from tests.conftest import DEMO_CUSTOMERS, DEMO_SEED
 
 
 @pytest.fixture(scope="module")
-def demo_ctx(engine, db_url, tmp_path_factory):
+def db_url(demo_db_url):
+    """This module's database holds the demo run once per test run (tests/conftest.py: demo_template)."""
+    return demo_db_url
+
+
+@pytest.fixture(scope="module")
+def demo_ctx(engine, db_url, demo_template, tmp_path_factory):
+    """The context the demo ran with (its seed, customers and reference time), on this module's database."""
     home = tmp_path_factory.mktemp("demo-home")
     s = Settings(db=DatabaseSettings(url=db_url, home=home), auth=AuthSettings(secret_key="t"))
-    return DemoContext(engine=engine, settings=s, customers=3000, seed=7, workdir=home / "demo")
+    return DemoContext(engine=engine, settings=s, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, workdir=home / "demo",
+                       as_of=demo_template["as_of"])
 
 
 @pytest.fixture(scope="module")
-def results(demo_ctx):
-    steps = []
-    out = run_demo(demo_ctx, on_step=lambda name, r, sec: steps.append(name))
-    out["_steps"] = steps
-    return out
+def results(demo_template):
+    """What run_demo returned, and the steps it ran in order (``_steps``)."""
+    return copy.deepcopy(demo_template["results"]) | {"_steps": list(demo_template["steps"])}
 
 
 def test_real_reference_data_went_through_the_importers(engine, results):

@@ -1,8 +1,7 @@
 """Every notebook in notebooks/ runs clean against a freshly built demo database.
 
-The module database gets the demo pipeline up to its gap scores and site
-suggestions (small customer count; the users and map-export steps add nothing a
-notebook reads), then each notebook is executed with nbclient in a python3
+The module database is a copy of the demo the test run builds once (tests/conftest.py:
+demo_template; small customer count), then each notebook is executed with nbclient in a python3
 kernel of this interpreter, with ``GRIDMKT_DATABASE_URL`` pointing at the module
 database. A notebook passes when no cell raised, it drew at least four figures
 and its last cell printed a JSON summary with cells, blank areas and suggested
@@ -11,6 +10,7 @@ sites.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -21,8 +21,6 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-from api.demo import STEPS, DemoContext  # noqa: E402
-from api.settings import AuthSettings, DatabaseSettings, Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -32,15 +30,16 @@ CELL_TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
-def demo(engine, db_url, tmp_path_factory):
-    """The demo's results for the steps notebooks read, on this module's database."""
-    home = tmp_path_factory.mktemp("nb-demo-home")
-    s = Settings(db=DatabaseSettings(url=db_url, home=home), auth=AuthSettings(secret_key="t"))
-    ctx = DemoContext(engine=engine, settings=s, county=COUNTY, customers=3000, seed=7, workdir=home / "demo")
-    for name, fn in STEPS:
-        if name in NEEDED_STEPS:
-            ctx.results[name] = fn(ctx)
-    return ctx.results
+def db_url(demo_db_url):
+    """This module's database holds the demo run once per test run (tests/conftest.py: demo_template)."""
+    return demo_db_url
+
+
+@pytest.fixture(scope="module")
+def demo(demo_template):
+    """The demo's results for the steps notebooks read (its database is this module's copy)."""
+    assert demo_template["county"] == COUNTY and set(NEEDED_STEPS) <= set(demo_template["steps"])
+    return copy.deepcopy(demo_template["results"])
 
 
 def _kernel_env(db_url: str) -> dict[str, str]:
