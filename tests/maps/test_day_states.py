@@ -206,7 +206,8 @@ def test_a_refused_checkin_is_shown_discarded_or_retried_once(server, engine, ma
             phone.row(late["seq"]).locator(".gd-checkin").click()
             page.wait_for_selector("#gd-notice a[href^='/maps/login']")
             assert "登录已过期" in page.locator("#gd-notice").inner_text()
-            assert page.locator("#gd-outbox").get_attribute("data-count") == "1"
+            # The notice is written inside the send; the outbox count only after it (flush, then renderOutbox).
+            page.wait_for_selector("#gd-outbox[data-count='1']")
             assert phone.row(late["seq"]).get_attribute("data-state") == "queued"
             key = phone.visit(late["customer_id"])["key"]
             assert _visits(engine, key) == []
