@@ -95,8 +95,8 @@ def solve_regions(plan, *, time_limit_s: float | None = None, work: float | None
     """Assignment (plan RM rows, -1 unowned) solving each region of ``plan.regions`` on its own; work used; timed out.
 
     Each region gets the default work budget of its size, or ``work`` split by cell count.
-    ``time_limit_s`` is the whole safety net: each worker's share of it goes to the
-    regions by cell and RM count (none above the budget), and no region runs past it. Adds the regions' virtual edges to
+    ``time_limit_s`` is the whole safety net: one deadline shared by every region (no region runs past it),
+    so a plan inside its limit is the work budget's plan whatever the machine's speed. Adds the regions' virtual edges to
     ``plan.adjacency`` and ``plan.virtual_edges``.
 
     Examples
@@ -117,18 +117,16 @@ def solve_regions(plan, *, time_limit_s: float | None = None, work: float | None
         subs.append(sub)
         virtual.append(ve)
     sizes = [len(c) for _, c, _ in parts]
-    use = min(workers, len(parts))
     deadline = None
     if time_limit_s is None:
         limits = [None] * len(parts)
     else:
-        # Every worker's time is shared half by cell count, half by RM count (dense towns have few cells
-        # but many RMs, and the moves' work grows with both; largest regions first, each taken by the next
-        # free worker), no region above the whole budget; a shared deadline keeps the last ones inside it.
+        # The work budget decides where each region stops; the clock is one shared deadline for all of
+        # them (largest regions first, each taken by the next free worker). A fixed share of the time per
+        # region cut small regions short while the whole plan was far inside its limit (27 s of 57 s,
+        # timed_out), which made the plan depend on the machine's speed.
         deadline = time.monotonic() + time_limit_s
-        crews = [len(r) for _, _, r in parts]
-        share = [0.5 * (n / max(1, sum(sizes)) + m / max(1, sum(crews))) for n, m in zip(sizes, crews, strict=True)]
-        limits = [min(time_limit_s, max(0.5, time_limit_s * use * x)) for x in share]
+        limits = [time_limit_s] * len(parts)
     works = [None if work is None else work * n / max(1, sum(sizes)) for n in sizes]
     if workers > 1 and len(parts) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
