@@ -113,6 +113,15 @@ class Phone:
     def move_to(self, lon: float, lat: float, accuracy: float = 15):
         self.ctx.set_geolocation({"longitude": lon, "latitude": lat, "accuracy": accuracy})
 
+    def open_plan(self):
+        """Wait for today's plan on the page, making it first when there is none (the module's first test
+        makes R1's plan, unless a later test runs alone)."""
+        make = self.page.get_by_text("生成今日计划 make today's plan")
+        self.page.locator("body.gd-ready .gd-stop").or_(make).first.wait_for(timeout=60_000)
+        if make.count():
+            make.click()
+        self.page.wait_for_selector("body.gd-ready .gd-stop", timeout=60_000)
+
     def plan(self) -> dict:
         return self.page.evaluate("window.gridmktDayApp.state.plan")
 
@@ -271,11 +280,7 @@ def test_times_and_today_are_the_banks_whatever_zone_the_phone_is_set_to(server)
         try:
             phone = Phone(browser, server, "rm1", (106.05, 38.05), tz="Pacific/Honolulu")
             page = phone.page
-            make = page.get_by_text("生成今日计划 make today's plan")
-            page.locator("body.gd-ready .gd-stop").or_(make).first.wait_for(timeout=60_000)
-            if make.count():  # the first test of the module made R1's plan, unless this one runs alone
-                make.click()
-            page.wait_for_selector("body.gd-ready .gd-stop", timeout=60_000)
+            phone.open_plan()
             stop = next(s for s in phone.plan()["stops"] if s["arrive_at"])
             at = dt.datetime.fromisoformat(stop["arrive_at"]).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
             expect(phone.row(stop["seq"])).to_contain_text(at)
@@ -316,11 +321,7 @@ def test_the_day_draws_the_context_layer_and_the_cells_of_the_plans_grid(server,
         try:
             phone = Phone(browser, server, "rm1", (106.05, 38.05))
             page = phone.page
-            make = page.get_by_text("生成今日计划 make today's plan")
-            page.locator("body.gd-ready .gd-stop").or_(make).first.wait_for(timeout=60_000)
-            if make.count():  # the first test of the module made R1's plan, unless this one runs alone
-                make.click()
-                page.wait_for_selector("body.gd-ready .gd-stop", timeout=60_000)
+            phone.open_plan()
             # A new plan, made now that R1 owns a cell on the newer grid too.
             page.once("dialog", lambda d: d.accept())
             page.click("#gd-replan")
