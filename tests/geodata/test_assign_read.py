@@ -5,7 +5,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from geodata import assign
+from geodata import assign, customer_read
 
 COUNTY = shapely.box(106.0, 38.0, 106.2, 38.2)
 
@@ -46,9 +46,10 @@ def test_read_gives_exact_cents_points_and_nulls(bank):
     assert (got["deposit_cents"] == sql["deposit_cents"]).all() and (got["loan_cents"] == sql["loan_cents"]).all()
     assert got.loc["C10", "deposit_cents"] == -1234567 and got.loc["C10", "loan_cents"] == 999999999999999999
     assert got.loc["C14", "deposit_cents"] == 10_000_000_000 and got.loc["C14", "loan_cents"] == -50
-    # A missing village code reads as an empty one (CSV), which no village has.
-    codes = got["village_code"].astype(object).fillna("")
-    assert (codes == sql["village_code"].fillna("")).all() and (codes == "").any()
+    # A missing village code reads as missing.
+    codes = got["village_code"].astype(object)
+    assert (codes.isna() == sql["village_code"].isna()).all() and codes.isna().any()
+    assert (codes.dropna() == sql["village_code"].dropna()).all()
     assert got["lon"].isna().any() and (got["lon"].isna() == sql["lon"].isna()).all()
     assert (got["lon"].dropna() == sql["lon"].dropna()).all() and (got["lat"].dropna() == sql["lat"].dropna()).all()
 
@@ -63,20 +64,30 @@ def test_readers_read_the_same_rows_as_one_read(bank, monkeypatch):
         assert conn.execute(text("SELECT pg_relation_size('customer') / 8192")).scalar() >= 4
         one = assign.fetch_customers(conn, county_code="640121")
     sliced = []
-    real = assign.read_slices
+    real = customer_read.read_slices
 
     def spy(*a, **k):
         pieces = real(*a, **k)
-        sliced.append([p.getbuffer().nbytes for p in pieces])
+        sliced.append([len(p["customer_id"]) for p in pieces])
         return pieces
 
-    monkeypatch.setattr(assign, "read_slices", spy)
+    monkeypatch.setattr(customer_read, "read_slices", spy)
     for readers in (2, 3):
         with bank.connect() as conn:
             many = assign.fetch_customers(conn, county_code="640121", readers=readers)
         # Really read in slices, each of them holding rows.
         assert len(sliced[-1]) == readers and all(n > 0 for n in sliced[-1])
         pd.testing.assert_frame_equal(_sorted(many), _sorted(one))
+    # Several ranges per reader (each one COPY of one aggregated row), and on this connection alone.
+    with bank.begin() as conn:
+        conn.execute(text("ANALYZE customer"))
+    monkeypatch.setattr(customer_read, "ROWS_PER_RANGE", 200)
+    with bank.connect() as conn:
+        many = assign.fetch_customers(conn, county_code="640121", readers=2)
+        alone = assign.fetch_customers(conn, county_code="640121")
+    assert len(sliced[-1]) >= 4 and sum(n > 0 for n in sliced[-1]) >= 3
+    pd.testing.assert_frame_equal(_sorted(many), _sorted(one))
+    pd.testing.assert_frame_equal(_sorted(alone), _sorted(one))
     # Another county's and another legal entity's customers are left out.
     assert len(one) == 900 - 90 - len([i for i in range(1, 901) if i % 17 == 5 and i % 10 != 3])
 
