@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateColumn
 
+from geodata import tables
 from geodata.pgcopy import encode_binary_chunks
 
 # Rows of the assignment encoded per chunk, in a thread, while the previous chunk is stored.
@@ -175,6 +177,7 @@ def _write_halves(conn: Connection, gid: int, rows: _Rows, order: np.ndarray) ->
     names = _halves(gid)
     bound = conn.execute(text("SELECT quote_literal(CAST(:s AS text))"), {"s": split}).scalar()
     checks = [f'(customer_id COLLATE "C") < {bound}', f'(customer_id COLLATE "C") >= {bound}']
+    columns = ", ".join(str(CreateColumn(c).compile(dialect=conn.dialect)) for c in tables.customer_cell.columns)
     errors: list[BaseException] = []
 
     def write(i: int) -> None:
@@ -183,8 +186,13 @@ def _write_halves(conn: Connection, gid: int, rows: _Rows, order: np.ndarray) ->
             with raw.cursor() as cur:
                 # One core each: both halves are built at once.
                 cur.execute("SET LOCAL max_parallel_maintenance_workers = 0")
+                # Nothing here waits for a lock in normal work; a wait (a lock the assignment's own
+                # transaction holds, which waits for this thread) ends as an error, not a hang.
+                cur.execute("SET LOCAL lock_timeout = '30s'")
                 cur.execute(f"DROP TABLE IF EXISTS {names[i]}")
-                cur.execute(f"CREATE TABLE {names[i]} (LIKE customer_cell INCLUDING DEFAULTS,"
+                # Columns spelt out, not LIKE customer_cell: the assignment's transaction may hold
+                # customer_cell exclusively (it swapped another grid's partition before this one).
+                cur.execute(f"CREATE TABLE {names[i]} ({columns},"
                             f" CONSTRAINT {names[i]}_grid CHECK (grid_id = {gid}),"
                             f" CONSTRAINT {names[i]}_key CHECK ({checks[i]}))")
             _copy(raw, names[i], rows, parts[i])

@@ -123,3 +123,22 @@ def test_a_half_that_fails_leaves_the_previous_assignment(loaded, monkeypatch): 
         assign.assign_customers(conn, grid_id=gid)
     with loaded.connect() as conn:
         assert _by_customer(conn, gid) == before and _tables(conn, gid) == [f"customer_cell_g{gid}"]
+
+
+@pytest.mark.timeout(90)  # before the fix this hung (the writers' lock wait had no end)
+def test_halves_after_a_swap_in_the_same_transaction(loaded, monkeypatch):  # noqa: F811
+    """An import re-assigns several grids in its one transaction; the first swap (DETACH) holds customer_cell
+    exclusively to commit, so the halves' writers must not need it (with LIKE customer_cell they waited
+    for the transaction that waited for them)."""
+    with loaded.begin() as conn:
+        a = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8)
+        b = grids.build_grid(conn, county_code="640121", kind="village")
+        assign.assign_customers(conn, grid_id=a["id"])
+        whole = {g: _by_customer(conn, g) for g in (a["id"],)}
+    monkeypatch.setattr(partition_write, "SPLIT_ROWS", 4)
+    with loaded.begin() as conn:
+        assign.assign_customers(conn, grid_id=a["id"])  # detaches and drops the old partition
+        assign.assign_customers(conn, grid_id=b["id"])
+    with loaded.connect() as conn:
+        assert _by_customer(conn, a["id"]) == whole[a["id"]] and len(_by_customer(conn, b["id"])) == 8
+        assert len(_tables(conn, b["id"])) == 3
