@@ -37,7 +37,8 @@ def new_partition(conn: Connection, grid_id: int) -> str:
     gid = int(grid_id)  # identifiers below are built from this integer only
     new = f"customer_cell_g{gid}_new"
     _lock(conn)
-    conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
+    # With the halves a killed two-halves write may have left (committed, never attached).
+    conn.execute(text(f"DROP TABLE IF EXISTS {', '.join([new, *_halves(gid)])}"))
     # The CHECK matching the partition bound lets ATTACH skip its scan; declared up front it is
     # checked row by row during COPY instead of by a second pass over the table.
     conn.execute(text(f"CREATE TABLE {new} (LIKE customer_cell INCLUDING DEFAULTS, "
@@ -237,7 +238,7 @@ def drop_halves(engine, gid: int) -> None:
         raw = engine.raw_connection()
         try:
             with raw.cursor() as cur:
-                cur.execute("SET lock_timeout = '2s'")
+                cur.execute("SET LOCAL lock_timeout = '2s'")
                 for name in _halves(int(gid)):
                     cur.execute(f"DROP TABLE IF EXISTS {name}")
             raw.commit()
