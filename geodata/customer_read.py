@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 
 from geodata.sliced_read import read_ranges, read_slices
 
-# Rows (of the whole table, by its statistics) per range: one COPY row of about 80 bytes per customer,
-# far below PostgreSQL's 1 GB per value whatever the table holds.
+# Rows per range, when the planner expects more of the county's (geodata.sliced_read): one COPY row of
+# about 80 bytes per customer, far below PostgreSQL's 1 GB per value whatever the table holds.
 ROWS_PER_RANGE = 4_000_000
 
 # All aggregates advance on each row in the same order, so the i-th element of each is one customer.
@@ -30,8 +30,8 @@ ROWS_PER_RANGE = 4_000_000
 _READ = ("SELECT string_agg(customer_id, ''), string_agg(village_code, ''),"
          " array_agg(octet_length(customer_id) * 65536 + coalesce(octet_length(village_code), 65535)),"
          " array_agg(coalesce(ST_X(geom), 'NaN')), array_agg(coalesce(ST_Y(geom), 'NaN')),"
-         " string_agg(deposit_balance::text, ','), string_agg(loan_balance::text, ',')"
-         " FROM customer"
+         " string_agg(deposit_balance::text, ','), string_agg(loan_balance::text, ',')")
+_FROM = (" FROM customer"
          " WHERE county_code = %s AND coalesce(legal_entity_id = (SELECT legal_entity_id FROM county WHERE adcode = %s), true)"
          " AND (%s = 1 OR (hashtext(customer_id) & 2147483647) %% %s = %s)")
 _HEADER = b"PGCOPY\n\xff\r\n\x00"
@@ -53,8 +53,10 @@ def fetch_customers(conn: Connection, *, county_code: str, part: int = 0, parts:
     connection instead).
     """
     with conn.connection.dbapi_connection.cursor() as cur:
-        inner = cur.mogrify(_READ, (county_code, county_code, parts, parts, part)).decode()
-    kw = {"table": "customer", "fmt": "binary", "decode": _decode, "rows_per_range": ROWS_PER_RANGE}
+        where = cur.mogrify(_FROM, (county_code, county_code, parts, parts, part)).decode()
+    inner = _READ + where
+    kw = {"table": "customer", "fmt": "binary", "decode": _decode, "rows_per_range": ROWS_PER_RANGE,
+          "selected": "SELECT 1" + where}
     pieces = read_slices(conn, inner, readers=readers, **kw) if readers > 1 else None
     if pieces is None:
         pieces = read_ranges(conn, inner, **kw)

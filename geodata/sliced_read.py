@@ -20,7 +20,8 @@ Decode = Callable[[bytes], Any]
 
 
 def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: str = "csv",
-                decode: Decode | None = None, rows_per_range: int | None = None) -> list[Any] | None:
+                decode: Decode | None = None, rows_per_range: int | None = None,
+                selected: str | None = None) -> list[Any] | None:
     """COPY output (``fmt``: csv or binary) of ``inner`` (a SELECT of ``table`` ending in a WHERE clause;
     ``table`` and ``fmt`` from allow-lists) read as ranges of the table's pages, ``readers`` of them at
     once over as many connections, all under one snapshot; None when that cannot be done (then
@@ -34,10 +35,12 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
     uncommitted rows: an import re-assigning in its transaction) or reads under an older snapshot
     (REPEATABLE READ), nor when the engine hands out one shared connection.
 
-    ``rows_per_range``: each reader reads its share of the pages as consecutive ranges of about that
-    many of the table's rows (counted over the whole table, as the planner's statistics have it), one
-    COPY each, so that no single COPY's output grows with the table (``inner`` may aggregate a range's
-    rows into one row: PostgreSQL caps a value at 1 GB). ``decode`` turns each range's output into
+    ``rows_per_range``: when the planner expects more than that many rows of ``selected`` (a SELECT of
+    the rows ``inner`` reads), each reader reads its share of the pages as consecutive ranges of about
+    that many of the table's rows (all of them, so that rows of one kind sitting together cannot crowd
+    one range), one COPY each: no single COPY's output grows with the table (``inner`` may aggregate a
+    range's rows into one row, and PostgreSQL caps a value at 1 GB). Fewer expected rows: one range per
+    reader (so a read on one connection has no page range and may use an index). ``decode`` turns each range's output into
     what is returned (run in the reader's thread as soon as its range is read, while the others go on).
 
     The ranges split the table's pages evenly, not the selected rows: rows that sit together (a county
@@ -58,7 +61,7 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
                 if i == 0:
                     cur.execute("SELECT pg_export_snapshot()")
                     snapshot = cur.fetchone()[0]
-                    bounds = _bounds(cur, table, readers, rows_per_range)
+                    bounds = _bounds(cur, table, readers, rows_per_range, selected)
                 else:
                     cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
         share = (len(bounds) - 1) // readers
@@ -88,20 +91,27 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
 
 
 def read_ranges(conn: Connection, inner: str, *, table: str, fmt: str = "csv", decode: Decode | None = None,
-                rows_per_range: int | None = None) -> list[Any]:
+                rows_per_range: int | None = None, selected: str | None = None) -> list[Any]:
     """As :func:`read_slices`, one range after the other on the caller's own connection and snapshot."""
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur:
-        bounds = _bounds(cur, table, 1, rows_per_range)
+        bounds = _bounds(cur, table, 1, rows_per_range, selected)
     return [_copy(raw, inner, lo, hi, fmt, decode) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
 
-def _bounds(cur, table: str, readers: int, rows_per_range: int | None) -> list[int | None]:
+def _bounds(cur, table: str, readers: int, rows_per_range: int | None, selected: str | None) -> list[int | None]:
     """Page numbers cutting ``table`` into ``readers`` equal shares of equal ranges (None: open end)."""
-    cur.execute("SELECT pg_relation_size(%s) / current_setting('block_size')::int,"
-                " greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", (table, table))
-    pages, rows = cur.fetchone()
-    per_reader = max(1, math.ceil(rows / (readers * rows_per_range))) if rows_per_range else 1
+    per_reader = 1
+    if rows_per_range and selected:
+        cur.execute(f"EXPLAIN (FORMAT JSON) {selected}")
+        expected = cur.fetchone()[0][0]["Plan"]["Plan Rows"]
+        if expected > rows_per_range:
+            cur.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", (table,))
+            per_reader = max(1, math.ceil(cur.fetchone()[0] / (readers * rows_per_range)))
+    if readers * per_reader == 1:
+        return [None, None]
+    cur.execute("SELECT pg_relation_size(%s) / current_setting('block_size')::int", (table,))
+    pages = cur.fetchone()[0]
     n = readers * per_reader
     return [None, *(pages * i // n for i in range(1, n)), None]
 
