@@ -20,6 +20,25 @@ shared machine, CPU time much less) and of the database server, and each worker'
 estimate of the workers that 600M customers need within one hour.
 
     python bench/bench_batch.py --sizes 10000000,50000000 --full-sizes 10000000 --workers 2
+
+``--verify N`` (issue 19: the batch gives exactly the single-process result on all 22 counties) runs
+no timing; it loads the N GeoParquet customers INTO THE STORE (binary COPY; 1% without a point but with
+a village code, 0.2% with neither, 1% with a point and no village code, so every ``how`` occurs) and:
+
+1. ``gridmkt batch assign`` from the store (``api.operations.batch.run``) on a LocalCluster of
+   ``--workers`` processes; every grid's ``customer_cell`` rows (customer_id, cell_id, how) and
+   ``cell_stat`` rows (every figure column, not the timestamps) are copied aside;
+2. the assignments and statistics dropped, ``geodata.assign.assign_customers`` (one transaction per grid)
+   for every grid, with ``geodata.partition_write.SPLIT_ROWS`` lowered to ``--verify-split-rows`` so the
+   bigger counties are written in two halves (which counties were is printed), copied aside too;
+3. the two compared in SQL, row by row (FULL JOIN, IS DISTINCT FROM), per county; unless
+   ``--verify-skip-parquet``, the store is exported to GeoParquet (``gridmkt export customers``) and the
+   batch from that file is compared with the single-process rows as well.
+
+Per county it prints the customers, the rows of ``customer_cell`` and of ``cell_stat`` that differ (and a
+few of them, if any); the last line is one JSON object with the totals and ``"identical"``:
+
+    python bench/bench_batch.py --verify 1000000
 """
 
 from __future__ import annotations
@@ -40,6 +59,7 @@ from bench.common import DATA, cluster_cpu_s, emit, throwaway_database
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 TARGET = 600_000_000
+AS_OF = "2026-06-30"
 
 
 def synth(n: int, seed: int = 19) -> Path:
@@ -191,6 +211,237 @@ def run_once(engine, info, path: Path, *, workers: int, rows: int, kind: str) ->
     return r
 
 
+def load_store(engine, path: Path) -> dict:
+    """The GeoParquet's customers INTO THE STORE (binary COPY of the ``customer`` table), with some points
+    and village codes taken away by row number so that every ``how`` occurs; returns counts of those."""
+    from sqlalchemy import text
+
+    from bench.customers_cache import TYPES
+    from geodata.batch.sources import points_of
+    from geodata.pgcopy import encode_binary, ewkb
+
+    pf = pq.ParquetFile(path)
+    n = no_point = no_village = 0
+    with engine.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        for batch in pf.iter_batches(batch_size=1_000_000):
+            t = pa.Table.from_batches([batch])
+            k = t.num_rows
+            i = np.arange(n, n + k)
+            lon, lat = points_of(t.column("geometry").combine_chunks())
+            gone = (i % 100 == 0) | (i % 500 == 1)  # placed by village code, or (no code either) nowhere
+            lon[gone] = np.nan
+            lat[gone] = np.nan
+            village = t.column("village_code").to_numpy(zero_copy_only=False).astype(object)
+            village[(i % 500 == 1) | (i % 100 == 2)] = None  # a point only: outside the county means unplaced
+            frame = pd.DataFrame({
+                "customer_id": t.column("customer_id").to_numpy(zero_copy_only=False),
+                "county_code": t.column("county_code").to_numpy(zero_copy_only=False),
+                "village_code": village, "deposit_balance": t.column("deposit_balance").to_numpy(),
+                "loan_balance": t.column("loan_balance").to_numpy(), "geom": None})
+            stream, cols = encode_binary(frame, TYPES, ewkb=(ewkb(lon, lat), gone))
+            with raw.cursor() as cur:
+                cur.copy_expert(f"COPY customer ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary)", stream,
+                                size=8 << 20)
+            n += k
+            no_point += int(gone.sum())
+            no_village += int(((i % 500 == 1) | (i % 100 == 2)).sum())
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE customer"))
+        stored = conn.execute(text("SELECT count(*) FROM customer")).scalar()
+    assert stored == n, (stored, n)
+    return {"customers": n, "no_point": no_point, "no_village_code": no_village}
+
+
+_SNAPSHOTS = ("batch", "single", "parquet")  # allow-list of the tags in the snapshot tables' names
+
+
+def _stat_columns() -> list[str]:
+    """cell_stat's figure columns: all but the key and the timestamps."""
+    from sqlalchemy import DateTime
+
+    from geodata.tables import cell_stat
+
+    return [c.name for c in cell_stat.columns
+            if c.name not in ("grid_id", "cell_id") and not isinstance(c.type, DateTime)]
+
+
+def _snapshot(engine, tag: str) -> None:
+    """Every grid's customer_cell and cell_stat rows copied aside (tables ``verify_cc_<tag>``, ``verify_cs_<tag>``)."""
+    from sqlalchemy import text
+
+    assert tag in _SNAPSHOTS
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE verify_cc_{tag} AS SELECT grid_id, customer_id, cell_id, how"
+                          " FROM customer_cell"))
+        conn.execute(text(f"CREATE TABLE verify_cs_{tag} AS SELECT grid_id, cell_id, {', '.join(_stat_columns())}"
+                          " FROM cell_stat"))
+
+
+def _clear(engine, gids: list[int]) -> None:
+    """Every grid's assignment and statistics dropped: the next path must write everything itself."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        for g in gids:
+            conn.execute(text(f"DROP TABLE IF EXISTS customer_cell_g{int(g)}"))
+        conn.execute(text("DELETE FROM cell_stat WHERE grid_id = ANY(:g)"), {"g": gids})
+        conn.execute(text("UPDATE grid SET assigned_at = NULL WHERE id = ANY(:g)"), {"g": gids})
+
+
+def _compare(engine, a: str, b: str) -> list[dict]:
+    """Per grid: customers on each side, by how, and the customer_cell and cell_stat rows that differ."""
+    from sqlalchemy import text
+
+    assert a in _SNAPSHOTS and b in _SNAPSHOTS
+    cols = _stat_columns()
+    row = lambda t: "(" + ", ".join(f"{t}.{c}" for c in cols) + ")"  # noqa: E731
+    with engine.connect() as conn:
+        grids = conn.execute(text("SELECT id, county_code FROM grid ORDER BY county_code")).all()
+        cc = {r.g: r for r in conn.execute(text(
+            f"SELECT coalesce(a.grid_id, b.grid_id) AS g, count(a.customer_id) AS na, count(b.customer_id) AS nb,"
+            " count(*) FILTER (WHERE a.customer_id IS NULL OR b.customer_id IS NULL"
+            "   OR (a.cell_id, a.how) IS DISTINCT FROM (b.cell_id, b.how)) AS diff,"
+            " count(*) FILTER (WHERE b.how = 'point') AS point, count(*) FILTER (WHERE b.how = 'village') AS village,"
+            " count(*) FILTER (WHERE b.how = 'outside') AS outside,"
+            " count(*) FILTER (WHERE b.how = 'no_location') AS no_location"
+            f" FROM verify_cc_{a} a FULL JOIN verify_cc_{b} b ON a.grid_id = b.grid_id AND a.customer_id = b.customer_id"
+            " GROUP BY 1")).all()}
+        cs = {r.g: r for r in conn.execute(text(
+            f"SELECT coalesce(a.grid_id, b.grid_id) AS g, count(a.cell_id) AS na, count(b.cell_id) AS nb,"
+            f" count(*) FILTER (WHERE a.cell_id IS NULL OR b.cell_id IS NULL OR {row('a')} IS DISTINCT FROM {row('b')})"
+            f" AS diff, coalesce(sum(b.customers), 0) AS placed"
+            f" FROM verify_cs_{a} a FULL JOIN verify_cs_{b} b ON a.grid_id = b.grid_id AND a.cell_id = b.cell_id"
+            " GROUP BY 1")).all()}
+        out = []
+        for g, county in grids:
+            c, s = cc.get(g), cs.get(g)
+            r = {"county": county, "grid_id": g, "customers": [c.na if c else 0, c.nb if c else 0],
+                 "how": {h: getattr(c, h) if c else 0 for h in ("point", "village", "outside", "no_location")},
+                 "rows_differing": c.diff if c else 0, "cell_stat_rows": [s.na if s else 0, s.nb if s else 0],
+                 "cell_stat_placed": int(s.placed) if s else 0, "cell_stat_differing": s.diff if s else 0}
+            if r["rows_differing"]:
+                r["sample"] = [tuple(x) for x in conn.execute(text(
+                    f"SELECT a.customer_id, b.customer_id, a.cell_id, b.cell_id, a.how, b.how FROM verify_cc_{a} a"
+                    f" FULL JOIN verify_cc_{b} b ON a.grid_id = b.grid_id AND a.customer_id = b.customer_id"
+                    " WHERE coalesce(a.grid_id, b.grid_id) = :g AND (a.customer_id IS NULL OR b.customer_id IS NULL"
+                    " OR (a.cell_id, a.how) IS DISTINCT FROM (b.cell_id, b.how)) LIMIT 5"), {"g": g})]
+            if r["cell_stat_differing"]:
+                r["cell_stat_sample"] = [tuple(map(str, x)) for x in conn.execute(text(
+                    f"SELECT a.cell_id, b.cell_id, {row('a')}::text, {row('b')}::text FROM verify_cs_{a} a"
+                    f" FULL JOIN verify_cs_{b} b ON a.grid_id = b.grid_id AND a.cell_id = b.cell_id"
+                    f" WHERE coalesce(a.grid_id, b.grid_id) = :g AND (a.cell_id IS NULL OR b.cell_id IS NULL"
+                    f" OR {row('a')} IS DISTINCT FROM {row('b')}) LIMIT 5"), {"g": g})]
+            out.append(r)
+    return out
+
+
+def _report(name: str, rows: list[dict]) -> dict:
+    print(f"{name}: county  grid  customers(batch/single)  point/village/outside/no_location"
+          "  rows differing  cell_stat rows  cell_stat differing", flush=True)
+    for r in rows:
+        h = r["how"]
+        print(f"  {r['county']} {r['grid_id']:>3}  {r['customers'][0]:>8,}/{r['customers'][1]:<8,}"
+              f"  {h['point']:,}/{h['village']:,}/{h['outside']:,}/{h['no_location']:,}"
+              f"  {r['rows_differing']:>6}  {r['cell_stat_rows'][1]:>6,}  {r['cell_stat_differing']:>6}", flush=True)
+        for key in ("sample", "cell_stat_sample"):
+            if key in r:
+                print(f"    {key}: {r[key]}", flush=True)
+    n = sum(r["customers"][1] for r in rows)
+    return {"counties": len(rows), "customers": [sum(r["customers"][0] for r in rows), n],
+            "rows_differing": sum(r["rows_differing"] for r in rows),
+            "cell_stat_rows": sum(r["cell_stat_rows"][1] for r in rows),
+            "cell_stat_differing": sum(r["cell_stat_differing"] for r in rows),
+            "counties_differing": [r["county"] for r in rows if r["rows_differing"] or r["cell_stat_differing"]
+                                   or r["customers"][0] != r["customers"][1]]}
+
+
+def verify(n: int, *, res: int, workers: int, rows: int, split_rows: int, parquet: bool) -> dict:
+    """Batch (LocalCluster of ``workers`` processes) against single-process assignment of every county, the
+    customers in the store; optionally the batch from a GeoParquet export of that store too."""
+    from sqlalchemy import text
+
+    from api.operations import batch as batch_ops
+    from geodata import assign, partition_write
+    from geodata.export import export
+
+    t = time.perf_counter()
+    path = synth(n)
+    print(f"GeoParquet of {n:,} customers ready in {time.perf_counter() - t:.0f} s", flush=True)
+    out: dict = {"bench": "batch_verify", "n": n, "res": res, "workers": workers, "partition_rows": rows,
+                 "split_rows": split_rows, "as_of": AS_OF, "seconds": {}}
+    sec = out["seconds"]
+    with throwaway_database() as (engine, info):
+        t = time.perf_counter()
+        out["counties"] = setup(engine, res)
+        sec["setup"] = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        out["store"] = load_store(engine, path)
+        sec["load_store"] = round(time.perf_counter() - t, 1)
+        with engine.connect() as conn:
+            gids = [int(g) for g in conn.execute(text("SELECT id FROM grid ORDER BY id")).scalars()]
+            cells = conn.execute(text("SELECT count(*) FROM cell")).scalar()
+        print(f"setup: {out['counties']} counties, {len(gids)} H3 grids (res {res}, {cells:,} cells) in"
+              f" {sec['setup']} s; {n:,} customers into the store in {sec['load_store']} s ({out['store']})",
+              flush=True)
+
+        client, cluster = batch_ops.open_client(scheduler=None, workers=workers)
+        try:
+            t = time.perf_counter()
+            b = batch_ops.run(engine, actor="bench", client=client, rows_per_part=rows, as_of=AS_OF)
+            sec["batch_store"] = round(time.perf_counter() - t, 1)
+            assert b["workers"] == workers, b["workers"]
+            print(f"batch from the store: {b['customers']:,} customers, {b['partitions']} partitions,"
+                  f" {b['workers']} workers, {sec['batch_store']} s", flush=True)
+            _snapshot(engine, "batch")
+            _clear(engine, gids)
+
+            before = partition_write.SPLIT_ROWS
+            partition_write.SPLIT_ROWS = split_rows  # the single path's two-halves write for the bigger counties
+            try:
+                t = time.perf_counter()
+                for g in gids:
+                    with engine.begin() as conn:
+                        assign.assign_customers(conn, grid_id=g, as_of=AS_OF)
+                sec["single"] = round(time.perf_counter() - t, 1)
+            finally:
+                partition_write.SPLIT_ROWS = before
+            with engine.connect() as conn:  # which partitions were written in two halves (range sub-partitions)
+                halves = conn.execute(text(
+                    "SELECT g.county_code FROM grid g WHERE to_regclass('customer_cell_g' || g.id || '_0') IS NOT NULL"
+                    " ORDER BY 1")).scalars().all()
+            out["single_in_two_halves"] = list(halves)
+            print(f"single process: {len(gids)} grids in {sec['single']} s; written in two halves"
+                  f" (SPLIT_ROWS {split_rows:,}): {len(halves)} counties {list(halves)}", flush=True)
+            _snapshot(engine, "single")
+            out["store_vs_single"] = _report("batch (store) vs single", _compare(engine, "batch", "single"))
+            ok = _identical(out["store_vs_single"], n)
+
+            if parquet:
+                t = time.perf_counter()
+                file = Path(info.datadir).parent / "verify_customers.parquet"
+                export(engine, kind="customers", path=file)
+                _clear(engine, gids)
+                p = batch_ops.run(engine, actor="bench", client=client, parquet=[file], rows_per_part=rows,
+                                  as_of=AS_OF)
+                sec["batch_parquet"] = round(time.perf_counter() - t, 1)
+                print(f"batch from GeoParquet (export of the store): {p['customers']:,} customers,"
+                      f" {p['partitions']} partitions, {sec['batch_parquet']} s with the export", flush=True)
+                _snapshot(engine, "parquet")
+                out["parquet_vs_single"] = _report("batch (GeoParquet) vs single", _compare(engine, "parquet", "single"))
+                ok = ok and _identical(out["parquet_vs_single"], n)
+        finally:
+            client.close()
+            cluster.close()
+    out["identical"] = ok
+    return out
+
+
+def _identical(s: dict, n: int) -> bool:
+    return (s["customers"] == [n, n] and s["rows_differing"] == 0 and s["cell_stat_differing"] == 0
+            and not s["counties_differing"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="50000000", help="comma-separated customer counts: locate+aggregate runs")
@@ -198,9 +449,22 @@ def main() -> None:
                     help="comma-separated customer counts: full runs with the write-back ('' for none)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--res", type=int, default=8)
-    ap.add_argument("--partition-rows", type=int, default=1_000_000)
+    ap.add_argument("--partition-rows", type=int, default=None,
+                    help="customers per partition (default 1,000,000; with --verify 25,000, so that the bigger"
+                         " counties are read in several hash slices whose totals are added up)")
     ap.add_argument("--skip-single", action="store_true", help="only the LocalCluster runs")
+    ap.add_argument("--verify", type=int, default=None, metavar="N",
+                    help="no timing: batch vs single-process assignment of N stored customers over the 22"
+                         " counties, compared row by row (e.g. 1000000)")
+    ap.add_argument("--verify-split-rows", type=int, default=50_000,
+                    help="SPLIT_ROWS of the single-process path in --verify (its two-halves write)")
+    ap.add_argument("--verify-skip-parquet", action="store_true",
+                    help="--verify without the batch from a GeoParquet export of the store")
     args = ap.parse_args()
+    if args.verify is not None:
+        emit(verify(args.verify, res=args.res, workers=args.workers, rows=args.partition_rows or 25_000,
+                    split_rows=args.verify_split_rows, parquet=not args.verify_skip_parquet))
+        return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     full = [int(x) for x in args.full_sizes.split(",") if x]
     t = time.perf_counter()
@@ -215,7 +479,8 @@ def main() -> None:
         for kind, todo in (("place", sizes), ("full", full)):
             for n in todo:
                 for w in ([] if args.skip_single else [0]) + [args.workers]:
-                    r = run_once(engine, info, files[n], workers=w, rows=args.partition_rows, kind=kind)
+                    r = run_once(engine, info, files[n], workers=w, rows=args.partition_rows or 1_000_000,
+                                 kind=kind)
                     print(r, flush=True)
                     runs.append(r)
     emit(summary(runs))
