@@ -73,7 +73,7 @@ def _arrow_text(a: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(a), dtype=pd.ArrowDtype(pa.large_string()))
 
 
-class _Fields:
+class Fields:
     """The fields of the one row a range's binary COPY holds, in order."""
 
     def __init__(self, data: bytes):
@@ -103,15 +103,15 @@ class _Fields:
         if ndim == 0:
             return np.empty(0, dtype=code)
         if ndim != 1 or hasnull:
-            raise ValueError("unexpected array in the customers' read")
+            raise ValueError("unexpected array in a read of columns")
         (n,) = struct.unpack_from(">i", field, 12)
         items = np.frombuffer(field, dtype=np.dtype([("len", ">i4"), ("v", ">" + code)]), count=n, offset=20)
         if n and (items["len"] != width).any():
-            raise ValueError("unexpected element width in the customers' read")
+            raise ValueError("unexpected element width in a read of columns")
         return items["v"].astype(code)
 
 
-def _text(data: memoryview | None, lengths: np.ndarray) -> pa.Array:
+def text_array(data: memoryview | None, lengths: np.ndarray) -> pa.Array:
     """Arrow text over concatenated ``data`` cut at ``lengths`` (-1: NULL), without copying it."""
     n = len(lengths)
     offsets = np.zeros(n + 1, dtype=np.int64)
@@ -120,7 +120,7 @@ def _text(data: memoryview | None, lengths: np.ndarray) -> pa.Array:
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     body = pa.py_buffer(data if data is not None else b"")
     if offsets[-1] != body.size:
-        raise ValueError("text lengths do not add up in the customers' read")
+        raise ValueError("text lengths do not add up in a read of columns")
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), body, bitmap, null_count=int(n - valid.sum()))
 
 
@@ -150,7 +150,7 @@ def _cents(data: memoryview | None, n: int) -> np.ndarray:
 
 def _decode(data: bytes) -> dict:
     """One range's columns (see ``_READ``), decoded."""
-    f = _Fields(data)
+    f = Fields(data)
     if f.count != 7:
         raise ValueError("unexpected row in the customers' read")
     ids, villages = f.next(), f.next()
@@ -160,6 +160,6 @@ def _decode(data: bytes) -> dict:
     lon, lat = f.array(8, "f8"), f.array(8, "f8")
     deposit, loan = f.next(), f.next()
     n = len(id_len)
-    return {"customer_id": _text(ids, id_len), "lon": lon, "lat": lat,
-            "village_code": _text(villages, village_len), "deposit_cents": _cents(deposit, n),
+    return {"customer_id": text_array(ids, id_len), "lon": lon, "lat": lat,
+            "village_code": text_array(villages, village_len), "deposit_cents": _cents(deposit, n),
             "loan_cents": _cents(loan, n)}

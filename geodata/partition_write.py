@@ -192,7 +192,8 @@ def _write_halves(conn: Connection, gid: int, rows: _Rows, order: np.ndarray) ->
                 cur.execute("SET LOCAL lock_timeout = '30s'")
                 cur.execute(f"DROP TABLE IF EXISTS {names[i]}")
                 # Columns spelt out, not LIKE customer_cell: the assignment's transaction may hold
-                # customer_cell exclusively (it swapped another grid's partition before this one).
+                # customer_cell exclusively (a caller that swapped another grid's partition before this
+                # one in the same transaction).
                 cur.execute(f"CREATE TABLE {names[i]} ({columns},"
                             f" CONSTRAINT {names[i]}_grid CHECK (grid_id = {gid}),"
                             f" CONSTRAINT {names[i]}_key CHECK ({checks[i]}))")

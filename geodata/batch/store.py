@@ -13,23 +13,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from geodata import liveness
-from geodata.assign import (
-    ASSIGN_LOCK_CLASS,
-    HOW,
-    new_partition,
-    refresh_cell_stats,
-    swap_partition,
-    village_index,
-)
+from geodata.assign import ASSIGN_LOCK_CLASS, HOW, refresh_cell_stats, village_index
+from geodata.customer_read import ROWS_PER_RANGE, Fields, _arrow_text, text_array
 from geodata.errors import BadInput
 from geodata.grids import get_grid, grid_locator, load_cells, load_villages, locator_from_bytes
+from geodata.partition_write import write_partition
 from geodata.pgcopy import encode_binary
+from geodata.sliced_read import read_ranges
 
 _TOKEN = re.compile(r"^[0-9a-f]{8,32}$")
+_STAGE = re.compile(r"^batch_[0-9a-f]{8,32}_g[0-9]+$")
 
 
 @dataclass
@@ -161,16 +159,59 @@ def write_back(engine: Engine, *, token: str, grid: GridBundle, totals: pd.DataF
     (rows in cell id order), cell statistics from the summed ``totals``, ``assigned_at`` set.
 
     ``grid``: the shipped bundle (its cells serve the statistics, not read again); ``how``: the summed
-    counts per reason of the partitions' placements."""
+    counts per reason of the partitions' placements. The staged rows are read back as columns and
+    written by ``geodata.partition_write.write_partition``, as ``gridmkt assign customers`` writes
+    (sorted here, binary COPY FREEZE, in two halves for a big county): building the partition in SQL
+    (``INSERT … SELECT … ORDER BY cell_id``) cost the database half as much CPU again (docs/batch.md)."""
     gid = int(grid.grid_id)
     stage = staging_name(token, gid)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:c, :g)"), {"c": ASSIGN_LOCK_CLASS, "g": gid})
-        new = new_partition(conn, gid)
-        conn.execute(text(f"INSERT INTO {new} (grid_id, customer_id, cell_id, how) SELECT grid_id, customer_id,"
-                          f" cell_id, how FROM {stage} ORDER BY cell_id COLLATE \"C\" NULLS LAST"))
-        swap_partition(conn, gid)
+        write_partition(conn, gid, read_staged(conn, stage=stage, cells=grid.cells))
         stats = refresh_cell_stats(conn, grid_id=gid, as_of=as_of, totals=totals, cells=grid.cells)
         conn.execute(text("UPDATE grid SET assigned_at = now() WHERE id = :g"), {"g": gid})
     return {"grid_id": gid, "customers": int(sum(how.values())),
             **{h: int(how.get(h, 0)) for h in HOW}, "stats": stats}
+
+
+# A staging table read as one row of columns per range (as geodata.customer_read reads customers): the
+# ids and cell ids concatenated with one int4 of both lengths per row (65535: no cell), the reason as its
+# position in HOW.
+_STAGED = ("SELECT string_agg(customer_id, ''), string_agg(cell_id, ''),"
+           " array_agg(octet_length(customer_id) * 65536 + coalesce(octet_length(cell_id), 65535)),"
+           " array_agg(array_position(CAST(%s AS text[]), CAST(how AS text)) - 1) FROM {table} WHERE true")
+
+
+def read_staged(conn: Connection, *, stage: str, cells: pd.DataFrame) -> pd.DataFrame:
+    """The staged rows of one grid as ``geodata.assign.locate_customers`` returns them (customer_id, cell_id
+    and how as categoricals, cell_index: the row in ``cells``, -1 for none)."""
+    if not _STAGE.match(stage):
+        raise ValueError(f"bad staging table {stage!r}")
+    with conn.connection.dbapi_connection.cursor() as cur:
+        inner = cur.mogrify(_STAGED.format(table=stage), (list(HOW),)).decode()
+    pieces = read_ranges(conn, inner, table=stage, fmt="binary", decode=_decode_staged,
+                         rows_per_range=ROWS_PER_RANGE, selected=f"SELECT 1 FROM {stage}")
+    ids = pa.concat_arrays([p[0] for p in pieces])
+    cell_text = pa.concat_arrays([p[1] for p in pieces])
+    how = np.concatenate([p[2] for p in pieces]).astype(np.int8)
+    names = cells["cell_id"].to_numpy().astype(object)
+    at = pc.index_in(cell_text, value_set=pa.array(list(names), type=pa.large_string()))
+    if at.null_count != cell_text.null_count:
+        raise ValueError(f"{stage}: a staged cell id is not a cell of the grid")
+    idx = np.asarray(pc.fill_null(at, -1), dtype=np.int64)
+    if (how < 0).any():
+        raise ValueError(f"{stage}: a staged reason is not one of {HOW}")
+    return pd.DataFrame({"customer_id": _arrow_text(ids),
+                         "cell_id": pd.Categorical.from_codes(idx, categories=pd.Index(names)),
+                         "how": pd.Categorical.from_codes(how, categories=HOW), "cell_index": idx})
+
+
+def _decode_staged(data: bytes) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    f = Fields(data)
+    if f.count != 4:
+        raise ValueError("unexpected row in a staging table's read")
+    ids, cell_ids = f.next(), f.next()
+    lengths = f.array(4, "i4")
+    id_len, cell_len = lengths >> 16, lengths & 0xFFFF
+    cell_len[cell_len == 0xFFFF] = -1
+    return text_array(ids, id_len), text_array(cell_ids, cell_len), f.array(4, "i4")

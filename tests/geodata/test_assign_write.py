@@ -129,9 +129,9 @@ def test_a_half_that_fails_leaves_the_previous_assignment(loaded, monkeypatch): 
 
 @pytest.mark.timeout(90)  # before the fix this hung (the writers' lock wait had no end)
 def test_halves_after_a_swap_in_the_same_transaction(loaded, monkeypatch):  # noqa: F811
-    """An import re-assigns several grids in its one transaction; the first swap (DETACH) holds customer_cell
-    exclusively to commit, so the halves' writers must not need it (with LIKE customer_cell they waited
-    for the transaction that waited for them)."""
+    """A caller may assign several grids in one transaction (a script, a notebook); the first swap (DETACH)
+    holds customer_cell exclusively to commit, so the halves' writers must not need it (with LIKE
+    customer_cell they waited for the transaction that waited for them)."""
     with loaded.begin() as conn:
         a = grids.build_grid(conn, county_code="640121", kind="h3", resolution=8)
         b = grids.build_grid(conn, county_code="640121", kind="village")
