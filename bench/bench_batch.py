@@ -453,6 +453,7 @@ def main() -> None:
                     help="customers per partition (default 1,000,000; with --verify 25,000, so that the bigger"
                          " counties are read in several hash slices whose totals are added up)")
     ap.add_argument("--skip-single", action="store_true", help="only the LocalCluster runs")
+    ap.add_argument("--single-only", action="store_true", help="only the one-process runs")
     ap.add_argument("--verify", type=int, default=None, metavar="N",
                     help="no timing: batch vs single-process assignment of N stored customers over the 22"
                          " counties, compared row by row (e.g. 1000000)")
@@ -461,6 +462,8 @@ def main() -> None:
     ap.add_argument("--verify-skip-parquet", action="store_true",
                     help="--verify without the batch from a GeoParquet export of the store")
     args = ap.parse_args()
+    if args.skip_single and args.single_only:
+        ap.error("--skip-single and --single-only exclude each other")
     if args.verify is not None:
         emit(verify(args.verify, res=args.res, workers=args.workers, rows=args.partition_rows or 25_000,
                     split_rows=args.verify_split_rows, parquet=not args.verify_skip_parquet))
@@ -478,7 +481,7 @@ def main() -> None:
         print(f"setup: {grids} counties with an H3 grid (res {args.res}) in {time.perf_counter() - t:.0f} s", flush=True)
         for kind, todo in (("place", sizes), ("full", full)):
             for n in todo:
-                for w in ([] if args.skip_single else [0]) + [args.workers]:
+                for w in ([] if args.skip_single else [0]) + ([] if args.single_only else [args.workers]):
                     r = run_once(engine, info, files[n], workers=w, rows=args.partition_rows or 1_000_000,
                                  kind=kind)
                     print(r, flush=True)
@@ -496,6 +499,8 @@ def summary(runs: list[dict]) -> dict:
         big = max(r["customers"] for r in mine)
         dist = next((r for r in mine if r["customers"] == big and not r["in_process"]), None)
         single = next((r for r in mine if r["customers"] == big and r["in_process"]), None)
+        if dist is None:  # --single-only: the one process is the figure (one worker)
+            dist, single = single, None
         if dist is None:
             continue
         k = dist["workers"]
