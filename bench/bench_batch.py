@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -130,6 +131,12 @@ def _reset_peak() -> None:
         pass
 
 
+def _progress(t0: float, message: str) -> None:
+    """A progress line on stderr (seconds since ``t0``, the load): what a run that is cut short leaves."""
+    print(f"  {time.perf_counter() - t0:7.1f} s  load {os.getloadavg()[0]:.1f}  {message}", file=sys.stderr,
+          flush=True)
+
+
 def _cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -151,11 +158,13 @@ def place_only(engine, client, path: Path, rows: int) -> dict:
     futures = [client.submit(tasks.place, p, {g: shipped[g] for g in bundles}, url, None, stage=False, pure=False)
                for p in parts]
     sums: dict = {}
-    n = 0
+    n = done = 0
     for fut in as_completed(futures):
         res = fut.result()
         fut.release()
         n += res["rows"]
+        done += 1
+        _progress(t0, f"{done}/{len(parts)} partitions, {n:,} customers placed")
         for gid, part in res["grids"].items():
             sums[gid] = tasks.add(sums.get(gid), part)
     placed = int(sum(int(h.sum()) for _, h in sums.values()))
@@ -182,6 +191,7 @@ def run_once(engine, info, path: Path, *, workers: int, rows: int, kind: str) ->
         marks: dict = {}
 
         def placed(fraction, message=""):  # the moment the last partition is placed: CPU so far
+            _progress(t0, message)
             if fraction >= 0.8 and not marks:
                 marks.update(cpu=client.run(_cpu_s) if workers else {"self": _cpu_s()}, server=cluster_cpu_s(info))
 
@@ -199,7 +209,9 @@ def run_once(engine, info, path: Path, *, workers: int, rows: int, kind: str) ->
         cluster.close()
     n, s = out["customers"], out["seconds"]
     cpu = [round(cpu1[k] - cpu0[k], 1) for k in cpu0]
-    r = {"kind": kind, "workers": workers or 1, "in_process": workers == 0, "customers": n, "wall_s": round(wall, 1),
+    r = {"kind": kind, "workers": workers or 1, "in_process": workers == 0, "customers": n,
+         "placed": out["placed"] if kind == "place" else sum(g["point"] + g["village"] for g in out["grids"]),
+         "wall_s": round(wall, 1),
          "place_s": s["place"], "place_points_per_s": round(n / s["place"]),
          "worker_cpu_s": cpu, "points_per_worker_cpu_s": round(n / max(sum(cpu), 1e-9)),
          "server_cpu_s": round(server, 1), "peak_rss_mb_per_worker": [round(p) for p in peaks],
