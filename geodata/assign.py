@@ -31,7 +31,7 @@ ProgressFn = Callable[[float, str], None]
 UNPLACED_SAMPLE = 50
 # The statistics live in geodata.cell_stats; still reachable here (refresh, the batch mode).
 __all__ = ["HOW", "assign_customers", "assignment_staleness", "fetch_customers", "locate_customers",
-           "new_partition", "potential_per_cell", "refresh_cell_stats", "swap_partition", "unplaced_customers",
+           "new_partition", "placement_frame", "potential_per_cell", "refresh_cell_stats", "swap_partition", "unplaced_customers",
            "village_index"]
 # customer_cell.how: placed by point or by village code, or why not placed.
 HOW = ("point", "village", "outside", "no_location")
@@ -104,9 +104,15 @@ def locate_customers(kind: str, cells, villages: pd.DataFrame, customers: pd.Dat
         ok = found >= 0
         idx[need[ok]] = found[ok]
         how[need[ok]] = 1
-    return pd.DataFrame({"customer_id": customers["customer_id"].reset_index(drop=True),
-                         "cell_id": pd.Categorical.from_codes(np.where(idx >= 0, idx, -1), categories=pd.Index(ids)),
-                         "how": pd.Categorical.from_codes(how, categories=HOW), "cell_index": idx})
+    return placement_frame(customers["customer_id"].reset_index(drop=True), idx, how, ids)
+
+
+def placement_frame(customer_id: pd.Series, cell_index: np.ndarray, how: np.ndarray, cell_ids) -> pd.DataFrame:
+    """What :func:`locate_customers` returns, from each customer's row in the cells (-1: none), its
+    :data:`HOW` code and the cells' ids (also built from a batch's staged rows)."""
+    return pd.DataFrame({"customer_id": customer_id,
+                         "cell_id": pd.Categorical.from_codes(cell_index, categories=pd.Index(cell_ids)),
+                         "how": pd.Categorical.from_codes(how, categories=HOW), "cell_index": cell_index})
 
 
 def assign_customers(conn: Connection, *, grid_id: int, progress: ProgressFn | None = None,

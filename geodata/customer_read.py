@@ -24,11 +24,27 @@ from geodata.sliced_read import read_ranges, read_slices
 # about 80 bytes per customer, far below PostgreSQL's 1 GB per value whatever the table holds.
 ROWS_PER_RANGE = 4_000_000
 
+
+def text_pair_sql(first: str, second: str) -> str:
+    """Aggregates of two text columns (``first`` never NULL, ``second`` may be; names from the caller's
+    code, never from input): each concatenated, and one int4 array of both lengths per row (a text of
+    32 characters is at most 128 bytes; 65535: NULL). Read back with :func:`read_text_pair`."""
+    return (f"string_agg({first}, ''), string_agg({second}, ''),"
+            f" array_agg(octet_length({first}) * 65536 + coalesce(octet_length({second}), 65535))")
+
+
+def read_text_pair(f: Fields) -> tuple[pa.Array, pa.Array]:
+    """The next three fields, written by :func:`text_pair_sql`, as two Arrow text arrays."""
+    first, second = f.next(), f.next()
+    lengths = f.array(4, "i4")
+    second_len = lengths & 0xFFFF
+    second_len[second_len == 0xFFFF] = -1
+    return text_array(first, lengths >> 16), text_array(second, second_len)
+
+
 # All aggregates advance on each row in the same order, so the i-th element of each is one customer.
 # NULL points read as NaN (no element may be NULL: the elements have fixed widths).
-# Both text lengths travel in one int4 (an id of 32 characters is at most 128 bytes; 65535: no village code).
-_READ = ("SELECT string_agg(customer_id, ''), string_agg(village_code, ''),"
-         " array_agg(octet_length(customer_id) * 65536 + coalesce(octet_length(village_code), 65535)),"
+_READ = ("SELECT " + text_pair_sql("customer_id", "village_code") + ","
          " array_agg(coalesce(ST_X(geom), 'NaN')), array_agg(coalesce(ST_Y(geom), 'NaN')),"
          " string_agg(deposit_balance::text, ','), string_agg(loan_balance::text, ',')")
 _FROM = (" FROM customer"
@@ -62,14 +78,14 @@ def fetch_customers(conn: Connection, *, county_code: str, part: int = 0, parts:
         pieces = read_ranges(conn, inner, **kw)
     cols = {k: [p[k] for p in pieces] for k in pieces[0]}
     return pd.DataFrame({
-        "customer_id": _arrow_text(pa.concat_arrays(cols["customer_id"])),
+        "customer_id": arrow_text(pa.concat_arrays(cols["customer_id"])),
         "lon": np.concatenate(cols["lon"]), "lat": np.concatenate(cols["lat"]),
-        "village_code": _arrow_text(pa.concat_arrays(cols["village_code"])),
+        "village_code": arrow_text(pa.concat_arrays(cols["village_code"])),
         "deposit_cents": np.concatenate(cols["deposit_cents"]), "loan_cents": np.concatenate(cols["loan_cents"]),
     })
 
 
-def _arrow_text(a: pa.Array) -> pd.Series:
+def arrow_text(a: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(a), dtype=pd.ArrowDtype(pa.large_string()))
 
 
@@ -153,13 +169,8 @@ def _decode(data: bytes) -> dict:
     f = Fields(data)
     if f.count != 7:
         raise ValueError("unexpected row in the customers' read")
-    ids, villages = f.next(), f.next()
-    lengths = f.array(4, "i4")
-    id_len, village_len = lengths >> 16, lengths & 0xFFFF
-    village_len[village_len == 0xFFFF] = -1
+    ids, villages = read_text_pair(f)
     lon, lat = f.array(8, "f8"), f.array(8, "f8")
     deposit, loan = f.next(), f.next()
-    n = len(id_len)
-    return {"customer_id": text_array(ids, id_len), "lon": lon, "lat": lat,
-            "village_code": text_array(villages, village_len), "deposit_cents": _cents(deposit, n),
-            "loan_cents": _cents(loan, n)}
+    return {"customer_id": ids, "lon": lon, "lat": lat, "village_code": villages,
+            "deposit_cents": _cents(deposit, len(ids)), "loan_cents": _cents(loan, len(ids))}

@@ -21,7 +21,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateColumn
 
 from geodata import tables
+from geodata.customer_read import arrow_text
 from geodata.pgcopy import encode_binary_chunks
+from geodata.sliced_read import can_open_connections
 
 # Rows of the assignment encoded per chunk, in a thread, while the previous chunk is stored.
 WRITE_CHUNK = 1_000_000
@@ -108,7 +110,7 @@ def write_partition(conn: Connection, grid_id: int, placed: pd.DataFrame) -> Non
     rows_of = _Rows(gid, pa.array(placed["customer_id"], type=pa.large_string()),
                     pa.array(list(cell_ids), type=pa.large_string()), cells,
                     pa.array(list(how.categories), type=pa.large_string()), how.codes.astype(np.int32))
-    if n >= SPLIT_ROWS and _can_split(conn):
+    if n >= SPLIT_ROWS and can_open_connections(conn.engine):
         _write_halves(conn, gid, rows_of, order)
         return
     new = new_partition(conn, gid)
@@ -125,17 +127,15 @@ class _Rows:
         self.reasons, self.how_codes = reasons, how_codes
 
     def chunks(self, order: np.ndarray):
-        from geodata.customer_read import _arrow_text
-
         for start in range(0, max(len(order), 1), WRITE_CHUNK):
             part = order[start:start + WRITE_CHUNK]
             c = self.cells[part]
             yield pd.DataFrame({
                 "grid_id": np.full(len(part), self.gid, dtype=np.int32),
-                "customer_id": _arrow_text(pc.take(self.ids, pa.array(part))),
-                "cell_id": _arrow_text(pa.DictionaryArray.from_arrays(pa.array(c, mask=c < 0), self.names)
+                "customer_id": arrow_text(pc.take(self.ids, pa.array(part))),
+                "cell_id": arrow_text(pa.DictionaryArray.from_arrays(pa.array(c, mask=c < 0), self.names)
                                        .cast(pa.large_string())),
-                "how": _arrow_text(pa.DictionaryArray.from_arrays(pa.array(self.how_codes[part]), self.reasons)
+                "how": arrow_text(pa.DictionaryArray.from_arrays(pa.array(self.how_codes[part]), self.reasons)
                                    .cast(pa.large_string())),
             })
 
@@ -153,11 +153,6 @@ def _copy(raw, table: str, rows: _Rows, order: np.ndarray) -> None:
         raise
     finally:
         stream.close()
-
-
-def _can_split(conn: Connection) -> bool:
-    """Two more connections can be had (not a test engine's single shared one)."""
-    return conn.engine.pool.__class__.__name__ not in ("StaticPool", "SingletonThreadPool")
 
 
 def _halves(gid: int) -> list[str]:

@@ -47,7 +47,7 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
     imported in one go into a table of many) may fall mostly in one range, read by one connection.
     Returned in page order.
     """
-    if conn.engine.pool.__class__.__name__ in ("StaticPool", "SingletonThreadPool"):
+    if not can_open_connections(conn.engine):
         return None
     if conn.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL"
                          " OR current_setting('transaction_isolation') <> 'read committed'")).scalar():
@@ -88,6 +88,11 @@ def read_slices(conn: Connection, inner: str, *, table: str, readers: int, fmt: 
         if isinstance(r, BaseException):
             raise r
     return out
+
+
+def can_open_connections(engine) -> bool:
+    """More connections than the caller's can be had (not an engine that hands out one shared connection)."""
+    return engine.pool.__class__.__name__ not in ("StaticPool", "SingletonThreadPool")
 
 
 def read_ranges(conn: Connection, inner: str, *, table: str, fmt: str = "csv", decode: Decode | None = None,

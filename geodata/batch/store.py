@@ -18,8 +18,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from geodata import liveness
-from geodata.assign import ASSIGN_LOCK_CLASS, HOW, refresh_cell_stats, village_index
-from geodata.customer_read import ROWS_PER_RANGE, Fields, _arrow_text, text_array
+from geodata.assign import (
+    ASSIGN_LOCK_CLASS,
+    HOW,
+    placement_frame,
+    refresh_cell_stats,
+    village_index,
+)
+from geodata.customer_read import ROWS_PER_RANGE, Fields, arrow_text, read_text_pair, text_pair_sql
 from geodata.errors import BadInput
 from geodata.grids import get_grid, grid_locator, load_cells, load_villages, locator_from_bytes
 from geodata.partition_write import write_partition
@@ -27,7 +33,7 @@ from geodata.pgcopy import encode_binary
 from geodata.sliced_read import read_ranges
 
 _TOKEN = re.compile(r"^[0-9a-f]{8,32}$")
-_STAGE = re.compile(r"^batch_[0-9a-f]{8,32}_g[0-9]+$")
+_STAGE = re.compile(r"^batch_[0-9a-f]{8,32}_g[0-9]+$")  # a staging table's name (staging_name)
 
 
 @dataclass
@@ -111,11 +117,11 @@ def drop_stale_staging(conn: Connection) -> list[str]:
     A live batch holds its :func:`owner_key` lock, so a try-lock on it fails and its tables stay."""
     names = conn.execute(text(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-        " AND tablename ~ '^batch_[0-9a-f]{8,32}_g[0-9]+$'"
+        " AND tablename ~ :pattern"
         " AND pg_try_advisory_xact_lock(:c, hashtext('batch-' || split_part(tablename, '_', 2)))"),
-        {"c": liveness.JOB_LOCK_CLASS}).scalars().all()
+        {"c": liveness.JOB_LOCK_CLASS, "pattern": _STAGE.pattern}).scalars().all()
     for name in names:
-        if re.fullmatch(r"batch_[0-9a-f]{8,32}_g[0-9]+", name):  # identifiers from the pattern only
+        if _STAGE.match(name):  # identifiers from the pattern only
             conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     return list(names)
 
@@ -177,8 +183,7 @@ def write_back(engine: Engine, *, token: str, grid: GridBundle, totals: pd.DataF
 # A staging table read as one row of columns per range (as geodata.customer_read reads customers): the
 # ids and cell ids concatenated with one int4 of both lengths per row (65535: no cell), the reason as its
 # position in HOW.
-_STAGED = ("SELECT string_agg(customer_id, ''), string_agg(cell_id, ''),"
-           " array_agg(octet_length(customer_id) * 65536 + coalesce(octet_length(cell_id), 65535)),"
+_STAGED = ("SELECT " + text_pair_sql("customer_id", "cell_id") + ","
            " array_agg(array_position(CAST(%s AS text[]), CAST(how AS text)) - 1) FROM {table} WHERE true")
 
 
@@ -201,17 +206,12 @@ def read_staged(conn: Connection, *, stage: str, cells: pd.DataFrame) -> pd.Data
     idx = np.asarray(pc.fill_null(at, -1), dtype=np.int64)
     if (how < 0).any():
         raise ValueError(f"{stage}: a staged reason is not one of {HOW}")
-    return pd.DataFrame({"customer_id": _arrow_text(ids),
-                         "cell_id": pd.Categorical.from_codes(idx, categories=pd.Index(names)),
-                         "how": pd.Categorical.from_codes(how, categories=HOW), "cell_index": idx})
+    return placement_frame(arrow_text(ids), idx, how, names)
 
 
 def _decode_staged(data: bytes) -> tuple[pa.Array, pa.Array, np.ndarray]:
     f = Fields(data)
     if f.count != 4:
         raise ValueError("unexpected row in a staging table's read")
-    ids, cell_ids = f.next(), f.next()
-    lengths = f.array(4, "i4")
-    id_len, cell_len = lengths >> 16, lengths & 0xFFFF
-    cell_len[cell_len == 0xFFFF] = -1
-    return text_array(ids, id_len), text_array(cell_ids, cell_len), f.array(4, "i4")
+    ids, cell_ids = read_text_pair(f)
+    return ids, cell_ids, f.array(4, "i4")

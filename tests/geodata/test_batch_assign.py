@@ -209,3 +209,24 @@ def test_a_killed_client_leaves_no_job_running(engine, db_url, county_grids, cli
     batch_ops.run(engine, actor="t", grid_ids=[county_grids["640122"]], as_of=AS_OF, client=client)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'batch\\_%'")).scalar() == 0
+
+
+def test_stale_staging_is_dropped_and_a_live_batchs_kept(engine):
+    """Staging tables of a batch whose process is gone are dropped; a live batch's (its lock held) stay."""
+    from geodata import liveness
+    from geodata.batch import store
+
+    with engine.begin() as conn:
+        for token in ("0123abcd", "4567cdef"):
+            conn.execute(text(f"CREATE UNLOGGED TABLE {store.staging_name(token, 7)} (x int)"))
+        conn.execute(text("CREATE TABLE batch_notahex_g7 (x int)"))  # not a staging name: never touched
+    with engine.connect() as live:
+        live.execute(text("SELECT pg_advisory_lock(:c, hashtext(:k))"),
+                     {"c": liveness.JOB_LOCK_CLASS, "k": store.owner_key("4567cdef")})
+        with engine.begin() as conn:
+            assert store.drop_stale_staging(conn) == ["batch_0123abcd_g7"]
+        live.execute(text("SELECT pg_advisory_unlock_all()"))
+    with engine.begin() as conn:
+        left = conn.execute(text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'batch\\_%' ORDER BY 1")).scalars()
+        assert list(left) == ["batch_4567cdef_g7", "batch_notahex_g7"]
+        conn.execute(text("DROP TABLE batch_4567cdef_g7, batch_notahex_g7"))
