@@ -98,7 +98,13 @@ def can_open_connections(engine) -> bool:
 def read_ranges(conn: Connection, inner: str, *, table: str, fmt: str = "csv", decode: Decode | None = None,
                 rows_per_range: int | None = None, selected: str | None = None) -> list[Any]:
     """As :func:`read_slices`, one range after the other on the caller's own connection and snapshot."""
-    raw = conn.connection.dbapi_connection
+    return read_ranges_raw(conn.connection.dbapi_connection, inner, table=table, fmt=fmt, decode=decode,
+                           rows_per_range=rows_per_range, selected=selected)
+
+
+def read_ranges_raw(raw, inner: str, *, table: str, fmt: str = "csv", decode: Decode | None = None,
+                    rows_per_range: int | None = None, selected: str | None = None) -> list[Any]:
+    """:func:`read_ranges` on the DB-API connection ``raw``."""
     with raw.cursor() as cur:
         bounds = _bounds(cur, table, 1, rows_per_range, selected)
     return [_copy(raw, inner, lo, hi, fmt, decode) for lo, hi in zip(bounds, bounds[1:], strict=False)]

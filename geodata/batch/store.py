@@ -7,6 +7,7 @@ reads only its own rows); ``token`` is made here (hex) and checked, never taken 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -28,12 +29,18 @@ from geodata.assign import (
 from geodata.customer_read import ROWS_PER_RANGE, Fields, arrow_text, read_text_pair, text_pair_sql
 from geodata.errors import BadInput
 from geodata.grids import get_grid, grid_locator, load_cells, load_villages, locator_from_bytes
-from geodata.partition_write import write_partition
+from geodata.partition_write import piece_bounds, sorted_rows, write_partition, write_pieces
 from geodata.pgcopy import encode_binary
-from geodata.sliced_read import read_ranges
+from geodata.sliced_read import can_open_connections, read_ranges_raw
 
 _TOKEN = re.compile(r"^[0-9a-f]{8,32}$")
 _STAGE = re.compile(r"^batch_[0-9a-f]{8,32}_g[0-9]+$")  # a staging table's name (staging_name)
+# A county with more staged rows than this is written back in pieces (ranges of customer id) of about this
+# many rows, read from staging one at a time, at most two at once: what a worker holds in the write-back
+# does not grow with the county (docs/batch.md).
+PIECE_ROWS = 1_000_000
+# Staged ids sampled (SQL, TABLESAMPLE) for the pieces' split points.
+SAMPLE_ROWS = 50_000
 
 
 @dataclass
@@ -165,37 +172,68 @@ def write_back(engine: Engine, *, token: str, grid: GridBundle, totals: pd.DataF
     (rows in cell id order), cell statistics from the summed ``totals``, ``assigned_at`` set.
 
     ``grid``: the shipped bundle (its cells serve the statistics, not read again); ``how``: the summed
-    counts per reason of the partitions' placements. The staged rows are read back as columns and
-    written by ``geodata.partition_write.write_partition``, as ``gridmkt assign customers`` writes
-    (sorted here, binary COPY FREEZE, in two halves for a big county): building the partition in SQL
-    (``INSERT … SELECT … ORDER BY cell_id``) cost the database half as much CPU again (docs/batch.md)."""
+    counts per reason of the partitions' placements. The staged rows are read back as columns, sorted
+    here and written by binary COPY FREEZE, as ``gridmkt assign customers`` writes (``geodata.partition_write``):
+    building the partition in SQL (``INSERT … SELECT … ORDER BY cell_id``) cost the database half as much
+    CPU again (docs/batch.md). A county of more than ``PIECE_ROWS`` staged rows is read, sorted and written
+    in pieces of at most about that many (ranges of customer id), two at a time over two connections, so
+    this process holds at most two pieces, whatever the county's size."""
     gid = int(grid.grid_id)
     stage = staging_name(token, gid)
+    staged = int(sum(how.values()))  # every placed row is staged, whatever its reason
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:c, :g)"), {"c": ASSIGN_LOCK_CLASS, "g": gid})
-        write_partition(conn, gid, read_staged(conn, stage=stage, cells=grid.cells))
+        if staged > PIECE_ROWS and can_open_connections(engine):
+            bounds = staged_bounds(conn, stage=stage, rows=staged, pieces=math.ceil(staged / PIECE_ROWS))
+            ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
+            write_pieces(conn, gid, bounds, lambda i, raw: sorted_rows(
+                gid, read_staged(raw, stage=stage, cells=grid.cells, low=ranges[i][0], high=ranges[i][1])))
+        else:
+            write_partition(conn, gid, read_staged(conn.connection.dbapi_connection, stage=stage, cells=grid.cells))
         stats = refresh_cell_stats(conn, grid_id=gid, as_of=as_of, totals=totals, cells=grid.cells)
         conn.execute(text("UPDATE grid SET assigned_at = now() WHERE id = :g"), {"g": gid})
-    return {"grid_id": gid, "customers": int(sum(how.values())),
-            **{h: int(how.get(h, 0)) for h in HOW}, "stats": stats}
+    return {"grid_id": gid, "customers": staged, **{h: int(how.get(h, 0)) for h in HOW}, "stats": stats}
+
+
+def staged_bounds(conn: Connection, *, stage: str, rows: int, pieces: int) -> list[str]:
+    """``pieces - 1`` split points of the staged customer ids (byte order) cutting ``stage`` (``rows`` rows)
+    into ranges of about equal rows: quantiles of a sample of about ``SAMPLE_ROWS`` ids drawn by the
+    database (pages at random, TABLESAMPLE SYSTEM), not every id read here."""
+    if not _STAGE.match(stage):
+        raise ValueError(f"bad staging table {stage!r}")
+    q = [i / pieces for i in range(1, pieces)]
+    sql = (f"SELECT percentile_disc(CAST(:q AS float8[])) WITHIN GROUP (ORDER BY customer_id COLLATE \"C\")"
+           f" FROM {stage} TABLESAMPLE SYSTEM (:pct) REPEATABLE (19)")
+    pct = min(100.0, 100.0 * SAMPLE_ROWS / max(rows, 1))
+    found = conn.execute(text(sql), {"q": q, "pct": pct}).scalar()
+    if found is None and pct < 100:  # no page drawn: a table much smaller than ``rows`` said
+        found = conn.execute(text(sql), {"q": q, "pct": 100.0}).scalar()
+    return piece_bounds(found or [])
 
 
 # A staging table read as one row of columns per range (as geodata.customer_read reads customers): the
 # ids and cell ids concatenated with one int4 of both lengths per row (65535: no cell), the reason as its
 # position in HOW.
 _STAGED = ("SELECT " + text_pair_sql("customer_id", "cell_id") + ","
-           " array_agg(array_position(CAST(%s AS text[]), CAST(how AS text)) - 1) FROM {table} WHERE true")
+           " array_agg(array_position(CAST(%(how)s AS text[]), CAST(how AS text)) - 1) FROM {table} WHERE true")
 
 
-def read_staged(conn: Connection, *, stage: str, cells: pd.DataFrame) -> pd.DataFrame:
+def read_staged(raw, *, stage: str, cells: pd.DataFrame, low: str | None = None,
+                high: str | None = None) -> pd.DataFrame:
     """The staged rows of one grid as ``geodata.assign.locate_customers`` returns them (customer_id, cell_id
-    and how as categoricals, cell_index: the row in ``cells``, -1 for none)."""
+    and how as categoricals, cell_index: the row in ``cells``, -1 for none), read on the DB-API connection
+    ``raw``; with ``low``/``high``, only the customer ids from ``low`` (included) to ``high`` (excluded),
+    in byte order."""
     if not _STAGE.match(stage):
         raise ValueError(f"bad staging table {stage!r}")
-    with conn.connection.dbapi_connection.cursor() as cur:
-        inner = cur.mogrify(_STAGED.format(table=stage), (list(HOW),)).decode()
-    pieces = read_ranges(conn, inner, table=stage, fmt="binary", decode=_decode_staged,
-                         rows_per_range=ROWS_PER_RANGE, selected=f"SELECT 1 FROM {stage}")
+    where = "".join([' AND customer_id COLLATE "C" >= %(low)s' if low is not None else "",
+                     ' AND customer_id COLLATE "C" < %(high)s' if high is not None else ""])
+    args = {"how": list(HOW), "low": low, "high": high}
+    with raw.cursor() as cur:
+        inner = cur.mogrify(_STAGED.format(table=stage) + where, args).decode()
+        selected = cur.mogrify(f"SELECT 1 FROM {stage} WHERE true{where}", args).decode()
+    pieces = read_ranges_raw(raw, inner, table=stage, fmt="binary", decode=_decode_staged,
+                             rows_per_range=ROWS_PER_RANGE, selected=selected)
     ids = pa.concat_arrays([p[0] for p in pieces])
     cell_text = pa.concat_arrays([p[1] for p in pieces])
     how = np.concatenate([p[2] for p in pieces]).astype(np.int8)
