@@ -16,7 +16,8 @@ Two kinds of run per size and way:
 
 For each: wall seconds, points/s, CPU seconds of each worker (wall time stretches with the load of a
 shared machine, CPU time much less) and of the database server, and each worker's peak resident memory
-(reset before each run), which must not grow with the size. The last line is one JSON object, with an
+(reset before each run, and again when the last partition is placed: the full runs report the placement's
+and the write-back's peaks apart too), which must not grow with the size. The last line is one JSON object, with an
 estimate of the workers that 600M customers need within one hour.
 
     python bench/bench_batch.py --sizes 10000000,50000000 --full-sizes 10000000 --workers 2
@@ -190,10 +191,12 @@ def run_once(engine, info, path: Path, *, workers: int, rows: int, kind: str) ->
         t0 = time.perf_counter()
         marks: dict = {}
 
-        def placed(fraction, message=""):  # the moment the last partition is placed: CPU so far
+        def placed(fraction, message=""):  # the moment the last partition is placed: CPU and memory so far
             _progress(t0, message)
             if fraction >= 0.8 and not marks:
-                marks.update(cpu=client.run(_cpu_s) if workers else {"self": _cpu_s()}, server=cluster_cpu_s(info))
+                marks.update(cpu=client.run(_cpu_s) if workers else {"self": _cpu_s()}, server=cluster_cpu_s(info),
+                             peak=client.run(_peak_mb) if workers else {"self": _peak_mb()})
+                client.run(_reset_peak) if workers else _reset_peak()  # the write-back's peak apart
 
         if kind == "place":
             out = place_only(engine, client, path, rows)
@@ -203,12 +206,13 @@ def run_once(engine, info, path: Path, *, workers: int, rows: int, kind: str) ->
         wall = time.perf_counter() - t0
         cpu1 = client.run(_cpu_s) if workers else {"self": _cpu_s()}
         server = cluster_cpu_s(info) - s0
-        peaks = list(client.run(_peak_mb).values()) if workers else [_peak_mb()]
+        last = client.run(_peak_mb) if workers else {"self": _peak_mb()}
     finally:
         client.close()
         cluster.close()
     n, s = out["customers"], out["seconds"]
     cpu = [round(cpu1[k] - cpu0[k], 1) for k in cpu0]
+    peaks = [max(last[k], marks.get("peak", {}).get(k, 0.0)) for k in cpu0]  # the whole run's
     r = {"kind": kind, "workers": workers or 1, "in_process": workers == 0, "customers": n,
          "placed": out["placed"] if kind == "place" else sum(g["point"] + g["village"] for g in out["grids"]),
          "wall_s": round(wall, 1),
@@ -219,7 +223,9 @@ def run_once(engine, info, path: Path, *, workers: int, rows: int, kind: str) ->
     if kind == "full":  # CPU seconds of the write-back alone (after the last partition was placed)
         r.update({"write_back_s": s["write_back"], "write_back_rows_per_s": round(n / s["write_back"]),
                   "write_back_worker_cpu_s": [round(cpu1[k] - marks["cpu"][k], 1) for k in cpu0],
-                  "write_back_server_cpu_s": round(server + s0 - marks["server"], 1)})
+                  "write_back_server_cpu_s": round(server + s0 - marks["server"], 1),
+                  "place_peak_rss_mb_per_worker": [round(marks["peak"][k]) for k in cpu0],
+                  "write_back_peak_rss_mb_per_worker": [round(last[k]) for k in cpu0]})
     return r
 
 
@@ -524,6 +530,7 @@ def summary(runs: list[dict]) -> dict:
             fig["speedup_wall"] = round(single["wall_s"] / dist["wall_s"], 2)
         if kind == "full":
             fig["write_back_rows_per_s"] = dist["write_back_rows_per_s"]
+            fig["write_back_peak_rss_mb_per_worker"] = dist["write_back_peak_rss_mb_per_worker"]
             fig["server_cpu_s_per_million"] = round(dist["server_cpu_s"] / big * 1e6, 1)
         out[kind] = fig
     # Placement scales with the workers: from a worker's measured rate (wall, on this loaded machine, and per

@@ -141,9 +141,10 @@ class _Rows:
         self.gid, self.ids, self.names, self.cells = gid, ids, names, cells
         self.reasons, self.how_codes = reasons, how_codes
 
-    def chunks(self, order: np.ndarray):
-        for start in range(0, max(len(order), 1), WRITE_CHUNK):
-            part = order[start:start + WRITE_CHUNK]
+    def chunks(self, order: np.ndarray, size: int | None = None):
+        size = size or WRITE_CHUNK
+        for start in range(0, max(len(order), 1), size):
+            part = order[start:start + size]
             c = self.cells[part]
             yield pd.DataFrame({
                 "grid_id": np.full(len(part), self.gid, dtype=np.int32),
@@ -155,9 +156,10 @@ class _Rows:
             })
 
 
-def _copy(raw, table: str, rows: _Rows, order: np.ndarray) -> None:
-    """Binary COPY of ``rows`` in ``order`` into ``table`` (created in this transaction: FREEZE)."""
-    stream, cols = encode_binary_chunks(rows.chunks(order), _COLUMNS)
+def _copy(raw, table: str, rows: _Rows, order: np.ndarray, chunk: int | None = None) -> None:
+    """Binary COPY of ``rows`` in ``order`` into ``table`` (created in this transaction: FREEZE), encoded
+    ``chunk`` rows at a time (default ``WRITE_CHUNK``)."""
+    stream, cols = encode_binary_chunks(rows.chunks(order, chunk), _COLUMNS)
     try:
         with raw.cursor() as cur:
             cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN WITH (FORMAT binary, FREEZE)",
@@ -228,13 +230,15 @@ def piece_bounds(values) -> list[str]:
     return sorted({v for v in values if v is not None})
 
 
-def write_pieces(conn: Connection, gid: int, bounds: list[str], produce: Produce) -> None:
+def write_pieces(conn: Connection, gid: int, bounds: list[str], produce: Produce, *,
+                 chunk: int | None = None) -> None:
     """Grid ``gid``'s partition as ``len(bounds) + 1`` ranges of customer id (byte order; ``bounds`` sorted
     and distinct), each made by ``produce(i, raw)`` (``raw``: the writer's DB-API connection, free to read
     with before the piece is written), filled and indexed by one of at most ``WRITERS`` connections at a
     time (so at most that many pieces in memory) and committed unattached; then attached here as the range
     partitions of the grid's partition and swapped in. If anything fails, every piece is dropped and the
-    previous assignment stays (the caller's transaction rolls back)."""
+    previous assignment stays (the caller's transaction rolls back). ``chunk``: rows encoded at a time
+    (default ``WRITE_CHUNK``; a writer holds up to four encoded chunks at once, see ``geodata.pgcopy``)."""
     gid = int(gid)
     _lock(conn)
     key = range_key(conn)
@@ -276,7 +280,7 @@ def write_pieces(conn: Connection, gid: int, bounds: list[str], produce: Produce
                     cur.execute(f"CREATE TABLE {names[i]} ({columns},"
                                 f" CONSTRAINT {names[i]}_grid CHECK (grid_id = {gid}),"
                                 f" CONSTRAINT {names[i]}_key CHECK ({checks[i]}))")
-                _copy(raw, names[i], rows, order)
+                _copy(raw, names[i], rows, order, chunk)
                 del rows, order  # the next piece is made only now: one piece in memory per writer
                 with raw.cursor() as cur:
                     _index(lambda q: cur.execute(q.text), names[i])

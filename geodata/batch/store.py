@@ -39,6 +39,9 @@ _STAGE = re.compile(r"^batch_[0-9a-f]{8,32}_g[0-9]+$")  # a staging table's name
 # many rows, read from staging one at a time, at most two at once: what a worker holds in the write-back
 # does not grow with the county (docs/batch.md).
 PIECE_ROWS = 1_000_000
+# Rows of a piece encoded for its COPY at a time: 1M-row pieces in chunks of 250,000 took a third less
+# memory than in one chunk, and no more time (bench/bench_write_back.py, docs/batch.md).
+PIECE_CHUNK = 250_000
 # Staged ids sampled (SQL, TABLESAMPLE) for the pieces' split points.
 SAMPLE_ROWS = 50_000
 
@@ -187,7 +190,8 @@ def write_back(engine: Engine, *, token: str, grid: GridBundle, totals: pd.DataF
             bounds = staged_bounds(conn, stage=stage, rows=staged, pieces=math.ceil(staged / PIECE_ROWS))
             ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
             write_pieces(conn, gid, bounds, lambda i, raw: sorted_rows(
-                gid, read_staged(raw, stage=stage, cells=grid.cells, low=ranges[i][0], high=ranges[i][1])))
+                gid, read_staged(raw, stage=stage, cells=grid.cells, low=ranges[i][0], high=ranges[i][1])),
+                chunk=PIECE_CHUNK)
         else:
             write_partition(conn, gid, read_staged(conn.connection.dbapi_connection, stage=stage, cells=grid.cells))
         stats = refresh_cell_stats(conn, grid_id=gid, as_of=as_of, totals=totals, cells=grid.cells)

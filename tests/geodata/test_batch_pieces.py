@@ -206,3 +206,20 @@ def test_a_killed_writes_pieces_are_dropped_however_many(engine, county_grid, wh
     with engine.begin() as conn:  # the one-table write (gridmkt assign customers, small county) too
         assign.assign_customers(conn, grid_id=gid, as_of=AS_OF)
     assert _rows(engine, gid) == whole and _tables(engine, gid) == [f"customer_cell_g{gid}"]
+
+
+def test_pieces_by_collate_c_where_the_default_collation_is_not_byte_order(engine, county_grid, whole, monkeypatch):
+    """In a database of another default collation the pieces are ranges of ``customer_id COLLATE "C"`` (the
+    split points are in byte order): same rows; a lookup then says COLLATE "C" to be pruned."""
+    gid = county_grid["id"]
+    monkeypatch.setattr(store, "PIECE_ROWS", 500)
+    monkeypatch.setattr(partition_write, "range_key", lambda conn: '(customer_id COLLATE "C")')
+    _batch(engine, county_grid)
+    assert _rows(engine, gid) == whole and len(_tables(engine, gid)) == 5
+    with engine.connect() as conn:
+        key = conn.execute(text("SELECT pg_get_partkeydef(CAST(:t AS regclass))"), {"t": f"customer_cell_g{gid}"}).scalar()
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(conn.execute(text('EXPLAIN SELECT cell_id FROM customer_cell WHERE grid_id = :g'
+                                           ' AND customer_id COLLATE "C" = :c'), {"g": gid, "c": whole[0][0].customer_id}).scalars())
+    assert 'COLLATE "C"' in key, key
+    assert len(re.findall(rf"customer_cell_g{gid}_([0-9]+)\b", plan)) == 1, plan
