@@ -31,7 +31,9 @@ a village code, 0.2% with neither, 1% with a point and no village code, so every
    ``cell_stat`` rows (every figure column, not the timestamps) are copied aside;
 2. the assignments and statistics dropped, ``geodata.assign.assign_customers`` (one transaction per grid)
    for every grid, with ``geodata.partition_write.SPLIT_ROWS`` lowered to ``--verify-split-rows`` so the
-   bigger counties are written in two halves (which counties were is printed), copied aside too;
+   bigger counties are written in two halves (which counties were is printed), copied aside too (the
+   batch's workers have ``geodata.batch.store.PIECE_ROWS`` lowered to ``--verify-piece-rows``, 20,000, so
+   that the bigger counties are written back in pieces: how many each is printed);
 3. the two compared in SQL, row by row (FULL JOIN, IS DISTINCT FROM), per county; unless
    ``--verify-skip-parquet``, the store is exported to GeoParquet (``gridmkt export customers``) and the
    batch from that file is compared with the single-process rows as well.
@@ -374,9 +376,17 @@ def _report(name: str, rows: list[dict]) -> dict:
                                    or r["customers"][0] != r["customers"][1]]}
 
 
-def verify(n: int, *, res: int, workers: int, rows: int, split_rows: int, parquet: bool) -> dict:
+def _set_piece_rows(n: int) -> None:
+    from geodata.batch import store
+
+    store.PIECE_ROWS = n
+
+
+def verify(n: int, *, res: int, workers: int, rows: int, split_rows: int, parquet: bool,
+           piece_rows: int | None = None) -> dict:
     """Batch (LocalCluster of ``workers`` processes) against single-process assignment of every county, the
-    customers in the store; optionally the batch from a GeoParquet export of that store too."""
+    customers in the store; optionally the batch from a GeoParquet export of that store too. ``piece_rows``:
+    the workers' ``geodata.batch.store.PIECE_ROWS`` (the bigger counties written back in pieces)."""
     from sqlalchemy import text
 
     from api.operations import batch as batch_ops
@@ -387,7 +397,7 @@ def verify(n: int, *, res: int, workers: int, rows: int, split_rows: int, parque
     path = synth(n)
     print(f"GeoParquet of {n:,} customers ready in {time.perf_counter() - t:.0f} s", flush=True)
     out: dict = {"bench": "batch_verify", "n": n, "res": res, "workers": workers, "partition_rows": rows,
-                 "split_rows": split_rows, "as_of": AS_OF, "seconds": {}}
+                 "split_rows": split_rows, "piece_rows": piece_rows, "as_of": AS_OF, "seconds": {}}
     sec = out["seconds"]
     with throwaway_database() as (engine, info):
         t = time.perf_counter()
@@ -405,12 +415,20 @@ def verify(n: int, *, res: int, workers: int, rows: int, split_rows: int, parque
 
         client, cluster = batch_ops.open_client(scheduler=None, workers=workers)
         try:
+            if piece_rows:
+                client.run(_set_piece_rows, piece_rows)
             t = time.perf_counter()
             b = batch_ops.run(engine, actor="bench", client=client, rows_per_part=rows, as_of=AS_OF)
             sec["batch_store"] = round(time.perf_counter() - t, 1)
             assert b["workers"] == workers, b["workers"]
+            with engine.connect() as conn:  # how many range pieces each county's partition was written in
+                pieced = dict(conn.execute(text(
+                    "SELECT g.county_code, count(*) FROM grid g JOIN pg_inherits i"
+                    " ON i.inhparent = to_regclass('customer_cell_g' || g.id) GROUP BY 1 ORDER BY 1")).all())
+            out["batch_pieces"] = pieced
             print(f"batch from the store: {b['customers']:,} customers, {b['partitions']} partitions,"
-                  f" {b['workers']} workers, {sec['batch_store']} s", flush=True)
+                  f" {b['workers']} workers, {sec['batch_store']} s; written back in pieces"
+                  f" (PIECE_ROWS {piece_rows or 'default'}): {len(pieced)} counties {pieced}", flush=True)
             _snapshot(engine, "batch")
             _clear(engine, gids)
 
@@ -477,6 +495,8 @@ def main() -> None:
                          " counties, compared row by row (e.g. 1000000)")
     ap.add_argument("--verify-split-rows", type=int, default=50_000,
                     help="SPLIT_ROWS of the single-process path in --verify (its two-halves write)")
+    ap.add_argument("--verify-piece-rows", type=int, default=20_000,
+                    help="PIECE_ROWS of the batch's write-back in --verify (its pieces; 0: the module's)")
     ap.add_argument("--verify-skip-parquet", action="store_true",
                     help="--verify without the batch from a GeoParquet export of the store")
     args = ap.parse_args()
@@ -484,7 +504,8 @@ def main() -> None:
         ap.error("--skip-single and --single-only exclude each other")
     if args.verify is not None:
         emit(verify(args.verify, res=args.res, workers=args.workers, rows=args.partition_rows or 25_000,
-                    split_rows=args.verify_split_rows, parquet=not args.verify_skip_parquet))
+                    split_rows=args.verify_split_rows, parquet=not args.verify_skip_parquet,
+                    piece_rows=args.verify_piece_rows or None))
         return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     full = [int(x) for x in args.full_sizes.split(",") if x]
