@@ -50,7 +50,8 @@ def _select(table: Table, key: tuple[str, ...], as_csv: bool) -> str:
         return sql_safe_text(expr, alias) if as_csv else f"{expr} AS {alias}"
 
     parts = []
-    for col in (c for c in table.c if c.name not in _SKIP):
+    # Generated columns (customer.placement) repeat what the others say: left out.
+    for col in (c for c in table.c if c.name not in _SKIP and c.computed is None):
         c = col.name
         if c == "legal_entity_id":
             # The code, under the field name imports read: an internal id would be dropped on re-import.
