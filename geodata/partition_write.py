@@ -240,7 +240,6 @@ def write_pieces(conn: Connection, gid: int, bounds: list[str], produce: Produce
     previous assignment stays (the caller's transaction rolls back). ``chunk``: rows encoded at a time
     (default ``WRITE_CHUNK``; a writer holds up to four encoded chunks at once, see ``geodata.pgcopy``)."""
     gid = int(gid)
-    _lock(conn)
     key = range_key(conn)
     k = len(bounds) + 1
     quoted = [conn.execute(text("SELECT quote_literal(CAST(:s AS text))"), {"s": b}).scalar() for b in bounds]
@@ -300,6 +299,9 @@ def write_pieces(conn: Connection, gid: int, bounds: list[str], produce: Produce
     try:
         if errors:
             raise errors[0]
+        # Only now, for the attach and swap: writing the pieces needs nothing of customer_cell, so several
+        # grids' pieces are written while another grid's swap holds this lock (to its commit).
+        _lock(conn)
         new = f"customer_cell_g{gid}_new"
         conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
         conn.execute(text(f"CREATE TABLE {new} (LIKE customer_cell INCLUDING DEFAULTS) PARTITION BY RANGE ({key})"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 
 import numpy as np
@@ -223,3 +224,38 @@ def test_pieces_by_collate_c_where_the_default_collation_is_not_byte_order(engin
                                            ' AND customer_id COLLATE "C" = :c'), {"g": gid, "c": whole[0][0].customer_id}).scalars())
     assert 'COLLATE "C"' in key, key
     assert len(re.findall(rf"customer_cell_g{gid}_([0-9]+)\b", plan)) == 1, plan
+
+
+@pytest.mark.timeout(120)
+def test_pieces_are_written_while_another_grid_swaps(engine, county_grid, whole, monkeypatch):
+    """Counties are written back in parallel: while another transaction holds customer_cell's partition lock
+    (a swap, to its commit), this county's pieces are still read, written and committed; only the attach
+    waits. (They waited for the lock before reading anything.)"""
+    gid = county_grid["id"]
+    monkeypatch.setattr(store, "PIECE_ROWS", 300)
+    other = engine.connect()
+    other.execute(text("LOCK TABLE customer_cell IN SHARE UPDATE EXCLUSIVE MODE"))
+    errors = []
+
+    def run():
+        try:
+            _batch(engine, county_grid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            written = [n for n in _tables(engine, gid) if "_new_" in n]
+            if len(written) == 7:
+                break
+            time.sleep(0.2)
+        assert len(written) == 7 and t.is_alive() and not errors, (written, errors)
+    finally:
+        other.rollback()
+        other.close()
+    t.join(60)
+    assert not errors and not t.is_alive()
+    assert _rows(engine, gid) == whole and len(_tables(engine, gid)) == 8
