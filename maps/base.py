@@ -250,39 +250,52 @@ def new_map(bounds: list[list[float]], opts: PageOptions, *, link_labels: dict |
     return m
 
 
-def add_background(m: folium.Map, bg: Background | None, opts: PageOptions) -> None:
-    """The context layer from the project's own data, so that a reader can tell where a cell is.
+def background_layers(bg: Background, opts: PageOptions, *, neighbours: bool = True) -> list[dict]:
+    """The context layer's parts, in drawing order: ``{kind, label, geo | rows, control, show}``.
 
-    Neighbouring counties (outlined and named), the county outline, township boundaries
-    where known, township seats with their names, and village points whose names appear
-    once the map is zoomed in far enough to read them (gridmkt.js). Drawn on every page;
-    over a tile server's basemap the village points start hidden (the tiles name places).
+    Neighbouring counties (outlined, and named at a point on each) when ``neighbours``, the county
+    outline, township boundaries where known, township seats with their names, and village points
+    (``show`` False over a tile server's basemap: the tiles name places). One source for the folium
+    pages (:func:`add_background`) and the day page (``maps.day.day_context``).
     """
-    if bg is None:
-        return
-    if bg.neighbours is not None and len(bg.neighbours):
-        GeoLayer(feature_collection(bg.neighbours.geometry.to_numpy(),
-                                    [{"t": n} for n in bg.neighbours["name"]], opts),
-                 "neighbour", "邻县 neighbouring counties", control=False).add_to(m)
+    out: list[dict] = []
+    if neighbours and bg.neighbours is not None and len(bg.neighbours):
+        out.append({"kind": "neighbour", "label": "邻县 neighbouring counties", "control": False,
+                    "geo": feature_collection(bg.neighbours.geometry.to_numpy(),
+                                              [{"t": n} for n in bg.neighbours["name"]], opts)})
         spots = shapely.point_on_surface(bg.neighbours.geometry.to_numpy())
         names = pd.DataFrame({"name": bg.neighbours["name"].to_numpy(), "lon": shapely.get_x(spots),
                               "lat": shapely.get_y(spots)})
-        PointLayer(point_rows(names, ["name"], opts), "county_label", "邻县 neighbouring counties",
-                   control=False).add_to(m)
+        out.append({"kind": "county_label", "label": "邻县 neighbouring counties", "control": False,
+                    "rows": point_rows(names, ["name"], opts)})
     if bg.county is not None:
         county = gpd.GeoSeries([bg.county], crs=4326).to_numpy()
-        GeoLayer(feature_collection(county, [{"t": bg.county_name or "县界 county"}], opts), "county", "县界 county",
-                 control=False).add_to(m)
+        out.append({"kind": "county", "label": "县界 county", "control": False,
+                    "geo": feature_collection(county, [{"t": bg.county_name or "县界 county"}], opts)})
     if bg.township_areas is not None and len(bg.township_areas):
-        GeoLayer(feature_collection(bg.township_areas.geometry.to_numpy(),
-                                    [{"t": n} for n in bg.township_areas["name"]], opts),
-                 "township_area", "乡镇界 township boundaries").add_to(m)
+        out.append({"kind": "township_area", "label": "乡镇界 township boundaries",
+                    "geo": feature_collection(bg.township_areas.geometry.to_numpy(),
+                                              [{"t": n} for n in bg.township_areas["name"]], opts)})
     if bg.townships is not None and len(bg.townships):
-        PointLayer(point_rows(bg.townships, ["name"], opts), "township", "乡镇 townships").add_to(m)
+        out.append({"kind": "township", "label": "乡镇 townships", "rows": point_rows(bg.townships, ["name"], opts)})
     if bg.villages is not None and len(bg.villages):
-        # Off by default when tiles show places anyway; on when they are the only reference.
-        PointLayer(point_rows(bg.villages, ["name"], opts), "village", "村 villages",
-                   show=not opts.tile_url).add_to(m)
+        out.append({"kind": "village", "label": "村 villages", "show": not opts.tile_url,
+                    "rows": point_rows(bg.villages, ["name"], opts)})
+    return out
+
+
+def add_background(m: folium.Map, bg: Background | None, opts: PageOptions) -> None:
+    """The context layer from the project's own data (:func:`background_layers`), so that a reader can
+    tell where a cell is: drawn on every page; village names appear once the map is zoomed in far
+    enough to read them (gridmkt.js); over a tile server's basemap the village points start hidden."""
+    if bg is None:
+        return
+    for part in background_layers(bg, opts):
+        kw = {"control": part.get("control", True), "show": part.get("show", True)}
+        if "geo" in part:
+            GeoLayer(part["geo"], part["kind"], part["label"], **kw).add_to(m)
+        else:
+            PointLayer(part["rows"], part["kind"], part["label"], **kw).add_to(m)
 
 
 def _strip_cdn(element) -> None:

@@ -17,17 +17,14 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-import geopandas as gpd
-
 from maps.assets import BUNDLES, STATIC_DIR, asset_tags
 from maps.base import (
     BACKGROUND_COLOR,
     Background,
     PageOptions,
+    background_layers,
     esc,
-    feature_collection,
     js,
-    point_rows,
 )
 
 DAY_BUNDLES = ("leaflet", "vectorgrid", "gridmkt", "gridmkt-day")
@@ -53,20 +50,10 @@ def day_context(backgrounds: Iterable[Background], opts: PageOptions) -> list[di
     drawn by ``gridmkt.geoLayer`` / ``gridmkt.pointLayer`` under the route; it travels in the page's config, so
     the service worker's copy of the page has it offline.
     """
-    out: list[dict] = []
-    for bg in backgrounds:
-        if bg.county is not None:
-            county = gpd.GeoSeries([bg.county], crs=4326).to_numpy()
-            out.append({"kind": "county",
-                        "geo": feature_collection(county, [{"t": bg.county_name or "县界 county"}], opts)})
-        if bg.township_areas is not None and len(bg.township_areas):
-            out.append({"kind": "township_area", "geo": feature_collection(
-                bg.township_areas.geometry.to_numpy(), [{"t": n} for n in bg.township_areas["name"]], opts)})
-        if bg.townships is not None and len(bg.townships):
-            out.append({"kind": "township", "rows": point_rows(bg.townships, ["name"], opts)})
-        if bg.villages is not None and len(bg.villages) and not opts.tile_url:  # tiles name places anyway
-            out.append({"kind": "village", "rows": point_rows(bg.villages, ["name"], opts)})
-    return out
+    # A part that starts hidden on the other pages (village points over tiles) is left out: the page has
+    # no layer control to show it.
+    return [{k: part[k] for k in ("kind", "geo", "rows") if k in part}
+            for bg in backgrounds for part in background_layers(bg, opts, neighbours=False) if part.get("show", True)]
 
 
 def day_page(*, rm_code: str, options: PageOptions, outcomes: tuple[tuple[str, str], ...] = OUTCOMES,
