@@ -59,7 +59,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-from bench.common import DATA, cluster_cpu_s, emit, throwaway_database
+from bench.common import DATA, cluster_cpu_s, emit, import_ningxia, throwaway_database
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 TARGET = 600_000_000
@@ -100,14 +100,8 @@ def synth(n: int, seed: int = 19) -> Path:
 def setup(engine, res: int) -> int:
     """The 22 counties, their villages, and an H3 grid per county; returns how many grids."""
     from geodata import grids
-    from geodata.importers import run_import
 
-    tmp = CACHE / "rejects"
-    run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson", user="bench",
-               crs="gcj02", rejects_dir=tmp)
-    run_import(engine, kind="villages", path=DATA / "ningxia_villages.csv", user="bench", crs="gcj02",
-               rejects_dir=tmp, mapping={"street_code": "township_code", "street_name": "township_name",
-                                         "lon_gcj02": "lon", "lat_gcj02": "lat"})
+    import_ningxia(engine, CACHE / "rejects")
     with engine.begin() as conn:
         codes = [r[0] for r in conn.exec_driver_sql("SELECT adcode FROM county ORDER BY 1")]
     for c in codes:

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import DATA, cluster_cpu_s, emit, throwaway_database  # noqa: E402
+from bench.common import cluster_cpu_s, emit, import_ningxia, throwaway_database  # noqa: E402
 
 COUNTY = "640422"  # 西吉县: the biggest county of bench_batch's customers
 
@@ -115,16 +115,10 @@ def main() -> None:
 
     from geodata import grids
     from geodata.batch import store
-    from geodata.importers import run_import
 
     runs = []
     with throwaway_database() as (engine, info):
-        tmp = ROOT / "bench" / ".cache" / "rejects"
-        run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson", user="bench",
-                   crs="gcj02", rejects_dir=tmp)
-        run_import(engine, kind="villages", path=DATA / "ningxia_villages.csv", user="bench", crs="gcj02",
-                   rejects_dir=tmp, mapping={"street_code": "township_code", "street_name": "township_name",
-                                             "lon_gcj02": "lon", "lat_gcj02": "lat"})
+        import_ningxia(engine, ROOT / "bench" / ".cache" / "rejects")
         with engine.begin() as conn:
             gid = int(grids.build_grid(conn, county_code=COUNTY, kind="h3", resolution=8)["id"])
         url = engine.url.render_as_string(hide_password=False)

@@ -23,6 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = DEMO_DATA
 
 
+def import_ningxia(engine, rejects_dir: Path) -> None:
+    """The real Ningxia counties and their villages (GCJ-02 points), as the demo imports them."""
+    from geodata.importers import run_import
+
+    run_import(engine, kind="counties", path=DATA / "ningxia_counties_gcj02.geojson", user="bench",
+               crs="gcj02", rejects_dir=rejects_dir)
+    run_import(engine, kind="villages", path=DATA / "ningxia_villages.csv", user="bench", crs="gcj02",
+               rejects_dir=rejects_dir, mapping={"street_code": "township_code", "street_name": "township_name",
+                                                 "lon_gcj02": "lon", "lat_gcj02": "lat"})
+
+
 @contextmanager
 def throwaway_database():
     """Yield ``(engine, cluster_info)`` on a fresh, migrated database in a temporary cluster."""
