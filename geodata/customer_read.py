@@ -37,8 +37,13 @@ def text_pair_sql(first: str, second: str) -> str:
 def read_text_pair(f: Fields) -> tuple[pa.Array, pa.Array]:
     """The next three fields, written by :func:`text_pair_sql`, as two Arrow text arrays."""
     first, second = f.next(), f.next()
-    lengths = f.array(4, "i4")
-    second_len = lengths & 0xFFFF
+    return text_pair(first, second, f.array(4, "i4"))
+
+
+def text_pair(first: memoryview | None, second: memoryview | None, lengths: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """Two concatenated texts cut by their packed lengths (``first``'s byte length * 65536 + ``second``'s,
+    65535 for NULL), as :func:`text_pair_sql` and ``customer.placement`` pack them."""
+    second_len = (lengths & 0xFFFF).astype(np.int32)
     second_len[second_len == 0xFFFF] = -1
     return text_array(first, lengths >> 16), text_array(second, second_len)
 
@@ -150,8 +155,7 @@ def _decode(data: bytes) -> dict:
     if size % _PLACEMENT.itemsize:
         raise ValueError("a customer's placement value has an unexpected length in the customers' read")
     p = np.frombuffer(packed if size else b"", dtype=_PLACEMENT)
-    second = (p["lengths"] & 0xFFFF).astype(np.int32)
-    second[second == 0xFFFF] = -1
-    return {"customer_id": text_array(ids, p["lengths"] >> 16), "lon": p["lon"].astype("f8"),
-            "lat": p["lat"].astype("f8"), "village_code": text_array(villages, second),
-            "deposit_cents": p["deposit"].astype("i8"), "loan_cents": p["loan"].astype("i8")}
+    customer_ids, village_codes = text_pair(ids, villages, p["lengths"])
+    return {"customer_id": customer_ids, "lon": p["lon"].astype("f8"), "lat": p["lat"].astype("f8"),
+            "village_code": village_codes, "deposit_cents": p["deposit"].astype("i8"),
+            "loan_cents": p["loan"].astype("i8")}
