@@ -179,18 +179,17 @@ def _new_piece(gid: int, i: int) -> str:
 def _leftover_pieces(conn_or_cursor, gid: int) -> list[str]:
     """Tables named as a piece being written for grid ``gid`` (``customer_cell_g{gid}_new_{i}``): committed by
     writers whose write was never attached (a failure, a killed process), whatever their number."""
+    # One pattern, matched in SQL and again here: the names are spelt into DROP TABLE.
+    piece = re.compile(rf"^customer_cell_g{int(gid)}_new_[0-9]+$")
     sql = ("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname ~ %(p)s"
            " AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) ORDER BY 1")
-    args = {"p": f"^customer_cell_g{int(gid)}_new_[0-9]+$"}
+    args = {"p": piece.pattern}
     if isinstance(conn_or_cursor, Connection):
         names = conn_or_cursor.exec_driver_sql(sql, args).scalars().all()
     else:
         conn_or_cursor.execute(sql, args)
         names = [r[0] for r in conn_or_cursor.fetchall()]
-    return [n for n in names if _PIECE.match(n) and n.startswith(f"customer_cell_g{int(gid)}_new_")]
-
-
-_PIECE = re.compile(r"^customer_cell_g[0-9]+_new_[0-9]+$")
+    return [n for n in names if piece.match(n)]
 
 
 def range_key(conn: Connection) -> str:
