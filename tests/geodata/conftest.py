@@ -5,7 +5,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from geodata import DEMO_DATA, assign, grids
+from geodata import DEMO_DATA, assign, grids, partition_write
 from geodata.importers import run_import
 
 SQUARE = shapely.box(106.0, 38.0, 106.4, 38.4)
@@ -53,3 +53,16 @@ def square_grid(engine):
         g = grids.build_grid(conn, county_code="640121", kind="village")
         assign.assign_customers(conn, grid_id=g["id"])
     return g["id"]
+
+
+def fail_indexing_piece(monkeypatch, suffix: str, message: str) -> None:
+    """Make the index build of the partition piece whose table name ends in ``suffix`` raise
+    ``MemoryError(message)`` (the other pieces are indexed as usual)."""
+    real = partition_write._index
+
+    def failing(execute, table):
+        if table.endswith(suffix):
+            raise MemoryError(message)
+        return real(execute, table)
+
+    monkeypatch.setattr(partition_write, "_index", failing)

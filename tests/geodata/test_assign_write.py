@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import text
 
 from geodata import assign, grids, partition_write, pgcopy
+from tests.geodata.conftest import fail_indexing_piece
 from tests.geodata.test_grids_assign import loaded  # noqa: F401  (the fixture: 8 customers, 6 villages)
 
 
@@ -116,14 +117,7 @@ def test_a_half_that_fails_leaves_the_previous_assignment(loaded, monkeypatch): 
         conn.execute(text(f"CREATE TABLE customer_cell_g{gid}_new_0 (LIKE customer_cell)"))
         conn.commit()
     monkeypatch.setattr(partition_write, "SPLIT_ROWS", 4)
-    real = partition_write._index
-
-    def second_half_fails(execute, table):
-        if table.endswith("_new_1"):
-            raise MemoryError("half 2")
-        return real(execute, table)
-
-    monkeypatch.setattr(partition_write, "_index", second_half_fails)
+    fail_indexing_piece(monkeypatch, "_new_1", "half 2")
     with pytest.raises(MemoryError, match="half 2"), loaded.begin() as conn:
         assign.assign_customers(conn, grid_id=gid)
     with loaded.connect() as conn:

@@ -21,6 +21,7 @@ from geodata.assign import HOW
 from geodata.batch import sources, store, tasks
 from geodata.cell_stats import totals_frame
 from geodata.importers import run_import
+from tests.geodata.conftest import fail_indexing_piece
 
 COUNTY = "640181"  # 灵武市
 N = 2000
@@ -170,13 +171,7 @@ def test_a_failing_piece_leaves_the_previous_assignment(engine, county_grid, who
     before, tables = _rows(engine, gid), _tables(engine, gid)
     assert before == whole and len(tables) == 8
     real = partition_write._index
-
-    def fourth_fails(execute, table):
-        if table.endswith("_new_3"):
-            raise MemoryError("piece 4")
-        return real(execute, table)
-
-    monkeypatch.setattr(partition_write, "_index", fourth_fails)
+    fail_indexing_piece(monkeypatch, "_new_3", "piece 4")
     with engine.begin() as conn:  # the failed write must not touch the statistics either
         conn.execute(text("UPDATE cell_stat SET customers = customers + 1000 WHERE grid_id = :g"), {"g": gid})
     changed = _rows(engine, gid)[1]
